@@ -1,0 +1,45 @@
+"""The ``imi`` command: one entry point over ledger, node and identity.
+
+Exit codes: 0 success, 1 rejected or invalid (with the reason), 2 usage error.
+Each command group lives in its own module and is mounted here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cli import devnet, did, genesis, gov, issuer, key, ledger_cmd, node_cmd, sdjwt, wallet
+
+app = typer.Typer(
+    name="imi",
+    help="imi ('i am i'): a permissioned identity ledger. Citizens prove facts about "
+    "themselves with credentials from accredited agencies; anyone verifies against a "
+    "ledger certified by a BFT consortium.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(key.app, name="key")
+app.add_typer(sdjwt.app, name="sdjwt")
+app.add_typer(genesis.app, name="genesis")
+app.add_typer(node_cmd.app, name="node")
+app.add_typer(devnet.app, name="devnet")
+app.add_typer(did.app, name="did")
+app.add_typer(gov.app, name="gov")
+app.add_typer(issuer.app, name="issuer")
+app.add_typer(wallet.app, name="wallet")
+app.add_typer(ledger_cmd.app, name="ledger")
+
+
+def main() -> None:
+    """Console entry point (``imi``)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Every limit and fixed parameter of the ledger, in one place.
+
+Names put the qualifier last (``tx_bytes_max``). Relations between limits are
+asserted at import, so an inconsistent edit fails at once rather than in
+production.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- protocol ----------------------------------------------------------------
+PROTOCOL_VERSION: Final = 1
+HASH_BYTES: Final = 32  # SHA-256
+
+# --- canonical encoding --------------------------------------------------------
+ENCODING_BYTES_MAX: Final = 4 * 1024 * 1024  # any single encoded value
+ENCODING_DEPTH_MAX: Final = 32  # nesting of lists/maps
+ENCODING_ITEMS_MAX: Final = 100_000  # elements in one list or map
+ENCODING_INT_MIN: Final = -(2**64)
+ENCODING_INT_MAX: Final = 2**64 - 1
+
+# --- transactions --------------------------------------------------------------
+TX_BYTES_MAX: Final = 64 * 1024  # encoded signed transaction
+TX_TYPE_CHARS_MAX: Final = 64
+TX_SIGNATURES_MAX: Final = 32  # multi-signature governance transactions
+TX_NONCE_BYTES: Final = 16
+TX_TTL_MS_MAX: Final = 24 * 3600 * 1000  # expires_at_ms - block time
+DID_CHARS_MAX: Final = 256
+KEY_ID_CHARS_MAX: Final = 128
+CHAIN_ID_CHARS_MAX: Final = 64
+
+# --- blocks ----------------------------------------------------------------------
+BLOCK_TXS_MAX: Final = 2_000
+BLOCK_BYTES_MAX: Final = 8 * 1024 * 1024
+VALIDATORS_MAX: Final = 100
+VALIDATOR_NAME_CHARS_MAX: Final = 64
+VALIDATOR_SET_CHANGE_DELAY_HEIGHTS: Final = 2  # a committed change takes effect at h + delay
+BLOCK_TIME_DRIFT_MS_MAX: Final = 30_000  # proposer clock vs validator clock
+
+# --- Merkle log & state ---------------------------------------------------------
+MERKLE_PROOF_HASHES_MAX: Final = 128  # 2**64 leaves need at most 64 for inclusion, 2x for consistency
+STATE_KEY_BYTES_MAX: Final = 256
+STATE_VALUE_BYTES_MAX: Final = 256 * 1024
+STATE_PROOF_NODES_MAX: Final = 256  # depth of the radix tree over 256-bit paths
+
+# --- signatures -------------------------------------------------------------------
+ED25519_PUBLIC_KEY_BYTES: Final = 32
+ED25519_SIGNATURE_BYTES: Final = 64
+ES256_SIGNATURE_BYTES: Final = 64  # r || s, JWS style
+
+# --- relations ---------------------------------------------------------------------
+assert TX_BYTES_MAX * BLOCK_TXS_MAX // 16 <= BLOCK_BYTES_MAX
+assert TX_BYTES_MAX <= ENCODING_BYTES_MAX
+assert STATE_VALUE_BYTES_MAX <= ENCODING_BYTES_MAX
+assert BLOCK_BYTES_MAX <= 2 * ENCODING_BYTES_MAX
+assert VALIDATORS_MAX >= 4
+assert STATE_PROOF_NODES_MAX >= 8 * HASH_BYTES

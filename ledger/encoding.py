@@ -1,0 +1,224 @@
+"""Canonical encoding: the only code that turns values into bytes for hashing or signing.
+
+The format is the *core deterministic encoding* of CBOR (RFC 8949 §4.2.1)
+restricted to a small data model:
+
+=============  ==========================  ===========================
+Python         CBOR                        notes
+=============  ==========================  ===========================
+``None``       simple 22 (0xf6)
+``bool``       simple 20/21 (0xf4/0xf5)
+``int``        major 0 / 1                 -2**64 .. 2**64-1
+``bytes``      major 2
+``str``        major 3                     UTF-8, no lone surrogates
+``list``       major 4                     tuples encode as lists
+``dict``       major 5                     text keys only, sorted by
+                                           their encoded bytes
+=============  ==========================  ===========================
+
+Floats, tags, indefinite lengths, non-shortest heads, unsorted or duplicate
+map keys and trailing bytes are all rejected by :func:`decode`, so that
+``encode(decode(b)) == b`` for every accepted ``b``: one value, one byte string.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+from ledger.constants import (
+    ENCODING_BYTES_MAX,
+    ENCODING_DEPTH_MAX,
+    ENCODING_INT_MAX,
+    ENCODING_INT_MIN,
+    ENCODING_ITEMS_MAX,
+)
+from ledger.errors import EncodingError
+
+Value = Union[None, bool, int, bytes, str, list["Value"], tuple["Value", ...], dict[str, "Value"]]
+
+_MAJOR_UINT = 0
+_MAJOR_NEGINT = 1
+_MAJOR_BYTES = 2
+_MAJOR_TEXT = 3
+_MAJOR_ARRAY = 4
+_MAJOR_MAP = 5
+_FALSE = 0xF4
+_TRUE = 0xF5
+_NULL = 0xF6
+
+
+def _head(major: int, argument: int) -> bytes:
+    """Shortest-form CBOR head for ``argument`` (0 <= argument < 2**64)."""
+    top = major << 5
+    if argument < 24:
+        return bytes([top | argument])
+    if argument < 0x100:
+        return bytes([top | 24, argument])
+    if argument < 0x10000:
+        return bytes([top | 25]) + argument.to_bytes(2, "big")
+    if argument < 0x100000000:
+        return bytes([top | 26]) + argument.to_bytes(4, "big")
+    return bytes([top | 27]) + argument.to_bytes(8, "big")
+
+
+def encode(value: Value) -> bytes:
+    """Encode ``value`` canonically. Raises :class:`EncodingError` on any value outside the model."""
+    out = bytearray()
+    _encode_into(out, value, 0)
+    if len(out) > ENCODING_BYTES_MAX:
+        raise EncodingError(f"encoded value is {len(out)} bytes, limit {ENCODING_BYTES_MAX}")
+    return bytes(out)
+
+
+def _encode_into(out: bytearray, value: Value, depth: int) -> None:
+    if depth > ENCODING_DEPTH_MAX:
+        raise EncodingError(f"nesting deeper than {ENCODING_DEPTH_MAX}")
+    # bool before int: bool is a subclass of int.
+    if value is None:
+        out.append(_NULL)
+    elif value is True:
+        out.append(_TRUE)
+    elif value is False:
+        out.append(_FALSE)
+    elif type(value) is int:
+        if not ENCODING_INT_MIN <= value <= ENCODING_INT_MAX:
+            raise EncodingError(f"integer out of range: {value}")
+        if value >= 0:
+            out += _head(_MAJOR_UINT, value)
+        else:
+            out += _head(_MAJOR_NEGINT, -1 - value)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        out += _head(_MAJOR_BYTES, len(raw))
+        out += raw
+    elif isinstance(value, str):
+        try:
+            raw = value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EncodingError("string is not valid UTF-8 (lone surrogate)") from exc
+        out += _head(_MAJOR_TEXT, len(raw))
+        out += raw
+    elif isinstance(value, (list, tuple)):
+        if len(value) > ENCODING_ITEMS_MAX:
+            raise EncodingError(f"list has more than {ENCODING_ITEMS_MAX} items")
+        out += _head(_MAJOR_ARRAY, len(value))
+        for item in value:
+            _encode_into(out, item, depth + 1)
+    elif isinstance(value, dict):
+        if len(value) > ENCODING_ITEMS_MAX:
+            raise EncodingError(f"map has more than {ENCODING_ITEMS_MAX} entries")
+        entries: list[tuple[bytes, Value]] = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EncodingError(f"map key must be a string, got {type(key).__name__}")
+            key_bytes = bytearray()
+            _encode_into(key_bytes, key, depth + 1)
+            entries.append((bytes(key_bytes), item))
+        entries.sort(key=lambda entry: entry[0])
+        out += _head(_MAJOR_MAP, len(entries))
+        for key_bytes, item in entries:
+            out += key_bytes
+            _encode_into(out, item, depth + 1)
+    else:
+        raise EncodingError(f"type {type(value).__name__} has no canonical encoding")
+
+
+def decode(data: bytes) -> Value:
+    """Decode canonical bytes. Raises :class:`EncodingError` unless ``data`` is exactly one canonical value."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise EncodingError("decode expects bytes")
+    raw = bytes(data)
+    if len(raw) > ENCODING_BYTES_MAX:
+        raise EncodingError(f"input is {len(raw)} bytes, limit {ENCODING_BYTES_MAX}")
+    value, offset = _Decoder(raw).value(0, 0)
+    if offset != len(raw):
+        raise EncodingError(f"{len(raw) - offset} trailing bytes")
+    return value
+
+
+class _Decoder:
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def _take(self, offset: int, count: int) -> bytes:
+        end = offset + count
+        if end > len(self.data):
+            raise EncodingError("truncated input")
+        return self.data[offset:end]
+
+    def _head(self, offset: int) -> tuple[int, int, int]:
+        """Return (major, argument, next offset); rejects non-shortest and indefinite forms."""
+        initial = self._take(offset, 1)[0]
+        major, info = initial >> 5, initial & 0x1F
+        offset += 1
+        if info < 24:
+            return major, info, offset
+        widths = {24: 1, 25: 2, 26: 4, 27: 8}
+        if info not in widths:
+            raise EncodingError(f"unsupported additional info {info} (indefinite length or reserved)")
+        width = widths[info]
+        argument = int.from_bytes(self._take(offset, width), "big")
+        minimum = {1: 24, 2: 0x100, 4: 0x10000, 8: 0x100000000}[width]
+        if argument < minimum:
+            raise EncodingError("integer or length not in shortest form")
+        return major, argument, offset + width
+
+    def value(self, offset: int, depth: int) -> tuple[Value, int]:
+        if depth > ENCODING_DEPTH_MAX:
+            raise EncodingError(f"nesting deeper than {ENCODING_DEPTH_MAX}")
+        initial = self._take(offset, 1)[0]
+        if initial == _NULL:
+            return None, offset + 1
+        if initial == _TRUE:
+            return True, offset + 1
+        if initial == _FALSE:
+            return False, offset + 1
+        major, argument, offset = self._head(offset)
+        if major == _MAJOR_UINT:
+            return argument, offset
+        if major == _MAJOR_NEGINT:
+            return -1 - argument, offset
+        if major == _MAJOR_BYTES:
+            return self._take(offset, argument), offset + argument
+        if major == _MAJOR_TEXT:
+            raw = self._take(offset, argument)
+            try:
+                return raw.decode("utf-8"), offset + argument
+            except UnicodeDecodeError as exc:
+                raise EncodingError("text is not valid UTF-8") from exc
+        if major == _MAJOR_ARRAY:
+            if argument > ENCODING_ITEMS_MAX:
+                raise EncodingError(f"list has more than {ENCODING_ITEMS_MAX} items")
+            items: list[Value] = []
+            for _ in range(argument):
+                item, offset = self.value(offset, depth + 1)
+                items.append(item)
+            return items, offset
+        if major == _MAJOR_MAP:
+            return self._map(offset, argument, depth)
+        raise EncodingError(f"unsupported CBOR major type {major} (tags and floats are not canonical here)")
+
+    def _map(self, offset: int, count: int, depth: int) -> tuple[Value, int]:
+        if count > ENCODING_ITEMS_MAX:
+            raise EncodingError(f"map has more than {ENCODING_ITEMS_MAX} entries")
+        result: dict[str, Value] = {}
+        previous: bytes | None = None
+        for _ in range(count):
+            key_start = offset
+            key, offset = self.value(offset, depth + 1)
+            if not isinstance(key, str):
+                raise EncodingError("map key must be text")
+            key_bytes = self.data[key_start:offset]
+            if previous is not None:
+                if key_bytes == previous:
+                    raise EncodingError(f"duplicate map key {key!r}")
+                if key_bytes < previous:
+                    raise EncodingError("map keys not in canonical order")
+            previous = key_bytes
+            result[key], offset = self.value(offset, depth + 1)
+        return result, offset
+
+
+__all__ = ["Value", "decode", "encode"]
