@@ -1,0 +1,322 @@
+"""Blocks, votes and commit certificates.
+
+A block header commits to everything a verifier needs: the previous header,
+the block's transactions (RFC 9162 Merkle root of tx ids), the append-only log
+of every transaction so far (root and size), the state root *after* executing
+the block (execute-then-vote), the validator set that certifies this block and
+the one that certifies the next.
+
+A commit certificate is a set of precommit signatures for one header hash, from
+validators holding more than 2/3 of the power of the set named in that header.
+Anyone holding the genesis can check the whole chain: see :mod:`ledger.chain`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ledger.constants import BLOCK_TXS_MAX, HASH_BYTES, PROTOCOL_VERSION
+from ledger.encoding import Value, encode
+from ledger.errors import BlockError, CertificateError, TransactionError
+from ledger.hashing import HashTag, hash_value, tagged_hash
+from ledger.keys import SigningKey, b64url_decode, b64url_encode
+from ledger.tx import Transaction
+from ledger.validators import ValidatorSet
+
+EMPTY_MERKLE_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({}) = SHA-256()
+
+PREVOTE = "prevote"
+PRECOMMIT = "precommit"
+VOTE_KINDS = (PREVOTE, PRECOMMIT)
+
+_HEADER_FIELDS = (
+    "v", "chain_id", "height", "round", "prev_hash", "time_ms", "tx_root", "tx_count",
+    "log_root", "log_size", "state_root", "validator_set_hash", "next_validator_set_hash",
+    "proposer",
+)
+_HASH_FIELDS = frozenset({
+    "prev_hash", "tx_root", "log_root", "state_root", "validator_set_hash", "next_validator_set_hash",
+})
+_INT_FIELDS = frozenset({"v", "height", "round", "time_ms", "tx_count", "log_size"})
+
+
+def merkle_leaf_hash(data: bytes) -> bytes:
+    return tagged_hash(HashTag.MERKLE_LEAF, data)
+
+
+def merkle_root(leaves: list[bytes]) -> bytes:
+    """RFC 9162 MTH over raw leaf data (small lists: a block's tx ids)."""
+    if not leaves:
+        return EMPTY_MERKLE_ROOT
+    level = [merkle_leaf_hash(d) for d in leaves]
+    return _root_of_hashes(level)
+
+
+def _root_of_hashes(hashes: list[bytes]) -> bytes:
+    if len(hashes) == 1:
+        return hashes[0]
+    split = 1
+    while split * 2 < len(hashes):
+        split *= 2
+    left = _root_of_hashes(hashes[:split])
+    right = _root_of_hashes(hashes[split:])
+    return tagged_hash(HashTag.MERKLE_NODE, left + right)
+
+
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader:
+    chain_id: str
+    height: int
+    round: int
+    prev_hash: bytes
+    time_ms: int
+    tx_root: bytes
+    tx_count: int
+    log_root: bytes
+    log_size: int
+    state_root: bytes
+    validator_set_hash: bytes
+    next_validator_set_hash: bytes
+    proposer: str  # key id of the proposing validator
+    hash: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in _HASH_FIELDS:
+            if len(getattr(self, name)) != HASH_BYTES:
+                raise BlockError(f"header.{name} must be {HASH_BYTES} bytes", reason="bad-header")
+        if self.height < 1 or self.round < 0 or self.time_ms < 0 or self.tx_count < 0 or self.log_size < 0:
+            raise BlockError("header integers out of range", reason="bad-header")
+        object.__setattr__(self, "hash", hash_value(HashTag.BLOCK_HEADER, self.to_value()))
+
+    def to_value(self) -> dict[str, Value]:
+        value: dict[str, Value] = {"v": PROTOCOL_VERSION}
+        for name in _HEADER_FIELDS[1:]:
+            value[name] = getattr(self, name)
+        return value
+
+    @classmethod
+    def from_value(cls, value: Value) -> "BlockHeader":
+        if not isinstance(value, dict) or set(value) != set(_HEADER_FIELDS):
+            raise BlockError("header: wrong fields", reason="bad-header")
+        if value["v"] != PROTOCOL_VERSION:
+            raise BlockError("header: unsupported version", reason="unsupported-version")
+        args: dict[str, Any] = {}
+        for name in _HEADER_FIELDS[1:]:
+            item = value[name]
+            if name in _HASH_FIELDS:
+                ok = isinstance(item, bytes)
+            elif name in _INT_FIELDS:
+                ok = type(item) is int
+            else:
+                ok = isinstance(item, str)
+            if not ok:
+                raise BlockError(f"header.{name}: wrong type", reason="bad-header")
+            args[name] = item
+        return cls(**args)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"hash": self.hash.hex()}
+        for name in _HEADER_FIELDS[1:]:
+            item = getattr(self, name)
+            out[name] = item.hex() if isinstance(item, bytes) else item
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> "BlockHeader":
+        """Parse the JSON view; if it carries ``hash``, it must match."""
+        if not isinstance(obj, Mapping):
+            raise BlockError("header must be an object", reason="bad-header")
+        value: dict[str, Value] = {"v": PROTOCOL_VERSION}
+        try:
+            for name in _HEADER_FIELDS[1:]:
+                item = obj[name]
+                value[name] = bytes.fromhex(item) if name in _HASH_FIELDS else item
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BlockError(f"header JSON: {exc}", reason="bad-header") from exc
+        header = cls.from_value(value)
+        if "hash" in obj and obj["hash"] != header.hash.hex():
+            raise BlockError("header hash does not match its fields", reason="bad-header")
+        return header
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A prevote or precommit for a block hash (``None`` = nil) at (height, round)."""
+
+    chain_id: str
+    height: int
+    round: int
+    kind: str
+    block_hash: bytes | None
+    validator: str  # key id
+    signature: bytes = b""
+
+    def signing_bytes(self) -> bytes:
+        """The 32-byte digest a validator signs (VOTE tag over the unsigned vote)."""
+        return hash_value(HashTag.VOTE, self.body_value())
+
+    def body_value(self) -> dict[str, Value]:
+        return {
+            "chain_id": self.chain_id, "height": self.height, "round": self.round,
+            "kind": self.kind, "block_hash": self.block_hash, "validator": self.validator,
+        }
+
+    def to_value(self) -> dict[str, Value]:
+        value = self.body_value()
+        value["sig"] = self.signature
+        return value
+
+    @classmethod
+    def from_value(cls, value: Value) -> "Vote":
+        fields = {"chain_id", "height", "round", "kind", "block_hash", "validator", "sig"}
+        if not isinstance(value, dict) or set(value) != fields:
+            raise BlockError("vote: wrong fields", reason="bad-vote")
+        bh = value["block_hash"]
+        if not (isinstance(value["chain_id"], str) and type(value["height"]) is int
+                and type(value["round"]) is int and value["kind"] in VOTE_KINDS
+                and (bh is None or (isinstance(bh, bytes) and len(bh) == HASH_BYTES))
+                and isinstance(value["validator"], str) and isinstance(value["sig"], bytes)):
+            raise BlockError("vote: wrong field types", reason="bad-vote")
+        return cls(value["chain_id"], value["height"], value["round"], value["kind"], bh,
+                   value["validator"], value["sig"])
+
+    def signed(self, key: SigningKey) -> "Vote":
+        return Vote(self.chain_id, self.height, self.round, self.kind, self.block_hash,
+                    self.validator, key.sign(self.signing_bytes()))
+
+    def verify(self, validators: ValidatorSet) -> bool:
+        member = validators.get(self.validator)
+        return member is not None and member.public_key.verify(self.signing_bytes(), self.signature)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitCertificate:
+    """Precommit signatures (validator key id → signature) for one block at one round."""
+
+    chain_id: str
+    height: int
+    round: int
+    block_hash: bytes
+    signatures: tuple[tuple[str, bytes], ...]
+
+    def precommit(self, validator: str, signature: bytes = b"") -> Vote:
+        return Vote(self.chain_id, self.height, self.round, PRECOMMIT, self.block_hash, validator, signature)
+
+    def verify(self, header: BlockHeader, validators: ValidatorSet) -> None:
+        """Raise :class:`CertificateError` unless > 2/3 of ``validators`` precommitted ``header``.
+
+        Requires ``validators.hash == header.validator_set_hash`` (checked here).
+        """
+        if validators.hash != header.validator_set_hash:
+            raise CertificateError("certificate checked against the wrong validator set",
+                                   reason="wrong-validator-set")
+        if (self.block_hash != header.hash or self.height != header.height
+                or self.chain_id != header.chain_id):
+            raise CertificateError("certificate is for another block", reason="certificate-mismatch")
+        seen: set[str] = set()
+        for validator, signature in self.signatures:
+            if validator in seen:
+                raise CertificateError("duplicate signer in certificate", reason="duplicate-signer")
+            seen.add(validator)
+            member = validators.get(validator)
+            if member is None:
+                raise CertificateError(f"signer {validator} is not a validator", reason="unknown-signer")
+            vote = self.precommit(validator)
+            if not member.public_key.verify(vote.signing_bytes(), signature):
+                raise CertificateError(f"invalid precommit signature by {validator}",
+                                       reason="bad-certificate-signature")
+        if not validators.has_quorum(seen):
+            raise CertificateError(
+                f"signers hold {validators.power_of(seen)} of {validators.total_power} power; "
+                f"{validators.quorum_power} needed", reason="insufficient-quorum")
+
+    def to_value(self) -> dict[str, Value]:
+        return {
+            "chain_id": self.chain_id, "height": self.height, "round": self.round,
+            "block_hash": self.block_hash,
+            "sigs": [[v, s] for v, s in self.signatures],
+        }
+
+    @classmethod
+    def from_value(cls, value: Value) -> "CommitCertificate":
+        fields = {"chain_id", "height", "round", "block_hash", "sigs"}
+        if not isinstance(value, dict) or set(value) != fields:
+            raise CertificateError("certificate: wrong fields", reason="bad-certificate")
+        sigs = value["sigs"]
+        if not (isinstance(value["chain_id"], str) and type(value["height"]) is int
+                and type(value["round"]) is int and isinstance(value["block_hash"], bytes)
+                and isinstance(sigs, list)):
+            raise CertificateError("certificate: wrong field types", reason="bad-certificate")
+        pairs: list[tuple[str, bytes]] = []
+        for pair in sigs:
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+                    and isinstance(pair[1], bytes)):
+                raise CertificateError("certificate: bad signature entry", reason="bad-certificate")
+            pairs.append((pair[0], pair[1]))
+        return cls(value["chain_id"], value["height"], value["round"], value["block_hash"], tuple(pairs))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id, "height": self.height, "round": self.round,
+            "block_hash": self.block_hash.hex(),
+            "signatures": [{"validator": v, "sig": b64url_encode(s)} for v, s in self.signatures],
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> "CommitCertificate":
+        try:
+            pairs = tuple((str(e["validator"]), b64url_decode(e["sig"])) for e in obj["signatures"])
+            return cls(str(obj["chain_id"]), int(obj["height"]), int(obj["round"]),
+                       bytes.fromhex(obj["block_hash"]), pairs)
+        except Exception as exc:  # any malformed input becomes one typed error
+            raise CertificateError(f"certificate JSON: {exc}", reason="bad-certificate") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    header: BlockHeader
+    txs: tuple[Transaction, ...]
+
+    def check_body(self) -> None:
+        """The body matches the header: count and Merkle root of tx ids."""
+        if len(self.txs) > BLOCK_TXS_MAX:
+            raise BlockError(f"more than {BLOCK_TXS_MAX} transactions", reason="block-too-large")
+        if len(self.txs) != self.header.tx_count:
+            raise BlockError("tx_count does not match the body", reason="tx-root-mismatch")
+        if merkle_root([t.tx_id for t in self.txs]) != self.header.tx_root:
+            raise BlockError("tx_root does not match the body", reason="tx-root-mismatch")
+
+    @property
+    def hash(self) -> bytes:
+        return self.header.hash
+
+    def to_value(self) -> dict[str, Value]:
+        return {"header": self.header.to_value(), "txs": [t.to_value() for t in self.txs]}
+
+    def to_bytes(self) -> bytes:
+        return encode(self.to_value())
+
+    @classmethod
+    def from_value(cls, value: Value) -> "Block":
+        if not isinstance(value, dict) or set(value) != {"header", "txs"} or not isinstance(value["txs"], list):
+            raise BlockError("block: wrong fields", reason="bad-block")
+        try:
+            txs = tuple(Transaction.from_value(t) for t in value["txs"])
+        except TransactionError as exc:
+            raise BlockError(f"block transaction: {exc}", reason="bad-block") from exc
+        return cls(BlockHeader.from_value(value["header"]), txs)
+
+
+__all__ = [
+    "PRECOMMIT",
+    "PREVOTE",
+    "Block",
+    "BlockHeader",
+    "CommitCertificate",
+    "Vote",
+    "merkle_root",
+]

@@ -1,0 +1,126 @@
+"""The validator set: who may certify blocks, and with what voting power.
+
+A set is ordered by key id, hashed canonically (``VALIDATOR_SET`` tag) and
+carried by hash in every block header. The quorum is the smallest power strictly
+greater than two thirds of the total, so any two quorums share an honest member
+when at most f of n = 3f+1 are faulty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ledger.constants import HASH_BYTES, VALIDATOR_NAME_CHARS_MAX, VALIDATORS_MAX
+from ledger.encoding import Value
+from ledger.errors import BlockError, KeyError_
+from ledger.hashing import HashTag, hash_value
+from ledger.keys import ALG_EDDSA, PublicKey
+
+_VALIDATOR_FIELDS = frozenset({"name", "jwk", "power", "address", "tls_spki_sha256"})
+
+
+@dataclass(frozen=True, slots=True)
+class Validator:
+    """One validator: its consensus key (Ed25519), power, address and pinned TLS key digest."""
+
+    name: str
+    public_key: PublicKey
+    power: int
+    address: str  # "host:port" of its validator transport
+    tls_spki_sha256: bytes  # SHA-256 of the DER SubjectPublicKeyInfo of its TLS key
+
+    def __post_init__(self) -> None:
+        if self.public_key.alg != ALG_EDDSA:
+            raise BlockError("validator keys are Ed25519", reason="bad-validator")
+        if not 0 < len(self.name) <= VALIDATOR_NAME_CHARS_MAX:
+            raise BlockError("validator name empty or too long", reason="bad-validator")
+        if not 0 < self.power < 2**32:
+            raise BlockError("validator power out of range", reason="bad-validator")
+        if len(self.tls_spki_sha256) != HASH_BYTES:
+            raise BlockError("tls_spki_sha256 must be 32 bytes", reason="bad-validator")
+
+    @property
+    def key_id(self) -> str:
+        return self.public_key.key_id
+
+    def to_value(self) -> dict[str, Value]:
+        return {
+            "name": self.name,
+            "jwk": dict(self.public_key.to_jwk()),
+            "power": self.power,
+            "address": self.address,
+            "tls_spki_sha256": self.tls_spki_sha256,
+        }
+
+    @classmethod
+    def from_value(cls, value: Value) -> "Validator":
+        if not isinstance(value, dict) or set(value) != _VALIDATOR_FIELDS:
+            raise BlockError("validator: wrong fields", reason="bad-validator")
+        jwk, name, power, address, spki = (
+            value["jwk"], value["name"], value["power"], value["address"], value["tls_spki_sha256"],
+        )
+        if not (isinstance(jwk, dict) and isinstance(name, str) and type(power) is int
+                and isinstance(address, str) and isinstance(spki, bytes)):
+            raise BlockError("validator: wrong field types", reason="bad-validator")
+        try:
+            key = PublicKey.from_jwk(jwk)
+        except KeyError_ as exc:
+            raise BlockError(f"validator key: {exc}", reason="bad-validator") from exc
+        return cls(name, key, power, address, spki)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorSet:
+    """An ordered, hashed validator set. Construct with :meth:`of`."""
+
+    validators: tuple[Validator, ...]
+    total_power: int = field(init=False)
+    quorum_power: int = field(init=False)
+    hash: bytes = field(init=False, repr=False)
+    _by_id: dict[str, Validator] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.validators) <= VALIDATORS_MAX:
+            raise BlockError(f"validator set must have 1..{VALIDATORS_MAX} members", reason="bad-validator-set")
+        ids = [v.key_id for v in self.validators]
+        if ids != sorted(ids) or len(set(ids)) != len(ids):
+            raise BlockError("validator set must be sorted by key id, without duplicates", reason="bad-validator-set")
+        total = sum(v.power for v in self.validators)
+        object.__setattr__(self, "total_power", total)
+        object.__setattr__(self, "quorum_power", total * 2 // 3 + 1)
+        object.__setattr__(self, "hash", hash_value(HashTag.VALIDATOR_SET, self.to_value()))
+        object.__setattr__(self, "_by_id", {v.key_id: v for v in self.validators})
+
+    @classmethod
+    def of(cls, validators: Iterable[Validator]) -> "ValidatorSet":
+        return cls(tuple(sorted(validators, key=lambda v: v.key_id)))
+
+    def __len__(self) -> int:
+        return len(self.validators)
+
+    def get(self, key_id: str) -> Validator | None:
+        return self._by_id.get(key_id)
+
+    def power_of(self, key_ids: Iterable[str]) -> int:
+        return sum(self._by_id[k].power for k in set(key_ids) if k in self._by_id)
+
+    def has_quorum(self, key_ids: Iterable[str]) -> bool:
+        """True iff the distinct members among ``key_ids`` hold more than 2/3 of the power."""
+        return self.power_of(key_ids) >= self.quorum_power
+
+    def proposer(self, height: int, round_: int) -> Validator:
+        """Deterministic round-robin proposer for (height, round)."""
+        return self.validators[(height + round_) % len(self.validators)]
+
+    def to_value(self) -> list[Value]:
+        return [v.to_value() for v in self.validators]
+
+    @classmethod
+    def from_value(cls, value: Value) -> "ValidatorSet":
+        if not isinstance(value, list):
+            raise BlockError("validator set must be a list", reason="bad-validator-set")
+        return cls(tuple(Validator.from_value(v) for v in value))
+
+
+__all__ = ["Validator", "ValidatorSet"]
