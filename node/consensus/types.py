@@ -1,0 +1,94 @@
+"""The contract between the consensus core and whoever drives it.
+
+The core (:mod:`node.consensus.core`) is a pure state machine in the style of
+etcd-io/raft: the driver hands it messages (``step``) and ticks (``tick``), and
+after each call reads a :class:`Ready` that says, in this order,
+
+1. ``persist`` — records to write durably (WAL) *before* anything is sent;
+2. ``send``    — messages to send (``to=None`` means broadcast to all validators);
+3. ``committed`` — blocks decided, each with its commit certificate, to apply;
+4. ``evidence`` — pairs of conflicting signed votes (equivocation).
+
+Time inside the core is abstract ticks. The application (block building and
+re-execution, the validator set at a height, committed blocks for lagging peers)
+is reached only through :class:`Application`, so the same core runs in the real
+node and in the seeded simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ledger.block import Block, CommitCertificate, Vote
+from ledger.encoding import Value
+from ledger.validators import ValidatorSet
+
+
+class Application(Protocol):
+    """What the core needs from the ledger. Implementations must be deterministic."""
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The set that certifies block ``height`` (known for last committed height + 1)."""
+        ...
+
+    def build_block(self, height: int, round_: int) -> Block:
+        """Proposer side: pick transactions, execute them, return a block whose header
+        carries the resulting state root (execute-then-vote)."""
+        ...
+
+    def validate_block(self, block: Block) -> bool:
+        """Validator side: re-execute ``block`` on the last committed state and return
+        True only if its header (links, roots, time, proposer) is reproduced exactly."""
+        ...
+
+    def committed_block(self, height: int) -> tuple[Block, CommitCertificate] | None:
+        """A block this node has committed, to help a lagging peer (None if unknown)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A message to send. ``to`` is a validator key id, or None for broadcast."""
+
+    message: "Message"
+    to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    persist: tuple[Value, ...] = ()
+    send: tuple[Envelope, ...] = ()
+    committed: tuple[tuple[Block, CommitCertificate], ...] = ()
+    evidence: tuple[tuple[Vote, Vote], ...] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.persist or self.send or self.committed or self.evidence)
+
+
+# A Message is one of the frozen dataclasses defined in node.consensus.messages
+# (Proposal, Vote from ledger.block, CommitMessage for catch-up, ...).
+Message = object
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Timeouts in ticks; round r waits ``base + r * delta`` (they grow with the round)."""
+
+    propose_base: int = 30
+    propose_delta: int = 10
+    prevote_base: int = 10
+    prevote_delta: int = 5
+    precommit_base: int = 10
+    precommit_delta: int = 5
+    commit_ticks: int = 1  # pause after a commit before the next height starts
+    rebroadcast_ticks: int = 20  # resend own current-round messages when stuck
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    chain_id: str
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+__all__ = ["Application", "CoreConfig", "Envelope", "Message", "Ready", "Timeouts"]
