@@ -1,0 +1,64 @@
+"""Limits and fixed parameters of credentials (SD-JWT VC), in one place.
+
+Names put the qualifier last (``presentation_chars_max``). Relations between
+limits are asserted at import so an inconsistent edit fails at once.
+All times are integer seconds since the Unix epoch (``NumericDate``, RFC 7519).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- formats ---------------------------------------------------------------------
+TYP_SD_JWT_VC: Final = "dc+sd-jwt"  # SD-JWT VC header typ
+TYP_KB_JWT: Final = "kb+jwt"  # RFC 9901 §4.3
+SD_ALG: Final = "sha-256"  # the only _sd_alg we issue and accept
+SD_KEY: Final = "_sd"
+SD_ALG_KEY: Final = "_sd_alg"
+ARRAY_DIGEST_KEY: Final = "..."
+SEPARATOR: Final = "~"
+ALLOWED_ALGS: Final = frozenset({"EdDSA", "ES256"})  # never none, never HS*
+
+# Claims SD-JWT VC forbids to be selectively disclosable; they stay in the clear.
+NEVER_DISCLOSABLE_CLAIMS: Final = frozenset({"iss", "nbf", "exp", "cnf", "vct", "status", "iat"})
+# Claim names a disclosure may never carry (RFC 9901 §7.1 step 3.c.ii.C).
+RESERVED_CLAIM_NAMES: Final = frozenset({SD_KEY, ARRAY_DIGEST_KEY})
+
+# --- issuance -----------------------------------------------------------------------
+SALT_BYTES: Final = 16  # 128 bits, RFC 9901 §9.3
+DECOYS_PER_OBJECT_MIN: Final = 1
+DECOYS_PER_OBJECT_MAX: Final = 3
+AGE_THRESHOLDS: Final = (16, 18, 65)  # age_equal_or_over members derived from birthdate
+AGE_PREDICATE_CLAIM: Final = "age_equal_or_over"
+BIRTHDATE_CLAIM: Final = "birthdate"
+CREDENTIAL_LIFETIME_S_DEFAULT: Final = 365 * 24 * 3600
+
+# --- parsing limits (strict verifier) ------------------------------------------------
+PRESENTATION_CHARS_MAX: Final = 64 * 1024  # whole compact SD-JWT(+KB)
+JWS_CHARS_MAX: Final = 32 * 1024  # issuer-signed JWT or KB-JWT
+DISCLOSURE_CHARS_MAX: Final = 8 * 1024  # one base64url disclosure
+DISCLOSURES_MAX: Final = 256
+DIGESTS_MAX: Final = 2048  # _sd digests plus array digests in one credential
+JSON_DEPTH_MAX: Final = 16  # nesting of JSON values inside a credential
+KB_JWT_CHARS_MAX: Final = 4 * 1024
+
+# --- time ----------------------------------------------------------------------------
+CLOCK_SKEW_S: Final = 60  # tolerated clock difference for exp / nbf / iat
+KB_IAT_WINDOW_S: Final = 300  # a KB-JWT older than this is stale (replay window)
+STATUS_LIST_AGE_S_MAX: Final = 3600  # a cached status list older than this is stale
+
+# --- token status list (draft-ietf-oauth-status-list) -----------------------------
+STATUS_VALID: Final = 0
+STATUS_INVALID: Final = 1
+STATUS_SUSPENDED: Final = 2
+
+# --- relations -----------------------------------------------------------------------
+assert SALT_BYTES >= 16
+assert 0 <= DECOYS_PER_OBJECT_MIN <= DECOYS_PER_OBJECT_MAX
+assert JWS_CHARS_MAX < PRESENTATION_CHARS_MAX
+assert KB_JWT_CHARS_MAX < PRESENTATION_CHARS_MAX
+assert DISCLOSURE_CHARS_MAX < PRESENTATION_CHARS_MAX
+assert DISCLOSURES_MAX <= DIGESTS_MAX
+assert CLOCK_SKEW_S < KB_IAT_WINDOW_S
+assert NEVER_DISCLOSABLE_CLAIMS.isdisjoint(RESERVED_CLAIM_NAMES)
+assert ALLOWED_ALGS == {"EdDSA", "ES256"}

@@ -1,0 +1,185 @@
+"""Compact JWS (RFC 7515) with EdDSA and ES256 only, and strict JSON for JOSE.
+
+Parsing is strict: exactly three dot-separated canonical base64url parts, a
+protected header and payload that are JSON objects without duplicate member
+names, NaN/Infinity or excessive nesting, an ``alg`` from the allow-list
+(``EdDSA``, ``ES256``; never ``none`` or ``HS*``) and no ``crit``. JSON here is
+RFC 8259 text; canonical CBOR (``ledger.encoding``) is for the ledger only.
+
+Every failure raises :class:`identity.errors.FormatError` (reason
+``malformed-jws``, ``malformed-json``, ``too-large``) or, for the algorithm,
+reason ``alg-not-allowed``. ``verify`` returns a bool; callers decide the error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import nacl.exceptions
+import nacl.signing
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from identity.constants import ALLOWED_ALGS, JSON_DEPTH_MAX, JWS_CHARS_MAX
+from identity.errors import FormatError
+from ledger.errors import KeyError_
+from ledger.keys import ALG_EDDSA, PublicKey, SigningKey, b64url_decode, b64url_encode
+
+JsonObject = dict[str, Any]
+
+
+# --- JSON -----------------------------------------------------------------------------
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> JsonObject:
+    obj: JsonObject = {}
+    for name, value in pairs:
+        if name in obj:
+            raise FormatError(f"duplicate JSON member {name!r}", reason="malformed-json")
+        obj[name] = value
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise FormatError(f"JSON constant {name} is not allowed", reason="malformed-json")
+
+
+def _depth(value: Any, limit: int) -> None:
+    """Raise if ``value`` nests deeper than ``limit`` containers."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                raise FormatError("JSON nests too deeply", reason="malformed-json")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def json_loads(data: bytes) -> Any:
+    """Parse UTF-8 JSON strictly (no duplicate names, no NaN, depth ≤ JSON_DEPTH_MAX)."""
+    try:
+        text = data.decode("utf-8")
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
+        )
+    except FormatError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FormatError("not valid JSON", reason="malformed-json") from exc
+    _depth(value, JSON_DEPTH_MAX)
+    return value
+
+
+def json_dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON for JOSE objects and disclosures."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
+
+
+def b64_json(part: str) -> Any:
+    """Decode one base64url part into JSON; FormatError on any defect."""
+    try:
+        raw = b64url_decode(part)
+    except KeyError_ as exc:
+        raise FormatError("not canonical base64url", reason="malformed-jws") from exc
+    return json_loads(raw)
+
+
+# --- keys -----------------------------------------------------------------------------
+class PreparedKey:
+    """A public key parsed once into its library object, so repeated checks are cheap."""
+
+    __slots__ = ("public_key", "_ed", "_ec")
+
+    def __init__(self, public_key: PublicKey) -> None:
+        self.public_key = public_key
+        self._ed: nacl.signing.VerifyKey | None = None
+        self._ec: ec.EllipticCurvePublicKey | None = None
+        if public_key.alg == ALG_EDDSA:
+            self._ed = nacl.signing.VerifyKey(public_key.raw)
+        else:
+            self._ec = ec.EllipticCurvePublicKey.from_encoded_point(
+                ec.SECP256R1(), public_key.raw
+            )
+
+    @property
+    def alg(self) -> str:
+        return self.public_key.alg
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """True iff ``signature`` (64 bytes, JWS form) signs ``message`` under this key."""
+        if len(signature) != 64:
+            return False
+        if self._ed is not None:
+            try:
+                self._ed.verify(message, signature)
+                return True
+            except (nacl.exceptions.BadSignatureError, ValueError):
+                return False
+        assert self._ec is not None
+        r = int.from_bytes(signature[:32], "big")
+        s = int.from_bytes(signature[32:], "big")
+        try:
+            self._ec.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+            return True
+        except InvalidSignature:
+            return False
+
+
+# --- JWS ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Jws:
+    """A parsed (not yet verified) compact JWS."""
+
+    header: JsonObject
+    payload: JsonObject
+    signing_input: bytes  # ASCII ``b64(header) . b64(payload)``
+    signature: bytes
+
+    @property
+    def alg(self) -> str:
+        return str(self.header["alg"])
+
+    def verify(self, key: PreparedKey) -> bool:
+        """True iff the key's algorithm is the header's and the signature checks."""
+        return key.alg == self.alg and key.verify(self.signing_input, self.signature)
+
+
+def parse(token: str, *, chars_max: int = JWS_CHARS_MAX) -> Jws:
+    """Parse a compact JWS strictly. Precondition: ``token`` is a str."""
+    if len(token) > chars_max:
+        raise FormatError("JWS exceeds the size limit", reason="too-large")
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise FormatError("JWS must have three non-empty parts", reason="malformed-jws")
+    header = b64_json(parts[0])
+    payload = b64_json(parts[1])
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise FormatError("JWS header and payload must be JSON objects", reason="malformed-jws")
+    try:
+        signature = b64url_decode(parts[2])
+    except KeyError_ as exc:
+        raise FormatError("JWS signature is not base64url", reason="malformed-jws") from exc
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALLOWED_ALGS:
+        raise FormatError(f"algorithm {alg!r} is not allowed", reason="alg-not-allowed")
+    if "crit" in header:
+        # We understand no extension, so RFC 7515 §4.1.11 obliges us to reject.
+        raise FormatError("critical header parameters are not supported", reason="malformed-jws")
+    signing_input = (parts[0] + "." + parts[1]).encode("ascii")
+    return Jws(header, payload, signing_input, signature)
+
+
+def sign(header: Mapping[str, Any], payload: Mapping[str, Any], key: SigningKey) -> str:
+    """Compact JWS over ``payload``; ``alg`` is set from the key and overrides the header's."""
+    full_header = dict(header)
+    full_header["alg"] = key.alg
+    signing_input = b64url_encode(json_dumps(full_header)) + "." + b64url_encode(json_dumps(payload))
+    return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
+
+
+__all__ = ["Jws", "PreparedKey", "b64_json", "json_dumps", "json_loads", "parse", "sign"]

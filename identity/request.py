@@ -1,0 +1,127 @@
+"""The verifier's question, independent of credential format, and the answer check.
+
+A :class:`PresentationRequest` says which credential types are accepted
+(``vct``), which claims must be disclosed (paths like ``address.locality``),
+which predicates must hold (paths whose disclosed value must be ``true``, like
+``age_equal_or_over.18``), which issuers are trusted, the ``nonce`` and
+``aud`` the holder must bind, and the maximum credential age in seconds.
+
+``paths_to_disclose`` is what a wallet should reveal — no more. ``check_answer``
+raises :class:`identity.errors.RequestError` (reasons ``vct-not-accepted``,
+``issuer-not-trusted``, ``claim-not-disclosed``, ``predicate-not-satisfied``,
+``credential-too-old``) when verified claims do not answer the question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from identity.errors import RequestError
+from identity.presentation import split_path
+
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class PresentationRequest:
+    """What a verifier asks. Empty ``vct``/``trusted_issuers`` mean "any"; ``max_age_s``
+    is seconds since the credential's ``iat`` (None: no limit)."""
+
+    nonce: str
+    aud: str
+    vct: frozenset[str] = frozenset()
+    claims: tuple[str, ...] = ()
+    predicates: tuple[str, ...] = ()
+    trusted_issuers: frozenset[str] = frozenset()
+    max_age_s: int | None = None
+    require_key_binding: bool = True
+
+    def __post_init__(self) -> None:
+        for path in (*self.claims, *self.predicates):
+            split_path(path)
+        if not self.nonce or not self.aud:
+            raise ValueError("a request needs a non-empty nonce and aud")
+        if self.max_age_s is not None and self.max_age_s < 0:
+            raise ValueError("max_age_s must be non-negative")
+
+    def paths_to_disclose(self) -> tuple[str, ...]:
+        """Claims and predicates, in order, without repeats: the minimum disclosure."""
+        return tuple(dict.fromkeys((*self.claims, *self.predicates)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nonce": self.nonce,
+            "aud": self.aud,
+            "vct": sorted(self.vct),
+            "claims": list(self.claims),
+            "predicates": list(self.predicates),
+            "trusted_issuers": sorted(self.trusted_issuers),
+            "max_age_s": self.max_age_s,
+            "require_key_binding": self.require_key_binding,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "PresentationRequest":
+        """Build from the JSON form of :meth:`to_json`; raises ValueError on a bad shape."""
+        def strings(name: str) -> tuple[str, ...]:
+            value = data.get(name, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{name} must be a list of strings")
+            return tuple(value)
+
+        max_age = data.get("max_age_s")
+        if max_age is not None and (not isinstance(max_age, int) or isinstance(max_age, bool)):
+            raise ValueError("max_age_s must be an integer")
+        nonce, aud = data.get("nonce"), data.get("aud")
+        if not isinstance(nonce, str) or not isinstance(aud, str):
+            raise ValueError("nonce and aud must be strings")
+        return cls(
+            nonce=nonce,
+            aud=aud,
+            vct=frozenset(strings("vct")),
+            claims=strings("claims"),
+            predicates=strings("predicates"),
+            trusted_issuers=frozenset(strings("trusted_issuers")),
+            max_age_s=max_age,
+            require_key_binding=bool(data.get("require_key_binding", True)),
+        )
+
+
+def lookup(claims: Any, path: str) -> Any:
+    """Value at ``path`` in disclosed claims, or a private sentinel when absent."""
+    node = claims
+    for segment in split_path(path):
+        if isinstance(node, dict) and segment in node:
+            node = node[segment]
+        elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
+            node = node[int(segment)]
+        else:
+            return _MISSING
+    return node
+
+
+def check_answer(
+    request: PresentationRequest, claims: Mapping[str, Any], *, now: int
+) -> None:
+    """Raise RequestError unless verified, disclosed ``claims`` answer ``request`` at ``now``."""
+    if request.vct and claims.get("vct") not in request.vct:
+        raise RequestError("credential type is not accepted", reason="vct-not-accepted")
+    if request.trusted_issuers and claims.get("iss") not in request.trusted_issuers:
+        raise RequestError("issuer is not trusted by this verifier", reason="issuer-not-trusted")
+    for path in request.claims:
+        if lookup(claims, path) is _MISSING:
+            raise RequestError(f"claim {path!r} was not disclosed", reason="claim-not-disclosed")
+    for path in request.predicates:
+        value = lookup(claims, path)
+        if value is _MISSING:
+            raise RequestError(f"predicate {path!r} was not disclosed", reason="claim-not-disclosed")
+        if value is not True:
+            raise RequestError(f"predicate {path!r} is not satisfied", reason="predicate-not-satisfied")
+    if request.max_age_s is not None:
+        iat = claims.get("iat")
+        if not isinstance(iat, int) or now - iat > request.max_age_s:
+            raise RequestError("credential is older than allowed", reason="credential-too-old")
+
+
+__all__ = ["PresentationRequest", "check_answer", "lookup"]

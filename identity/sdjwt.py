@@ -1,0 +1,251 @@
+"""Issuance of SD-JWT VCs (RFC 9901, draft-ietf-oauth-sd-jwt-vc), compact form.
+
+``<issuer-signed JWT>~<disclosure>~...~``. Every claim is selectively
+disclosable except those SD-JWT VC keeps in the clear (``iss``, ``iat``,
+``nbf``, ``exp``, ``cnf``, ``vct``, ``status``): each top-level claim, each
+member of a nested object and each array element gets its own disclosure, so
+a holder can reveal ``address.locality`` without ``address.street_address``.
+Each object carrying digests also carries decoy digests, and digests are
+sorted, so neither the count nor the order of claims leaks.
+
+A ``birthdate`` (``YYYY-MM-DD``) yields ``age_equal_or_over`` {"16", "18",
+"65": bool}, computed on the UTC day of ``iat``; each threshold is its own
+disclosure so the holder can show only ``"18": true``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from identity import jose
+from identity.constants import (
+    AGE_PREDICATE_CLAIM,
+    AGE_THRESHOLDS,
+    ARRAY_DIGEST_KEY,
+    BIRTHDATE_CLAIM,
+    DECOYS_PER_OBJECT_MAX,
+    DECOYS_PER_OBJECT_MIN,
+    NEVER_DISCLOSABLE_CLAIMS,
+    RESERVED_CLAIM_NAMES,
+    SALT_BYTES,
+    SD_ALG,
+    SD_ALG_KEY,
+    SD_KEY,
+    SEPARATOR,
+    TYP_SD_JWT_VC,
+)
+from identity.errors import DisclosureError, FormatError, IssuanceError
+from ledger.errors import KeyError_
+from ledger.hashing import sha256
+from ledger.keys import PublicKey, SigningKey, b64url_decode, b64url_encode
+
+
+def digest(encoded: str) -> str:
+    """``_sd`` digest: base64url(SHA-256(ASCII bytes of the base64url disclosure))."""
+    return b64url_encode(sha256(encoded.encode("ascii")))
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    """One disclosure: ``[salt, name, value]`` for an object member, ``[salt, value]``
+    for an array element (``name`` is then None)."""
+
+    encoded: str
+    salt: str
+    name: str | None
+    value: Any
+    digest: str
+
+    @classmethod
+    def create(cls, name: str | None, value: Any) -> "Disclosure":
+        salt = b64url_encode(secrets.token_bytes(SALT_BYTES))
+        array = [salt, value] if name is None else [salt, name, value]
+        encoded = b64url_encode(jose.json_dumps(array))
+        return cls(encoded, salt, name, value, digest(encoded))
+
+    @classmethod
+    def decode(cls, encoded: str) -> "Disclosure":
+        """Parse strictly; raises DisclosureError (reason ``malformed-disclosure`` or
+        ``bad-claim-name`` / ``reserved-claim-name``)."""
+        try:
+            raw = b64url_decode(encoded)
+            array = jose.json_loads(raw)
+        except (KeyError_, FormatError) as exc:
+            raise DisclosureError(
+                "disclosure is not base64url JSON", reason="malformed-disclosure"
+            ) from exc
+        if not isinstance(array, list) or len(array) not in (2, 3):
+            raise DisclosureError(
+                "disclosure must be a JSON array of 2 or 3 elements", reason="malformed-disclosure"
+            )
+        if not isinstance(array[0], str):
+            raise DisclosureError("disclosure salt must be a string", reason="malformed-disclosure")
+        if len(array) == 2:
+            return cls(encoded, array[0], None, array[1], digest(encoded))
+        name = array[1]
+        if not isinstance(name, str):
+            raise DisclosureError("disclosed claim name must be a string", reason="bad-claim-name")
+        if name in RESERVED_CLAIM_NAMES:
+            raise DisclosureError(f"claim name {name!r} is reserved", reason="reserved-claim-name")
+        return cls(encoded, array[0], name, array[2], digest(encoded))
+
+
+@dataclass(frozen=True, slots=True)
+class HolderBinding:
+    """The holder's key as put into ``cnf``: a public JWK, or a DID URL (``did:imi:...#key``)."""
+
+    jwk: Mapping[str, str] | None = None
+    kid: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.jwk is None) == (self.kid is None):
+            raise IssuanceError("holder binding needs exactly one of jwk or kid")
+        if self.jwk is not None:
+            try:
+                PublicKey.from_jwk(self.jwk)
+            except KeyError_ as exc:
+                raise IssuanceError(f"holder JWK is invalid: {exc}") from exc
+
+    @classmethod
+    def from_key(cls, key: PublicKey) -> "HolderBinding":
+        return cls(jwk=key.to_jwk())
+
+    def to_cnf(self) -> dict[str, Any]:
+        if self.jwk is not None:
+            return {"jwk": dict(self.jwk)}
+        return {"kid": self.kid}
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """An issued SD-JWT: the signed JWT and all its disclosures."""
+
+    jws: str
+    disclosures: tuple[Disclosure, ...]
+
+    def serialize(self) -> str:
+        """Compact form ``<JWT>~<d1>~...~<dn>~`` (no KB-JWT)."""
+        return SEPARATOR.join([self.jws, *(d.encoded for d in self.disclosures)]) + SEPARATOR
+
+
+# --- building the payload --------------------------------------------------------------
+class _Builder:
+    """Collects disclosures while turning plain claims into their SD form."""
+
+    __slots__ = ("disclosures", "decoys")
+
+    def __init__(self, decoys: bool) -> None:
+        self.disclosures: list[Disclosure] = []
+        self.decoys = decoys
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return self.obj(value, keep=frozenset())
+        if isinstance(value, list):
+            return [self.element(item) for item in value]
+        return value
+
+    def element(self, item: Any) -> dict[str, str]:
+        disclosure = Disclosure.create(None, self.value(item))
+        self.disclosures.append(disclosure)
+        return {ARRAY_DIGEST_KEY: disclosure.digest}
+
+    def obj(self, claims: Mapping[str, Any], keep: frozenset[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        digests: list[str] = []
+        for name, value in claims.items():
+            if name in keep:
+                out[name] = value
+                continue
+            disclosure = Disclosure.create(name, self.value(value))
+            self.disclosures.append(disclosure)
+            digests.append(disclosure.digest)
+        if digests and self.decoys:
+            count = DECOYS_PER_OBJECT_MIN + secrets.randbelow(
+                DECOYS_PER_OBJECT_MAX - DECOYS_PER_OBJECT_MIN + 1
+            )
+            digests.extend(digest(b64url_encode(secrets.token_bytes(SALT_BYTES))) for _ in range(count))
+        if digests:
+            out[SD_KEY] = sorted(digests)  # sorted: the order reveals nothing about claims
+        return out
+
+
+def _check_claims(value: Any, path: str) -> None:
+    """Precondition of issuance: plain JSON with no SD-JWT reserved names anywhere."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise IssuanceError(f"claim name at {path} must be a string")
+            if name in RESERVED_CLAIM_NAMES or name == SD_ALG_KEY:
+                raise IssuanceError(f"claim name {name!r} at {path} is reserved by SD-JWT")
+            _check_claims(item, f"{path}.{name}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_claims(item, f"{path}[{index}]")
+    elif not (value is None or isinstance(value, (str, int, float, bool))):
+        raise IssuanceError(f"claim at {path} is not a JSON value")
+
+
+def age_predicates(birthdate: str, on: dt.date) -> dict[str, bool]:
+    """``age_equal_or_over`` for every threshold, for a ``YYYY-MM-DD`` birth date on day ``on``."""
+    try:
+        born = dt.date.fromisoformat(birthdate)
+    except (TypeError, ValueError) as exc:
+        raise IssuanceError("birthdate must be YYYY-MM-DD") from exc
+    if len(birthdate) != 10:
+        raise IssuanceError("birthdate must be YYYY-MM-DD")
+    before_birthday = (on.month, on.day) < (born.month, born.day)
+    age = on.year - born.year - (1 if before_birthday else 0)
+    return {str(threshold): age >= threshold for threshold in AGE_THRESHOLDS}
+
+
+def issue(
+    claims: Mapping[str, Any],
+    *,
+    issuer_key: SigningKey,
+    iss: str,
+    vct: str,
+    holder: HolderBinding,
+    iat: int,
+    exp: int | None = None,
+    nbf: int | None = None,
+    status: Mapping[str, Any] | None = None,
+    kid: str | None = None,
+    decoys: bool = True,
+    derive_age: bool = True,
+) -> Credential:
+    """Issue an SD-JWT VC. Times are integer seconds since the epoch.
+
+    ``claims`` are the user claims (JSON); they must not name a claim SD-JWT VC
+    keeps in the clear — pass those as arguments. ``kid`` defaults to the
+    issuer key's RFC 7638 thumbprint. Raises :class:`IssuanceError`.
+    """
+    _check_claims(dict(claims), "$")
+    clash = NEVER_DISCLOSABLE_CLAIMS.intersection(claims)
+    if clash:
+        raise IssuanceError(f"claims {sorted(clash)} are set by the issuer, not the claims file")
+    if exp is not None and exp <= iat:
+        raise IssuanceError("exp must be after iat")
+    user = dict(claims)
+    if derive_age and BIRTHDATE_CLAIM in user and AGE_PREDICATE_CLAIM not in user:
+        day = dt.datetime.fromtimestamp(iat, tz=dt.timezone.utc).date()
+        user[AGE_PREDICATE_CLAIM] = age_predicates(user[BIRTHDATE_CLAIM], day)
+    clear: dict[str, Any] = {"iss": iss, "vct": vct, "iat": iat, "cnf": holder.to_cnf()}
+    if exp is not None:
+        clear["exp"] = exp
+    if nbf is not None:
+        clear["nbf"] = nbf
+    if status is not None:
+        clear["status"] = dict(status)
+    builder = _Builder(decoys)
+    payload = builder.obj({**clear, **user}, keep=frozenset(clear))
+    payload[SD_ALG_KEY] = SD_ALG
+    header = {"typ": TYP_SD_JWT_VC, "kid": kid if kid is not None else issuer_key.key_id}
+    jws = jose.sign(header, payload, issuer_key)
+    return Credential(jws, tuple(builder.disclosures))
+
+
+__all__ = ["Credential", "Disclosure", "HolderBinding", "age_predicates", "digest", "issue"]

@@ -1,0 +1,550 @@
+"""Strict verifier of SD-JWT VC presentations (RFC 9901 §7.1, §7.3; SD-JWT VC).
+
+One recipe: :func:`verify_presentation` returns a :class:`VerificationResult`
+(``valid``, the disclosed claims, a stable ``reason``). It never raises for bad
+input; every failure is a :class:`identity.errors.VerificationError` turned
+into a reason code. Time is an argument (``now``, integer seconds), never read
+from a clock. Ledger-backed trust plugs in through three small interfaces:
+:class:`IssuerKeyResolver`, :class:`HolderKeyResolver`, :class:`StatusChecker`;
+offline implementations are :class:`FixedIssuerKey`, :class:`CnfHolderKeys`,
+:class:`NoStatus` and :class:`InMemoryStatusLists`.
+
+Checks run in this order; the first failure decides the reason.
+
+==========================  ===================  =================================================
+reason                      error class          when
+==========================  ===================  =================================================
+malformed-compact           FormatError          not ``<JWT>~<disclosure>~...~[<KB-JWT>]``, empty
+                                                 disclosure slot, non-ASCII
+too-large                   FormatError          presentation, JWS, disclosure count or digest
+                                                 count over the limits in identity.constants
+malformed-jws               FormatError          issuer JWT not 3 canonical base64url parts,
+                                                 header/payload not JSON objects, ``crit``
+malformed-json              FormatError          duplicate member names, NaN, too deep, not UTF-8
+alg-not-allowed             FormatError          issuer ``alg`` not EdDSA/ES256 (``none``, HS256…)
+wrong-typ                   FormatError          issuer header ``typ`` is not ``dc+sd-jwt``
+missing-vc-claim            FormatError          ``iss`` or ``vct`` missing or not a string
+unknown-issuer              IssuerError          the resolver knows no key for iss/kid
+bad-signature               IssuerError          issuer signature invalid (or key alg ≠ ``alg``)
+issuer-not-accredited       IssuerError          the issuer is not accredited for this ``vct``
+unsupported-sd-alg          DisclosureError      ``_sd_alg`` is not ``sha-256``
+malformed-disclosure        DisclosureError      not base64url JSON array of 2 or 3, salt not str
+bad-claim-name              DisclosureError      disclosed claim name is not a string
+reserved-claim-name         DisclosureError      disclosed claim name is ``_sd`` or ``...``
+duplicate-disclosure        DisclosureError      the same disclosure (digest) appears twice
+malformed-digests           DisclosureError      ``_sd`` not a list of strings, bad ``{"...": d}``
+duplicate-digest            DisclosureError      a digest appears twice anywhere in the payload
+misplaced-disclosure        DisclosureError      array-element disclosure in ``_sd`` or a name/
+                                                 value disclosure in a ``{"...": d}`` position
+claim-overwrite             DisclosureError      disclosed name already present in its object
+non-disclosable-claim       DisclosureError      disclosure of iss/iat/nbf/exp/cnf/vct/status
+unreferenced-disclosure     DisclosureError      a disclosure no digest refers to (RFC 9901 §7.1
+                                                 step 5; the reference implementation skips it)
+bad-time-claim              ValidityError        ``iat``/``nbf``/``exp`` present but not an integer
+expired                     ValidityError        ``now >= exp + CLOCK_SKEW_S``
+not-yet-valid               ValidityError        ``now + CLOCK_SKEW_S < nbf``
+issued-in-future            ValidityError        ``iat > now + CLOCK_SKEW_S``
+kb-missing                  KeyBindingError      the request needs key binding, none present
+no-holder-key               KeyBindingError      ``cnf`` missing or neither ``jwk`` nor ``kid``
+unknown-holder-key          KeyBindingError      ``cnf.kid`` cannot be resolved / bad cnf.jwk
+kb-malformed-jws,           KeyBindingError      KB-JWT fails the strict JWS parse (same codes as
+kb-malformed-json,                               above, ``kb-`` prefixed)
+kb-alg-not-allowed,
+kb-too-large
+kb-wrong-typ                KeyBindingError      KB header ``typ`` is not ``kb+jwt``
+kb-bad-signature            KeyBindingError      not signed by the ``cnf`` key
+kb-bad-iat                  KeyBindingError      KB ``iat`` missing or not an integer
+kb-stale                    KeyBindingError      KB ``iat < now - KB_IAT_WINDOW_S``
+kb-future                   KeyBindingError      KB ``iat > now + CLOCK_SKEW_S``
+kb-wrong-nonce              KeyBindingError      KB ``nonce`` ≠ the request's
+kb-wrong-aud                KeyBindingError      KB ``aud`` ≠ the request's
+kb-wrong-sd-hash            KeyBindingError      ``sd_hash`` ≠ hash of the presented SD-JWT
+bad-status-claim            StatusError          ``status.status_list`` not {idx: int ≥ 0, uri: str}
+status-unavailable          StatusError          no status list for the uri / index out of range
+status-stale                StatusError          the status list is older than allowed
+revoked                     StatusError          status INVALID
+suspended                   StatusError          status SUSPENDED
+vct-not-accepted            RequestError         ``vct`` not among the request's types
+issuer-not-trusted          RequestError         ``iss`` not in the request's trusted issuers
+claim-not-disclosed         RequestError         a requested claim or predicate was not disclosed
+predicate-not-satisfied     RequestError         a predicate's disclosed value is not ``true``
+credential-too-old          RequestError         ``now - iat > max_age_s`` (or no ``iat``)
+==========================  ===================  =================================================
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+from identity import jose
+from identity.constants import (
+    ARRAY_DIGEST_KEY,
+    CLOCK_SKEW_S,
+    DIGESTS_MAX,
+    DISCLOSURE_CHARS_MAX,
+    DISCLOSURES_MAX,
+    JSON_DEPTH_MAX,
+    JWS_CHARS_MAX,
+    KB_IAT_WINDOW_S,
+    KB_JWT_CHARS_MAX,
+    NEVER_DISCLOSABLE_CLAIMS,
+    PRESENTATION_CHARS_MAX,
+    SD_ALG,
+    SD_ALG_KEY,
+    SD_KEY,
+    SEPARATOR,
+    STATUS_INVALID,
+    STATUS_LIST_AGE_S_MAX,
+    STATUS_SUSPENDED,
+    STATUS_VALID,
+    TYP_KB_JWT,
+    TYP_SD_JWT_VC,
+)
+from identity.errors import (
+    DisclosureError,
+    FormatError,
+    IssuerError,
+    KeyBindingError,
+    StatusError,
+    ValidityError,
+    VerificationError,
+)
+from identity.presentation import sd_hash
+from identity.request import PresentationRequest, check_answer
+from identity.sdjwt import Disclosure
+from ledger.errors import KeyError_
+from ledger.keys import PublicKey
+
+JsonObject = dict[str, Any]
+
+
+# --- pluggable trust ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class IssuerKey:
+    """An issuer's verification key and the credential types it is accredited for
+    (``None``: any type — only for offline use with a key the caller trusts fully)."""
+
+    key: jose.PreparedKey
+    vct: frozenset[str] | None
+
+
+class IssuerKeyResolver(Protocol):
+    def resolve(self, iss: str, header: Mapping[str, Any]) -> IssuerKey:
+        """Key for ``iss`` and the JOSE header (``kid``); raise IssuerError(unknown-issuer)."""
+        ...
+
+
+class HolderKeyResolver(Protocol):
+    def resolve(self, cnf: Mapping[str, Any]) -> jose.PreparedKey:
+        """Holder key from ``cnf`` (``jwk`` or ``kid`` DID URL); raise KeyBindingError."""
+        ...
+
+
+class CredentialStatus(enum.Enum):
+    VALID = STATUS_VALID
+    INVALID = STATUS_INVALID
+    SUSPENDED = STATUS_SUSPENDED
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReference:
+    """``status.status_list`` of a credential: index ``idx`` in the list at ``uri``."""
+
+    idx: int
+    uri: str
+
+
+class StatusChecker(Protocol):
+    def check(self, reference: StatusReference, *, now: int) -> CredentialStatus:
+        """Status at ``now`` (seconds); raise StatusError (status-stale, status-unavailable)."""
+        ...
+
+
+# --- offline implementations ----------------------------------------------------------------
+class FixedIssuerKey:
+    """One trusted issuer key (e.g. from a JWK file). Optional ``iss`` must match; a header
+    ``kid``, if present, must equal ``kid`` (default: the key's RFC 7638 thumbprint)."""
+
+    __slots__ = ("_issuer_key", "_iss", "_kid")
+
+    def __init__(
+        self,
+        public_key: PublicKey,
+        *,
+        iss: str | None = None,
+        vct: frozenset[str] | None = None,
+        kid: str | None = None,
+    ) -> None:
+        self._issuer_key = IssuerKey(jose.PreparedKey(public_key), vct)
+        self._iss = iss
+        self._kid = kid if kid is not None else public_key.thumbprint()
+
+    def resolve(self, iss: str, header: Mapping[str, Any]) -> IssuerKey:
+        if self._iss is not None and iss != self._iss:
+            raise IssuerError(f"unknown issuer {iss!r}", reason="unknown-issuer")
+        kid = header.get("kid")
+        if kid is not None and kid != self._kid:
+            raise IssuerError(f"unknown issuer key {kid!r}", reason="unknown-issuer")
+        return self._issuer_key
+
+
+class CnfHolderKeys:
+    """Holder keys from ``cnf.jwk``, or ``cnf.kid`` looked up in ``did_keys`` (DID URL → key).
+    Parsed JWKs are cached (bounded) so a busy verifier does not re-decode points."""
+
+    __slots__ = ("_did_keys", "_cache", "_cache_max")
+
+    def __init__(self, did_keys: Mapping[str, PublicKey] | None = None, *, cache_max: int = 1024) -> None:
+        self._did_keys = {k: jose.PreparedKey(v) for k, v in (did_keys or {}).items()}
+        self._cache: OrderedDict[tuple[tuple[str, str], ...], jose.PreparedKey] = OrderedDict()
+        self._cache_max = cache_max
+
+    def resolve(self, cnf: Mapping[str, Any]) -> jose.PreparedKey:
+        jwk = cnf.get("jwk")
+        if isinstance(jwk, dict):
+            return self._from_jwk(jwk)
+        kid = cnf.get("kid")
+        if isinstance(kid, str):
+            key = self._did_keys.get(kid)
+            if key is None:
+                raise KeyBindingError(f"holder key {kid!r} is unknown", reason="unknown-holder-key")
+            return key
+        raise KeyBindingError("cnf has neither jwk nor kid", reason="no-holder-key")
+
+    def _from_jwk(self, jwk: dict[str, Any]) -> jose.PreparedKey:
+        if "d" in jwk:
+            raise KeyBindingError("cnf.jwk contains a private key", reason="unknown-holder-key")
+        try:
+            cache_key = tuple(sorted((str(k), str(v)) for k, v in jwk.items()))
+        except TypeError as exc:  # unhashable or odd members: not a JWK we accept
+            raise KeyBindingError("cnf.jwk is malformed", reason="unknown-holder-key") from exc
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            self._cache.move_to_end(cache_key)
+            return cached
+        try:
+            prepared = jose.PreparedKey(PublicKey.from_jwk(jwk))
+        except (KeyError_, ValueError) as exc:
+            raise KeyBindingError(f"cnf.jwk is not a usable key: {exc}", reason="unknown-holder-key") from exc
+        self._cache[cache_key] = prepared
+        if len(self._cache) > self._cache_max:
+            self._cache.popitem(last=False)
+        return prepared
+
+
+class NoStatus:
+    """No status source: a credential that carries ``status`` cannot be checked, so it fails."""
+
+    __slots__ = ()
+
+    def check(self, reference: StatusReference, *, now: int) -> CredentialStatus:
+        raise StatusError(f"no status source for {reference.uri}", reason="status-unavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusListSnapshot:
+    """Decoded status values (one per index) fetched at ``fetched_at`` (seconds)."""
+
+    statuses: bytes
+    fetched_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class InMemoryStatusLists:
+    """Status lists held in memory, keyed by uri; older than ``max_age_s`` means stale."""
+
+    lists: Mapping[str, StatusListSnapshot] = field(default_factory=dict)
+    max_age_s: int = STATUS_LIST_AGE_S_MAX
+
+    def check(self, reference: StatusReference, *, now: int) -> CredentialStatus:
+        snapshot = self.lists.get(reference.uri)
+        if snapshot is None:
+            raise StatusError(f"no status list {reference.uri}", reason="status-unavailable")
+        if now - snapshot.fetched_at > self.max_age_s:
+            raise StatusError("status list is stale", reason="status-stale")
+        if reference.idx >= len(snapshot.statuses):
+            raise StatusError("status index out of range", reason="status-unavailable")
+        try:
+            return CredentialStatus(snapshot.statuses[reference.idx])
+        except ValueError as exc:  # application-specific values: not known to be valid
+            raise StatusError("unknown status value", reason="status-unavailable") from exc
+
+
+# --- result --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class VerificationResult:
+    """``valid`` with the disclosed claims (``_sd``, ``_sd_alg``, decoys removed), or
+    ``reason`` (a stable code from the table above) and a human ``detail``."""
+
+    valid: bool
+    claims: Mapping[str, Any] | None
+    reason: str
+    detail: str = ""
+
+
+# --- disclosure processing (RFC 9901 §7.1 steps 3–5) ------------------------------------------
+class _Processor:
+    __slots__ = ("_by_digest", "_seen", "_used")
+
+    def __init__(self, disclosures: list[Disclosure]) -> None:
+        self._by_digest: dict[str, Disclosure] = {}
+        for disclosure in disclosures:
+            if disclosure.digest in self._by_digest:
+                raise DisclosureError("disclosure presented twice", reason="duplicate-disclosure")
+            self._by_digest[disclosure.digest] = disclosure
+        self._seen: set[str] = set()
+        self._used: set[str] = set()
+
+    def run(self, payload: JsonObject) -> JsonObject:
+        out = self._object(payload, depth=1, top=True)
+        if len(self._used) != len(self._by_digest):
+            raise DisclosureError(
+                "a disclosure is not referenced by any digest", reason="unreferenced-disclosure"
+            )
+        return out
+
+    def _see(self, dig: Any) -> Disclosure | None:
+        if not isinstance(dig, str):
+            raise DisclosureError("digest must be a string", reason="malformed-digests")
+        if dig in self._seen:
+            raise DisclosureError("digest appears more than once", reason="duplicate-digest")
+        self._seen.add(dig)
+        if len(self._seen) > DIGESTS_MAX:
+            raise FormatError("too many digests", reason="too-large")
+        return self._by_digest.get(dig)
+
+    def _value(self, value: Any, depth: int) -> Any:
+        if isinstance(value, dict):
+            return self._object(value, depth + 1, top=False)
+        if isinstance(value, list):
+            return self._array(value, depth + 1)
+        return value
+
+    def _object(self, node: JsonObject, depth: int, top: bool) -> JsonObject:
+        if depth > JSON_DEPTH_MAX:
+            raise FormatError("claims nest too deeply", reason="malformed-json")
+        digests = node.get(SD_KEY, [])
+        if not isinstance(digests, list):
+            raise DisclosureError("_sd must be an array", reason="malformed-digests")
+        out = {
+            name: self._value(value, depth)
+            for name, value in node.items()
+            if name != SD_KEY and not (top and name == SD_ALG_KEY)
+        }
+        for dig in digests:
+            disclosure = self._see(dig)
+            if disclosure is None:
+                continue  # a decoy or an undisclosed claim
+            if disclosure.name is None:
+                raise DisclosureError("array element disclosure in _sd", reason="misplaced-disclosure")
+            if disclosure.name in out:
+                raise DisclosureError(f"claim {disclosure.name!r} already present", reason="claim-overwrite")
+            if top and disclosure.name in NEVER_DISCLOSABLE_CLAIMS:
+                raise DisclosureError(
+                    f"claim {disclosure.name!r} must not be disclosable", reason="non-disclosable-claim"
+                )
+            self._used.add(disclosure.digest)
+            out[disclosure.name] = self._value(disclosure.value, depth)
+        return out
+
+    def _array(self, node: list[Any], depth: int) -> list[Any]:
+        if depth > JSON_DEPTH_MAX:
+            raise FormatError("claims nest too deeply", reason="malformed-json")
+        out: list[Any] = []
+        for item in node:
+            if isinstance(item, dict) and ARRAY_DIGEST_KEY in item:
+                if len(item) != 1:
+                    raise DisclosureError("array digest object has extra members", reason="malformed-digests")
+                disclosure = self._see(item[ARRAY_DIGEST_KEY])
+                if disclosure is None:
+                    continue
+                if disclosure.name is not None:
+                    raise DisclosureError(
+                        "object property disclosure in an array position", reason="misplaced-disclosure"
+                    )
+                self._used.add(disclosure.digest)
+                out.append(self._value(disclosure.value, depth))
+            else:
+                out.append(self._value(item, depth))
+        return out
+
+
+# --- the checks -------------------------------------------------------------------------------
+def _split(presentation: Any) -> tuple[str, list[str], str]:
+    if not isinstance(presentation, str):
+        raise FormatError("presentation must be a string", reason="malformed-compact")
+    if len(presentation) > PRESENTATION_CHARS_MAX:
+        raise FormatError("presentation exceeds the size limit", reason="too-large")
+    if not presentation.isascii():
+        raise FormatError("presentation must be ASCII", reason="malformed-compact")
+    parts = presentation.split(SEPARATOR)
+    if len(parts) < 2:
+        raise FormatError("no '~' separator", reason="malformed-compact")
+    jwt, disclosures, kb = parts[0], parts[1:-1], parts[-1]
+    if len(disclosures) > DISCLOSURES_MAX:
+        raise FormatError("too many disclosures", reason="too-large")
+    for encoded in disclosures:
+        if not encoded:
+            raise FormatError("empty disclosure", reason="malformed-compact")
+        if len(encoded) > DISCLOSURE_CHARS_MAX:
+            raise FormatError("disclosure exceeds the size limit", reason="too-large")
+    return jwt, disclosures, kb
+
+
+def _check_issuer(jws: jose.Jws, issuer_keys: IssuerKeyResolver) -> None:
+    if jws.header.get("typ") != TYP_SD_JWT_VC:
+        raise FormatError(f"typ must be {TYP_SD_JWT_VC}", reason="wrong-typ")
+    iss, vct = jws.payload.get("iss"), jws.payload.get("vct")
+    if not isinstance(iss, str) or not isinstance(vct, str):
+        raise FormatError("iss and vct must be strings", reason="missing-vc-claim")
+    issuer = issuer_keys.resolve(iss, jws.header)
+    if not jws.verify(issuer.key):
+        raise IssuerError("issuer signature does not verify", reason="bad-signature")
+    if issuer.vct is not None and vct not in issuer.vct:
+        raise IssuerError(f"issuer is not accredited for {vct!r}", reason="issuer-not-accredited")
+    sd_alg = jws.payload.get(SD_ALG_KEY, SD_ALG)
+    if sd_alg != SD_ALG:
+        raise DisclosureError(f"_sd_alg {sd_alg!r} is not supported", reason="unsupported-sd-alg")
+
+
+def _int_claim(payload: Mapping[str, Any], name: str) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidityError(f"{name} must be an integer NumericDate", reason="bad-time-claim")
+    return value
+
+
+def _check_times(payload: Mapping[str, Any], now: int) -> None:
+    exp, nbf, iat = (_int_claim(payload, n) for n in ("exp", "nbf", "iat"))
+    if exp is not None and now >= exp + CLOCK_SKEW_S:
+        raise ValidityError("credential expired", reason="expired")
+    if nbf is not None and now + CLOCK_SKEW_S < nbf:
+        raise ValidityError("credential not yet valid", reason="not-yet-valid")
+    if iat is not None and iat > now + CLOCK_SKEW_S:
+        raise ValidityError("credential issued in the future", reason="issued-in-future")
+
+
+def _parse_kb(token: str) -> jose.Jws:
+    try:
+        return jose.parse(token, chars_max=KB_JWT_CHARS_MAX)
+    except FormatError as exc:
+        raise KeyBindingError(f"KB-JWT: {exc}", reason="kb-" + exc.reason) from exc
+
+
+def _check_key_binding(
+    kb_token: str,
+    without_kb: str,
+    payload: Mapping[str, Any],
+    holder_keys: HolderKeyResolver,
+    request: PresentationRequest,
+    now: int,
+) -> None:
+    cnf = payload.get("cnf")
+    if not isinstance(cnf, dict):
+        raise KeyBindingError("credential has no cnf holder key", reason="no-holder-key")
+    holder = holder_keys.resolve(cnf)
+    kb = _parse_kb(kb_token)
+    if kb.header.get("typ") != TYP_KB_JWT:
+        raise KeyBindingError(f"KB-JWT typ must be {TYP_KB_JWT}", reason="kb-wrong-typ")
+    if not kb.verify(holder):
+        raise KeyBindingError("KB-JWT not signed by the holder key", reason="kb-bad-signature")
+    iat = kb.payload.get("iat")
+    if not isinstance(iat, int) or isinstance(iat, bool):
+        raise KeyBindingError("KB-JWT iat must be an integer", reason="kb-bad-iat")
+    if iat < now - KB_IAT_WINDOW_S:
+        raise KeyBindingError("KB-JWT is too old", reason="kb-stale")
+    if iat > now + CLOCK_SKEW_S:
+        raise KeyBindingError("KB-JWT is from the future", reason="kb-future")
+    if kb.payload.get("nonce") != request.nonce:
+        raise KeyBindingError("KB-JWT nonce does not match", reason="kb-wrong-nonce")
+    if kb.payload.get("aud") != request.aud:
+        raise KeyBindingError("KB-JWT aud does not match", reason="kb-wrong-aud")
+    if kb.payload.get("sd_hash") != sd_hash(without_kb):
+        raise KeyBindingError("KB-JWT sd_hash does not match", reason="kb-wrong-sd-hash")
+
+
+def _check_status(payload: Mapping[str, Any], status: StatusChecker, now: int) -> None:
+    claim = payload.get("status")
+    if claim is None:
+        return
+    status_list = claim.get("status_list") if isinstance(claim, dict) else None
+    if not isinstance(status_list, dict):
+        raise StatusError("status claim has no status_list", reason="bad-status-claim")
+    idx, uri = status_list.get("idx"), status_list.get("uri")
+    if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0 or not isinstance(uri, str):
+        raise StatusError("status_list needs idx (int >= 0) and uri", reason="bad-status-claim")
+    result = status.check(StatusReference(idx, uri), now=now)
+    if result is CredentialStatus.INVALID:
+        raise StatusError("credential is revoked", reason="revoked")
+    if result is CredentialStatus.SUSPENDED:
+        raise StatusError("credential is suspended", reason="suspended")
+
+
+def check_presentation(
+    presentation: str,
+    request: PresentationRequest,
+    *,
+    issuer_keys: IssuerKeyResolver,
+    holder_keys: HolderKeyResolver,
+    status: StatusChecker,
+    now: int,
+) -> JsonObject:
+    """Run every check; return the disclosed claims or raise VerificationError."""
+    jwt, encoded, kb_token = _split(presentation)
+    jws = jose.parse(jwt, chars_max=JWS_CHARS_MAX)
+    _check_issuer(jws, issuer_keys)
+    disclosures = [Disclosure.decode(e) for e in encoded]
+    claims = _Processor(disclosures).run(jws.payload)
+    _check_times(jws.payload, now)
+    if kb_token:
+        without_kb = presentation[: len(presentation) - len(kb_token)]
+        _check_key_binding(kb_token, without_kb, jws.payload, holder_keys, request, now)
+    elif request.require_key_binding:
+        raise KeyBindingError("key binding is required", reason="kb-missing")
+    _check_status(jws.payload, status, now)
+    check_answer(request, claims, now=now)
+    return claims
+
+
+def verify_presentation(
+    presentation: str,
+    request: PresentationRequest,
+    *,
+    issuer_keys: IssuerKeyResolver,
+    holder_keys: HolderKeyResolver,
+    status: StatusChecker,
+    now: int,
+) -> VerificationResult:
+    """Verify a compact SD-JWT(+KB) against ``request`` at ``now`` (seconds). Never raises
+    for bad input: the result says valid, or why not."""
+    try:
+        claims = check_presentation(
+            presentation, request, issuer_keys=issuer_keys, holder_keys=holder_keys,
+            status=status, now=now,
+        )
+    except VerificationError as exc:
+        return VerificationResult(False, None, exc.reason, str(exc))
+    return VerificationResult(True, claims, "ok")
+
+
+__all__ = [
+    "CnfHolderKeys",
+    "CredentialStatus",
+    "FixedIssuerKey",
+    "HolderKeyResolver",
+    "InMemoryStatusLists",
+    "IssuerKey",
+    "IssuerKeyResolver",
+    "NoStatus",
+    "StatusChecker",
+    "StatusListSnapshot",
+    "StatusReference",
+    "VerificationResult",
+    "check_presentation",
+    "verify_presentation",
+]
