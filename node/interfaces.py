@@ -1,0 +1,43 @@
+"""What the REST API needs from a running validator (implemented by node.service).
+
+The API layer (:mod:`node.api`) only reads committed data from the store and
+hands new transactions to the node; it never touches consensus. Keeping this
+small protocol between them lets the API be unit-tested against an in-process
+node and lets the service change without touching HTTP code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ledger.genesis import Genesis
+from ledger.tx import Transaction
+
+
+class NodeView(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def genesis(self) -> Genesis: ...
+
+    @property
+    def store(self) -> Any:
+        """The node's ledger.storage.LedgerStore (committed blocks, txs, state, proofs)."""
+        ...
+
+    async def submit(self, tx: Transaction) -> None:
+        """Admit ``tx`` to the mempool (and gossip it). Raises a ledger TransactionError
+        (or SignatureError/ReplayError) with a stable ``reason`` if it is not admissible."""
+        ...
+
+    async def wait_committed(self, tx_id: bytes, timeout_s: float) -> int | None:
+        """Height at which ``tx_id`` committed, waiting up to ``timeout_s``; None on timeout."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Name, height, head hash, state root, peers connected, mempool size, syncing flag."""
+        ...
+
+
+__all__ = ["NodeView"]
