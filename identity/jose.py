@@ -154,22 +154,26 @@ def parse(token: str, *, chars_max: int = JWS_CHARS_MAX) -> Jws:
     if len(token) > chars_max:
         raise FormatError("JWS exceeds the size limit", reason="too-large")
     parts = token.split(".")
-    if len(parts) != 3 or not all(parts):
-        raise FormatError("JWS must have three non-empty parts", reason="malformed-jws")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise FormatError("JWS must have three parts", reason="malformed-jws")
     header = b64_json(parts[0])
-    payload = b64_json(parts[1])
-    if not isinstance(header, dict) or not isinstance(payload, dict):
-        raise FormatError("JWS header and payload must be JSON objects", reason="malformed-jws")
-    try:
-        signature = b64url_decode(parts[2])
-    except KeyError_ as exc:
-        raise FormatError("JWS signature is not base64url", reason="malformed-jws") from exc
+    if not isinstance(header, dict):
+        raise FormatError("JWS header must be a JSON object", reason="malformed-jws")
+    # The algorithm is judged before anything else, so "none" with its empty
+    # signature is reported as a forbidden algorithm, not a format slip.
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in ALLOWED_ALGS:
         raise FormatError(f"algorithm {alg!r} is not allowed", reason="alg-not-allowed")
     if "crit" in header:
         # We understand no extension, so RFC 7515 §4.1.11 obliges us to reject.
         raise FormatError("critical header parameters are not supported", reason="malformed-jws")
+    payload = b64_json(parts[1])
+    if not isinstance(payload, dict):
+        raise FormatError("JWS payload must be a JSON object", reason="malformed-jws")
+    try:
+        signature = b64url_decode(parts[2])
+    except KeyError_ as exc:
+        raise FormatError("JWS signature is not base64url", reason="malformed-jws") from exc
     signing_input = (parts[0] + "." + parts[1]).encode("ascii")
     return Jws(header, payload, signing_input, signature)
 
