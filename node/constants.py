@@ -1,0 +1,49 @@
+"""Every limit and default of a running validator, in one place.
+
+Names put the qualifier last (``frame_bytes_max``). Units are in the names
+(``_ms``, ``_s``, ``_bytes``). Relations are asserted at import.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ledger.constants import BLOCK_TXS_MAX, ENCODING_BYTES_MAX, TX_BYTES_MAX
+
+# --- transport -------------------------------------------------------------------
+FRAME_BYTES_MAX: Final = ENCODING_BYTES_MAX  # one length-prefixed CBOR frame
+FRAME_HEADER_BYTES: Final = 4  # big-endian unsigned length
+SEND_QUEUE_FRAMES_MAX: Final = 4_096  # per peer; the oldest frame is dropped when full
+RECONNECT_BACKOFF_MS_MIN: Final = 50
+RECONNECT_BACKOFF_MS_MAX: Final = 2_000
+CONNECT_TIMEOUT_MS: Final = 2_000
+HANDSHAKE_TIMEOUT_MS: Final = 3_000
+TLS_CERT_DAYS: Final = 3_650
+
+# --- driver / consensus clock ----------------------------------------------------------
+TICK_MS_DEFAULT: Final = 20
+HEARTBEAT_MS_DEFAULT: Final = 2_000
+WAL_RECORD_BYTES_MAX: Final = ENCODING_BYTES_MAX
+WAL_SEGMENT_RECORDS_MAX: Final = 100_000  # the WAL is compacted past this many records
+
+# --- mempool ------------------------------------------------------------------------
+MEMPOOL_TXS_MAX: Final = 20_000
+MEMPOOL_GOSSIP_BATCH_MAX: Final = 256  # txs in one gossip frame
+MEMPOOL_GOSSIP_DELAY_MS: Final = 5  # coalescing window for gossip
+COMMITTED_WAITERS_MAX: Final = 50_000  # concurrent wait_committed callers
+PROPOSE_BATCH_TXS_MAX: Final = BLOCK_TXS_MAX
+
+# --- catch-up -------------------------------------------------------------------------
+SYNC_BLOCKS_PER_REQUEST_MAX: Final = 64
+SYNC_REQUEST_TIMEOUT_MS: Final = 5_000
+SYNC_LAG_HEIGHTS_TRIGGER: Final = 2  # a peer this far ahead triggers catch-up
+STATUS_INTERVAL_MS: Final = 500  # how often a validator announces its height
+
+# --- service --------------------------------------------------------------------------
+WAIT_COMMITTED_S_MAX: Final = 60.0
+SHUTDOWN_GRACE_S: Final = 3.0
+
+assert TX_BYTES_MAX * MEMPOOL_GOSSIP_BATCH_MAX <= FRAME_BYTES_MAX * 4
+assert PROPOSE_BATCH_TXS_MAX <= BLOCK_TXS_MAX
+assert RECONNECT_BACKOFF_MS_MIN < RECONNECT_BACKOFF_MS_MAX
+assert MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX

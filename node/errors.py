@@ -1,0 +1,75 @@
+"""Typed errors of the node package.
+
+    NodeError
+    ├── ConfigError              node directory, keys or config file unusable (local)
+    ├── TransportError           a connection-level failure
+    │   ├── PeerRefused          the peer's TLS key is not pinned by the validator set (remote)
+    │   └── FrameError           a frame too large, truncated or not canonical CBOR (remote)
+    ├── WalError                 the write-ahead log is unreadable or was tampered with (local)
+    ├── MempoolError             a transaction the mempool will not take
+    │   └── MempoolFull          the pool is at MEMPOOL_TXS_MAX
+    └── SyncError                a peer sent blocks that do not verify (remote)
+
+Remote errors describe peer misbehaviour (drop the connection, log); local ones
+are our own state (stop the node). Every error carries a stable ``reason``.
+Transaction admission failures are raised as the ledger's own
+TransactionError/ReplayError/SignatureError so the API can expose their reason.
+"""
+
+from __future__ import annotations
+
+
+class NodeError(Exception):
+    """Base of every node error."""
+
+    reason: str = "node-error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class ConfigError(NodeError):
+    reason = "bad-config"
+
+
+class TransportError(NodeError):
+    reason = "transport-error"
+
+
+class PeerRefused(TransportError):
+    reason = "peer-not-in-validator-set"
+
+
+class FrameError(TransportError):
+    reason = "bad-frame"
+
+
+class WalError(NodeError):
+    reason = "wal-corrupt"
+
+
+class MempoolError(NodeError):
+    reason = "mempool-rejected"
+
+
+class MempoolFull(MempoolError):
+    reason = "mempool-full"
+
+
+class SyncError(NodeError):
+    reason = "sync-failed"
+
+
+__all__ = [
+    "ConfigError",
+    "FrameError",
+    "MempoolError",
+    "MempoolFull",
+    "NodeError",
+    "PeerRefused",
+    "SyncError",
+    "TransportError",
+    "WalError",
+]

@@ -1,0 +1,271 @@
+"""Validator transport: length-prefixed canonical CBOR frames over mutual TLS 1.3.
+
+Every pair of validators uses two TCP connections, one dialled by each side;
+a validator *sends* only on the connection it dialled and *receives* only on
+the ones it accepted, so there is no tie-breaking and no duplex state.
+
+Identity: after the TLS handshake (both sides present certificates, see
+:mod:`node.tls`) the peer's SPKI digest must equal the ``tls_spki_sha256`` of a
+member of the *current* validator set (inbound) or of the validator we meant to
+dial (outbound); anything else is refused and the connection closed. Consensus
+messages are additionally signed by consensus keys, so the transport only
+decides who may talk, not what is true.
+
+Limits: a frame is at most ``FRAME_BYTES_MAX`` bytes; each peer has a bounded
+send queue (``SEND_QUEUE_FRAMES_MAX`` frames, oldest dropped first — consensus
+rebroadcasts, gossip is best effort); reconnection backs off exponentially
+between ``RECONNECT_BACKOFF_MS_MIN`` and ``RECONNECT_BACKOFF_MS_MAX``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ledger.encoding import Value, decode, encode
+from ledger.errors import EncodingError
+from ledger.validators import Validator, ValidatorSet
+from node.constants import (
+    CONNECT_TIMEOUT_MS,
+    FRAME_BYTES_MAX,
+    FRAME_HEADER_BYTES,
+    HANDSHAKE_TIMEOUT_MS,
+    RECONNECT_BACKOFF_MS_MAX,
+    RECONNECT_BACKOFF_MS_MIN,
+    SEND_QUEUE_FRAMES_MAX,
+)
+from node.errors import FrameError, PeerRefused
+from node.tls import peer_spki_sha256
+
+log = logging.getLogger("imi.transport")
+
+FrameHandler = Callable[[str, Value], None]
+"""Called with (peer key id, decoded frame value) for every frame received."""
+
+
+def encode_frame(value: Value) -> bytes:
+    """Length prefix + canonical CBOR. Raises :class:`FrameError` past the size limit."""
+    try:
+        body = encode(value)
+    except EncodingError as exc:
+        raise FrameError(f"cannot frame value: {exc}", reason="frame-too-large") from exc
+    if len(body) > FRAME_BYTES_MAX:
+        raise FrameError(f"frame of {len(body)} bytes exceeds {FRAME_BYTES_MAX}", reason="frame-too-large")
+    return len(body).to_bytes(FRAME_HEADER_BYTES, "big") + body
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Value:
+    """Read one frame. Raises :class:`FrameError` (remote fault) or ``IncompleteReadError`` at EOF."""
+    header = await reader.readexactly(FRAME_HEADER_BYTES)
+    size = int.from_bytes(header, "big")
+    if size == 0 or size > FRAME_BYTES_MAX:
+        raise FrameError(f"frame length {size} outside 1..{FRAME_BYTES_MAX}", reason="frame-too-large")
+    body = await reader.readexactly(size)
+    try:
+        return decode(body)
+    except EncodingError as exc:
+        raise FrameError(f"frame is not canonical CBOR: {exc}") from exc
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"address {address!r} is not host:port")
+    return host, int(port)
+
+
+@dataclass(slots=True)
+class _Outbound:
+    """One peer we dial: its pinned identity, a bounded queue and the dialling task."""
+
+    validator: Validator
+    queue: collections.deque[bytes] = field(default_factory=lambda: collections.deque(maxlen=SEND_QUEUE_FRAMES_MAX))
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    connected: bool = False
+    dropped: int = 0
+
+
+@dataclass(slots=True)
+class TransportStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    refused: int = 0
+    bad_frames: int = 0
+
+
+class Transport:
+    """Mutual-TLS mesh between the members of a validator set. Runs in one asyncio loop."""
+
+    def __init__(
+        self,
+        *,
+        my_key_id: str,
+        listen: tuple[str, int],
+        server_ctx: ssl.SSLContext,
+        client_ctx: ssl.SSLContext,
+        validators: Callable[[], ValidatorSet],
+        on_frame: FrameHandler,
+    ) -> None:
+        self._me = my_key_id
+        self._listen = listen
+        self._server_ctx = server_ctx
+        self._client_ctx = client_ctx
+        self._validators = validators
+        self._on_frame = on_frame
+        self._out: dict[str, _Outbound] = {}
+        self._inbound: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.base_events.Server | None = None
+        self.stats = TransportStats()
+
+    # --- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        host, port = self._listen
+        self._server = await asyncio.start_server(self._accept, host, port, ssl=self._server_ctx,
+                                                  ssl_handshake_timeout=HANDSHAKE_TIMEOUT_MS / 1000)
+        self.refresh_peers()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None and self._server.sockets
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for out in self._out.values():
+            if out.task is not None:
+                out.task.cancel()
+        for writer in list(self._inbound):
+            writer.close()
+        tasks = [o.task for o in self._out.values() if o.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._out.clear()
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+
+    def refresh_peers(self) -> None:
+        """Dial every member of the current set (but us); stop dialling removed ones."""
+        current = {v.key_id: v for v in self._validators().validators if v.key_id != self._me}
+        for key_id in list(self._out):
+            out = self._out[key_id]
+            if key_id not in current or current[key_id] != out.validator:
+                if out.task is not None:
+                    out.task.cancel()
+                del self._out[key_id]
+        for key_id, validator in current.items():
+            if key_id not in self._out:
+                out = _Outbound(validator)
+                out.task = asyncio.get_running_loop().create_task(self._dial_loop(out))
+                self._out[key_id] = out
+
+    # --- sending ------------------------------------------------------------------------
+    def send(self, to: str, value: Value) -> None:
+        self._enqueue(to, encode_frame(value))
+
+    def broadcast(self, value: Value) -> None:
+        frame = encode_frame(value)
+        for key_id in self._out:
+            self._enqueue(key_id, frame)
+
+    def _enqueue(self, to: str, frame: bytes) -> None:
+        out = self._out.get(to)
+        if out is None:
+            return
+        if len(out.queue) == out.queue.maxlen:
+            out.dropped += 1
+        out.queue.append(frame)
+        out.wake.set()
+
+    def connected_peers(self) -> list[str]:
+        return sorted(k for k, o in self._out.items() if o.connected)
+
+    # --- outbound -------------------------------------------------------------------------
+    async def _dial_loop(self, out: _Outbound) -> None:
+        backoff_ms = RECONNECT_BACKOFF_MS_MIN
+        host, port = parse_address(out.validator.address)
+        while True:
+            writer: asyncio.StreamWriter | None = None
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host,
+                                            ssl_handshake_timeout=HANDSHAKE_TIMEOUT_MS / 1000),
+                    CONNECT_TIMEOUT_MS / 1000 + HANDSHAKE_TIMEOUT_MS / 1000)
+                spki = peer_spki_sha256(writer.get_extra_info("ssl_object"))
+                if spki != out.validator.tls_spki_sha256:
+                    self.stats.refused += 1
+                    raise PeerRefused(f"{out.validator.name} at {out.validator.address} presented another key")
+                out.connected = True
+                backoff_ms = RECONNECT_BACKOFF_MS_MIN
+                log.info("connected to %s (%s)", out.validator.name, out.validator.address)
+                await self._pump(out, writer)
+            except asyncio.CancelledError:
+                if writer is not None:
+                    writer.close()
+                raise
+            except (OSError, ssl.SSLError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                    PeerRefused, ConnectionError) as exc:
+                if out.connected:
+                    log.info("lost %s: %s", out.validator.name, exc)
+                elif isinstance(exc, PeerRefused):
+                    log.warning("refused %s", exc)
+            finally:
+                out.connected = False
+            if writer is not None:
+                writer.close()
+            await asyncio.sleep(backoff_ms / 1000)
+            backoff_ms = min(backoff_ms * 2, RECONNECT_BACKOFF_MS_MAX)
+
+    async def _pump(self, out: _Outbound, writer: asyncio.StreamWriter) -> None:
+        while True:
+            if not out.queue:
+                out.wake.clear()
+                await out.wake.wait()
+            while out.queue:
+                frame = out.queue[0]
+                writer.write(frame)
+                out.queue.popleft()  # frames written to the socket count as sent
+                self.stats.frames_out += 1
+            await writer.drain()
+            if writer.is_closing():
+                raise ConnectionError("closed")
+
+    # --- inbound ----------------------------------------------------------------------------
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._inbound.add(writer)
+        peer_name = "?"
+        try:
+            spki = peer_spki_sha256(writer.get_extra_info("ssl_object"))
+            member = next((v for v in self._validators().validators if v.tls_spki_sha256 == spki), None)
+            if member is None or member.key_id == self._me:
+                self.stats.refused += 1
+                raise PeerRefused(f"inbound connection from {writer.get_extra_info('peername')} "
+                                  f"with a TLS key outside the validator set")
+            peer_name = member.name
+            while True:
+                value = await read_frame(reader)
+                self.stats.frames_in += 1
+                try:
+                    self._on_frame(member.key_id, value)
+                except Exception:  # a handler bug must not kill the connection silently
+                    log.exception("frame handler failed for a frame from %s", peer_name)
+        except PeerRefused as exc:
+            log.warning("refused: %s", exc)
+        except FrameError as exc:
+            self.stats.bad_frames += 1
+            log.warning("bad frame from %s: %s", peer_name, exc)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, ssl.SSLError):
+            pass
+        finally:
+            self._inbound.discard(writer)
+            writer.close()
+
+
+__all__ = ["FrameHandler", "Transport", "TransportStats", "encode_frame", "parse_address", "read_frame"]

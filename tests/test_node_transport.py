@@ -1,0 +1,167 @@
+"""Validator transport: mutual TLS pinned to the validator set, frames, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from ledger.keys import SigningKey
+from ledger.validators import Validator, ValidatorSet
+from node import tls
+from node.constants import FRAME_BYTES_MAX
+from node.errors import FrameError
+from node.transport import Transport, encode_frame, read_frame
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Identity:
+    def __init__(self, tmp: Path, name: str) -> None:
+        self.name = name
+        self.key = SigningKey.generate()
+        key_pem, cert_pem = tls.generate_identity(name)
+        self.key_file = tmp / f"{name}.key"
+        self.cert_file = tmp / f"{name}.pem"
+        self.key_file.write_bytes(key_pem)
+        self.cert_file.write_bytes(cert_pem)
+        self.cert_pem = cert_pem
+        self.port = _free_port()
+        self.validator = Validator(name, self.key.public_key, 1, f"127.0.0.1:{self.port}",
+                                   tls.spki_sha256_of_cert(cert_pem))
+
+
+def _transport(me: _Identity, vset: ValidatorSet, trust: list[bytes],
+               inbox: list[tuple[str, object]]) -> Transport:
+    return Transport(
+        my_key_id=me.key.key_id,
+        listen=("127.0.0.1", me.port),
+        server_ctx=tls.server_context(me.key_file, me.cert_file, trust),
+        client_ctx=tls.client_context(me.key_file, me.cert_file, trust),
+        validators=lambda: vset,
+        on_frame=lambda peer, value: inbox.append((peer, value)),
+    )
+
+
+async def _until(predicate, timeout_s: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return bool(predicate())
+
+
+def test_members_exchange_frames_over_mutual_tls(tmp_path: Path) -> None:
+    a, b = _Identity(tmp_path, "a"), _Identity(tmp_path, "b")
+    vset = ValidatorSet.of([a.validator, b.validator])
+    trust = [a.cert_pem, b.cert_pem]
+
+    async def run() -> None:
+        inbox_a: list[tuple[str, object]] = []
+        inbox_b: list[tuple[str, object]] = []
+        ta, tb = _transport(a, vset, trust, inbox_a), _transport(b, vset, trust, inbox_b)
+        await ta.start()
+        await tb.start()
+        try:
+            ta.send(b.key.key_id, {"hello": b"from a"})
+            tb.broadcast({"hello": b"from b"})
+            assert await _until(lambda: inbox_a and inbox_b)
+            assert inbox_b == [(a.key.key_id, {"hello": b"from a"})]
+            assert inbox_a == [(b.key.key_id, {"hello": b"from b"})]
+            assert ta.connected_peers() == [b.key.key_id]
+        finally:
+            await ta.stop()
+            await tb.stop()
+
+    asyncio.run(run())
+
+
+def test_peer_with_key_outside_the_set_is_refused(tmp_path: Path) -> None:
+    """A trusted certificate whose key is not pinned by the current set is refused both ways,
+    and an unknown self-signed certificate fails the handshake."""
+    a, b, c = _Identity(tmp_path, "a"), _Identity(tmp_path, "b"), _Identity(tmp_path, "c")
+    intruder = _Identity(tmp_path, "intruder")
+    vset = ValidatorSet.of([a.validator, b.validator])
+    trust = [a.cert_pem, b.cert_pem, c.cert_pem]  # c is trusted by TLS but not in the set
+
+    async def run() -> None:
+        inbox_b: list[tuple[str, object]] = []
+        tb = _transport(b, vset, trust, inbox_b)
+        await tb.start()
+        try:
+            # c dials b with a certificate b's TLS trusts: b refuses after the pin check.
+            ctx_c = tls.client_context(c.key_file, c.cert_file, trust)
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.port, ssl=ctx_c)
+            writer.write(encode_frame({"evil": True}))
+            await writer.drain()
+            assert await reader.read() == b""  # b closed the connection
+            writer.close()
+            # The intruder's certificate is not a trust anchor: the handshake fails.
+            ctx_i = tls.client_context(intruder.key_file, intruder.cert_file, trust + [intruder.cert_pem])
+            with pytest.raises((ConnectionError, OSError, asyncio.IncompleteReadError)):
+                r2, w2 = await asyncio.open_connection("127.0.0.1", b.port, ssl=ctx_i)
+                w2.write(encode_frame({"evil": True}))
+                await w2.drain()
+                if await r2.read() == b"":
+                    raise ConnectionError("closed by b")
+            await asyncio.sleep(0.2)
+            assert inbox_b == []
+            assert tb.stats.refused >= 1
+        finally:
+            await tb.stop()
+
+    asyncio.run(run())
+
+
+def test_dialler_refuses_a_listener_with_another_key(tmp_path: Path) -> None:
+    """a dials b's address, but c (trusted certificate, not b's key) answers: nothing is sent."""
+    a, b, c = _Identity(tmp_path, "a"), _Identity(tmp_path, "b"), _Identity(tmp_path, "c")
+    c.port = b.port  # c listens where b should be
+    vset = ValidatorSet.of([a.validator, b.validator])
+    trust = [a.cert_pem, b.cert_pem, c.cert_pem]
+    vset_c = ValidatorSet.of([a.validator, Validator("c", c.key.public_key, 1, b.validator.address,
+                                                      c.validator.tls_spki_sha256)])
+
+    async def run() -> None:
+        inbox_c: list[tuple[str, object]] = []
+        tc = _transport(c, vset_c, trust, inbox_c)
+        ta = _transport(a, vset, trust, [])
+        await tc.start()
+        await ta.start()
+        try:
+            ta.send(b.key.key_id, {"secret": b"for b only"})
+            await asyncio.sleep(0.5)
+            assert inbox_c == []
+            assert ta.connected_peers() == []
+            assert ta.stats.refused >= 1
+        finally:
+            await ta.stop()
+            await tc.stop()
+
+    asyncio.run(run())
+
+
+def test_frame_limits() -> None:
+    with pytest.raises(FrameError):
+        encode_frame(b"x" * (FRAME_BYTES_MAX + 1))
+
+    async def run(raw: bytes) -> object:
+        reader = asyncio.StreamReader()
+        reader.feed_data(raw)
+        reader.feed_eof()
+        return await read_frame(reader)
+
+    assert asyncio.run(run(encode_frame([1, "two"]))) == [1, "two"]
+    with pytest.raises(FrameError):
+        asyncio.run(run((FRAME_BYTES_MAX + 1).to_bytes(4, "big")))
+    with pytest.raises(FrameError):
+        asyncio.run(run((0).to_bytes(4, "big")))
+    with pytest.raises(FrameError):  # non-canonical: map keys out of order
+        asyncio.run(run(b"\x00\x00\x00\x05\xa2\x61b\x01\x61a"))
