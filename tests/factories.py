@@ -70,3 +70,24 @@ def certify(c: Consortium, hdr: BlockHeader, signers: int | None = None) -> Comm
 
 def block(c: Consortium, height: int, prev_hash: bytes, txs: tuple[Transaction, ...] = ()) -> Block:
     return Block(header(c, height, prev_hash, txs), txs)
+
+
+def build_chain(c: Consortium, blocks: int, txs_per_block: int = 2) -> list[tuple[Block, CommitCertificate]]:
+    """A valid chain of ``blocks`` certified blocks with correct tx and log roots."""
+    from ledger.chain import LogFrontier
+
+    log = LogFrontier()
+    prev = c.genesis.hash
+    out: list[tuple[Block, CommitCertificate]] = []
+    for height in range(1, blocks + 1):
+        txs = tuple(note_tx(data=f"{height}/{i}".encode()) for i in range(txs_per_block))
+        for tx in txs:
+            log.append(tx.tx_id)
+        base = header(c, height, prev, txs)
+        hdr = BlockHeader(**{**{name: getattr(base, name) for name in (
+            "chain_id", "height", "round", "prev_hash", "time_ms", "tx_root", "tx_count", "state_root",
+            "validator_set_hash", "next_validator_set_hash", "proposer")},
+            "log_root": log.root(), "log_size": log.size})
+        out.append((Block(hdr, txs), certify(c, hdr, signers=3)))
+        prev = hdr.hash
+    return out
