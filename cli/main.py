@@ -11,6 +11,7 @@ import sys
 import typer
 
 from cli import devnet, did, genesis, gov, issuer, key, ledger_cmd, node_cmd, sdjwt, wallet
+from cli import bench_cmd
 
 app = typer.Typer(
     name="imi",
@@ -31,6 +32,7 @@ app.add_typer(gov.app, name="gov")
 app.add_typer(issuer.app, name="issuer")
 app.add_typer(wallet.app, name="wallet")
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(bench_cmd.app, name="bench")
 
 
 def main() -> None:

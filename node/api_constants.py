@@ -1,0 +1,38 @@
+"""Every limit and default of the REST API, in one place.
+
+Names put the qualifier last (``body_bytes_max``). Relations are asserted at
+import, so an inconsistent edit fails at once.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ledger.constants import STATE_KEY_BYTES_MAX, TX_BYTES_MAX
+
+API_VERSION: Final = "v1"
+
+# --- request bodies --------------------------------------------------------------
+# base64url of the largest transaction, plus room for the JSON envelope.
+API_BODY_BYTES_MAX: Final = (TX_BYTES_MAX * 4) // 3 + 1024
+API_JSON_DEPTH_MAX: Final = 8  # nesting of request JSON (the envelope is flat)
+
+# --- waiting for a commit ----------------------------------------------------------
+API_COMMIT_WAIT_MS_DEFAULT: Final = 10_000
+API_COMMIT_WAIT_MS_MAX: Final = 60_000
+
+# --- path and query parameters -----------------------------------------------------
+API_TX_ID_HEX_CHARS: Final = 64
+API_STATE_KEY_BYTES_MAX: Final = STATE_KEY_BYTES_MAX
+API_HEIGHT_MAX: Final = 2**63 - 1
+
+# --- problem documents (RFC 9457) ----------------------------------------------------
+# ``type`` of every problem is this base followed by the reason; the URI identifies the
+# problem kind and is documented in docs/api.md (it need not be dereferenceable).
+API_PROBLEM_TYPE_BASE: Final = "https://imi.example/problems/"
+API_PROBLEM_DETAIL_CHARS_MAX: Final = 500
+PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
+
+assert API_BODY_BYTES_MAX > (TX_BYTES_MAX * 4) // 3
+assert 0 < API_COMMIT_WAIT_MS_DEFAULT <= API_COMMIT_WAIT_MS_MAX
+assert API_STATE_KEY_BYTES_MAX <= 1024

@@ -1,0 +1,302 @@
+"""What stands between the network and the route handlers.
+
+- :class:`BodyLimit` (ASGI): reads a request body into memory up to a limit
+  *before* any handler parses it; anything larger is answered 413 at once, so an
+  oversized body is never parsed or buffered beyond the limit.
+- :class:`CatchAll` (ASGI): an exception no handler expected becomes a logged
+  500 problem with reason ``internal-error`` and no traceback on the wire.
+- :func:`install_problem_handlers`: FastAPI's validation, 404 and 405 errors,
+  ledger and node errors, and :class:`~node.problems.ApiProblem` all answer with
+  RFC 9457 problem documents.
+- :func:`read_json_body`: strict JSON for request bodies (content type, UTF-8,
+  no duplicate keys, no NaN, bounded depth, unknown fields rejected).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ledger.errors import LedgerError
+from node.api_constants import API_JSON_DEPTH_MAX, PROBLEM_CONTENT_TYPE
+from node.errors import MempoolFull, NodeError
+from node.problems import (
+    REASONS,
+    ApiProblem,
+    Problem,
+    problem_bytes,
+    problem_from_api,
+    problem_from_ledger_error,
+)
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+Model = TypeVar("Model", bound=BaseModel)
+
+
+async def _send_problem(send: Send, status: int, reason: str, detail: str) -> None:
+    body = problem_bytes(status, reason, detail)
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """Buffer request bodies of POST/PUT/PATCH up to ``body_bytes_max``; 413 beyond.
+
+    A declared ``Content-Length`` over the limit is refused without reading; a
+    streamed (chunked) body is refused as soon as it crosses the limit. The
+    handler then reads the buffered body through the usual ``receive``.
+    """
+
+    def __init__(self, app: ASGIApp, body_bytes_max: int) -> None:
+        self.app = app
+        self.body_bytes_max = body_bytes_max
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared == -1:
+            await _send_problem(send, 400, "bad-request", "Content-Length is not a number")
+            return
+        if declared is not None and declared > self.body_bytes_max:
+            await _send_problem(send, 413, "body-too-large",
+                                f"body of {declared} bytes, limit {self.body_bytes_max}")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away; nothing to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.body_bytes_max:
+                await _send_problem(send, 413, "body-too-large",
+                                    f"body over the limit of {self.body_bytes_max} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    """Declared length, ``None`` if absent, -1 if malformed."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() and len(text) < 19 else -1
+    return None
+
+
+class CatchAll:
+    """Turn an unexpected exception into a 500 problem (logged, no traceback sent)."""
+
+    def __init__(self, app: ASGIApp, logger: logging.Logger) -> None:
+        self.app = app
+        self.logger = logger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            self.logger.exception("unexpected error serving %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # half a response is out: let the server drop the connection
+            await _send_problem(send, 500, "internal-error", "the node could not serve this request")
+
+
+# --- FastAPI exception handlers ------------------------------------------------------
+
+
+def _validation_problem(errors: list[Any]) -> Problem:
+    """Map pydantic/FastAPI errors to one problem: the first error decides the reason."""
+    first = errors[0] if errors else {}
+    kind = str(first.get("type", ""))
+    loc = [str(p) for p in first.get("loc", ())]
+    where = ".".join(loc) or "request"
+    in_body = bool(loc) and loc[0] == "body"
+    if kind in ("json_invalid", "json_type"):
+        return Problem(400, "malformed-json", "request body is not valid JSON")
+    if kind == "extra_forbidden":
+        reason = "unknown-field"
+    elif kind == "missing":
+        reason = "missing-field"
+    else:
+        reason = "bad-field"
+    if not in_body:
+        # Path and query parameters: the request names a resource badly.
+        reason = "bad-request"
+    message = str(first.get("msg", "invalid value"))[:200]
+    return Problem(REASONS[reason].status, reason, f"{where}: {message}")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Register problem+json handlers for every error a route can raise."""
+
+    async def on_api_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiProblem)
+        return problem_from_api(exc).response()
+
+    async def on_ledger_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LedgerError)
+        return problem_from_ledger_error(exc).response()
+
+    async def on_node_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NodeError)
+        info = REASONS.get(exc.reason)
+        if isinstance(exc, MempoolFull):
+            status = 503
+        elif info is not None:
+            status = info.status
+        else:
+            status = 422
+        headers = {"retry-after": "1"} if status == 503 else None
+        return Problem(status, exc.reason, str(exc)).response(headers)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, (RequestValidationError, ValidationError))
+        return _validation_problem(list(exc.errors())).response()
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        reason = {404: "not-found", 405: "method-not-allowed", 406: "not-acceptable",
+                  413: "body-too-large", 415: "unsupported-media-type"}.get(exc.status_code)
+        if reason is None:
+            reason = "bad-request" if exc.status_code < 500 else "internal-error"
+        detail = exc.detail if isinstance(exc.detail, str) else ""
+        headers = dict(exc.headers or {})
+        return Problem(exc.status_code, reason, detail).response(headers)
+
+    app.add_exception_handler(ApiProblem, on_api_problem)
+    app.add_exception_handler(LedgerError, on_ledger_error)
+    app.add_exception_handler(NodeError, on_node_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(ValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+# --- strict JSON bodies ----------------------------------------------------------------
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ApiProblem("malformed-json", f"duplicate member {key[:64]!r}")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ApiProblem("malformed-json", f"{name} is not JSON")
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a decoded JSON value, stopping once past ``limit``."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def check_json_content_type(request: Request) -> None:
+    """Require ``application/json`` (or ``application/*+json``), UTF-8 if a charset is given."""
+    raw = request.headers.get("content-type", "")
+    media, _, params = raw.partition(";")
+    media = media.strip().lower()
+    json_like = media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    charset_ok = True
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset_ok = value.strip().strip('"').lower() in ("utf-8", "utf8")
+    if not json_like or not charset_ok:
+        raise ApiProblem("unsupported-media-type",
+                         f"content type {raw[:80]!r}; send application/json (UTF-8)")
+
+
+async def read_json_body(request: Request, model: type[Model]) -> Model:
+    """Parse the request body strictly into ``model`` (which should forbid extra fields).
+
+    Raises :class:`ApiProblem` (415 wrong content type, 400 malformed JSON) or
+    pydantic's :class:`ValidationError` (answered 422 by the handlers above).
+    """
+    check_json_content_type(request)
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+    except ApiProblem:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ApiProblem("malformed-json", f"request body is not JSON: {str(exc)[:120]}") from exc
+    if _depth(value, API_JSON_DEPTH_MAX) > API_JSON_DEPTH_MAX:
+        raise ApiProblem("malformed-json", f"JSON nested deeper than {API_JSON_DEPTH_MAX}")
+    if not isinstance(value, dict):
+        raise ApiProblem("bad-field", "request body must be a JSON object")
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise ApiProblem(**_validation_kwargs(exc)) from exc
+
+
+def _validation_kwargs(exc: ValidationError) -> dict[str, Any]:
+    errors = [dict(e, loc=("body", *e.get("loc", ()))) for e in exc.errors()]
+    problem = _validation_problem(errors)
+    return {"reason": problem.reason, "detail": problem.detail, "status": problem.status}
+
+
+__all__ = [
+    "BodyLimit",
+    "CatchAll",
+    "check_json_content_type",
+    "install_problem_handlers",
+    "read_json_body",
+]

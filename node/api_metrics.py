@@ -1,0 +1,81 @@
+"""Prometheus metrics of the REST API, in a registry owned by one app.
+
+Each :func:`node.api.create_app` builds its own :class:`ApiMetrics` (and
+``CollectorRegistry``), so two apps in one process (tests, a devnet in one
+interpreter) never share counters and nothing lives at module level.
+
+Route labels use the route *template* (``/v1/blocks/{height}``), never the raw
+path, so label cardinality stays bounded whatever clients send.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_UNMATCHED = "unmatched"
+
+
+class ApiMetrics:
+    """The API's counters, gauges and histograms, registered in a private registry."""
+
+    def __init__(self, height: Callable[[], float]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "imi_api_requests", "HTTP requests served, by route template, method and status",
+            ["route", "method", "status"], registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "imi_api_request_seconds", "Time to serve an HTTP request, by route template",
+            ["route"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.tx_submitted = Counter(
+            "imi_api_tx_submitted", "Transactions accepted into the mempool through the API",
+            registry=self.registry,
+        )
+        self.tx_rejected = Counter(
+            "imi_api_tx_rejected", "Transactions refused through the API, by reason",
+            ["reason"], registry=self.registry,
+        )
+        self.tx_commit_timeouts = Counter(
+            "imi_api_tx_commit_timeouts", "?wait=commit requests that timed out",
+            registry=self.registry,
+        )
+        self.height = Gauge("imi_height", "Height of the last committed block", registry=self.registry)
+        self.height.set_function(height)
+
+
+class MetricsMiddleware:
+    """Count every response (including 413s and 500s from inner layers) by route and status."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = scope.get("route")
+            template = str(getattr(route, "path", _UNMATCHED)) if route is not None else _UNMATCHED
+            self.metrics.requests.labels(template, scope.get("method", ""), str(status)).inc()
+            self.metrics.request_seconds.labels(template).observe(time.perf_counter() - started)
+
+
+__all__ = ["ApiMetrics", "MetricsMiddleware"]

@@ -1,0 +1,196 @@
+"""RFC 9457 problem details: the one error format of the REST API.
+
+Every error response is ``application/problem+json``::
+
+    {"type": "https://imi.example/problems/<reason>", "title": "...",
+     "status": 4xx/5xx, "detail": "...", "reason": "<reason>"}
+
+``reason`` is a stable kebab-case code (the extension member clients should
+switch on); ``type`` is the same code under :data:`API_PROBLEM_TYPE_BASE`;
+``title`` is fixed per reason; ``detail`` is for humans and may change.
+
+Ledger errors keep their own ``reason`` (:mod:`ledger.errors`); the HTTP status
+comes from :data:`REASONS`, falling back on the error's class. Reasons unknown to
+the table (a new rule of an identity handler, say) still get a sensible status.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from starlette.responses import Response
+
+from ledger.errors import (
+    BlockError,
+    EncodingError,
+    KeyError_,
+    LedgerError,
+    ProofError,
+    ReplayError,
+    SignatureError,
+    StorageError,
+    TransactionError,
+)
+from node.api_constants import (
+    API_PROBLEM_DETAIL_CHARS_MAX,
+    API_PROBLEM_TYPE_BASE,
+    PROBLEM_CONTENT_TYPE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonInfo:
+    status: int
+    title: str
+
+
+# reason -> (HTTP status, fixed title). Kept as data so docs/api.md is generated from it.
+REASONS: Mapping[str, ReasonInfo] = {
+    # --- the HTTP request itself ---------------------------------------------------
+    "malformed-json": ReasonInfo(400, "Request body is not valid JSON"),
+    "bad-request": ReasonInfo(400, "Bad request parameter"),
+    "bad-field": ReasonInfo(422, "A field has the wrong type or value"),
+    "missing-field": ReasonInfo(422, "A required field is missing"),
+    "unknown-field": ReasonInfo(422, "A field the schema does not define"),
+    "not-found": ReasonInfo(404, "No such resource"),
+    "method-not-allowed": ReasonInfo(405, "Method not allowed on this resource"),
+    "not-acceptable": ReasonInfo(406, "Not acceptable"),
+    "body-too-large": ReasonInfo(413, "Request body too large"),
+    "unsupported-media-type": ReasonInfo(415, "Request body must be application/json"),
+    # --- lookups ------------------------------------------------------------------
+    "unknown-transaction": ReasonInfo(404, "Transaction not known to this node"),
+    "unknown-block": ReasonInfo(404, "Block not committed (yet)"),
+    "no-blocks": ReasonInfo(404, "No block committed yet"),
+    # --- transaction envelope (ledger.tx) -------------------------------------------
+    "bad-encoding": ReasonInfo(400, "Transaction is not base64url"),
+    "non-canonical-encoding": ReasonInfo(400, "Transaction is not canonical CBOR"),
+    "too-large": ReasonInfo(413, "Transaction too large"),
+    "bad-transaction": ReasonInfo(422, "Malformed transaction"),
+    "unsupported-version": ReasonInfo(422, "Unsupported protocol version"),
+    "too-many-signatures": ReasonInfo(422, "Too many signatures"),
+    "bad-key": ReasonInfo(422, "Malformed signer key"),
+    "bad-type": ReasonInfo(422, "Malformed transaction type"),
+    "bad-sender": ReasonInfo(422, "Malformed sender"),
+    "bad-nonce": ReasonInfo(422, "Malformed nonce"),
+    "wrong-chain": ReasonInfo(422, "Transaction is for another chain"),
+    "missing-signature": ReasonInfo(422, "Transaction is not signed"),
+    "duplicate-signature": ReasonInfo(422, "The same key signed twice"),
+    "bad-signature": ReasonInfo(422, "Invalid signature"),
+    "threshold-not-met": ReasonInfo(422, "Not enough valid signatures"),
+    # --- admission against state (node.execution) -------------------------------------
+    "expired-transaction": ReasonInfo(422, "Transaction expired"),
+    "expiry-too-far": ReasonInfo(422, "Transaction expiry too far in the future"),
+    "replayed-transaction": ReasonInfo(409, "Transaction already committed or pending"),
+    "unknown-type": ReasonInfo(422, "Unknown transaction type"),
+    "bad-payload": ReasonInfo(422, "Transaction payload rejected"),
+    "unauthorized": ReasonInfo(403, "Signer not authorised for this sender"),
+    "key-too-long": ReasonInfo(422, "State key too long"),
+    "mempool-full": ReasonInfo(503, "Node is overloaded, retry later"),
+    # --- waiting and the node ---------------------------------------------------------
+    "commit-timeout": ReasonInfo(504, "Not committed within the timeout"),
+    "unavailable": ReasonInfo(503, "Node not ready"),
+    "internal-error": ReasonInfo(500, "Internal error"),
+}
+
+
+class ApiProblem(Exception):
+    """Raise anywhere in a request to answer with a problem document."""
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str = "",
+        *,
+        status: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
+        self.status = status if status is not None else status_for_reason(reason)
+        self.extra = dict(extra or {})
+
+
+def status_for_reason(reason: str, error: BaseException | None = None) -> int:
+    """HTTP status of ``reason``; for reasons outside the table, judge by the error class."""
+    info = REASONS.get(reason)
+    if info is not None:
+        return info.status
+    if isinstance(error, StorageError):
+        return 500
+    if isinstance(error, ReplayError):
+        return 409
+    if isinstance(error, (TransactionError, SignatureError, KeyError_, BlockError)):
+        return 422
+    if isinstance(error, (EncodingError, ProofError)):
+        return 400
+    return 400 if error is not None else 500
+
+
+def title_for_reason(reason: str, status: int) -> str:
+    info = REASONS.get(reason)
+    if info is not None:
+        return info.title
+    # An unlisted reason: a readable title from the code itself.
+    return reason.replace("-", " ").capitalize() if status < 500 else "Internal error"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One RFC 9457 problem document."""
+
+    status: int
+    reason: str
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": API_PROBLEM_TYPE_BASE + self.reason,
+            "title": title_for_reason(self.reason, self.status),
+            "status": self.status,
+            "detail": self.detail[:API_PROBLEM_DETAIL_CHARS_MAX],
+            "reason": self.reason,
+        }
+        for key, value in self.extra.items():
+            body.setdefault(key, value)
+        return body
+
+    def response(self, headers: Mapping[str, str] | None = None) -> Response:
+        return Response(
+            content=json.dumps(self.to_json(), separators=(",", ":")),
+            status_code=self.status,
+            media_type=PROBLEM_CONTENT_TYPE,
+            headers=dict(headers or {}),
+        )
+
+
+def problem_from_ledger_error(error: LedgerError) -> Problem:
+    """A problem document for a ledger error, keeping its stable reason."""
+    status = status_for_reason(error.reason, error)
+    detail = str(error) if status < 500 else "the node could not serve this request"
+    return Problem(status, error.reason, detail)
+
+
+def problem_from_api(error: ApiProblem) -> Problem:
+    return Problem(error.status, error.reason, error.detail, error.extra)
+
+
+def problem_bytes(status: int, reason: str, detail: str) -> bytes:
+    """Encoded problem body, for middleware that answers before the app runs."""
+    return json.dumps(Problem(status, reason, detail).to_json(), separators=(",", ":")).encode()
+
+
+__all__ = [
+    "REASONS",
+    "ApiProblem",
+    "Problem",
+    "ReasonInfo",
+    "problem_bytes",
+    "problem_from_api",
+    "problem_from_ledger_error",
+    "status_for_reason",
+    "title_for_reason",
+]
