@@ -1,0 +1,544 @@
+"""Authenticated state map: bytes key -> bytes value, versioned by height, with proofs.
+
+The map is a compressed binary radix (Patricia) Merkle tree over 256-bit paths
+``path = tagged_hash(STATE_KEY, key)``. Paths are read most significant bit
+first; bit ``d`` of a path is its ``d``-th bit (0..255).
+
+Node kinds and their hashes (``encode`` is the canonical encoding):
+
+* leaf:    ``tagged_hash(STATE_LEAF, encode([path, sha256(value)]))``
+* branch:  ``tagged_hash(STATE_NODE, encode([depth, left, right]))`` where every
+  leaf below shares the first ``depth`` bits, ``left`` holds those whose bit
+  ``depth`` is 0 and ``right`` those whose bit is 1; both children are non-empty.
+* empty tree: :data:`EMPTY_STATE_ROOT` ``= tagged_hash(STATE_NODE, encode([]))``.
+
+A leaf commits to the *digest* of its value so that a proof of absence, which
+shows a neighbouring leaf, reveals neither that leaf's value nor its size.
+
+Nodes are immutable and stored content-addressed (``node_prefix || hash``), so a
+new version shares every untouched subtree with the old one and any committed
+version stays readable and provable. ``root_prefix || version (8 bytes)`` maps a
+version (the block height) to its root.
+
+Proofs list, from the root down, the ``(depth, sibling)`` of each branch on the
+key's path and then the leaf where that walk ends. If that leaf is the key's,
+the proof shows membership; if it is another key's, absence: in a well-formed
+tree the walk for a present key always ends at that key's leaf.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ledger.constants import (
+    HASH_BYTES,
+    STATE_KEY_BYTES_MAX,
+    STATE_PROOF_NODES_MAX,
+    STATE_VALUE_BYTES_MAX,
+)
+from ledger.encoding import Value, decode, encode
+from ledger.errors import EncodingError, LedgerError, ProofError, StorageError
+from ledger.hashing import HashTag, sha256, tagged_hash
+
+if TYPE_CHECKING:
+    from ledger.storage import KV, WriteBatch
+
+PATH_BITS = 8 * HASH_BYTES
+EMPTY_STATE_ROOT = tagged_hash(HashTag.STATE_NODE, encode([]))
+_HASH_HEAD = b"\x58\x20"  # CBOR head of a 32-byte byte string
+
+
+# --- hashing (fast paths equal to the canonical encoding; tests check this) ------
+
+
+def key_path(key: bytes) -> bytes:
+    """The 256-bit path of ``key`` in the tree."""
+    return tagged_hash(HashTag.STATE_KEY, key)
+
+
+def leaf_preimage(path: bytes, value_digest: bytes) -> bytes:
+    """``encode([path, value_digest])`` for two 32-byte strings."""
+    return b"\x82" + _HASH_HEAD + path + _HASH_HEAD + value_digest
+
+
+def branch_preimage(depth: int, left: bytes, right: bytes) -> bytes:
+    """``encode([depth, left, right])`` for 0 <= depth < 256 and 32-byte children."""
+    head = bytes((depth,)) if depth < 24 else bytes((0x18, depth))
+    return b"\x83" + head + _HASH_HEAD + left + _HASH_HEAD + right
+
+
+def leaf_hash(path: bytes, value_digest: bytes) -> bytes:
+    return tagged_hash(HashTag.STATE_LEAF, leaf_preimage(path, value_digest))
+
+
+def branch_hash(depth: int, left: bytes, right: bytes) -> bytes:
+    return tagged_hash(HashTag.STATE_NODE, branch_preimage(depth, left, right))
+
+
+def _bit(path_int: int, depth: int) -> int:
+    return (path_int >> (PATH_BITS - 1 - depth)) & 1
+
+
+def _common_prefix_bits(a: int, b: int) -> int:
+    return PATH_BITS - (a ^ b).bit_length()
+
+
+def _prefix_of(path_int: int, depth: int) -> int:
+    """``path_int`` with every bit from ``depth`` on cleared."""
+    shift = PATH_BITS - depth
+    return (path_int >> shift) << shift
+
+
+def check_key(key: object) -> bytes:
+    """Return ``key`` if it is an admissible state key (1..STATE_KEY_BYTES_MAX bytes)."""
+    if not isinstance(key, bytes) or not 0 < len(key) <= STATE_KEY_BYTES_MAX:
+        raise LedgerError(f"state key must be 1..{STATE_KEY_BYTES_MAX} bytes", reason="bad-state-key")
+    return key
+
+
+def check_value(value: object) -> bytes:
+    """Return ``value`` if it is an admissible state value (at most STATE_VALUE_BYTES_MAX bytes)."""
+    if not isinstance(value, bytes) or len(value) > STATE_VALUE_BYTES_MAX:
+        raise LedgerError(f"state value must be at most {STATE_VALUE_BYTES_MAX} bytes",
+                          reason="bad-state-value")
+    return value
+
+
+# --- proofs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProofStep:
+    """A branch on the key's path: its split ``depth`` and the hash of the child not taken."""
+
+    depth: int
+    sibling: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProofLeaf:
+    """The leaf where the key's walk ends: its path and the SHA-256 of its value."""
+
+    path: bytes
+    value_digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StateProof:
+    """Membership or absence proof for one key; ``leaf`` is None only for the empty tree."""
+
+    steps: tuple[ProofStep, ...]
+    leaf: ProofLeaf | None
+
+    def to_value(self) -> Value:
+        """Canonical form: ``{"leaf": [path, digest] | null, "steps": [[depth, sibling], ...]}``."""
+        leaf: Value = None if self.leaf is None else [self.leaf.path, self.leaf.value_digest]
+        return {"leaf": leaf, "steps": [[step.depth, step.sibling] for step in self.steps]}
+
+    def to_bytes(self) -> bytes:
+        return encode(self.to_value())
+
+    @classmethod
+    def from_value(cls, value: object) -> StateProof:
+        """Parse the canonical form; :class:`ProofError` on anything malformed."""
+        if not isinstance(value, dict) or set(value) != {"leaf", "steps"}:
+            raise ProofError("state proof must have exactly 'leaf' and 'steps'", reason="malformed-proof")
+        raw_steps, raw_leaf = value["steps"], value["leaf"]
+        if not isinstance(raw_steps, list) or len(raw_steps) > STATE_PROOF_NODES_MAX:
+            raise ProofError("state proof steps must be a list within the limit", reason="malformed-proof")
+        steps = []
+        for item in raw_steps:
+            if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int):
+                raise ProofError("a proof step is [depth, sibling]", reason="malformed-proof")
+            steps.append(ProofStep(_depth(item[0]), _hash32(item[1], "sibling")))
+        leaf = None
+        if raw_leaf is not None:
+            if not (isinstance(raw_leaf, list) and len(raw_leaf) == 2):
+                raise ProofError("proof leaf is [path, value digest]", reason="malformed-proof")
+            leaf = ProofLeaf(_hash32(raw_leaf[0], "leaf path"), _hash32(raw_leaf[1], "value digest"))
+        return cls(tuple(steps), leaf)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StateProof:
+        try:
+            value = decode(data)
+        except EncodingError as exc:
+            raise ProofError(f"state proof is not canonical: {exc}", reason="malformed-proof") from exc
+        return cls.from_value(value)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form for the API: hashes as lowercase hex."""
+        leaf = None if self.leaf is None else {
+            "path": self.leaf.path.hex(), "value_digest": self.leaf.value_digest.hex()}
+        return {"leaf": leaf,
+                "steps": [{"depth": step.depth, "sibling": step.sibling.hex()} for step in self.steps]}
+
+    @classmethod
+    def from_json(cls, obj: object) -> StateProof:
+        """Strict inverse of :meth:`to_json`; :class:`ProofError` on unknown fields or bad hex."""
+        if not isinstance(obj, dict) or set(obj) != {"leaf", "steps"}:
+            raise ProofError("state proof must have exactly 'leaf' and 'steps'", reason="malformed-proof")
+        raw_steps, raw_leaf = obj["steps"], obj["leaf"]
+        if not isinstance(raw_steps, list) or len(raw_steps) > STATE_PROOF_NODES_MAX:
+            raise ProofError("state proof steps must be a list within the limit", reason="malformed-proof")
+        steps = []
+        for item in raw_steps:
+            if not isinstance(item, dict) or set(item) != {"depth", "sibling"} or type(item["depth"]) is not int:
+                raise ProofError("a proof step is {depth, sibling}", reason="malformed-proof")
+            steps.append(ProofStep(_depth(item["depth"]), _hex32(item["sibling"], "sibling")))
+        leaf = None
+        if raw_leaf is not None:
+            if not isinstance(raw_leaf, dict) or set(raw_leaf) != {"path", "value_digest"}:
+                raise ProofError("proof leaf is {path, value_digest}", reason="malformed-proof")
+            leaf = ProofLeaf(_hex32(raw_leaf["path"], "leaf path"),
+                             _hex32(raw_leaf["value_digest"], "value digest"))
+        return cls(tuple(steps), leaf)
+
+
+def _depth(value: int) -> int:
+    if not 0 <= value < PATH_BITS:
+        raise ProofError(f"proof depth {value} is outside 0..{PATH_BITS - 1}", reason="malformed-proof")
+    return value
+
+
+def _hash32(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != HASH_BYTES:
+        raise ProofError(f"{what} must be {HASH_BYTES} bytes", reason="malformed-proof")
+    return value
+
+
+def _hex32(text: object, what: str) -> bytes:
+    if not isinstance(text, str) or len(text) != 2 * HASH_BYTES:
+        raise ProofError(f"{what} must be {2 * HASH_BYTES} hex digits", reason="malformed-proof")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError as exc:
+        raise ProofError(f"{what} is not hex", reason="malformed-proof") from exc
+    if raw.hex() != text:
+        raise ProofError(f"{what} must be lowercase hex", reason="malformed-proof")
+    return raw
+
+
+def root_from_state_proof(key: bytes, value: bytes | None, proof: StateProof) -> bytes:
+    """Root implied by ``proof`` for ``key`` holding ``value`` (None: absent).
+
+    Raises :class:`ProofError` if the proof cannot be such a proof at all
+    (wrong leaf for the claim, depths not increasing, leaf off the key's path).
+    """
+    try:
+        path = key_path(check_key(key))
+        digest = None if value is None else sha256(check_value(value))
+    except LedgerError as exc:
+        raise ProofError(f"claim is outside the state limits: {exc}") from exc
+    if len(proof.steps) > STATE_PROOF_NODES_MAX:
+        raise ProofError("state proof is too long")
+    if proof.leaf is None:
+        if proof.steps or digest is not None:
+            raise ProofError("only an empty tree has a proof without a leaf")
+        return EMPTY_STATE_ROOT
+    leaf = proof.leaf
+    if digest is not None and (leaf.path != path or leaf.value_digest != digest):
+        raise ProofError("proof leaf is not the claimed key and value")
+    if digest is None and leaf.path == path:
+        raise ProofError("proof shows the key present, not absent")
+    path_int = int.from_bytes(path, "big")
+    leaf_int = int.from_bytes(leaf.path, "big")
+    previous = -1
+    for step in proof.steps:
+        if not previous < step.depth < PATH_BITS:
+            raise ProofError("proof depths must increase from the root down")
+        if _bit(path_int, step.depth) != _bit(leaf_int, step.depth):
+            raise ProofError("proof leaf is not on the key's path")
+        previous = step.depth
+    current = leaf_hash(leaf.path, leaf.value_digest)
+    for step in reversed(proof.steps):
+        if _bit(path_int, step.depth):
+            current = branch_hash(step.depth, step.sibling, current)
+        else:
+            current = branch_hash(step.depth, current, step.sibling)
+    return current
+
+
+def verify_state_proof(root: bytes, key: bytes, value: bytes | None, proof: StateProof) -> None:
+    """Raise :class:`ProofError` unless ``proof`` shows ``key -> value`` (None: absent) under ``root``."""
+    if root_from_state_proof(key, value, proof) != root:
+        raise ProofError("state proof does not lead to the root")
+
+
+# --- the stored tree ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    key: bytes
+    value: bytes
+    path_int: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Branch:
+    depth: int
+    left: bytes
+    right: bytes
+    prefix_int: int  # the shared first ``depth`` bits, the rest zero (not hashed: derived)
+
+
+@dataclass(frozen=True, slots=True)
+class _Update:
+    path_int: int
+    key: bytes
+    value: bytes | None
+
+
+# An item for building a subtree: an update to write, or an existing leaf kept as is.
+_Item = tuple[int, "_Update | bytes"]
+
+
+class StateTree:
+    """The versioned state map in a KV store. Holds no node in memory between calls.
+
+    ``node_prefix`` and ``root_prefix`` are the key namespaces for nodes and for the
+    version index; they must not be prefixes of each other's keys or of others'.
+    """
+
+    __slots__ = ("_kv", "_node_prefix", "_root_prefix")
+
+    def __init__(self, kv: KV, *, node_prefix: bytes, root_prefix: bytes) -> None:
+        self._kv = kv
+        self._node_prefix = bytes(node_prefix)
+        self._root_prefix = bytes(root_prefix)
+
+    # -- versions
+
+    def latest_version(self) -> int | None:
+        """Highest committed version, or None before the first :meth:`apply` is committed."""
+        for key, _ in self._kv.iterate(self._root_prefix, reverse=True):
+            return int.from_bytes(key[len(self._root_prefix):], "big")
+        return None
+
+    def root_at(self, version: int) -> bytes:
+        """Root after ``version``; :class:`StorageError` (reason ``unknown-version``) if none."""
+        if not 0 <= version < 2**64:
+            raise StorageError(f"no state version {version}", reason="unknown-version")
+        root = self._kv.get(self._root_prefix + version.to_bytes(8, "big"))
+        if root is None:
+            raise StorageError(f"no state version {version}", reason="unknown-version")
+        return root
+
+    def _root_or_latest(self, version: int | None) -> bytes:
+        if version is None:
+            version = self.latest_version()
+            if version is None:
+                return EMPTY_STATE_ROOT
+        return self.root_at(version)
+
+    # -- reads
+
+    def get(self, key: bytes, version: int | None = None) -> bytes | None:
+        """Value of ``key`` at ``version`` (default: latest), or None if absent."""
+        return self.get_at_root(key, self._root_or_latest(version))
+
+    def get_at_root(self, key: bytes, root: bytes) -> bytes | None:
+        """Value of ``key`` in the tree with root ``root`` (which must be stored)."""
+        path_int = int.from_bytes(key_path(check_key(key)), "big")
+        node_hash = root
+        if node_hash == EMPTY_STATE_ROOT:
+            return None
+        for _ in range(PATH_BITS + 1):
+            node = self._load(node_hash)
+            if isinstance(node, _Leaf):
+                return node.value if node.path_int == path_int else None
+            node_hash = node.right if _bit(path_int, node.depth) else node.left
+        raise StorageError("state tree deeper than its paths", reason="storage-corrupt")
+
+    def prove(self, key: bytes, version: int | None = None) -> StateProof:
+        """Membership or absence proof of ``key`` at ``version`` (default: latest)."""
+        return self.prove_at_root(key, self._root_or_latest(version))
+
+    def prove_at_root(self, key: bytes, root: bytes) -> StateProof:
+        path_int = int.from_bytes(key_path(check_key(key)), "big")
+        if root == EMPTY_STATE_ROOT:
+            return StateProof((), None)
+        steps: list[ProofStep] = []
+        node_hash = root
+        for _ in range(PATH_BITS + 1):
+            node = self._load(node_hash)
+            if isinstance(node, _Leaf):
+                leaf = ProofLeaf(node.path_int.to_bytes(HASH_BYTES, "big"), sha256(node.value))
+                return StateProof(tuple(steps), leaf)
+            if _bit(path_int, node.depth):
+                steps.append(ProofStep(node.depth, node.left))
+                node_hash = node.right
+            else:
+                steps.append(ProofStep(node.depth, node.right))
+                node_hash = node.left
+        raise StorageError("state tree deeper than its paths", reason="storage-corrupt")
+
+    def reader(self, version: int | None = None) -> StateView:
+        """A read-only view of one version (``get(key)``), e.g. for the executor."""
+        return StateView(self, self._root_or_latest(version))
+
+    # -- writes
+
+    def apply(
+        self,
+        updates: Mapping[bytes, bytes | None],
+        version: int,
+        batch: WriteBatch,
+        *,
+        base_version: int | None = None,
+    ) -> bytes:
+        """Write the tree after ``updates`` (None deletes) into ``batch`` as ``version``; return its root.
+
+        The base is ``base_version`` (default: the latest committed version, or
+        the empty tree). Requires ``version`` greater than the base version.
+        New nodes and the version's root go into ``batch`` only, so the caller
+        commits them with the rest of the block, or drops the batch to just
+        learn the root (execute-then-vote).
+        """
+        if base_version is None:
+            base_version = self.latest_version()
+        base_root = EMPTY_STATE_ROOT if base_version is None else self.root_at(base_version)
+        if not (0 <= version < 2**64) or (base_version is not None and version <= base_version):
+            raise StorageError(f"state version {version} must follow {base_version}", reason="bad-version")
+        root = self.apply_to_root(base_root, updates, batch)
+        batch.put(self._root_prefix + version.to_bytes(8, "big"), root)
+        return root
+
+    def apply_to_root(self, base_root: bytes, updates: Mapping[bytes, bytes | None], batch: WriteBatch) -> bytes:
+        """Write the nodes of ``base_root`` + ``updates`` into ``batch``; return the new root.
+
+        Costs O(k log n) node reads and writes for k updates in a tree of n keys.
+        """
+        items = sorted((
+            _Update(int.from_bytes(key_path(check_key(key)), "big"), key,
+                    None if value is None else check_value(value))
+            for key, value in updates.items()
+        ), key=lambda update: update.path_int) if updates else []
+        base = None if base_root == EMPTY_STATE_ROOT else base_root
+        new_root = self._update(base, items, batch)
+        return EMPTY_STATE_ROOT if new_root is None else new_root
+
+    def _update(self, node_hash: bytes | None, ups: list[_Update], batch: WriteBatch) -> bytes | None:
+        if not ups:
+            return node_hash
+        if node_hash is None:
+            return self._build([(u.path_int, u) for u in ups if u.value is not None], batch)
+        node = self._load(node_hash)
+        if isinstance(node, _Leaf):
+            items: list[_Item] = [(u.path_int, u) for u in ups if u.value is not None]
+            if all(u.path_int != node.path_int for u in ups):
+                bisect.insort(items, (node.path_int, node_hash), key=lambda item: item[0])
+            return self._build(items, batch)
+        shared = min(_common_prefix_bits(ups[0].path_int, node.prefix_int),
+                     _common_prefix_bits(ups[-1].path_int, node.prefix_int))
+        if shared >= node.depth:
+            # Every update lies inside this branch: recurse into both sides.
+            split = _split_index([u.path_int for u in ups], node.prefix_int, node.depth)
+            left = self._update(node.left, ups[:split], batch)
+            right = self._update(node.right, ups[split:], batch)
+            if left == node.left and right == node.right:
+                return node_hash
+            if left is None or right is None:
+                return right if left is None else left
+            return self._write_branch(node.depth, left, right, node.prefix_int, batch)
+        # Some updates leave this branch's prefix at bit ``shared``: a new branch
+        # splits there, with this subtree (updated) on its side and new leaves on the other.
+        side = _bit(node.prefix_int, shared)
+        split = _split_index([u.path_int for u in ups], _prefix_of(node.prefix_int, shared), shared)
+        inside, outside = (ups[:split], ups[split:]) if side == 0 else (ups[split:], ups[:split])
+        kept = self._update(node_hash, inside, batch)
+        added = self._build([(u.path_int, u) for u in outside if u.value is not None], batch)
+        if kept is None or added is None:
+            return added if kept is None else kept
+        left, right = (kept, added) if side == 0 else (added, kept)
+        return self._write_branch(shared, left, right, _prefix_of(node.prefix_int, shared), batch)
+
+    def _build(self, items: list[_Item], batch: WriteBatch) -> bytes | None:
+        """Subtree holding exactly ``items`` (sorted by path, distinct paths)."""
+        if not items:
+            return None
+        if len(items) == 1:
+            path_int, item = items[0]
+            return item if isinstance(item, bytes) else self._write_leaf(item, batch)
+        depth = _common_prefix_bits(items[0][0], items[-1][0])
+        prefix = _prefix_of(items[0][0], depth)
+        split = _split_index([path for path, _ in items], prefix, depth)
+        left = self._build(items[:split], batch)
+        right = self._build(items[split:], batch)
+        assert left is not None and right is not None  # both sides are non-empty by choice of depth
+        return self._write_branch(depth, left, right, prefix, batch)
+
+    def _write_leaf(self, update: _Update, batch: WriteBatch) -> bytes:
+        assert update.value is not None
+        path = update.path_int.to_bytes(HASH_BYTES, "big")
+        node_hash = leaf_hash(path, sha256(update.value))
+        batch.put(self._node_prefix + node_hash, encode([update.key, update.value]))
+        return node_hash
+
+    def _write_branch(self, depth: int, left: bytes, right: bytes, prefix_int: int, batch: WriteBatch) -> bytes:
+        node_hash = branch_hash(depth, left, right)
+        record = encode([depth, left, right, prefix_int.to_bytes(HASH_BYTES, "big")])
+        batch.put(self._node_prefix + node_hash, record)
+        return node_hash
+
+    def _load(self, node_hash: bytes) -> _Leaf | _Branch:
+        raw = self._kv.get(self._node_prefix + node_hash)
+        if raw is None:
+            raise StorageError(f"state node {node_hash.hex()} is missing")
+        try:
+            record = decode(raw)
+        except EncodingError as exc:
+            raise StorageError(f"state node {node_hash.hex()} is not canonical") from exc
+        if isinstance(record, list) and len(record) == 2:
+            key, value = record
+            if isinstance(key, bytes) and isinstance(value, bytes):
+                return _Leaf(key, value, int.from_bytes(key_path(key), "big"))
+        if isinstance(record, list) and len(record) == 4:
+            depth, left, right, prefix = record
+            if type(depth) is int and all(isinstance(x, bytes) for x in (left, right, prefix)):
+                assert isinstance(left, bytes) and isinstance(right, bytes) and isinstance(prefix, bytes)
+                return _Branch(depth, left, right, int.from_bytes(prefix, "big"))
+        raise StorageError(f"state node {node_hash.hex()} has an unknown shape")
+
+
+def _split_index(paths: list[int], prefix_int: int, depth: int) -> int:
+    """First position in sorted ``paths`` (all sharing ``prefix_int``'s first ``depth``
+    bits) whose bit ``depth`` is 1."""
+    return bisect.bisect_left(paths, prefix_int | (1 << (PATH_BITS - 1 - depth)))
+
+
+@dataclass(frozen=True, slots=True)
+class StateView:
+    """Read access to one version of the state."""
+
+    tree: StateTree
+    root: bytes
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.tree.get_at_root(key, self.root)
+
+    def prove(self, key: bytes) -> StateProof:
+        return self.tree.prove_at_root(key, self.root)
+
+
+__all__ = [
+    "EMPTY_STATE_ROOT",
+    "PATH_BITS",
+    "ProofLeaf",
+    "ProofStep",
+    "StateProof",
+    "StateTree",
+    "StateView",
+    "branch_hash",
+    "branch_preimage",
+    "check_key",
+    "check_value",
+    "key_path",
+    "leaf_hash",
+    "leaf_preimage",
+    "root_from_state_proof",
+    "verify_state_proof",
+]
