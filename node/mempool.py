@@ -1,0 +1,113 @@
+"""The mempool: admitted transactions waiting for a block.
+
+Admission (:meth:`Mempool.add`) runs, in order: duplicate check (already pending:
+accepted again, idempotently, without re-checking), committed check (replay),
+capacity (``MEMPOOL_TXS_MAX``), then ``Executor.check_tx`` against the latest
+committed state — which covers the stateless checks (shape, chain, signatures),
+expiry at the local clock and the handler's own rules. Rejections raise the
+ledger's typed errors with a stable ``reason``.
+
+Order is arrival order (first come, first proposed). Transactions leave the pool
+when committed (:meth:`remove`), when a proposer's execution rejected them, or
+when they expire (:meth:`evict_expired`). Newly admitted local transactions are
+queued for gossip (:meth:`take_gossip`); transactions received by gossip are
+not re-gossiped, since the validator mesh is complete.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Iterable
+
+from ledger.errors import ReplayError, TransactionError
+from ledger.tx import Transaction
+from node.constants import MEMPOOL_GOSSIP_BATCH_MAX, MEMPOOL_TXS_MAX
+from node.execution import BlockContext, Executor, StateReader
+
+
+class Mempool:
+    """Bounded, deduplicated pool of admissible transactions. Single-threaded (asyncio)."""
+
+    __slots__ = ("_executor", "_state", "_next_height", "_is_committed", "_now_ms",
+                 "_pending", "_gossip", "capacity", "admitted_total", "rejected_total")
+
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        state: Callable[[], StateReader],
+        next_height: Callable[[], int],
+        is_committed: Callable[[bytes], bool],
+        now_ms: Callable[[], int],
+        capacity: int = MEMPOOL_TXS_MAX,
+    ) -> None:
+        self._executor = executor
+        self._state = state
+        self._next_height = next_height
+        self._is_committed = is_committed
+        self._now_ms = now_ms
+        self._pending: OrderedDict[bytes, Transaction] = OrderedDict()
+        self._gossip: list[Transaction] = []
+        self.capacity = capacity
+        self.admitted_total = 0
+        self.rejected_total = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, tx_id: bytes) -> bool:
+        return tx_id in self._pending
+
+    def add(self, tx: Transaction, *, gossip: bool = True) -> bool:
+        """Admit ``tx``; True if new, False if already pending. Raises a ledger
+        TransactionError / ReplayError / SignatureError if it is not admissible."""
+        if tx.tx_id in self._pending:
+            return False
+        try:
+            if self._is_committed(tx.tx_id):
+                raise ReplayError("transaction already committed", reason="replayed-transaction")
+            if len(self._pending) >= self.capacity:
+                raise TransactionError(f"mempool holds {self.capacity} transactions; retry later",
+                                       reason="mempool-full")
+            ctx = BlockContext(self._executor.chain_id, self._next_height(), self._now_ms(), "")
+            self._executor.check_tx(tx, self._state(), ctx, self._is_committed)
+        except Exception:
+            self.rejected_total += 1
+            raise
+        self._pending[tx.tx_id] = tx
+        self.admitted_total += 1
+        if gossip:
+            self._gossip.append(tx)
+        return True
+
+    def batch(self, count_max: int) -> list[Transaction]:
+        """Up to ``count_max`` pending transactions, oldest first (they stay pending)."""
+        out: list[Transaction] = []
+        for tx in self._pending.values():
+            if len(out) >= count_max:
+                break
+            out.append(tx)
+        return out
+
+    def remove(self, tx_ids: Iterable[bytes]) -> None:
+        """Drop transactions (committed, or rejected by a proposer's execution)."""
+        for tx_id in tx_ids:
+            self._pending.pop(tx_id, None)
+
+    def evict_expired(self, now_ms: int) -> int:
+        """Drop pending transactions that expired at ``now_ms``; returns how many."""
+        expired = [k for k, tx in self._pending.items() if tx.expires_at_ms <= now_ms]
+        self.remove(expired)
+        return len(expired)
+
+    def take_gossip(self) -> list[Transaction]:
+        """Up to ``MEMPOOL_GOSSIP_BATCH_MAX`` locally admitted transactions not yet gossiped."""
+        out = self._gossip[:MEMPOOL_GOSSIP_BATCH_MAX]
+        del self._gossip[:MEMPOOL_GOSSIP_BATCH_MAX]
+        return [tx for tx in out if tx.tx_id in self._pending]
+
+    def has_gossip(self) -> bool:
+        return bool(self._gossip)
+
+
+__all__ = ["Mempool"]

@@ -1,0 +1,98 @@
+"""WAL durability rules and mempool admission."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from ledger.errors import ReplayError, SignatureError, TransactionError
+from ledger.keys import SigningKey
+from ledger.storage import MemoryKV
+from ledger.tx import Transaction
+from node.execution import DEVNET_HANDLERS, Executor
+from node.mempool import Mempool
+from node.wal import Wal
+
+CHAIN = "test-chain"
+
+
+def test_wal_replays_records_in_order_and_cuts_a_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    wal, records = Wal.open(path)
+    assert records == []
+    wal.append([{"vote": 1}, {"vote": 2}])
+    wal.append([[b"x", 3]])
+    wal.close()
+    good_size = path.stat().st_size
+    with open(path, "ab") as handle:  # a crash in the middle of the next append
+        handle.write(b"\x00\x00\x00\x10\x00\x00")
+    wal, records = Wal.open(path)
+    assert records == [{"vote": 1}, {"vote": 2}, [b"x", 3]]
+    assert path.stat().st_size == good_size
+    wal.append([{"vote": 4}])
+    wal.rewrite([{"vote": 4}])
+    wal.close()
+    assert Wal.open(path)[1] == [{"vote": 4}]
+
+
+def _note(key: SigningKey, *, expires_in_ms: int = 60_000, chain: str = CHAIN) -> Transaction:
+    return Transaction.create(chain_id=chain, type="test.note", sender=key.key_id,
+                              payload={"data": b"hi"},
+                              expires_at_ms=int(time.time() * 1000) + expires_in_ms).sign(key)
+
+
+def _pool(committed: set[bytes], capacity: int = 10) -> Mempool:
+    kv = MemoryKV()
+    return Mempool(Executor(CHAIN, DEVNET_HANDLERS), state=lambda: kv, next_height=lambda: 1,
+                   is_committed=committed.__contains__, now_ms=lambda: int(time.time() * 1000),
+                   capacity=capacity)
+
+
+def test_mempool_admits_dedups_and_batches_in_arrival_order() -> None:
+    pool = _pool(set())
+    key = SigningKey.generate()
+    txs = [_note(key) for _ in range(3)]
+    assert [pool.add(t) for t in txs] == [True, True, True]
+    assert pool.add(txs[0]) is False
+    assert len(pool) == 3
+    assert pool.batch(2) == txs[:2]
+    assert pool.take_gossip() == txs
+    pool.remove([txs[0].tx_id])
+    assert pool.batch(10) == txs[1:]
+
+
+def test_mempool_rejects_with_typed_reasons() -> None:
+    committed: set[bytes] = set()
+    pool = _pool(committed, capacity=2)
+    key = SigningKey.generate()
+    done = _note(key)
+    committed.add(done.tx_id)
+    with pytest.raises(ReplayError):
+        pool.add(done)
+    with pytest.raises(ReplayError):
+        pool.add(_note(key, expires_in_ms=-1))
+    with pytest.raises(TransactionError) as wrong_chain:
+        pool.add(_note(key, chain="other"))
+    assert wrong_chain.value.reason == "wrong-chain"
+    forged = _note(key)
+    forged = Transaction(forged.chain_id, forged.type, forged.sender, {"data": b"changed"},
+                         forged.nonce, forged.expires_at_ms, forged.signatures)
+    with pytest.raises(SignatureError):
+        pool.add(forged)
+    pool.add(_note(key))
+    pool.add(_note(key))
+    with pytest.raises(TransactionError) as full:
+        pool.add(_note(key))
+    assert full.value.reason == "mempool-full"
+    assert len(pool) == 2
+
+
+def test_mempool_evicts_expired() -> None:
+    pool = _pool(set())
+    key = SigningKey.generate()
+    tx = _note(key, expires_in_ms=1_000)
+    pool.add(tx)
+    assert pool.evict_expired(tx.expires_at_ms) == 1
+    assert len(pool) == 0
