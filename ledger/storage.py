@@ -8,6 +8,9 @@ write batches give this; ``sync=True`` makes it durable before returning).
 A batch can be read back before it is committed (:meth:`WriteBatch.lookup`),
 so that several components (Merkle log, state tree, block store) can build one
 block's changes step by step and still commit them as one unit.
+
+:class:`LedgerStore` lays the ledger out in one KV under one-byte key
+namespaces (``PREFIX_*`` below) and writes each block as one batch.
 """
 
 from __future__ import annotations
@@ -15,9 +18,15 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Iterator, Mapping, Protocol, Sequence
 
-from ledger.errors import StorageError
+from ledger.block import Block, BlockHeader, CommitCertificate
+from ledger.encoding import decode, encode
+from ledger.errors import BlockError, ProofError, StorageError
+from ledger.genesis import Genesis
+from ledger.merkle import MerkleLog, leaf_hash
+from ledger.state import StateProof, StateTree, StateView
+from ledger.tx import Transaction
 
 
 class _Missing:
@@ -190,3 +199,289 @@ class LevelKV:
 
     def close(self) -> None:
         self._db.close()
+
+
+# --- the ledger store -------------------------------------------------------------
+
+# One-byte key namespaces. Heights are 8-byte big-endian so keys sort by height.
+PREFIX_META = b"\x00"  # b"\x00head" -> [height, hash]; b"\x00genesis" -> genesis JSON
+PREFIX_HEADER = b"h"  # height -> canonical header
+PREFIX_BODY = b"b"  # height -> [tx id, ...]
+PREFIX_CERT = b"c"  # height -> canonical commit certificate
+PREFIX_BLOCK_HASH = b"k"  # block hash -> height
+PREFIX_TX = b"t"  # tx id -> [height, index in block, index in log, tx]
+PREFIX_LOG = b"m"  # Merkle log of tx ids (see ledger.merkle.MerkleLog)
+PREFIX_STATE_NODE = b"s"  # state tree nodes by hash (see ledger.state.StateTree)
+PREFIX_STATE_ROOT = b"r"  # state version (height) -> root
+_HEAD_KEY = PREFIX_META + b"head"
+_GENESIS_KEY = PREFIX_META + b"genesis"
+
+
+@dataclass(frozen=True, slots=True)
+class TxRecord:
+    """A committed transaction and where it sits: block height, index in the block, index in the log."""
+
+    tx: Transaction
+    height: int
+    index: int
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPreview:
+    """What a header must carry if a block with these txs and state updates follows the head."""
+
+    log_size: int
+    log_root: bytes
+    state_root: bytes
+
+
+def _height_key(prefix: bytes, height: int) -> bytes:
+    return prefix + height.to_bytes(8, "big")
+
+
+class LedgerStore:
+    """Blocks, certificates, transactions, the transaction log and the state, in one KV.
+
+    Every block is written by :meth:`append_block` as ONE atomic batch (header,
+    body, txs by id, certificate, log nodes, state nodes and root, head pointer),
+    so after a crash the store holds exactly the blocks up to some head and
+    nothing of the next. Opening checks the head's integrity and raises
+    :class:`StorageError` if it does not hold.
+    """
+
+    __slots__ = ("kv", "log", "state")
+
+    def __init__(self, kv: KV) -> None:
+        self.kv = kv
+        self.log = MerkleLog(kv, PREFIX_LOG)
+        self.state = StateTree(kv, node_prefix=PREFIX_STATE_NODE, root_prefix=PREFIX_STATE_ROOT)
+        self.check_integrity()
+
+    # -- setup
+
+    def initialize(self, genesis: Genesis, state: Mapping[bytes, bytes | None]) -> bytes:
+        """Store ``genesis`` and the state before block 1 (version 0); returns that state root.
+
+        Requires an empty store (no genesis yet).
+        """
+        if self.kv.get(_GENESIS_KEY) is not None:
+            raise StorageError("store already holds a genesis", reason="already-initialized")
+        batch = WriteBatch()
+        root = self.state.apply(state, 0, batch)
+        batch.put(_GENESIS_KEY, genesis.dumps().encode("utf-8"))
+        self.kv.write(batch)
+        return root
+
+    def genesis(self) -> Genesis | None:
+        raw = self.kv.get(_GENESIS_KEY)
+        return None if raw is None else Genesis.loads(raw.decode("utf-8"))
+
+    # -- the head
+
+    def head_pointer(self) -> tuple[int, bytes] | None:
+        """(height, block hash) of the last stored block, or None before block 1."""
+        raw = self.kv.get(_HEAD_KEY)
+        if raw is None:
+            return None
+        value = decode(raw)
+        if not (isinstance(value, list) and len(value) == 2 and type(value[0]) is int
+                and isinstance(value[1], bytes)):
+            raise StorageError("head pointer is malformed")
+        return value[0], value[1]
+
+    def height(self) -> int:
+        """Height of the last stored block (0 before block 1)."""
+        pointer = self.head_pointer()
+        return 0 if pointer is None else pointer[0]
+
+    def head(self) -> BlockHeader | None:
+        """Header of the last stored block, or None before block 1."""
+        pointer = self.head_pointer()
+        return None if pointer is None else self.header(pointer[0])
+
+    def check_integrity(self) -> None:
+        """Raise :class:`StorageError` unless the head block, its certificate, the log
+        and the state it names are all present and consistent."""
+        pointer = self.head_pointer()
+        if pointer is None:
+            if self.kv.get(_GENESIS_KEY) is not None and self.state.latest_version() != 0:
+                raise StorageError("genesis state is missing", reason="storage-corrupt")
+            return
+        height, block_hash = pointer
+        header = self.header(height)
+        if header is None or header.hash != block_hash:
+            raise StorageError(f"head block {height} is missing or does not match the head pointer")
+        if self.kv.get(_height_key(PREFIX_BODY, height)) is None or self.certificate(height) is None:
+            raise StorageError(f"head block {height} has no body or certificate")
+        if self.state.latest_version() != height or self.state.root_at(height) != header.state_root:
+            raise StorageError(f"state root of head block {height} is missing or differs")
+        if self.log.size() != header.log_size or self.log.root() != header.log_root:
+            raise StorageError(f"transaction log does not match head block {height}")
+
+    # -- writing
+
+    def preview(self, tx_ids: Sequence[bytes], state_updates: Mapping[bytes, bytes | None]) -> BlockPreview:
+        """Log size/root and state root after a block with ``tx_ids`` and ``state_updates``
+        on top of the head; writes nothing (for the proposer building a header)."""
+        scratch = WriteBatch()
+        size, root = self.log.append([leaf_hash(tx_id) for tx_id in tx_ids], scratch)
+        state_root = self.state.apply(state_updates, self.height() + 1, scratch, base_version=self.height())
+        return BlockPreview(size, root, state_root)
+
+    def append_block(
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        state_updates: Mapping[bytes, bytes | None],
+    ) -> None:
+        """Store ``block`` (the head's successor) with its certificate and state changes, atomically.
+
+        Checks before writing: height and link to the head (or genesis), body
+        against ``tx_root``, the log and state roots the header names, that the
+        certificate is for this header, and that no transaction is stored
+        already. The certificate's signatures are the caller's to verify
+        (:class:`ledger.chain.ChainVerifier`). Raises :class:`BlockError` and
+        writes nothing if a check fails.
+        """
+        header = block.header
+        pointer = self.head_pointer()
+        genesis_raw = self.kv.get(_GENESIS_KEY)
+        if genesis_raw is None:
+            raise StorageError("store has no genesis", reason="not-initialized")
+        height, prev_hash = pointer if pointer is not None else (0, self._genesis_hash(genesis_raw))
+        if header.height != height + 1 or header.prev_hash != prev_hash:
+            raise BlockError(f"block {header.height} does not follow head {height}", reason="broken-link")
+        block.check_body()
+        if (certificate.block_hash != header.hash or certificate.height != header.height
+                or certificate.chain_id != header.chain_id):
+            raise BlockError("certificate is for another block", reason="certificate-mismatch")
+        batch = WriteBatch()
+        log_start = self.log.size()
+        log_size, log_root = self.log.append([leaf_hash(tx.tx_id) for tx in block.txs], batch)
+        if (log_size, log_root) != (header.log_size, header.log_root):
+            raise BlockError(f"block {header.height}: log root or size differs", reason="log-root-mismatch")
+        state_root = self.state.apply(state_updates, header.height, batch, base_version=height)
+        if state_root != header.state_root:
+            raise BlockError(f"block {header.height}: state root differs", reason="state-root-mismatch")
+        for index, tx in enumerate(block.txs):
+            key = PREFIX_TX + tx.tx_id
+            if self.kv.get(key) is not None or not isinstance(batch.lookup(key), _Missing):
+                raise BlockError(f"transaction {tx.tx_id.hex()} is already stored",
+                                 reason="replayed-transaction")
+            batch.put(key, encode([header.height, index, log_start + index, tx.to_value()]))
+        batch.put(_height_key(PREFIX_HEADER, header.height), encode(header.to_value()))
+        batch.put(_height_key(PREFIX_BODY, header.height), encode([tx.tx_id for tx in block.txs]))
+        batch.put(_height_key(PREFIX_CERT, header.height), encode(certificate.to_value()))
+        batch.put(PREFIX_BLOCK_HASH + header.hash, header.height.to_bytes(8, "big"))
+        batch.put(_HEAD_KEY, encode([header.height, header.hash]))
+        self.kv.write(batch)
+
+    @staticmethod
+    def _genesis_hash(raw: bytes) -> bytes:
+        return Genesis.loads(raw.decode("utf-8")).hash
+
+    # -- reading blocks and transactions
+
+    def header(self, height: int) -> BlockHeader | None:
+        raw = self.kv.get(_height_key(PREFIX_HEADER, height)) if 0 < height < 2**64 else None
+        return None if raw is None else BlockHeader.from_value(decode(raw))
+
+    def certificate(self, height: int) -> CommitCertificate | None:
+        raw = self.kv.get(_height_key(PREFIX_CERT, height)) if 0 < height < 2**64 else None
+        return None if raw is None else CommitCertificate.from_value(decode(raw))
+
+    def block(self, height: int) -> Block | None:
+        header = self.header(height)
+        if header is None:
+            return None
+        raw = self.kv.get(_height_key(PREFIX_BODY, height))
+        tx_ids = decode(raw) if raw is not None else None
+        if not isinstance(tx_ids, list):
+            raise StorageError(f"body of block {height} is missing or malformed")
+        txs = []
+        for tx_id in tx_ids:
+            record = self.tx(tx_id) if isinstance(tx_id, bytes) else None
+            if record is None:
+                raise StorageError(f"transaction of block {height} is missing")
+            txs.append(record.tx)
+        return Block(header, tuple(txs))
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        """Height of the stored block with ``block_hash``, or None."""
+        raw = self.kv.get(PREFIX_BLOCK_HASH + block_hash)
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    def tx(self, tx_id: bytes) -> TxRecord | None:
+        raw = self.kv.get(PREFIX_TX + tx_id)
+        if raw is None:
+            return None
+        value = decode(raw)
+        if not (isinstance(value, list) and len(value) == 4 and all(type(v) is int for v in value[:3])):
+            raise StorageError(f"transaction record {tx_id.hex()} is malformed")
+        height, index, log_index, tx_value = value
+        assert isinstance(height, int) and isinstance(index, int) and isinstance(log_index, int)
+        return TxRecord(Transaction.from_value(tx_value), height, index, log_index)
+
+    # -- proofs
+
+    def tx_inclusion_proof(self, tx_id: bytes, height: int | None = None) -> tuple[int, int, list[bytes]]:
+        """(log index, log size, audit path) of ``tx_id`` in the log named by the header at
+        ``height`` (default: head). Verify with :func:`ledger.merkle.verify_inclusion`
+        against that header's ``log_root``. Raises :class:`ProofError` if the tx is not
+        committed at or below that height."""
+        header = self._header_or_head(height)
+        record = self.tx(tx_id)
+        if record is None or record.height > header.height:
+            raise ProofError("transaction is not in the log at that height", reason="not-found")
+        return record.log_index, header.log_size, self.log.inclusion_proof(record.log_index, header.log_size)
+
+    def consistency_proof(self, old_height: int, new_height: int | None = None) -> tuple[int, int, list[bytes]]:
+        """(old log size, new log size, proof) between the logs named by two headers."""
+        new = self._header_or_head(new_height)
+        old = self._header_or_head(old_height)
+        if old.height > new.height:
+            raise ProofError("old height is above new height", reason="bad-request")
+        return old.log_size, new.log_size, self.log.consistency_proof(old.log_size, new.log_size)
+
+    def state_get(self, key: bytes, height: int | None = None) -> bytes | None:
+        """Value of state ``key`` after block ``height`` (default: head; 0: genesis state)."""
+        return self.state.get(key, self.height() if height is None else height)
+
+    def state_prove(self, key: bytes, height: int | None = None) -> tuple[bytes | None, StateProof]:
+        """(value, proof) of ``key`` against the ``state_root`` of the header at ``height``."""
+        version = self.height() if height is None else height
+        view = self.state.reader(version)
+        return view.get(key), view.prove(key)
+
+    def state_reader(self, height: int | None = None) -> StateView:
+        """Read-only state after block ``height`` (default: head)."""
+        return self.state.reader(self.height() if height is None else height)
+
+    def _header_or_head(self, height: int | None) -> BlockHeader:
+        header = self.head() if height is None else self.header(height)
+        if header is None:
+            raise ProofError(f"no block at height {height}", reason="not-found")
+        return header
+
+
+__all__ = [
+    "KV",
+    "MISSING",
+    "PREFIX_BLOCK_HASH",
+    "PREFIX_BODY",
+    "PREFIX_CERT",
+    "PREFIX_HEADER",
+    "PREFIX_LOG",
+    "PREFIX_META",
+    "PREFIX_STATE_NODE",
+    "PREFIX_STATE_ROOT",
+    "PREFIX_TX",
+    "BlockPreview",
+    "LedgerStore",
+    "LevelKV",
+    "MemoryKV",
+    "TxRecord",
+    "WriteBatch",
+    "read_through",
+]
