@@ -1,0 +1,83 @@
+"""The validator's REST API: ``create_app(node) -> FastAPI``.
+
+Routers, one per area, each built by a factory from one :class:`ApiContext`:
+
+==================  ===========================================================
+``/v1/transactions``  submit (``?wait=commit``), look up with inclusion proof
+``/v1/blocks``        blocks with header and commit certificate
+``/v1/state``         state entries with membership / absence proofs
+``/v1/proofs``        RFC 9162 consistency proofs between heights
+``/v1/validators``    the set certifying a height, with its state proof
+``/health``           liveness, chain id, height
+``/metrics``          Prometheus text (a registry private to this app)
+identity              ``/v1/dids``, ``/v1/issuers``, ``/v1/credential-types``,
+                      ``/v1/status-lists``, ``POST /v1/verify``: passed in as
+                      ``extra_routers`` by whoever composes the node with the
+                      identity rules (``node`` does not import ``identity``)
+==================  ===========================================================
+
+Every error is an RFC 9457 problem document (:mod:`node.problems`), request
+bodies are bounded before they are read (:class:`node.api_guard.BodyLimit`), and
+no exception escapes as a bare 500. OpenAPI is served at ``/openapi.json`` and
+``/docs``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from fastapi import FastAPI
+
+from node.api_chain import chain_router
+from node.api_constants import API_BODY_BYTES_MAX
+from node.api_context import ApiContext, RouterFactory
+from node.api_guard import BodyLimit, CatchAll, install_problem_handlers
+from node.api_ledger import ChainReader
+from node.api_metrics import ApiMetrics, MetricsMiddleware
+from node.api_ops import ops_router
+from node.api_tx import transactions_router
+from node.interfaces import NodeView
+
+API_TITLE = "imi validator API"
+API_SEMVER = "1.0.0"
+_CORE_ROUTERS: tuple[RouterFactory, ...] = (transactions_router, chain_router, ops_router)
+
+
+def create_app(
+    node: NodeView,
+    *,
+    extra_routers: Sequence[RouterFactory] = (),
+    body_bytes_max: int = API_BODY_BYTES_MAX,
+    logger: logging.Logger | None = None,
+) -> FastAPI:
+    """Build the API of ``node``. ``extra_routers`` are factories ``ApiContext -> APIRouter``
+    (the identity endpoints); everything the app needs is created here, nothing is global."""
+    log = logger or logging.getLogger(f"imi.api.{node.name}")
+    reader = ChainReader(node.store, node.genesis)
+    metrics = ApiMetrics(height=lambda: float(reader.head_height()))
+    ctx = ApiContext(node=node, reader=reader, metrics=metrics, logger=log)
+    app = FastAPI(
+        title=API_TITLE,
+        version=API_SEMVER,
+        description=(
+            "A validator of the imi identity ledger. Every answer about committed data carries "
+            "the block header and commit certificate it is anchored to. Errors are RFC 9457 "
+            "problem documents with a stable `reason` (see docs/api.md)."
+        ),
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_problem_handlers(app)
+    for factory in (*_CORE_ROUTERS, *extra_routers):
+        app.include_router(factory(ctx))
+    # Added last = outermost: metrics see every answer, including 413s and 500s.
+    app.add_middleware(CatchAll, logger=log)
+    app.add_middleware(BodyLimit, body_bytes_max=body_bytes_max)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.state.api = ctx
+    return app
+
+
+__all__ = ["ApiContext", "RouterFactory", "create_app"]

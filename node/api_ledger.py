@@ -1,0 +1,174 @@
+"""Read committed data from the node's LedgerStore and shape it for the API.
+
+This is the only API module that calls the store, so a change of the store's
+interface touches one file. Everything returned is plain JSON (dicts), with
+each answer carrying the header and commit certificate that make it checkable
+by a client holding only the genesis.
+
+Reads are synchronous and run on the event loop thread: the node commits blocks
+on that same thread, so the reads of one request (no ``await`` between them) see
+one consistent height.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger import statekeys
+from ledger.block import Block, CommitCertificate
+from ledger.encoding import decode
+from ledger.errors import LedgerError
+from ledger.keys import b64url_encode
+from ledger.tx import Transaction
+from ledger.validators import ValidatorSet
+from node.problems import ApiProblem
+
+
+class ChainReader:
+    """JSON views of blocks, transactions, state and proofs at committed heights."""
+
+    __slots__ = ("store", "genesis")
+
+    def __init__(self, store: Any, genesis: Any) -> None:
+        self.store = store
+        self.genesis = genesis
+
+    # --- heights and blocks -----------------------------------------------------
+
+    def head_height(self) -> int:
+        """Height of the last committed block (0 before block 1)."""
+        return int(self.store.height())
+
+    def require_height(self, height: int) -> int:
+        head = self.head_height()
+        if head == 0:
+            raise ApiProblem("no-blocks", "no block has been committed yet")
+        if not 1 <= height <= head:
+            raise ApiProblem("unknown-block", f"height {height} is not committed; head is {head}")
+        return height
+
+    def block_and_certificate(self, height: int) -> tuple[Block, CommitCertificate]:
+        self.require_height(height)
+        block = self.store.block(height)
+        certificate = self.store.certificate(height)
+        if block is None or certificate is None:
+            raise ApiProblem("unknown-block", f"block {height} is not available on this node")
+        return block, certificate
+
+    def block_json(self, height: int) -> dict[str, Any]:
+        block, certificate = self.block_and_certificate(height)
+        return {
+            "hash": block.header.hash.hex(),
+            "header": block.header.to_json(),
+            "certificate": certificate.to_json(),
+            "txs": [tx.tx_id.hex() for tx in block.txs],
+        }
+
+    def anchor(self, height: int) -> dict[str, Any]:
+        """Header and certificate of ``height``: what a client checks every answer against."""
+        self.require_height(height)
+        header = self.store.header(height)
+        certificate = self.store.certificate(height)
+        if header is None or certificate is None:
+            raise ApiProblem("unknown-block", f"block {height} is not available on this node")
+        return {"header": header.to_json(), "certificate": certificate.to_json()}
+
+    # --- transactions --------------------------------------------------------------
+
+    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        """(height, index in block) of a committed transaction, or None."""
+        record = self.store.tx(tx_id)
+        return None if record is None else (record.height, record.index)
+
+    def committed_tx_json(self, tx_id: bytes) -> dict[str, Any] | None:
+        """The committed transaction with its proof, header and certificate; None if unknown."""
+        record = self.store.tx(tx_id)
+        if record is None or record.height > self.head_height():
+            return None
+        anchor = self.anchor(record.height)
+        log_index, log_size, path = self.store.tx_inclusion_proof(tx_id, record.height)
+        tx: Transaction = record.tx
+        return {
+            "id": tx_id.hex(),
+            "status": "committed",
+            "height": record.height,
+            "index": record.index,
+            "tx": {"view": tx.to_view(), "b64": tx.to_b64()},
+            "inclusion_proof": {
+                "leaf": tx_id.hex(),
+                "leaf_index": log_index,
+                "tree_size": log_size,
+                "root": anchor["header"]["log_root"],
+                "hashes": [h.hex() for h in path],
+            },
+            **anchor,
+        }
+
+    # --- state ------------------------------------------------------------------------
+
+    def state_json(self, key: bytes, height: int) -> dict[str, Any]:
+        anchor = self.anchor(height)
+        value, proof = self.store.state_prove(key, height)
+        return {
+            "key": key.decode("utf-8"),
+            "height": height,
+            "value": None if value is None else b64url_encode(value),
+            "proof": proof.to_json(),
+            **anchor,
+        }
+
+    # --- proofs --------------------------------------------------------------------------
+
+    def consistency_json(self, from_height: int, to_height: int) -> dict[str, Any]:
+        if from_height > to_height:
+            raise ApiProblem("bad-request", "from must not exceed to")
+        old = self.anchor(from_height)
+        new = self.anchor(to_height)
+        old_size, new_size, hashes = self.store.consistency_proof(from_height, to_height)
+        return {
+            "from_height": from_height,
+            "to_height": to_height,
+            "from_size": old_size,
+            "to_size": new_size,
+            "hashes": [h.hex() for h in hashes],
+            "from_header": old["header"],
+            "from_certificate": old["certificate"],
+            "to_header": new["header"],
+            "to_certificate": new["certificate"],
+        }
+
+    # --- validators ------------------------------------------------------------------------
+
+    def validators_json(self, height: int) -> dict[str, Any]:
+        """The set certifying ``height`` (1 <= height <= head + 1), proven at ``height - 1``."""
+        head = self.head_height()
+        if not 1 <= height <= head + 1:
+            raise ApiProblem("unknown-block", f"height {height}: validators known for 1..{head + 1}")
+        proof_height = height - 1
+        out: dict[str, Any]
+        if proof_height == 0:
+            validators: ValidatorSet = self.genesis.validators
+            out = {"value": None, "proof": None, "header": None, "certificate": None}
+        else:
+            anchor = self.anchor(proof_height)
+            value, proof = self.store.state_prove(statekeys.VALSET_CURRENT, proof_height)
+            if value is None:
+                raise LedgerError("no validator set in state", reason="storage-corrupt")
+            validators = ValidatorSet.from_value(decode(value))
+            out = {"value": b64url_encode(value), "proof": proof.to_json(), **anchor}
+        out.update({
+            "height": height,
+            "proof_height": proof_height,
+            "validator_set_hash": validators.hash.hex(),
+            "total_power": validators.total_power,
+            "quorum_power": validators.quorum_power,
+            "validators": [
+                {"name": v.name, "key_id": v.key_id, "jwk": v.public_key.to_jwk(), "power": v.power,
+                 "address": v.address, "tls_spki_sha256": b64url_encode(v.tls_spki_sha256)}
+                for v in validators.validators
+            ],
+        })
+        return out
+
+
+__all__ = ["ChainReader"]

@@ -1,0 +1,227 @@
+"""Request and response models of the REST API (documented in OpenAPI).
+
+Hashes are lowercase hex; signatures and opaque bytes (transactions, state
+values) are base64url without padding. Request models forbid unknown fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- problems ----------------------------------------------------------------------
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries declaring problem+json answers for ``statuses``."""
+    return {s: {"model": ProblemModel, "content": {"application/problem+json": {}}} for s in statuses}
+
+
+class ProblemModel(_Out):
+    """RFC 9457 problem document (``application/problem+json``)."""
+
+    type: str = Field(examples=["https://imi.example/problems/bad-signature"])
+    title: str
+    status: int
+    detail: str
+    reason: str = Field(description="Stable machine-readable code (see docs/api.md).")
+
+
+# --- ledger objects ----------------------------------------------------------------
+
+
+class HeaderModel(_Out):
+    """A block header (``BlockHeader.to_json``); ``hash`` is what the certificate signs."""
+
+    hash: str
+    chain_id: str
+    height: int
+    round: int
+    prev_hash: str
+    time_ms: int
+    tx_root: str
+    tx_count: int
+    log_root: str
+    log_size: int
+    state_root: str
+    validator_set_hash: str
+    next_validator_set_hash: str
+    proposer: str
+
+
+class CertificateSignatureModel(_Out):
+    validator: str = Field(description="Key id (JWK thumbprint) of the validator.")
+    sig: str = Field(description="Ed25519 precommit signature, base64url.")
+
+
+class CertificateModel(_Out):
+    """A commit certificate (``CommitCertificate.to_json``)."""
+
+    chain_id: str
+    height: int
+    round: int
+    block_hash: str
+    signatures: list[CertificateSignatureModel]
+
+
+class InclusionProofModel(_Out):
+    """RFC 9162 inclusion proof of ``leaf`` (a tx id) in the global transaction log.
+
+    Verify with ``leaf_index``, ``tree_size``, leaf hash ``SHA-256(0x00 || tx id)``
+    and ``hashes`` (bottom-up audit path) against ``root`` = ``header.log_root``.
+    """
+
+    leaf: str
+    leaf_index: int
+    tree_size: int
+    root: str
+    hashes: list[str]
+
+
+class StateProofLeafModel(_Out):
+    path: str
+    value_digest: str
+
+
+class StateProofStepModel(_Out):
+    depth: int
+    sibling: str
+
+
+class StateProofModel(_Out):
+    """``StateProof.to_json``: membership if ``leaf.path`` is the key's path, else absence."""
+
+    leaf: StateProofLeafModel | None
+    steps: list[StateProofStepModel]
+
+
+# --- transactions ------------------------------------------------------------------
+
+
+class SubmitRequest(_Strict):
+    tx: str = Field(description="base64url (no padding) of the canonical CBOR of a signed transaction.")
+
+
+class SubmitAccepted(_Out):
+    id: str = Field(description="Transaction id, hex.")
+    status: Literal["pending"] = "pending"
+
+
+class SubmitCommitted(_Out):
+    id: str
+    status: Literal["committed"] = "committed"
+    height: int
+    index: int
+    inclusion_proof: InclusionProofModel
+    header: HeaderModel
+    certificate: CertificateModel
+
+
+class TxBody(_Out):
+    view: dict[str, Any] = Field(description="Readable view (bytes as hex); not a signing form.")
+    b64: str = Field(description="base64url of the canonical CBOR, as submitted.")
+
+
+class TxResponse(_Out):
+    id: str
+    status: Literal["committed", "pending"]
+    height: int | None = None
+    index: int | None = Field(None, description="Position within its block.")
+    tx: TxBody | None = None
+    inclusion_proof: InclusionProofModel | None = None
+    header: HeaderModel | None = None
+    certificate: CertificateModel | None = None
+
+
+# --- chain ----------------------------------------------------------------------------
+
+
+class BlockResponse(_Out):
+    hash: str
+    header: HeaderModel
+    certificate: CertificateModel
+    txs: list[str] = Field(description="Transaction ids in block order.")
+
+
+class StateResponse(_Out):
+    key: str
+    height: int
+    value: str | None = Field(description="base64url of the stored bytes (canonical CBOR), null if absent.")
+    proof: StateProofModel
+    header: HeaderModel
+    certificate: CertificateModel
+
+
+class ConsistencyResponse(_Out):
+    from_height: int
+    to_height: int
+    from_size: int
+    to_size: int
+    hashes: list[str] = Field(description="RFC 9162 consistency proof from from_size to to_size.")
+    from_header: HeaderModel
+    from_certificate: CertificateModel
+    to_header: HeaderModel
+    to_certificate: CertificateModel
+
+
+class ValidatorModel(_Out):
+    name: str
+    key_id: str
+    jwk: dict[str, str]
+    power: int
+    address: str
+    tls_spki_sha256: str
+
+
+class ValidatorsResponse(_Out):
+    height: int = Field(description="The height this set certifies.")
+    validator_set_hash: str
+    total_power: int
+    quorum_power: int
+    validators: list[ValidatorModel]
+    proof_height: int = Field(description="State version of the proof: height - 1 (0 = genesis).")
+    value: str | None = Field(description="base64url of valset/current at proof_height (null at genesis).")
+    proof: StateProofModel | None = Field(description="Proof of valset/current at proof_height; null at genesis.")
+    header: HeaderModel | None = Field(description="Header of proof_height (null at genesis).")
+    certificate: CertificateModel | None
+
+
+# --- operations ------------------------------------------------------------------------
+
+
+class HealthResponse(_Out):
+    status: Literal["ok"]
+    name: str
+    chain_id: str
+    height: int
+
+
+__all__ = [
+    "BlockResponse",
+    "CertificateModel",
+    "ConsistencyResponse",
+    "HeaderModel",
+    "HealthResponse",
+    "InclusionProofModel",
+    "ProblemModel",
+    "StateProofModel",
+    "StateResponse",
+    "SubmitAccepted",
+    "SubmitCommitted",
+    "SubmitRequest",
+    "TxBody",
+    "TxResponse",
+    "ValidatorModel",
+    "ValidatorsResponse",
+    "problem_responses",
+]

@@ -1,0 +1,129 @@
+"""``/v1/transactions``: submit a signed transaction, look one up.
+
+Admission runs, in order: strict JSON body → strict base64url → canonical CBOR
+and the transaction schema → stateless checks for this chain (shape, sizes,
+signatures) → not already committed → the node's own admission (expiry, replay,
+execution against the state). The first failure answers a 4xx problem with the
+ledger's reason; nothing reaches the mempool before every local check passed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from ledger.constants import TX_BYTES_MAX
+from ledger.errors import KeyError_, LedgerError, ReplayError, TransactionError
+from ledger.keys import b64url_decode
+from ledger.tx import Transaction
+from node.api_constants import API_COMMIT_WAIT_MS_DEFAULT, API_COMMIT_WAIT_MS_MAX
+from node.api_context import ApiContext
+from node.api_guard import read_json_body
+from node.api_models import (
+    SubmitAccepted,
+    SubmitCommitted,
+    SubmitRequest,
+    TxResponse,
+    problem_responses,
+)
+from node.errors import NodeError
+from node.problems import ApiProblem
+
+_TX_B64_CHARS_MAX = (TX_BYTES_MAX * 4) // 3 + 4
+_TX_ID_PATTERN = r"^[0-9a-f]{64}$"
+
+
+def parse_transaction(text: str) -> Transaction:
+    """Strict base64url, canonical CBOR, known fields only. Raises :class:`TransactionError`."""
+    if len(text) > _TX_B64_CHARS_MAX:
+        raise TransactionError(f"transaction text over {_TX_B64_CHARS_MAX} characters", reason="too-large")
+    try:
+        raw = b64url_decode(text)
+    except KeyError_ as exc:
+        raise TransactionError(f"tx: {exc}", reason="bad-encoding") from exc
+    tx = Transaction.from_bytes(raw)
+    if tx.to_bytes() != raw:  # decode() is canonical; this guards the schema layer too
+        raise TransactionError("transaction bytes are not its canonical encoding",
+                               reason="non-canonical-encoding")
+    return tx
+
+
+def _is_pending(ctx: ApiContext, tx_id: bytes) -> bool:
+    """Whether the node's mempool holds ``tx_id``, if the node can tell (optional in NodeView)."""
+    probe = getattr(ctx.node, "is_pending", None)
+    return bool(probe(tx_id)) if callable(probe) else False
+
+
+def transactions_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+
+    @router.post(
+        "",
+        status_code=202,
+        response_model=SubmitAccepted,
+        summary="Submit a signed transaction",
+        responses={
+            200: {"model": SubmitCommitted, "description": "Committed (with ?wait=commit)"},
+            **problem_responses(400, 403, 409, 413, 415, 422, 503, 504),
+        },
+        openapi_extra={"requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SubmitRequest.model_json_schema()}},
+        }},
+    )
+    async def submit(
+        request: Request,
+        wait: Literal["none", "commit"] = Query("none", description="`commit`: answer once committed."),
+        timeout_ms: int = Query(API_COMMIT_WAIT_MS_DEFAULT, ge=1, le=API_COMMIT_WAIT_MS_MAX,
+                                description="Bound on the wait for ?wait=commit."),
+    ) -> Any:
+        """Admit a transaction to the mempool: 202 with its id, or with `?wait=commit` 200 once
+        committed (height, RFC 9162 inclusion proof, header and certificate) or 504 on timeout."""
+        try:
+            body = await read_json_body(request, SubmitRequest)
+            tx = parse_transaction(body.tx)
+            tx.check_stateless(ctx.node.genesis.chain_id)
+            if ctx.reader.tx_location(tx.tx_id) is not None:
+                raise ReplayError("transaction already committed", reason="replayed-transaction")
+            await ctx.node.submit(tx)
+        except (ApiProblem, LedgerError, NodeError) as exc:
+            ctx.metrics.tx_rejected.labels(exc.reason).inc()
+            raise
+        ctx.metrics.tx_submitted.inc()
+        if wait != "commit":
+            return SubmitAccepted(id=tx.tx_id.hex())
+        height = await ctx.node.wait_committed(tx.tx_id, timeout_ms / 1000)
+        committed = ctx.reader.committed_tx_json(tx.tx_id) if height is not None else None
+        if committed is None:
+            ctx.metrics.tx_commit_timeouts.inc()
+            raise ApiProblem("commit-timeout", f"not committed within {timeout_ms} ms; it may still be",
+                             extra={"id": tx.tx_id.hex()})
+        committed.pop("tx")
+        return JSONResponse(SubmitCommitted.model_validate(committed).model_dump(), status_code=200)
+
+    @router.get(
+        "/{tx_id}",
+        response_model=TxResponse,
+        response_model_exclude_none=True,
+        summary="A transaction: committed (with proofs) or pending",
+        responses=problem_responses(400, 404),
+    )
+    async def get_tx(
+        tx_id: str = Path(pattern=_TX_ID_PATTERN, description="Transaction id, 64 lowercase hex."),
+    ) -> Any:
+        """Committed: height, index, the transaction, its inclusion proof in the global log at
+        that height, header and certificate. Pending: only id and status."""
+        raw_id = bytes.fromhex(tx_id)
+        committed = ctx.reader.committed_tx_json(raw_id)
+        if committed is not None:
+            return committed
+        if _is_pending(ctx, raw_id):
+            return {"id": tx_id, "status": "pending"}
+        raise ApiProblem("unknown-transaction", f"transaction {tx_id} is neither committed nor pending here")
+
+    return router
+
+
+__all__ = ["parse_transaction", "transactions_router"]
