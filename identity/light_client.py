@@ -1,0 +1,399 @@
+"""Light client: verify every answer from ONE node against the genesis, never trust it.
+
+Trust starts from the genesis (its validator set certifies block 1). An answer is
+accepted only if all of these hold, otherwise :class:`LightClientError` (with a
+stable ``reason``) is raised — a wrong answer is never returned as a result:
+
+1. the header is for our chain and carries a commit certificate signed by more
+   than two thirds of the power of the validator set in force at its height
+   (``CommitCertificate.verify``);
+2. that validator set is known: the genesis set, or one reached by following
+   certified changes — header ``h`` commits to the set of ``h+1`` in
+   ``next_validator_set_hash``, and the set's content is proven from state key
+   ``valset/current`` at ``h`` against ``h``'s ``state_root``. Change points are
+   found by bisection over heights, so following k changes over n blocks costs
+   O(k log n) fetches;
+3. the state proof shows ``key → value`` (or absence) under ``header.state_root``
+   (:func:`ledger.state.verify_state_proof`);
+4. freshness: for current reads, ``now_ms - header.time_ms <= freshness_ms`` and
+   the header is not from the future (beyond :data:`CLOCK_SKEW_MS`). Reads at an
+   explicit height are historical and skip this check.
+
+Trust assumption (documented weak subjectivity): a validator set that was once in
+power keeps more than two thirds of its power honest; a client that has been
+offline for long should refresh its genesis/trusted set out of band.
+
+Transport-agnostic: a :class:`Fetcher` returns decoded JSON; :class:`HttpFetcher`
+maps it onto the node's REST API:
+
+* ``GET /v1/blocks/latest`` → ``{hash, header, certificate}``
+* ``GET /v1/state/{key}?height=H`` → ``{key, value (base64url|null), proof, header,
+  certificate}`` (``key`` percent-encoded in the path, UTF-8 in the body)
+* ``GET /v1/validators?height=H`` → the same shape as a state answer for
+  ``valset/current``.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Protocol
+
+from identity import did as didmod
+from identity import status_list as sl
+from identity.ledger_constants import (
+    CLOCK_SKEW_MS,
+    FRESHNESS_MS_DEFAULT,
+    LIGHT_CLIENT_FETCHES_MAX,
+    VALSET_CHANGES_FOLLOW_MAX,
+)
+from identity.ledger_errors import LightClientError, NotFoundError, StatusListError
+from ledger import statekeys
+from ledger.block import BlockHeader, CommitCertificate
+from ledger.encoding import Value, decode
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis
+from ledger.validators import ValidatorSet
+
+ProofVerifier = Callable[[bytes, bytes, "bytes | None", Any], None]
+
+
+class Fetcher(Protocol):
+    """Where answers come from (HTTP, or an in-memory fake in tests). Returns decoded JSON."""
+
+    def latest_block(self) -> Mapping[str, Any]: ...
+
+    def state(self, key: bytes, height: int | None) -> Mapping[str, Any]: ...
+
+    def validators(self, height: int | None) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A state read that passed every check: ``value`` is None for a proven absence."""
+
+    key: bytes
+    value: bytes | None
+    height: int
+    block_hash: bytes
+    time_ms: int
+
+    def decoded(self) -> Value:
+        if self.value is None:
+            return None
+        try:
+            return decode(self.value)
+        except LedgerError as exc:
+            raise LightClientError(f"certified value is not canonical: {exc}", reason="malformed-value") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    header: BlockHeader
+    certificate: CommitCertificate
+    key: bytes
+    value: bytes | None
+    proof: Any
+
+
+def _default_proof_verifier() -> ProofVerifier:
+    from ledger.state import verify_state_proof
+
+    return verify_state_proof
+
+
+def _parse_proof(obj: object) -> Any:
+    from ledger.state import StateProof
+
+    return StateProof.from_json(obj)
+
+
+class LightClient:
+    """Verifies answers from one node. Holds the validator sets it has learned, nothing else.
+
+    ``freshness_ms`` bounds how old (by header time) a current answer may be.
+    """
+
+    def __init__(self, genesis: Genesis, fetcher: Fetcher, freshness_ms: int = FRESHNESS_MS_DEFAULT,
+                 *, proof_verifier: ProofVerifier | None = None) -> None:
+        if freshness_ms <= 0:
+            raise ValueError("freshness_ms must be positive")
+        self.genesis = genesis
+        self.fetcher = fetcher
+        self.freshness_ms = freshness_ms
+        self._verify_proof = proof_verifier or _default_proof_verifier()
+        # (first height the set certifies, set); the last entry is open-ended.
+        self._sets: list[tuple[int, ValidatorSet]] = [(1, genesis.validators)]
+        self._fetches = 0
+
+    # --- public reads -------------------------------------------------------------
+    def latest_header(self, now_ms: int) -> BlockHeader:
+        """The node's latest block header, certified and fresh."""
+        obj = self._fetch(lambda: self.fetcher.latest_block())
+        header, cert = self._parse_header(obj)
+        self._check_fresh(header, now_ms)
+        self._verify_header(header, cert)
+        return header
+
+    def get_verified(self, key: bytes, now_ms: int, *, height: int | None = None) -> Verified:
+        """Read ``key`` (current, or at ``height``) with every check; absence is ``value=None``."""
+        answer = self._answer(self._fetch(lambda: self.fetcher.state(key, height)), key, height)
+        if height is None:
+            self._check_fresh(answer.header, now_ms)
+        self._verify_header(answer.header, answer.certificate)
+        self._check_proof(answer)
+        return Verified(key, answer.value, answer.header.height, answer.header.hash, answer.header.time_ms)
+
+    def get_value(self, key: bytes, now_ms: int, *, height: int | None = None) -> Value:
+        """The decoded value at ``key``; :class:`NotFoundError` for a proven absence."""
+        verified = self.get_verified(key, now_ms, height=height)
+        if verified.value is None:
+            raise NotFoundError(f"{key.decode('utf-8', 'replace')} is provably absent")
+        value = verified.decoded()
+        if not isinstance(value, dict):
+            raise LightClientError("certified value has an unexpected shape", reason="malformed-value")
+        return value
+
+    def resolve_did(self, did: str, now_ms: int, *, version: int | None = None,
+                    height: int | None = None) -> dict[str, Any]:
+        """DID resolution result (document + metadata) of ``did``, optionally at a version/height."""
+        if not didmod.is_did(did):
+            raise LightClientError(f"{did!r} is not a did:imi", reason="bad-did")
+        key = statekeys.did_key(did) if version is None else statekeys.did_version_key(did, version)
+        verified = self.get_verified(key, now_ms, height=height)
+        if verified.value is None:
+            raise NotFoundError(f"{did} is not on the ledger", reason="did-not-found")
+        record = verified.decoded()
+        if not isinstance(record, dict) or record.get("did") != did:
+            raise LightClientError("certified DID record is for another DID", reason="malformed-value")
+        out = didmod.resolution(record)
+        out["didResolutionMetadata"] = {"height": verified.height, "block_hash": verified.block_hash.hex(),
+                                        "block_time_ms": verified.time_ms}
+        return out
+
+    def issuer(self, did: str, now_ms: int) -> dict[str, Any]:
+        """The accreditation record of ``did`` (status, name, vcts)."""
+        return self._record(statekeys.issuer_key(did), now_ms, "issuer-not-found")
+
+    def credential_type(self, vct: str, now_ms: int) -> dict[str, Any]:
+        """The published definition of ``vct``."""
+        return self._record(statekeys.vct_key(vct), now_ms, "vct-not-found")
+
+    def status_list(self, list_id: str, now_ms: int) -> dict[str, Any]:
+        """A status list record, with its draft ``status_list`` form (``{bits, lst}``) added."""
+        record = self._record(statekeys.status_list_key(list_id), now_ms, "list-not-found")
+        lst, bits = record.get("lst"), record.get("bits")
+        if not isinstance(lst, bytes) or bits not in (1, 2):
+            raise LightClientError("certified status list has an unexpected shape", reason="malformed-value")
+        record["status_list"] = sl.to_json(lst, bits)  # type: ignore[arg-type]
+        return record
+
+    def status(self, list_id: str, index: int, now_ms: int) -> int:
+        """Status (0 valid, 1 invalid, 2 suspended) of entry ``index`` of a list."""
+        record = self.status_list(list_id, now_ms)
+        if not 0 <= index < record.get("size", 0):
+            raise LightClientError(f"index {index} outside the list", reason="index-out-of-range")
+        try:
+            return sl.get_status(record["lst"], record["bits"], index)
+        except StatusListError as exc:
+            raise LightClientError(str(exc), reason=exc.reason) from exc
+
+    def anchor(self, digest: bytes, now_ms: int) -> dict[str, Any]:
+        """The anchor record (issuer, time) of a credential anchor digest."""
+        return self._record(statekeys.anchor_key(digest.hex()), now_ms, "anchor-not-found")
+
+    def validator_set(self, now_ms: int, *, height: int | None = None) -> ValidatorSet:
+        """The certified validator set recorded in state (``valset/current``)."""
+        answer = self._answer(self._fetch(lambda: self.fetcher.validators(height)),
+                              statekeys.VALSET_CURRENT, height)
+        if height is None:
+            self._check_fresh(answer.header, now_ms)
+        self._verify_header(answer.header, answer.certificate)
+        self._check_proof(answer)
+        return self._decode_set(answer)
+
+    # --- internals ---------------------------------------------------------------------
+    def _record(self, key: bytes, now_ms: int, missing: str) -> dict[str, Any]:
+        try:
+            return dict(self.get_value(key, now_ms))  # type: ignore[arg-type]
+        except NotFoundError as exc:
+            raise NotFoundError(str(exc), reason=missing) from exc
+
+    def _fetch(self, call: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+        self._fetches += 1
+        try:
+            obj = call()
+        except LightClientError:
+            raise
+        except Exception as exc:  # a transport failure is an unverified answer, never a crash
+            raise LightClientError(f"node did not answer: {exc}", reason="node-unavailable") from exc
+        if not isinstance(obj, Mapping):
+            raise LightClientError("node answer is not an object", reason="malformed-response")
+        return obj
+
+    def _parse_header(self, obj: Mapping[str, Any]) -> tuple[BlockHeader, CommitCertificate]:
+        try:
+            header = BlockHeader.from_json(obj["header"])
+            cert = CommitCertificate.from_json(obj["certificate"])
+        except (KeyError, TypeError, ValueError, LedgerError) as exc:
+            raise LightClientError(f"malformed header or certificate: {exc}", reason="malformed-response") from exc
+        if "hash" in obj and obj["hash"] != header.hash.hex():
+            raise LightClientError("block hash does not match its header", reason="malformed-response")
+        return header, cert
+
+    def _answer(self, obj: Mapping[str, Any], key: bytes, height: int | None) -> _Answer:
+        header, cert = self._parse_header(obj)
+        if obj.get("key") != key.decode("utf-8"):
+            raise LightClientError("answer is for another key", reason="wrong-key")
+        if height is not None and header.height != height:
+            raise LightClientError(f"answer is at height {header.height}, asked {height}", reason="wrong-height")
+        raw = obj.get("value")
+        try:
+            value = None if raw is None else _b64url_decode(raw)
+            proof = _parse_proof(obj.get("proof"))
+        except (ValueError, TypeError, LedgerError) as exc:
+            raise LightClientError(f"malformed value or proof: {exc}", reason="malformed-response") from exc
+        return _Answer(header, cert, key, value, proof)
+
+    def _check_proof(self, answer: _Answer) -> None:
+        try:
+            self._verify_proof(answer.header.state_root, answer.key, answer.value, answer.proof)
+        except LedgerError as exc:
+            raise LightClientError(f"state proof fails: {exc}", reason="bad-state-proof") from exc
+
+    def _check_fresh(self, header: BlockHeader, now_ms: int) -> None:
+        if header.time_ms > now_ms + CLOCK_SKEW_MS:
+            raise LightClientError("header time is in the future", reason="header-from-future")
+        if now_ms - header.time_ms > self.freshness_ms:
+            raise LightClientError(f"header is {now_ms - header.time_ms} ms old, limit {self.freshness_ms}",
+                                   reason="stale-header")
+
+    def _verify_header(self, header: BlockHeader, cert: CommitCertificate) -> None:
+        if header.chain_id != self.genesis.chain_id or cert.chain_id != self.genesis.chain_id:
+            raise LightClientError(f"header is for chain {header.chain_id!r}", reason="wrong-chain")
+        validators = self._set_for(header)
+        try:
+            cert.verify(header, validators)
+        except LedgerError as exc:
+            raise LightClientError(f"certificate does not verify: {exc}", reason=exc.reason) from exc
+
+    def _set_index(self, height: int) -> int:
+        return bisect.bisect_right([h for h, _ in self._sets], height) - 1
+
+    def _set_for(self, header: BlockHeader) -> ValidatorSet:
+        """The validator set that must certify ``header``, following changes if needed."""
+        i = self._set_index(header.height)
+        if i < 0:
+            raise LightClientError("header height before the genesis", reason="bad-height")
+        start, current = self._sets[i]
+        if current.hash == header.validator_set_hash:
+            return current
+        if i != len(self._sets) - 1:
+            raise LightClientError("header is not signed by the set in force at its height",
+                                   reason="wrong-validator-set")
+        self._follow(start, header.height, header.validator_set_hash)
+        start, current = self._sets[-1]
+        if current.hash != header.validator_set_hash or start > header.height:
+            raise LightClientError("no certified path to the header's validator set",
+                                   reason="wrong-validator-set")
+        return current
+
+    def _follow(self, start: int, target: int, target_hash: bytes) -> None:
+        """Learn the certified validator-set changes between ``start`` and ``target``."""
+        budget = self._fetches + LIGHT_CLIENT_FETCHES_MAX
+        for _ in range(VALSET_CHANGES_FOLLOW_MAX):
+            lo, current = self._sets[-1]
+            if current.hash == target_hash or lo >= target:
+                return
+            hi = target  # invariant: set at lo is `current`; the set at hi differs
+            last: _Answer | None = None
+            while hi - lo > 1:
+                if self._fetches > budget:
+                    raise LightClientError("too many fetches following validator sets",
+                                           reason="valset-follow-limit")
+                mid = (lo + hi) // 2
+                answer = self._valset_answer(mid)
+                if answer.header.validator_set_hash == current.hash:
+                    lo, last = mid, answer
+                else:
+                    hi = mid
+            answer = last if last is not None and last.header.height == lo else self._valset_answer(lo)
+            if answer.header.validator_set_hash != current.hash:
+                raise LightClientError("validator-set history is inconsistent", reason="wrong-validator-set")
+            try:
+                answer.certificate.verify(answer.header, current)
+            except LedgerError as exc:
+                raise LightClientError(f"change header not certified: {exc}", reason=exc.reason) from exc
+            self._check_proof(answer)
+            new = self._decode_set(answer)
+            if new.hash != answer.header.next_validator_set_hash:
+                raise LightClientError("proven validator set differs from next_validator_set_hash",
+                                       reason="wrong-validator-set")
+            if new.hash == current.hash:
+                raise LightClientError("no validator-set change where the node claims one",
+                                       reason="wrong-validator-set")
+            self._sets.append((lo + 1, new))
+        raise LightClientError("too many validator-set changes to follow", reason="valset-follow-limit")
+
+    def _valset_answer(self, height: int) -> _Answer:
+        key = statekeys.VALSET_CURRENT
+        answer = self._answer(self._fetch(lambda: self.fetcher.state(key, height)), key, height)
+        if answer.header.chain_id != self.genesis.chain_id:
+            raise LightClientError("header is for another chain", reason="wrong-chain")
+        return answer
+
+    def _decode_set(self, answer: _Answer) -> ValidatorSet:
+        try:
+            return ValidatorSet.from_value(decode(answer.value or b""))
+        except LedgerError as exc:
+            raise LightClientError(f"certified validator set is malformed: {exc}",
+                                   reason="malformed-value") from exc
+
+
+def _b64url_decode(text: object) -> bytes:
+    if not isinstance(text, str) or "=" in text:
+        raise ValueError("value must be unpadded base64url")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != text:
+        raise ValueError("value is not canonical base64url")
+    return raw
+
+
+class HttpFetcher:
+    """:class:`Fetcher` over the node's REST API (httpx). Thin: no verification here."""
+
+    def __init__(self, base_url: str, *, timeout_s: float = 10.0, client: Any = None) -> None:
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        self._client = client or httpx.Client(timeout=timeout_s)
+
+    def _get(self, path: str, height: int | None) -> Mapping[str, Any]:
+        params = {} if height is None else {"height": str(height)}
+        response = self._client.get(self.base_url + path, params=params)
+        if response.status_code != 200:
+            reason = "node-error"
+            try:
+                reason = str(response.json().get("reason", reason))
+            except Exception:  # noqa: BLE001 - any non-JSON error body
+                pass
+            raise LightClientError(f"node answered HTTP {response.status_code} for {path}", reason=reason)
+        result: Mapping[str, Any] = response.json()
+        return result
+
+    def latest_block(self) -> Mapping[str, Any]:
+        return self._get("/v1/blocks/latest", None)
+
+    def state(self, key: bytes, height: int | None) -> Mapping[str, Any]:
+        return self._get("/v1/state/" + urllib.parse.quote(key.decode("utf-8"), safe=""), height)
+
+    def validators(self, height: int | None) -> Mapping[str, Any]:
+        return self._get("/v1/validators", height)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+__all__ = ["Fetcher", "HttpFetcher", "LightClient", "Verified"]
