@@ -13,15 +13,37 @@ Time inside the core is abstract ticks. The application (block building and
 re-execution, the validator set at a height, committed blocks for lagging peers)
 is reached only through :class:`Application`, so the same core runs in the real
 node and in the seeded simulator.
+
+Driver obligations (see docs/consensus.md):
+
+* write every ``Ready.persist`` record durably, in order, before sending any
+  message of the same ``Ready``;
+* apply every ``Ready.committed`` block (durably, idempotently: a block of a height
+  the application already holds is skipped) before the next call into the core —
+  the core asks ``validators_at(h + 1)`` on the first ``tick`` after deciding ``h``;
+* on restart, pass the persisted records (all of them, or those from the last
+  ``{"t": "height"}`` record on) as ``restored``.
+
+Changes to this contract (issue 3):
+
+* ``Message`` is :data:`node.consensus.messages.Message` (Proposal | Vote |
+  CommitMessage | SyncRequest); the alias here stays ``object`` to avoid an import cycle.
+* ``CoreConfig.verify_signature`` (optional, default ``None`` = ``PublicKey.verify``):
+  a hook ``(public_key, digest, signature) -> bool`` so a driver can batch or cache
+  signature checks; the simulator memoizes it across its simulated nodes.
+* ``Application.validators_at(h)`` is asked for every h from the first height the
+  core runs up to last committed + 1; ``committed_block(h)`` is also used at
+  construction to find the first height not yet committed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ledger.block import Block, CommitCertificate, Vote
 from ledger.encoding import Value
+from ledger.keys import PublicKey
 from ledger.validators import ValidatorSet
 
 
@@ -89,6 +111,8 @@ class Timeouts:
 class CoreConfig:
     chain_id: str
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # (public key, 32-byte digest, signature) -> valid?; None means PublicKey.verify.
+    verify_signature: Callable[[PublicKey, bytes, bytes], bool] | None = None
 
 
 __all__ = ["Application", "CoreConfig", "Envelope", "Message", "Ready", "Timeouts"]

@@ -1,0 +1,855 @@
+"""The Tendermint consensus core: a pure, deterministic state machine.
+
+This follows Algorithm 1 of Buchman, Kwon, Milosevic, "The latest gossip on BFT
+consensus" (arXiv 1807.04938). Line numbers (L22 …) below refer to that paper.
+There is no IO, no clock and no randomness here: the driver calls :meth:`Core.step`
+with each message and :meth:`Core.tick` on a timer, and acts on the returned
+:class:`Ready` (persist, then send, then apply committed blocks).
+
+Steps and the rules that move between them (the transition table is
+``_STEP_TRANSITIONS``; a move it does not list is a bug and asserts):
+
+=============  ==========================================================  ==========
+from step      upon                                                        to step
+=============  ==========================================================  ==========
+propose        proposal(h, r, v, -1) from proposer (L22)                   prevote
+propose        proposal(h, r, v, vr) + 2f+1 prevote(vr, id v) (L28)        prevote
+propose        timeout propose (L57)                                       prevote
+prevote        2f+1 prevote(r, id v) for a valid v — lock (L36)            precommit
+prevote        2f+1 prevote(r, nil) (L44)                                  precommit
+prevote        timeout prevote, scheduled at 2f+1 prevotes (L34, L61)      precommit
+any            timeout precommit, scheduled at 2f+1 precommits (L47, L65)  propose (r+1)
+any            f+1 power of messages of rounds > r (L55)                   propose (r')
+any            2f+1 precommit(r', id v) for a valid v (L49), or a          decided
+               commit message with a verifying certificate
+decided        ``commit_ticks`` ticks later: next height, round 0          propose
+=============  ==========================================================  ==========
+
+"f+1" is power >= total - quorum + 1 (at least one honest validator); "2f+1" is
+``ValidatorSet.quorum_power``. Own messages are re-sent every
+``rebroadcast_ticks`` so progress survives message loss; a peer seen at a lower
+height is sent the commits it misses, and a core that sees higher heights asks
+for them (:class:`SyncRequest`).
+
+Persistence (every record is written by the driver before anything of the same
+Ready is sent):
+
+=================================================  =====================================
+record                                             written when
+=================================================  =====================================
+``{"t": "height", "h"}``                           entering height h (first record of h)
+``{"t": "round", "h", "r"}``                       entering round r
+``{"t": "proposal", "m": proposal}``               we signed a proposal
+``{"t": "vote", "m": vote}``                       we signed a vote
+``{"t": "lock", "h", "r", "block"}``               lockedRound / lockedValue changed
+``{"t": "valid", "h", "r", "block"}``              validRound / validValue changed
+``{"t": "decide", "block", "cert"}``               a block was decided at h
+=================================================  =====================================
+
+Restoring replays them: a restarted core never signs a second, different
+proposal or vote for a (height, round, kind) it already signed — it re-sends the
+recorded one — and keeps its lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Iterable
+
+from ledger.block import PRECOMMIT, PREVOTE, VOTE_KINDS, Block, CommitCertificate, Vote
+from ledger.encoding import Value
+from ledger.errors import BlockError, LedgerError
+from ledger.keys import PublicKey, SigningKey
+from ledger.validators import ValidatorSet
+from node.consensus.errors import LocalError, RestoreError
+from node.consensus.limits import (
+    CATCHUP_BLOCKS_MAX,
+    EVIDENCE_PER_HEIGHT_MAX,
+    FUTURE_HEIGHTS_MAX,
+    FUTURE_MESSAGES_MAX,
+    HELP_PEERS_MAX,
+    PROPOSALS_PER_ROUND_MAX,
+    ROUND_MAX,
+    ROUNDS_AHEAD_MAX,
+    ROUNDS_KEPT_MAX,
+    RULE_FIRINGS_PER_EVENT_MAX,
+)
+from node.consensus.messages import CommitMessage, Message, Proposal, SyncRequest
+from node.consensus.types import Application, CoreConfig, Envelope, Ready
+
+
+class Step(IntEnum):
+    PROPOSE = 0
+    PREVOTE = 1
+    PRECOMMIT = 2
+    DECIDED = 3
+
+
+_STEP_TRANSITIONS: dict[Step, frozenset[Step]] = {
+    Step.PROPOSE: frozenset({Step.PROPOSE, Step.PREVOTE, Step.DECIDED}),
+    Step.PREVOTE: frozenset({Step.PROPOSE, Step.PRECOMMIT, Step.DECIDED}),
+    Step.PRECOMMIT: frozenset({Step.PROPOSE, Step.DECIDED}),
+    Step.DECIDED: frozenset({Step.PROPOSE}),
+}
+
+REC_HEIGHT = "height"
+REC_ROUND = "round"
+REC_PROPOSAL = "proposal"
+REC_VOTE = "vote"
+REC_LOCK = "lock"
+REC_VALID = "valid"
+REC_DECIDE = "decide"
+
+_TIMER_PROPOSE = "propose"
+_TIMER_PREVOTE = "prevote"
+_TIMER_PRECOMMIT = "precommit"
+_TIMERS = (_TIMER_PROPOSE, _TIMER_PREVOTE, _TIMER_PRECOMMIT)
+
+
+def _default_verify(key: PublicKey, digest: bytes, signature: bytes) -> bool:
+    return key.verify(digest, signature)
+
+
+class _Tally:
+    """Votes of one (round, kind): first vote per validator, power per block hash."""
+
+    __slots__ = ("votes", "power_for", "power")
+
+    def __init__(self) -> None:
+        self.votes: dict[str, Vote] = {}
+        self.power_for: dict[bytes | None, int] = {}
+        self.power = 0
+
+    def add(self, vote: Vote, power: int) -> int:
+        assert vote.validator not in self.votes
+        self.votes[vote.validator] = vote
+        total = self.power_for.get(vote.block_hash, 0) + power
+        self.power_for[vote.block_hash] = total
+        self.power += power
+        return total
+
+
+_EMPTY_TALLY = _Tally()
+
+
+@dataclass(slots=True)
+class _Restored:
+    """What the persisted records say about one height."""
+
+    height: int = 0
+    round: int = 0
+    proposals: dict[int, Proposal] = field(default_factory=dict)
+    votes: dict[tuple[int, str], Vote] = field(default_factory=dict)
+    lock: tuple[int, Block] | None = None
+    valid: tuple[int, Block] | None = None
+    decision: tuple[Block, CommitCertificate] | None = None
+
+
+def _int(rec: dict[str, Value], name: str) -> int:
+    item = rec.get(name)
+    if type(item) is not int:
+        raise RestoreError(f"record {rec.get('t')!r}: {name} must be an int")
+    return item
+
+
+def parse_records(records: Iterable[Value]) -> _Restored:
+    """Fold persisted records into the state of the last height they mention."""
+    state = _Restored()
+    for rec in records:
+        if not isinstance(rec, dict) or not isinstance(rec.get("t"), str):
+            raise RestoreError("record must be a map with a 't' field")
+        kind = rec["t"]
+        try:
+            if kind == REC_HEIGHT:
+                h = _int(rec, "h")
+                if h < state.height:
+                    raise RestoreError(f"height record {h} after height {state.height}")
+                if h > state.height:
+                    state = _Restored(height=h)
+                continue
+            if state.height == 0:
+                raise RestoreError(f"record {kind!r} before any height record")
+            if kind == REC_ROUND:
+                if _int(rec, "h") == state.height:
+                    state.round = max(state.round, _int(rec, "r"))
+            elif kind == REC_PROPOSAL:
+                p = Proposal.from_value(rec.get("m"))
+                if p.height != state.height or state.proposals.get(p.round, p) != p:
+                    raise RestoreError("proposal record conflicts with the records before it")
+                state.proposals[p.round] = p
+            elif kind == REC_VOTE:
+                v = Vote.from_value(rec.get("m"))
+                key = (v.round, v.kind)
+                if v.height != state.height or state.votes.get(key, v) != v:
+                    raise RestoreError("vote record conflicts with the records before it")
+                state.votes[key] = v
+            elif kind in (REC_LOCK, REC_VALID):
+                if _int(rec, "h") == state.height:
+                    pair = (_int(rec, "r"), Block.from_value(rec.get("block")))
+                    if kind == REC_LOCK:
+                        state.lock = pair
+                    else:
+                        state.valid = pair
+            elif kind == REC_DECIDE:
+                block = Block.from_value(rec.get("block"))
+                cert = CommitCertificate.from_value(rec.get("cert"))
+                if block.header.height != state.height or cert.block_hash != block.hash:
+                    raise RestoreError("decide record is not for this height's block")
+                state.decision = (block, cert)
+            else:
+                raise RestoreError(f"unknown record kind {kind!r}")
+        except (LedgerError, TypeError) as exc:
+            if isinstance(exc, RestoreError):
+                raise
+            raise RestoreError(f"record {kind!r}: {exc}") from exc
+    return state
+
+
+class Core:
+    """One validator's (or observer's) consensus state machine.
+
+    ``restored`` is the list of records from previous ``Ready.persist`` outputs
+    (None on first start). Output produced while constructing (re-sends after a
+    restart, the first height's records) is returned with the first Ready.
+    """
+
+    def __init__(
+        self,
+        config: CoreConfig,
+        my_key: SigningKey,
+        app: Application,
+        restored: Iterable[Value] | None = None,
+    ) -> None:
+        self.chain_id = config.chain_id
+        self._timeouts = config.timeouts
+        self._key = my_key
+        self.me = my_key.key_id
+        self._app = app
+        self._verify_sig = config.verify_signature or _default_verify
+        self.now = 0  # ticks since construction
+        self.dropped: dict[str, int] = {}  # reason -> count of ignored inputs
+        self._persist_out: list[Value] = []
+        self._send_out: list[Envelope] = []
+        self._committed_out: list[tuple[Block, CommitCertificate]] = []
+        self._evidence_out: list[tuple[Vote, Vote]] = []
+        self._future: list[Message] = []
+        self._future_keys: set[tuple[object, ...]] = set()
+        self._help_at: dict[str, int] = {}
+        self._sync_at = -(2**62)
+        self._last_decided_at = 0
+        self._half_rebroadcast = max(1, self._timeouts.rebroadcast_ticks // 2)
+        state = parse_records(restored or ())
+        self._restore(state)
+        self._check_invariants()
+
+    # ------------------------------------------------------------------ API
+    def step(self, message: Message) -> Ready:
+        """Handle one received message (any peer, any height); never raises on bad input."""
+        self._on_message(message)
+        self._check_invariants()
+        return self._flush()
+
+    def tick(self) -> Ready:
+        """Advance abstract time by one tick: fire timeouts, rebroadcast, start next height."""
+        self.now += 1
+        if self.step_ == Step.DECIDED:
+            if self.now - self._decided_at >= max(1, self._timeouts.commit_ticks):
+                self._next_height()
+        else:
+            self._fire_timers()
+            if self.now - self._broadcast_at >= self._timeouts.rebroadcast_ticks:
+                self._rebroadcast()
+        self._check_invariants()
+        return self._flush()
+
+    @property
+    def is_validator(self) -> bool:
+        """True iff our key is in the set of the current height (else we only follow)."""
+        return self._my_power > 0
+
+    # ------------------------------------------------------------- restore
+    def _restore(self, state: _Restored) -> None:
+        height = max(state.height, 1)
+        if height > 1 and self._app.committed_block(height - 1) is None:
+            raise RestoreError(f"records are at height {height} but the application lacks block {height - 1}")
+        if state.height and (state.decision is not None or self._app.committed_block(height) is not None):
+            # Decided before the crash: re-emit it if the application never applied it.
+            self._reset_height(height, persist=False)
+            decision = state.decision or self._app.committed_block(height)
+            assert decision is not None
+            self.decision = decision
+            self.step_ = Step.DECIDED
+            if self._app.committed_block(height) is None:
+                self._committed_out.append(decision)
+            return
+        fresh = state.height == 0 or self._app.committed_block(height) is not None
+        if fresh:
+            self._enter_height(height)
+            self._start_round(0)
+            self._evaluate()
+            return
+        self._reset_height(height, persist=False)
+        self._own_proposals = dict(state.proposals)
+        self._own_votes = dict(state.votes)
+        for vote in state.votes.values():
+            self._tally(vote.round, vote.kind, create=True).add(vote, self._my_power)
+        if state.lock is not None:
+            self.locked_round, self.locked_block = state.lock
+        if state.valid is not None:
+            self.valid_round, self.valid_block = state.valid
+        if state.lock is not None and self.valid_round < self.locked_round:
+            # A crash between the lock and the valid record (same Ready): L36 sets both.
+            self.valid_round, self.valid_block = state.lock
+        self._start_round(max(state.round, self.valid_round, self.locked_round))
+        # Re-send what we signed in this round and resume at the step it implies.
+        for kind, step in ((PREVOTE, Step.PREVOTE), (PRECOMMIT, Step.PRECOMMIT)):
+            vote = self._own_votes.get((self.round, kind))
+            if vote is not None:
+                if self.step_ < step:
+                    self._set_step(step)
+                self._send(vote)
+        self._evaluate()
+
+    # ------------------------------------------------------- height / round
+    def _reset_height(self, height: int, *, persist: bool) -> None:
+        self.height = height
+        self.round = 0
+        self.step_ = Step.PROPOSE
+        self.validators: ValidatorSet = self._app.validators_at(height)
+        me = self.validators.get(self.me)
+        self._my_power = me.power if me is not None else 0
+        self._quorum = self.validators.quorum_power
+        self._skip_power = self.validators.total_power - self._quorum + 1
+        self.locked_round = -1
+        self.locked_block: Block | None = None
+        self.valid_round = -1
+        self.valid_block: Block | None = None
+        self.decision: tuple[Block, CommitCertificate] | None = None
+        self._decided_at = 0
+        self._own_proposals: dict[int, Proposal] = {}
+        self._own_votes: dict[tuple[int, str], Vote] = {}
+        self._proposals: dict[int, list[Proposal]] = {}
+        self._tallies: dict[tuple[int, str], _Tally] = {}
+        self._decidable: list[tuple[int, bytes]] = []
+        self._max_round: dict[str, int] = {}
+        self._skip_pending = False
+        self._fired: set[tuple[str, int]] = set()
+        self._valid_cache: dict[bytes, bool] = {}
+        self._timers: dict[str, tuple[int, int]] = {}
+        self._proposer_ids: dict[int, str] = {}
+        self._evidence_keys: set[tuple[str, int, str]] = set()
+        self._entered_at = self.now
+        self._broadcast_at = self.now
+        if persist:
+            self._persist({"t": REC_HEIGHT, "h": height})
+
+    def _enter_height(self, height: int) -> None:
+        while self._app.committed_block(height) is not None:  # the application is ahead
+            height += 1
+        self._reset_height(height, persist=True)
+
+    def _next_height(self) -> None:
+        assert self.decision is not None
+        header = self.decision[0].header
+        self._last_decided_at = self.now
+        self._enter_height(self.height + 1)
+        if self.height == header.height + 1 and self.validators.hash != header.next_validator_set_hash:
+            raise LocalError(f"validators_at({self.height}) is not the set block {header.height} names",
+                             reason="validator-set-mismatch")
+        self._start_round(0)
+        self._evaluate()
+        self._replay_future()
+
+    def _start_round(self, round_: int) -> None:
+        """StartRound (L11): propose if it is our turn, else wait for a proposal."""
+        assert round_ >= self.round and self.step_ != Step.DECIDED
+        self.round = round_
+        self._set_step(Step.PROPOSE)
+        self._persist({"t": REC_ROUND, "h": self.height, "r": round_})
+        self._prune_rounds()
+        self._skip_pending = any(r > round_ for r in self._max_round.values())
+        self._schedule(_TIMER_PROPOSE, self._timeouts.propose_base + round_ * self._timeouts.propose_delta)
+        if self.is_validator and self._proposer_id(round_) == self.me:
+            self._propose()
+
+    def _propose(self) -> None:
+        proposal = self._own_proposals.get(self.round)
+        if proposal is None:
+            if self.valid_block is not None:
+                block, pol_round = self.valid_block, self.valid_round
+            else:
+                block, pol_round = self._app.build_block(self.height, self.round), -1
+            if block.header.height != self.height or block.header.chain_id != self.chain_id:
+                raise LocalError("build_block returned a block for another height or chain",
+                                 reason="bad-built-block")
+            proposal = Proposal(self.chain_id, self.height, self.round, block, pol_round, self.me).signed(self._key)
+            self._own_proposals[self.round] = proposal
+            self._persist({"t": REC_PROPOSAL, "m": proposal.to_value()})
+        self._send_proposal(proposal)
+        self._store_proposal(proposal)
+
+    def _send_proposal(self, proposal: Proposal) -> None:
+        self._send(proposal)
+        if proposal.pol_round >= 0:  # forward the proof of lock: its prevote quorum
+            tally = self._tally(proposal.pol_round, PREVOTE)
+            for vote in tally.votes.values():
+                if vote.block_hash == proposal.block.hash:
+                    self._send(vote)
+
+    def _prune_rounds(self) -> None:
+        oldest = self.round - ROUNDS_KEPT_MAX
+        if oldest <= 0:
+            return
+        for key in [k for k in self._tallies if k[0] < oldest]:
+            del self._tallies[key]
+        for r in [r for r in self._proposals if r < oldest]:
+            del self._proposals[r]
+        self._decidable = [d for d in self._decidable if d[0] >= oldest]
+        self._fired = {f for f in self._fired if f[1] >= oldest}
+
+    # -------------------------------------------------------------- inputs
+    def _on_message(self, message: Message) -> None:
+        if isinstance(message, Vote):
+            self._on_vote(message)
+        elif isinstance(message, Proposal):
+            self._on_proposal(message)
+        elif isinstance(message, CommitMessage):
+            self._on_commit(message)
+        elif isinstance(message, SyncRequest):
+            self._on_sync(message)
+        else:
+            self._drop("unknown-message")
+
+    def _on_vote(self, vote: Vote) -> None:
+        if vote.chain_id != self.chain_id:
+            return self._drop("wrong-chain")
+        if vote.kind not in VOTE_KINDS or not 0 <= vote.round < ROUND_MAX:
+            return self._drop("malformed")
+        if vote.height != self.height or self.step_ == Step.DECIDED:
+            return self._other_height(vote, vote.validator)
+        member = self.validators.get(vote.validator)
+        if member is None:
+            return self._drop("unknown-signer")
+        if vote.round < self.round - ROUNDS_KEPT_MAX:
+            return self._drop("stale-round")
+        tally = self._tally(vote.round, vote.kind)
+        first = tally.votes.get(vote.validator)
+        if first is not None and first.block_hash == vote.block_hash and first.signature == vote.signature:
+            return self._drop("duplicate")
+        if not self._verify_sig(member.public_key, vote.signing_bytes(), vote.signature):
+            return self._drop("bad-signature")
+        if first is not None:
+            if first.block_hash != vote.block_hash:
+                self._add_evidence(first, vote)
+            return self._drop("equivocation")
+        if vote.round > self.round + ROUNDS_AHEAD_MAX:
+            self._note_round(vote.validator, vote.round)
+            self._drop("far-round")
+        else:
+            self._add_vote(vote, member.power)
+        self._evaluate()
+
+    def _on_proposal(self, proposal: Proposal) -> None:
+        if proposal.chain_id != self.chain_id:
+            return self._drop("wrong-chain")
+        if not (0 <= proposal.round < ROUND_MAX and -1 <= proposal.pol_round < proposal.round):
+            return self._drop("malformed")
+        if proposal.height != self.height or self.step_ == Step.DECIDED:
+            return self._other_height(proposal, proposal.proposer)
+        if proposal.round < self.round - ROUNDS_KEPT_MAX:
+            return self._drop("stale-round")
+        if proposal.proposer != self._proposer_id(proposal.round):
+            return self._drop("wrong-proposer")
+        stored = self._proposals.get(proposal.round, [])
+        if any(p.block.hash == proposal.block.hash and p.pol_round == proposal.pol_round
+               and p.signature == proposal.signature for p in stored):
+            return self._drop("duplicate")
+        member = self.validators.get(proposal.proposer)
+        assert member is not None
+        if not self._verify_sig(member.public_key, proposal.signing_bytes(), proposal.signature):
+            return self._drop("bad-signature")
+        if proposal.round > self.round + ROUNDS_AHEAD_MAX:
+            self._note_round(proposal.proposer, proposal.round)
+            self._drop("far-round")
+            return self._evaluate()
+        header = proposal.block.header
+        if header.height != self.height or header.chain_id != self.chain_id:
+            return self._drop("bad-block")
+        try:
+            proposal.block.check_body()
+        except BlockError:
+            return self._drop("bad-block")
+        if len(stored) >= PROPOSALS_PER_ROUND_MAX:
+            return self._drop("proposal-equivocation")
+        self._store_proposal(proposal)
+        self._evaluate()
+
+    def _store_proposal(self, proposal: Proposal) -> None:
+        self._proposals.setdefault(proposal.round, []).append(proposal)
+        self._note_round(proposal.proposer, proposal.round)
+
+    def _on_commit(self, commit: CommitMessage) -> None:
+        if commit.chain_id != self.chain_id or commit.certificate.chain_id != self.chain_id:
+            return self._drop("wrong-chain")
+        if commit.height != self.height or self.step_ == Step.DECIDED:
+            if commit.height > self.height:
+                return self._buffer(commit, None)
+            return self._drop("old-height")
+        if not self._certificate_ok(commit.block, commit.certificate):
+            return self._drop("bad-certificate")
+        try:
+            commit.block.check_body()
+        except BlockError:
+            return self._drop("bad-block")
+        self._decide(commit.block, commit.certificate)
+
+    def _on_sync(self, request: SyncRequest) -> None:
+        if request.chain_id != self.chain_id:
+            return self._drop("wrong-chain")
+        if request.height < self.height or (request.height == self.height and self.decision is not None):
+            self._help(request.requester, request.height)
+        else:
+            self._drop("sync-nothing-to-send")
+
+    def _other_height(self, message: Proposal | Vote, signer: str) -> None:
+        if message.height > self.height:
+            return self._buffer(message, signer)
+        self._drop("old-height")
+        # A peer still at an older height: give it the commits it misses, but not
+        # while it may merely be a tick behind us.
+        if (message.height < self.height - 1 or self.now - self._last_decided_at >= self._half_rebroadcast) \
+                and self.validators.get(signer) is not None:
+            self._help(signer, message.height)
+
+    def _buffer(self, message: Message, signer: str | None) -> None:
+        height = message.height  # type: ignore[union-attr]
+        if height > self.height + FUTURE_HEIGHTS_MAX:
+            self._drop("far-future")
+            return self._request_sync(signer)
+        key = _message_key(message)
+        if key in self._future_keys:
+            return self._drop("duplicate")
+        if len(self._future) >= FUTURE_MESSAGES_MAX:
+            return self._drop("buffer-full")
+        self._future.append(message)
+        self._future_keys.add(key)
+        if height >= self.height + 2 or self.now - self._entered_at >= self._half_rebroadcast:
+            self._request_sync(signer)
+
+    def _replay_future(self) -> None:
+        pending, self._future, self._future_keys = self._future, [], set()
+        for message in pending:
+            height = message.height  # type: ignore[union-attr]
+            if height == self.height:
+                self._on_message(message)
+            elif height > self.height:
+                self._future.append(message)
+                self._future_keys.add(_message_key(message))
+
+    # --------------------------------------------------------- catch-up
+    def _help(self, peer: str, from_height: int) -> None:
+        if peer == self.me:
+            return
+        last = self._help_at.get(peer)
+        if last is not None and self.now - last < self._half_rebroadcast:
+            return
+        if last is None and len(self._help_at) >= HELP_PEERS_MAX:
+            del self._help_at[next(iter(self._help_at))]
+        self._help_at[peer] = self.now
+        for height in range(max(1, from_height), from_height + CATCHUP_BLOCKS_MAX):
+            if height == self.height:
+                found = self.decision
+            elif height < self.height:
+                found = self._app.committed_block(height)
+            else:
+                found = None
+            if found is None:
+                break
+            self._send(CommitMessage(found[0], found[1]), to=peer)
+
+    def _request_sync(self, peer: str | None) -> None:
+        if peer is None or peer == self.me or self.validators.get(peer) is None:
+            return
+        if self.now - self._sync_at < self._half_rebroadcast:
+            return
+        self._sync_at = self.now
+        self._send(SyncRequest(self.chain_id, self.height, self.me), to=peer)
+
+    # ------------------------------------------------------------ votes
+    def _tally(self, round_: int, kind: str, *, create: bool = False) -> _Tally:
+        tally = self._tallies.get((round_, kind))
+        if tally is None:
+            if not create:
+                return _EMPTY_TALLY
+            tally = self._tallies[(round_, kind)] = _Tally()
+        return tally
+
+    def _add_vote(self, vote: Vote, power: int) -> None:
+        total = self._tally(vote.round, vote.kind, create=True).add(vote, power)
+        if (vote.kind == PRECOMMIT and vote.block_hash is not None and total >= self._quorum
+                and (vote.round, vote.block_hash) not in self._decidable):
+            self._decidable.append((vote.round, vote.block_hash))
+        self._note_round(vote.validator, vote.round)
+
+    def _note_round(self, validator: str, round_: int) -> None:
+        if round_ > self.round and round_ > self._max_round.get(validator, -1):
+            self._max_round[validator] = round_
+            self._skip_pending = True
+
+    def _cast(self, kind: str, block_hash: bytes | None) -> None:
+        """Sign (once per round and kind, ever) and broadcast our vote."""
+        key = (self.round, kind)
+        vote = self._own_votes.get(key)
+        if vote is None:
+            if not self.is_validator:
+                return
+            vote = Vote(self.chain_id, self.height, self.round, kind, block_hash, self.me).signed(self._key)
+            self._own_votes[key] = vote
+            self._persist({"t": REC_VOTE, "m": vote.to_value()})
+            self._add_vote(vote, self._my_power)
+        self._send(vote)
+
+    def _add_evidence(self, first: Vote, second: Vote) -> None:
+        key = (second.validator, second.round, second.kind)
+        if key in self._evidence_keys or len(self._evidence_keys) >= EVIDENCE_PER_HEIGHT_MAX:
+            return
+        self._evidence_keys.add(key)
+        self._evidence_out.append((first, second))
+
+    # ------------------------------------------------------------ rules
+    def _evaluate(self) -> None:
+        for _ in range(RULE_FIRINGS_PER_EVENT_MAX):
+            if not self._fire_one_rule():
+                return
+        raise LocalError("upon-rules did not settle", reason="rules-loop")
+
+    def _fire_one_rule(self) -> bool:
+        """Apply the first upon-rule whose condition holds; False if none does."""
+        if self.step_ == Step.DECIDED:
+            return False
+        for round_, block_hash in self._decidable:  # L49
+            block = self._find_block(block_hash)
+            if block is not None and self._valid(block):
+                self._decide(block, self._certificate(round_, block_hash))
+                return True
+        if self._skip_pending:  # L55
+            self._skip_pending = False
+            target = self._skip_target()
+            if target > self.round:
+                self._start_round(target)
+                return True
+        round_, quorum = self.round, self._quorum
+        if self.step_ == Step.PROPOSE:
+            for proposal in self._proposals.get(round_, ()):
+                block = proposal.block
+                if proposal.pol_round == -1:  # L22
+                    ok = self._valid(block) and (self.locked_block is None or self.locked_block.hash == block.hash)
+                elif self._tally(proposal.pol_round, PREVOTE).power_for.get(block.hash, 0) >= quorum:  # L28
+                    ok = self._valid(block) and (
+                        self.locked_round <= proposal.pol_round
+                        or (self.locked_block is not None and self.locked_block.hash == block.hash))
+                else:
+                    continue
+                self._set_step(Step.PREVOTE)
+                self._cast(PREVOTE, block.hash if ok else None)
+                return True
+        prevotes = self._tally(round_, PREVOTE)
+        if self.step_ >= Step.PREVOTE and ("L36", round_) not in self._fired:
+            for block_hash, power in prevotes.power_for.items():
+                if block_hash is None or power < quorum:
+                    continue
+                block = self._find_block(block_hash)
+                if block is None or not self._valid(block):
+                    continue
+                self._fired.add(("L36", round_))
+                if self.step_ == Step.PREVOTE:
+                    self._set_lock(round_, block)
+                    self._set_step(Step.PRECOMMIT)
+                    self._cast(PRECOMMIT, block_hash)
+                self._set_valid(round_, block)
+                return True
+        if self.step_ == Step.PREVOTE and prevotes.power_for.get(None, 0) >= quorum:  # L44
+            self._set_step(Step.PRECOMMIT)
+            self._cast(PRECOMMIT, None)
+            return True
+        if self.step_ == Step.PREVOTE and prevotes.power >= quorum and ("L34", round_) not in self._fired:
+            self._fired.add(("L34", round_))
+            self._schedule(_TIMER_PREVOTE, self._timeouts.prevote_base + round_ * self._timeouts.prevote_delta)
+            return True
+        if self._tally(round_, PRECOMMIT).power >= quorum and ("L47", round_) not in self._fired:
+            self._fired.add(("L47", round_))
+            self._schedule(_TIMER_PRECOMMIT,
+                           self._timeouts.precommit_base + round_ * self._timeouts.precommit_delta)
+            return True
+        return False
+
+    def _skip_target(self) -> int:
+        """The highest round r' > round that validators with f+1 power have reached (L55)."""
+        for candidate in sorted({r for r in self._max_round.values() if r > self.round}, reverse=True):
+            reached = [v for v, r in self._max_round.items() if r >= candidate]
+            if self.validators.power_of(reached) >= self._skip_power:
+                return candidate
+        return -1
+
+    def _find_block(self, block_hash: bytes) -> Block | None:
+        for block in (self.locked_block, self.valid_block):
+            if block is not None and block.hash == block_hash:
+                return block
+        for proposals in self._proposals.values():
+            for proposal in proposals:
+                if proposal.block.hash == block_hash:
+                    return proposal.block
+        return None
+
+    def _valid(self, block: Block) -> bool:
+        """valid(v): the application re-executes the block (cached per hash)."""
+        cached = self._valid_cache.get(block.hash)
+        if cached is None:
+            header = block.header
+            try:
+                cached = (header.height == self.height and header.chain_id == self.chain_id
+                          and self._app.validate_block(block))
+            except LedgerError:
+                cached = False
+            self._valid_cache[block.hash] = cached
+            if not cached:
+                self._drop("invalid-block")
+        return cached
+
+    def _certificate(self, round_: int, block_hash: bytes) -> CommitCertificate:
+        tally = self._tally(round_, PRECOMMIT)
+        signers = sorted((v.validator, v.signature) for v in tally.votes.values() if v.block_hash == block_hash)
+        assert self.validators.power_of(v for v, _ in signers) >= self._quorum
+        return CommitCertificate(self.chain_id, self.height, round_, block_hash, tuple(signers))
+
+    def _certificate_ok(self, block: Block, cert: CommitCertificate) -> bool:
+        """The checks of ``CommitCertificate.verify``, through our signature hook."""
+        header = block.header
+        if (self.validators.hash != header.validator_set_hash or cert.block_hash != header.hash
+                or cert.height != header.height or cert.chain_id != header.chain_id):
+            return False
+        seen: set[str] = set()
+        for validator, signature in cert.signatures:
+            member = self.validators.get(validator)
+            if member is None or validator in seen:
+                return False
+            seen.add(validator)
+            if not self._verify_sig(member.public_key, cert.precommit(validator).signing_bytes(), signature):
+                return False
+        return self.validators.has_quorum(seen)
+
+    def _decide(self, block: Block, cert: CommitCertificate) -> None:
+        assert self.decision is None and block.header.height == self.height
+        self.decision = (block, cert)
+        self._set_step(Step.DECIDED)
+        self._decided_at = self.now
+        self._timers.clear()
+        self._persist({"t": REC_DECIDE, "block": block.to_value(), "cert": cert.to_value()})
+        self._committed_out.append((block, cert))
+
+    def _set_lock(self, round_: int, block: Block) -> None:
+        self.locked_round, self.locked_block = round_, block
+        self._persist({"t": REC_LOCK, "h": self.height, "r": round_, "block": block.to_value()})
+
+    def _set_valid(self, round_: int, block: Block) -> None:
+        self.valid_round, self.valid_block = round_, block
+        self._persist({"t": REC_VALID, "h": self.height, "r": round_, "block": block.to_value()})
+
+    def _set_step(self, step: Step) -> None:
+        assert step in _STEP_TRANSITIONS[self.step_], f"step {self.step_.name} -> {step.name}"
+        self.step_ = step
+
+    # ----------------------------------------------------------- timers
+    def _schedule(self, timer: str, ticks: int) -> None:
+        self._timers[timer] = (self.now + max(1, ticks), self.round)
+
+    def _fire_timers(self) -> None:
+        for timer in _TIMERS:
+            due = self._timers.get(timer)
+            if due is None or self.now < due[0]:
+                continue
+            del self._timers[timer]
+            if due[1] != self.round or self.step_ == Step.DECIDED:
+                continue
+            if timer == _TIMER_PROPOSE and self.step_ == Step.PROPOSE:  # L57
+                self._set_step(Step.PREVOTE)
+                self._cast(PREVOTE, None)
+            elif timer == _TIMER_PREVOTE and self.step_ == Step.PREVOTE:  # L61
+                self._set_step(Step.PRECOMMIT)
+                self._cast(PRECOMMIT, None)
+            elif timer == _TIMER_PRECOMMIT:  # L65
+                self._start_round(self.round + 1)
+            self._evaluate()
+            if self.step_ == Step.DECIDED:
+                return
+
+    def _rebroadcast(self) -> None:
+        self._broadcast_at = self.now
+        proposal = self._own_proposals.get(self.round)
+        if proposal is not None:
+            self._send_proposal(proposal)
+        for kind in VOTE_KINDS:
+            vote = self._own_votes.get((self.round, kind))
+            if vote is not None:
+                self._send(vote)
+
+    # ----------------------------------------------------------- output
+    def _persist(self, record: dict[str, Value]) -> None:
+        self._persist_out.append(record)
+
+    def _send(self, message: Message, to: str | None = None) -> None:
+        self._send_out.append(Envelope(message, to))
+
+    def _drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def _proposer_id(self, round_: int) -> str:
+        found = self._proposer_ids.get(round_)
+        if found is None:
+            if len(self._proposer_ids) > ROUNDS_KEPT_MAX + ROUNDS_AHEAD_MAX:
+                self._proposer_ids.clear()
+            found = self._proposer_ids[round_] = self.validators.proposer(self.height, round_).key_id
+        return found
+
+    def _flush(self) -> Ready:
+        ready = Ready(tuple(self._persist_out), tuple(self._send_out),
+                      tuple(self._committed_out), tuple(self._evidence_out))
+        self._persist_out, self._send_out, self._committed_out, self._evidence_out = [], [], [], []
+        return ready
+
+    def _check_invariants(self) -> None:
+        assert (self.locked_round == -1) == (self.locked_block is None)
+        assert (self.valid_round == -1) == (self.valid_block is None)
+        assert self.locked_round <= self.valid_round <= self.round
+        assert (self.step_ == Step.DECIDED) == (self.decision is not None)
+        assert len(self._future) <= FUTURE_MESSAGES_MAX
+        assert len(self._help_at) <= HELP_PEERS_MAX
+        assert all(r <= self.round + ROUNDS_AHEAD_MAX for r, _ in self._tallies)
+
+
+def _message_key(message: Message) -> tuple[object, ...]:
+    if isinstance(message, Vote):
+        return ("v", message.height, message.round, message.kind, message.block_hash,
+                message.validator, message.signature)
+    if isinstance(message, Proposal):
+        return ("p", message.height, message.round, message.block.hash, message.pol_round,
+                message.proposer, message.signature)
+    if isinstance(message, CommitMessage):
+        return ("c", message.height, message.block.hash, message.certificate.round,
+                message.certificate.signatures)
+    return ("s", id(message))
+
+
+__all__ = [
+    "REC_DECIDE",
+    "REC_HEIGHT",
+    "REC_LOCK",
+    "REC_PROPOSAL",
+    "REC_ROUND",
+    "REC_VALID",
+    "REC_VOTE",
+    "Core",
+    "Step",
+    "parse_records",
+]

@@ -1,0 +1,54 @@
+"""Every limit of the consensus core, in one place (qualifier last, TigerBeetle style).
+
+Each buffer, table and retry the core keeps is bounded by one of these, so a
+Byzantine peer can make the core drop messages (counted) but never grow without
+bound. Relations between them are asserted at import.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ledger.constants import BLOCK_BYTES_MAX, ENCODING_BYTES_MAX, VALIDATORS_MAX
+
+# --- wire ---------------------------------------------------------------------------
+# A proposal or commit message carries one block plus a small envelope (signature,
+# certificate of at most VALIDATORS_MAX signatures).
+MESSAGE_OVERHEAD_BYTES_MAX: Final = 64 * 1024
+MESSAGE_BYTES_MAX: Final = BLOCK_BYTES_MAX + MESSAGE_OVERHEAD_BYTES_MAX
+
+# --- rounds -----------------------------------------------------------------------------
+ROUNDS_AHEAD_MAX: Final = 8  # messages of rounds round+1 .. round+8 are stored, later ones only counted for skips
+ROUNDS_KEPT_MAX: Final = 16  # rounds older than round-16 of the current height are forgotten
+PROPOSALS_PER_ROUND_MAX: Final = 2  # distinct blocks kept per (height, round); more is equivocation
+ROUND_MAX: Final = 2**31  # a round number beyond this is malformed
+
+# --- heights ------------------------------------------------------------------------------
+FUTURE_HEIGHTS_MAX: Final = 8  # messages for height+1 .. height+8 are buffered
+FUTURE_MESSAGES_MAX: Final = 4 * VALIDATORS_MAX * FUTURE_HEIGHTS_MAX
+CATCHUP_BLOCKS_MAX: Final = FUTURE_HEIGHTS_MAX  # commit messages sent per help reply
+HELP_PEERS_MAX: Final = VALIDATORS_MAX  # peers remembered for help rate limiting
+EVIDENCE_PER_HEIGHT_MAX: Final = 2 * VALIDATORS_MAX * (ROUNDS_KEPT_MAX + ROUNDS_AHEAD_MAX)
+
+# --- evaluation ------------------------------------------------------------------------------
+RULE_FIRINGS_PER_EVENT_MAX: Final = 64  # upon-rules applied after one input; more is a bug
+
+assert MESSAGE_BYTES_MAX <= 2 * ENCODING_BYTES_MAX + MESSAGE_OVERHEAD_BYTES_MAX
+assert CATCHUP_BLOCKS_MAX <= FUTURE_HEIGHTS_MAX  # every block of one help reply can be buffered
+assert FUTURE_MESSAGES_MAX >= CATCHUP_BLOCKS_MAX
+assert ROUNDS_AHEAD_MAX >= 1 and ROUNDS_KEPT_MAX >= 2
+
+__all__ = [
+    "CATCHUP_BLOCKS_MAX",
+    "EVIDENCE_PER_HEIGHT_MAX",
+    "FUTURE_HEIGHTS_MAX",
+    "FUTURE_MESSAGES_MAX",
+    "HELP_PEERS_MAX",
+    "MESSAGE_BYTES_MAX",
+    "MESSAGE_OVERHEAD_BYTES_MAX",
+    "PROPOSALS_PER_ROUND_MAX",
+    "ROUNDS_AHEAD_MAX",
+    "ROUNDS_KEPT_MAX",
+    "ROUND_MAX",
+    "RULE_FIRINGS_PER_EVENT_MAX",
+]

@@ -1,0 +1,94 @@
+"""The properties checked at every step of a simulation.
+
+* agreement — no two honest nodes commit different blocks at one height;
+* validity — every committed block carries a certificate that verifies
+  (``CommitCertificate.verify``, independent of the core's own check) against the
+  validator set of its height, and its transactions execute (the application
+  re-executes strictly when it applies the block);
+* no honest double-sign — every proposal and vote an honest node sends is
+  compared with everything it signed before, across restarts;
+* durability — a node never loses or replaces a block it committed, restarts included;
+* liveness — checked by the world: after the final heal every honest node commits
+  new heights within ``LIVENESS_TICKS_MAX``.
+"""
+
+from __future__ import annotations
+
+from ledger.block import Block, CommitCertificate, Vote
+from ledger.errors import LedgerError
+from ledger.validators import ValidatorSet
+from node.consensus.messages import Proposal
+
+VIOLATIONS_KEPT_MAX = 20
+
+
+class Checker:
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+        self._decided: dict[int, bytes] = {}  # height -> block hash (first honest commit)
+        self._signed: dict[tuple[str, int, int, str], bytes | None] = {}
+        self._committed: dict[str, list[bytes]] = {}  # node name -> hashes by height
+        self.commits = 0
+        self.evidence = 0
+
+    def violation(self, text: str) -> None:
+        if len(self.violations) < VIOLATIONS_KEPT_MAX:
+            self.violations.append(text)
+
+    # --- hooks called by the world ----------------------------------------------------
+    def on_signed(self, node: str, message: object) -> None:
+        """An honest node put a signed message on the wire."""
+        if isinstance(message, Vote):
+            key = (message.validator, message.height, message.round, message.kind)
+            value: bytes | None = message.block_hash
+        elif isinstance(message, Proposal):
+            key = (message.proposer, message.height, message.round, "proposal")
+            value = message.block.hash
+        else:
+            return
+        before = self._signed.setdefault(key, value)
+        if before != value:
+            self.violation(f"honest double-sign by {node}: {key[3]} at height {key[1]} round {key[2]}")
+
+    def on_commit(self, node: str, block: Block, cert: CommitCertificate, validators: ValidatorSet) -> None:
+        """``node`` (honest) applied ``block``; ``validators`` is its set for that height."""
+        self.commits += 1
+        height = block.header.height
+        try:
+            cert.verify(block.header, validators)
+        except LedgerError as exc:
+            self.violation(f"validity: {node} committed height {height} with a bad certificate: {exc}")
+        first = self._decided.setdefault(height, block.hash)
+        if first != block.hash:
+            self.violation(f"agreement: {node} committed {block.hash.hex()[:12]} at height {height}, "
+                           f"another honest node {first.hex()[:12]}")
+        chain = self._committed.setdefault(node, [])
+        if height != len(chain) + 1:
+            self.violation(f"durability: {node} committed height {height} after {len(chain)}")
+        chain.append(block.hash)
+
+    def on_restart(self, node: str, held: list[bytes]) -> None:
+        """After a restart ``held`` are the block hashes the node's ledger still has."""
+        chain = self._committed.get(node, [])
+        if held[: len(chain)] != chain:
+            self.violation(f"durability: {node} lost committed blocks across a restart")
+
+    def on_evidence(self, accused: str, honest: bool, first: Vote, second: Vote,
+                    validators: ValidatorSet) -> None:
+        self.evidence += 1
+        if not (first.validator == second.validator == accused and first.block_hash != second.block_hash
+                and (first.height, first.round, first.kind) == (second.height, second.round, second.kind)
+                and first.verify(validators) and second.verify(validators)):
+            self.violation(f"evidence against {accused[:8]} does not prove equivocation")
+        elif honest:
+            self.violation(f"evidence of equivocation against honest validator {accused[:8]}")
+
+    def height_of(self, node: str) -> int:
+        return len(self._committed.get(node, []))
+
+    @property
+    def heights(self) -> int:
+        return len(self._decided)
+
+
+__all__ = ["Checker"]
