@@ -1,0 +1,106 @@
+"""The load generator and `imi bench load` against an in-process node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from cli.main import app as cli_app
+from node.api import create_app
+from node.loadgen import LoadResult, percentile, run_load
+from tests.test_node_api_support import InProcessNode
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 0.5) == 0.0
+    assert percentile([5.0], 0.99) == 5.0
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.50) == 50.0 and percentile(values, 0.99) == 99.0
+    assert percentile(values, 1.0) == 100.0 and percentile(values, 0.0) == 1.0
+
+
+def test_run_load_commits_every_transaction_and_reports_ids() -> None:
+    node = InProcessNode()
+    app = create_app(node)
+
+    async def go() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+            result = await run_load(["http://node"], 40, 8, client=client)
+        assert result.committed == 40 and result.failed == 0
+        assert len(set(result.committed_ids)) == 40
+        for tx_id in result.committed_ids:
+            assert node.store.tx(bytes.fromhex(tx_id)) is not None
+        summary = result.summary()
+        assert summary["tx_per_s"] > 0 and summary["latency_ms_p99"] >= summary["latency_ms_p50"] > 0
+
+    asyncio.run(go())
+
+
+def test_run_load_counts_failures_by_reason() -> None:
+    node = InProcessNode(auto_commit=False)
+    app = create_app(node)
+
+    async def go() -> LoadResult:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+            return await run_load(["http://node"], 3, 3, client=client)
+
+    result = asyncio.run(go())
+    assert result.committed == 0 and result.failed == 3
+    assert dict(result.failures_by_reason) == {"commit-timeout": 3}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def served_node() -> Iterator[tuple[str, InProcessNode]]:
+    """The API over uvicorn on a loopback port, in a thread."""
+    node = InProcessNode()
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}", node
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_bench_load_cli_json_and_ids_out(served_node: tuple[str, InProcessNode], tmp_path: Path) -> None:
+    url, node = served_node
+    ids_file = tmp_path / "ids.txt"
+    result = CliRunner().invoke(cli_app, ["bench", "load", "--url", url, "--url", url, "--txs", "20",
+                                          "--concurrency", "4", "--json", "--ids-out", str(ids_file)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["committed"] == 20 and figures["failed"] == 0
+    assert {"tx_per_s", "latency_ms_p50", "latency_ms_p99"} <= set(figures)
+    ids = ids_file.read_text().split()
+    assert len(ids) == 20 and all(node.store.tx(bytes.fromhex(i)) is not None for i in ids)
+
+
+def test_bench_load_cli_unreachable_exits_1() -> None:
+    result = CliRunner().invoke(cli_app, ["bench", "load", "--url", f"http://127.0.0.1:{_free_port()}",
+                                          "--txs", "1", "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.output)["reason"] == "unreachable"
