@@ -9,8 +9,9 @@
 
     identity.errors.IdentityError
     ├── StatusListError            a status list that cannot be encoded or decoded
-    └── LightClientError           remote: an answer from a node that does not verify
-        └── NotFoundError          a verified absence (the key is provably not in state)
+    ├── LightClientError           remote: an answer from a node that does not verify
+    │   └── NotFoundError          a verified absence (the key is provably not in state)
+    └── SubmitError                the node refused or did not commit a transaction
 
 Handlers raise only :class:`IdentityTxError` subclasses, so the executor turns them
 into a rejected transaction with a stable ``reason``. A :class:`LightClientError`
@@ -55,6 +56,10 @@ class NotFoundError(LightClientError):
     reason = "not-found"
 
 
+class SubmitError(IdentityError):
+    reason = "not-committed"
+
+
 __all__ = [
     "IdentityTxError",
     "LightClientError",
@@ -62,6 +67,7 @@ __all__ = [
     "NotFoundTxError",
     "PayloadError",
     "StatusListError",
+    "SubmitError",
     "TransitionError",
     "UnauthorizedError",
 ]

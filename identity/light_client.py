@@ -29,8 +29,8 @@ maps it onto the node's REST API:
 * ``GET /v1/blocks/latest`` → ``{hash, header, certificate}``
 * ``GET /v1/state/{key}?height=H`` → ``{key, value (base64url|null), proof, header,
   certificate}`` (``key`` percent-encoded in the path, UTF-8 in the body)
-* ``GET /v1/validators?height=H`` → the same shape as a state answer for
-  ``valset/current``.
+* ``GET /v1/validators?height=H`` (optional in a fetcher; the client reads the set
+  through ``/v1/state/valset%2Fcurrent`` so that every set it learns is proven).
 """
 
 from __future__ import annotations
@@ -205,14 +205,14 @@ class LightClient:
         return self._record(statekeys.anchor_key(digest.hex()), now_ms, "anchor-not-found")
 
     def validator_set(self, now_ms: int, *, height: int | None = None) -> ValidatorSet:
-        """The certified validator set recorded in state (``valset/current``)."""
-        answer = self._answer(self._fetch(lambda: self.fetcher.validators(height)),
-                              statekeys.VALSET_CURRENT, height)
-        if height is None:
-            self._check_fresh(answer.header, now_ms)
-        self._verify_header(answer.header, answer.certificate)
-        self._check_proof(answer)
-        return self._decode_set(answer)
+        """The certified validator set recorded in state (``valset/current``: it certifies
+        the block after the answer's height)."""
+        verified = self.get_verified(statekeys.VALSET_CURRENT, now_ms, height=height)
+        try:
+            return ValidatorSet.from_value(decode(verified.value or b""))
+        except LedgerError as exc:
+            raise LightClientError(f"certified validator set is malformed: {exc}",
+                                   reason="malformed-value") from exc
 
     # --- internals ---------------------------------------------------------------------
     def _record(self, key: bytes, now_ms: int, missing: str) -> dict[str, Any]:
