@@ -13,9 +13,11 @@ reason ``alg-not-allowed``. ``verify`` returns a bool; callers decide the error.
 
 from __future__ import annotations
 
+import binascii
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Final, Mapping
 
 import nacl.exceptions
 import nacl.signing
@@ -26,19 +28,16 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from identity.constants import ALLOWED_ALGS, JSON_DEPTH_MAX, JWS_CHARS_MAX
 from identity.errors import FormatError
-from ledger.errors import KeyError_
-from ledger.keys import ALG_EDDSA, PublicKey, SigningKey, b64url_decode, b64url_encode
+from ledger.keys import ALG_EDDSA, PublicKey, SigningKey, b64url_encode
 
 JsonObject = dict[str, Any]
 
 
 # --- JSON -----------------------------------------------------------------------------
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> JsonObject:
-    obj: JsonObject = {}
-    for name, value in pairs:
-        if name in obj:
-            raise FormatError(f"duplicate JSON member {name!r}", reason="malformed-json")
-        obj[name] = value
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # a repeated member name collapsed into one key
+        raise FormatError("duplicate JSON member name", reason="malformed-json")
     return obj
 
 
@@ -58,19 +57,45 @@ def _depth(value: Any, limit: int) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
+# Built once: json.loads with keyword arguments would build a decoder per call.
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+_B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
 def json_loads(data: bytes) -> Any:
     """Parse UTF-8 JSON strictly (no duplicate names, no NaN, depth ≤ JSON_DEPTH_MAX)."""
     try:
-        text = data.decode("utf-8")
-        value = json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
-        )
+        value = _DECODER.decode(data.decode("utf-8"))
     except FormatError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FormatError("not valid JSON", reason="malformed-json") from exc
-    _depth(value, JSON_DEPTH_MAX)
+    # Nesting deeper than the limit needs more opening brackets than the limit;
+    # counting them in C spares the walk for the many small values we parse.
+    if data.count(b"[") + data.count(b"{") > JSON_DEPTH_MAX:
+        _depth(value, JSON_DEPTH_MAX)
     return value
+
+
+def b64url_decode_strict(text: str) -> bytes:
+    """Canonical unpadded base64url (RFC 7515 §2) → bytes; FormatError otherwise.
+
+    Same contract as ``ledger.keys.b64url_decode`` but checks the alphabet and the
+    unused trailing bits directly instead of re-encoding, as it runs on every part.
+    """
+    rest = len(text) % 4
+    if rest == 1 or "=" in text or "+" in text or "/" in text:  # b64decode takes those
+        raise FormatError("not base64url", reason="malformed-base64url")
+    standard = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
+    try:
+        raw = binascii.a2b_base64(standard, strict_mode=True)
+    except (ValueError, TypeError) as exc:
+        raise FormatError("not base64url", reason="malformed-base64url") from exc
+    if rest:
+        unused = 0x0F if rest == 2 else 0x03  # bits of the last char beyond the final byte
+        if _B64URL_ALPHABET.index(text[-1]) & unused:
+            raise FormatError("non-canonical base64url", reason="malformed-base64url")
+    return raw
 
 
 def json_dumps(value: Any) -> bytes:
@@ -83,22 +108,30 @@ def json_dumps(value: Any) -> bytes:
 def b64_json(part: str) -> Any:
     """Decode one base64url part into JSON; FormatError on any defect."""
     try:
-        raw = b64url_decode(part)
-    except KeyError_ as exc:
+        raw = b64url_decode_strict(part)
+    except FormatError as exc:
         raise FormatError("not canonical base64url", reason="malformed-jws") from exc
     return json_loads(raw)
 
 
 # --- keys -----------------------------------------------------------------------------
 class PreparedKey:
-    """A public key parsed once into its library object, so repeated checks are cheap."""
+    """A public key parsed once into its library object, so repeated checks are cheap.
 
-    __slots__ = ("public_key", "_ed", "_ec")
+    With ``memo_max > 0`` it also remembers up to that many (message, signature)
+    pairs that verified, so the identical issuer-signed JWT presented again is
+    not re-checked with elliptic-curve arithmetic. Only successes are kept, keyed
+    by the exact bytes, so the memo can never turn a bad signature into a good one.
+    """
 
-    def __init__(self, public_key: PublicKey) -> None:
+    __slots__ = ("public_key", "_ed", "_ec", "_memo", "_memo_max")
+
+    def __init__(self, public_key: PublicKey, *, memo_max: int = 0) -> None:
         self.public_key = public_key
         self._ed: nacl.signing.VerifyKey | None = None
         self._ec: ec.EllipticCurvePublicKey | None = None
+        self._memo: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+        self._memo_max = memo_max
         if public_key.alg == ALG_EDDSA:
             self._ed = nacl.signing.VerifyKey(public_key.raw)
         else:
@@ -114,6 +147,20 @@ class PreparedKey:
         """True iff ``signature`` (64 bytes, JWS form) signs ``message`` under this key."""
         if len(signature) != 64:
             return False
+        if self._memo_max:
+            entry = (message, signature)
+            if entry in self._memo:
+                self._memo.move_to_end(entry)
+                return True
+            if not self._verify(message, signature):
+                return False
+            self._memo[entry] = None
+            if len(self._memo) > self._memo_max:
+                self._memo.popitem(last=False)
+            return True
+        return self._verify(message, signature)
+
+    def _verify(self, message: bytes, signature: bytes) -> bool:
         if self._ed is not None:
             try:
                 self._ed.verify(message, signature)
@@ -171,8 +218,8 @@ def parse(token: str, *, chars_max: int = JWS_CHARS_MAX) -> Jws:
     if not isinstance(payload, dict):
         raise FormatError("JWS payload must be a JSON object", reason="malformed-jws")
     try:
-        signature = b64url_decode(parts[2])
-    except KeyError_ as exc:
+        signature = b64url_decode_strict(parts[2])
+    except FormatError as exc:
         raise FormatError("JWS signature is not base64url", reason="malformed-jws") from exc
     signing_input = (parts[0] + "." + parts[1]).encode("ascii")
     return Jws(header, payload, signing_input, signature)

@@ -40,7 +40,7 @@ from identity.constants import (
 from identity.errors import DisclosureError, FormatError, IssuanceError
 from ledger.errors import KeyError_
 from ledger.hashing import sha256
-from ledger.keys import PublicKey, SigningKey, b64url_decode, b64url_encode
+from ledger.keys import PublicKey, SigningKey, b64url_encode
 
 
 def digest(encoded: str) -> str:
@@ -71,9 +71,8 @@ class Disclosure:
         """Parse strictly; raises DisclosureError (reason ``malformed-disclosure`` or
         ``bad-claim-name`` / ``reserved-claim-name``)."""
         try:
-            raw = b64url_decode(encoded)
-            array = jose.json_loads(raw)
-        except (KeyError_, FormatError) as exc:
+            array = jose.json_loads(jose.b64url_decode_strict(encoded))
+        except FormatError as exc:
             raise DisclosureError(
                 "disclosure is not base64url JSON", reason="malformed-disclosure"
             ) from exc

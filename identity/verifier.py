@@ -166,7 +166,8 @@ class StatusChecker(Protocol):
 # --- offline implementations ----------------------------------------------------------------
 class FixedIssuerKey:
     """One trusted issuer key (e.g. from a JWK file). Optional ``iss`` must match; a header
-    ``kid``, if present, must equal ``kid`` (default: the key's RFC 7638 thumbprint)."""
+    ``kid``, if present, must equal ``kid`` (default: the key's RFC 7638 thumbprint).
+    ``memo_max`` > 0 remembers that many issuer JWTs that verified (see PreparedKey)."""
 
     __slots__ = ("_issuer_key", "_iss", "_kid")
 
@@ -177,8 +178,9 @@ class FixedIssuerKey:
         iss: str | None = None,
         vct: frozenset[str] | None = None,
         kid: str | None = None,
+        memo_max: int = 0,
     ) -> None:
-        self._issuer_key = IssuerKey(jose.PreparedKey(public_key), vct)
+        self._issuer_key = IssuerKey(jose.PreparedKey(public_key, memo_max=memo_max), vct)
         self._iss = iss
         self._kid = kid if kid is not None else public_key.thumbprint()
 
