@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from node.api_chain import chain_router
 from node.api_constants import API_BODY_BYTES_MAX
@@ -47,12 +47,17 @@ _CORE_ROUTERS: tuple[RouterFactory, ...] = (transactions_router, chain_router, o
 def create_app(
     node: NodeView,
     *,
-    extra_routers: Sequence[RouterFactory] = (),
+    extra_routers: Sequence[RouterFactory | APIRouter] = (),
     body_bytes_max: int = API_BODY_BYTES_MAX,
     logger: logging.Logger | None = None,
 ) -> FastAPI:
-    """Build the API of ``node``. ``extra_routers`` are factories ``ApiContext -> APIRouter``
-    (the identity endpoints); everything the app needs is created here, nothing is global."""
+    """Build the API of ``node``; everything the app needs is created here, nothing is global.
+
+    ``extra_routers`` (the identity endpoints) are routers, or factories
+    ``ApiContext -> APIRouter`` when they need the node, the chain reader or metrics.
+    Their errors may be raised as :class:`node.problems.ApiProblem` or as ledger
+    errors with a ``reason``; either becomes a problem document.
+    """
     log = logger or logging.getLogger(f"imi.api.{node.name}")
     reader = ChainReader(node.store, node.genesis)
     metrics = ApiMetrics(height=lambda: float(reader.head_height()))
@@ -70,8 +75,8 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
-    for factory in (*_CORE_ROUTERS, *extra_routers):
-        app.include_router(factory(ctx))
+    for item in (*_CORE_ROUTERS, *extra_routers):
+        app.include_router(item if isinstance(item, APIRouter) else item(ctx))
     # Added last = outermost: metrics see every answer, including 413s and 500s.
     app.add_middleware(CatchAll, logger=log)
     app.add_middleware(BodyLimit, body_bytes_max=body_bytes_max)

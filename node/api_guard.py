@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import LedgerError
 from node.api_constants import API_JSON_DEPTH_MAX, PROBLEM_CONTENT_TYPE
-from node.errors import MempoolFull, NodeError
+from node.errors import MempoolError, MempoolFull, NodeError
 from node.problems import (
     REASONS,
     ApiProblem,
@@ -183,12 +183,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_node_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NodeError)
         info = REASONS.get(exc.reason)
-        if isinstance(exc, MempoolFull):
-            status = 503
-        elif info is not None:
+        if info is not None:
             status = info.status
+        elif isinstance(exc, MempoolError) and not isinstance(exc, MempoolFull):
+            status = 422  # the pool's own admission rule refused this transaction
         else:
-            status = 422
+            status = 503  # the node cannot take work now
         headers = {"retry-after": "1"} if status == 503 else None
         return Problem(status, exc.reason, str(exc)).response(headers)
 

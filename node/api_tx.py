@@ -1,10 +1,13 @@
 """``/v1/transactions``: submit a signed transaction, look one up.
 
 Admission runs, in order: strict JSON body → strict base64url → canonical CBOR
-and the transaction schema → stateless checks for this chain (shape, sizes,
-signatures) → not already committed → the node's own admission (expiry, replay,
-execution against the state). The first failure answers a 4xx problem with the
-ledger's reason; nothing reaches the mempool before every local check passed.
+and the transaction schema → not already committed → the node's own admission
+(``NodeView.submit``: chain, signatures, expiry, replay, execution against the
+state). The first failure answers a 4xx problem with the ledger's reason. The
+API leaves the signature checks to ``submit`` so that each is verified once.
+
+Resubmitting a transaction that is still pending is idempotent (202 again, the
+same id); resubmitting a committed one is ``409 replayed-transaction``.
 """
 
 from __future__ import annotations
@@ -84,7 +87,6 @@ def transactions_router(ctx: ApiContext) -> APIRouter:
         try:
             body = await read_json_body(request, SubmitRequest)
             tx = parse_transaction(body.tx)
-            tx.check_stateless(ctx.node.genesis.chain_id)
             if ctx.reader.tx_location(tx.tx_id) is not None:
                 raise ReplayError("transaction already committed", reason="replayed-transaction")
             await ctx.node.submit(tx)

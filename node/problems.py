@@ -82,12 +82,14 @@ REASONS: Mapping[str, ReasonInfo] = {
     # --- admission against state (node.execution) -------------------------------------
     "expired-transaction": ReasonInfo(422, "Transaction expired"),
     "expiry-too-far": ReasonInfo(422, "Transaction expiry too far in the future"),
-    "replayed-transaction": ReasonInfo(409, "Transaction already committed or pending"),
+    "replayed-transaction": ReasonInfo(409, "Transaction already committed"),
     "unknown-type": ReasonInfo(422, "Unknown transaction type"),
     "bad-payload": ReasonInfo(422, "Transaction payload rejected"),
     "unauthorized": ReasonInfo(403, "Signer not authorised for this sender"),
     "key-too-long": ReasonInfo(422, "State key too long"),
     "mempool-full": ReasonInfo(503, "Node is overloaded, retry later"),
+    "mempool-rejected": ReasonInfo(422, "The mempool refused the transaction"),
+    "too-many-waiters": ReasonInfo(503, "Too many clients waiting for commits, retry later"),
     # --- waiting and the node ---------------------------------------------------------
     "commit-timeout": ReasonInfo(504, "Not committed within the timeout"),
     "unavailable": ReasonInfo(503, "Node not ready"),

@@ -196,11 +196,14 @@ def test_replayed_committed_transaction(h: Harness) -> None:
     expect_problem(h, lambda: h.post_tx(tx, wait=False), 409, "replayed-transaction")
 
 
-def test_replayed_pending_transaction() -> None:
+def test_resubmitting_a_pending_transaction_is_idempotent() -> None:
     h = Harness(auto_commit=False)
     tx = h.tx()
     assert h.post_tx(tx, wait=False).status_code == 202
-    expect_problem(h, lambda: h.post_tx(tx, wait=False), 409, "replayed-transaction")
+    before = h.snapshot()
+    again = h.post_tx(tx, wait=False)
+    assert again.status_code == 202 and again.json()["id"] == tx.tx_id.hex()
+    assert h.snapshot() == before
 
 
 def test_execution_rules(h: Harness) -> None:

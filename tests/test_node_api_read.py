@@ -177,3 +177,35 @@ def test_reads_from_a_leveldb_store(tmp_path: Path) -> None:
     again = TestClient(create_app(reopened)).get(f"/v1/transactions/{body['id']}").json()
     assert again["height"] == 1
     check_inclusion(again)
+
+
+def test_identity_routers_plug_in_as_routers_or_factories(node: InProcessNode) -> None:
+    from fastapi import APIRouter
+
+    from ledger.errors import TransactionError
+    from node.api_context import ApiContext
+    from node.problems import ApiProblem
+
+    plain = APIRouter(prefix="/v1/dids")
+
+    @plain.get("/{did}")
+    async def did(did: str) -> dict:
+        raise ApiProblem("not-found", f"no DID {did}")
+
+    def factory(ctx: ApiContext) -> APIRouter:
+        router = APIRouter(prefix="/v1/issuers")
+
+        @router.get("/{did}")
+        async def issuer(did: str) -> dict:
+            if did == "bad":
+                raise TransactionError("not an issuer", reason="not-accredited")
+            return {"did": did, "height": ctx.reader.head_height()}
+
+        return router
+
+    client = TestClient(create_app(node, extra_routers=[plain, factory]))
+    assert client.get("/v1/issuers/x").json() == {"did": "x", "height": 0}
+    missing = client.get("/v1/dids/did:imi:x")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    refused = client.get("/v1/issuers/bad").json()
+    assert refused["reason"] == "not-accredited" and refused["status"] == 422
