@@ -39,7 +39,8 @@ def b64(data: bytes) -> str:
 class Chain:
     """A certified chain: real executor, real state tree, real commit certificates."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[int], int] | None = None) -> None:
+        self.clock = clock
         self.c = consortium()
         self.c2 = consortium(seed=1)
         self.keys: dict[str, SigningKey] = {**self.c.keys, **self.c2.keys}
@@ -59,6 +60,8 @@ class Chain:
         return root
 
     def time(self, height: int) -> int:
+        if self.clock is not None:
+            return self.clock(height)
         return self.c.genesis.time_ms + height * 1000
 
     def tx(self, type_: str, sender: str, payload: dict, *keys: SigningKey) -> Transaction:
