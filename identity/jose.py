@@ -59,6 +59,7 @@ def _depth(value: Any, limit: int) -> None:
 
 # Built once: json.loads with keyword arguments would build a decoder per call.
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())  # immutable; built once, not per verify
 _B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -171,7 +172,7 @@ class PreparedKey:
         r = int.from_bytes(signature[:32], "big")
         s = int.from_bytes(signature[32:], "big")
         try:
-            self._ec.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+            self._ec.verify(encode_dss_signature(r, s), message, _ECDSA_SHA256)
             return True
         except InvalidSignature:
             return False
