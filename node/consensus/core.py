@@ -74,6 +74,7 @@ from node.consensus.limits import (
     ROUNDS_AHEAD_MAX,
     ROUNDS_KEPT_MAX,
     RULE_FIRINGS_PER_EVENT_MAX,
+    VALUES_PER_VOTER_MAX,
 )
 from node.consensus.messages import CommitMessage, Message, Proposal, SyncRequest
 from node.consensus.types import Application, CoreConfig, Envelope, Ready
@@ -107,26 +108,44 @@ _TIMER_PRECOMMIT = "precommit"
 _TIMERS = (_TIMER_PROPOSE, _TIMER_PREVOTE, _TIMER_PRECOMMIT)
 
 
-def _default_verify(key: PublicKey, digest: bytes, signature: bytes) -> bool:
-    return key.verify(digest, signature)
+def _default_verify(key: PublicKey, signed: Vote | Proposal) -> bool:
+    return key.verify(signed.signing_bytes(), signed.signature)
 
 
 class _Tally:
-    """Votes of one (round, kind): first vote per validator, power per block hash."""
+    """Votes of one (round, kind).
 
-    __slots__ = ("votes", "power_for", "power")
+    An equivocating validator is counted for *each* value it signed (up to
+    VALUES_PER_VOTER_MAX): two quorums for different values at one round still need
+    more than f signers of both, so a quorum stays proof that f+1 honest validators
+    voted for that value — and honest validators that saw different halves of an
+    equivocation can still assemble the same proof of lock.
+    """
+
+    __slots__ = ("first", "by_hash", "values", "power_for", "power")
 
     def __init__(self) -> None:
-        self.votes: dict[str, Vote] = {}
+        self.first: dict[str, Vote] = {}  # validator -> its first vote
+        self.by_hash: dict[bytes | None, dict[str, Vote]] = {}
+        self.values: dict[str, int] = {}  # validator -> distinct values signed
         self.power_for: dict[bytes | None, int] = {}
-        self.power = 0
+        self.power = 0  # power of distinct voters
+
+    def voted(self, vote: Vote) -> bool:
+        voters = self.by_hash.get(vote.block_hash)
+        return voters is not None and vote.validator in voters
 
     def add(self, vote: Vote, power: int) -> int:
-        assert vote.validator not in self.votes
-        self.votes[vote.validator] = vote
+        """Count ``vote``; returns the power now behind its value."""
+        voters = self.by_hash.setdefault(vote.block_hash, {})
+        assert vote.validator not in voters
+        voters[vote.validator] = vote
+        if vote.validator not in self.first:
+            self.first[vote.validator] = vote
+            self.power += power
+        self.values[vote.validator] = self.values.get(vote.validator, 0) + 1
         total = self.power_for.get(vote.block_hash, 0) + power
         self.power_for[vote.block_hash] = total
-        self.power += power
         return total
 
 
@@ -254,7 +273,9 @@ class Core:
         """Advance abstract time by one tick: fire timeouts, rebroadcast, start next height."""
         self.now += 1
         if self.step_ == Step.DECIDED:
-            if self.now - self._decided_at >= max(1, self._timeouts.commit_ticks):
+            # The driver applies a decided block before its next call, so only a decision
+            # already handed out in an earlier Ready lets us ask validators_at(h + 1).
+            if self.now - self._decided_at >= max(1, self._timeouts.commit_ticks) and not self._committed_out:
                 self._next_height()
         else:
             self._fire_timers()
@@ -392,21 +413,35 @@ class Core:
     def _send_proposal(self, proposal: Proposal) -> None:
         self._send(proposal)
         if proposal.pol_round >= 0:  # forward the proof of lock: its prevote quorum
-            tally = self._tally(proposal.pol_round, PREVOTE)
-            for vote in tally.votes.values():
-                if vote.block_hash == proposal.block.hash:
-                    self._send(vote)
+            voters = self._tally(proposal.pol_round, PREVOTE).by_hash.get(proposal.block.hash, {})
+            for vote in voters.values():
+                self._send(vote)
 
     def _prune_rounds(self) -> None:
+        """Forget rounds older than ROUNDS_KEPT_MAX, except those that justify a lock or a
+        proposal (their prevotes are the proof of lock L28 needs, however old)."""
         oldest = self.round - ROUNDS_KEPT_MAX
         if oldest <= 0:
             return
-        for key in [k for k in self._tallies if k[0] < oldest]:
-            del self._tallies[key]
         for r in [r for r in self._proposals if r < oldest]:
             del self._proposals[r]
-        self._decidable = [d for d in self._decidable if d[0] >= oldest]
+        pinned = self._pinned_rounds()
+        for key in [k for k in self._tallies if k[0] < oldest and k[0] not in pinned]:
+            del self._tallies[key]
+        self._decidable = [d for d in self._decidable if d[0] >= oldest or d[0] in pinned]
         self._fired = {f for f in self._fired if f[1] >= oldest}
+
+    def _pinned_rounds(self) -> set[int]:
+        """Old rounds whose prevotes are still needed: our lock, our valid value, and the
+        pol_round of every proposal we keep (at most 2 + PROPOSALS_PER_ROUND_MAX per round kept)."""
+        pinned = {self.locked_round, self.valid_round}
+        for proposals in self._proposals.values():
+            pinned.update(p.pol_round for p in proposals)
+        pinned.discard(-1)
+        return pinned
+
+    def _too_old(self, round_: int) -> bool:
+        return round_ < self.round - ROUNDS_KEPT_MAX and round_ not in self._pinned_rounds()
 
     # -------------------------------------------------------------- inputs
     def _on_message(self, message: Message) -> None:
@@ -431,18 +466,18 @@ class Core:
         member = self.validators.get(vote.validator)
         if member is None:
             return self._drop("unknown-signer")
-        if vote.round < self.round - ROUNDS_KEPT_MAX:
+        if self._too_old(vote.round):
             return self._drop("stale-round")
         tally = self._tally(vote.round, vote.kind)
-        first = tally.votes.get(vote.validator)
-        if first is not None and first.block_hash == vote.block_hash and first.signature == vote.signature:
+        if tally.voted(vote):  # this validator's vote for this value is already counted
             return self._drop("duplicate")
-        if not self._verify_sig(member.public_key, vote.signing_bytes(), vote.signature):
+        if not self._verify_sig(member.public_key, vote):
             return self._drop("bad-signature")
+        first = tally.first.get(vote.validator)
         if first is not None:
-            if first.block_hash != vote.block_hash:
-                self._add_evidence(first, vote)
-            return self._drop("equivocation")
+            self._add_evidence(first, vote)
+            if tally.values[vote.validator] >= VALUES_PER_VOTER_MAX:
+                return self._drop("equivocation")
         if vote.round > self.round + ROUNDS_AHEAD_MAX:
             self._note_round(vote.validator, vote.round)
             self._drop("far-round")
@@ -467,7 +502,7 @@ class Core:
             return self._drop("duplicate")
         member = self.validators.get(proposal.proposer)
         assert member is not None
-        if not self._verify_sig(member.public_key, proposal.signing_bytes(), proposal.signature):
+        if not self._verify_sig(member.public_key, proposal):
             return self._drop("bad-signature")
         if proposal.round > self.round + ROUNDS_AHEAD_MAX:
             self._note_round(proposal.proposer, proposal.round)
@@ -718,8 +753,8 @@ class Core:
         return cached
 
     def _certificate(self, round_: int, block_hash: bytes) -> CommitCertificate:
-        tally = self._tally(round_, PRECOMMIT)
-        signers = sorted((v.validator, v.signature) for v in tally.votes.values() if v.block_hash == block_hash)
+        voters = self._tally(round_, PRECOMMIT).by_hash.get(block_hash, {})
+        signers = sorted((v.validator, v.signature) for v in voters.values())
         assert self.validators.power_of(v for v, _ in signers) >= self._quorum
         return CommitCertificate(self.chain_id, self.height, round_, block_hash, tuple(signers))
 
@@ -735,7 +770,7 @@ class Core:
             if member is None or validator in seen:
                 return False
             seen.add(validator)
-            if not self._verify_sig(member.public_key, cert.precommit(validator).signing_bytes(), signature):
+            if not self._verify_sig(member.public_key, cert.precommit(validator, signature)):
                 return False
         return self.validators.has_quorum(seen)
 

@@ -21,6 +21,7 @@ MESSAGE_BYTES_MAX: Final = BLOCK_BYTES_MAX + MESSAGE_OVERHEAD_BYTES_MAX
 ROUNDS_AHEAD_MAX: Final = 8  # messages of rounds round+1 .. round+8 are stored, later ones only counted for skips
 ROUNDS_KEPT_MAX: Final = 16  # rounds older than round-16 of the current height are forgotten
 PROPOSALS_PER_ROUND_MAX: Final = 2  # distinct blocks kept per (height, round); more is equivocation
+VALUES_PER_VOTER_MAX: Final = 3  # distinct values one (equivocating) validator is counted for per round and kind
 ROUND_MAX: Final = 2**31  # a round number beyond this is malformed
 
 # --- heights ------------------------------------------------------------------------------
@@ -51,4 +52,5 @@ __all__ = [
     "ROUNDS_KEPT_MAX",
     "ROUND_MAX",
     "RULE_FIRINGS_PER_EVENT_MAX",
+    "VALUES_PER_VOTER_MAX",
 ]

@@ -28,9 +28,12 @@ Changes to this contract (issue 3):
 
 * ``Message`` is :data:`node.consensus.messages.Message` (Proposal | Vote |
   CommitMessage | SyncRequest); the alias here stays ``object`` to avoid an import cycle.
-* ``CoreConfig.verify_signature`` (optional, default ``None`` = ``PublicKey.verify``):
-  a hook ``(public_key, digest, signature) -> bool`` so a driver can batch or cache
-  signature checks; the simulator memoizes it across its simulated nodes.
+* ``CoreConfig.verify_signature`` (optional, default ``None``): a hook
+  ``(public_key, signed) -> bool`` where ``signed`` is a Vote or Proposal (anything
+  with ``signing_bytes()`` and ``signature``); the default is
+  ``public_key.verify(signed.signing_bytes(), signed.signature)``. A driver may batch
+  or cache checks; the simulator memoizes them across its simulated nodes (keyed
+  by the whole signed content).
 * ``Application.validators_at(h)`` is asked for every h from the first height the
   core runs up to last committed + 1; ``committed_block(h)`` is also used at
   construction to find the first height not yet committed.
@@ -39,7 +42,7 @@ Changes to this contract (issue 3):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from ledger.block import Block, CommitCertificate, Vote
 from ledger.encoding import Value
@@ -111,8 +114,8 @@ class Timeouts:
 class CoreConfig:
     chain_id: str
     timeouts: Timeouts = field(default_factory=Timeouts)
-    # (public key, 32-byte digest, signature) -> valid?; None means PublicKey.verify.
-    verify_signature: Callable[[PublicKey, bytes, bytes], bool] | None = None
+    # (public key, signed Vote or Proposal) -> valid?; None means PublicKey.verify on signing_bytes().
+    verify_signature: Callable[[PublicKey, Any], bool] | None = None
 
 
 __all__ = ["Application", "CoreConfig", "Envelope", "Message", "Ready", "Timeouts"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import traceback
 from dataclasses import dataclass, field
 
 from ledger.block import PRECOMMIT, PREVOTE, Vote
@@ -74,6 +75,10 @@ class SimNode:
     wal: list[Value] = field(default_factory=list)
     crash_mid_ready: bool = False
     restart_at: int | None = None
+    key_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.key_id = self.key.key_id  # a thumbprint costs a JSON dump and a hash: compute once
 
 
 @dataclass
@@ -104,9 +109,9 @@ class World:
         self.selftest = selftest
         self.rng = random.Random(f"imi-sim/{seed}/{validators}/{int(selftest)}")
         self.now = 0
-        self.checker = Checker()
+        self._verified: dict[tuple[object, ...], bool] = {}
+        self.checker = Checker(self._verify)
         self.trace = hashlib.sha256()
-        self._verified: dict[tuple[bytes, bytes, bytes], bool] = {}
         self.config = CoreConfig(CHAIN_ID, SIM_TIMEOUTS, self._verify)
         self._build()
 
@@ -147,8 +152,8 @@ class World:
         self.net = Network(rng, len(self.nodes))
         self.by_key: dict[str, list[int]] = {}
         for index, node in enumerate(self.nodes):
-            self.by_key.setdefault(node.key.key_id, []).append(index)
-        self.honest_ids = {n.key.key_id for n in self.nodes if n.honest}
+            self.by_key.setdefault(node.key_id, []).append(index)
+        self.honest_ids = {n.key_id for n in self.nodes if n.honest}
         for node in self.nodes:
             if node.mode != "silent":
                 self._start(node)
@@ -162,12 +167,17 @@ class World:
         bad = self._bad_tx() if mode == "forger" and self.rng.random() < 0.5 else None
         return SimApp(ledger, self.executor, self.caches, bad)
 
-    def _verify(self, key: PublicKey, digest: bytes, signature: bytes) -> bool:
-        """Memoized signature check: each distinct signature is verified once per run."""
-        k = (key.raw, digest, signature)
+    def _verify(self, key: PublicKey, signed: Vote | Proposal) -> bool:
+        """Memoized signature check, keyed by the whole signed content and the key:
+        each distinct signed message is verified once per run, not once per node."""
+        if isinstance(signed, Vote):
+            k: tuple[object, ...] = (key.raw, signed)
+        else:
+            k = (key.raw, signed.chain_id, signed.height, signed.round, signed.block.hash,
+                 signed.pol_round, signed.proposer, signed.signature)
         found = self._verified.get(k)
         if found is None:
-            found = self._verified[k] = key.verify(digest, signature)
+            found = self._verified[k] = key.verify(signed.signing_bytes(), signed.signature)
         return found
 
     # --- transactions -------------------------------------------------------------------
@@ -311,13 +321,14 @@ class World:
             node.wal.append(record)
 
     def _route(self, src: int, to: str | None, message: object, only: list[int] | None = None) -> None:
-        own = self.nodes[src].key.key_id
+        nodes = self.nodes
+        own = nodes[src].key_id
         if to is not None:
-            targets = self.by_key.get(to, [])
+            targets: list[int] | range = self.by_key.get(to, [])
         else:
-            targets = only if only is not None else range(len(self.nodes))
+            targets = only if only is not None else range(len(nodes))
         for dst in targets:
-            if self.nodes[dst].key.key_id != own:
+            if nodes[dst].key_id != own:
                 self.net.send(self.now, src, dst, message)
 
     # --- Byzantine behaviour ------------------------------------------------------------
@@ -343,7 +354,7 @@ class World:
 
     def _forgeries(self, node: SimNode, vote: Vote) -> list[object]:
         rng = self.rng
-        victim = self.nodes[rng.randrange(len(self.nodes))].key.key_id
+        victim = self.nodes[rng.randrange(len(self.nodes))].key_id
         kind = rng.choice((PREVOTE, PRECOMMIT))
         out: list[object] = [
             # an invalid signature
@@ -418,7 +429,17 @@ def _message_id(message: object) -> bytes:
 
 
 def run_seed(seed: int, validators: int, *, selftest: bool = False) -> Result:
-    return World(seed, validators, selftest=selftest).run()
+    """Run one world; an exception inside it (a core assertion, say) is a violation too."""
+    world = World(seed, validators, selftest=selftest)
+    try:
+        return world.run()
+    except Exception as exc:  # noqa: BLE001 - any crash of the simulated system is reported
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        world.checker.violation(f"exception at tick {world.now}: {type(exc).__name__}: {exc} "
+                                f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
+        return Result(seed, validators, list(world.checker.violations), 0, world.checker.commits,
+                      world.net.delivered, world.now, world.checker.evidence, world.trace.hexdigest(),
+                      world.modes, selftest)
 
 
 __all__ = ["LIVENESS_HEIGHTS", "LIVENESS_TICKS_MAX", "Result", "World", "run_seed"]
