@@ -69,7 +69,7 @@ _LIST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,%d}$" % STATUS_LIST_ID_CHARS_MAX)
 Apply = Callable[[Transaction, Overlay, BlockContext, Authorized], None]
 
 
-def _fields(tx: Transaction, required: set[str], optional: set[str] = set()) -> Mapping[str, Any]:
+def _fields(tx: Transaction, required: set[str], optional: frozenset[str] | set[str] = frozenset()) -> Mapping[str, Any]:
     keys = set(tx.payload)
     if keys - required - optional or required - keys:
         raise PayloadError(f"{tx.type} payload must have {sorted(required)} "

@@ -27,7 +27,6 @@ from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
 from node.execution import DEVNET_HANDLERS, BlockContext, Executor, genesis_state, read_validator_set
 from tests.factories import CHAIN_ID, consortium
-from tests.test_identity_authz import validator_value  # noqa: F401  (shared builder)
 from tests.test_identity_helpers import Holder, det_key
 from identity import did as didmod
 
