@@ -45,7 +45,6 @@ from identity.anchors import parse_digests
 from identity.authz import AUTH_TABLE, Authorized, authorize
 from identity.credtypes import parse_definition
 from identity.ledger_constants import (
-    DID_KEYS_MAX,
     DID_VERSIONS_MAX,
     STATUS_LIST_ID_CHARS_MAX,
     STATUS_LIST_SIZE_MIN,
@@ -146,14 +145,11 @@ def did_update(tx: Transaction, state: Overlay, ctx: BlockContext, auth: Authori
 
 def did_rotate(tx: Transaction, state: Overlay, ctx: BlockContext, auth: Authorized) -> None:
     p = _fields(tx, {"jwk", "next_key_commitment"})
-    assert auth.record is not None
     controller = didmod.key_entry(p["jwk"])
-    extra = [e for e in auth.record.value["keys"]
-             if e["id"] not in (auth.record.value["controller_key"], controller["id"])]
-    if len(extra) + 1 > DID_KEYS_MAX:
-        raise PayloadError("too many keys", reason="bad-keys")
+    # A rotation establishes a new key state: extra keys go too, so keys a thief of
+    # the old controller key may have added do not survive it. Re-add with did.update.
     _write_did(state, _next_version(
-        tx, auth, ctx, "rotate", controller_key=controller["id"], keys=[controller] + extra,
+        tx, auth, ctx, "rotate", controller_key=controller["id"], keys=[controller],
         next_key_commitment=_new_commitment(tx, auth)))
 
 

@@ -78,6 +78,7 @@ def test_stolen_current_key_cannot_take_the_did_when_a_next_key_is_committed() -
     # The holder rotates with the committed next key and the thief is locked out.
     w.ok(w.rotate_tx(h, det_key("alice/2")))
     assert w.run(w.tx("did.update", h.did, {"services": []}, h.inception)) == "missing-signature"
+    assert [k["id"] for k in record(w, h.did)["keys"]] == [h.next_key.key_id]  # thief's key dropped
 
 
 def test_rotation_must_commit_to_a_fresh_next_key() -> None:
