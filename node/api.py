@@ -35,6 +35,7 @@ from node.api_context import ApiContext, RouterFactory
 from node.api_guard import BodyLimit, CatchAll, install_problem_handlers
 from node.api_ledger import ChainReader
 from node.api_metrics import ApiMetrics, MetricsMiddleware
+from node.api_openapi import install_openapi
 from node.api_ops import ops_router
 from node.api_tx import transactions_router
 from node.interfaces import NodeView
@@ -75,6 +76,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_problem_handlers(app)
+    install_openapi(app)
     for item in (*_CORE_ROUTERS, *extra_routers):
         app.include_router(item if isinstance(item, APIRouter) else item(ctx))
     # Added last = outermost: metrics see every answer, including 413s and 500s.
