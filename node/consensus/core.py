@@ -360,6 +360,7 @@ class Core:
         self._timers: dict[str, tuple[int, int]] = {}
         self._proposer_ids: dict[int, str] = {}
         self._evidence_keys: set[tuple[str, int, str]] = set()
+        self._round_help_at: dict[str, int] = {}  # peer (a member: bounded by the set) -> tick
         self._entered_at = self.now
         self._broadcast_at = self.now
         if persist:
@@ -466,6 +467,8 @@ class Core:
         member = self.validators.get(vote.validator)
         if member is None:
             return self._drop("unknown-signer")
+        if vote.round < self.round:
+            self._help_round(vote.validator, vote.round)
         if self._too_old(vote.round):
             return self._drop("stale-round")
         tally = self._tally(vote.round, vote.kind)
@@ -496,6 +499,8 @@ class Core:
             return self._drop("stale-round")
         if proposal.proposer != self._proposer_id(proposal.round):
             return self._drop("wrong-proposer")
+        if proposal.round < self.round:
+            self._help_round(proposal.proposer, proposal.round)
         stored = self._proposals.get(proposal.round, [])
         if any(p.block.hash == proposal.block.hash and p.pol_round == proposal.pol_round
                and p.signature == proposal.signature for p in stored):
@@ -603,6 +608,23 @@ class Core:
                 break
             self._send(CommitMessage(found[0], found[1]), to=peer)
 
+    def _help_round(self, peer: str, round_: int) -> None:
+        """A peer is still in an older round of our height: send it our votes of that round
+        (so it can complete it) and of our round (so f+1 of them let it skip ahead, L55).
+        We re-broadcast only the current round, so without this a peer that lost our
+        old-round votes could wait forever for a quorum that has moved on."""
+        if peer == self.me:
+            return
+        last = self._round_help_at.get(peer)
+        if last is not None and self.now - last < self._half_rebroadcast:
+            return
+        self._round_help_at[peer] = self.now
+        for r in (round_, self.round):
+            for kind in VOTE_KINDS:
+                vote = self._own_votes.get((r, kind))
+                if vote is not None:
+                    self._send(vote, to=peer)
+
     def _request_sync(self, peer: str | None) -> None:
         if peer is None or peer == self.me or self.validators.get(peer) is None:
             return
@@ -642,7 +664,8 @@ class Core:
             vote = Vote(self.chain_id, self.height, self.round, kind, block_hash, self.me).signed(self._key)
             self._own_votes[key] = vote
             self._persist({"t": REC_VOTE, "m": vote.to_value()})
-            self._add_vote(vote, self._my_power)
+            if not self._tally(vote.round, kind).voted(vote):  # a replay of it may have come back first
+                self._add_vote(vote, self._my_power)
         self._send(vote)
 
     def _add_evidence(self, first: Vote, second: Vote) -> None:
