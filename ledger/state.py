@@ -29,11 +29,14 @@ tree the walk for a present key always ends at that key's leaf.
 from __future__ import annotations
 
 import bisect
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ledger.constants import (
     HASH_BYTES,
+    STATE_CACHE_NODES_MAX,
     STATE_KEY_BYTES_MAX,
     STATE_PROOF_NODES_MAX,
     STATE_VALUE_BYTES_MAX,
@@ -69,12 +72,21 @@ def branch_preimage(depth: int, left: bytes, right: bytes) -> bytes:
     return b"\x83" + head + _HASH_HEAD + left + _HASH_HEAD + right
 
 
+# tag || encode([depth, ...]) up to the first child, for every depth: the hot loop of
+# proof verification then costs one concatenation and one SHA-256 per level.
+_BRANCH_HEADS = tuple(
+    bytes((int(HashTag.STATE_NODE),)) + branch_preimage(depth, b"", b"")[: -len(_HASH_HEAD)]
+    for depth in range(8 * HASH_BYTES)
+)
+
+
 def leaf_hash(path: bytes, value_digest: bytes) -> bytes:
     return tagged_hash(HashTag.STATE_LEAF, leaf_preimage(path, value_digest))
 
 
 def branch_hash(depth: int, left: bytes, right: bytes) -> bytes:
-    return tagged_hash(HashTag.STATE_NODE, branch_preimage(depth, left, right))
+    """``tagged_hash(STATE_NODE, branch_preimage(depth, left, right))``."""
+    return hashlib.sha256(_BRANCH_HEADS[depth] + left + _HASH_HEAD + right).digest()
 
 
 def _bit(path_int: int, depth: int) -> int:
@@ -239,25 +251,33 @@ def root_from_state_proof(key: bytes, value: bytes | None, proof: StateProof) ->
             raise ProofError("only an empty tree has a proof without a leaf")
         return EMPTY_STATE_ROOT
     leaf = proof.leaf
+    if any(not isinstance(x, bytes) or len(x) != HASH_BYTES for x in (leaf.path, leaf.value_digest)):
+        raise ProofError(f"proof leaf path and value digest must be {HASH_BYTES} bytes")
     if digest is not None and (leaf.path != path or leaf.value_digest != digest):
         raise ProofError("proof leaf is not the claimed key and value")
     if digest is None and leaf.path == path:
         raise ProofError("proof shows the key present, not absent")
     path_int = int.from_bytes(path, "big")
-    leaf_int = int.from_bytes(leaf.path, "big")
+    # Bits where the key's path and the leaf's path differ: none may be a step's depth.
+    differ = path_int ^ int.from_bytes(leaf.path, "big")
     previous = -1
     for step in proof.steps:
-        if not previous < step.depth < PATH_BITS:
+        depth = step.depth
+        if not previous < depth < PATH_BITS:
             raise ProofError("proof depths must increase from the root down")
-        if _bit(path_int, step.depth) != _bit(leaf_int, step.depth):
+        if not isinstance(step.sibling, bytes) or len(step.sibling) != HASH_BYTES:
+            raise ProofError(f"proof sibling must be {HASH_BYTES} bytes")
+        if (differ >> (PATH_BITS - 1 - depth)) & 1:
             raise ProofError("proof leaf is not on the key's path")
-        previous = step.depth
+        previous = depth
     current = leaf_hash(leaf.path, leaf.value_digest)
+    sha = hashlib.sha256
     for step in reversed(proof.steps):
-        if _bit(path_int, step.depth):
-            current = branch_hash(step.depth, step.sibling, current)
+        depth = step.depth
+        if (path_int >> (PATH_BITS - 1 - depth)) & 1:
+            current = sha(_BRANCH_HEADS[depth] + step.sibling + _HASH_HEAD + current).digest()
         else:
-            current = branch_hash(step.depth, current, step.sibling)
+            current = sha(_BRANCH_HEADS[depth] + current + _HASH_HEAD + step.sibling).digest()
     return current
 
 
@@ -297,18 +317,21 @@ _Item = tuple[int, "_Update | bytes"]
 
 
 class StateTree:
-    """The versioned state map in a KV store. Holds no node in memory between calls.
+    """The versioned state map in a KV store; keeps a bounded cache of decoded branches.
 
     ``node_prefix`` and ``root_prefix`` are the key namespaces for nodes and for the
     version index; they must not be prefixes of each other's keys or of others'.
     """
 
-    __slots__ = ("_kv", "_node_prefix", "_root_prefix")
+    __slots__ = ("_kv", "_node_prefix", "_root_prefix", "_cache")
 
     def __init__(self, kv: KV, *, node_prefix: bytes, root_prefix: bytes) -> None:
         self._kv = kv
         self._node_prefix = bytes(node_prefix)
         self._root_prefix = bytes(root_prefix)
+        # Decoded branch nodes by hash, at most STATE_CACHE_NODES_MAX. Nodes are
+        # content-addressed and immutable, so a cached node can never be stale.
+        self._cache: dict[bytes, _Branch] = {}
 
     # -- versions
 
@@ -475,33 +498,56 @@ class StateTree:
         assert update.value is not None
         path = update.path_int.to_bytes(HASH_BYTES, "big")
         node_hash = leaf_hash(path, sha256(update.value))
-        batch.put(self._node_prefix + node_hash, encode([update.key, update.value]))
+        record = _LEAF_RECORD + path + len(update.key).to_bytes(2, "big") + update.key + update.value
+        batch.put(self._node_prefix + node_hash, record)
         return node_hash
 
     def _write_branch(self, depth: int, left: bytes, right: bytes, prefix_int: int, batch: WriteBatch) -> bytes:
         node_hash = branch_hash(depth, left, right)
-        record = encode([depth, left, right, prefix_int.to_bytes(HASH_BYTES, "big")])
+        record = _BRANCH_RECORD + bytes((depth,)) + left + right + prefix_int.to_bytes(HASH_BYTES, "big")
         batch.put(self._node_prefix + node_hash, record)
+        # The next block's updates start from these nodes, so cache them now. If the
+        # batch is dropped they are merely unreachable from any committed root.
+        self._remember(node_hash, _Branch(depth, left, right, prefix_int))
         return node_hash
 
+    def _remember(self, node_hash: bytes, node: _Branch) -> None:
+        if len(self._cache) >= STATE_CACHE_NODES_MAX:
+            self._cache = {}  # a fresh dict rather than clear(): safe for concurrent readers
+        self._cache[node_hash] = node
+
     def _load(self, node_hash: bytes) -> _Leaf | _Branch:
+        cached = self._cache.get(node_hash)
+        if cached is not None:
+            return cached
         raw = self._kv.get(self._node_prefix + node_hash)
         if raw is None:
             raise StorageError(f"state node {node_hash.hex()} is missing")
-        try:
-            record = decode(raw)
-        except EncodingError as exc:
-            raise StorageError(f"state node {node_hash.hex()} is not canonical") from exc
-        if isinstance(record, list) and len(record) == 2:
-            key, value = record
-            if isinstance(key, bytes) and isinstance(value, bytes):
-                return _Leaf(key, value, int.from_bytes(key_path(key), "big"))
-        if isinstance(record, list) and len(record) == 4:
-            depth, left, right, prefix = record
-            if type(depth) is int and all(isinstance(x, bytes) for x in (left, right, prefix)):
-                assert isinstance(left, bytes) and isinstance(right, bytes) and isinstance(prefix, bytes)
-                return _Branch(depth, left, right, int.from_bytes(prefix, "big"))
-        raise StorageError(f"state node {node_hash.hex()} has an unknown shape")
+        node = _parse_record(raw, node_hash)
+        if isinstance(node, _Branch):
+            # Only branches are cached: they are small (leaves may hold 256 KiB values).
+            self._remember(node_hash, node)
+        return node
+
+
+# Node records in the KV (storage only, never hashed or signed, so a fixed layout
+# that parses by slicing, not the canonical encoding):
+#   leaf:   "L" || path (32) || key length (2, big-endian) || key || value
+#   branch: "B" || depth (1) || left (32) || right (32) || prefix (32)
+_LEAF_RECORD = b"L"
+_BRANCH_RECORD = b"B"
+_BRANCH_RECORD_BYTES = 2 + 3 * HASH_BYTES
+
+
+def _parse_record(raw: bytes, node_hash: bytes) -> _Leaf | _Branch:
+    kind = raw[:1]
+    if kind == _BRANCH_RECORD and len(raw) == _BRANCH_RECORD_BYTES:
+        return _Branch(raw[1], raw[2:34], raw[34:66], int.from_bytes(raw[66:98], "big"))
+    if kind == _LEAF_RECORD and len(raw) >= 35:
+        key_end = 35 + int.from_bytes(raw[33:35], "big")
+        if key_end <= len(raw):
+            return _Leaf(key=raw[35:key_end], value=raw[key_end:], path_int=int.from_bytes(raw[1:33], "big"))
+    raise StorageError(f"state node {node_hash.hex()} has an unknown shape")
 
 
 def _split_index(paths: list[int], prefix_int: int, depth: int) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator, Mapping, Protocol, Sequence
 
 from ledger.block import Block, BlockHeader, CommitCertificate
+from ledger.constants import LEVELDB_BLOOM_BITS, LEVELDB_CACHE_BYTES
 from ledger.encoding import decode, encode
 from ledger.errors import BlockError, ProofError, StorageError
 from ledger.genesis import Genesis
@@ -167,7 +168,8 @@ class LevelKV:
         import plyvel  # imported here so that pure-memory users need no LevelDB
 
         try:
-            self._db = plyvel.DB(str(path), create_if_missing=create)
+            self._db = plyvel.DB(str(path), create_if_missing=create,
+                                 lru_cache_size=LEVELDB_CACHE_BYTES, bloom_filter_bits=LEVELDB_BLOOM_BITS)
         except plyvel.Error as exc:
             raise StorageError(f"cannot open LevelDB at {path}: {exc}", reason="store-unavailable") from exc
         self._sync = sync

@@ -1,0 +1,145 @@
+"""Benchmark: Merkle log and state tree on LevelDB, at two sizes.
+
+Prints ``ledger.<figure>@<size> value`` lines:
+
+* ``merkle_append_per_s``: leaf hashes appended per second (1,000 per committed batch);
+* ``merkle_proof_verify_per_s``: inclusion proofs verified per second (one core);
+* ``state_update_per_s``: state updates per second, 500 per committed version,
+  half overwrites and half new keys, on a tree already holding ``size`` keys;
+* ``state_proof_verify_per_s``: state membership proofs verified per second;
+* ``state_proof_bytes``: mean canonical size of a membership proof;
+* ``rss_mb``: resident memory of this process after the size's run.
+
+Sizes: 10k and 1M entries; ``--quick``: 10k and 100k. Each size runs on a fresh
+LevelDB in a temporary directory. Run: ``python -m bench ledger [--quick]``.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from ledger import merkle
+from ledger.state import StateProof, StateTree, verify_state_proof
+from ledger.storage import LevelKV, WriteBatch
+
+_FILL_BATCH = 10_000
+_UPDATES_PER_VERSION = 500
+_PROOFS = 200
+
+
+def _label(size: int) -> str:
+    return f"{size // 1_000_000}M" if size >= 1_000_000 else f"{size // 1000}k"
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process in MiB (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _rate(fn: Callable[[], int], seconds: float) -> float:
+    """Operations per second of ``fn`` (which returns how many it did), over >= ``seconds``."""
+    done, start = 0, time.process_time()
+    while True:
+        done += fn()
+        elapsed = time.process_time() - start
+        if elapsed >= seconds:
+            return done / elapsed
+
+
+def _merkle(size: int, directory: Path, seconds: float) -> dict[str, float]:
+    kv = LevelKV(directory / "merkle", sync=False)
+    log = merkle.MerkleLog(kv, b"m")
+    start = time.process_time()
+    for base in range(0, size, 1000):
+        batch = WriteBatch()
+        log.append([merkle.leaf_hash(i.to_bytes(8, "big")) for i in range(base, min(size, base + 1000))], batch)
+        kv.write(batch)
+    append_per_s = size / (time.process_time() - start)
+    rng = random.Random(1)
+    root = log.root()
+    cases = []
+    for _ in range(_PROOFS):
+        index = rng.randrange(size)
+        cases.append((index, merkle.leaf_hash(index.to_bytes(8, "big")), log.inclusion_proof(index)))
+
+    def verify_all() -> int:
+        for index, leaf, proof in cases:
+            merkle.verify_inclusion(index, size, leaf, proof, root)
+        return len(cases)
+
+    verify_per_s = _rate(verify_all, seconds)
+    kv.close()
+    return {"merkle_append_per_s": append_per_s, "merkle_proof_verify_per_s": verify_per_s}
+
+
+def _state(size: int, directory: Path, seconds: float) -> dict[str, float]:
+    kv = LevelKV(directory / "state", sync=False)
+    tree = StateTree(kv, node_prefix=b"s", root_prefix=b"r")
+    version = 0
+    for base in range(0, size, _FILL_BATCH):
+        batch = WriteBatch()
+        tree.apply({f"key/{i}".encode(): i.to_bytes(8, "big") for i in range(base, min(size, base + _FILL_BATCH))},
+                   version, batch)
+        kv.write(batch)
+        version += 1
+    rng = random.Random(2)
+    next_key = size
+    updated = 0
+    start = time.process_time()
+    while updated < 4 * _UPDATES_PER_VERSION or time.process_time() - start < seconds:
+        updates: dict[bytes, bytes | None] = {}
+        for _ in range(_UPDATES_PER_VERSION // 2):
+            updates[f"key/{rng.randrange(size)}".encode()] = rng.randbytes(8)
+            updates[f"key/{next_key}".encode()] = rng.randbytes(8)
+            next_key += 1
+        batch = WriteBatch()
+        tree.apply(updates, version, batch)
+        kv.write(batch)
+        version += 1
+        updated += len(updates)
+    update_per_s = updated / (time.process_time() - start)
+    root = tree.root_at(version - 1)
+    cases = []
+    for _ in range(_PROOFS):
+        key = f"key/{rng.randrange(size)}".encode()
+        value = tree.get(key)
+        cases.append((key, value, tree.prove(key).to_bytes()))
+    proof_bytes = sum(len(raw) for _, _, raw in cases) / len(cases)
+    proofs = [(key, value, StateProof.from_bytes(raw)) for key, value, raw in cases]
+
+    def verify_all() -> int:
+        for key, value, proof in proofs:
+            verify_state_proof(root, key, value, proof)
+        return len(proofs)
+
+    verify_per_s = _rate(verify_all, seconds)
+    kv.close()
+    return {"state_update_per_s": update_per_s, "state_proof_verify_per_s": verify_per_s,
+            "state_proof_bytes": proof_bytes}
+
+
+def run(quick: bool) -> dict[str, float]:
+    sizes = (10_000, 100_000) if quick else (10_000, 1_000_000)
+    seconds = 1.0 if quick else 3.0
+    figures: dict[str, float] = {}
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="imi-bench-ledger-") as tmp:
+            results = {**_merkle(size, Path(tmp), seconds), **_state(size, Path(tmp), seconds)}
+            results["rss_mb"] = rss_mb()
+        for name, value in results.items():
+            key = f"ledger.{name}@{_label(size)}"
+            figures[key] = round(value, 1)
+            print(f"{key} {figures[key]}", flush=True)
+    return figures
+
+
+if __name__ == "__main__":
+    run(quick="--quick" in sys.argv[1:])
