@@ -52,6 +52,23 @@ STATUS_VALID: Final = 0
 STATUS_INVALID: Final = 1
 STATUS_SUSPENDED: Final = 2
 
+# --- wallet ------------------------------------------------------------------------------
+WALLET_FORMAT: Final = "imi-wallet"
+WALLET_VERSION: Final = 1
+WALLET_BYTES_MAX: Final = 16 * 1024 * 1024  # encrypted file on disk
+WALLET_KEYS_MAX: Final = 64
+WALLET_CREDENTIALS_MAX: Final = 1_000
+WALLET_HISTORY_MAX: Final = 10_000  # oldest records are dropped beyond this
+# Argon2id limits (libsodium units: opslimit passes, memlimit bytes). A wallet file
+# names its own limits; they must lie in these bounds so a crafted file cannot
+# make opening it take unbounded memory or time.
+KDF_OPSLIMIT_DEFAULT: Final = 2  # libsodium INTERACTIVE
+KDF_MEMLIMIT_DEFAULT: Final = 64 * 1024 * 1024
+KDF_OPSLIMIT_MIN: Final = 1
+KDF_MEMLIMIT_MIN: Final = 8 * 1024
+KDF_OPSLIMIT_MAX: Final = 4  # libsodium SENSITIVE
+KDF_MEMLIMIT_MAX: Final = 1024 * 1024 * 1024
+
 # --- relations -----------------------------------------------------------------------
 assert SALT_BYTES >= 16
 assert 0 <= DECOYS_PER_OBJECT_MIN <= DECOYS_PER_OBJECT_MAX
@@ -62,3 +79,6 @@ assert DISCLOSURES_MAX <= DIGESTS_MAX
 assert CLOCK_SKEW_S < KB_IAT_WINDOW_S
 assert NEVER_DISCLOSABLE_CLAIMS.isdisjoint(RESERVED_CLAIM_NAMES)
 assert ALLOWED_ALGS == {"EdDSA", "ES256"}
+assert KDF_OPSLIMIT_MIN <= KDF_OPSLIMIT_DEFAULT <= KDF_OPSLIMIT_MAX
+assert KDF_MEMLIMIT_MIN <= KDF_MEMLIMIT_DEFAULT <= KDF_MEMLIMIT_MAX
+assert WALLET_CREDENTIALS_MAX * PRESENTATION_CHARS_MAX <= 4 * WALLET_BYTES_MAX

@@ -1,0 +1,327 @@
+"""The holder's wallet: keys and credentials encrypted at rest, minimal answers, history.
+
+On disk a wallet is one JSON envelope (mode 0600, replaced atomically)::
+
+    {"format": "imi-wallet", "version": 1,
+     "kdf": {"alg": "argon2id", "salt": b64url, "opslimit": int, "memlimit": int},
+     "box": b64url(XSalsa20-Poly1305 SecretBox of the contents, nonce included)}
+
+The box key is Argon2id(password, salt) with the limits named in the file
+(bounded by identity.constants so a crafted file cannot exhaust memory). The
+contents are JSON: private JWKs by key id, credentials by id, and the
+disclosure history — what was shown, to which ``aud``, with which nonce, when.
+
+``answer`` picks a held credential that can satisfy a request and discloses
+exactly ``request.paths_to_disclose()``; every answer is recorded.
+Times are integer seconds since the epoch, passed in by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nacl.exceptions
+import nacl.pwhash.argon2id as argon2id
+import nacl.secret
+import nacl.utils
+
+from identity.constants import (
+    KDF_MEMLIMIT_DEFAULT,
+    KDF_MEMLIMIT_MAX,
+    KDF_MEMLIMIT_MIN,
+    KDF_OPSLIMIT_DEFAULT,
+    KDF_OPSLIMIT_MAX,
+    KDF_OPSLIMIT_MIN,
+    WALLET_BYTES_MAX,
+    WALLET_CREDENTIALS_MAX,
+    WALLET_FORMAT,
+    WALLET_HISTORY_MAX,
+    WALLET_KEYS_MAX,
+    WALLET_VERSION,
+)
+from identity.errors import IdentityError, PresentationError, WalletError
+from identity.presentation import HeldCredential, present
+from identity.request import PresentationRequest
+from ledger.errors import KeyError_
+from ledger.hashing import sha256
+from ledger.keys import PublicKey, SigningKey, b64url_decode, b64url_encode
+
+
+@dataclass(frozen=True, slots=True)
+class KdfParams:
+    """Argon2id cost: ``opslimit`` passes, ``memlimit`` bytes (libsodium units)."""
+
+    opslimit: int = KDF_OPSLIMIT_DEFAULT
+    memlimit: int = KDF_MEMLIMIT_DEFAULT
+
+    def __post_init__(self) -> None:
+        if not (KDF_OPSLIMIT_MIN <= self.opslimit <= KDF_OPSLIMIT_MAX) or not (
+            KDF_MEMLIMIT_MIN <= self.memlimit <= KDF_MEMLIMIT_MAX
+        ):
+            raise WalletError("KDF limits out of bounds", reason="bad-wallet")
+
+    @classmethod
+    def fastest(cls) -> "KdfParams":
+        """The cheapest limits libsodium allows — for tests only, never for real wallets."""
+        return cls(KDF_OPSLIMIT_MIN, KDF_MEMLIMIT_MIN)
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSummary:
+    id: str
+    iss: str
+    vct: str
+    iat: int | None
+    exp: int | None
+    holder_key: str
+    claims: tuple[str, ...]  # top-level claim names the holder can disclose
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosureRecord:
+    """One answer given: when (seconds), to whom, which credential, which paths."""
+
+    at: int
+    aud: str
+    nonce: str
+    credential: str
+    vct: str
+    iss: str
+    disclosed: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "aud": self.aud, "nonce": self.nonce, "credential": self.credential,
+                "vct": self.vct, "iss": self.iss, "disclosed": list(self.disclosed)}
+
+
+def _box_key(password: str, salt: bytes, kdf: KdfParams) -> bytes:
+    return bytes(argon2id.kdf(
+        nacl.secret.SecretBox.KEY_SIZE, password.encode("utf-8"), salt,
+        opslimit=kdf.opslimit, memlimit=kdf.memlimit,
+    ))
+
+
+def _credential_id(compact: str) -> str:
+    """Stable id: first 16 chars of base64url(SHA-256(issuer-signed JWT))."""
+    return b64url_encode(sha256(compact.split("~", 1)[0].encode("ascii")))[:16]
+
+
+class Wallet:
+    """An open wallet. Changes stay in memory until :meth:`save`."""
+
+    __slots__ = ("path", "_password", "_kdf", "_keys", "_credentials", "_history")
+
+    def __init__(self, path: Path, password: str, kdf: KdfParams, contents: dict[str, Any]) -> None:
+        self.path = path
+        self._password = password
+        self._kdf = kdf
+        self._keys: dict[str, dict[str, str]] = contents["keys"]
+        self._credentials: dict[str, dict[str, Any]] = contents["credentials"]
+        self._history: list[dict[str, Any]] = contents["history"]
+
+    # --- lifecycle ---------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, password: str, *, kdf: KdfParams = KdfParams()) -> "Wallet":
+        """A new, empty wallet saved at ``path``; refuses to replace an existing file."""
+        if path.exists():
+            raise WalletError(f"{path} already exists", reason="wallet-exists")
+        if not password:
+            raise WalletError("the password must not be empty", reason="bad-password")
+        wallet = cls(path, password, kdf, {"keys": {}, "credentials": {}, "history": []})
+        wallet.save()
+        return wallet
+
+    @classmethod
+    def open(cls, path: Path, password: str) -> "Wallet":
+        """Decrypt the wallet at ``path``; WalletError(wrong-password / bad-wallet) otherwise."""
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(WALLET_BYTES_MAX + 1)
+        except OSError as exc:
+            raise WalletError(f"cannot read wallet: {exc.strerror or exc}", reason="no-wallet") from exc
+        if len(data) > WALLET_BYTES_MAX:
+            raise WalletError("wallet file is too large", reason="bad-wallet")
+        try:
+            envelope = json.loads(data.decode("utf-8"))
+            if envelope.get("format") != WALLET_FORMAT or envelope.get("version") != WALLET_VERSION:
+                raise WalletError("not an imi wallet of a known version", reason="bad-wallet")
+            kdf_json = envelope["kdf"]
+            if kdf_json.get("alg") != "argon2id":
+                raise WalletError("unknown KDF", reason="bad-wallet")
+            kdf = KdfParams(int(kdf_json["opslimit"]), int(kdf_json["memlimit"]))
+            salt = b64url_decode(kdf_json["salt"])
+            box = b64url_decode(envelope["box"])
+            if len(salt) != argon2id.SALTBYTES:
+                raise WalletError("bad KDF salt", reason="bad-wallet")
+        except WalletError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, KeyError_, RecursionError) as exc:
+            raise WalletError("wallet file is malformed", reason="bad-wallet") from exc
+        try:
+            plain = nacl.secret.SecretBox(_box_key(password, salt, kdf)).decrypt(box)
+        except (nacl.exceptions.CryptoError, ValueError) as exc:
+            raise WalletError("wrong password (or damaged wallet)", reason="wrong-password") from exc
+        contents = json.loads(plain.decode("utf-8"))
+        return cls(path, password, kdf, contents)
+
+    def save(self) -> None:
+        """Encrypt with a fresh salt and nonce; write owner-only, atomically."""
+        salt = nacl.utils.random(argon2id.SALTBYTES)
+        contents = {"keys": self._keys, "credentials": self._credentials, "history": self._history}
+        box = nacl.secret.SecretBox(_box_key(self._password, salt, self._kdf)).encrypt(
+            json.dumps(contents, separators=(",", ":")).encode("utf-8")
+        )
+        envelope = {
+            "format": WALLET_FORMAT, "version": WALLET_VERSION,
+            "kdf": {"alg": "argon2id", "salt": b64url_encode(salt),
+                    "opslimit": self._kdf.opslimit, "memlimit": self._kdf.memlimit},
+            "box": b64url_encode(bytes(box)),
+        }
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(envelope, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise WalletError(f"cannot write wallet: {exc.strerror or exc}", reason="io-error") from exc
+
+    # --- keys -------------------------------------------------------------------------------
+    def new_key(self, alg: str) -> str:
+        """Generate a holder key; return its id (RFC 7638 thumbprint)."""
+        if len(self._keys) >= WALLET_KEYS_MAX:
+            raise WalletError("too many keys", reason="wallet-full")
+        try:
+            key = SigningKey.generate(alg)
+        except KeyError_ as exc:
+            raise WalletError(str(exc), reason="bad-alg") from exc
+        self._keys[key.key_id] = key.to_private_jwk()
+        return key.key_id
+
+    def key_ids(self) -> list[str]:
+        return sorted(self._keys)
+
+    def signing_key(self, key_id: str) -> SigningKey:
+        jwk = self._keys.get(key_id)
+        if jwk is None:
+            raise WalletError(f"no key {key_id!r}", reason="no-such-key")
+        return SigningKey.from_private_jwk(jwk)
+
+    def public_key(self, key_id: str) -> PublicKey:
+        return self.signing_key(key_id).public_key
+
+    # --- credentials --------------------------------------------------------------------------
+    def add_credential(self, compact: str, *, holder_key: str | None = None, now: int) -> str:
+        """Store an issued SD-JWT; its holder key is ``holder_key`` or found from ``cnf.jwk``."""
+        compact = compact.strip()
+        held = HeldCredential.parse(compact)
+        if len(self._credentials) >= WALLET_CREDENTIALS_MAX:
+            raise WalletError("too many credentials", reason="wallet-full")
+        key_id = holder_key if holder_key is not None else self._key_for(held.payload.get("cnf"))
+        if key_id not in self._keys:
+            raise WalletError(f"no key {key_id!r} in this wallet", reason="no-such-key")
+        cred_id = _credential_id(compact)
+        self._credentials[cred_id] = {"compact": compact, "holder_key": key_id, "added_at": now}
+        return cred_id
+
+    def _key_for(self, cnf: Any) -> str:
+        jwk = cnf.get("jwk") if isinstance(cnf, dict) else None
+        try:
+            key_id = PublicKey.from_jwk(jwk).thumbprint() if isinstance(jwk, dict) else None
+        except KeyError_:
+            key_id = None
+        if key_id is None or key_id not in self._keys:
+            raise WalletError("the credential is not bound to a key in this wallet; name one",
+                              reason="no-such-key")
+        return key_id
+
+    def _held(self, cred_id: str) -> tuple[HeldCredential, dict[str, Any]]:
+        entry = self._credentials.get(cred_id)
+        if entry is None:
+            raise WalletError(f"no credential {cred_id!r}", reason="no-such-credential")
+        return HeldCredential.parse(entry["compact"]), entry
+
+    def credentials(self) -> list[CredentialSummary]:
+        out = []
+        for cred_id in sorted(self._credentials):
+            held, entry = self._held(cred_id)
+            p = held.payload
+            out.append(CredentialSummary(
+                cred_id, str(p.get("iss")), str(p.get("vct")),
+                p.get("iat") if isinstance(p.get("iat"), int) else None,
+                p.get("exp") if isinstance(p.get("exp"), int) else None,
+                entry["holder_key"], tuple(sorted(d.name for d in held.disclosures
+                                                  if d.name is not None and d.digest in p.get("_sd", ()))),
+            ))
+        return out
+
+    def show(self, cred_id: str) -> dict[str, Any]:
+        """Every claim of a credential, all disclosures applied (for the holder's eyes)."""
+        return self._held(cred_id)[0].claims()
+
+    def remove(self, cred_id: str) -> None:
+        self._held(cred_id)
+        del self._credentials[cred_id]
+
+    # --- answering ------------------------------------------------------------------------------
+    def candidates(self, request: PresentationRequest, *, now: int) -> list[str]:
+        """Ids of credentials that can answer ``request`` at ``now``, newest first."""
+        found: list[tuple[int, str]] = []
+        for cred_id in self._credentials:
+            held, _ = self._held(cred_id)
+            p = held.payload
+            if request.vct and p.get("vct") not in request.vct:
+                continue
+            if request.trusted_issuers and p.get("iss") not in request.trusted_issuers:
+                continue
+            exp, iat = p.get("exp"), p.get("iat")
+            if isinstance(exp, int) and exp <= now:
+                continue
+            if request.max_age_s is not None and (not isinstance(iat, int) or now - iat > request.max_age_s):
+                continue
+            try:
+                held.select(request.paths_to_disclose())
+            except PresentationError:
+                continue
+            found.append((iat if isinstance(iat, int) else 0, cred_id))
+        return [cred_id for _, cred_id in sorted(found, reverse=True)]
+
+    def answer(self, request: PresentationRequest, *, now: int, credential: str | None = None) -> str:
+        """A presentation disclosing exactly what ``request`` asks, recorded in the history.
+
+        Raises WalletError(no-matching-credential) if nothing held can answer.
+        """
+        choices = self.candidates(request, now=now)
+        if credential is not None:
+            if credential not in choices:
+                raise WalletError("that credential cannot answer this request",
+                                  reason="no-matching-credential")
+            choices = [credential]
+        if not choices:
+            raise WalletError("no credential can answer this request", reason="no-matching-credential")
+        held, entry = self._held(choices[0])
+        paths = request.paths_to_disclose()
+        try:
+            presentation = present(entry["compact"], paths, holder_key=self.signing_key(entry["holder_key"]),
+                                   nonce=request.nonce, aud=request.aud, iat=now)
+        except IdentityError as exc:
+            raise WalletError(str(exc), reason=exc.reason) from exc
+        record = DisclosureRecord(now, request.aud, request.nonce, choices[0],
+                                  str(held.payload.get("vct")), str(held.payload.get("iss")), paths)
+        self._history.append(record.to_json())
+        del self._history[:-WALLET_HISTORY_MAX]
+        return presentation
+
+    def history(self) -> list[DisclosureRecord]:
+        return [DisclosureRecord(h["at"], h["aud"], h["nonce"], h["credential"], h["vct"], h["iss"],
+                                 tuple(h["disclosed"])) for h in self._history]
+
+
+__all__ = ["CredentialSummary", "DisclosureRecord", "KdfParams", "Wallet"]
