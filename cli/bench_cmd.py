@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Optional
 
 import httpx
 import typer
@@ -24,7 +23,7 @@ def load(
     concurrency: int = typer.Option(32, "--concurrency", "-c", min=1, max=LOAD_CONCURRENCY_MAX,
                                     help="Transactions in flight at once."),
     as_json: bool = typer.Option(False, "--json", help="Print figures as JSON."),
-    ids_out: Optional[Path] = typer.Option(None, "--ids-out",
+    ids_out: Path | None = typer.Option(None, "--ids-out",
                                            help="Write the id of every committed transaction, one per line."),
 ) -> None:
     """Submit signed test.note transactions with ?wait=commit; print committed tx/s and latency p50/p99.

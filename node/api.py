@@ -25,7 +25,7 @@ no exception escapes as a bare 500. OpenAPI is served at ``/openapi.json`` and
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI
 

@@ -22,8 +22,6 @@ from node.api_models import (
 )
 from node.problems import ApiProblem
 
-_HEIGHT = {"ge": 1, "le": API_HEIGHT_MAX}
-
 
 def _state_key(key: str) -> bytes:
     raw = key.encode("utf-8", errors="strict") if key else b""
@@ -49,7 +47,7 @@ def chain_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/blocks/{height}", response_model=BlockResponse, tags=["blocks"],
                 summary="A committed block by height", responses=problem_responses(400, 404))
-    async def block_at(height: int = Path(**_HEIGHT)) -> Any:
+    async def block_at(height: int = Path(ge=1, le=API_HEIGHT_MAX)) -> Any:
         return reader.block_json(height)
 
     @router.get("/state/{key:path}", response_model=StateResponse, tags=["state"],
@@ -57,7 +55,7 @@ def chain_router(ctx: ApiContext) -> APIRouter:
                 responses=problem_responses(400, 404))
     async def state(
         key: str = Path(description="UTF-8 state key path (URL-encoded), e.g. `valset/current`."),
-        height: int | None = Query(None, **_HEIGHT, description="Committed height; default the head."),
+        height: int | None = Query(None, ge=1, le=API_HEIGHT_MAX, description="Committed height; default the head."),
     ) -> Any:
         """Value (base64url of canonical CBOR, or null) at `height`, with a proof against that
         header's `state_root` and the header's commit certificate."""
@@ -68,8 +66,8 @@ def chain_router(ctx: ApiContext) -> APIRouter:
                 summary="RFC 9162 consistency proof of the transaction log between two heights",
                 responses=problem_responses(400, 404))
     async def consistency(
-        from_height: int = Query(alias="from", **_HEIGHT),
-        to_height: int | None = Query(None, alias="to", **_HEIGHT, description="Default: the head."),
+        from_height: int = Query(alias="from", ge=1, le=API_HEIGHT_MAX),
+        to_height: int | None = Query(None, alias="to", ge=1, le=API_HEIGHT_MAX, description="Default: the head."),
     ) -> Any:
         return reader.consistency_json(from_height, to_height if to_height is not None else head())
 
@@ -77,7 +75,7 @@ def chain_router(ctx: ApiContext) -> APIRouter:
                 summary="The validator set certifying a height, proven at the height before",
                 responses=problem_responses(400, 404))
     async def validators(
-        height: int | None = Query(None, **_HEIGHT, description="Default: the next height (head + 1)."),
+        height: int | None = Query(None, ge=1, le=API_HEIGHT_MAX, description="Default: the next height (head + 1)."),
     ) -> Any:
         return reader.validators_json(height if height is not None else reader.head_height() + 1)
 

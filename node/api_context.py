@@ -9,8 +9,8 @@ credential types, status lists, verify) are factories of the same shape:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from fastapi import APIRouter
 

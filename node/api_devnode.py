@@ -12,7 +12,8 @@ for a real validator.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.genesis import Genesis

@@ -186,8 +186,8 @@ def render(spec: dict[str, Any], examples: dict[str, list[Exchange]]) -> str:
         "|---|---|",
         f"| request body | {api_constants.API_BODY_BYTES_MAX} bytes (413 `body-too-large`, enforced while reading) |",
         f"| request JSON nesting | {api_constants.API_JSON_DEPTH_MAX} |",
-        f"| `?wait=commit` timeout | default {api_constants.API_COMMIT_WAIT_MS_DEFAULT} ms, max "
-        f"{api_constants.API_COMMIT_WAIT_MS_MAX} ms (`timeout_ms`) |",
+        (f"| `?wait=commit` timeout | default {api_constants.API_COMMIT_WAIT_MS_DEFAULT} ms, max "
+         f"{api_constants.API_COMMIT_WAIT_MS_MAX} ms (`timeout_ms`) |"),
         f"| state key | 1..{api_constants.API_STATE_KEY_BYTES_MAX} UTF-8 bytes |",
         "",
         "## Endpoints",

@@ -27,7 +27,7 @@ from node.problems import ApiProblem
 class ChainReader:
     """JSON views of blocks, transactions, state and proofs at committed heights."""
 
-    __slots__ = ("store", "genesis")
+    __slots__ = ("genesis", "store")
 
     def __init__(self, store: Any, genesis: Any) -> None:
         self.store = store

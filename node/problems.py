@@ -17,8 +17,9 @@ the table (a new rule of an identity handler, say) still get a sensible status.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from starlette.responses import Response
 

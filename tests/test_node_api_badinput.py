@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import quote
-from typing import Any, Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -248,7 +249,7 @@ def test_commit_timeout_is_504_with_the_id() -> None:
 ])
 def test_bad_paths_and_queries(h: Harness, method: str, path: str, status: int, reason: str) -> None:
     body = json.dumps({"tx": h.tx().to_b64()}).encode()
-    send = lambda: h.client.request(method, path, content=body,  # noqa: E731
+    send = lambda: h.client.request(method, path, content=body,
                                     headers={"content-type": "application/json"})
     expect_problem(h, send, status, reason)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.storage import KV
