@@ -15,8 +15,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, NoReturn
 
 import typer
 
@@ -77,7 +78,7 @@ def submit(node: str, type_: str, sender: str, payload: dict[str, Value], keys: 
     return answer
 
 
-def read_genesis(path: Optional[Path]) -> Genesis:
+def read_genesis(path: Path | None) -> Genesis:
     if path is None:
         usage("--genesis FILE (or IMI_GENESIS) is required: it is the root of trust")
     try:
@@ -86,7 +87,7 @@ def read_genesis(path: Optional[Path]) -> Genesis:
         fail(f"genesis {str(path)!r}: {exc}", reason=exc.reason)
 
 
-def verified_client(node: str, genesis: Optional[Path], freshness_ms: int) -> LightClient:
+def verified_client(node: str, genesis: Path | None, freshness_ms: int) -> LightClient:
     if freshness_ms <= 0:
         usage("--freshness-ms must be positive")
     return LightClient(read_genesis(genesis), HttpFetcher(node, client=http_client()), freshness_ms)
@@ -142,13 +143,13 @@ def _done(as_json: bool, result: dict[str, Any], last_line: str) -> None:
 @app.command()
 def create(
     key: Path = typer.Option(..., "--key", help="Inception private JWK file (becomes the controller key)."),
-    next_key: Optional[Path] = typer.Option(None, "--next-key",
+    next_key: Path | None = typer.Option(None, "--next-key",
                                             help="Next (pre-rotation) private JWK; created if missing. "
                                                  "Default: KEY.next"),
     service: list[str] = typer.Option([], "--service", help="ID,TYPE,ENDPOINT (repeatable)."),
-    registrar: Optional[str] = typer.Option(None, "--registrar", help="Registrar issuer DID (when "
+    registrar: str | None = typer.Option(None, "--registrar", help="Registrar issuer DID (when "
                                             "self-registration is disabled)."),
-    registrar_key: Optional[Path] = typer.Option(None, "--registrar-key", help="Registrar private JWK."),
+    registrar_key: Path | None = typer.Option(None, "--registrar-key", help="Registrar private JWK."),
     node: str = NODE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -174,9 +175,9 @@ def create(
 def resolve(
     did: str = typer.Argument(..., help="The did:imi to resolve."),
     node: str = NODE_OPTION,
-    genesis: Optional[Path] = GENESIS_OPTION,
-    version: Optional[int] = typer.Option(None, "--version", min=1, help="A past version of the document."),
-    height: Optional[int] = typer.Option(None, "--height", min=1, help="State at a past height."),
+    genesis: Path | None = GENESIS_OPTION,
+    version: int | None = typer.Option(None, "--version", min=1, help="A past version of the document."),
+    height: int | None = typer.Option(None, "--height", min=1, help="State at a past height."),
     freshness_ms: int = typer.Option(FRESHNESS_MS_DEFAULT, "--freshness-ms",
                                      help="Reject answers whose header is older than this."),
     as_json: bool = JSON_OPTION,

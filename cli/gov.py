@@ -8,7 +8,6 @@ Validator-set changes take effect two blocks after they commit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -69,12 +68,12 @@ for _action in ("suspend", "reinstate", "remove"):
 
 @app.command("policy-set")
 def policy_set(
-    self_register: Optional[bool] = typer.Option(None, "--self-register/--no-self-register",
+    self_register: bool | None = typer.Option(None, "--self-register/--no-self-register",
                                                  help="May citizens create their own DIDs?"),
-    issuer_recovery: Optional[bool] = typer.Option(None, "--issuer-recovery/--no-issuer-recovery",
+    issuer_recovery: bool | None = typer.Option(None, "--issuer-recovery/--no-issuer-recovery",
                                                    help="May a recovery issuer re-bind a DID?"),
-    recovery_vct: Optional[str] = typer.Option(None, "--recovery-vct", help="vct required for recovery."),
-    heartbeat_ms: Optional[int] = typer.Option(None, "--heartbeat-ms", help="Empty-block interval."),
+    recovery_vct: str | None = typer.Option(None, "--recovery-vct", help="vct required for recovery."),
+    heartbeat_ms: int | None = typer.Option(None, "--heartbeat-ms", help="Empty-block interval."),
     trustee_key: list[Path] = TRUSTEE_KEYS, node: str = NODE_OPTION, as_json: bool = JSON_OPTION,
 ) -> None:
     """Change policy keys (only those given)."""

@@ -7,7 +7,6 @@ Writes are signed by an assertion key of the issuer's DID (``--did``, ``--key``)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -56,7 +55,7 @@ def vct_publish(
     vct: str = typer.Option(..., "--vct"),
     name: str = typer.Option(..., "--name"),
     claim: list[str] = typer.Option(..., "--claim", help="Claim name (repeatable)."),
-    sd: Optional[list[str]] = typer.Option(None, "--sd", help="Selectively disclosable claim (repeatable; "
+    sd: list[str] | None = typer.Option(None, "--sd", help="Selectively disclosable claim (repeatable; "
                                            "default: every claim SD-JWT VC allows)."),
     predicate: list[str] = typer.Option([], "--predicate", help="NAME=T1,T2 e.g. age_equal_or_over=18,65."),
     did: str = DID_OPTION, key: Path = KEY_OPTION, node: str = NODE_OPTION, as_json: bool = JSON_OPTION,
@@ -80,7 +79,7 @@ def vct_publish(
 @app.command()
 def anchor(
     credential: Path = typer.Option(..., "--credential", help="File with the issued SD-JWT."),
-    salt_hex: Optional[str] = typer.Option(None, "--salt-hex", help="Anchor salt (hex); random if omitted."),
+    salt_hex: str | None = typer.Option(None, "--salt-hex", help="Anchor salt (hex); random if omitted."),
     did: str = DID_OPTION, key: Path = KEY_OPTION, node: str = NODE_OPTION, as_json: bool = JSON_OPTION,
 ) -> None:
     """Record a salted digest of an issued credential (no personal data); prints digest and salt."""
@@ -126,7 +125,7 @@ def status_set(
 @app.command()
 def show(
     did: str = typer.Argument(..., help="Issuer DID."),
-    node: str = NODE_OPTION, genesis: Optional[Path] = GENESIS_OPTION, freshness_ms: int = FRESH_OPTION,
+    node: str = NODE_OPTION, genesis: Path | None = GENESIS_OPTION, freshness_ms: int = FRESH_OPTION,
 ) -> None:
     """Print the verified accreditation record of an issuer."""
     client = verified_client(node, genesis, freshness_ms)
@@ -139,7 +138,7 @@ def show(
 @app.command("vct-show")
 def vct_show(
     vct: str = typer.Argument(...),
-    node: str = NODE_OPTION, genesis: Optional[Path] = GENESIS_OPTION, freshness_ms: int = FRESH_OPTION,
+    node: str = NODE_OPTION, genesis: Path | None = GENESIS_OPTION, freshness_ms: int = FRESH_OPTION,
 ) -> None:
     """Print the verified definition of a credential type."""
     client = verified_client(node, genesis, freshness_ms)
@@ -152,8 +151,8 @@ def vct_show(
 @app.command("status-get")
 def status_get(
     list_id: str = typer.Argument(...),
-    index: Optional[int] = typer.Option(None, "--index", min=0, help="Print only this entry's status."),
-    node: str = NODE_OPTION, genesis: Optional[Path] = GENESIS_OPTION, freshness_ms: int = FRESH_OPTION,
+    index: int | None = typer.Option(None, "--index", min=0, help="Print only this entry's status."),
+    node: str = NODE_OPTION, genesis: Path | None = GENESIS_OPTION, freshness_ms: int = FRESH_OPTION,
 ) -> None:
     """Print a verified status list as the draft's {bits, lst} (or one entry's status)."""
     client = verified_client(node, genesis, freshness_ms)

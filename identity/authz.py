@@ -34,9 +34,10 @@ status.set          issuer  an assertion key of the issuer DID          issuer a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from identity import did as didmod
 from identity.governance import (
@@ -311,13 +312,13 @@ def _check_role(role: Signer, tx: Transaction, state: Overlay, record: didmod.Di
             return frozenset(verify_threshold(tx.tx_id, sigs, keys, threshold))
         except SignatureError as exc:
             raise _deny("trustee-threshold-not-met", f"trustees: {exc}") from exc
-    keys = ROLE_KEYS[role](tx, state, record)
-    if keys is None:
+    role_keys = ROLE_KEYS[role](tx, state, record)
+    if role_keys is None:
         return None
-    present = frozenset(k for k in sigs if k in keys)
+    present = frozenset(k for k in sigs if k in role_keys)
     # check_stateless verified these already; verifying again keeps this function
     # safe on its own (it is the one place that grants authority).
-    if not present or not all(keys[k].verify(tx.tx_id, sigs[k]) for k in present):
+    if not present or not all(role_keys[k].verify(tx.tx_id, sigs[k]) for k in present):
         raise _deny("missing-signature", f"missing signature: {role.value}")
     return present
 

@@ -15,7 +15,8 @@ vct owns its definition; it may publish new versions.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from identity.constants import NEVER_DISCLOSABLE_CLAIMS, RESERVED_CLAIM_NAMES
 from identity.governance import check_name, check_vct
@@ -28,7 +29,7 @@ from identity.ledger_constants import (
 from identity.ledger_errors import PayloadError
 from ledger.encoding import Value
 
-_CLAIM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,%d}$" % (CLAIM_NAME_CHARS_MAX - 1))
+_CLAIM_RE = re.compile(rf"^[A-Za-z_][A-Za-z0-9_]{{0,{CLAIM_NAME_CHARS_MAX - 1}}}$")
 VCT_FIELDS = frozenset({"vct", "name", "claims", "selectively_disclosable", "predicates"})
 
 

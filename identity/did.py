@@ -25,8 +25,9 @@ Record (state ``did/<did>``; each version also at ``did/<did>#v<n>``)
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from identity.ledger_constants import (
     DID_KEYS_MAX,
@@ -63,8 +64,8 @@ DID_CONTEXT = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites
 
 _B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58_ALPHABET)}
-_DID_RE = re.compile(r"^did:imi:[1-9A-HJ-NP-Za-km-z]{1,%d}$" % DID_SUFFIX_CHARS_MAX)
-_SERVICE_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,%d}$" % SERVICE_ID_CHARS_MAX)
+_DID_RE = re.compile(rf"^did:imi:[1-9A-HJ-NP-Za-km-z]{{1,{DID_SUFFIX_CHARS_MAX}}}$")
+_SERVICE_ID_RE = re.compile(rf"^[A-Za-z0-9._-]{{1,{SERVICE_ID_CHARS_MAX}}}$")
 
 
 # --- base58btc -------------------------------------------------------------------
@@ -183,7 +184,10 @@ def parse_extra_keys(value: object, controller_id: str) -> list[Value]:
     for item in value:
         if not isinstance(item, dict) or set(item) != {"jwk", "purposes"}:
             raise PayloadError("key must be {jwk, purposes}", reason="bad-keys")
-        entry = key_entry(item["jwk"], item["purposes"])  # type: ignore[arg-type]
+        jwk = item["jwk"]
+        if not isinstance(jwk, dict):
+            raise PayloadError("key jwk must be a map", reason="bad-keys")
+        entry = key_entry(jwk, item["purposes"])
         if entry["id"] in ids:
             raise PayloadError("duplicate key in DID document", reason="bad-keys")
         ids.add(entry["id"])  # type: ignore[arg-type]

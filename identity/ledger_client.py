@@ -9,7 +9,8 @@ fail (wrong chain id, expiry), never make it mean something else.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from identity.ledger_errors import SubmitError
 from ledger.encoding import Value
@@ -82,7 +83,7 @@ def _detail(response: Any) -> str:
         body = response.json()
         return str(body.get("detail") or body.get("title") or body)
     except Exception:  # noqa: BLE001
-        return response.text[:200]
+        return str(response.text)[:200]
 
 
 __all__ = ["NodeClient"]

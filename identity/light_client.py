@@ -38,8 +38,9 @@ from __future__ import annotations
 import base64
 import bisect
 import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from identity import did as didmod
 from identity import status_list as sl
@@ -185,9 +186,9 @@ class LightClient:
         """A status list record, with its draft ``status_list`` form (``{bits, lst}``) added."""
         record = self._record(statekeys.status_list_key(list_id), now_ms, "list-not-found")
         lst, bits = record.get("lst"), record.get("bits")
-        if not isinstance(lst, bytes) or bits not in (1, 2):
+        if not isinstance(lst, bytes) or not isinstance(bits, int) or bits not in (1, 2):
             raise LightClientError("certified status list has an unexpected shape", reason="malformed-value")
-        record["status_list"] = sl.to_json(lst, bits)  # type: ignore[arg-type]
+        record["status_list"] = sl.to_json(lst, bits)
         return record
 
     def status(self, list_id: str, index: int, now_ms: int) -> int:
@@ -377,8 +378,8 @@ class HttpFetcher:
             reason = "node-error"
             try:
                 reason = str(response.json().get("reason", reason))
-            except Exception:  # noqa: BLE001 - any non-JSON error body
-                pass
+            except ValueError:  # a non-JSON error body keeps the generic reason
+                reason = "node-error"
             raise LightClientError(f"node answered HTTP {response.status_code} for {path}", reason=reason)
         result: Mapping[str, Any] = response.json()
         return result

@@ -36,7 +36,8 @@ status.set             {list_id, updates: [[index, status]]}
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from identity import did as didmod
 from identity import governance as gov
@@ -64,7 +65,7 @@ from ledger.tx import Transaction
 from ledger.validators import Validator, ValidatorSet
 from node.execution import BlockContext, Handler, Overlay, schedule_validator_set
 
-_LIST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,%d}$" % STATUS_LIST_ID_CHARS_MAX)
+_LIST_ID_RE = re.compile(rf"^[A-Za-z0-9._:-]{{1,{STATUS_LIST_ID_CHARS_MAX}}}$")
 Apply = Callable[[Transaction, Overlay, BlockContext, Authorized], None]
 
 
@@ -76,13 +77,20 @@ def _fields(tx: Transaction, required: set[str], optional: frozenset[str] | set[
     return tx.payload
 
 
+def _int(value: Value) -> int:
+    """A stored integer (state written by these rules); anything else is corrupt state."""
+    if type(value) is not int:
+        raise IdentityTxError("stored record has a non-integer field", reason="corrupt-record")
+    return value
+
+
 def _stamp(ctx: BlockContext) -> dict[str, Value]:
     return {"updated_ms": ctx.time_ms, "updated_height": ctx.height}
 
 
 # --- DIDs -------------------------------------------------------------------------------------
 def _write_did(state: Overlay, record: dict[str, Value]) -> None:
-    did, version = str(record["did"]), int(record["version"])  # type: ignore[call-overload]
+    did, version = str(record["did"]), _int(record["version"])
     if version > DID_VERSIONS_MAX:
         raise TransitionError("DID has too many versions", reason="too-many-versions")
     state.put_value(statekeys.did_key(did), record)
@@ -107,7 +115,8 @@ def _new_commitment(tx: Transaction, auth: Authorized | None) -> bytes:
     commitment = didmod.check_commitment(tx.payload["next_key_commitment"])
     if auth is not None and auth.record is not None and commitment == auth.record.next_key_commitment:
         raise PayloadError("the new next-key commitment repeats the old one", reason="commitment-reuse")
-    if commitment == didmod.key_commitment(tx.payload["jwk"]):
+    jwk = tx.payload["jwk"]
+    if isinstance(jwk, dict) and commitment == didmod.key_commitment(jwk):
         raise PayloadError("the next key must differ from the key being installed",
                            reason="commitment-reuse")
     return commitment
@@ -238,7 +247,7 @@ def vct_publish(tx: Transaction, state: Overlay, ctx: BlockContext, auth: Author
     definition = parse_definition(tx.payload)
     key = statekeys.vct_key(str(definition["vct"]))
     old = state.get_value(key)
-    version = int(old["version"]) + 1 if isinstance(old, dict) else 1  # type: ignore[call-overload]
+    version = _int(old["version"]) + 1 if isinstance(old, dict) else 1
     state.put_value(key, {**definition, "issuer": tx.sender, "version": version, **_stamp(ctx)})
 
 
@@ -285,14 +294,14 @@ def status_set(tx: Transaction, state: Overlay, ctx: BlockContext, auth: Authori
     for item in updates:
         if not (isinstance(item, list) and len(item) == 2 and all(type(x) is int for x in item)):
             raise PayloadError("each update is [index, status]", reason="bad-payload")
-        if not 0 <= item[0] < record["size"]:  # type: ignore[operator]
+        if not 0 <= item[0] < _int(record["size"]):
             raise PayloadError("index outside the list", reason="index-out-of-range")
         pairs.append((item[0], item[1]))
     try:
         lst = sl.apply_updates(record["lst"], record["bits"], pairs)  # type: ignore[arg-type]
     except StatusListError as exc:
         raise TransitionError(str(exc), reason=exc.reason) from exc
-    state.put_value(key, {**record, "lst": lst, "version": int(record["version"]) + 1,  # type: ignore[call-overload]
+    state.put_value(key, {**record, "lst": lst, "version": _int(record["version"]) + 1,
                           **_stamp(ctx)})
 
 

@@ -25,7 +25,7 @@ import base64
 import random
 import secrets
 import zlib
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from identity.constants import STATUS_INVALID, STATUS_SUSPENDED, STATUS_VALID
 from identity.ledger_constants import (

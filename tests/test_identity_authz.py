@@ -7,8 +7,8 @@ or a cell without its tests fails here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 
@@ -284,8 +284,8 @@ def _set(s: Scene, issuer: Holder | None = None, list_id: str = "agency-1", stat
 
 
 def _issuer_cases() -> list[Case]:
-    suspend = lambda who: lambda s: gov_move(s, "suspend", getattr(s, who).did)  # noqa: E731
-    remove = lambda who: lambda s: gov_move(s, "remove", getattr(s, who).did)  # noqa: E731
+    suspend = lambda who: lambda s: gov_move(s, "suspend", getattr(s, who).did)
+    remove = lambda who: lambda s: gov_move(s, "remove", getattr(s, who).did)
     return [
         Case("publish-by-issuer-controller-key", "vct.publish", Signer.ISSUER_KEY, None,
              lambda s: _publish(s, s.agency, PID)),

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import copy
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
 
+from identity import did as didmod
 from identity import status_list as sl
-from identity.light_client import LightClient
 from identity.ledger_errors import LightClientError, NotFoundError
+from identity.light_client import LightClient
 from identity.rules import IDENTITY_HANDLERS
 from ledger import statekeys
 from ledger.block import BlockHeader, CommitCertificate
@@ -25,10 +27,15 @@ from ledger.state import StateTree
 from ledger.storage import MemoryKV, WriteBatch
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
-from node.execution import DEVNET_HANDLERS, BlockContext, Executor, genesis_state, read_validator_set
+from node.execution import (
+    DEVNET_HANDLERS,
+    BlockContext,
+    Executor,
+    genesis_state,
+    read_validator_set,
+)
 from tests.factories import CHAIN_ID, consortium
 from tests.test_identity_helpers import Holder, det_key
-from identity import did as didmod
 
 
 def b64(data: bytes) -> str:

@@ -178,7 +178,7 @@ def test_validator_remove_builds_on_the_pending_set() -> None:
 def test_issuer_lifecycle_follows_its_transition_table() -> None:
     s = scene()
     did = s.tax.did
-    get = lambda: s.w.value(statekeys.issuer_key(did))["status"]  # noqa: E731
+    get = lambda: s.w.value(statekeys.issuer_key(did))["status"]
     assert s.w.run(s.w.gov("gov.issuer_reinstate", {"did": did})) == "invalid-transition"
     s.w.ok(s.w.gov("gov.issuer_suspend", {"did": did})); assert get() == "suspended"
     assert s.w.run(s.w.gov("gov.issuer_suspend", {"did": did})) == "invalid-transition"
@@ -239,13 +239,13 @@ def test_anchor_records_issuer_and_time_only_and_never_twice() -> None:
     again = s.w.tx("anchor.put", s.agency.did, {"digests": [hashlib.sha256(b"n").digest(), digest]},
                    s.agency.key)
     assert s.w.run(again) == "anchor-exists"
-    assert s.w.value(statekeys.anchor_key(hashlib.sha256(b"n").digest().hex())) is None  # atomic
+    assert s.w.value(statekeys.anchor_key(hashlib.sha256(b"n").hexdigest())) is None  # atomic
 
 
 def test_status_list_flow_suspend_reinstate_revoke() -> None:
     s = scene()
     w, a = s.w, s.agency
-    upd = lambda *pairs: w.tx("status.set", a.did, {"list_id": "agency-1",  # noqa: E731
+    upd = lambda *pairs: w.tx("status.set", a.did, {"list_id": "agency-1",
                                                     "updates": [list(p) for p in pairs]}, a.key)
     w.ok(upd((5, 2), (9, 1)))
     lst = w.value(statekeys.status_list_key("agency-1"))
