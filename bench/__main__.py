@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 # name -> module; imported only when run, so one broken benchmark cannot stop the others.
 BENCHMARKS: dict[str, str] = {

@@ -20,8 +20,8 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ledger import merkle
 from ledger.state import StateProof, StateTree, verify_state_proof

@@ -15,8 +15,9 @@ is such a source backed by a :class:`~ledger.storage.KV`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from ledger.constants import HASH_BYTES, MERKLE_PROOF_HASHES_MAX
 from ledger.errors import ProofError, StorageError
@@ -270,7 +271,7 @@ class MerkleLog:
     O(log size) nodes. No leaf is held in memory.
     """
 
-    __slots__ = ("_kv", "_prefix", "_nodes")
+    __slots__ = ("_kv", "_nodes", "_prefix")
 
     def __init__(self, kv: KV, prefix: bytes) -> None:
         self._kv = kv

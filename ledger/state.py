@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ledger.constants import (
     HASH_BYTES,
@@ -323,7 +323,7 @@ class StateTree:
     version index; they must not be prefixes of each other's keys or of others'.
     """
 
-    __slots__ = ("_kv", "_node_prefix", "_root_prefix", "_cache")
+    __slots__ = ("_cache", "_kv", "_node_prefix", "_root_prefix")
 
     def __init__(self, kv: KV, *, node_prefix: bytes, root_prefix: bytes) -> None:
         self._kv = kv
@@ -484,7 +484,7 @@ class StateTree:
         if not items:
             return None
         if len(items) == 1:
-            path_int, item = items[0]
+            _, item = items[0]
             return item if isinstance(item, bytes) else self._write_leaf(item, batch)
         depth = _common_prefix_bits(items[0][0], items[-1][0])
         prefix = _prefix_of(items[0][0], depth)

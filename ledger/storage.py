@@ -16,9 +16,10 @@ namespaces (``PREFIX_*`` below) and writes each block as one batch.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Protocol, Sequence
+from typing import Protocol
 
 from ledger.block import Block, BlockHeader, CommitCertificate
 from ledger.constants import LEVELDB_BLOOM_BITS, LEVELDB_CACHE_BYTES
@@ -98,7 +99,7 @@ def read_through(kv: KV, batch: WriteBatch | None, key: bytes) -> bytes | None:
 class MemoryKV:
     """In-memory :class:`KV` for tests and simulation (sorted key list + dict)."""
 
-    __slots__ = ("_data", "_keys", "_closed")
+    __slots__ = ("_closed", "_data", "_keys")
 
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}

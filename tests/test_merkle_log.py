@@ -92,14 +92,14 @@ def test_append_returns_the_root_before_the_batch_is_committed() -> None:
 
 
 def test_uncommitted_batch_leaves_the_log_unchanged() -> None:
-    kv, log = _log_with(_inputs(5))
+    _, log = _log_with(_inputs(5))
     before = log.root()
     log.append([merkle.leaf_hash(b"x")], WriteBatch())
     assert (log.size(), log.root()) == (5, before)
 
 
 def test_append_writes_about_two_nodes_per_leaf() -> None:
-    kv, log = _log_with(_inputs(1024), chunk=1024)
+    kv, _ = _log_with(_inputs(1024), chunk=1024)
     # 2n - 1 tree nodes plus the size record.
     assert len(kv) == 2 * 1024 - 1 + 1
 

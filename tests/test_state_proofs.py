@@ -126,7 +126,7 @@ def test_single_entry_tree_proves_membership_and_absence() -> None:
 
 def test_proof_depths_must_increase() -> None:
     entries = {bytes([i]): b"v" for i in range(1, 30)}
-    tree, root = _tree_with(entries)
+    tree, _ = _tree_with(entries)
     proof = tree.prove(b"\x07")
     assert len(proof.steps) >= 2
     swapped = StateProof((proof.steps[1], proof.steps[0], *proof.steps[2:]), proof.leaf)
@@ -136,7 +136,7 @@ def test_proof_depths_must_increase() -> None:
 
 def test_value_and_json_forms_round_trip() -> None:
     entries = {bytes([i]): bytes([i]) * i for i in range(1, 20)}
-    tree, root = _tree_with(entries)
+    tree, _ = _tree_with(entries)
     for key in (b"\x03", b"absent"):
         proof = tree.prove(key)
         assert StateProof.from_value(proof.to_value()) == proof

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -49,10 +49,10 @@ def test_prefix_iteration_is_ordered_and_bounded(kv: KV) -> None:
     _fill(kv, [b"a\xff", b"a1", b"b", b"a", b"a\xff\xff", b"a2", b"\x00"])
     assert [k for k, _ in kv.iterate(b"a")] == [b"a", b"a1", b"a2", b"a\xff", b"a\xff\xff"]
     assert [k for k, _ in kv.iterate(b"a\xff")] == [b"a\xff", b"a\xff\xff"]
-    assert [k for k, _ in kv.iterate(b"a", reverse=True)][0] == b"a\xff\xff"
+    assert next(k for k, _ in kv.iterate(b"a", reverse=True)) == b"a\xff\xff"
     assert [k for k, _ in kv.iterate(b"a", start=b"a2")] == [b"a2", b"a\xff", b"a\xff\xff"]
     assert [k for k, _ in kv.iterate(b"a", start=b"a2", reverse=True)] == [b"a2", b"a1", b"a"]
-    assert [k for k, _ in kv.iterate(b"")][0] == b"\x00"
+    assert next(k for k, _ in kv.iterate(b"")) == b"\x00"
     assert list(kv.iterate(b"zz")) == []
 
 

@@ -228,6 +228,6 @@ def test_preview_writes_nothing_and_matches_the_append() -> None:
     tx = factories.note_tx(data=b"p")
     preview = chain.store.preview([tx.tx_id], {b"a": b"1"})
     assert len(chain.store.kv) == entries  # type: ignore[arg-type]
-    block, cert = next_block(chain, (tx,), {b"a": b"1"})
+    block, _ = next_block(chain, (tx,), {b"a": b"1"})
     assert (block.header.log_size, block.header.log_root, block.header.state_root) == (
         preview.log_size, preview.log_root, preview.state_root)

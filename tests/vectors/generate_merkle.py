@@ -17,8 +17,9 @@ negative case lists only the fields that differ from positive case ``of``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ledger import merkle
 from ledger.errors import ProofError
@@ -186,9 +187,9 @@ def _consistency_mutations(case: dict[str, Any]) -> list[tuple[str, dict[str, An
     return out
 
 
-def _rejects(check: Callable[[], None]) -> bool:
+def _rejects(check: Callable[..., None], *args: Any) -> bool:
     try:
-        check()
+        check(*args)
     except ProofError:
         return True
     return False
@@ -230,13 +231,13 @@ def build() -> dict[str, Any]:
             for mutation, bad in _inclusion_mutations(case):
                 if _inclusion_is_valid(leaves, bad):
                     continue
-                if not _rejects(lambda: merkle.verify_inclusion(
-                        bad["index"], bad["size"], bad["leaf_hash"], bad["proof"], bad["root"])):
+                if not _rejects(merkle.verify_inclusion,
+                                bad["index"], bad["size"], bad["leaf_hash"], bad["proof"], bad["root"]):
                     raise SystemExit(f"inclusion ({index}, {size}) {mutation}: accepted")
                 inclusion_bad.append(_negative(len(inclusion) - 1, mutation, case, bad))
     consistency, consistency_bad = [], []
-    for new in range(0, len(leaves) + 1):
-        for old in range(0, new + 1):
+    for new in range(len(leaves) + 1):
+        for old in range(new + 1):
             proof = [] if old in (0, new) else ref.proof(old, leaves[:new])
             case = {
                 "old_size": old, "new_size": new, "old_root": ref.mth(leaves[:old]),
@@ -247,8 +248,8 @@ def build() -> dict[str, Any]:
             for mutation, bad in _consistency_mutations(case):
                 if _consistency_is_valid(leaves, bad):
                     continue
-                if not _rejects(lambda: merkle.verify_consistency(
-                        bad["old_size"], bad["new_size"], bad["old_root"], bad["new_root"], bad["proof"])):
+                if not _rejects(merkle.verify_consistency,
+                                bad["old_size"], bad["new_size"], bad["old_root"], bad["new_root"], bad["proof"]):
                     raise SystemExit(f"consistency ({old}, {new}) {mutation}: accepted")
                 consistency_bad.append(_negative(len(consistency) - 1, mutation, case, bad))
     return {
