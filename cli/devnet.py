@@ -1,7 +1,300 @@
-"""`imi devnet`: A local consortium of validators as OS processes."""
+"""`imi devnet`: A local consortium of validators as OS processes.
+
+``up`` generates a genesis and keys under ``--dir`` (unless one is there),
+starts every validator as its own process (own session, log file
+``DIR/logs/<name>.log``), writes ``DIR/pids.json`` and returns once every
+validator answers ``/health``. ``status``, ``kill`` (SIGKILL, for crash
+tests), ``restart`` and ``down`` act on that directory. Ports are free loopback
+ports chosen at generation time.
+
+:class:`Devnet` is the same as a Python API, used by the tests, the soak test,
+the benchmark and ``make run``.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
 import typer
 
+from cli._common import fail, print_json
+
 app = typer.Typer(help="A local consortium of validators as OS processes.", no_args_is_help=True)
+
+HEALTH_TIMEOUT_S = 60.0
+STOP_GRACE_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    name: str
+    node_dir: Path
+    api: str  # base URL
+
+    @property
+    def log_file(self) -> Path:
+        return self.node_dir.parent.parent / "logs" / f"{self.name}.log"
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap our own exited children
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie that is not our child still answers kill(0)
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Devnet:
+    """A devnet directory: genesis, node directories, logs and the pids of running validators."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+
+    # --- layout ----------------------------------------------------------------------
+    @property
+    def pids_file(self) -> Path:
+        return self.dir / "pids.json"
+
+    def nodes(self) -> list[NodeInfo]:
+        out = []
+        for config_file in sorted((self.dir / "validators").glob("*/node.json")):
+            config = json.loads(config_file.read_text())
+            out.append(NodeInfo(config["name"], config_file.parent, f"http://{config['api']}"))
+        return out
+
+    def node(self, name: str) -> NodeInfo:
+        for info in self.nodes():
+            if info.name == name:
+                return info
+        raise KeyError(name)
+
+    def pids(self) -> dict[str, int]:
+        if not self.pids_file.exists():
+            return {}
+        return {k: int(v) for k, v in json.loads(self.pids_file.read_text()).items()}
+
+    def _save_pids(self, pids: dict[str, int]) -> None:
+        tmp = self.pids_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(pids, indent=2, sort_keys=True))
+        os.replace(tmp, self.pids_file)
+
+    # --- lifecycle -------------------------------------------------------------------
+    def create(self, validators: int = 4, *, heartbeat_ms: int | None = None) -> None:
+        from cli.genesis import create_consortium
+
+        if not (self.dir / "genesis.json").exists():
+            create_consortium(self.dir, validators=validators, trustees=3, threshold=2,
+                              chain_id="imi-devnet", heartbeat_ms=heartbeat_ms)
+
+    def start(self, name: str, env: dict[str, str] | None = None) -> int:
+        """Start one validator process (own session); returns its pid."""
+        info = self.node(name)
+        info.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(info.log_file, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "node", "start", "--dir", str(info.node_dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env={**os.environ, **(env or {})},
+                cwd=str(Path(__file__).resolve().parent.parent),
+            )
+        pids = self.pids()
+        pids[name] = process.pid
+        self._save_pids(pids)
+        return process.pid
+
+    def up(self, validators: int = 4, *, heartbeat_ms: int | None = None,
+           env: dict[str, str] | None = None, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+        """Create (if needed) and start every validator; return once all are healthy."""
+        self.create(validators, heartbeat_ms=heartbeat_ms)
+        try:
+            for info in self.nodes():
+                if not _alive(self.pids().get(info.name)):
+                    self.start(info.name, env)
+            self.wait_healthy(timeout_s=timeout_s)
+        except BaseException:
+            self.down()
+            raise
+
+    def wait_healthy(self, names: list[str] | None = None, *, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+        wanted = [n for n in self.nodes() if names is None or n.name in names]
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(timeout=2.0) as client:
+            for info in wanted:
+                while True:
+                    if not _alive(self.pids().get(info.name)):
+                        raise RuntimeError(f"validator {info.name} exited; see {info.log_file}")
+                    try:
+                        if client.get(f"{info.api}/health").status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"validator {info.name} not healthy after {timeout_s} s")
+                    time.sleep(0.2)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one validator (default: kill -9) and wait for it to be gone."""
+        pid = self.pids().get(name)
+        if not _alive(pid):
+            return
+        assert pid is not None
+        os.kill(pid, sig)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+
+    def restart(self, name: str, *, kill_signal: int = signal.SIGTERM,
+                env: dict[str, str] | None = None) -> int:
+        self.kill(name, kill_signal)
+        pid = self.start(name, env)
+        self.wait_healthy([name])
+        return pid
+
+    def down(self) -> None:
+        """Stop every validator: SIGTERM, then SIGKILL after a grace period."""
+        pids = self.pids()
+        for pid in pids.values():
+            if _alive(pid):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in pids.values():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pids.values():
+            while _alive(pid):
+                time.sleep(0.02)
+        if self.pids_file.exists():
+            self.pids_file.unlink()
+
+    def status(self) -> dict[str, Any]:
+        """Per validator: name, pid, api, up, height, state_root, head hash."""
+        nodes = []
+        pids = self.pids()
+        with httpx.Client(timeout=2.0) as client:
+            for info in self.nodes():
+                pid = pids.get(info.name)
+                entry: dict[str, Any] = {"name": info.name, "pid": pid, "api": info.api, "up": False,
+                                         "height": None, "state_root": None, "block_hash": None}
+                if _alive(pid):
+                    try:
+                        latest = client.get(f"{info.api}/v1/blocks/latest")
+                        health = client.get(f"{info.api}/health")
+                        entry["up"] = health.status_code == 200
+                        entry["height"] = health.json().get("height")
+                        if latest.status_code == 200:
+                            header = latest.json()["header"]
+                            entry.update(height=header["height"], state_root=header["state_root"],
+                                         block_hash=header["hash"])
+                    except (httpx.HTTPError, ValueError, KeyError):
+                        pass
+                nodes.append(entry)
+        return {"dir": str(self.dir), "nodes": nodes}
+
+
+# --- commands ----------------------------------------------------------------------------
+@app.command("up")
+def up(
+    validators: int = typer.Option(4, "--validators", min=1, max=32, help="Number of validators."),
+    directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
+    heartbeat_ms: int | None = typer.Option(None, "--heartbeat-ms", min=100, help="Idle block interval."),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """Generate (if needed) and start a local devnet; returns when every validator is healthy."""
+    net = Devnet(directory)
+    try:
+        net.up(validators, heartbeat_ms=heartbeat_ms)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        fail(str(exc), reason="devnet-failed", as_json=as_json)
+    _print_status(net, as_json)
+
+
+@app.command("status")
+def status(
+    directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
+    as_json: bool = typer.Option(False, "--json", help="JSON with a `nodes` list."),
+) -> None:
+    """Show each validator's pid, API, height and state root."""
+    if not (directory / "genesis.json").exists():
+        fail(f"no devnet in {directory}", reason="not-found", as_json=as_json)
+    _print_status(Devnet(directory), as_json)
+
+
+@app.command("kill")
+def kill(
+    name: str = typer.Argument(..., help="Validator name (v0, v1, ...)."),
+    directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
+) -> None:
+    """kill -9 one validator (crash test)."""
+    net = Devnet(directory)
+    try:
+        net.kill(name)
+    except KeyError:
+        fail(f"no validator {name}", reason="not-found")
+    print(f"killed {name}")
+
+
+@app.command("restart")
+def restart(
+    name: str = typer.Argument(..., help="Validator name (v0, v1, ...)."),
+    directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
+) -> None:
+    """Stop (SIGTERM) and start one validator; returns when it is healthy."""
+    net = Devnet(directory)
+    try:
+        pid = net.restart(name)
+    except KeyError:
+        fail(f"no validator {name}", reason="not-found")
+    except (RuntimeError, TimeoutError) as exc:
+        fail(str(exc), reason="devnet-failed")
+    print(f"restarted {name} (pid {pid})")
+
+
+@app.command("down")
+def down(directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory.")) -> None:
+    """Stop every validator of the devnet (data stays in DIR)."""
+    Devnet(directory).down()
+    print("devnet stopped")
+
+
+def _print_status(net: Devnet, as_json: bool) -> None:
+    report = net.status()
+    if as_json:
+        print_json(report)
+        return
+    for entry in report["nodes"]:
+        state = "up" if entry["up"] else "DOWN"
+        root = (entry["state_root"] or "-")[:16]
+        print(f"{entry['name']:6} {state:4} pid={entry['pid']} {entry['api']} "
+              f"height={entry['height']} state_root={root}")
+    if not all(e["up"] for e in report["nodes"]):
+        sys.stdout.flush()
+        raise typer.Exit(1)

@@ -1,7 +1,99 @@
-"""`imi node`: Run one validator."""
+"""`imi node`: Run one validator.
+
+``imi node init`` prepares a node directory for an operator joining a
+consortium on another host (keys, TLS identity, config) and prints the public
+validator entry to send to whoever assembles the genesis. ``imi node start``
+runs a validator from a node directory. Transaction handlers are composed
+here: the devnet's ``test.note`` plus the identity rules when installed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
 
+from cli._common import fail, print_json
+from ledger.keys import SigningKey, b64url_encode
+from node import tls
+from node.errors import ConfigError, NodeError
+from node.execution import DEVNET_HANDLERS, Handler
+
 app = typer.Typer(help="Run one validator.", no_args_is_help=True)
+
+
+def compose_handlers() -> tuple[dict[str, Handler], list[Any]]:
+    """The transaction handlers and extra API routers of a full node: devnet + identity."""
+    handlers: dict[str, Handler] = dict(DEVNET_HANDLERS)
+    routers: list[Any] = []
+    try:
+        from identity.rules import IDENTITY_HANDLERS  # type: ignore[import-not-found]
+
+        handlers.update(IDENTITY_HANDLERS)
+    except ImportError:
+        pass
+    try:
+        from identity.api import ROUTERS  # type: ignore[import-not-found]
+
+        routers.extend(ROUTERS)
+    except ImportError:
+        pass
+    return handlers, routers
+
+
+@app.command("init")
+def init(
+    directory: Path = typer.Option(..., "--dir", help="Node directory to create."),
+    name: str = typer.Option(..., "--name", help="Validator name (unique in the consortium)."),
+    listen: str = typer.Option(..., "--listen", help="host:port of the validator transport, "
+                               "as peers will dial it."),
+    api: str = typer.Option("127.0.0.1:8080", "--api", help="host:port of the REST API."),
+    as_json: bool = typer.Option(False, "--json", help="Print the entry as JSON only."),
+) -> None:
+    """Create keys and config for one validator; print its public genesis entry."""
+    from cli.genesis import write_private
+
+    if (directory / "consensus_key.jwk").exists():
+        fail(f"{directory} already holds a validator key", reason="exists", as_json=as_json)
+    key = SigningKey.generate()
+    key_pem, cert_pem = tls.generate_identity(name)
+    write_private(directory / "consensus_key.jwk", json.dumps(key.to_private_jwk()).encode())
+    write_private(directory / "tls_key.pem", key_pem)
+    (directory / "tls_cert.pem").write_bytes(cert_pem)
+    (directory / "certs").mkdir(exist_ok=True)
+    (directory / "certs" / f"{name}.pem").write_bytes(cert_pem)
+    config = {"name": name, "listen": listen, "api": api, "genesis": "genesis.json",
+              "certs": "certs", "data": "data"}
+    (directory / "node.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    entry = {"name": name, "jwk": key.public_key.to_jwk(), "power": 1, "address": listen,
+             "tls_spki_sha256": b64url_encode(tls.spki_sha256_of_cert(cert_pem))}
+    if as_json:
+        print_json(entry)
+    else:
+        print(f"node directory {directory} ready; add this entry to the genesis 'validators' list,")
+        print(f"share {directory / 'tls_cert.pem'} with every other operator (their certs/ directory):")
+        print(json.dumps(entry, indent=2))
+
+
+@app.command("start")
+def start(
+    directory: Path = typer.Option(..., "--dir", help="Node directory (node.json, keys, genesis)."),
+) -> None:
+    """Run a validator until SIGTERM/SIGINT. Config: node.json, overridden by IMI_* variables."""
+    from node.service import NodeConfig, ValidatorService, configure_logging
+
+    try:
+        config = NodeConfig.load(directory)
+        configure_logging(config.log_level)
+        handlers, routers = compose_handlers()
+        service = ValidatorService(config, handlers, extra_routers=routers)
+    except (ConfigError, NodeError) as exc:
+        fail(str(exc), reason=exc.reason)
+    try:
+        asyncio.run(service.run())
+    except KeyboardInterrupt:
+        sys.exit(130)

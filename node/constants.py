@@ -24,7 +24,7 @@ TLS_CERT_DAYS: Final = 3_650
 TICK_MS_DEFAULT: Final = 20
 HEARTBEAT_MS_DEFAULT: Final = 2_000
 WAL_RECORD_BYTES_MAX: Final = ENCODING_BYTES_MAX
-WAL_SEGMENT_RECORDS_MAX: Final = 100_000  # the WAL is compacted past this many records
+WAL_SEGMENT_RECORDS_MAX: Final = 2_000  # compacted to the current height past this many records
 
 # --- mempool ------------------------------------------------------------------------
 MEMPOOL_TXS_MAX: Final = 20_000

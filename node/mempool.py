@@ -5,7 +5,8 @@ accepted again, idempotently, without re-checking), committed check (replay),
 capacity (``MEMPOOL_TXS_MAX``), then ``Executor.check_tx`` against the latest
 committed state — which covers the stateless checks (shape, chain, signatures),
 expiry at the local clock and the handler's own rules. Rejections raise the
-ledger's typed errors with a stable ``reason``.
+ledger's typed errors with a stable ``reason``; a full pool raises
+:class:`node.errors.MempoolFull` (the API answers 503, retry later).
 
 Order is arrival order (first come, first proposed). Transactions leave the pool
 when committed (:meth:`remove`), when a proposer's execution rejected them, or
@@ -19,9 +20,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Callable, Iterable
 
-from ledger.errors import ReplayError, TransactionError
+from ledger.errors import ReplayError
 from ledger.tx import Transaction
 from node.constants import MEMPOOL_GOSSIP_BATCH_MAX, MEMPOOL_TXS_MAX
+from node.errors import MempoolFull
 from node.execution import BlockContext, Executor, StateReader
 
 
@@ -67,8 +69,7 @@ class Mempool:
             if self._is_committed(tx.tx_id):
                 raise ReplayError("transaction already committed", reason="replayed-transaction")
             if len(self._pending) >= self.capacity:
-                raise TransactionError(f"mempool holds {self.capacity} transactions; retry later",
-                                       reason="mempool-full")
+                raise MempoolFull(f"mempool holds {self.capacity} transactions; retry later")
             ctx = BlockContext(self._executor.chain_id, self._next_height(), self._now_ms(), "")
             self._executor.check_tx(tx, self._state(), ctx, self._is_committed)
         except Exception:

@@ -263,6 +263,8 @@ class Transport:
             log.warning("bad frame from %s: %s", peer_name, exc)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, ssl.SSLError):
             pass
+        except asyncio.CancelledError:
+            pass  # shutting down: a connection handler has nothing left to clean up
         finally:
             self._inbound.discard(writer)
             writer.close()

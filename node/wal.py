@@ -2,8 +2,9 @@
 
 File format: a sequence of records ``length (4 bytes, big-endian) || crc32 (4
 bytes) || canonical CBOR``. :meth:`Wal.append` writes a whole Ready's records
-and fsyncs before returning, so the driver sends a vote only after the fact
-that it signed it is on disk. After a crash (kill -9) a torn last record
+and fsyncs before returning; :meth:`Wal.write` + :meth:`Wal.sync` let the
+driver group several Readies into one fsync. Either way the driver sends a
+vote only after the fact that it signed it is on disk. After a crash (kill -9) a torn last record
 (short, bad checksum or not canonical) is cut off on :meth:`Wal.open`: its
 append never returned, so nothing it recorded was sent.
 
@@ -58,12 +59,13 @@ def _parse(data: bytes) -> tuple[list[Value], int]:
 class Wal:
     """An append-only, fsynced record log. Open with :meth:`open`; not thread-safe."""
 
-    __slots__ = ("path", "_fd", "records_count")
+    __slots__ = ("path", "_fd", "records_count", "_dirty")
 
     def __init__(self, path: Path, fd: int, records_count: int) -> None:
         self.path = path
         self._fd = fd
         self.records_count = records_count
+        self._dirty = False
 
     @classmethod
     def open(cls, path: Path) -> tuple["Wal", list[Value]]:
@@ -84,18 +86,32 @@ class Wal:
 
     def append(self, records: Iterable[Value]) -> None:
         """Append ``records`` and fsync; returns only once they are durable."""
+        if self.write(records):
+            self.sync()
+
+    def write(self, records: Iterable[Value]) -> int:
+        """Append ``records`` without fsync (group commit: call :meth:`sync` before acting
+        on them). Returns how many were written."""
         frames = [_frame(r) for r in records]
         if not frames:
-            return
+            return 0
         blob = b"".join(frames)
         written = 0
         while written < len(blob):
             written += os.write(self._fd, blob[written:])
-        os.fsync(self._fd)
         self.records_count += len(frames)
+        self._dirty = True
+        return len(frames)
+
+    def sync(self) -> None:
+        """Make every record written so far durable (one fsync)."""
+        if self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
 
     def rewrite(self, records: Iterable[Value]) -> None:
         """Atomically replace the log's content with ``records`` (compaction)."""
+        self.sync()
         kept = list(records)
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "wb") as handle:

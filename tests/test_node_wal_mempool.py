@@ -11,6 +11,7 @@ from ledger.errors import ReplayError, SignatureError, TransactionError
 from ledger.keys import SigningKey
 from ledger.storage import MemoryKV
 from ledger.tx import Transaction
+from node.errors import MempoolFull
 from node.execution import DEVNET_HANDLERS, Executor
 from node.mempool import Mempool
 from node.wal import Wal
@@ -83,9 +84,8 @@ def test_mempool_rejects_with_typed_reasons() -> None:
         pool.add(forged)
     pool.add(_note(key))
     pool.add(_note(key))
-    with pytest.raises(TransactionError) as full:
+    with pytest.raises(MempoolFull):
         pool.add(_note(key))
-    assert full.value.reason == "mempool-full"
     assert len(pool) == 2
 
 

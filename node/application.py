@@ -1,0 +1,210 @@
+"""The consensus Application over the LedgerStore and the Executor (execute-then-vote).
+
+* :meth:`LedgerApplication.build_block` — the proposer takes a mempool batch,
+  executes it on the last committed state (dropping failing transactions), and
+  returns a block whose header carries the resulting state root, the tx root,
+  the log root and size, and the hashes of the validator sets that certify this
+  block and the next. Its time is the driver's wall clock, never earlier than
+  the previous block's.
+* :meth:`LedgerApplication.validate_block` — every validator re-executes the
+  block strictly and accepts it only if every header field is reproduced
+  exactly and its time is within ``BLOCK_TIME_DRIFT_MS_MAX`` of our clock.
+* :meth:`LedgerApplication.apply_committed` — the driver's path for decided
+  blocks (and catch-up's): re-verify the commit certificate against the set
+  named for that height, reuse (or redo) the execution, and store the block in
+  one atomic batch (``LedgerStore.append_block``). Idempotent for heights
+  already stored.
+
+Executions are cached by block hash between validation and commit (bounded by
+``EXECUTIONS_CACHED_MAX``) so a block is normally executed once per validator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Callable
+
+from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
+from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX
+from ledger.errors import BlockError, LedgerError
+from ledger.genesis import Genesis
+from ledger.storage import PREFIX_TX, LedgerStore
+from ledger.tx import Transaction
+from ledger.validators import ValidatorSet
+from node.constants import PROPOSE_BATCH_TXS_MAX
+from node.execution import BlockContext, Executor, read_validator_set
+from node.mempool import Mempool
+
+log = logging.getLogger("imi.app")
+
+EXECUTIONS_CACHED_MAX = 16
+VALIDATOR_SETS_CACHED_MAX = 64
+
+Updates = dict[bytes, bytes | None]
+CommitListener = Callable[[Block], None]
+
+
+class LedgerApplication:
+    """Implements :class:`node.consensus.types.Application` for one validator."""
+
+    def __init__(
+        self,
+        *,
+        store: LedgerStore,
+        executor: Executor,
+        genesis: Genesis,
+        mempool: Mempool | None,
+        my_key_id: str,
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.genesis = genesis
+        self.mempool = mempool
+        self.my_key_id = my_key_id
+        self.now_ms = now_ms
+        self._executions: OrderedDict[bytes, Updates] = OrderedDict()
+        self._validator_sets: OrderedDict[int, ValidatorSet] = OrderedDict()
+        self.listeners: list[CommitListener] = []
+        self.rejected_blocks = 0
+
+    # --- helpers -----------------------------------------------------------------------
+    def is_committed(self, tx_id: bytes) -> bool:
+        return self.store.kv.get(PREFIX_TX + tx_id) is not None
+
+    def height(self) -> int:
+        return self.store.height()
+
+    def _prev(self) -> tuple[bytes, int]:
+        """(hash, time_ms) of the head block, or of the genesis before block 1."""
+        head = self.store.head()
+        if head is None:
+            return self.genesis.hash, self.genesis.time_ms
+        return head.hash, head.time_ms
+
+    def _remember(self, block_hash: bytes, updates: Updates) -> None:
+        self._executions[block_hash] = updates
+        while len(self._executions) > EXECUTIONS_CACHED_MAX:
+            self._executions.popitem(last=False)
+
+    # --- Application protocol ----------------------------------------------------------
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The set certifying block ``height``: the state's set after block ``height - 1``."""
+        cached = self._validator_sets.get(height)
+        if cached is not None:
+            return cached
+        if not 1 <= height <= self.store.height() + 1:
+            raise BlockError(f"validator set of height {height} is not known yet", reason="unknown-height")
+        vset = read_validator_set(self.store.state_reader(height - 1))
+        self._validator_sets[height] = vset
+        while len(self._validator_sets) > VALIDATOR_SETS_CACHED_MAX:
+            self._validator_sets.popitem(last=False)
+        return vset
+
+    def build_block(self, height: int, round_: int) -> Block:
+        if height != self.store.height() + 1:
+            raise BlockError(f"asked to build {height} on head {self.store.height()}", reason="bad-height")
+        prev_hash, prev_time = self._prev()
+        time_ms = max(self.now_ms(), prev_time)
+        txs: list[Transaction] = []
+        if self.mempool is not None:
+            self.mempool.evict_expired(time_ms)
+            txs = self.mempool.batch(PROPOSE_BATCH_TXS_MAX)
+        ctx = BlockContext(self.genesis.chain_id, height, time_ms, self.my_key_id)
+        execution = self.executor.execute_block(self.store.state_reader(height - 1), txs, ctx,
+                                                self.is_committed, strict=False)
+        if execution.rejected and self.mempool is not None:
+            self.mempool.remove(tx_id for tx_id, _ in execution.rejected)
+        ids = [tx.tx_id for tx in execution.txs]
+        preview = self.store.preview(ids, execution.updates)
+        header = BlockHeader(
+            chain_id=self.genesis.chain_id, height=height, round=round_, prev_hash=prev_hash,
+            time_ms=time_ms, tx_root=merkle_root(ids), tx_count=len(ids),
+            log_root=preview.log_root, log_size=preview.log_size, state_root=preview.state_root,
+            validator_set_hash=self.validators_at(height).hash,
+            next_validator_set_hash=execution.next_validators.hash, proposer=self.my_key_id,
+        )
+        block = Block(header, execution.txs)
+        self._remember(block.hash, execution.updates)
+        return block
+
+    def validate_block(self, block: Block) -> bool:
+        try:
+            self._check(block, check_clock=True)
+        except LedgerError as exc:
+            self.rejected_blocks += 1
+            log.warning("rejecting block %d: %s [%s]", block.header.height, exc, exc.reason)
+            return False
+        return True
+
+    def committed_block(self, height: int) -> tuple[Block, CommitCertificate] | None:
+        block = self.store.block(height)
+        certificate = self.store.certificate(height)
+        if block is None or certificate is None:
+            return None
+        return block, certificate
+
+    # --- committing ------------------------------------------------------------------------
+    def apply_committed(self, block: Block, certificate: CommitCertificate) -> bool:
+        """Verify and store a decided block; False if that height is already stored.
+
+        Raises :class:`BlockError` / :class:`CertificateError` if the block or its
+        certificate does not check (nothing is written then).
+        """
+        header = block.header
+        stored = self.store.height()
+        if header.height <= stored:
+            existing = self.store.header(header.height)
+            if existing is None or existing.hash != header.hash:
+                raise BlockError(f"a different block {header.height} is committed here",
+                                 reason="conflicting-commit")
+            return False
+        certificate.verify(header, self.validators_at(header.height))
+        updates = self._executions.pop(block.hash, None)
+        if updates is None:
+            updates = self._check(block, check_clock=False)
+        self.store.append_block(block, certificate, updates)
+        for stale in [h for h in self._validator_sets if h <= header.height - VALIDATOR_SETS_CACHED_MAX // 2]:
+            del self._validator_sets[stale]
+        if self.mempool is not None:
+            self.mempool.remove(tx.tx_id for tx in block.txs)
+        for listener in self.listeners:
+            listener(block)
+        return True
+
+    def _check(self, block: Block, *, check_clock: bool) -> Updates:
+        """Re-execute ``block`` on the head state; return its updates or raise :class:`BlockError`."""
+        h = block.header
+        if h.chain_id != self.genesis.chain_id:
+            raise BlockError("block of another chain", reason="wrong-chain")
+        if h.height != self.store.height() + 1:
+            raise BlockError(f"block {h.height} does not follow head {self.store.height()}", reason="bad-height")
+        prev_hash, prev_time = self._prev()
+        if h.prev_hash != prev_hash:
+            raise BlockError("prev_hash does not link to the head", reason="broken-link")
+        validators = self.validators_at(h.height)
+        if h.validator_set_hash != validators.hash:
+            raise BlockError("header names another validator set", reason="wrong-validator-set")
+        if h.proposer != validators.proposer(h.height, h.round).key_id:
+            raise BlockError("proposer out of turn", reason="wrong-proposer")
+        if h.time_ms < prev_time:
+            raise BlockError("block time goes backwards", reason="bad-time")
+        if check_clock and abs(h.time_ms - self.now_ms()) > BLOCK_TIME_DRIFT_MS_MAX:
+            raise BlockError("block time too far from our clock", reason="clock-drift")
+        block.check_body()
+        ctx = BlockContext(h.chain_id, h.height, h.time_ms, h.proposer)
+        execution = self.executor.execute_block(self.store.state_reader(h.height - 1), block.txs, ctx,
+                                                self.is_committed, strict=True)
+        if execution.next_validators.hash != h.next_validator_set_hash:
+            raise BlockError("next validator set differs", reason="wrong-validator-set")
+        preview = self.store.preview([tx.tx_id for tx in block.txs], execution.updates)
+        if (preview.log_root, preview.log_size) != (h.log_root, h.log_size):
+            raise BlockError("log root or size differs", reason="log-root-mismatch")
+        if preview.state_root != h.state_root:
+            raise BlockError("state root differs after re-execution", reason="state-root-mismatch")
+        self._remember(block.hash, execution.updates)
+        return execution.updates
+
+
+__all__ = ["LedgerApplication"]

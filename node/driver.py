@@ -1,0 +1,192 @@
+"""The asyncio driver that feeds the pure consensus core (etcd-raft style).
+
+For every ``Ready`` the core returns, in this order:
+
+1. ``persist`` — appended to the WAL (:class:`node.wal.Wal`);
+2. ``send``    — queued, and handed to the transport only after one fsync that
+   covers every record written so far (group commit at the end of the loop
+   iteration), so a vote that a crash could make us forget is never on the wire;
+3. ``committed`` — each block's certificate is re-verified and the block stored
+   in one atomic batch (:meth:`LedgerApplication.apply_committed`);
+4. ``evidence`` — logged and counted.
+
+Ticks come from a timer every ``tick_ms``. Between heights the driver holds
+the first tick of the next height (the core starts a height on a tick) until
+there is work: a pending transaction, a message for a later height, or
+``heartbeat_ms`` since the last commit — so an idle chain makes one empty
+block per heartbeat and a busy one proposes as soon as transactions arrive.
+
+On restart the WAL's records are handed to the core as ``restored`` (see
+:meth:`Driver._restored_for_core` for a store that moved past them); the WAL is
+compacted to the records from the last ``{"t": "height"}`` marker on once it
+holds more than ``WAL_SEGMENT_RECORDS_MAX`` records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from ledger.encoding import Value
+from ledger.errors import LedgerError
+from node.application import LedgerApplication
+from node.consensus.types import Envelope, Ready
+from node.constants import WAL_SEGMENT_RECORDS_MAX
+from node.wal import Wal
+
+log = logging.getLogger("imi.driver")
+
+CoreFactory = Callable[[list[Value]], Any]
+"""Builds a core from restored WAL records: ``Core(config, my_key, app, restored)``."""
+
+
+def _is_height_marker(record: Value) -> bool:
+    return isinstance(record, dict) and record.get("t") == "height"
+
+
+class Driver:
+    """Owns the core; every call into it goes through :meth:`step` or :meth:`tick`."""
+
+    def __init__(
+        self,
+        *,
+        core_factory: CoreFactory,
+        wal: Wal,
+        restored: list[Value],
+        app: LedgerApplication,
+        send: Callable[[Envelope], None],
+        tick_ms: int,
+        heartbeat_ms: int,
+        has_work: Callable[[], bool],
+    ) -> None:
+        self._core_factory = core_factory
+        self._wal = wal
+        self._tail: list[Value] = self._since_marker(restored)
+        self._app = app
+        self._send = send
+        self.tick_ms = tick_ms
+        self.heartbeat_ms = heartbeat_ms
+        self._has_work = has_work
+        self.core: Any = None
+        self.paused = True
+        self._gated = False  # holding the first tick of the next height
+        self._last_commit_s = time.monotonic()
+        self._outbox: list[Envelope] = []
+        self._flush_scheduled = False
+        self.evidence_count = 0
+        self.commits = 0
+        self.rejected_commits = 0
+
+    @staticmethod
+    def _since_marker(records: list[Value]) -> list[Value]:
+        for index in range(len(records) - 1, -1, -1):
+            if _is_height_marker(records[index]):
+                return list(records[index:])
+        return list(records)
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def start_core(self) -> None:
+        """(Re)build the core from the WAL tail and resume. Called at start and after catch-up."""
+        self.core = self._core_factory(self._restored_for_core())
+        self.paused = False
+        self._gated = False
+
+    def _restored_for_core(self) -> list[Value]:
+        """The WAL tail if it is about the head height or the next one; else (the store moved
+        on, by catch-up) a bare height marker for the head, which the core reads as
+        "decided and applied": it then starts the height after the head."""
+        stored = self._app.height()
+        marker = self._tail[0] if self._tail else None
+        tail_height = marker.get("h") if isinstance(marker, dict) and _is_height_marker(marker) else 0
+        if type(tail_height) is int and tail_height >= stored:
+            return list(self._tail)
+        return [{"t": "height", "h": stored}] if stored > 0 else []
+
+    def pause(self) -> None:
+        """Stop feeding the core (during catch-up); messages are dropped meanwhile."""
+        self.paused = True
+
+    async def run(self) -> None:
+        """Tick forever (until cancelled)."""
+        period = self.tick_ms / 1000
+        next_at = time.monotonic()
+        while True:
+            next_at += period
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                next_at = time.monotonic()  # we fell behind: do not burst ticks
+                await asyncio.sleep(0)
+            if self.paused or self.core is None:
+                continue
+            if self._gated and not self._gate_open():
+                continue
+            self.tick()
+
+    def _gate_open(self) -> bool:
+        return self._has_work() or time.monotonic() - self._last_commit_s >= self.heartbeat_ms / 1000
+
+    def wake(self) -> None:
+        """Work arrived (a transaction): start the next height now rather than at the next tick."""
+        if self._gated and not self.paused and self.core is not None:
+            self.tick()
+
+    def flush(self) -> None:
+        """fsync the WAL, then hand every queued message to the transport."""
+        self._flush_scheduled = False
+        self._wal.sync()
+        if self._wal.records_count > WAL_SEGMENT_RECORDS_MAX:
+            self._wal.rewrite(self._tail)
+        outbox, self._outbox = self._outbox, []
+        for envelope in outbox:
+            self._send(envelope)
+
+    # --- feeding the core ------------------------------------------------------------------
+    def tick(self) -> None:
+        self._gated = False
+        self._handle(self.core.tick())
+
+    def step(self, message: object) -> None:
+        if self.paused or self.core is None:
+            return
+        if self._gated and getattr(message, "height", 0) > self._app.height():
+            # A peer is already at the next height: stop holding, first let the core enter it.
+            self.tick()
+        self._handle(self.core.step(message))
+
+    def _handle(self, ready: Ready) -> None:
+        if ready.persist:
+            self._wal.write(ready.persist)
+            for record in ready.persist:
+                if _is_height_marker(record):
+                    self._tail = []
+                self._tail.append(record)
+        if ready.send:
+            # Group commit: messages wait in the outbox until one fsync covers every
+            # record written before them (at the end of this loop iteration).
+            self._outbox.extend(ready.send)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self.flush)
+        for block, certificate in ready.committed:
+            try:
+                if self._app.apply_committed(block, certificate):
+                    self.commits += 1
+            except LedgerError as exc:
+                # A decided block that does not verify here means our core or store is
+                # inconsistent; storing nothing is the only safe move. Catch-up repairs it.
+                self.rejected_commits += 1
+                log.error("decided block %d not applied: %s [%s]", block.header.height, exc, exc.reason)
+        if ready.committed:
+            self._last_commit_s = time.monotonic()
+            self._gated = True
+        for first, second in ready.evidence:
+            self.evidence_count += 1
+            log.warning("equivocation by %s at height %d round %d (%s)", first.validator, first.height,
+                        first.round, first.kind)
+
+
+__all__ = ["CoreFactory", "Driver"]
