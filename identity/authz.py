@@ -21,7 +21,8 @@ did.update          DID     current controller key                      DID acti
 did.rotate          DID     next key (revealed in the payload)          DID active; next key matches commitment
 did.deactivate      DID     current controller key                      DID active
 did.recover         DID     holder's new key; recovery issuer's key     DID active; policy issuer_recovery;
-                                                                        issuer accredited for policy recovery_vct
+                                                                        issuer accredited for policy recovery_vct;
+                                                                        the DID is not (and never was) an issuer
 gov.*               "gov"   trustees, k of n                            —
 vct.publish         issuer  an assertion key of the issuer DID          issuer accredited for the vct; vct not
                                                                         owned by another issuer
@@ -80,6 +81,7 @@ class Condition(Enum):
     NEXT_KEY_MATCHES = "hash of the revealed key equals the stored next-key commitment"
     RECOVERY_ALLOWED = "policy issuer_recovery is true"
     RECOVERY_ISSUER_ACCREDITED = "payload issuer accredited for policy recovery_vct"
+    SUBJECT_NOT_ISSUER = "the DID being recovered has never been an issuer"
     ISSUER_ACCREDITED_FOR_VCT = "sender accredited for the payload vct"
     VCT_NOT_OWNED_BY_OTHER = "no other issuer has published this vct"
     ISSUER_ACCREDITED = "sender is an accredited issuer"
@@ -108,7 +110,7 @@ AUTH_TABLE: Mapping[str, AuthRule] = {
     "did.deactivate": AuthRule(Sender.DID, (Signer.CONTROLLER_KEY,), (Condition.DID_ACTIVE,)),
     "did.recover": AuthRule(Sender.DID, (Signer.NEW_KEY, Signer.RECOVERY_ISSUER_KEY),
                             (Condition.DID_ACTIVE, Condition.RECOVERY_ALLOWED,
-                             Condition.RECOVERY_ISSUER_ACCREDITED)),
+                             Condition.RECOVERY_ISSUER_ACCREDITED, Condition.SUBJECT_NOT_ISSUER)),
     "gov.validator_add": _GOV,
     "gov.validator_remove": _GOV,
     "gov.issuer_accredit": _GOV,
@@ -231,6 +233,13 @@ def _recovery_issuer(tx: Transaction, state: Overlay, rec: didmod.DidRecord | No
         raise _deny("issuer-not-accredited", f"issuer is not accredited for {vct!r}")
 
 
+def _subject_not_issuer(tx: Transaction, state: Overlay, rec: didmod.DidRecord | None) -> None:
+    # An agency's DID is governed by the trustees: one issuer must never be able to
+    # re-bind another issuer's (or its own) DID to a key of its choosing.
+    if issuer_status(state, tx.sender) is not None:
+        raise _deny("recovery-of-issuer", "issuer DIDs are not recoverable by another issuer")
+
+
 def _accredited_for_vct(tx: Transaction, state: Overlay, rec: didmod.DidRecord | None) -> None:
     vct = tx.payload.get("vct")
     if not isinstance(vct, str) or not accredited_for(state, tx.sender, vct):
@@ -266,6 +275,7 @@ CONDITION_CHECKS: Mapping[Condition, Callable[[Transaction, Overlay, Any], None]
     Condition.NEXT_KEY_MATCHES: _next_key_matches,
     Condition.RECOVERY_ALLOWED: _recovery_allowed,
     Condition.RECOVERY_ISSUER_ACCREDITED: _recovery_issuer,
+    Condition.SUBJECT_NOT_ISSUER: _subject_not_issuer,
     Condition.ISSUER_ACCREDITED_FOR_VCT: _accredited_for_vct,
     Condition.VCT_NOT_OWNED_BY_OTHER: _vct_not_owned,
     Condition.ISSUER_ACCREDITED: _issuer_in((ACCREDITED,)),

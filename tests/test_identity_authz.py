@@ -8,6 +8,7 @@ or a cell without its tests fails here.
 from __future__ import annotations
 
 from collections.abc import Callable
+import copy
 from dataclasses import dataclass
 
 import pytest
@@ -29,7 +30,21 @@ class Scene:
     tax: Holder  # accredited for TAX only, owns list "tax-1"
 
 
+_BASE: list[Scene] = []
+
+
 def scene(**policy: Value) -> Scene:
+    """A fresh fork of one shared base scene (built once), with ``policy`` applied."""
+    if not _BASE:
+        _BASE.append(_build_scene())
+    base = _BASE[0]
+    s = Scene(base.w.fork(), copy.copy(base.alice), copy.copy(base.agency), copy.copy(base.tax))
+    if policy:
+        s.w.ok(s.w.gov("gov.policy_set", {"policy": dict(policy)}))
+    return s
+
+
+def _build_scene() -> Scene:
     w = World()
     alice = w.new_did("alice")
     agency = w.issuer("agency", [PID, RECOVERY])
@@ -37,8 +52,6 @@ def scene(**policy: Value) -> Scene:
     for issuer, list_id in ((agency, "agency-1"), (tax, "tax-1")):
         w.ok(w.tx("status.create_list", issuer.did, {"list_id": list_id, "bits": 2, "size": 64}, issuer.key))
     w.ok(w.tx("vct.publish", agency.did, {"vct": PID, "name": "PID", "claims": ["given_name"]}, agency.key))
-    if policy:
-        w.ok(w.gov("gov.policy_set", {"policy": dict(policy)}))
     return Scene(w, alice, agency, tax)
 
 
@@ -212,6 +225,9 @@ def _recover_cases() -> list[Case]:
         Case("recover-by-issuer-not-accredited-for-recovery", "did.recover",
              Condition.RECOVERY_ISSUER_ACCREDITED, "issuer-not-accredited",
              lambda s: recover_tx(s, issuer=s.tax)),
+        Case("recover-a-citizen-did", "did.recover", Condition.SUBJECT_NOT_ISSUER, None, recover_tx),
+        Case("recover-another-issuers-did", "did.recover", Condition.SUBJECT_NOT_ISSUER, "recovery-of-issuer",
+             lambda s: (setattr(s, "alice", s.tax), recover_tx(s))[1]),
         Case("recover-by-suspended-issuer", "did.recover", Condition.RECOVERY_ISSUER_ACCREDITED,
              "issuer-not-accredited", suspended),
     ]

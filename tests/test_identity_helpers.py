@@ -105,6 +105,14 @@ class World:
         self.committed.add(tx.tx_id)
         return None
 
+    def fork(self) -> "World":
+        """An independent copy (state, height, committed ids) sharing the immutable parts."""
+        other = World.__new__(World)
+        other.c, other.executor, other._n = self.c, self.executor, self._n
+        other.state = DictState(dict(self.state.data))
+        other.height, other.committed = self.height, set(self.committed)
+        return other
+
     def ok(self, tx: Transaction) -> None:
         reason = self.run(tx)
         assert reason is None, f"{tx.type} rejected: {reason}"
