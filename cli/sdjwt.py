@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,7 +19,8 @@ from identity.constants import CREDENTIAL_LIFETIME_S_DEFAULT
 from identity.errors import IdentityError
 from identity.presentation import present as present_credential
 from identity.request import PresentationRequest
-from identity.sdjwt import HolderBinding, issue as issue_credential
+from identity.sdjwt import HolderBinding
+from identity.sdjwt import issue as issue_credential
 from identity.verifier import CnfHolderKeys, FixedIssuerKey, NoStatus, verify_presentation
 
 app = typer.Typer(help="Offline SD-JWT VC: issue, present, verify.", no_args_is_help=True)
@@ -29,7 +29,7 @@ VCT_DEFAULT = "urn:imi:credential:1"
 NOW_HELP = "Current time in seconds since the epoch (for tests)."
 
 
-def _now(now: Optional[int]) -> int:
+def _now(now: int | None) -> int:
     return int(time.time()) if now is None else now
 
 
@@ -43,9 +43,9 @@ def issue(
     holder_jwk: Path = typer.Option(..., "--holder-jwk", help="Holder public JWK file (cnf.jwk)."),
     claims: Path = typer.Option(..., "--claims", help="JSON object of claims; all selectively disclosable."),
     vct: str = typer.Option(VCT_DEFAULT, "--vct", help="Credential type."),
-    iss: Optional[str] = typer.Option(None, "--iss", help="Issuer identifier (default: JWK thumbprint URI)."),
+    iss: str | None = typer.Option(None, "--iss", help="Issuer identifier (default: JWK thumbprint URI)."),
     exp: int = typer.Option(CREDENTIAL_LIFETIME_S_DEFAULT, "--exp", min=1, help="Lifetime in seconds."),
-    now: Optional[int] = typer.Option(None, "--now", hidden=True, help=NOW_HELP),
+    now: int | None = typer.Option(None, "--now", hidden=True, help=NOW_HELP),
 ) -> None:
     """Issue an SD-JWT VC and print it (compact, ends with '~')."""
     key = read_signing_key(issuer_key, "issuer key")
@@ -70,7 +70,7 @@ def present(
     holder_key: Path = typer.Option(..., "--holder-key", help="Holder private JWK file."),
     nonce: str = typer.Option(..., "--nonce", help="The verifier's nonce."),
     aud: str = typer.Option(..., "--aud", help="The verifier's identifier."),
-    now: Optional[int] = typer.Option(None, "--now", hidden=True, help=NOW_HELP),
+    now: int | None = typer.Option(None, "--now", hidden=True, help=NOW_HELP),
 ) -> None:
     """Print a presentation (SD-JWT+KB) revealing only the named claims."""
     text = read_text_file(credential, "credential").strip()
@@ -91,9 +91,9 @@ def verify(
     claim: list[str] = typer.Option([], "--claim", help="Claim paths that must be disclosed."),
     predicate: list[str] = typer.Option([], "--predicate", help="Paths that must be true (age_equal_or_over.18)."),
     vct: list[str] = typer.Option([], "--vct", help="Accepted credential types (default any)."),
-    max_age: Optional[int] = typer.Option(None, "--max-age", min=0, help="Max credential age, seconds."),
+    max_age: int | None = typer.Option(None, "--max-age", min=0, help="Max credential age, seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print the disclosed claims as JSON."),
-    now: Optional[int] = typer.Option(None, "--now", hidden=True, help=NOW_HELP),
+    now: int | None = typer.Option(None, "--now", hidden=True, help=NOW_HELP),
 ) -> None:
     """Verify a presentation; print the disclosed claims, or exit 1 with the reason."""
     text = read_text_file(presentation, "presentation").strip()

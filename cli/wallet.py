@@ -11,7 +11,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -28,7 +27,7 @@ PASSWORD_OPT = typer.Option(None, "--password-file", help="File whose first line
 NOW_OPT = typer.Option(None, "--now", hidden=True, help="Seconds since the epoch (tests).")
 
 
-def _password(password_file: Optional[Path], *, confirm: bool = False) -> str:
+def _password(password_file: Path | None, *, confirm: bool = False) -> str:
     if password_file is not None:
         lines = read_text_file(password_file, "password file").splitlines()
         return lines[0] if lines else ""
@@ -38,21 +37,21 @@ def _password(password_file: Optional[Path], *, confirm: bool = False) -> str:
     return str(typer.prompt("wallet password", hide_input=True, confirmation_prompt=confirm))
 
 
-def _open(wallet: Path, password_file: Optional[Path]) -> Wallet:
+def _open(wallet: Path, password_file: Path | None) -> Wallet:
     try:
         return Wallet.open(wallet, _password(password_file))
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
 
 
-def _now(now: Optional[int]) -> int:
+def _now(now: int | None) -> int:
     return int(time.time()) if now is None else now
 
 
 @app.command("init")
 def init(
     wallet: Path = WALLET_OPT,
-    password_file: Optional[Path] = PASSWORD_OPT,
+    password_file: Path | None = PASSWORD_OPT,
     alg: Alg = typer.Option(Alg.ES256, "--alg", help="Algorithm of the first holder key."),
     fast_kdf: bool = typer.Option(False, "--insecure-fast-kdf", hidden=True, help="Tests only."),
 ) -> None:
@@ -68,7 +67,7 @@ def init(
 
 
 @app.command("key-new")
-def key_new(wallet: Path = WALLET_OPT, password_file: Optional[Path] = PASSWORD_OPT,
+def key_new(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
             alg: Alg = typer.Option(Alg.ES256, "--alg")) -> None:
     """Add a holder key; print its id."""
     opened = _open(wallet, password_file)
@@ -81,8 +80,8 @@ def key_new(wallet: Path = WALLET_OPT, password_file: Optional[Path] = PASSWORD_
 
 
 @app.command("key-public")
-def key_public(key_id: Optional[str] = typer.Argument(None, help="Key id (default: the only/first key)."),
-               wallet: Path = WALLET_OPT, password_file: Optional[Path] = PASSWORD_OPT) -> None:
+def key_public(key_id: str | None = typer.Argument(None, help="Key id (default: the only/first key)."),
+               wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT) -> None:
     """Print a holder public JWK (give it to an issuer as --holder-jwk)."""
     opened = _open(wallet, password_file)
     ids = opened.key_ids()
@@ -95,9 +94,9 @@ def key_public(key_id: Optional[str] = typer.Argument(None, help="Key id (defaul
 
 @app.command("add")
 def add(credential: Path = typer.Option(..., "--credential", help="File holding an issued SD-JWT."),
-        key: Optional[str] = typer.Option(None, "--key", help="Holder key id (default: from cnf.jwk)."),
-        wallet: Path = WALLET_OPT, password_file: Optional[Path] = PASSWORD_OPT,
-        now: Optional[int] = NOW_OPT) -> None:
+        key: str | None = typer.Option(None, "--key", help="Holder key id (default: from cnf.jwk)."),
+        wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+        now: int | None = NOW_OPT) -> None:
     """Store a credential; print its id."""
     opened = _open(wallet, password_file)
     try:
@@ -110,7 +109,7 @@ def add(credential: Path = typer.Option(..., "--credential", help="File holding 
 
 
 @app.command("list")
-def list_(wallet: Path = WALLET_OPT, password_file: Optional[Path] = PASSWORD_OPT,
+def list_(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
           as_json: bool = typer.Option(False, "--json")) -> None:
     """List held credentials (id, type, issuer, claim names)."""
     summaries = _open(wallet, password_file).credentials()
@@ -125,7 +124,7 @@ def list_(wallet: Path = WALLET_OPT, password_file: Optional[Path] = PASSWORD_OP
 
 @app.command("show")
 def show(cred_id: str = typer.Argument(...), wallet: Path = WALLET_OPT,
-         password_file: Optional[Path] = PASSWORD_OPT) -> None:
+         password_file: Path | None = PASSWORD_OPT) -> None:
     """Print every claim of one credential (JSON)."""
     try:
         claims = _open(wallet, password_file).show(cred_id)
@@ -136,9 +135,9 @@ def show(cred_id: str = typer.Argument(...), wallet: Path = WALLET_OPT,
 
 @app.command("answer")
 def answer(request: Path = typer.Option(..., "--request", help="JSON request (nonce, aud, claims, ...)."),
-           credential: Optional[str] = typer.Option(None, "--credential", help="Use this credential id."),
-           wallet: Path = WALLET_OPT, password_file: Optional[Path] = PASSWORD_OPT,
-           now: Optional[int] = NOW_OPT) -> None:
+           credential: str | None = typer.Option(None, "--credential", help="Use this credential id."),
+           wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+           now: int | None = NOW_OPT) -> None:
     """Answer a verifier's request with the minimum disclosure; print the presentation."""
     try:
         parsed = PresentationRequest.from_json(read_json_object(request, "request"))
@@ -154,7 +153,7 @@ def answer(request: Path = typer.Option(..., "--request", help="JSON request (no
 
 
 @app.command("history")
-def history(wallet: Path = WALLET_OPT, password_file: Optional[Path] = PASSWORD_OPT,
+def history(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
             as_json: bool = typer.Option(False, "--json")) -> None:
     """What was shown, to whom, when."""
     records = _open(wallet, password_file).history()

@@ -16,8 +16,9 @@ from __future__ import annotations
 import binascii
 import json
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Mapping
+from typing import Any, Final
 
 import nacl.exceptions
 import nacl.signing
@@ -125,7 +126,7 @@ class PreparedKey:
     by the exact bytes, so the memo can never turn a bad signature into a good one.
     """
 
-    __slots__ = ("public_key", "_ed", "_ec", "_memo", "_memo_max")
+    __slots__ = ("_ec", "_ed", "_memo", "_memo_max", "public_key")
 
     def __init__(self, public_key: PublicKey, *, memo_max: int = 0) -> None:
         self.public_key = public_key

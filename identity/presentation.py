@@ -13,8 +13,9 @@ presentation up to and including its last ``~``)).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from identity import jose
 from identity.constants import (
@@ -52,7 +53,7 @@ class HeldCredential:
     disclosures: tuple[Disclosure, ...]
 
     @classmethod
-    def parse(cls, compact: str) -> "HeldCredential":
+    def parse(cls, compact: str) -> HeldCredential:
         """Parse ``<JWT>~<d>~...~``; raises PresentationError on a malformed credential."""
         if not isinstance(compact, str) or len(compact) > PRESENTATION_CHARS_MAX:
             raise PresentationError("credential is not a string within limits", reason="bad-credential")
@@ -79,7 +80,8 @@ class HeldCredential:
 
     def claims(self) -> dict[str, Any]:
         """All claims with every disclosure applied (for showing the holder what it holds)."""
-        return _reveal(self.payload, self._by_digest(), set(), top=True)
+        claims: dict[str, Any] = _reveal(self.payload, self._by_digest(), set(), top=True)
+        return claims
 
 
 def _child(node: Any, segment: str, by_digest: dict[str, Disclosure], chosen: set[str], path: str) -> Any:

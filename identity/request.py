@@ -14,10 +14,11 @@ raises :class:`identity.errors.RequestError` (reasons ``vct-not-accepted``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from identity.errors import RequestError
+from identity.errors import PresentationError, RequestError
 from identity.presentation import split_path
 
 _MISSING = object()
@@ -26,7 +27,8 @@ _MISSING = object()
 @dataclass(frozen=True, slots=True)
 class PresentationRequest:
     """What a verifier asks. Empty ``vct``/``trusted_issuers`` mean "any"; ``max_age_s``
-    is seconds since the credential's ``iat`` (None: no limit)."""
+    is seconds since the credential's ``iat`` (None: no limit). Raises ValueError
+    on an empty nonce/aud, a malformed claim path or a negative max age."""
 
     nonce: str
     aud: str
@@ -39,7 +41,10 @@ class PresentationRequest:
 
     def __post_init__(self) -> None:
         for path in (*self.claims, *self.predicates):
-            split_path(path)
+            try:
+                split_path(path)
+            except PresentationError as exc:
+                raise ValueError(str(exc)) from exc
         if not self.nonce or not self.aud:
             raise ValueError("a request needs a non-empty nonce and aud")
         if self.max_age_s is not None and self.max_age_s < 0:
@@ -62,7 +67,7 @@ class PresentationRequest:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "PresentationRequest":
+    def from_json(cls, data: Mapping[str, Any]) -> PresentationRequest:
         """Build from the JSON form of :meth:`to_json`; raises ValueError on a bad shape."""
         def strings(name: str) -> tuple[str, ...]:
             value = data.get(name, [])
@@ -75,7 +80,10 @@ class PresentationRequest:
             raise ValueError("max_age_s must be an integer")
         nonce, aud = data.get("nonce"), data.get("aud")
         if not isinstance(nonce, str) or not isinstance(aud, str):
-            raise ValueError("nonce and aud must be strings")
+            raise ValueError("nonce and aud must be strings")  # noqa: TRY004 - one type for bad JSON
+        binding = data.get("require_key_binding", True)
+        if not isinstance(binding, bool):
+            raise ValueError("require_key_binding must be a boolean")  # noqa: TRY004 - one type for bad JSON
         return cls(
             nonce=nonce,
             aud=aud,
@@ -84,7 +92,7 @@ class PresentationRequest:
             predicates=strings("predicates"),
             trusted_issuers=frozenset(strings("trusted_issuers")),
             max_age_s=max_age,
-            require_key_binding=bool(data.get("require_key_binding", True)),
+            require_key_binding=binding,
         )
 
 

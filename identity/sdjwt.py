@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from identity import jose
 from identity.constants import (
@@ -60,14 +61,14 @@ class Disclosure:
     digest: str
 
     @classmethod
-    def create(cls, name: str | None, value: Any) -> "Disclosure":
+    def create(cls, name: str | None, value: Any) -> Disclosure:
         salt = b64url_encode(secrets.token_bytes(SALT_BYTES))
         array = [salt, value] if name is None else [salt, name, value]
         encoded = b64url_encode(jose.json_dumps(array))
         return cls(encoded, salt, name, value, digest(encoded))
 
     @classmethod
-    def decode(cls, encoded: str) -> "Disclosure":
+    def decode(cls, encoded: str) -> Disclosure:
         """Parse strictly; raises DisclosureError (reason ``malformed-disclosure`` or
         ``bad-claim-name`` / ``reserved-claim-name``)."""
         try:
@@ -109,7 +110,7 @@ class HolderBinding:
                 raise IssuanceError(f"holder JWK is invalid: {exc}") from exc
 
     @classmethod
-    def from_key(cls, key: PublicKey) -> "HolderBinding":
+    def from_key(cls, key: PublicKey) -> HolderBinding:
         return cls(jwk=key.to_jwk())
 
     def to_cnf(self) -> dict[str, Any]:
@@ -134,7 +135,7 @@ class Credential:
 class _Builder:
     """Collects disclosures while turning plain claims into their SD form."""
 
-    __slots__ = ("disclosures", "decoys")
+    __slots__ = ("decoys", "disclosures")
 
     def __init__(self, decoys: bool) -> None:
         self.disclosures: list[Disclosure] = []
@@ -230,7 +231,7 @@ def issue(
         raise IssuanceError("exp must be after iat")
     user = dict(claims)
     if derive_age and BIRTHDATE_CLAIM in user and AGE_PREDICATE_CLAIM not in user:
-        day = dt.datetime.fromtimestamp(iat, tz=dt.timezone.utc).date()
+        day = dt.datetime.fromtimestamp(iat, tz=dt.UTC).date()
         user[AGE_PREDICATE_CLAIM] = age_predicates(user[BIRTHDATE_CLAIM], day)
     clear: dict[str, Any] = {"iss": iss, "vct": vct, "iat": iat, "cnf": holder.to_cnf()}
     if exp is not None:

@@ -76,8 +76,9 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from identity import jose
 from identity.constants import (
@@ -169,7 +170,7 @@ class FixedIssuerKey:
     ``kid``, if present, must equal ``kid`` (default: the key's RFC 7638 thumbprint).
     ``memo_max`` > 0 remembers that many issuer JWTs that verified (see PreparedKey)."""
 
-    __slots__ = ("_issuer_key", "_iss", "_kid")
+    __slots__ = ("_iss", "_issuer_key", "_kid")
 
     def __init__(
         self,
@@ -197,7 +198,7 @@ class CnfHolderKeys:
     """Holder keys from ``cnf.jwk``, or ``cnf.kid`` looked up in ``did_keys`` (DID URL → key).
     Parsed JWKs are cached (bounded) so a busy verifier does not re-decode points."""
 
-    __slots__ = ("_did_keys", "_cache", "_cache_max")
+    __slots__ = ("_cache", "_cache_max", "_did_keys")
 
     def __init__(self, did_keys: Mapping[str, PublicKey] | None = None, *, cache_max: int = 1024) -> None:
         self._did_keys = {k: jose.PreparedKey(v) for k, v in (did_keys or {}).items()}

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import nacl.exceptions
-import nacl.pwhash.argon2id as argon2id
 import nacl.secret
 import nacl.utils
+from nacl.pwhash import argon2id
 
 from identity.constants import (
     KDF_MEMLIMIT_DEFAULT,
@@ -65,7 +65,7 @@ class KdfParams:
             raise WalletError("KDF limits out of bounds", reason="bad-wallet")
 
     @classmethod
-    def fastest(cls) -> "KdfParams":
+    def fastest(cls) -> KdfParams:
         """The cheapest limits libsodium allows — for tests only, never for real wallets."""
         return cls(KDF_OPSLIMIT_MIN, KDF_MEMLIMIT_MIN)
 
@@ -113,7 +113,7 @@ def _credential_id(compact: str) -> str:
 class Wallet:
     """An open wallet. Changes stay in memory until :meth:`save`."""
 
-    __slots__ = ("path", "_password", "_kdf", "_keys", "_credentials", "_history")
+    __slots__ = ("_credentials", "_history", "_kdf", "_keys", "_password", "path")
 
     def __init__(self, path: Path, password: str, kdf: KdfParams, contents: dict[str, Any]) -> None:
         self.path = path
@@ -125,7 +125,7 @@ class Wallet:
 
     # --- lifecycle ---------------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path, password: str, *, kdf: KdfParams = KdfParams()) -> "Wallet":
+    def create(cls, path: Path, password: str, *, kdf: KdfParams = KdfParams()) -> Wallet:
         """A new, empty wallet saved at ``path``; refuses to replace an existing file."""
         if path.exists():
             raise WalletError(f"{path} already exists", reason="wallet-exists")
@@ -136,7 +136,7 @@ class Wallet:
         return wallet
 
     @classmethod
-    def open(cls, path: Path, password: str) -> "Wallet":
+    def open(cls, path: Path, password: str) -> Wallet:
         """Decrypt the wallet at ``path``; WalletError(wrong-password / bad-wallet) otherwise."""
         try:
             with open(path, "rb") as handle:

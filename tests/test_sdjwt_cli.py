@@ -88,7 +88,7 @@ def test_verify_text_output_lists_claims(flow: Path) -> None:
     ],
 )
 def test_verify_rejects_with_reason_on_stderr(flow: Path, args: tuple[str, ...], reason: str) -> None:
-    code, out, err = verify(flow, *args)
+    code, _, err = verify(flow, *args)
     assert code == 1 and f"[{reason}]" in err and err.count("\n") == 1
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from jwcrypto.jwk import JWK
+from sd_jwt.common import SDObj
 from sd_jwt.holder import SDJWTHolder
 from sd_jwt.issuer import SDJWTIssuer
-from sd_jwt.common import SDObj
 from sd_jwt.verifier import SDJWTVerifier
 
 from identity.presentation import present
@@ -147,5 +147,5 @@ def test_reference_rejects_our_presentation_with_wrong_nonce() -> None:
     issuer, holder = SigningKey.generate("ES256"), SigningKey.generate("ES256")
     presentation = present(our_credential(issuer, holder, now), ["given_name"], holder_key=holder,
                            nonce="other", aud=AUD, iat=now)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="nonce"):
         reference_verify(presentation, issuer)

@@ -168,7 +168,9 @@ def test_request_json_round_trip_and_minimum_paths() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"nonce": "n"}, {"nonce": "n", "aud": "a", "claims": "x"},
-                                 {"nonce": "n", "aud": "a", "max_age_s": "1"}, {"nonce": "", "aud": "a"}])
+                                 {"nonce": "n", "aud": "a", "max_age_s": "1"}, {"nonce": "", "aud": "a"},
+                                 {"nonce": "n", "aud": "a", "claims": ["a..b"]},
+                                 {"nonce": "n", "aud": "a", "require_key_binding": "no"}])
 def test_malformed_request_json_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         PresentationRequest.from_json(bad)

@@ -44,7 +44,7 @@ def world() -> tuple[str, FixedIssuerKey, InMemoryStatusLists]:
 
 
 def verdict(text: object) -> bool:
-    presentation, issuer_keys, lists = world()
+    _, issuer_keys, lists = world()
     result = verify_presentation(text, REQUEST, issuer_keys=issuer_keys,  # type: ignore[arg-type]
                                  holder_keys=CnfHolderKeys(), status=lists, now=NOW)
     assert result.reason and (result.valid == (result.reason == "ok"))

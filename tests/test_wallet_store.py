@@ -71,10 +71,10 @@ def test_wrong_password_and_damage_are_refused(wallet: Wallet) -> None:
 
 
 @pytest.mark.parametrize("content", ["", "[]", "{}", '{"format":"imi-wallet","version":1}', "\x00\xff",
-                                     '{"format":"imi-wallet","version":1,"kdf":{"alg":"argon2id","salt":"AA",'
-                                     '"opslimit":1,"memlimit":8192},"box":"AA"}',
-                                     '{"format":"imi-wallet","version":1,"kdf":{"alg":"argon2id","salt":'
-                                     '"AAAAAAAAAAAAAAAAAAAAAA","opslimit":99,"memlimit":99999999999},"box":"AA"}'])
+                                     ('{"format":"imi-wallet","version":1,"kdf":{"alg":"argon2id","salt":"AA",'
+                                      '"opslimit":1,"memlimit":8192},"box":"AA"}'),
+                                     ('{"format":"imi-wallet","version":1,"kdf":{"alg":"argon2id","salt":'
+                                      '"AAAAAAAAAAAAAAAAAAAAAA","opslimit":99,"memlimit":99999999999},"box":"AA"}')])
 def test_malformed_wallet_files_are_refused(tmp_path: Path, content: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content, encoding="latin-1")

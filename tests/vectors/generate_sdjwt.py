@@ -19,8 +19,9 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from identity import jose
 from identity.constants import ARRAY_DIGEST_KEY, SD_KEY
@@ -76,11 +77,11 @@ def b64json(value: Any) -> str:
 
 
 def credential(**overrides: Any) -> str:
-    args: dict[str, Any] = dict(
-        issuer_key=ISSUER, iss=ISS, vct=VCT, holder=HolderBinding.from_key(HOLDER.public_key),
-        iat=NOW - DAY, exp=NOW + 365 * DAY,
-        status={"status_list": {"idx": 0, "uri": STATUS_URI}},
-    )
+    args: dict[str, Any] = {
+        "issuer_key": ISSUER, "iss": ISS, "vct": VCT, "holder": HolderBinding.from_key(HOLDER.public_key),
+        "iat": NOW - DAY, "exp": NOW + 365 * DAY,
+        "status": {"status_list": {"idx": 0, "uri": STATUS_URI}},
+    }
     claims = overrides.pop("claims", CLAIMS)
     args.update(overrides)
     return issue(claims, **args).serialize()
