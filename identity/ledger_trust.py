@@ -1,0 +1,150 @@
+"""The verifier's trust, taken from the ledger through the light client.
+
+Adapters from :mod:`identity.light_client` to the resolver protocols of
+:mod:`identity.verifier`, so a verifier checks a presentation against certified
+ledger state and never against a single node's word:
+
+* :class:`LedgerIssuerKeys` — ``iss`` is an issuer's did:imi; the JOSE ``kid`` (a DID
+  URL ``did:imi:…#<thumbprint>`` or the bare thumbprint) names one of its
+  ``assertionMethod`` keys; the issuer must be *accredited* (not suspended or
+  removed), and the vct list comes from its accreditation.
+* :class:`LedgerHolderKeys` — ``cnf.kid`` is the holder's did:imi (bare: its current
+  controller key, so a credential survives key rotation) or a DID URL naming an
+  ``authentication`` key; ``cnf.jwk`` works as in :class:`~identity.verifier.CnfHolderKeys`.
+* :class:`LedgerStatusLists` — ``status.status_list.uri`` is ``urn:imi:status:<list id>``
+  (:func:`status_uri`); the whole list is read (herd privacy: the node learns which
+  list, not which entry) and must be fresh per the light client's bound.
+
+Resolver calls carry no time, so each adapter takes a ``clock_ms`` (tests pass a
+fixed one); status checks use the verifier's ``now`` (seconds).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from identity import did as didmod
+from identity import jose
+from identity.errors import IssuerError, KeyBindingError, StatusError
+from identity.ledger_errors import LightClientError, NotFoundError
+from identity.light_client import LightClient
+from identity.verifier import CnfHolderKeys, CredentialStatus, IssuerKey, StatusReference
+from ledger.errors import KeyError_
+from ledger.keys import PublicKey
+
+STATUS_URI_PREFIX = "urn:imi:status:"
+
+
+def status_uri(list_id: str) -> str:
+    """The ``status_list.uri`` an issuer puts in credentials for a ledger status list."""
+    return STATUS_URI_PREFIX + list_id
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _keys(document: Mapping[str, Any], purpose: str) -> dict[str, PublicKey]:
+    """Fragment (key id) → key for the document's keys with ``purpose``."""
+    methods = {m["id"]: m["publicKeyJwk"] for m in document.get("verificationMethod", [])}
+    out: dict[str, PublicKey] = {}
+    for ref in document.get(purpose, []):
+        if ref in methods:
+            out[ref.split("#", 1)[1]] = PublicKey.from_jwk(methods[ref])
+    return out
+
+
+class LedgerIssuerKeys:
+    """:class:`~identity.verifier.IssuerKeyResolver` over the ledger."""
+
+    __slots__ = ("_client", "_clock_ms")
+
+    def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms) -> None:
+        self._client = client
+        self._clock_ms = clock_ms
+
+    def resolve(self, iss: str, header: Mapping[str, Any]) -> IssuerKey:
+        if not didmod.is_did(iss):
+            raise IssuerError(f"issuer {iss[:80]!r} is not a did:imi", reason="unknown-issuer")
+        now_ms = self._clock_ms()
+        try:
+            record = self._client.issuer(iss, now_ms)
+            document = self._client.resolve_did(iss, now_ms)["didDocument"]
+        except NotFoundError as exc:
+            raise IssuerError(f"{iss} is not an accredited issuer", reason="unknown-issuer") from exc
+        except (LightClientError, KeyError_) as exc:
+            raise IssuerError(f"issuer {iss} cannot be verified on the ledger: {exc}",
+                              reason="unknown-issuer") from exc
+        if record.get("status") != "accredited":
+            raise IssuerError(f"issuer {iss} is {record.get('status')}", reason="issuer-not-accredited")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise IssuerError("issuer JWT has no kid", reason="unknown-issuer")
+        fragment = kid.split("#", 1)[1] if kid.startswith(iss + "#") else kid
+        key = _keys(document, didmod.ASSERTION_METHOD).get(fragment)
+        if key is None:
+            raise IssuerError(f"{kid!r} is not an assertion key of {iss}", reason="unknown-issuer")
+        return IssuerKey(jose.PreparedKey(key), frozenset(record.get("vcts", [])))
+
+
+class LedgerHolderKeys:
+    """:class:`~identity.verifier.HolderKeyResolver`: ``cnf.kid`` DIDs via the ledger."""
+
+    __slots__ = ("_client", "_clock_ms", "_jwk")
+
+    def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms) -> None:
+        self._client = client
+        self._clock_ms = clock_ms
+        self._jwk = CnfHolderKeys()
+
+    def resolve(self, cnf: Mapping[str, Any]) -> jose.PreparedKey:
+        kid = cnf.get("kid")
+        if not isinstance(kid, str) or "jwk" in cnf:
+            return self._jwk.resolve(cnf)
+        did, _, fragment = kid.partition("#")
+        if not didmod.is_did(did):
+            raise KeyBindingError(f"holder key {kid[:80]!r} is not a did:imi URL", reason="unknown-holder-key")
+        try:
+            result = self._client.resolve_did(did, self._clock_ms())
+        except (LightClientError, KeyError_) as exc:
+            raise KeyBindingError(f"holder DID cannot be verified: {exc}", reason="unknown-holder-key") from exc
+        if result["didDocumentMetadata"]["deactivated"]:
+            raise KeyBindingError("holder DID is deactivated", reason="unknown-holder-key")
+        keys = _keys(result["didDocument"], didmod.AUTHENTICATION)
+        if not fragment:
+            # the bare DID means its controller key: the first authentication method
+            fragment = next(iter(keys), "")
+        key = keys.get(fragment)
+        if key is None:
+            raise KeyBindingError(f"{kid!r} is not an authentication key", reason="unknown-holder-key")
+        return jose.PreparedKey(key)
+
+
+class LedgerStatusLists:
+    """:class:`~identity.verifier.StatusChecker` reading Token Status Lists from the ledger."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: LightClient) -> None:
+        self._client = client
+
+    def check(self, reference: StatusReference, *, now: int) -> CredentialStatus:
+        if not reference.uri.startswith(STATUS_URI_PREFIX):
+            raise StatusError(f"status uri {reference.uri[:80]!r} is not a ledger list",
+                              reason="status-unavailable")
+        list_id = reference.uri[len(STATUS_URI_PREFIX):]
+        try:
+            value = self._client.status(list_id, reference.idx, now * 1000)
+        except LightClientError as exc:
+            reason = "status-stale" if exc.reason in {"stale-header", "header-from-future"} \
+                else "status-unavailable"
+            raise StatusError(f"status list {list_id}: {exc}", reason=reason) from exc
+        try:
+            return CredentialStatus(value)
+        except ValueError as exc:  # 3: application-specific, not known to be valid
+            raise StatusError("unknown status value", reason="status-unavailable") from exc
+
+
+__all__ = ["LedgerHolderKeys", "LedgerIssuerKeys", "LedgerStatusLists", "STATUS_URI_PREFIX", "status_uri"]
