@@ -206,6 +206,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         return Problem(exc.status_code, reason, detail).response(headers)
 
+    async def on_anything(request: Request, exc: Exception) -> Response:
+        # Backstop behind CatchAll (which sees nearly everything first): Starlette's
+        # ServerErrorMiddleware calls this for errors in the outermost middleware.
+        return Problem(500, "internal-error", "the node could not serve this request").response()
+
+    app.add_exception_handler(Exception, on_anything)
     app.add_exception_handler(ApiProblem, on_api_problem)
     app.add_exception_handler(LedgerError, on_ledger_error)
     app.add_exception_handler(NodeError, on_node_error)
