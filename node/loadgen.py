@@ -3,7 +3,9 @@
 Each worker owns a fresh Ed25519 key (the sender of a ``test.note`` is its
 signer's key id) and submits one transaction at a time with ``?wait=commit``,
 so ``concurrency`` bounds the transactions in flight. Workers spread over the
-given URLs round-robin. A transaction counts as committed only when a node
+given URLs round-robin; a worker whose validator is unreachable or overloaded
+counts that transaction as failed and moves on to the next URL (a transaction
+is never resubmitted, so a failure is never double-counted as a commit). A transaction counts as committed only when a node
 answered 200 with ``status: committed``; its id is then recorded, so a test can
 later check that nothing acknowledged was lost.
 
@@ -34,6 +36,8 @@ LOAD_WAIT_MS: int = 30_000  # ?timeout_ms= asked of the node
 LOAD_HTTP_TIMEOUT_S: float = 45.0  # client-side bound, above LOAD_WAIT_MS
 LOAD_CONCURRENCY_MAX: int = 4_096
 LOAD_TXS_MAX: int = 10_000_000
+LOAD_FAILOVER_PAUSE_S: float = 0.05  # after a transport error or 503, before the next URL
+_OVERLOADED = frozenset({"mempool-full", "too-many-waiters", "http-502", "http-503"})
 
 assert LOAD_HTTP_TIMEOUT_S * 1000 > LOAD_WAIT_MS
 
@@ -97,6 +101,18 @@ async def fetch_chain_id(client: httpx.AsyncClient, url: str) -> str:
     return str(response.json()["header"]["chain_id"])
 
 
+async def _first_chain_id(client: httpx.AsyncClient, bases: Sequence[str]) -> str:
+    """Chain id from the first URL that answers; the last error if none does."""
+    error: Exception | None = None
+    for url in bases:
+        try:
+            return await fetch_chain_id(client, url)
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
 async def submit_and_wait(client: httpx.AsyncClient, url: str, tx: Transaction) -> tuple[bool, str]:
     """POST one transaction with ``?wait=commit``; (committed?, reason or tx id)."""
     try:
@@ -143,18 +159,18 @@ async def run_load(
         client = httpx.AsyncClient(timeout=LOAD_HTTP_TIMEOUT_S, limits=limits)
     result = LoadResult()
     try:
-        chain_id = await fetch_chain_id(client, bases[0])
+        chain_id = await _first_chain_id(client, bases)
         remaining = txs
 
         async def worker(number: int) -> None:
             nonlocal remaining
             key = SigningKey.generate()
-            url = bases[number % len(bases)]
+            turn = number
             while remaining > 0:
                 remaining -= 1  # no await between test and decrement: no race in one loop
                 tx = note_transaction(key, chain_id, int(time.time() * 1000))
                 sent = time.perf_counter()
-                ok, detail = await submit_and_wait(client, url, tx)
+                ok, detail = await submit_and_wait(client, bases[turn % len(bases)], tx)
                 if ok:
                     result.committed += 1
                     result.latencies_ms.append((time.perf_counter() - sent) * 1000)
@@ -162,6 +178,10 @@ async def run_load(
                 else:
                     result.failed += 1
                     result.failures_by_reason[detail] += 1
+                    if detail.startswith("transport-") or detail in _OVERLOADED:
+                        # A validator down or overloaded: move to the next one, without spinning.
+                        turn += 1
+                        await asyncio.sleep(LOAD_FAILOVER_PAUSE_S)
                 if progress is not None:
                     progress(1)
 

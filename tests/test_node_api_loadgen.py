@@ -61,6 +61,30 @@ def test_run_load_counts_failures_by_reason() -> None:
     assert dict(result.failures_by_reason) == {"commit-timeout": 3}
 
 
+class _OneHostDown(httpx.AsyncBaseTransport):
+    """Requests to host ``down`` fail to connect; the rest go to the app in process."""
+
+    def __init__(self, app: object) -> None:
+        self.inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "down":
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+def test_run_load_moves_off_an_unreachable_validator() -> None:
+    node = InProcessNode()
+    app = create_app(node)
+
+    async def go() -> LoadResult:
+        async with httpx.AsyncClient(transport=_OneHostDown(app)) as client:
+            return await run_load(["http://down", "http://node"], 10, 1, client=client)
+
+    result = asyncio.run(go())
+    assert result.committed == 9 and dict(result.failures_by_reason) == {"transport-ConnectError": 1}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
