@@ -321,7 +321,8 @@ def test_a_decision_recorded_but_not_applied_is_emitted_again_after_a_restart() 
     assert [b.hash for b, _ in ready.committed] == [node.app.ledger.blocks[0][0].hash]
     assert core.height == 1  # it waits for the driver to apply the block
     app.apply(*ready.committed[0])
-    core.tick()
+    for _ in range(SIM_TIMEOUTS.commit_ticks):
+        core.tick()
     assert core.height == 2
 
 

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--selftest", action="store_true", help="f+1 Byzantine: the checker must catch it")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--verbose", action="store_true", help="print one line per seed")
+    parser.add_argument("--progress", type=int, default=0, metavar="K",
+                        help="print a progress line to stderr every K seeds")
     args = parser.parse_args(argv)
     count = args.seeds if args.seeds is not None else (1 if args.seed is not None else 100)
     if count < 1:
@@ -55,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(s, _validators_for(s, args.validators), args.selftest) for s in range(start, start + count)]
     began = time.perf_counter()
     violations = heights = messages = ticks = failed = 0
-    for result in _results(jobs, args.jobs):
+    for done, result in enumerate(_results(jobs, args.jobs), 1):
+        if args.progress and done % args.progress == 0:
+            print(f"progress: {done}/{count} seeds, {failed} failing, {time.perf_counter() - began:.0f} s",
+                  file=sys.stderr, flush=True)
         heights += result.heights
         messages += result.messages
         ticks += result.ticks
