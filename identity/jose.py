@@ -150,15 +150,18 @@ class PreparedKey:
         if len(signature) != 64:
             return False
         if self._memo_max:
+            # pop-and-reinsert rather than move_to_end: no KeyError when another
+            # thread evicts the entry in between (verifiers run in thread pools).
             entry = (message, signature)
-            if entry in self._memo:
-                self._memo.move_to_end(entry)
-                return True
-            if not self._verify(message, signature):
+            hit = self._memo.pop(entry, False) is None
+            if not hit and not self._verify(message, signature):
                 return False
             self._memo[entry] = None
-            if len(self._memo) > self._memo_max:
-                self._memo.popitem(last=False)
+            while len(self._memo) > self._memo_max:
+                try:
+                    self._memo.popitem(last=False)
+                except KeyError:
+                    break
             return True
         return self._verify(message, signature)
 

@@ -224,17 +224,20 @@ class CnfHolderKeys:
             cache_key = tuple(sorted((str(k), str(v)) for k, v in jwk.items()))
         except TypeError as exc:  # unhashable or odd members: not a JWK we accept
             raise KeyBindingError("cnf.jwk is malformed", reason="unknown-holder-key") from exc
-        cached = self._cache.get(cache_key)
+        cached = self._cache.pop(cache_key, None)  # re-inserted below: most recent last
         if cached is not None:
-            self._cache.move_to_end(cache_key)
+            self._cache[cache_key] = cached
             return cached
         try:
             prepared = jose.PreparedKey(PublicKey.from_jwk(jwk))
         except (KeyError_, ValueError) as exc:
             raise KeyBindingError(f"cnf.jwk is not a usable key: {exc}", reason="unknown-holder-key") from exc
         self._cache[cache_key] = prepared
-        if len(self._cache) > self._cache_max:
-            self._cache.popitem(last=False)
+        while len(self._cache) > self._cache_max:
+            try:
+                self._cache.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                break
         return prepared
 
 

@@ -121,3 +121,21 @@ def test_no_status_rejects_any_status_reference() -> None:
     with pytest.raises(StatusError) as info:
         NoStatus().check(StatusReference(0, "u"), now=0)
     assert info.value.reason == "status-unavailable"
+
+
+def test_memo_and_key_cache_survive_concurrent_eviction() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = SigningKey.generate("EdDSA")
+    prepared = jose.PreparedKey(key.public_key, memo_max=1)
+    signed = [(b"%d" % i, key.sign(b"%d" % i)) for i in range(4)]
+    holders = CnfHolderKeys(cache_max=1)
+    jwks = [{"jwk": SigningKey.generate("EdDSA").public_key.to_jwk()} for _ in range(3)]
+
+    def work(i: int) -> bool:
+        message, sig = signed[i % 4]
+        holders.resolve(jwks[i % 3])
+        return prepared.verify(message, sig)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(work, range(2000)))
