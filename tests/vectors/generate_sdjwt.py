@@ -238,6 +238,8 @@ def build_cases() -> list[dict[str, Any]]:
     case("object-disclosure-in-array", "misplaced-disclosure",
          mutate_payload(add_disclosure(b64json(["c2FsdHNhbHRzYWx0c2FsdA", "k", "x"]), where="array")))
     case("_sd-not-a-list", "malformed-digests", mutate_payload(lambda p, d: p.update({SD_KEY: "x"})))
+    case("array-digest-with-extra-member", "malformed-digests",
+         mutate_payload(lambda p, d: p.update({"list": [{ARRAY_DIGEST_KEY: "x", "y": 1}]})))
     case("wrong-_sd_alg", "unsupported-sd-alg", mutate_payload(lambda p, d: p.update({"_sd_alg": "sha-512"})))
 
     # --- validity period
@@ -262,6 +264,10 @@ def build_cases() -> list[dict[str, Any]]:
     kb_header = b64json({"alg": "HS256", "typ": "kb+jwt"})
     case("kb-alg-hs256", "kb-alg-not-allowed", without + kb_header + "." + b64json({"iat": NOW}) + ".AAAA")
     case("kb-garbage", "kb-malformed-jws", without + "garbage")
+    case("kb-iat-not-integer", "kb-bad-iat", without + jose.sign(
+        {"typ": "kb+jwt"}, {"iat": str(NOW), "aud": AUD, "nonce": NONCE,
+                            "sd_hash": b64url_encode(hashlib.sha256(without.encode()).digest())}, HOLDER))
+    case("kb-too-large", "kb-too-large", without + "A" * 5000 + ".B.C")
     case("no-cnf", "no-holder-key", mutate_payload(lambda p, d: p.pop("cnf")))
     case("cnf-kid-unknown", "unknown-holder-key",
          mutate_payload(lambda p, d: p.update({"cnf": {"kid": "did:imi:someone#key-1"}})))
