@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import cast
 
 import pytest
 
@@ -17,7 +18,7 @@ from ledger.validators import Validator, ValidatorSet
 from node.consensus.core import Core, Step
 from node.consensus.errors import RestoreError
 from node.consensus.limits import FUTURE_HEIGHTS_MAX, FUTURE_MESSAGES_MAX, ROUNDS_AHEAD_MAX
-from node.consensus.messages import CommitMessage, Proposal
+from node.consensus.messages import CommitMessage, Message, Proposal
 from node.consensus.types import CoreConfig, Ready
 from tests.sim.app import Ledger, SharedCaches, SimApp, make_executor
 from tests.sim.world import GENESIS_TIME_MS, SIM_TIMEOUTS
@@ -100,7 +101,7 @@ class Cluster:
                 if not self.inbox:
                     break
                 dst, message = self.inbox.popleft()
-                self.handle(dst, self.nodes[dst].core.step(message))
+                self.handle(dst, self.nodes[dst].core.step(cast(Message, message)))
 
     def heights(self) -> list[int]:
         return [n.app.ledger.height for n in self.nodes]
@@ -267,8 +268,8 @@ def test_a_restarted_validator_resends_its_recorded_vote_and_never_signs_another
         cluster.handle(index, node.core.tick())
     again = _votes(node.sent, PREVOTE, 0)
     assert again and all(v == signed[0] for v in again)
-    assert sum(1 for r in node.wal if isinstance(r, dict) and r.get("t") == "vote"
-               and r["m"]["kind"] == PREVOTE and r["m"]["round"] == 0) == 1
+    recorded = [Vote.from_value(r["m"]) for r in node.wal if isinstance(r, dict) and r.get("t") == "vote"]
+    assert [v for v in recorded if v.kind == PREVOTE and v.round == 0] == [signed[0]]
 
 
 def test_a_lock_survives_a_restart_and_blocks_a_conflicting_prevote() -> None:
@@ -329,8 +330,9 @@ def test_a_decision_recorded_but_not_applied_is_emitted_again_after_a_restart() 
 def test_restore_rejects_records_it_cannot_understand() -> None:
     cluster = Cluster(4)
     node = cluster.nodes[0]
-    for records in ([{"t": "bogus"}], [{"t": "vote", "m": {}}], ["not-a-map"],
-                    [{"t": "height", "h": 1}, {"t": "height", "h": 0}]):
+    bad: list[list[Value]] = [[{"t": "bogus"}], [{"t": "vote", "m": {}}], ["not-a-map"],
+                              [{"t": "height", "h": 1}, {"t": "height", "h": 0}]]
+    for records in bad:
         with pytest.raises(RestoreError):
             Core(CONFIG, node.key, node.app, records)
 

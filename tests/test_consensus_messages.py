@@ -94,7 +94,9 @@ def test_malformed_proposals_are_rejected_with_a_remote_error(block: Block, muta
                                         ("round", True), ("sig", "text")])
 def test_malformed_votes_are_rejected(field: str, bad: object) -> None:
     value = message_to_value(_vote())
-    value["body"][field] = bad  # type: ignore[index]
+    body = value["body"]
+    assert isinstance(body, dict)
+    body[field] = bad  # type: ignore[assignment]
     with pytest.raises(MessageError):
         decode_message(encode(value))
 
@@ -113,6 +115,8 @@ def test_non_canonical_and_oversized_bytes_are_rejected() -> None:
 def test_sync_request_is_strict() -> None:
     value = message_to_value(SyncRequest("imi-sim", 1, KEY.key_id))
     assert decode(encode_message(SyncRequest("imi-sim", 1, KEY.key_id))) == value
-    value["body"]["requester"] = ""  # type: ignore[index]
+    body = value["body"]
+    assert isinstance(body, dict)
+    body["requester"] = ""
     with pytest.raises(MessageError):
         decode_message(encode(value))

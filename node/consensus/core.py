@@ -53,9 +53,9 @@ recorded one — and keeps its lock.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Iterable
 
 from ledger.block import PRECOMMIT, PREVOTE, VOTE_KINDS, Block, CommitCertificate, Vote
 from ledger.encoding import Value
@@ -122,7 +122,7 @@ class _Tally:
     equivocation can still assemble the same proof of lock.
     """
 
-    __slots__ = ("first", "by_hash", "values", "power_for", "power")
+    __slots__ = ("by_hash", "first", "power", "power_for", "values")
 
     def __init__(self) -> None:
         self.first: dict[str, Vote] = {}  # validator -> its first vote
@@ -258,6 +258,7 @@ class Core:
         self._sync_at = -(2**62)
         self._last_decided_at = 0
         self._half_rebroadcast = max(1, self._timeouts.rebroadcast_ticks // 2)
+        self._declare_height_state()
         state = parse_records(restored or ())
         self._restore(state)
         self._check_invariants()
@@ -289,6 +290,37 @@ class Core:
         """True iff our key is in the set of the current height (else we only follow)."""
         return self._my_power > 0
 
+    def _declare_height_state(self) -> None:
+        """Per-height state, (re)set by ``_reset_height``; declared here with its types."""
+        self.height = 0
+        self.round = 0
+        self.step_ = Step.PROPOSE
+        self.validators: ValidatorSet  # set by _reset_height before any use
+        self._my_power = 0
+        self._quorum = 0
+        self._skip_power = 0
+        self.locked_round = -1
+        self.locked_block: Block | None = None
+        self.valid_round = -1
+        self.valid_block: Block | None = None
+        self.decision: tuple[Block, CommitCertificate] | None = None
+        self._decided_at = 0
+        self._own_proposals: dict[int, Proposal] = {}
+        self._own_votes: dict[tuple[int, str], Vote] = {}
+        self._proposals: dict[int, list[Proposal]] = {}
+        self._tallies: dict[tuple[int, str], _Tally] = {}
+        self._decidable: list[tuple[int, bytes]] = []
+        self._max_round: dict[str, int] = {}
+        self._skip_pending = False
+        self._fired: set[tuple[str, int]] = set()
+        self._valid_cache: dict[bytes, bool] = {}
+        self._timers: dict[str, tuple[int, int]] = {}
+        self._proposer_ids: dict[int, str] = {}
+        self._evidence_keys: set[tuple[str, int, str]] = set()
+        self._round_help_at: dict[str, int] = {}  # peer (a member: bounded by the set) -> tick
+        self._entered_at = 0
+        self._broadcast_at = 0
+
     # ------------------------------------------------------------- restore
     def _restore(self, state: _Restored) -> None:
         height = max(state.height, 1)
@@ -313,8 +345,8 @@ class Core:
         self._reset_height(height, persist=False)
         self._own_proposals = dict(state.proposals)
         self._own_votes = dict(state.votes)
-        for vote in state.votes.values():
-            self._tally(vote.round, vote.kind, create=True).add(vote, self._my_power)
+        for own in state.votes.values():
+            self._tally(own.round, own.kind, create=True).add(own, self._my_power)
         if state.lock is not None:
             self.locked_round, self.locked_block = state.lock
         if state.valid is not None:
@@ -337,30 +369,31 @@ class Core:
         self.height = height
         self.round = 0
         self.step_ = Step.PROPOSE
-        self.validators: ValidatorSet = self._app.validators_at(height)
-        me = self.validators.get(self.me)
+        validators = self._app.validators_at(height)
+        self.validators = validators
+        me = validators.get(self.me)
         self._my_power = me.power if me is not None else 0
-        self._quorum = self.validators.quorum_power
-        self._skip_power = self.validators.total_power - self._quorum + 1
+        self._quorum = validators.quorum_power
+        self._skip_power = validators.total_power - self._quorum + 1
         self.locked_round = -1
-        self.locked_block: Block | None = None
+        self.locked_block = None
         self.valid_round = -1
-        self.valid_block: Block | None = None
-        self.decision: tuple[Block, CommitCertificate] | None = None
+        self.valid_block = None
+        self.decision = None
         self._decided_at = 0
-        self._own_proposals: dict[int, Proposal] = {}
-        self._own_votes: dict[tuple[int, str], Vote] = {}
-        self._proposals: dict[int, list[Proposal]] = {}
-        self._tallies: dict[tuple[int, str], _Tally] = {}
-        self._decidable: list[tuple[int, bytes]] = []
-        self._max_round: dict[str, int] = {}
+        self._own_proposals = {}
+        self._own_votes = {}
+        self._proposals = {}
+        self._tallies = {}
+        self._decidable = []
+        self._max_round = {}
         self._skip_pending = False
-        self._fired: set[tuple[str, int]] = set()
-        self._valid_cache: dict[bytes, bool] = {}
-        self._timers: dict[str, tuple[int, int]] = {}
-        self._proposer_ids: dict[int, str] = {}
-        self._evidence_keys: set[tuple[str, int, str]] = set()
-        self._round_help_at: dict[str, int] = {}  # peer (a member: bounded by the set) -> tick
+        self._fired = set()
+        self._valid_cache = {}
+        self._timers = {}
+        self._proposer_ids = {}
+        self._evidence_keys = set()
+        self._round_help_at = {}
         self._entered_at = self.now
         self._broadcast_at = self.now
         if persist:
@@ -563,7 +596,7 @@ class Core:
             self._help(signer, message.height)
 
     def _buffer(self, message: Message, signer: str | None) -> None:
-        height = message.height  # type: ignore[union-attr]
+        height = message.height
         if height > self.height + FUTURE_HEIGHTS_MAX:
             self._drop("far-future")
             return self._request_sync(signer)
@@ -580,7 +613,7 @@ class Core:
     def _replay_future(self) -> None:
         pending, self._future, self._future_keys = self._future, [], set()
         for message in pending:
-            height = message.height  # type: ignore[union-attr]
+            height = message.height
             if height == self.height:
                 self._on_message(message)
             elif height > self.height:
@@ -598,6 +631,7 @@ class Core:
             del self._help_at[next(iter(self._help_at))]
         self._help_at[peer] = self.now
         for height in range(max(1, from_height), from_height + CATCHUP_BLOCKS_MAX):
+            found: tuple[Block, CommitCertificate] | None
             if height == self.height:
                 found = self.decision
             elif height < self.height:
@@ -714,17 +748,17 @@ class Core:
                 return True
         prevotes = self._tally(round_, PREVOTE)
         if self.step_ >= Step.PREVOTE and ("L36", round_) not in self._fired:
-            for block_hash, power in prevotes.power_for.items():
-                if block_hash is None or power < quorum:
+            for value, power in prevotes.power_for.items():
+                if value is None or power < quorum:
                     continue
-                block = self._find_block(block_hash)
+                block = self._find_block(value)
                 if block is None or not self._valid(block):
                     continue
                 self._fired.add(("L36", round_))
                 if self.step_ == Step.PREVOTE:
                     self._set_lock(round_, block)
                     self._set_step(Step.PRECOMMIT)
-                    self._cast(PRECOMMIT, block_hash)
+                    self._cast(PRECOMMIT, value)
                 self._set_valid(round_, block)
                 return True
         if self.step_ == Step.PREVOTE and prevotes.power_for.get(None, 0) >= quorum:  # L44
@@ -839,7 +873,7 @@ class Core:
             elif timer == _TIMER_PRECOMMIT:  # L65
                 self._start_round(self.round + 1)
             self._evaluate()
-            if self.step_ == Step.DECIDED:
+            if self.decision is not None:
                 return
 
     def _rebroadcast(self) -> None:

@@ -24,7 +24,6 @@ CBOR (:func:`encode_message` / :func:`decode_message`); parsing is strict
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from ledger.block import Block, CommitCertificate, Vote
 from ledger.constants import CHAIN_ID_CHARS_MAX, KEY_ID_CHARS_MAX
@@ -67,7 +66,7 @@ class Proposal:
         """The 32-byte digest the proposer signs (PROPOSAL tag over the body with the block hash)."""
         return hash_value(HashTag.PROPOSAL, self.body_value())
 
-    def signed(self, key: SigningKey) -> "Proposal":
+    def signed(self, key: SigningKey) -> Proposal:
         return Proposal(self.chain_id, self.height, self.round, self.block, self.pol_round,
                         self.proposer, key.sign(self.signing_bytes()))
 
@@ -83,7 +82,7 @@ class Proposal:
         }
 
     @classmethod
-    def from_value(cls, value: Value) -> "Proposal":
+    def from_value(cls, value: Value) -> Proposal:
         if not isinstance(value, dict) or set(value) != _PROPOSAL_FIELDS:
             raise MessageError("proposal: wrong fields", reason="bad-proposal")
         chain_id, height, round_, pol_round = value["chain_id"], value["height"], value["round"], value["pol_round"]
@@ -120,7 +119,7 @@ class CommitMessage:
         return {"block": self.block.to_value(), "cert": self.certificate.to_value()}
 
     @classmethod
-    def from_value(cls, value: Value) -> "CommitMessage":
+    def from_value(cls, value: Value) -> CommitMessage:
         if not isinstance(value, dict) or set(value) != {"block", "cert"}:
             raise MessageError("commit: wrong fields", reason="bad-commit")
         try:
@@ -144,7 +143,7 @@ class SyncRequest:
         return {"chain_id": self.chain_id, "height": self.height, "requester": self.requester}
 
     @classmethod
-    def from_value(cls, value: Value) -> "SyncRequest":
+    def from_value(cls, value: Value) -> SyncRequest:
         if not isinstance(value, dict) or set(value) != {"chain_id", "height", "requester"}:
             raise MessageError("sync: wrong fields", reason="bad-sync")
         chain_id, height, requester = value["chain_id"], value["height"], value["requester"]
@@ -156,7 +155,7 @@ class SyncRequest:
         return cls(chain_id, height, requester)
 
 
-Message = Union[Proposal, Vote, CommitMessage, SyncRequest]
+Message = Proposal | Vote | CommitMessage | SyncRequest
 
 _KIND_OF: dict[type, str] = {
     Proposal: KIND_PROPOSAL, Vote: KIND_VOTE, CommitMessage: KIND_COMMIT, SyncRequest: KIND_SYNC,

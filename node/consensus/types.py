@@ -41,8 +41,9 @@ Changes to this contract (issue 3):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ledger.block import Block, CommitCertificate, Vote
 from ledger.encoding import Value

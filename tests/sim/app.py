@@ -13,8 +13,8 @@ the mempool is not.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.encoding import decode

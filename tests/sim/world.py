@@ -19,6 +19,7 @@ import hashlib
 import random
 import traceback
 from dataclasses import dataclass, field
+from typing import cast
 
 from ledger.block import PRECOMMIT, PREVOTE, Vote
 from ledger.encoding import Value
@@ -28,7 +29,7 @@ from ledger.keys import ALG_EDDSA, PublicKey, SigningKey
 from ledger.tx import Transaction, TxSignature
 from ledger.validators import Validator, ValidatorSet
 from node.consensus.core import Core
-from node.consensus.messages import CommitMessage, Proposal, SyncRequest
+from node.consensus.messages import CommitMessage, Message, Proposal, SyncRequest
 from node.consensus.types import CoreConfig, Ready, Timeouts
 from tests.sim.app import VALSET_TX_TYPE, Ledger, SharedCaches, SimApp, make_executor
 from tests.sim.checker import Checker
@@ -279,7 +280,7 @@ class World:
             if node.core is None:
                 continue
             self.trace.update(b"D%d:%d:%d:" % (self.now, src, dst) + _message_id(message))
-            self._handle(dst, node, node.core.step(message))
+            self._handle(dst, node, node.core.step(cast(Message, message)))
 
     def _handle(self, index: int, node: SimNode, ready: Ready) -> None:
         if node.crash_mid_ready and ready.persist:
