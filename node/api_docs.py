@@ -242,6 +242,13 @@ def render(spec: dict[str, Any], examples: dict[str, list[Exchange]]) -> str:
         "`node.problems.ApiProblem(reason, detail)` or a ledger error with a `reason`; both become",
         "problem documents. Add new reasons to `node.problems.REASONS` to fix their status and title.",
         "",
+        "`imi node start` mounts the identity endpoints this way (`identity.api.ROUTERS`):",
+        "`GET /v1/dids/{did}`, `GET /v1/issuers/{did}`, `GET /v1/credential-types/{vct}`,",
+        "`GET /v1/status-lists/{id}` and `POST /v1/verify`. They follow the same conventions",
+        "(proofs with header and certificate, problem+json errors); this page, generated without",
+        "them (`node` does not import `identity`), does not list their parameters: a running",
+        "validator serves the complete OpenAPI document at `/openapi.json` and `/docs`.",
+        "",
     ]
     return "\n".join(lines)
 
