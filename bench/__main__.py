@@ -14,6 +14,7 @@ from collections.abc import Callable
 BENCHMARKS: dict[str, str] = {
     "ledger": "bench.ledger",
     "verify": "bench.verify",
+    "devnet": "bench.devnet",
 }
 
 
