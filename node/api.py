@@ -75,7 +75,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    install_problem_handlers(app)
+    install_problem_handlers(app, log)
     install_openapi(app)
     for item in (*_CORE_ROUTERS, *extra_routers):
         app.include_router(item if isinstance(item, APIRouter) else item(ctx))

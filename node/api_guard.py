@@ -169,8 +169,8 @@ def _validation_problem(errors: list[Any]) -> Problem:
     return Problem(REASONS[reason].status, reason, f"{where}: {message}")
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Register problem+json handlers for every error a route can raise."""
+def install_problem_handlers(app: FastAPI, logger: logging.Logger) -> None:
+    """Register problem+json handlers for every error a route can raise; 5xx are logged."""
 
     async def on_api_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiProblem)
@@ -178,7 +178,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_ledger_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LedgerError)
-        return problem_from_ledger_error(exc).response()
+        problem = problem_from_ledger_error(exc)
+        if problem.status >= 500:
+            logger.error("%s %s: %s (%s)", request.method, request.url.path, exc, exc.reason)
+        return problem.response()
 
     async def on_node_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NodeError)
@@ -209,6 +212,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_anything(request: Request, exc: Exception) -> Response:
         # Backstop behind CatchAll (which sees nearly everything first): Starlette's
         # ServerErrorMiddleware calls this for errors in the outermost middleware.
+        logger.error("%s %s: unexpected %r", request.method, request.url.path, exc)
         return Problem(500, "internal-error", "the node could not serve this request").response()
 
     app.add_exception_handler(Exception, on_anything)

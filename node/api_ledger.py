@@ -17,7 +17,7 @@ from typing import Any
 from ledger import statekeys
 from ledger.block import Block, CommitCertificate
 from ledger.encoding import decode
-from ledger.errors import LedgerError
+from ledger.errors import StorageError
 from ledger.keys import b64url_encode
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
@@ -153,7 +153,7 @@ class ChainReader:
             anchor = self.anchor(proof_height)
             value, proof = self.store.state_prove(statekeys.VALSET_CURRENT, proof_height)
             if value is None:
-                raise LedgerError("no validator set in state", reason="storage-corrupt")
+                raise StorageError(f"no validator set in state at height {proof_height}")
             validators = ValidatorSet.from_value(decode(value))
             out = {"value": b64url_encode(value), "proof": proof.to_json(), **anchor}
         out.update({

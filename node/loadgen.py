@@ -23,20 +23,20 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
 
-LOAD_NOTE_BYTES: int = 32  # random payload per transaction
-LOAD_TTL_MS: int = 60_000  # expires_at_ms = now + this
-LOAD_WAIT_MS: int = 30_000  # ?timeout_ms= asked of the node
-LOAD_HTTP_TIMEOUT_S: float = 45.0  # client-side bound, above LOAD_WAIT_MS
-LOAD_CONCURRENCY_MAX: int = 4_096
-LOAD_TXS_MAX: int = 10_000_000
-LOAD_FAILOVER_PAUSE_S: float = 0.05  # after a transport error or 503, before the next URL
+LOAD_NOTE_BYTES: Final = 32  # random payload per transaction
+LOAD_TTL_MS: Final = 60_000  # expires_at_ms = now + this
+LOAD_WAIT_MS: Final = 30_000  # ?timeout_ms= asked of the node
+LOAD_HTTP_TIMEOUT_S: Final = 45.0  # client-side bound, above LOAD_WAIT_MS
+LOAD_CONCURRENCY_MAX: Final = 4_096
+LOAD_TXS_MAX: Final = 10_000_000
+LOAD_FAILOVER_PAUSE_S: Final = 0.05  # after a transport error or 503, before the next URL
 _OVERLOADED = frozenset({"mempool-full", "too-many-waiters", "http-502", "http-503"})
 
 assert LOAD_HTTP_TIMEOUT_S * 1000 > LOAD_WAIT_MS

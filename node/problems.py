@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from starlette.responses import Response
@@ -48,7 +49,7 @@ class ReasonInfo:
 
 
 # reason -> (HTTP status, fixed title). Kept as data so docs/api.md is generated from it.
-REASONS: Mapping[str, ReasonInfo] = {
+REASONS: Mapping[str, ReasonInfo] = MappingProxyType({
     # --- the HTTP request itself ---------------------------------------------------
     "malformed-json": ReasonInfo(400, "Request body is not valid JSON"),
     "bad-request": ReasonInfo(400, "Bad request parameter"),
@@ -94,8 +95,9 @@ REASONS: Mapping[str, ReasonInfo] = {
     # --- waiting and the node ---------------------------------------------------------
     "commit-timeout": ReasonInfo(504, "Not committed within the timeout"),
     "unavailable": ReasonInfo(503, "Node not ready"),
+    "storage-corrupt": ReasonInfo(500, "Node storage is inconsistent"),
     "internal-error": ReasonInfo(500, "Internal error"),
-}
+})
 
 
 class ApiProblem(Exception):
