@@ -340,3 +340,22 @@ def test_fuzz_path_params_never_5xx(h: Harness, segment: str, query: str, route:
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert response.headers["content-type"].startswith(PROBLEM)
+
+
+def test_a_corrupt_store_is_a_500_problem_that_hides_the_detail() -> None:
+    from ledger.errors import StorageError
+
+    h = Harness()
+    reader = h.client.app.state.api.reader  # type: ignore[attr-defined]
+
+    class Corrupt:
+        def tx(self, tx_id: bytes) -> None:
+            raise StorageError("transaction record deadbeef is malformed")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(h.node.store, name)
+
+    reader.store = Corrupt()
+    response = h.client.get("/v1/transactions/" + "0" * 64)
+    assert response.status_code == 500 and response.json()["reason"] == "storage-corrupt"
+    assert "deadbeef" not in response.text
