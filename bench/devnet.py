@@ -69,7 +69,11 @@ async def _saturate(apis: list[str], txs: list[Transaction]) -> tuple[int, float
             while queue:
                 tx = queue.pop()
                 for _ in range(50):
-                    response = await client.post(f"{api}/v1/transactions", json={"tx": tx.to_b64()})
+                    try:
+                        response = await client.post(f"{api}/v1/transactions", json={"tx": tx.to_b64()})
+                    except httpx.HTTPError:
+                        await asyncio.sleep(0.05)
+                        continue
                     if response.status_code != 503:
                         break
                     await asyncio.sleep(0.05)

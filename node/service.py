@@ -61,6 +61,7 @@ from node.wal import Wal
 log = logging.getLogger("imi.service")
 
 STARTUP_STATUS_WAIT_S = 1.5  # how long a starting node listens for peers' heights before catch-up
+API_KEEP_ALIVE_S = 75  # longer than clients keep idle connections, so they never reuse a closed one
 RESYNC_LAG_HEIGHTS = 8  # further behind than the core can buffer: pause it and catch up
 
 
@@ -135,7 +136,8 @@ class _QuietServer:
                 yield
 
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=1)
+                                lifespan="off", timeout_graceful_shutdown=1,
+                                timeout_keep_alive=API_KEEP_ALIVE_S)
         return Server(config)
 
 
