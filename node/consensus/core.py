@@ -600,6 +600,9 @@ class Core:
         if height > self.height + FUTURE_HEIGHTS_MAX:
             self._drop("far-future")
             return self._request_sync(signer)
+        # Ask before deduplicating: peers stuck waiting for us re-send the same messages.
+        if height >= self.height + 2 or self.now - self._entered_at >= self._half_rebroadcast:
+            self._request_sync(signer)
         key = _message_key(message)
         if key in self._future_keys:
             return self._drop("duplicate")
@@ -607,8 +610,6 @@ class Core:
             return self._drop("buffer-full")
         self._future.append(message)
         self._future_keys.add(key)
-        if height >= self.height + 2 or self.now - self._entered_at >= self._half_rebroadcast:
-            self._request_sync(signer)
 
     def _replay_future(self) -> None:
         pending, self._future, self._future_keys = self._future, [], set()
