@@ -8,12 +8,16 @@ an in-memory list, and the request — with the issuer key parsed once, as a
 long-lived verifier would. The reference (sd-jwt 0.10.4 over jwcrypto) gets
 its issuer key as an already-built JWK object too. Run: ``python -m bench.verify``.
 
-Two ES256 verifications (issuer JWT, KB-JWT) cost about 100 µs each here, so
-with every signature checked the ratio is bounded near 4–5× whatever the
-Python around them does. ``verify.ours_issuer_memo_per_s`` adds the opt-in
-memo of issuer JWTs that already verified (FixedIssuerKey(memo_max=...)): the
-case of a holder presenting the same credential again with a fresh KB-JWT,
-whose signature is still checked every time.
+Rates are per second of this process's CPU time, so load from other
+processes on a shared machine counts against neither side.
+
+``verify.ours_per_s`` is cold: every presentation parsed and both ES256
+signatures (issuer JWT, KB-JWT; ~100 µs each here) computed, which bounds the
+ratio well below 5× whatever the Python around them does.
+``verify.ours_warm_per_s`` is the same credential presented again with a fresh
+KB-JWT to a long-lived verifier: ``VerifierCache`` spares re-parsing the
+issuer JWT and disclosures, ``FixedIssuerKey(memo_max=)`` the issuer signature
+arithmetic; all checks still run and the KB-JWT signature is computed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from identity.verifier import (
     FixedIssuerKey,
     InMemoryStatusLists,
     StatusListSnapshot,
+    VerifierCache,
     verify_presentation,
 )
 from ledger.keys import SigningKey
@@ -38,13 +43,15 @@ NONCE, AUD, VCT, URI = "bench-nonce", "https://rp.example", "urn:imi:pid:1", "ht
 
 
 def _per_second(fn: Callable[[], object], seconds: float) -> float:
+    """Calls per second of this process's CPU time (``process_time``), so other
+    processes on a shared machine do not count against either side."""
     fn()  # warm caches and lazy imports outside the timed loop
-    count, start = 0, time.perf_counter()
+    count, start = 0, time.process_time()
     while True:
         for _ in range(20):
             fn()
         count += 20
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         if elapsed >= seconds:
             return count / elapsed
 
@@ -83,10 +90,11 @@ def run(quick: bool) -> dict[str, float]:
         return verifier.get_verified_payload()
 
     memo_keys = FixedIssuerKey(issuer.public_key, iss="did:imi:issuer", vct=frozenset({VCT}), memo_max=1024)
+    cache = VerifierCache()
 
     def ours_memo() -> object:
         result = verify_presentation(presentation, request, issuer_keys=memo_keys,
-                                     holder_keys=holder_keys, status=status, now=now)
+                                     holder_keys=holder_keys, status=status, now=now, cache=cache)
         assert result.valid, result.reason
         return result
 
@@ -101,8 +109,8 @@ def run(quick: bool) -> dict[str, float]:
         "verify.ours_per_s": round(ours_per_s, 1),
         "verify.reference_per_s": round(reference_per_s, 1),
         "verify.ratio_vs_reference": round(ours_per_s / reference_per_s, 2),
-        "verify.ours_issuer_memo_per_s": round(memo_per_s, 1),
-        "verify.ratio_issuer_memo_vs_reference": round(memo_per_s / reference_per_s, 2),
+        "verify.ours_warm_per_s": round(memo_per_s, 1),
+        "verify.ratio_warm_vs_reference": round(memo_per_s / reference_per_s, 2),
     }
     for name, value in figures.items():
         print(f"{name} {value}")

@@ -78,7 +78,7 @@ import enum
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from identity import jose
 from identity.constants import (
@@ -120,6 +120,7 @@ from ledger.errors import KeyError_
 from ledger.keys import PublicKey
 
 JsonObject = dict[str, Any]
+_T = TypeVar("_T")
 
 
 # --- pluggable trust ----------------------------------------------------------------------
@@ -279,6 +280,56 @@ class InMemoryStatusLists:
             raise StatusError("unknown status value", reason="status-unavailable") from exc
 
 
+class VerifierCache:
+    """Bounded memo of parsed issuer JWTs and decoded disclosures, keyed by exact text.
+
+    For a long-lived verifier that sees the same credential presented again (a
+    daily login): parsing is pure, so a hit returns what parsing would. Nothing
+    is skipped — every check still runs on the parsed values; with an issuer
+    key memo (``FixedIssuerKey(memo_max=)``) the issuer signature is not
+    re-computed either. Failures are never cached. ``entries_max`` bounds each
+    of the two maps (memory ≤ entries_max × (JWS_CHARS_MAX + DISCLOSURE_CHARS_MAX)).
+    """
+
+    __slots__ = ("_disclosures", "_entries_max", "_jws")
+
+    def __init__(self, entries_max: int = 1024) -> None:
+        self._jws: OrderedDict[str, jose.Jws] = OrderedDict()
+        self._disclosures: OrderedDict[str, Disclosure] = OrderedDict()
+        self._entries_max = entries_max
+
+    def jws(self, token: str) -> jose.Jws:
+        parsed = _lru_get(self._jws, token)
+        if parsed is None:
+            parsed = jose.parse(token, chars_max=JWS_CHARS_MAX)
+            _lru_put(self._jws, token, parsed, self._entries_max)
+        return parsed
+
+    def disclosure(self, encoded: str) -> Disclosure:
+        decoded = _lru_get(self._disclosures, encoded)
+        if decoded is None:
+            decoded = Disclosure.decode(encoded)
+            _lru_put(self._disclosures, encoded, decoded, self._entries_max)
+        return decoded
+
+
+def _lru_get(memo: OrderedDict[str, _T], key: str) -> _T | None:
+    # pop-and-reinsert keeps recency without KeyError races between threads
+    value = memo.pop(key, None)
+    if value is not None:
+        memo[key] = value
+    return value
+
+
+def _lru_put(memo: OrderedDict[str, _T], key: str, value: _T, entries_max: int) -> None:
+    memo[key] = value
+    while len(memo) > entries_max:
+        try:
+            memo.popitem(last=False)
+        except KeyError:
+            break
+
+
 # --- result --------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class VerificationResult:
@@ -318,8 +369,6 @@ class _Processor:
         if dig in self._seen:
             raise DisclosureError("digest appears more than once", reason="duplicate-digest")
         self._seen.add(dig)
-        if len(self._seen) > DIGESTS_MAX:
-            raise FormatError("too many digests", reason="too-large")
         return self._by_digest.get(dig)
 
     def _value(self, value: Any, depth: int) -> Any:
@@ -335,6 +384,8 @@ class _Processor:
         digests = node.get(SD_KEY, [])
         if not isinstance(digests, list):
             raise DisclosureError("_sd must be an array", reason="malformed-digests")
+        if len(self._seen) + len(digests) > DIGESTS_MAX:
+            raise FormatError("too many digests", reason="too-large")
         out = {
             name: self._value(value, depth)
             for name, value in node.items()
@@ -359,6 +410,8 @@ class _Processor:
     def _array(self, node: list[Any], depth: int) -> list[Any]:
         if depth > JSON_DEPTH_MAX:
             raise FormatError("claims nest too deeply", reason="malformed-json")
+        if len(self._seen) + len(node) > DIGESTS_MAX:
+            raise FormatError("too many digests", reason="too-large")
         out: list[Any] = []
         for item in node:
             if isinstance(item, dict) and ARRAY_DIGEST_KEY in item:
@@ -499,12 +552,18 @@ def check_presentation(
     holder_keys: HolderKeyResolver,
     status: StatusChecker,
     now: int,
+    cache: VerifierCache | None = None,
 ) -> JsonObject:
     """Run every check; return the disclosed claims or raise VerificationError."""
     jwt, encoded, kb_token = _split(presentation)
-    jws = jose.parse(jwt, chars_max=JWS_CHARS_MAX)
-    _check_issuer(jws, issuer_keys)
-    disclosures = [Disclosure.decode(e) for e in encoded]
+    if cache is None:
+        jws = jose.parse(jwt, chars_max=JWS_CHARS_MAX)
+        _check_issuer(jws, issuer_keys)
+        disclosures = [Disclosure.decode(e) for e in encoded]
+    else:
+        jws = cache.jws(jwt)
+        _check_issuer(jws, issuer_keys)
+        disclosures = [cache.disclosure(e) for e in encoded]
     claims = _Processor(disclosures).run(jws.payload)
     _check_times(jws.payload, now)
     if kb_token:
@@ -525,13 +584,15 @@ def verify_presentation(
     holder_keys: HolderKeyResolver,
     status: StatusChecker,
     now: int,
+    cache: VerifierCache | None = None,
 ) -> VerificationResult:
     """Verify a compact SD-JWT(+KB) against ``request`` at ``now`` (seconds). Never raises
-    for bad input: the result says valid, or why not."""
+    for bad input: the result says valid, or why not. ``cache`` (optional) spares
+    re-parsing a credential seen before; the verdict is the same with or without it."""
     try:
         claims = check_presentation(
             presentation, request, issuer_keys=issuer_keys, holder_keys=holder_keys,
-            status=status, now=now,
+            status=status, now=now, cache=cache,
         )
     except VerificationError as exc:
         return VerificationResult(False, None, exc.reason, str(exc))
@@ -551,6 +612,7 @@ __all__ = [
     "StatusListSnapshot",
     "StatusReference",
     "VerificationResult",
+    "VerifierCache",
     "check_presentation",
     "verify_presentation",
 ]

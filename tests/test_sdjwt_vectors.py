@@ -19,6 +19,7 @@ from identity.verifier import (
     FixedIssuerKey,
     InMemoryStatusLists,
     StatusListSnapshot,
+    VerifierCache,
     verify_presentation,
 )
 from ledger.keys import PublicKey
@@ -30,8 +31,14 @@ VECTORS: dict[str, Any] = json.loads(
 CASES = VECTORS["cases"]
 
 
-def _verify(case: dict[str, Any]) -> Any:
+def _issuer_keys(memo_max: int = 0) -> FixedIssuerKey:
     issuer = VECTORS["issuer"]
+    return FixedIssuerKey(PublicKey.from_jwk(issuer["jwk"]), iss=issuer["iss"],
+                          vct=frozenset(issuer["vct"]), memo_max=memo_max)
+
+
+def _verify(case: dict[str, Any], *, cache: VerifierCache | None = None,
+            issuer_keys: FixedIssuerKey | None = None) -> Any:
     status = InMemoryStatusLists(
         {uri: StatusListSnapshot(bytes(v["statuses"]), v["fetched_at"])
          for uri, v in VECTORS["status_lists"].items()}
@@ -39,12 +46,11 @@ def _verify(case: dict[str, Any]) -> Any:
     return verify_presentation(
         case["presentation"],
         PresentationRequest.from_json(case.get("request", VECTORS["request"])),
-        issuer_keys=FixedIssuerKey(
-            PublicKey.from_jwk(issuer["jwk"]), iss=issuer["iss"], vct=frozenset(issuer["vct"])
-        ),
+        issuer_keys=issuer_keys or _issuer_keys(),
         holder_keys=CnfHolderKeys(),
         status=status,
         now=VECTORS["now"],
+        cache=cache,
     )
 
 
@@ -82,3 +88,13 @@ def test_generator_reproduces_every_verdict(tmp_path: Path) -> None:
     assert [(c["name"], c["reason"]) for c in fresh] == [(c["name"], c["reason"]) for c in CASES]
     for case in fresh:
         assert _verify(case).reason == case["reason"], case["name"]
+
+
+def test_parse_cache_never_changes_a_verdict() -> None:
+    # One cache shared by every case, each verified twice: hits must give the same
+    # reason as a cold parse, including for cases whose issuer JWT a valid case shares.
+    cache, issuer_keys = VerifierCache(entries_max=8), _issuer_keys(memo_max=4)
+    for _ in range(2):
+        for case in CASES:
+            result = _verify(case, cache=cache, issuer_keys=issuer_keys)
+            assert result.reason == case["reason"], case["name"]
