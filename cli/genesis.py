@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +69,17 @@ def create_consortium(
     chain_id: str,
     base_port: int | None = None,
     heartbeat_ms: int | None = None,
+    hosts: Sequence[str] = (),
 ) -> Genesis:
-    """Generate keys, certificates, node directories and the genesis under ``directory``."""
+    """Generate keys, certificates, node directories and the genesis under ``directory``.
+
+    ``hosts`` (one per validator, e.g. container names) replace the loopback host in
+    each validator's transport address, as its peers dial it.
+    """
     if validators < 1 or trustees < 1 or not 1 <= threshold <= trustees:
         raise ValueError("need validators >= 1, trustees >= 1 and 1 <= threshold <= trustees")
+    if hosts and len(hosts) != validators:
+        raise ValueError(f"give one --host per validator ({validators}), not {len(hosts)}")
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / "genesis.json").exists():
         raise FileExistsError(f"{directory / 'genesis.json'} exists; pick an empty directory")
@@ -91,7 +99,7 @@ def create_consortium(
         (node_dir / "tls_cert.pem").write_bytes(cert_pem)
         (directory / "certs").mkdir(exist_ok=True)
         (directory / "certs" / f"{name}.pem").write_bytes(cert_pem)
-        listen = f"{LOOPBACK}:{ports[2 * i]}"
+        listen = f"{hosts[i] if hosts else LOOPBACK}:{ports[2 * i]}"
         api = f"{LOOPBACK}:{ports[2 * i + 1]}"
         members.append(Validator(name, consensus.public_key, 1, listen, tls.spki_sha256_of_cert(cert_pem)))
         nodes.append((name, node_dir, {"name": name, "listen": listen, "api": api}))
@@ -130,6 +138,8 @@ def new(
                                          "(default: free loopback ports)."),
     heartbeat_ms: int | None = typer.Option(None, "--heartbeat-ms", min=100,
                                             help="Empty-block interval when idle (policy)."),
+    hosts: list[str] = typer.Option([], "--host", help="Transport host of validator i, as peers dial "
+                                    "it (repeat once per validator; default 127.0.0.1)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Generate a genesis with validator, TLS and trustee keys."""
@@ -138,7 +148,7 @@ def new(
     try:
         genesis = create_consortium(directory, validators=validators, trustees=trustees,
                                     threshold=threshold, chain_id=chain_id, base_port=base_port,
-                                    heartbeat_ms=heartbeat_ms)
+                                    heartbeat_ms=heartbeat_ms, hosts=hosts)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc), reason="bad-arguments", as_json=as_json)
     summary = {
