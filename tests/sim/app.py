@@ -65,6 +65,7 @@ class SharedCaches:
 
     executions: dict[bytes, tuple[State, ValidatorSet]] = field(default_factory=dict)
     valsets: dict[bytes, ValidatorSet] = field(default_factory=dict)
+    proposers: dict[tuple[bytes, int, int], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -151,8 +152,16 @@ class SimApp:
         return True
 
     # --- internals ---------------------------------------------------------------------
+    def _proposer(self, height: int, round_: int) -> str:
+        validators = self.validators_at(height)
+        key = (validators.hash, height, round_)
+        found = self.caches.proposers.get(key)
+        if found is None:  # a key id is a JWK thumbprint: worth computing once per run
+            found = self.caches.proposers[key] = validators.proposer(height, round_).key_id
+        return found
+
     def _context(self, height: int, round_: int) -> BlockContext:
-        proposer = self.validators_at(height).proposer(height, round_).key_id
+        proposer = self._proposer(height, round_)
         return BlockContext(self.chain_id, height, self.ledger.genesis.time_ms + height * BLOCK_MS, proposer)
 
     def _execute(self, block: Block) -> tuple[State, ValidatorSet]:
@@ -200,7 +209,7 @@ class SimApp:
             log_root=log, log_size=sum(b.header.tx_count for b, _ in self.ledger.blocks) + len(txs),
             state_root=state_root(new_state), validator_set_hash=validators.hash,
             next_validator_set_hash=next_validators.hash,
-            proposer=validators.proposer(height, round_).key_id,
+            proposer=self._proposer(height, round_),
         )
 
 

@@ -41,8 +41,8 @@ TX_EXPIRY_MS = 3_600_000  # relative to genesis; far beyond any simulated block 
 
 SIM_TIMEOUTS = Timeouts(propose_base=10, propose_delta=3, prevote_base=5, prevote_delta=2,
                         precommit_base=5, precommit_delta=2, commit_ticks=3, rebroadcast_ticks=12)
-CHAOS_TICKS_MIN = 150
-CHAOS_TICKS_MAX = 450
+CHAOS_TICKS_MIN = 100
+CHAOS_TICKS_MAX = 300
 LIVENESS_TICKS_MAX = 1_500  # after the final heal, each honest node commits LIVENESS_HEIGHTS within this
 LIVENESS_HEIGHTS = 2
 SELFTEST_TICKS_MAX = 600
