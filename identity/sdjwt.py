@@ -16,6 +16,7 @@ disclosure so the holder can show only ``"18": true``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from identity.constants import (
     BIRTHDATE_CLAIM,
     DECOYS_PER_OBJECT_MAX,
     DECOYS_PER_OBJECT_MIN,
+    JSON_DEPTH_MAX,
     NEVER_DISCLOSABLE_CLAIMS,
     RESERVED_CLAIM_NAMES,
     SALT_BYTES,
@@ -173,18 +175,24 @@ class _Builder:
         return out
 
 
-def _check_claims(value: Any, path: str) -> None:
-    """Precondition of issuance: plain JSON with no SD-JWT reserved names anywhere."""
+def _check_claims(value: Any, path: str, depth: int = 0) -> None:
+    """Precondition of issuance: plain, finite JSON, nested no deeper than a verifier
+    accepts, with no SD-JWT reserved names anywhere."""
+    if isinstance(value, (dict, list)) and depth > JSON_DEPTH_MAX - 2:
+        # one level of margin below the verifier's limit for the disclosure wrapping
+        raise IssuanceError(f"claims nest deeper than {JSON_DEPTH_MAX - 1} containers at {path}")
     if isinstance(value, dict):
         for name, item in value.items():
             if not isinstance(name, str):
                 raise IssuanceError(f"claim name at {path} must be a string")
             if name in RESERVED_CLAIM_NAMES or name == SD_ALG_KEY:
                 raise IssuanceError(f"claim name {name!r} at {path} is reserved by SD-JWT")
-            _check_claims(item, f"{path}.{name}")
+            _check_claims(item, f"{path}.{name}", depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_claims(item, f"{path}[{index}]")
+            _check_claims(item, f"{path}[{index}]", depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise IssuanceError(f"claim at {path} is not a finite number")
     elif not (value is None or isinstance(value, (str, int, float, bool))):
         raise IssuanceError(f"claim at {path} is not a JSON value")
 

@@ -103,7 +103,8 @@ def test_expired_credential_is_rejected_later(flow: Path) -> None:
     assert code == 1 and "[expired]" in err
 
 
-@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00garbage", b"{}", b"~~~", b"a.b.c~", b"[1,2]", b"\x00" * 100])
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00garbage", b"{}", b"~~~", b"a.b.c~", b"[1,2]",
+                                     b"\x00" * 100, b'{"a": NaN}', b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}"])
 @pytest.mark.parametrize("slot", ["presentation", "issuer", "credential", "holder-key", "claims"])
 def test_any_file_content_gives_exit_1_never_a_traceback(flow: Path, content: bytes, slot: str) -> None:
     bad = flow / "bad"

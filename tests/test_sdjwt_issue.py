@@ -108,6 +108,36 @@ def test_reserved_or_non_json_claims_are_refused(claims: dict[str, Any], keys: t
         issue(claims, issuer_key=issuer, iss="i", vct="v", holder=HolderBinding.from_key(holder.public_key), iat=NOW)
 
 
+def test_non_finite_numbers_and_over_deep_claims_are_refused(keys: tuple[SigningKey, SigningKey]) -> None:
+    issuer, holder = keys
+    binding = HolderBinding.from_key(holder.public_key)
+    too_deep: dict[str, Any] = {}
+    node = too_deep
+    for _ in range(15):
+        node["x"] = {}
+        node = node["x"]
+    for claims in ({"a": float("nan")}, {"a": [float("inf")]}, too_deep):
+        with pytest.raises(IssuanceError):
+            issue(claims, issuer_key=issuer, iss="i", vct="v", holder=binding, iat=NOW)
+
+
+def test_deepest_issuable_claims_still_verify(keys: tuple[SigningKey, SigningKey]) -> None:
+    issuer, holder = keys
+    deepest: dict[str, Any] = {}
+    node = deepest
+    for _ in range(13):  # with the top object and the leaf list: 15 nested containers
+        node["x"] = {}
+        node = node["x"]
+    node["leaf"] = [1]
+    cred = issue(deepest, issuer_key=issuer, iss="i", vct="v",
+                 holder=HolderBinding.from_key(holder.public_key), iat=NOW).serialize()
+    presentation = present(cred, ["x"], holder_key=holder, nonce="n", aud="a", iat=NOW)
+    result = verify_presentation(presentation, PresentationRequest(nonce="n", aud="a"),
+                                 issuer_keys=FixedIssuerKey(issuer.public_key), holder_keys=CnfHolderKeys(),
+                                 status=NoStatus(), now=NOW)
+    assert result.valid, result.detail
+
+
 def test_holder_binding_needs_exactly_one_form() -> None:
     with pytest.raises(IssuanceError):
         HolderBinding()
