@@ -11,7 +11,9 @@
         tls_key.pem, tls_cert.pem   P-256 TLS identity, pinned by SPKI digest in the genesis
         genesis.json, certs/        copies, so the directory can be moved to another host
 
-Private files are written with mode 0600.
+Private files are written with mode 0600. With ``--entry`` (public validator entries
+from ``imi node init --json``) and ``--trustee-jwk`` (public trustee keys) it writes only
+``genesis.json``, from public keys: the genesis ceremony of docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import typer
 
 from cli._common import fail, print_json
+from ledger.errors import BlockError
 from ledger.genesis import DEFAULT_POLICY, Genesis
 from ledger.keys import SigningKey
 from ledger.validators import Validator, ValidatorSet
@@ -126,6 +129,44 @@ def create_consortium(
     return genesis
 
 
+def assemble_genesis(
+    directory: Path,
+    *,
+    entries: Sequence[Path],
+    trustee_jwks: Sequence[Path],
+    threshold: int,
+    chain_id: str,
+    heartbeat_ms: int | None = None,
+) -> Genesis:
+    """Write ``directory/genesis.json`` from public validator entries (``imi node init --json``)
+    and public trustee JWKs; no private key is generated or seen (the genesis ceremony).
+
+    Raises ValueError (unreadable or invalid input) or FileExistsError.
+    """
+    if (directory / "genesis.json").exists():
+        raise FileExistsError(f"{directory / 'genesis.json'} exists; pick an empty directory")
+    try:
+        validators = [json.loads(path.read_text()) for path in entries]
+        trustee_keys = [json.loads(path.read_text()) for path in trustee_jwks]
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read an entry or trustee key: {exc}") from exc
+    if any(isinstance(k, dict) and "d" in k for k in trustee_keys):
+        raise ValueError("a trustee JWK holds a private key; pass public keys (imi key public)")
+    policy = dict(DEFAULT_POLICY)
+    if heartbeat_ms is not None:
+        policy["heartbeat_ms"] = heartbeat_ms
+    try:
+        genesis = Genesis.from_json({
+            "chain_id": chain_id, "time_ms": int(time.time() * 1000), "validators": validators,
+            "trustees": trustee_keys, "trustee_threshold": threshold, "policy": policy,
+        })
+    except BlockError as exc:
+        raise ValueError(str(exc)) from exc
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "genesis.json").write_text(genesis.dumps())
+    return genesis
+
+
 @app.command("new")
 def new(
     directory: Path = typer.Option(..., "--dir", help="Output directory (must not hold a genesis)."),
@@ -140,15 +181,27 @@ def new(
                                             help="Empty-block interval when idle (policy)."),
     hosts: list[str] = typer.Option([], "--host", help="Transport host of validator i, as peers dial "
                                     "it (repeat once per validator; default 127.0.0.1)."),
+    entries: list[Path] = typer.Option([], "--entry", help="Ceremony: a validator's public entry "
+                                       "(imi node init --json); repeat per validator. Needs --trustee-jwk."),
+    trustee_jwks: list[Path] = typer.Option([], "--trustee-jwk", help="Ceremony: a trustee's public "
+                                            "JWK (imi key public); repeat per trustee. Needs --entry."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Generate a genesis with validator, TLS and trustee keys."""
-    if threshold > trustees:
-        fail(f"threshold {threshold} exceeds {trustees} trustees", reason="bad-threshold", as_json=as_json)
+    """Generate a genesis with validator, TLS and trustee keys, or (--entry, --trustee-jwk)
+    assemble one from public keys only."""
+    if bool(entries) != bool(trustee_jwks):
+        fail("--entry and --trustee-jwk go together", reason="bad-arguments", as_json=as_json)
+    if threshold > (len(trustee_jwks) or trustees):
+        fail(f"threshold {threshold} exceeds {len(trustee_jwks) or trustees} trustees", reason="bad-threshold",
+             as_json=as_json)
     try:
-        genesis = create_consortium(directory, validators=validators, trustees=trustees,
-                                    threshold=threshold, chain_id=chain_id, base_port=base_port,
-                                    heartbeat_ms=heartbeat_ms, hosts=hosts)
+        if entries:
+            genesis = assemble_genesis(directory, entries=entries, trustee_jwks=trustee_jwks,
+                                       threshold=threshold, chain_id=chain_id, heartbeat_ms=heartbeat_ms)
+        else:
+            genesis = create_consortium(directory, validators=validators, trustees=trustees,
+                                        threshold=threshold, chain_id=chain_id, base_port=base_port,
+                                        heartbeat_ms=heartbeat_ms, hosts=hosts)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc), reason="bad-arguments", as_json=as_json)
     summary = {

@@ -3,7 +3,8 @@
 ``imi ledger audit`` downloads a node's chain block by block and verifies it
 from a genesis the auditor holds (see :mod:`cli.audit`): exit 0 with a summary,
 or exit 1 naming the first bad block and the reason. ``imi ledger head`` shows
-the node's latest header as the node reports it (unverified).
+the node's latest header as the node reports it (unverified). ``imi ledger genesis``
+prints a genesis file's hash (recomputed) for the out-of-band check of the ceremony.
 """
 
 from __future__ import annotations
@@ -131,3 +132,28 @@ def head(
     else:
         for key, value in summary.items():
             print(f"{key:<20} {value}")
+
+
+@app.command("genesis")
+def genesis_info(
+    genesis_file: Path = typer.Option(..., "--genesis", envvar="IMI_GENESIS", help="Genesis JSON file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a genesis file's hash (recomputed from its content), chain id, validators and trustees."""
+    genesis = _load_genesis(genesis_file, as_json)
+    summary = {
+        "hash": genesis.hash.hex(),
+        "chain_id": genesis.chain_id,
+        "time_ms": genesis.time_ms,
+        "validators": [{"name": v.name, "address": v.address, "key_id": v.key_id, "power": v.power,
+                        "tls_spki_sha256": v.tls_spki_sha256.hex()} for v in genesis.validators.validators],
+        "trustees": [t.key_id for t in genesis.trustees],
+        "trustee_threshold": genesis.trustee_threshold,
+    }
+    if as_json:
+        print_json(summary)
+        return
+    print(f"genesis {summary['hash']}  chain {genesis.chain_id}")
+    for v in genesis.validators.validators:
+        print(f"  validator {v.name:<12} {v.address:<24} {v.key_id}  tls {v.tls_spki_sha256.hex()[:16]}…")
+    print(f"  trustees  {genesis.trustee_threshold} of {len(genesis.trustees)}")
