@@ -71,8 +71,10 @@ class IdentityHttpFetcher(HttpFetcher):
             raise LightClientError("node answer is not an object", reason="malformed-response")
         absent = response.status_code == 404 and "proof" in body and body.get("value") is None
         if response.status_code != 200 and not absent:
-            raise LightClientError(f"node answered HTTP {response.status_code} for {path}",
-                                   reason=str(body.get("reason", "node-error"))[:64])
+            # The node's own reason goes in the message only: an unproven "not found" must not
+            # read like a proven one (NotFoundError, raised by the light client after a proof).
+            raise LightClientError(f"node answered HTTP {response.status_code} for {path} "
+                                   f"({str(body.get('reason', ''))[:64]})", reason="node-error")
         kind = kind_of(key)
         assert kind is not None  # identity_path returned a route
         check_view(kind, body)

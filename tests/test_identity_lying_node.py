@@ -304,6 +304,12 @@ def _claim_absent(reply: Reply, kind: str, fetch: Fetch) -> Reply:
     return Reply(200, body)
 
 
+def _bare_404(reply: Reply, kind: str, fetch: Fetch) -> Reply:
+    """"Not found" as a plain problem document, with no proof at all."""
+    return Reply(404, {"type": "about:blank", "title": "Not found", "status": 404, "detail": "",
+                       "reason": f"{kind}-not-found", "key": reply.body["key"]})
+
+
 def _view_only(reply: Reply, kind: str, fetch: Fetch) -> Reply:
     return _edit_view(kind, reply)
 
@@ -323,6 +329,7 @@ COMMON_LIES: dict[str, Lie] = {
     "signatures-below-quorum": _below_quorum,
     "one-signer-repeated": _duplicate_signer,
     "claims-absent": _claim_absent,
+    "unproven-404": _bare_404,
 }
 VIEW_LIES: dict[str, Lie] = {"readable-part-edited": _view_only}
 
