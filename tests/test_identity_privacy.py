@@ -8,23 +8,37 @@ node's POST /v1/verify (the node sees the disclosed name). Scanned: every LevelD
 (plyvel iteration) and every file of the database directory (.ldb, .log, MANIFEST...), for each
 claim value in raw UTF-8 (also case-folded), base64url (all three alignments) and hex forms.
 Positive control: the issuer DID and the anchor digest ARE found by the same scan.
+
+The same flow also runs on a real 4-validator devnet (`imi devnet`), and then every file of
+every validator's directory (LevelDB, consensus WAL, config) and the node logs are scanned.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from cli.devnet import Devnet
+from identity import did as didmod
 from identity.anchors import anchor_digest, new_salt
 from identity.api import identity_router, verify_router
+from identity.ledger_client import NodeClient
+from identity.ledger_trust import status_uri
+from identity.presentation import present
+from identity.sdjwt import HolderBinding, issue
+from ledger.keys import SigningKey
 from ledger.storage import LevelKV
 from node.api import create_app
-from tests.test_identity_api_scene import LIST_ID, REQUEST, Scene, build_scene
+from tests.test_identity_api_scene import LIST_ID, REQUEST, VCT, Scene, build_scene
 
 CLAIMS = {
     "given_name": "Zebulon",
@@ -125,3 +139,73 @@ def test_the_base64url_forms_find_a_value_at_every_alignment() -> None:
     for prefix in (b"", b"a", b"ab", b"abc"):
         encoded = base64.urlsafe_b64encode(prefix + value + b"tail").rstrip(b"=")
         assert any(form in encoded for form in b64url_forms(value)), prefix
+
+
+# --- the same flow on a real devnet ----------------------------------------------------------------
+def _devnet_flow(net: Devnet) -> tuple[str, bytes]:
+    """Run the issuance flow through validator APIs; returns (issuer DID, anchor digest)."""
+    apis = [n.api for n in net.nodes()]
+    node = NodeClient(apis[0])
+    chain_id = node.chain_id()
+    trustees = [SigningKey.from_private_jwk(json.loads(p.read_text()))
+                for p in sorted((net.dir / "trustees").glob("*.jwk"))[:2]]
+    keys = {name: (SigningKey.generate(), SigningKey.generate()) for name in ("alice", "agency")}
+    dids = {name: didmod.derive_did(k.public_key.to_jwk(), didmod.key_commitment(n.public_key.to_jwk()))
+            for name, (k, n) in keys.items()}
+    alice_key, agency_key, agency = keys["alice"][0], keys["agency"][0], dids["agency"]
+
+    def submit(type_: str, sender: str, payload: dict[str, Any], *signers: SigningKey) -> None:
+        node.submit(node.build(type_, sender, payload, *signers, chain_id=chain_id))
+
+    for name, (key, nxt) in keys.items():
+        submit("did.create", dids[name], {"jwk": dict(key.public_key.to_jwk()),
+                                          "next_key_commitment": didmod.key_commitment(nxt.public_key.to_jwk())},
+               key)
+    submit("gov.issuer_accredit", "gov", {"did": agency, "name": "Agency", "vcts": [VCT]}, *trustees)
+    submit("vct.publish", agency, {"vct": VCT, "name": "PID", "claims": ["given_name"]}, agency_key)
+    submit("status.create_list", agency, {"list_id": LIST_ID, "bits": 2, "size": 64}, agency_key)
+    now = int(time.time())
+    credential = issue(CLAIMS, issuer_key=agency_key, iss=agency, vct=VCT, holder=HolderBinding(kid=dids["alice"]),
+                       iat=now, status={"status_list": {"idx": IDX, "uri": status_uri(LIST_ID)}},
+                       kid=f"{agency}#{agency_key.key_id}").serialize()
+    digest = anchor_digest(credential, new_salt())
+    submit("anchor.put", agency, {"digests": [digest]}, agency_key)
+    verdicts = []
+    with httpx.Client(timeout=30) as http:
+        for status, api in ((2, apis[1]), (0, apis[2])):
+            submit("status.set", agency, {"list_id": LIST_ID, "updates": [[IDX, status]]}, agency_key)
+            presentation = present(credential, REQUEST.paths_to_disclose(), holder_key=alice_key,
+                                   nonce=REQUEST.nonce, aud=REQUEST.aud, iat=int(time.time()))
+            body = http.post(f"{api}/v1/verify", json={"presentation": presentation,
+                                                       "request": REQUEST.to_json()}).json()
+            verdicts.append((body.get("valid"), body.get("reason")))
+        assert verdicts == [(False, "suspended"), (True, None)], verdicts
+        _wait_all_at(http, apis, int(http.get(f"{apis[0]}/health").json()["height"]))
+    node.close()
+    return agency, digest
+
+
+def _wait_all_at(http: httpx.Client, apis: list[str], height: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while min(int(http.get(f"{api}/health").json()["height"]) for api in apis) < height:
+        assert time.monotonic() < deadline, f"validators did not all reach height {height}"
+        time.sleep(0.2)
+
+
+@pytest.mark.xdist_group("devnet")
+def test_devnet_validators_store_no_claim_values(tmp_path: Path) -> None:
+    net = Devnet(tmp_path / "devnet")
+    try:
+        net.up(4, heartbeat_ms=500)
+        issuer, digest = _devnet_flow(net)
+    finally:
+        net.down()
+    logs = list(files(net.dir / "logs"))
+    assert logs, "no node logs to scan"
+    for info in net.nodes():
+        stored = list(files(info.node_dir))
+        for secret in SECRETS:
+            assert found(secret, stored) == [], f"{secret!r} stored by {info.name}"
+            assert found(secret, logs) == [], f"{secret!r} in the node logs"
+        assert found(issuer, stored), f"scan of {info.name} does not see the issuer DID"
+        assert found(digest, stored), f"scan of {info.name} does not see the anchor digest"
