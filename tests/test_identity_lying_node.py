@@ -33,7 +33,7 @@ from ledger.block import BlockHeader
 from ledger.encoding import decode, encode
 from ledger.keys import b64url_decode, b64url_encode
 from node.api import create_app
-from tests.test_identity_api_scene import LIST_ID, REQUEST, Scene, build_scene
+from tests.test_identity_api_scene import LIST_ID, REQUEST, VCT, Scene, build_scene
 from tests.test_identity_helpers import det_key
 
 FRESHNESS_MS = 60_000
@@ -55,12 +55,14 @@ Lie = Callable[[Reply, str, Fetch], Reply]  # (honest reply, kind of its key, fe
 # --- the scene and the servers -------------------------------------------------------------
 def aged_scene() -> Scene:
     """The API scene, then two minutes later a block that revokes L1[3], accredits alice as a
-    second issuer and creates list L2: answers at OLD_HEIGHT are true but stale."""
+    second issuer and creates list L2, and one where alice publishes urn:x: answers at
+    OLD_HEIGHT are true but stale."""
     s = build_scene()
     s.clock.now_ms += 120_000
     s.block(s.tx("status.set", s.agency.did, {"list_id": LIST_ID, "updates": [[3, 1]]}, s.agency.key),
             s.gov("gov.issuer_accredit", {"did": s.alice.did, "name": "Alice Co", "vcts": ["urn:x"]}),
             s.tx("status.create_list", s.agency.did, {"list_id": "L2", "bits": 2, "size": 64}, s.agency.key))
+    s.block(s.tx("vct.publish", s.alice.did, {"vct": "urn:x", "name": "X", "claims": ["x"]}, s.alice.key))
     return s
 
 
@@ -177,6 +179,7 @@ def rig() -> Iterator[Rig]:
 READS: dict[str, Callable[[LightClient, Rig], Any]] = {
     "did": lambda lc, r: lc.resolve_did(r.scene.alice.did, r.now()),
     "issuer": lambda lc, r: lc.issuer(r.scene.agency.did, r.now()),
+    "vct": lambda lc, r: lc.credential_type(VCT, r.now()),
     "status": lambda lc, r: lc.status(LIST_ID, 3, r.now()),
 }
 
@@ -210,6 +213,10 @@ def _suspend(record: dict[str, Any]) -> None:
     record["status"] = "suspended"
 
 
+def _add_claim(record: dict[str, Any]) -> None:
+    record["claims"] = [*record["claims"], "birthdate"]
+
+
 def _unrevoke(record: dict[str, Any]) -> None:
     record["lst"] = sl.set_status(record["lst"], record["bits"], 3, 0)
 
@@ -221,6 +228,8 @@ def _edit_view(kind: str, reply: Reply) -> Reply:
         body["didDocument"]["verificationMethod"][0]["publicKeyJwk"] = dict(det_key("mallory").public_key.to_jwk())
     elif kind == "issuer":
         body["issuer"]["vcts"].append("https://evil.example/vct")
+    elif kind == "vct":
+        body["credential_type"]["claims"].append("birthdate")
     else:
         lst, bits = sl.from_json(body["status_list"])
         body["status_list"] = sl.to_json(sl.set_status(lst, bits, 3, 0), bits)
@@ -317,6 +326,7 @@ def _view_only(reply: Reply, kind: str, fetch: Fetch) -> Reply:
 VALUE_LIES: dict[str, dict[str, Lie]] = {
     "did": {"forged-did-key": _forge(_swap_did_key)},
     "issuer": {"forged-issuer-vct": _forge(_add_vct), "forged-issuer-status": _forge(_suspend)},
+    "vct": {"forged-type-claims": _forge(_add_claim)},
     "status": {"forged-status-bit": _forge(_unrevoke)},
 }
 COMMON_LIES: dict[str, Lie] = {
@@ -345,7 +355,7 @@ def cases() -> Iterator[Any]:
 @pytest.fixture(scope="module", autouse=True)
 def _other_keys(rig: Rig) -> None:
     OTHER_KEYS.update({"did": f"did/{rig.scene.agency.did}", "issuer": f"issuer/{rig.scene.alice.did}",
-                       "status": "status/L2"})
+                       "vct": "vct/urn:x", "status": "status/L2"})
 
 
 # --- tests -------------------------------------------------------------------------------------
@@ -356,6 +366,7 @@ def test_unaltered_answers_through_the_proxy_are_accepted(rig: Rig, fetcher: str
     assert READS["did"](lc, rig)["didDocument"]["verificationMethod"][0]["publicKeyJwk"] == \
         rig.scene.alice.key.public_key.to_jwk()
     assert READS["issuer"](lc, rig)["status"] == "accredited"
+    assert READS["vct"](lc, rig)["claims"] == ["given_name"]
     assert READS["status"](lc, rig) == 1  # revoked in the aging block
 
 
@@ -367,7 +378,7 @@ def test_a_pass_through_lie_changes_nothing(rig: Rig, fetcher: str) -> None:
     lc = rig.client(fetcher)
     for read in READS.values():
         read(lc, rig)
-    assert rig.proxy.applied >= 3
+    assert rig.proxy.applied >= len(READS)
 
 
 @pytest.mark.parametrize(("fetcher", "kind", "lie"), list(cases()))
