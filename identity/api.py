@@ -41,14 +41,18 @@ from identity.api_models import (
     VerifyResponse,
 )
 from identity.api_views import view
-from identity.ledger_constants import DID_VERSIONS_MAX, FRESHNESS_MS_DEFAULT
+from identity.ledger_constants import (
+    DID_VERSIONS_MAX,
+    FRESHNESS_MS_DEFAULT,
+    STATUS_LIST_ID_CHARS_MAX,
+    VCT_CHARS_MAX,
+)
 from identity.ledger_errors import LightClientError
 from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists
 from identity.light_client import LightClient
 from identity.request import PresentationRequest
 from identity.verifier import verify_presentation
 from ledger import statekeys
-from ledger.constants import STATE_KEY_BYTES_MAX
 from ledger.errors import LedgerError
 from ledger.keys import b64url_decode
 from node.api_constants import API_HEIGHT_MAX
@@ -112,9 +116,10 @@ def _height(reader: ChainReader, height: int | None) -> int:
     return _head(reader) if height is None else reader.require_height(height)
 
 
-def _check_key(text: str, what: str) -> None:
-    if not text or len(text.encode("utf-8")) > STATE_KEY_BYTES_MAX // 2:
-        raise ApiProblem("bad-request", f"{what} must be 1..{STATE_KEY_BYTES_MAX // 2} UTF-8 bytes")
+def _check_name(text: str, what: str, chars_max: int) -> None:
+    """Names longer than the ledger accepts cannot exist: refuse them before touching state."""
+    if not 0 < len(text) <= chars_max:
+        raise ApiProblem("bad-request", f"{what} must be 1..{chars_max} characters")
 
 
 def _check_did(did: str) -> None:
@@ -168,7 +173,7 @@ def identity_router(ctx: ApiContext) -> APIRouter:
                 summary="A published credential type", responses=problem_responses(400, 404))
     async def credential_type(vct: str = Path(description="The vct (a URI or name), URL-encoded."),
                               height: int | None = _HEIGHT_QUERY) -> Any:
-        _check_key(vct, "vct")
+        _check_name(vct, "vct", VCT_CHARS_MAX)
         return identity_answer(reader, statekeys.vct_key(vct), _height(reader, height), "vct", "vct-not-found")
 
     @router.get("/status-lists/{list_id}", response_model=StatusListResponse,
@@ -177,7 +182,7 @@ def identity_router(ctx: ApiContext) -> APIRouter:
                           height: int | None = _HEIGHT_QUERY) -> Any:
         """`status_list` is `{"bits": 1|2, "lst": base64url(zlib(bytes))}`; the proven value
         holds the uncompressed bytes. Fetching a whole list hides which entry a verifier checks."""
-        _check_key(list_id, "list id")
+        _check_name(list_id, "list id", STATUS_LIST_ID_CHARS_MAX)
         return identity_answer(reader, statekeys.status_list_key(list_id), _height(reader, height), "status",
                                "list-not-found")
 
