@@ -8,7 +8,8 @@ Prints ``ledger.<figure>@<size> value`` lines:
   half overwrites and half new keys, on a tree already holding ``size`` keys;
 * ``state_proof_verify_per_s``: state membership proofs verified per second;
 * ``state_proof_bytes``: mean canonical size of a membership proof;
-* ``rss_mb``: resident memory of this process after the size's run.
+* ``rss_mb``: private resident memory (RssAnon) of this process after the size's run;
+* ``rss_file_mb``: file-backed resident pages (LevelDB's memory-mapped tables).
 
 Sizes: 10k and 1M entries; ``--quick``: 10k and 100k. Each size runs on a fresh
 LevelDB in a temporary directory. Run: ``python -m bench ledger [--quick]``.
@@ -36,12 +37,18 @@ def _label(size: int) -> str:
     return f"{size // 1_000_000}M" if size >= 1_000_000 else f"{size // 1000}k"
 
 
-def rss_mb() -> float:
-    """Current resident set size of this process in MiB (Linux /proc)."""
+def rss_mb() -> tuple[float, float]:
+    """(private, file-backed) resident memory of this process in MiB (Linux /proc).
+
+    File-backed pages are mostly LevelDB's memory-mapped table files: page cache
+    the kernel can drop, not memory the process holds.
+    """
+    fields = {}
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        name, _, rest = line.partition(":")
+        if name in ("RssAnon", "RssFile"):
+            fields[name] = int(rest.split()[0]) / 1024
+    return fields.get("RssAnon", float("nan")), fields.get("RssFile", float("nan"))
 
 
 def _rate(fn: Callable[[], int], seconds: float) -> float:
@@ -133,7 +140,7 @@ def run(quick: bool) -> dict[str, float]:
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="imi-bench-ledger-") as tmp:
             results = {**_merkle(size, Path(tmp), seconds), **_state(size, Path(tmp), seconds)}
-            results["rss_mb"] = rss_mb()
+            results["rss_mb"], results["rss_file_mb"] = rss_mb()
         for name, value in results.items():
             key = f"ledger.{name}@{_label(size)}"
             figures[key] = round(value, 1)
