@@ -96,7 +96,12 @@ class LedgerApplication:
             return cached
         if not 1 <= height <= self.store.height() + 1:
             raise BlockError(f"validator set of height {height} is not known yet", reason="unknown-height")
-        vset = read_validator_set(self.store.state_reader(height - 1))
+        previous = self._validator_sets.get(height - 1)
+        header = self.store.header(height - 1) if previous is not None and height > 1 else None
+        if previous is not None and header is not None and header.next_validator_set_hash == previous.hash:
+            vset = previous  # unchanged (the usual case): skip re-reading and re-hashing it
+        else:
+            vset = read_validator_set(self.store.state_reader(height - 1))
         self._validator_sets[height] = vset
         while len(self._validator_sets) > VALIDATOR_SETS_CACHED_MAX:
             self._validator_sets.popitem(last=False)

@@ -23,6 +23,8 @@ TLS_CERT_DAYS: Final = 3_650
 # --- driver / consensus clock ----------------------------------------------------------
 TICK_MS_DEFAULT: Final = 20
 HEARTBEAT_MS_DEFAULT: Final = 2_000
+BLOCK_INTERVAL_MS_DEFAULT: Final = 50  # least time between blocks unless BATCH_TXS_MIN txs wait
+BATCH_TXS_MIN: Final = 500  # this many pending txs start a block at once
 WAL_RECORD_BYTES_MAX: Final = ENCODING_BYTES_MAX
 WAL_SEGMENT_RECORDS_MAX: Final = 2_000  # compacted to the current height past this many records
 
@@ -47,3 +49,5 @@ assert TX_BYTES_MAX * MEMPOOL_GOSSIP_BATCH_MAX <= FRAME_BYTES_MAX * 4
 assert PROPOSE_BATCH_TXS_MAX <= BLOCK_TXS_MAX
 assert RECONNECT_BACKOFF_MS_MIN < RECONNECT_BACKOFF_MS_MAX
 assert MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX
+assert BATCH_TXS_MIN <= BLOCK_TXS_MAX
+assert BLOCK_INTERVAL_MS_DEFAULT < HEARTBEAT_MS_DEFAULT

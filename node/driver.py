@@ -12,9 +12,12 @@ For every ``Ready`` the core returns, in this order:
 
 Ticks come from a timer every ``tick_ms``. Between heights the driver holds
 the first tick of the next height (the core starts a height on a tick) until
-there is work: a pending transaction, a message for a later height, or
-``heartbeat_ms`` since the last commit — so an idle chain makes one empty
-block per heartbeat and a busy one proposes as soon as transactions arrive.
+there is work: ``batch_txs_min`` pending transactions, any pending transaction
+once ``block_interval_ms`` passed since the last commit, a message for a later
+height, or ``heartbeat_ms`` since the last commit — so an idle chain makes one
+empty block per heartbeat, and a busy one proposes as soon as transactions
+arrive without spending a block's fixed cost (fsyncs, a synced LevelDB batch,
+re-execution) on every single transaction.
 
 On restart the WAL's records are handed to the core as ``restored`` (see
 :meth:`Driver._restored_for_core` for a store that moved past them); the WAL is
@@ -33,7 +36,7 @@ from ledger.encoding import Value
 from ledger.errors import LedgerError
 from node.application import LedgerApplication
 from node.consensus.types import Envelope, Ready
-from node.constants import WAL_SEGMENT_RECORDS_MAX
+from node.constants import BATCH_TXS_MIN, BLOCK_INTERVAL_MS_DEFAULT, WAL_SEGMENT_RECORDS_MAX
 from node.wal import Wal
 
 log = logging.getLogger("imi.driver")
@@ -59,7 +62,9 @@ class Driver:
         send: Callable[[Envelope], None],
         tick_ms: int,
         heartbeat_ms: int,
-        has_work: Callable[[], bool],
+        has_work: Callable[[], int],
+        block_interval_ms: int = BLOCK_INTERVAL_MS_DEFAULT,
+        batch_txs_min: int = BATCH_TXS_MIN,
     ) -> None:
         self._core_factory = core_factory
         self._wal = wal
@@ -69,6 +74,8 @@ class Driver:
         self.tick_ms = tick_ms
         self.heartbeat_ms = heartbeat_ms
         self._has_work = has_work
+        self.block_interval_ms = block_interval_ms
+        self.batch_txs_min = batch_txs_min
         self.core: Any = None
         self.paused = True
         self._gated = False  # holding the first tick of the next height
@@ -127,11 +134,15 @@ class Driver:
             self.tick()
 
     def _gate_open(self) -> bool:
-        return self._has_work() or time.monotonic() - self._last_commit_s >= self.heartbeat_ms / 1000
+        since_s = time.monotonic() - self._last_commit_s
+        if since_s >= self.heartbeat_ms / 1000:
+            return True
+        pending = self._has_work()
+        return pending >= self.batch_txs_min or (pending > 0 and since_s >= self.block_interval_ms / 1000)
 
     def wake(self) -> None:
-        """Work arrived (a transaction): start the next height now rather than at the next tick."""
-        if self._gated and not self.paused and self.core is not None:
+        """Work arrived (a transaction): start the next height now if a full batch is waiting."""
+        if self._gated and not self.paused and self.core is not None and self._gate_open():
             self.tick()
 
     def flush(self) -> None:

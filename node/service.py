@@ -42,6 +42,7 @@ from node import tls
 from node.application import LedgerApplication
 from node.consensus.types import CoreConfig, Envelope, Timeouts
 from node.constants import (
+    BLOCK_INTERVAL_MS_DEFAULT,
     COMMITTED_WAITERS_MAX,
     HEARTBEAT_MS_DEFAULT,
     MEMPOOL_GOSSIP_DELAY_MS,
@@ -73,7 +74,8 @@ class NodeConfig:
     ``listen`` host:port of the validator transport (IMI_LISTEN), ``api`` host:port
     of the REST API (IMI_API), ``genesis`` file, ``certs`` directory of peer TLS
     certificates, ``data`` directory (IMI_DATA), ``tick_ms`` (IMI_TICK_MS),
-    ``heartbeat_ms`` (IMI_HEARTBEAT_MS; default: the genesis policy), ``log_level``
+    ``heartbeat_ms`` (IMI_HEARTBEAT_MS; default: the genesis policy),
+    ``block_interval_ms`` (IMI_BLOCK_INTERVAL_MS), ``log_level``
     (IMI_LOG_LEVEL). Relative paths are relative to the node directory.
     """
 
@@ -86,6 +88,7 @@ class NodeConfig:
     data_dir: Path
     tick_ms: int = TICK_MS_DEFAULT
     heartbeat_ms: int | None = None
+    block_interval_ms: int = BLOCK_INTERVAL_MS_DEFAULT
     log_level: str = "INFO"
 
     @classmethod
@@ -112,6 +115,8 @@ class NodeConfig:
                 tick_ms=int(pick("tick_ms", "IMI_TICK_MS", TICK_MS_DEFAULT)),
                 heartbeat_ms=(None if pick("heartbeat_ms", "IMI_HEARTBEAT_MS") is None
                               else int(pick("heartbeat_ms", "IMI_HEARTBEAT_MS"))),
+                block_interval_ms=int(pick("block_interval_ms", "IMI_BLOCK_INTERVAL_MS",
+                                           BLOCK_INTERVAL_MS_DEFAULT)),
                 log_level=str(pick("log_level", "IMI_LOG_LEVEL", "INFO")).upper(),
             )
             parse_address(config.listen)
@@ -203,7 +208,8 @@ class ValidatorService:
         self.syncer = Syncer(self.app, self.transport.send)
         self.driver = Driver(core_factory=self._make_core, wal=self._wal, restored=restored, app=self.app,
                              send=self._send_envelope, tick_ms=config.tick_ms, heartbeat_ms=heartbeat,
-                             has_work=lambda: len(self.mempool) > 0)
+                             has_work=lambda: len(self.mempool),
+                             block_interval_ms=config.block_interval_ms)
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
         self._waiter_count = 0
         self._stopping: asyncio.Event | None = None
