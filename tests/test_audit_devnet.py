@@ -1,4 +1,5 @@
-"""Real processes: `imi devnet up` → a few transactions → `imi ledger audit` exits 0 → `imi devnet down`."""
+"""Real processes: `imi devnet up` → a few transactions and a validator removal by the
+trustees → `imi ledger audit` exits 0 (following the set change) → `imi devnet down`."""
 
 from __future__ import annotations
 
@@ -40,6 +41,16 @@ def _kill_leftovers(net: Devnet) -> None:
             pass
 
 
+def _wait_height(api: str, height: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=5) as client:
+        while time.monotonic() < deadline:
+            if int(client.get(f"{api}/health").json()["height"]) >= height:
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"{api} did not reach height {height}")
+
+
 def test_devnet_up_transactions_then_audit_passes(tmp_path: Path) -> None:
     directory = tmp_path / "devnet"
     net = Devnet(directory)
@@ -54,11 +65,19 @@ def test_devnet_up_transactions_then_audit_passes(tmp_path: Path) -> None:
                 tx = note_transaction(key, genesis.chain_id, int(time.time() * 1000))
                 answer = client.post(f"{api}/v1/transactions", params={"wait": "commit"}, json={"tx": tx.to_b64()})
                 assert answer.status_code == 200, answer.text
+        # a governance change of the validator set: the audit must follow it by height
+        removed = genesis.validators.validators[-1].key_id
+        trustees = [f"--trustee-key={p}" for p in sorted((directory / "trustees").glob("*.jwk"))[:2]]
+        gov = _imi("gov", "validator-remove", removed, *trustees, "--node", api, "--json")
+        assert gov.exit_code == 0, gov.output
+        changed_at = int(json.loads(gov.stdout)["height"])
+        _wait_height(api, changed_at + 3)
         audit = _imi("ledger", "audit", "--node", api, "--genesis", str(directory / "genesis.json"), "--json")
         assert audit.exit_code == 0, audit.output
         summary = json.loads(audit.stdout)
-        assert summary["ok"] is True and summary["txs"] >= TXS and summary["consistency"] == "verified"
-        other = net.nodes()[-1].api  # another validator's copy verifies from the same genesis
+        assert summary["ok"] is True and summary["txs"] >= TXS + 1 and summary["consistency"] == "verified"
+        assert summary["validator_set_changes"] == 1
+        other = net.nodes()[1].api  # another validator's copy verifies from the same genesis
         assert _imi("ledger", "audit", "--node", other, "--genesis", str(directory / "genesis.json"),
                     "--json").exit_code == 0
     finally:
