@@ -31,13 +31,13 @@ def compose_handlers() -> tuple[dict[str, Handler], list[Any]]:
     handlers: dict[str, Handler] = dict(DEVNET_HANDLERS)
     routers: list[Any] = []
     try:
-        from identity.rules import IDENTITY_HANDLERS  # type: ignore[import-not-found]
+        from identity.rules import IDENTITY_HANDLERS
 
         handlers.update(IDENTITY_HANDLERS)
     except ImportError:
         pass
     try:
-        from identity.api import ROUTERS  # type: ignore[import-not-found]
+        from identity.api import ROUTERS
 
         routers.extend(ROUTERS)
     except ImportError:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX

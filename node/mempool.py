@@ -18,7 +18,7 @@ not re-gossiped, since the validator mesh is complete.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ledger.errors import ReplayError
 from ledger.tx import Transaction
@@ -30,8 +30,18 @@ from node.execution import BlockContext, Executor, StateReader
 class Mempool:
     """Bounded, deduplicated pool of admissible transactions. Single-threaded (asyncio)."""
 
-    __slots__ = ("_executor", "_state", "_next_height", "_is_committed", "_now_ms",
-                 "_pending", "_gossip", "capacity", "admitted_total", "rejected_total")
+    __slots__ = (
+        "_executor",
+        "_gossip",
+        "_is_committed",
+        "_next_height",
+        "_now_ms",
+        "_pending",
+        "_state",
+        "admitted_total",
+        "capacity",
+        "rejected_total",
+    )
 
     def __init__(
         self,

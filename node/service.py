@@ -27,9 +27,10 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from ledger.block import Block
 from ledger.encoding import Value
@@ -92,7 +93,7 @@ class NodeConfig:
     log_level: str = "INFO"
 
     @classmethod
-    def load(cls, node_dir: Path, env: Mapping[str, str] | None = None) -> "NodeConfig":
+    def load(cls, node_dir: Path, env: Mapping[str, str] | None = None) -> NodeConfig:
         env = os.environ if env is None else env
         path = node_dir / "node.json"
         try:
@@ -245,7 +246,7 @@ class ValidatorService:
         self._waiter_count += 1
         try:
             return await asyncio.wait_for(future, min(timeout_s, WAIT_COMMITTED_S_MAX))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         finally:
             self._waiter_count -= 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from ledger.block import Block, CommitCertificate
 from ledger.encoding import Value, encode
@@ -120,7 +120,7 @@ class Syncer:
         self._send(peer, {"t": "sync_req", "from": start, "count": SYNC_BLOCKS_PER_REQUEST_MAX})
         try:
             pairs = await asyncio.wait_for(waiter, SYNC_REQUEST_TIMEOUT_MS / 1000)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise SyncError("no answer in time", reason="sync-timeout") from exc
         finally:
             self._waiting.pop(peer, None)

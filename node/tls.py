@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -30,7 +30,7 @@ def generate_identity(name: str) -> tuple[bytes, bytes]:
     """A new P-256 key and a self-signed certificate for ``name``: (key PEM, cert PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"imi-validator-{name}")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -23,8 +23,8 @@ import asyncio
 import collections
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ledger.encoding import Value, decode, encode
 from ledger.errors import EncodingError
@@ -148,7 +148,7 @@ class Transport:
         if self._server is not None:
             try:
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def refresh_peers(self) -> None:
@@ -194,24 +194,24 @@ class Transport:
         while True:
             writer: asyncio.StreamWriter | None = None
             try:
-                _, writer = await asyncio.wait_for(
+                _, conn = await asyncio.wait_for(
                     asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host,
                                             ssl_handshake_timeout=HANDSHAKE_TIMEOUT_MS / 1000),
                     CONNECT_TIMEOUT_MS / 1000 + HANDSHAKE_TIMEOUT_MS / 1000)
-                spki = peer_spki_sha256(writer.get_extra_info("ssl_object"))
+                writer = conn
+                spki = peer_spki_sha256(conn.get_extra_info("ssl_object"))
                 if spki != out.validator.tls_spki_sha256:
                     self.stats.refused += 1
                     raise PeerRefused(f"{out.validator.name} at {out.validator.address} presented another key")
                 out.connected = True
                 backoff_ms = RECONNECT_BACKOFF_MS_MIN
                 log.info("connected to %s (%s)", out.validator.name, out.validator.address)
-                await self._pump(out, writer)
+                await self._pump(out, conn)
             except asyncio.CancelledError:
                 if writer is not None:
                     writer.close()
                 raise
-            except (OSError, ssl.SSLError, asyncio.TimeoutError, asyncio.IncompleteReadError,
-                    PeerRefused, ConnectionError) as exc:
+            except (TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError, PeerRefused, ConnectionError) as exc:
                 if out.connected:
                     log.info("lost %s: %s", out.validator.name, exc)
                 elif isinstance(exc, PeerRefused):

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ledger.encoding import Value, decode, encode
 from ledger.errors import EncodingError
@@ -59,7 +59,7 @@ def _parse(data: bytes) -> tuple[list[Value], int]:
 class Wal:
     """An append-only, fsynced record log. Open with :meth:`open`; not thread-safe."""
 
-    __slots__ = ("path", "_fd", "records_count", "_dirty")
+    __slots__ = ("_dirty", "_fd", "path", "records_count")
 
     def __init__(self, path: Path, fd: int, records_count: int) -> None:
         self.path = path
@@ -68,7 +68,7 @@ class Wal:
         self._dirty = False
 
     @classmethod
-    def open(cls, path: Path) -> tuple["Wal", list[Value]]:
+    def open(cls, path: Path) -> tuple[Wal, list[Value]]:
         """Open (or create) the log and return it with the records it holds, in order."""
         path.parent.mkdir(parents=True, exist_ok=True)
         data = path.read_bytes() if path.exists() else b""

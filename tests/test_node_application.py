@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from ledger.block import Block, CommitCertificate, Vote, PRECOMMIT
+from ledger.block import PRECOMMIT, Block, CommitCertificate, Vote
 from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX
 from ledger.errors import CertificateError
 from ledger.genesis import DEFAULT_POLICY, Genesis

@@ -56,7 +56,7 @@ async def _load_with_kill(net: Devnet, genesis: Genesis) -> tuple[list[str], str
                     acked.append(tx.tx_id.hex())
                 if len(acked) >= KILL_AFTER_ACKS and not killing:
                     killing.append(True)  # no await between test and set: one killer only
-                    height = await _height(client, nodes[sorted(live)[0]])
+                    height = await _height(client, nodes[min(live)])
                     killed = names_by_key[genesis.validators.proposer(height + 1, 0).key_id]
                     live.discard(killed)
                     await asyncio.to_thread(net.kill, killed)
