@@ -74,29 +74,48 @@ class HeldCredential:
         """The disclosures needed to reveal ``paths``, in issuance order, without repeats."""
         by_digest = self._by_digest()
         chosen: set[str] = set()
-        for path in paths:
-            _select_path(self.payload, split_path(path), by_digest, chosen, path)
+        try:
+            for path in paths:
+                _select_path(self.payload, split_path(path), by_digest, chosen, path)
+        except RecursionError as exc:  # only a hostile credential chains disclosures this deep
+            raise PresentationError("credential nests too deeply", reason="bad-credential") from exc
         return tuple(d for d in self.disclosures if d.digest in chosen)
 
     def claims(self) -> dict[str, Any]:
         """All claims with every disclosure applied (for showing the holder what it holds)."""
-        claims: dict[str, Any] = _reveal(self.payload, self._by_digest(), set(), top=True)
+        try:
+            claims: dict[str, Any] = _reveal(self.payload, self._by_digest(), set(), top=True)
+        except RecursionError as exc:
+            raise PresentationError("credential nests too deeply", reason="bad-credential") from exc
         return claims
+
+
+def _digests(node: dict[str, Any]) -> list[str]:
+    """The ``_sd`` digests of an object, ignoring anything malformed (the verifier judges)."""
+    digests = node.get(SD_KEY, ())
+    return [d for d in digests if isinstance(d, str)] if isinstance(digests, list) else []
+
+
+def _array_digest(item: Any) -> str | None:
+    if isinstance(item, dict) and len(item) == 1 and isinstance(item.get(ARRAY_DIGEST_KEY), str):
+        return str(item[ARRAY_DIGEST_KEY])
+    return None
 
 
 def _child(node: Any, segment: str, by_digest: dict[str, Disclosure], chosen: set[str], path: str) -> Any:
     if isinstance(node, dict):
         if segment in node and segment not in (SD_KEY, ARRAY_DIGEST_KEY):
             return node[segment]
-        for dig in node.get(SD_KEY, ()):
+        for dig in _digests(node):
             disclosure = by_digest.get(dig)
             if disclosure is not None and disclosure.name == segment:
                 chosen.add(dig)
                 return disclosure.value
     elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
         item = node[int(segment)]
-        if isinstance(item, dict) and set(item) == {ARRAY_DIGEST_KEY}:
-            disclosure = by_digest.get(item[ARRAY_DIGEST_KEY])
+        dig = _array_digest(item)
+        if dig is not None:
+            disclosure = by_digest.get(dig)
             if disclosure is None:
                 raise PresentationError(f"claim {path!r} is not held", reason="claim-not-held")
             chosen.add(disclosure.digest)
@@ -118,8 +137,9 @@ def _reveal(node: Any, by_digest: dict[str, Disclosure], chosen: set[str], *, to
     if isinstance(node, list):
         out_list = []
         for item in node:
-            if isinstance(item, dict) and set(item) == {ARRAY_DIGEST_KEY}:
-                disclosure = by_digest.get(item[ARRAY_DIGEST_KEY])
+            dig = _array_digest(item)
+            if dig is not None:
+                disclosure = by_digest.get(dig)
                 if disclosure is not None:
                     chosen.add(disclosure.digest)
                     out_list.append(_reveal(disclosure.value, by_digest, chosen, top=False))
@@ -132,7 +152,7 @@ def _reveal(node: Any, by_digest: dict[str, Disclosure], chosen: set[str], *, to
             if name == SD_KEY or (top and name == "_sd_alg"):
                 continue
             out[name] = _reveal(value, by_digest, chosen, top=False)
-        for dig in node.get(SD_KEY, ()):
+        for dig in _digests(node):
             disclosure = by_digest.get(dig)
             if disclosure is not None and disclosure.name is not None:
                 chosen.add(dig)

@@ -253,12 +253,13 @@ class Wallet:
         for cred_id in sorted(self._credentials):
             held, entry = self._held(cred_id)
             p = held.payload
+            top = p.get("_sd") if isinstance(p.get("_sd"), list) else []
             out.append(CredentialSummary(
                 cred_id, str(p.get("iss")), str(p.get("vct")),
                 p.get("iat") if isinstance(p.get("iat"), int) else None,
                 p.get("exp") if isinstance(p.get("exp"), int) else None,
                 entry["holder_key"], tuple(sorted(d.name for d in held.disclosures
-                                                  if d.name is not None and d.digest in p.get("_sd", ()))),
+                                                  if d.name is not None and d.digest in top)),
             ))
         return out
 

@@ -159,3 +159,28 @@ def test_signed_random_payloads_get_a_typed_verdict(extra: dict[str, object], ra
     result = verify_presentation(text, request, issuer_keys=FixedIssuerKey(issuer.public_key),
                                  holder_keys=CnfHolderKeys(), status=world()[2], now=NOW)
     assert result.valid == (result.reason == "ok")
+
+
+@SETTINGS
+@given(st.dictionaries(_CLEAR, _JSON, max_size=5), st.lists(_JSON, max_size=4),
+       st.lists(st.sampled_from(["a", "b", "_sd", "...", "a.b", "0", "a.0", "x.y.z"]), max_size=3))
+def test_holder_side_handles_any_signed_credential(extra: dict[str, object], raw: list[object],
+                                                   paths: list[str]) -> None:
+    """A wallet given a hostile but well-signed credential fails with a typed error only."""
+    from identity import jose
+    from identity.errors import IdentityError
+    from identity.presentation import HeldCredential
+    from identity.sdjwt import digest
+    from ledger.keys import b64url_encode
+
+    disclosures = [b64url_encode(jose.json_dumps(v)) for v in raw]
+    payload: dict[str, object] = {"iss": "i", "vct": "v", **extra}
+    if disclosures and "_sd" not in extra:
+        payload["_sd"] = [digest(d) for d in disclosures]
+    compact = "~".join([jose.sign({"typ": "dc+sd-jwt"}, payload, fuzz_issuer()), *disclosures]) + "~"
+    try:
+        held = HeldCredential.parse(compact)
+        held.claims()
+        present(compact, paths, holder_key=fuzz_issuer(), nonce="n", aud="a", iat=NOW)
+    except IdentityError:
+        pass
