@@ -61,8 +61,9 @@ async def _chaos(net: Devnet, until: float, every_s: float, live: set[str]) -> i
     kills = 0
     names = [n.name for n in net.nodes()]
     started = time.monotonic()
-    while time.monotonic() + every_s < until:
-        await asyncio.sleep(every_s)
+    while started + (kills + 1) * every_s + DOWN_S < until:
+        # Kills on a fixed cadence (t = every, 2*every, ...), not every_s after the last restart.
+        await asyncio.sleep(max(0.0, started + (kills + 1) * every_s - time.monotonic()))
         victim = rng.choice(names)
         live.discard(victim)
         await asyncio.to_thread(net.kill, victim)
