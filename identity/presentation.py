@@ -113,9 +113,9 @@ def _child(node: Any, segment: str, by_digest: dict[str, Disclosure], chosen: se
                 return disclosure.value
     elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
         item = node[int(segment)]
-        dig = _array_digest(item)
-        if dig is not None:
-            disclosure = by_digest.get(dig)
+        element_digest = _array_digest(item)
+        if element_digest is not None:
+            disclosure = by_digest.get(element_digest)
             if disclosure is None:
                 raise PresentationError(f"claim {path!r} is not held", reason="claim-not-held")
             chosen.add(disclosure.digest)

@@ -253,7 +253,8 @@ class Wallet:
         for cred_id in sorted(self._credentials):
             held, entry = self._held(cred_id)
             p = held.payload
-            top = p.get("_sd") if isinstance(p.get("_sd"), list) else []
+            sd = p.get("_sd")
+            top: list[Any] = sd if isinstance(sd, list) else []
             out.append(CredentialSummary(
                 cred_id, str(p.get("iss")), str(p.get("vct")),
                 p.get("iat") if isinstance(p.get("iat"), int) else None,
