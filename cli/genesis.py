@@ -31,6 +31,7 @@ import typer
 
 from cli._common import fail, print_json
 from ledger.errors import BlockError
+from ledger.errors import LedgerError
 from ledger.genesis import DEFAULT_POLICY, Genesis
 from ledger.keys import SigningKey
 from ledger.validators import Validator, ValidatorSet
@@ -218,3 +219,38 @@ def new(
         print(f"genesis {genesis.hash.hex()} for chain {genesis.chain_id} in {directory}")
         for v in genesis.validators.validators:
             print(f"  {v.name}  {v.address}  {v.key_id}")
+
+
+@app.command("assemble")
+def assemble(
+    entries: list[Path] = typer.Argument(..., help="Validator entries (JSON from `imi node init --json`)."),
+    directory: Path = typer.Option(..., "--dir", help="Output directory (must not hold a genesis)."),
+    trustees: int = typer.Option(3, "--trustees", min=1, max=32, help="Number of trustee keys to generate."),
+    threshold: int = typer.Option(2, "--threshold", min=1, help="Trustee signatures required (k of n)."),
+    chain_id: str = typer.Option("imi", "--chain-id", help="Chain identifier."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Build a genesis for a consortium across hosts from the operators' validator entries."""
+    if threshold > trustees:
+        fail(f"threshold {threshold} exceeds {trustees} trustees", reason="bad-threshold", as_json=as_json)
+    if (directory / "genesis.json").exists():
+        fail(f"{directory / 'genesis.json'} exists", reason="exists", as_json=as_json)
+    try:
+        members = [json.loads(p.read_text()) for p in entries]
+        trustee_keys = [SigningKey.generate() for _ in range(trustees)]
+        genesis = Genesis.from_json({
+            "chain_id": chain_id, "time_ms": int(time.time() * 1000), "validators": members,
+            "trustees": [k.public_key.to_jwk() for k in trustee_keys],
+            "trustee_threshold": threshold, "policy": dict(DEFAULT_POLICY),
+        })
+    except (OSError, ValueError, LedgerError) as exc:
+        fail(f"cannot assemble the genesis: {exc}", reason="bad-genesis", as_json=as_json)
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, key in enumerate(trustee_keys):
+        write_private(directory / "trustees" / f"trustee-{i}.jwk", json.dumps(key.to_private_jwk()).encode())
+    (directory / "genesis.json").write_text(genesis.dumps())
+    summary = {"ok": True, "genesis_hash": genesis.hash.hex(), "validators": len(genesis.validators)}
+    if as_json:
+        print_json(summary)
+    else:
+        print(f"genesis {genesis.hash.hex()} with {len(genesis.validators)} validators in {directory}")
