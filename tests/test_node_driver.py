@@ -96,7 +96,7 @@ def test_next_height_waits_for_work_or_heartbeat(tmp_path: Path) -> None:
             return True
 
     applying = _Applying()
-    driver, wal, cores = _driver(tmp_path, [committed], [], applying)
+    driver, wal, _ = _driver(tmp_path, [committed], [], applying)
     driver.start_core()
     driver.tick()  # commits: the next tick is held
     assert not driver._gate_open()
