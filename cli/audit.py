@@ -129,8 +129,9 @@ class _TxRef:
 
 @dataclass
 class AuditReport:
-    """What a successful audit checked. ``seconds`` is wall time; ``consistency`` is
-    ``"verified"`` or ``"skipped"`` (one height only: nothing to compare)."""
+    """What a successful audit checked: ``blocks`` 1..``to_height`` from the genesis, with
+    transaction bodies from ``from_height`` on. ``seconds`` is wall time; ``consistency``
+    is ``"verified"`` or ``"skipped"`` (``from_height == to_height``: nothing to compare)."""
 
     chain_id: str
     genesis_hash: str
@@ -218,7 +219,7 @@ def _validator_set(answer: Mapping[str, Any]) -> ValidatorSet | None:
         return None
     try:
         return ValidatorSet.from_value(decode(b64url_decode(value)))
-    except (LedgerError, ValueError):
+    except (LedgerError, ValueError, TypeError):
         return None
 
 
@@ -293,7 +294,7 @@ def audit_chain(
     consistency = _check_consistency(source, walk.headers[from_height], walk.headers[last])
     return AuditReport(
         chain_id=genesis.chain_id, genesis_hash=genesis.hash.hex(), from_height=from_height, to_height=last,
-        blocks=last - from_height + 1, txs=txs, bodies_checked=bodies, head_hash=verifier.head_hash.hex(),
+        blocks=last, txs=txs, bodies_checked=bodies, head_hash=verifier.head_hash.hex(),
         state_root=walk.headers[last].state_root.hex(), log_size=verifier.log.size,
         validator_set_changes=walk.changes, consistency=consistency, seconds=clock() - started,
     )

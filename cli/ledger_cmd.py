@@ -42,8 +42,8 @@ def _load_genesis(path: Path, as_json: bool) -> Genesis:
 
 def _print_summary(report: AuditReport) -> None:
     print(f"chain {report.chain_id} (genesis {report.genesis_hash[:16]}…): OK")
-    print(f"  blocks      {report.blocks} (heights {report.from_height}..{report.to_height}), "
-          f"{report.txs} txs, {report.bodies_checked} bodies checked")
+    print(f"  blocks      {report.blocks} verified from the genesis, {report.txs} txs "
+          f"({report.bodies_checked} bodies checked, heights {report.from_height}..{report.to_height})")
     print(f"  head hash   {report.head_hash}")
     print(f"  state root  {report.state_root}")
     print(f"  log size    {report.log_size}, consistency {report.consistency}")
