@@ -139,3 +139,22 @@ def test_memo_and_key_cache_survive_concurrent_eviction() -> None:
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert all(pool.map(work, range(2000)))
+
+
+def test_every_verifier_reason_is_documented() -> None:
+    """Reasons raised on the verification path all appear in the docs' reason table."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    docs = (root / "docs" / "credentials.md").read_text("utf-8")
+    table = {m for row in docs.splitlines() if row.startswith("| `") for m in re.findall(r"`([a-z0-9-]+)`", row.split("|")[1])}
+    raised: set[str] = set()
+    for module in ("verifier.py", "jose.py", "request.py", "sdjwt.py"):
+        source = (root / "identity" / module).read_text("utf-8")
+        raised |= set(re.findall(r'reason="([a-z0-9-]+)"', source))
+    # internal or a prefix: base64url errors are re-raised as malformed-jws/-disclosure
+    raised -= {"malformed-base64url", "kb-"}
+    jose_reasons = {"malformed-jws", "malformed-json", "alg-not-allowed", "too-large"}
+    expected = raised | {"kb-" + r for r in jose_reasons}
+    assert expected <= table, sorted(expected - table)
