@@ -386,11 +386,12 @@ class _Processor:
             raise DisclosureError("_sd must be an array", reason="malformed-digests")
         if len(self._seen) + len(digests) > DIGESTS_MAX:
             raise FormatError("too many digests", reason="too-large")
-        out = {
-            name: self._value(value, depth)
-            for name, value in node.items()
-            if name != SD_KEY and not (top and name == SD_ALG_KEY)
-        }
+        out: JsonObject = {}
+        for name, value in node.items():
+            if name == SD_KEY or (top and name == SD_ALG_KEY):
+                continue
+            # scalars are copied inline: most members are, and a call per member shows
+            out[name] = self._value(value, depth) if isinstance(value, (dict, list)) else value
         for dig in digests:
             disclosure = self._see(dig)
             if disclosure is None:
