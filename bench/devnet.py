@@ -31,11 +31,56 @@ from cli.devnet import Devnet
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
-from node.loadgen import note_transaction, percentile, submit_and_wait
+from node.loadgen import note_transaction, percentile
 
 SATURATION_CONCURRENCY = 64
 SENDERS = 64
 COMMIT_WAIT_S_MAX = 120.0
+
+
+class _RawHttp:
+    """A minimal HTTP/1.1 keep-alive client (one connection, one request at a time).
+
+    httpx costs several milliseconds of client CPU per request, which on a small
+    machine shared with the validators would measure the client, not the ledger.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        host, _, port = base_url.removeprefix("http://").partition(":")
+        self.host, self.port = host, int(port)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def post_json(self, path: str, body: bytes) -> tuple[int, bytes]:
+        request = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        for attempt in range(2):
+            try:
+                if self._writer is None:
+                    self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+                assert self._reader is not None
+                self._writer.write(request)
+                head = await self._reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                return status, await self._reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
+def _submit_body(tx: Transaction) -> bytes:
+    return b'{"tx":"' + tx.to_b64().encode() + b'"}'
 
 
 def _cpu_s(pid: int) -> float:
@@ -47,7 +92,7 @@ def _cpu_s(pid: int) -> float:
 
 def _presign(chain_id: str, count: int) -> list[Transaction]:
     keys = [SigningKey.generate() for _ in range(SENDERS)]
-    now = int(time.time() * 1000) + 60_000  # valid for two minutes from now
+    now = int(time.time() * 1000) + 9 * 60_000  # note_transaction adds 60 s: valid for ten minutes
     return [note_transaction(keys[i % SENDERS], chain_id, now) for i in range(count)]
 
 
@@ -58,25 +103,26 @@ async def _log_size(client: httpx.AsyncClient, api: str) -> int:
 
 async def _saturate(apis: list[str], txs: list[Transaction]) -> tuple[int, float]:
     """Submit every tx (202, retry on 503); return (committed, seconds to the last commit)."""
-    limits = httpx.Limits(max_connections=SATURATION_CONCURRENCY + 8)
-    async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=30.0) as client:
         base = await _log_size(client, apis[0])
-        queue = list(reversed(txs))
+        bodies = [_submit_body(tx) for tx in reversed(txs)]
         began = time.perf_counter()
 
         async def worker(number: int) -> None:
-            api = apis[number % len(apis)]
-            while queue:
-                tx = queue.pop()
-                for _ in range(50):
-                    try:
-                        response = await client.post(f"{api}/v1/transactions", json={"tx": tx.to_b64()})
-                    except httpx.HTTPError:
+            http = _RawHttp(apis[number % len(apis)])
+            try:
+                while bodies:
+                    body = bodies.pop()
+                    for _ in range(100):
+                        try:
+                            status, _ = await http.post_json("/v1/transactions", body)
+                        except (OSError, asyncio.IncompleteReadError):
+                            status = 503
+                        if status != 503:
+                            break
                         await asyncio.sleep(0.05)
-                        continue
-                    if response.status_code != 503:
-                        break
-                    await asyncio.sleep(0.05)
+            finally:
+                http.close()
 
         await asyncio.gather(*(worker(i) for i in range(SATURATION_CONCURRENCY)))
         deadline = time.perf_counter() + COMMIT_WAIT_S_MAX
@@ -92,20 +138,32 @@ async def _saturate(apis: list[str], txs: list[Transaction]) -> tuple[int, float
 
 
 async def _latency(apis: list[str], chain_id: str, rate: float, count: int) -> list[float]:
+    """Open loop at ``rate`` tx/s with ?wait=commit; latencies (ms) of the committed ones."""
     keys = [SigningKey.generate() for _ in range(SENDERS)]
+    now = int(time.time() * 1000) + 60_000
+    bodies = [_submit_body(note_transaction(keys[i % SENDERS], chain_id, now)) for i in range(count)]
     latencies: list[float] = []
-    async with httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(max_connections=512)) as client:
-        began = time.perf_counter()
+    idle: dict[str, list[_RawHttp]] = {api: [] for api in apis}
+    began = time.perf_counter()
 
-        async def one(index: int) -> None:
-            await asyncio.sleep(max(0.0, began + index / rate - time.perf_counter()))
-            tx = note_transaction(keys[index % SENDERS], chain_id, int(time.time() * 1000))
-            sent = time.perf_counter()
-            ok, _ = await submit_and_wait(client, apis[index % len(apis)], tx)
-            if ok:
-                latencies.append((time.perf_counter() - sent) * 1000)
+    async def one(index: int) -> None:
+        await asyncio.sleep(max(0.0, began + index / rate - time.perf_counter()))
+        api = apis[index % len(apis)]
+        http = idle[api].pop() if idle[api] else _RawHttp(api)
+        sent = time.perf_counter()
+        try:
+            status, _ = await http.post_json("/v1/transactions?wait=commit&timeout_ms=30000", bodies[index])
+        except (OSError, asyncio.IncompleteReadError):
+            http.close()
+            return
+        if status == 200:
+            latencies.append((time.perf_counter() - sent) * 1000)
+        idle[api].append(http)
 
-        await asyncio.gather(*(one(i) for i in range(count)))
+    await asyncio.gather(*(one(i) for i in range(count)))
+    for pool in idle.values():
+        for http in pool:
+            http.close()
     return latencies
 
 

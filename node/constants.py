@@ -24,7 +24,15 @@ TLS_CERT_DAYS: Final = 3_650
 TICK_MS_DEFAULT: Final = 20
 HEARTBEAT_MS_DEFAULT: Final = 2_000
 BLOCK_INTERVAL_MS_DEFAULT: Final = 50  # least time between blocks unless BATCH_TXS_MIN txs wait
-BATCH_TXS_MIN: Final = 500  # this many pending txs start a block at once
+BATCH_TXS_MIN: Final = 250  # this many pending txs start a block at once
+# Consensus timeouts in milliseconds (converted to ticks of tick_ms); round r waits base + r * delta.
+# The propose timeout must cover building, sending and re-executing a full proposal
+# (PROPOSE_BATCH_TXS_MAX transactions) on a loaded machine, or rounds fail one after another.
+PROPOSE_TIMEOUT_MS: Final = 2_000
+PROPOSE_TIMEOUT_DELTA_MS: Final = 500
+VOTE_TIMEOUT_MS: Final = 500  # prevote and precommit
+VOTE_TIMEOUT_DELTA_MS: Final = 250
+REBROADCAST_MS: Final = 1_000
 WAL_RECORD_BYTES_MAX: Final = ENCODING_BYTES_MAX
 WAL_SEGMENT_RECORDS_MAX: Final = 2_000  # compacted to the current height past this many records
 
@@ -33,7 +41,7 @@ MEMPOOL_TXS_MAX: Final = 20_000
 MEMPOOL_GOSSIP_BATCH_MAX: Final = 256  # txs in one gossip frame
 MEMPOOL_GOSSIP_DELAY_MS: Final = 5  # coalescing window for gossip
 COMMITTED_WAITERS_MAX: Final = 50_000  # concurrent wait_committed callers
-PROPOSE_BATCH_TXS_MAX: Final = BLOCK_TXS_MAX
+PROPOSE_BATCH_TXS_MAX: Final = 500  # pure-Python execution: ~1 ms per tx per validator
 
 # --- catch-up -------------------------------------------------------------------------
 SYNC_BLOCKS_PER_REQUEST_MAX: Final = 64
@@ -49,5 +57,6 @@ assert TX_BYTES_MAX * MEMPOOL_GOSSIP_BATCH_MAX <= FRAME_BYTES_MAX * 4
 assert PROPOSE_BATCH_TXS_MAX <= BLOCK_TXS_MAX
 assert RECONNECT_BACKOFF_MS_MIN < RECONNECT_BACKOFF_MS_MAX
 assert MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX
-assert BATCH_TXS_MIN <= BLOCK_TXS_MAX
+assert BATCH_TXS_MIN <= PROPOSE_BATCH_TXS_MAX
+assert VOTE_TIMEOUT_MS <= PROPOSE_TIMEOUT_MS
 assert BLOCK_INTERVAL_MS_DEFAULT < HEARTBEAT_MS_DEFAULT

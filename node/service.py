@@ -47,9 +47,14 @@ from node.constants import (
     COMMITTED_WAITERS_MAX,
     HEARTBEAT_MS_DEFAULT,
     MEMPOOL_GOSSIP_DELAY_MS,
+    PROPOSE_TIMEOUT_DELTA_MS,
+    PROPOSE_TIMEOUT_MS,
+    REBROADCAST_MS,
     SHUTDOWN_GRACE_S,
     STATUS_INTERVAL_MS,
     TICK_MS_DEFAULT,
+    VOTE_TIMEOUT_DELTA_MS,
+    VOTE_TIMEOUT_MS,
     WAIT_COMMITTED_S_MAX,
 )
 from node.driver import Driver
@@ -127,6 +132,20 @@ class NodeConfig:
         if not 1 <= config.tick_ms <= 1000:
             raise ConfigError("tick_ms must be within 1..1000", reason="bad-config")
         return config
+
+
+def timeouts_for(tick_ms: int) -> Timeouts:
+    """The core's timeouts (in ticks) for our millisecond timeouts at ``tick_ms`` per tick."""
+
+    def ticks(ms: int) -> int:
+        return max(1, -(-ms // tick_ms))
+
+    return Timeouts(
+        propose_base=ticks(PROPOSE_TIMEOUT_MS), propose_delta=ticks(PROPOSE_TIMEOUT_DELTA_MS),
+        prevote_base=ticks(VOTE_TIMEOUT_MS), prevote_delta=ticks(VOTE_TIMEOUT_DELTA_MS),
+        precommit_base=ticks(VOTE_TIMEOUT_MS), precommit_delta=ticks(VOTE_TIMEOUT_DELTA_MS),
+        commit_ticks=1, rebroadcast_ticks=ticks(REBROADCAST_MS),
+    )
 
 
 class _QuietServer:
@@ -347,7 +366,7 @@ class ValidatorService:
     def _make_core(self, restored: list[Value]) -> Any:
         from node.consensus.core import Core
 
-        config = CoreConfig(chain_id=self._genesis.chain_id, timeouts=Timeouts(commit_ticks=1))
+        config = CoreConfig(chain_id=self._genesis.chain_id, timeouts=timeouts_for(self.config.tick_ms))
         return Core(config, self._key, self.app, tuple(restored))
 
     # --- running -------------------------------------------------------------------------
