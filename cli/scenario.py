@@ -1,0 +1,634 @@
+"""The zero-visit story as plain functions over the library (``make run`` narrates it).
+
+Each step takes the state built by the previous ones and returns a small structured
+result, so :mod:`cli.demo` can narrate it and ``tests/test_flow_zero_visit.py`` can
+assert it without any terminal output:
+
+0. :func:`start_consortium` — 4 validators (``imi devnet`` machinery);
+   :func:`node_proof` reads a committed transaction back from ONE validator and checks
+   its commit certificate and RFC 9162 inclusion proof.
+1. :func:`accredit_agencies` — each agency creates its did:imi, the trustees (k of n)
+   accredit it, it publishes its credential types and creates a status list.
+2. :func:`onboard_citizen` — an encrypted wallet, a did:imi whose pre-committed next key
+   lives in a separate encrypted *recovery kit*, and three credentials bound to the DID
+   (``cnf.kid`` = the bare DID, so a key rotation keeps them usable), each anchored.
+3. :func:`ask_and_verify` — the community service's three questions; one presentation per
+   credential; verified locally by a light client reading ONE validator, and by
+   ``POST /v1/verify`` on another validator (its certificate checked too).
+4. :func:`kill_validator` — ``kill -9`` one validator; the consortium keeps committing.
+5. :func:`suspend_then_revoke` — ``status.set``; verification fails ``suspended``, then
+   ``revoked``.
+6. :func:`recover_did` — the phone is lost: ``did.rotate`` signed by the recovery kit's
+   key; presentations from the kit verify, one signed with the old key is rejected.
+
+Nothing here prints. Waiting (for commits, for a validator to catch up) goes through a
+``wait`` callback that returns a context manager, so a caller can show a spinner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cli.devnet import Devnet
+from identity import did as didmod
+from identity.anchors import anchor_digest, new_salt
+from identity.api_fetcher import IdentityHttpFetcher
+from identity.ledger_client import NodeClient
+from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists, status_uri
+from identity.light_client import LightClient
+from identity.request import PresentationRequest, lookup
+from identity.sdjwt import HolderBinding, issue
+from identity.status_list import allocate_index, new_list
+from identity.verifier import verify_presentation
+from identity.wallet import KdfParams, Wallet
+from ledger.block import BlockHeader, CommitCertificate
+from ledger.encoding import Value
+from ledger.genesis import Genesis
+from ledger.keys import SigningKey
+from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.tx import Transaction
+
+Wait = Callable[[str], AbstractContextManager[object]]
+
+VALIDATORS = 4
+HEARTBEAT_MS = 500
+STATUS_LIST_SIZE = 1024  # entries per list: many holders share one list (herd privacy)
+STATUS_BITS = 2  # valid / revoked / suspended
+STATUS_SUSPENDED = 2
+STATUS_REVOKED = 1
+CATCH_UP_TIMEOUT_S = 30.0
+WALLET_PASSWORD = "correct horse battery staple"  # a demo citizen's password
+KIT_PASSWORD = "recovery kit passphrase, written on paper"
+
+PSB_IDENTITY_VCT = "https://psb.foshan.gov.example/credentials/identity/v1"
+PSB_RECORD_VCT = "https://psb.foshan.gov.example/credentials/no-criminal-record/v1"
+CIVIL_RESIDENCE_VCT = "https://civil.foshan.gov.example/credentials/residence/v1"
+
+CITIZEN_CLAIMS: dict[str, dict[str, Any]] = {
+    PSB_IDENTITY_VCT: {"given_name": "Mei", "family_name": "Li", "birthdate": "1990-06-15",
+                       "national_id": "440604199006150021", "nationality": "CN"},
+    PSB_RECORD_VCT: {"no_criminal_record": True, "national_id": "440604199006150021",
+                     "checked_on": "2026-11-01"},
+    CIVIL_RESIDENCE_VCT: {"given_name": "Mei", "family_name": "Li",
+                          "address": {"street_address": "18 Zumiao Road, Room 1203", "district": "Chancheng",
+                                      "city": "Foshan", "province": "Guangdong"}},
+}
+# What the service must NOT learn (claim paths of the credentials above).
+WITHHELD_PATHS = ("given_name", "family_name", "birthdate", "national_id", "address.street_address",
+                  "checked_on")
+SERVICE_AUD = "https://share.chancheng-community.example"
+
+
+def _no_wait(_label: str) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
+
+
+class ScenarioError(Exception):
+    """A step did not turn out as the story says; ``step`` names it."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+
+
+# --- the consortium ------------------------------------------------------------------------------
+@dataclass
+class Consortium:
+    """A running devnet and the trustees' keys (the devnet directory holds them)."""
+
+    net: Devnet
+    genesis: Genesis
+    trustees: list[SigningKey]
+    apis: dict[str, str]
+    writer: str  # the validator transactions go to (never killed in the story)
+    wait: Wait = _no_wait
+    _clients: dict[str, NodeClient] = field(default_factory=dict)
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    def client(self, name: str | None = None) -> NodeClient:
+        name = name or self.writer
+        if name not in self._clients:
+            self._clients[name] = NodeClient(self.apis[name])
+        return self._clients[name]
+
+    def submit(self, type_: str, sender: str, payload: Mapping[str, Value], *keys: SigningKey) -> dict[str, Any]:
+        """Build, sign, submit to the writer and wait for the commit; the node's answer."""
+        node = self.client()
+        with self.wait(f"{type_} → {self.writer}, waiting for commit"):
+            return node.submit(node.build(type_, sender, payload, *keys, chain_id=self.chain_id))
+
+    def gov(self, type_: str, payload: Mapping[str, Value]) -> dict[str, Any]:
+        """A governance transaction signed by the first k trustees (k = the genesis threshold)."""
+        return self.submit(type_, "gov", payload, *self.trustees[: self.genesis.trustee_threshold])
+
+    def height(self, name: str) -> int:
+        with httpx.Client(timeout=5.0) as http:
+            return int(http.get(f"{self.apis[name]}/health").json()["height"])
+
+    def wait_height(self, name: str, height: int, timeout_s: float = CATCH_UP_TIMEOUT_S) -> None:
+        """Until validator ``name`` has committed ``height`` (reads there then see the write)."""
+        deadline = time.monotonic() + timeout_s
+        with self.wait(f"{name} catching up to height {height}"):
+            while self.height(name) < height:
+                if time.monotonic() > deadline:
+                    raise ScenarioError("catch-up", f"{name} did not reach height {height} in {timeout_s} s")
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+def start_consortium(directory: Path, *, wait: Wait = _no_wait, heartbeat_ms: int = HEARTBEAT_MS) -> Consortium:
+    """``imi devnet up`` with 4 validators in ``directory``; returns once all are healthy."""
+    net = Devnet(directory)
+    with wait(f"starting {VALIDATORS} validators (LevelDB, mutual TLS between them)"):
+        net.up(VALIDATORS, heartbeat_ms=heartbeat_ms)
+    genesis = Genesis.loads((directory / "genesis.json").read_text())
+    trustees = [SigningKey.from_private_jwk(json.loads(p.read_text()))
+                for p in sorted((directory / "trustees").glob("*.jwk"))]
+    apis = {info.name: info.api for info in net.nodes()}
+    return Consortium(net, genesis, trustees, apis, writer=min(apis), wait=wait)
+
+
+def consortium_status(c: Consortium) -> list[dict[str, Any]]:
+    """Per validator: name, pid, api, up, height (``imi devnet status``)."""
+    return list(c.net.status()["nodes"])
+
+
+# --- step 0: one node's answer, checked against the genesis ------------------------------------
+@dataclass(frozen=True, slots=True)
+class NodeProof:
+    tx_id: str
+    tx_type: str
+    reader: str
+    height: int
+    signers: int
+    validators: int
+    leaf_index: int
+    tree_size: int
+    log_root: str
+
+
+def _anchor(body: Mapping[str, Any], genesis: Genesis) -> tuple[BlockHeader, CommitCertificate]:
+    """Header + certificate from a node's answer, verified against the genesis validator set."""
+    header = BlockHeader.from_json(body["header"])
+    certificate = CommitCertificate.from_json(body["certificate"])
+    certificate.verify(header, genesis.validators)
+    return header, certificate
+
+
+def node_proof(c: Consortium, tx_id: str, reader: str) -> NodeProof:
+    """Read transaction ``tx_id`` from validator ``reader`` only; verify certificate and inclusion."""
+    with httpx.Client(timeout=10.0) as http:
+        answer = http.get(f"{c.apis[reader]}/v1/transactions/{tx_id}").json()
+    header, certificate = _anchor(answer, c.genesis)
+    proof = answer["inclusion_proof"]
+    verify_inclusion(proof["leaf_index"], proof["tree_size"], leaf_hash(bytes.fromhex(tx_id)),
+                     [bytes.fromhex(h) for h in proof["hashes"]], header.log_root)
+    tx = Transaction.from_b64(answer["tx"]["b64"])
+    if tx.tx_id.hex() != tx_id:
+        raise ScenarioError("node proof", f"{reader} returned another transaction than {tx_id}")
+    return NodeProof(tx_id, tx.type, reader, header.height, len(certificate.signatures),
+                     len(c.genesis.validators.validators), proof["leaf_index"], proof["tree_size"],
+                     header.log_root.hex())
+
+
+# --- step 1: agencies ---------------------------------------------------------------------------
+@dataclass
+class Agency:
+    """An accredited issuer: its DID keys, its credential types and its status list."""
+
+    name: str
+    key: SigningKey
+    next_key: SigningKey
+    vcts: dict[str, dict[str, Any]]  # vct → definition published on the ledger
+    list_id: str
+    used_indices: set[int] = field(default_factory=set)
+
+    @property
+    def did(self) -> str:
+        return didmod.derive_did(self.key.public_key.to_jwk(), didmod.key_commitment(self.next_key.public_key.to_jwk()))
+
+    @property
+    def kid(self) -> str:
+        return f"{self.did}#{self.key.key_id}"
+
+
+def _new_agency(name: str, vcts: dict[str, dict[str, Any]], list_id: str) -> Agency:
+    return Agency(name, SigningKey.generate(), SigningKey.generate(), vcts, list_id)
+
+
+def agencies_to_accredit() -> list[Agency]:
+    """The public security bureau (identity, no criminal record) and the civil affairs bureau."""
+    psb = _new_agency("Foshan Public Security Bureau", {
+        PSB_IDENTITY_VCT: {"name": "Resident identity", "claims": ["given_name", "family_name", "birthdate",
+                                                                   "national_id", "nationality"],
+                           "predicates": {"age_equal_or_over": [14, 16, 18, 21, 65]}},
+        PSB_RECORD_VCT: {"name": "No criminal record", "claims": ["no_criminal_record", "national_id",
+                                                                  "checked_on"]},
+    }, "psb-2026-01")
+    civil = _new_agency("Foshan Civil Affairs Bureau", {
+        CIVIL_RESIDENCE_VCT: {"name": "Residence", "claims": ["given_name", "family_name", "address"]},
+    }, "civil-2026-01")
+    return [psb, civil]
+
+
+@dataclass(frozen=True, slots=True)
+class Accredited:
+    agencies: list[Agency]
+    accreditation_txs: list[str]  # tx ids of gov.issuer_accredit
+    heights: list[int]
+    trustees_signing: int
+    trustees_total: int
+
+
+def accredit_agencies(c: Consortium, agencies: list[Agency] | None = None) -> Accredited:
+    """Each agency: did.create, trustees' gov.issuer_accredit, vct.publish per type, status list."""
+    agencies = agencies if agencies is not None else agencies_to_accredit()
+    tx_ids, heights = [], []
+    for agency in agencies:
+        c.submit("did.create", agency.did, {
+            "jwk": dict(agency.key.public_key.to_jwk()),
+            "next_key_commitment": didmod.key_commitment(agency.next_key.public_key.to_jwk())}, agency.key)
+        vcts: list[Value] = sorted(agency.vcts)
+        answer = c.gov("gov.issuer_accredit", {"did": agency.did, "name": agency.name, "vcts": vcts})
+        tx_ids.append(str(answer["id"]))
+        heights.append(int(answer["height"]))
+        for vct, definition in agency.vcts.items():
+            c.submit("vct.publish", agency.did, {"vct": vct, **definition}, agency.key)
+        c.submit("status.create_list", agency.did, {"list_id": agency.list_id, "bits": STATUS_BITS,
+                                                    "size": STATUS_LIST_SIZE}, agency.key)
+    return Accredited(agencies, tx_ids, heights, c.genesis.trustee_threshold, len(c.genesis.trustees))
+
+
+# --- step 2: the citizen ------------------------------------------------------------------------
+@dataclass
+class IssuedCredential:
+    vct: str
+    issuer: str  # agency name
+    status_idx: int
+    list_id: str
+    wallet_id: str
+    anchor_height: int
+
+
+@dataclass
+class Citizen:
+    """The phone (an encrypted wallet holding the current key) and the recovery kit (another
+    encrypted wallet, kept off the phone, holding the pre-committed next key and a backup copy
+    of the DID-bound credentials)."""
+
+    did: str
+    wallet_path: Path
+    kit_path: Path
+    key_id: str  # current controller key (on the phone)
+    next_key_id: str  # pre-committed next key (in the kit)
+    credentials: dict[str, IssuedCredential] = field(default_factory=dict)  # by vct
+
+    def phone(self) -> Wallet:
+        return Wallet.open(self.wallet_path, WALLET_PASSWORD)
+
+    def kit(self) -> Wallet:
+        return Wallet.open(self.kit_path, KIT_PASSWORD)
+
+
+def _kdf(fast: bool) -> KdfParams:
+    return KdfParams.fastest() if fast else KdfParams()
+
+
+def create_citizen(c: Consortium, workdir: Path, *, fast: bool = False) -> Citizen:
+    """Wallet + recovery kit + ``did.create`` (inception key in the wallet, next key in the kit)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    phone = Wallet.create(workdir / "phone-wallet.imi", WALLET_PASSWORD, kdf=_kdf(fast))
+    kit = Wallet.create(workdir / "recovery-kit.imi", KIT_PASSWORD, kdf=_kdf(fast))
+    key_id, next_id = phone.new_key("EdDSA"), kit.new_key("EdDSA")
+    phone.save()
+    kit.save()
+    key, nxt = phone.signing_key(key_id), kit.signing_key(next_id)
+    commitment = didmod.key_commitment(nxt.public_key.to_jwk())
+    did = didmod.derive_did(key.public_key.to_jwk(), commitment)
+    c.submit("did.create", did, {"jwk": dict(key.public_key.to_jwk()), "next_key_commitment": commitment}, key)
+    return Citizen(did, phone.path, kit.path, key_id, next_id)
+
+
+def issue_to(c: Consortium, agency: Agency, citizen: Citizen, vct: str) -> IssuedCredential:
+    """The agency issues ``vct`` bound to the citizen's DID, anchors it, and the citizen stores it
+    in the phone wallet (and a backup copy in the recovery kit)."""
+    index = allocate_index(new_list(STATUS_LIST_SIZE, STATUS_BITS), STATUS_BITS, agency.used_indices)
+    agency.used_indices.add(index)
+    now = int(time.time())
+    compact = issue(CITIZEN_CLAIMS[vct], issuer_key=agency.key, iss=agency.did, vct=vct,
+                    holder=HolderBinding(kid=citizen.did), iat=now, exp=now + 365 * 86400,
+                    status={"status_list": {"idx": index, "uri": status_uri(agency.list_id)}},
+                    kid=agency.kid).serialize()
+    answer = c.submit("anchor.put", agency.did, {"digests": [anchor_digest(compact, new_salt())]}, agency.key)
+    phone, kit = citizen.phone(), citizen.kit()
+    wallet_id = phone.add_credential(compact, holder_key=citizen.key_id, now=now)
+    kit.add_credential(compact, holder_key=citizen.next_key_id, now=now)  # bound to the DID: any controller key
+    phone.save()
+    kit.save()
+    issued = IssuedCredential(vct, agency.name, index, agency.list_id, wallet_id, int(answer["height"]))
+    citizen.credentials[vct] = issued
+    return issued
+
+
+def onboard_citizen(c: Consortium, agencies: list[Agency], workdir: Path, *, fast: bool = False) -> Citizen:
+    """Step 2: the citizen's wallet, DID and recovery kit, then every credential of every agency."""
+    citizen = create_citizen(c, workdir, fast=fast)
+    for agency in agencies:
+        for vct in agency.vcts:
+            issue_to(c, agency, citizen, vct)
+    return citizen
+
+
+# --- step 3: the service's question -------------------------------------------------------------
+def service_requests(nonce: str | None = None) -> dict[str, PresentationRequest]:
+    """Resident of Chancheng? Over 18? No criminal record? — one request per credential type,
+    all bound to the same fresh nonce and the service's ``aud``."""
+    nonce = nonce or secrets.token_urlsafe(16)
+    return {
+        CIVIL_RESIDENCE_VCT: PresentationRequest(nonce=nonce, aud=SERVICE_AUD, vct=frozenset({CIVIL_RESIDENCE_VCT}),
+                                                 claims=("address.district",)),
+        PSB_IDENTITY_VCT: PresentationRequest(nonce=nonce, aud=SERVICE_AUD, vct=frozenset({PSB_IDENTITY_VCT}),
+                                              predicates=("age_equal_or_over.18",)),
+        PSB_RECORD_VCT: PresentationRequest(nonce=nonce, aud=SERVICE_AUD, vct=frozenset({PSB_RECORD_VCT}),
+                                            predicates=("no_criminal_record",)),
+    }
+
+
+def answer_requests(wallet: Wallet, requests: Mapping[str, PresentationRequest]) -> dict[str, str]:
+    """One presentation per request, each disclosing exactly what it asks (the wallet records it)."""
+    now = int(time.time())
+    answers = {vct: wallet.answer(request, now=now) for vct, request in requests.items()}
+    wallet.save()
+    return answers
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One presentation's verdict at one validator: local (light client) or remote (/v1/verify)."""
+
+    vct: str
+    via: str  # "light client ← v1" or "POST /v1/verify @ v2"
+    valid: bool
+    reason: str | None
+    disclosed: Mapping[str, Any]
+    height: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    verdicts: list[Verdict]
+    learned: dict[str, Any]  # what the service learned, by question
+    withheld: dict[str, bool]  # claim path → True when it reached the verifier in no verdict
+
+    @property
+    def all_valid(self) -> bool:
+        return all(v.valid for v in self.verdicts)
+
+    def reasons(self, vct: str) -> set[str | None]:
+        return {v.reason for v in self.verdicts if v.vct == vct}
+
+
+def verify_locally(c: Consortium, reader: str, vct: str, presentation: str,
+                   request: PresentationRequest) -> Verdict:
+    """The service's own check: a light client reading ONE validator, trusting only certificates."""
+    fetcher = IdentityHttpFetcher(c.apis[reader])
+    try:
+        client = LightClient(c.genesis, fetcher)
+        with c.wait(f"light client ← {reader}: proofs against certificates"):
+            result = verify_presentation(presentation, request, issuer_keys=LedgerIssuerKeys(client),
+                                         holder_keys=LedgerHolderKeys(client), status=LedgerStatusLists(client),
+                                         now=int(time.time()))
+    finally:
+        fetcher.close()
+    return Verdict(vct, f"light client ← {reader}", result.valid, None if result.valid else result.reason,
+                   dict(result.claims or {}))
+
+
+def verify_remotely(c: Consortium, node: str, vct: str, presentation: str,
+                    request: PresentationRequest) -> Verdict:
+    """``POST /v1/verify`` on validator ``node``; its answer's certificate is checked too."""
+    with c.wait(f"POST /v1/verify @ {node}"), httpx.Client(timeout=30.0) as http:
+        response = http.post(f"{c.apis[node]}/v1/verify",
+                             json={"presentation": presentation, "request": request.to_json()})
+    if response.status_code != 200:
+        raise ScenarioError("verify", f"{node} answered HTTP {response.status_code}: {response.text[:200]}")
+    body = response.json()
+    header, _ = _anchor(body, c.genesis)
+    return Verdict(vct, f"POST /v1/verify @ {node}", bool(body["valid"]), body.get("reason"),
+                   dict(body.get("disclosed") or {}), header.height)
+
+
+def _learned(verdicts: list[Verdict]) -> dict[str, Any]:
+    claims: dict[str, Any] = {}
+    for v in verdicts:
+        if v.valid:
+            for path in ("address.district", "age_equal_or_over.18", "no_criminal_record"):
+                value = lookup(v.disclosed, path)
+                if isinstance(value, (str, bool)):
+                    claims.setdefault(path, value)
+    return claims
+
+
+def _leaves(node: Any) -> Iterator[Any]:
+    """Every scalar inside a JSON value."""
+    if isinstance(node, Mapping):
+        for value in node.values():
+            yield from _leaves(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _leaves(value)
+    else:
+        yield node
+
+
+def _withheld(verdicts: list[Verdict]) -> dict[str, bool]:
+    """Claim path → True when neither the path nor the citizen's value for it reached the service."""
+    received = [dict(v.disclosed) for v in verdicts]
+    scalars = {leaf for claims in received for leaf in _leaves(claims)}
+    out: dict[str, bool] = {}
+    for path in WITHHELD_PATHS:
+        values = {lookup(claims, path) for claims in CITIZEN_CLAIMS.values()} - {lookup({}, path)}
+        path_seen = any(lookup(claims, path) is not lookup({}, path) for claims in received)
+        out[path] = not path_seen and not (values & scalars)
+    return out
+
+
+def ask_and_verify(c: Consortium, wallet: Wallet, *, reader: str, remote: str,
+                   requests: Mapping[str, PresentationRequest] | None = None) -> Outcome:
+    """Step 3: the citizen answers each request; the service verifies each answer twice."""
+    requests = requests or service_requests()
+    answers = answer_requests(wallet, requests)
+    verdicts: list[Verdict] = []
+    for vct, presentation in answers.items():
+        verdicts.append(verify_locally(c, reader, vct, presentation, requests[vct]))
+        verdicts.append(verify_remotely(c, remote, vct, presentation, requests[vct]))
+    return Outcome(verdicts, _learned(verdicts), _withheld(verdicts))
+
+
+# --- step 4: a validator dies -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Crash:
+    killed: str
+    pid: int | None
+    alive: list[str]
+    height_before: int
+    height_after: int  # a block committed by the remaining 3 (did.update of nothing: a heartbeat)
+
+
+def kill_validator(c: Consortium, name: str) -> Crash:
+    """``kill -9`` validator ``name``; then wait for the 3 others to commit a new block."""
+    if name == c.writer:
+        raise ScenarioError("kill", "the story keeps the writer alive; kill another validator")
+    pid = c.net.pids().get(name)
+    before = c.height(c.writer)
+    c.net.kill(name)
+    alive = [entry["name"] for entry in consortium_status(c) if entry["up"]]
+    c.wait_height(c.writer, before + 2)
+    return Crash(name, pid, alive, before, c.height(c.writer))
+
+
+# --- step 5: suspend, then revoke ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    status: str  # "suspended" | "revoked"
+    height: int
+    verdicts: list[Verdict]
+
+
+def set_status(c: Consortium, agency: Agency, credential: IssuedCredential, status: int,
+               readers: list[str]) -> int:
+    """``status.set`` on the credential's entry; returns the height once every reader has it."""
+    answer = c.submit("status.set", agency.did, {"list_id": credential.list_id,
+                                                 "updates": [[credential.status_idx, status]]}, agency.key)
+    height = int(answer["height"])
+    for reader in readers:
+        c.wait_height(reader, height)
+    return height
+
+
+def suspend_then_revoke(c: Consortium, agency: Agency, citizen: Citizen, vct: str, *,
+                        reader: str, remote: str) -> list[StatusChange]:
+    """Step 5: suspend, verify; revoke, verify (both local and remote verdicts)."""
+    credential = citizen.credentials[vct]
+    changes = []
+    for status, name in ((STATUS_SUSPENDED, "suspended"), (STATUS_REVOKED, "revoked")):
+        height = set_status(c, agency, credential, status, [reader, remote])
+        request = service_requests()[vct]
+        presentation = answer_requests(citizen.phone(), {vct: request})[vct]
+        changes.append(StatusChange(name, height, [
+            verify_locally(c, reader, vct, presentation, request),
+            verify_remotely(c, remote, vct, presentation, request)]))
+    return changes
+
+
+# --- step 6: lost phone, recovery by the pre-committed key -------------------------------------
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    did: str
+    old_key: str
+    new_key: str
+    height: int
+    version: int
+    new_kit: Path
+    verdicts_new_key: list[Verdict]
+    verdict_old_key: Verdict
+
+
+def _did_version(c: Consortium, reader: str, did: str) -> tuple[str, int]:
+    """(controller key id, version) of ``did`` read through the light client."""
+    fetcher = IdentityHttpFetcher(c.apis[reader])
+    try:
+        resolved = LightClient(c.genesis, fetcher).resolve_did(did, int(time.time() * 1000))
+    finally:
+        fetcher.close()
+    methods = resolved["didDocument"]["authentication"]
+    return str(methods[0]).split("#", 1)[1], int(resolved["didDocumentMetadata"]["versionId"])
+
+
+def rotate_with_kit(c: Consortium, citizen: Citizen, workdir: Path, *, fast: bool = False) -> tuple[int, Path]:
+    """``did.rotate`` signed by the kit's committed key, committing to a key in a NEW kit."""
+    kit = citizen.kit()
+    new_kit = Wallet.create(workdir / "recovery-kit-2.imi", KIT_PASSWORD, kdf=_kdf(fast))
+    new_next = new_kit.signing_key(new_kit.new_key("EdDSA"))
+    new_kit.save()
+    nxt = kit.signing_key(citizen.next_key_id)
+    answer = c.submit("did.rotate", citizen.did, {
+        "jwk": dict(nxt.public_key.to_jwk()),
+        "next_key_commitment": didmod.key_commitment(new_next.public_key.to_jwk())}, nxt)
+    return int(answer["height"]), new_kit.path
+
+
+def recover_did(c: Consortium, citizen: Citizen, workdir: Path, *, reader: str, remote: str,
+                vcts: list[str], fast: bool = False) -> Recovery:
+    """Step 6: rotate with the kit; the kit's copies verify, the stolen phone's answers do not."""
+    lost_phone = citizen.phone()  # the thief's copy: the old key and the credentials
+    height, new_kit = rotate_with_kit(c, citizen, workdir, fast=fast)
+    for name in {reader, remote}:
+        c.wait_height(name, height)
+    requests = service_requests()
+    chosen = {vct: requests[vct] for vct in vcts}
+    answers = answer_requests(citizen.kit(), chosen)
+    verdicts = []
+    for vct, presentation in answers.items():
+        verdicts.append(verify_locally(c, reader, vct, presentation, chosen[vct]))
+        verdicts.append(verify_remotely(c, remote, vct, presentation, chosen[vct]))
+    stolen = answer_requests(lost_phone, {vcts[0]: chosen[vcts[0]]})[vcts[0]]
+    old = verify_locally(c, reader, vcts[0], stolen, chosen[vcts[0]])
+    key_now, version = _did_version(c, reader, citizen.did)
+    citizen.key_id, citizen.next_key_id = citizen.next_key_id, ""
+    return Recovery(citizen.did, lost_phone.key_ids()[0], key_now, height, version, new_kit, verdicts, old)
+
+
+# --- the whole story ----------------------------------------------------------------------------
+@dataclass
+class Story:
+    """Every step's result, in order; filled by :func:`run_story`."""
+
+    consortium: Consortium
+    proof: NodeProof | None = None
+    accredited: Accredited | None = None
+    citizen: Citizen | None = None
+    verification: Outcome | None = None
+    crash: Crash | None = None
+    after_crash: list[Outcome] = field(default_factory=list)
+    status_changes: list[StatusChange] = field(default_factory=list)
+    recovery: Recovery | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+SERVICE_READER, REMOTE_VERIFIER, KILLED, SECOND_READER = "v1", "v2", "v3", "v2"
+
+
+@contextlib.contextmanager
+def timed(story: Story, step: str) -> Iterator[None]:
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        story.timings_s[step] = round(time.monotonic() - start, 2)
+
+
+__all__ = [
+    "CIVIL_RESIDENCE_VCT", "KILLED", "PSB_IDENTITY_VCT", "PSB_RECORD_VCT", "REMOTE_VERIFIER", "SECOND_READER",
+    "SERVICE_READER", "WITHHELD_PATHS", "Accredited", "Agency", "Citizen", "Consortium", "Crash", "NodeProof",
+    "Outcome", "Recovery", "ScenarioError", "StatusChange", "Story", "Verdict", "accredit_agencies",
+    "ask_and_verify", "kill_validator", "node_proof", "onboard_citizen", "recover_did", "start_consortium",
+    "suspend_then_revoke", "timed",
+]
