@@ -43,6 +43,7 @@ from cli.devnet import Devnet
 from identity import did as didmod
 from identity.anchors import anchor_digest, new_salt
 from identity.api_fetcher import IdentityHttpFetcher
+from identity.errors import IdentityError
 from identity.ledger_client import NodeClient
 from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists, status_uri
 from identity.light_client import LightClient
@@ -53,6 +54,7 @@ from identity.verifier import verify_presentation
 from identity.wallet import KdfParams, Wallet
 from ledger.block import BlockHeader, CommitCertificate
 from ledger.encoding import Value
+from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.merkle import leaf_hash, verify_inclusion
@@ -87,6 +89,11 @@ CITIZEN_CLAIMS: dict[str, dict[str, Any]] = {
 WITHHELD_PATHS = ("given_name", "family_name", "birthdate", "national_id", "address.street_address",
                   "checked_on")
 SERVICE_AUD = "https://share.chancheng-community.example"
+# Who does what: transactions go to v0, the service's light client reads v1, the remote
+# verdict comes from v2, and v3 is the validator that dies. After the crash the service
+# also reads v2 and asks v0 for the remote verdict.
+WRITER, SERVICE_READER, REMOTE_VERIFIER, KILLED = "v0", "v1", "v2", "v3"
+STEPS = ("consortium", "citizen", "verification", "crash", "status", "recovery")
 
 
 def _no_wait(_label: str) -> AbstractContextManager[object]:
@@ -99,6 +106,15 @@ class ScenarioError(Exception):
     def __init__(self, step: str, message: str) -> None:
         super().__init__(f"{step}: {message}")
         self.step = step
+
+
+@dataclass(frozen=True, slots=True)
+class StepCheck:
+    """One step's verdict for the summary: did it turn out as the story says?"""
+
+    step: str
+    ok: bool
+    summary: str
 
 
 # --- the consortium ------------------------------------------------------------------------------
@@ -162,7 +178,7 @@ def start_consortium(directory: Path, *, wait: Wait = _no_wait, heartbeat_ms: in
     trustees = [SigningKey.from_private_jwk(json.loads(p.read_text()))
                 for p in sorted((directory / "trustees").glob("*.jwk"))]
     apis = {info.name: info.api for info in net.nodes()}
-    return Consortium(net, genesis, trustees, apis, writer=min(apis), wait=wait)
+    return Consortium(net, genesis, trustees, apis, writer=WRITER, wait=wait)
 
 
 def consortium_status(c: Consortium) -> list[dict[str, Any]]:
@@ -265,7 +281,7 @@ def accredit_agencies(c: Consortium, agencies: list[Agency] | None = None) -> Ac
         c.submit("did.create", agency.did, {
             "jwk": dict(agency.key.public_key.to_jwk()),
             "next_key_commitment": didmod.key_commitment(agency.next_key.public_key.to_jwk())}, agency.key)
-        vcts: list[Value] = sorted(agency.vcts)
+        vcts: list[Value] = [vct for vct in sorted(agency.vcts)]
         answer = c.gov("gov.issuer_accredit", {"did": agency.did, "name": agency.name, "vcts": vcts})
         tx_ids.append(str(answer["id"]))
         heights.append(int(answer["height"]))
@@ -611,13 +627,19 @@ class Story:
     status_changes: list[StatusChange] = field(default_factory=list)
     recovery: Recovery | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
 
 
-SERVICE_READER, REMOTE_VERIFIER, KILLED, SECOND_READER = "v1", "v2", "v3", "v2"
+Narrate = Callable[[str, object], None]
+
+
+def _silent(_event: str, _result: object) -> None:
+    return None
 
 
 @contextlib.contextmanager
-def timed(story: Story, step: str) -> Iterator[None]:
+def _timed(story: Story, step: str, narrate: Narrate) -> Iterator[None]:
+    narrate("step", step)
     start = time.monotonic()
     try:
         yield
@@ -625,10 +647,160 @@ def timed(story: Story, step: str) -> Iterator[None]:
         story.timings_s[step] = round(time.monotonic() - start, 2)
 
 
+def _step_consortium(story: Story, narrate: Narrate) -> None:
+    c = story.consortium
+    narrate("validators", consortium_status(c))
+    story.accredited = accredit_agencies(c)
+    narrate("agencies", story.accredited)
+    story.proof = node_proof(c, story.accredited.accreditation_txs[0], SERVICE_READER)
+    narrate("proof", story.proof)
+
+
+def _step_crash(story: Story, narrate: Narrate) -> None:
+    c, citizen = story.consortium, story.citizen
+    assert citizen is not None
+    story.crash = kill_validator(c, KILLED)
+    narrate("crash", story.crash)
+    for reader, remote in ((SERVICE_READER, REMOTE_VERIFIER), (REMOTE_VERIFIER, WRITER)):
+        outcome = ask_and_verify(c, citizen.phone(), reader=reader, remote=remote)
+        story.after_crash.append(outcome)
+        narrate("after-crash", outcome)
+
+
+def _check_consortium(story: Story) -> StepCheck:
+    acc, proof = story.accredited, story.proof
+    ok = acc is not None and len(acc.agencies) == 2 and proof is not None and 3 * proof.signers > 2 * proof.validators
+    return StepCheck("consortium", ok, "4 validators up; 2 agencies accredited by 2-of-3 trustees; "
+                                       "a tx read from one node proven against its certificate")
+
+
+def _check_citizen(story: Story) -> StepCheck:
+    citizen = story.citizen
+    ok = citizen is not None and len(citizen.credentials) == 3
+    return StepCheck("citizen", ok, "encrypted wallet, did:imi with a pre-committed recovery key, "
+                                    "3 DID-bound credentials")
+
+
+def _check_outcome(outcome: Outcome | None) -> bool:
+    return (outcome is not None and outcome.all_valid and len(outcome.verdicts) == 6
+            and outcome.learned == {"address.district": "Chancheng", "age_equal_or_over.18": True,
+                                    "no_criminal_record": True}
+            and all(outcome.withheld.values()))
+
+
+def _check_crash(story: Story) -> StepCheck:
+    crash = story.crash
+    ok = (crash is not None and crash.killed not in crash.alive and crash.height_after > crash.height_before
+          and len(story.after_crash) == 2 and all(_check_outcome(o) for o in story.after_crash))
+    return StepCheck("crash", ok, "kill -9 one validator; 3 of 4 keep committing; verification still "
+                                  "succeeds (two readers)")
+
+
+def _check_status(story: Story) -> StepCheck:
+    got = [(change.status, {v.reason for v in change.verdicts}) for change in story.status_changes]
+    ok = got == [("suspended", {"suspended"}), ("revoked", {"revoked"})]
+    return StepCheck("status", ok, "suspended → reason suspended; revoked → reason revoked")
+
+
+def _check_recovery(story: Story) -> StepCheck:
+    rec = story.recovery
+    ok = (rec is not None and rec.new_key != rec.old_key and all(v.valid for v in rec.verdicts_new_key)
+          and not rec.verdict_old_key.valid)
+    return StepCheck("recovery", ok, "did.rotate by the recovery kit; credentials verify with the new "
+                                     "key; the old key is rejected")
+
+
+def check_story(story: Story) -> list[StepCheck]:
+    """Every step's verdict, in order (a step that did not run is not OK)."""
+    return [_check_consortium(story), _check_citizen(story),
+            StepCheck("verification", _check_outcome(story.verification),
+                      "3 answers verified locally (light client, one node) and via POST /v1/verify; "
+                      "only the answers disclosed"),
+            _check_crash(story), _check_status(story), _check_recovery(story)]
+
+
+def run_story(directory: Path, workdir: Path, *, narrate: Narrate = _silent, wait: Wait = _no_wait,
+              fast: bool = False, keep: bool = False) -> Story:
+    """Run steps 1–6 on a new devnet in ``directory`` (citizen files in ``workdir``).
+
+    ``narrate(event, result)`` is called when a step begins (``"step"``, its name) and after
+    each part of it; ``wait(label)`` wraps every wait. A step that raises ends the story:
+    ``story.error`` says which and why (the summary shows the rest as not run). The devnet
+    is stopped at the end — on success, failure or Ctrl-C — unless ``keep`` and every step
+    ran. Only a devnet that cannot start raises (``RuntimeError``, ``TimeoutError``, ``OSError``).
+    """
+    narrate("step", "consortium")
+    started = time.monotonic()
+    story = Story(start_consortium(directory, wait=wait))
+    story.timings_s["start"] = round(time.monotonic() - started, 2)
+    try:
+        _run_steps(story, workdir, narrate, fast)
+    except (ScenarioError, IdentityError, LedgerError, httpx.HTTPError, KeyError, ValueError) as exc:
+        story.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        story.consortium.close()
+        if not (keep and story.error is None and story.recovery is not None):
+            with wait("stopping the validators"):
+                story.consortium.net.down()
+    return story
+
+
+def _run_steps(story: Story, workdir: Path, narrate: Narrate, fast: bool) -> None:
+    c = story.consortium
+    with _timed(story, "consortium", _silent):
+        _step_consortium(story, narrate)
+    assert story.accredited is not None
+    psb, civil = story.accredited.agencies
+    with _timed(story, "citizen", narrate):
+        story.citizen = onboard_citizen(c, [psb, civil], workdir, fast=fast)
+        narrate("citizen", story.citizen)
+    with _timed(story, "verification", narrate):
+        story.verification = ask_and_verify(c, story.citizen.phone(), reader=SERVICE_READER,
+                                            remote=REMOTE_VERIFIER)
+        narrate("verification", story.verification)
+    with _timed(story, "crash", narrate):
+        _step_crash(story, narrate)
+    with _timed(story, "status", narrate):
+        story.status_changes = suspend_then_revoke(c, psb, story.citizen, PSB_RECORD_VCT,
+                                                   reader=SERVICE_READER, remote=REMOTE_VERIFIER)
+        narrate("status", story.status_changes)
+    with _timed(story, "recovery", narrate):
+        story.recovery = recover_did(c, story.citizen, workdir, reader=SERVICE_READER, remote=REMOTE_VERIFIER,
+                                     vcts=[CIVIL_RESIDENCE_VCT, PSB_IDENTITY_VCT], fast=fast)
+        narrate("recovery", story.recovery)
+
+
 __all__ = [
-    "CIVIL_RESIDENCE_VCT", "KILLED", "PSB_IDENTITY_VCT", "PSB_RECORD_VCT", "REMOTE_VERIFIER", "SECOND_READER",
-    "SERVICE_READER", "WITHHELD_PATHS", "Accredited", "Agency", "Citizen", "Consortium", "Crash", "NodeProof",
-    "Outcome", "Recovery", "ScenarioError", "StatusChange", "Story", "Verdict", "accredit_agencies",
-    "ask_and_verify", "kill_validator", "node_proof", "onboard_citizen", "recover_did", "start_consortium",
-    "suspend_then_revoke", "timed",
+    "CIVIL_RESIDENCE_VCT",
+    "KILLED",
+    "PSB_IDENTITY_VCT",
+    "PSB_RECORD_VCT",
+    "REMOTE_VERIFIER",
+    "SERVICE_READER",
+    "STEPS",
+    "WITHHELD_PATHS",
+    "WRITER",
+    "Accredited",
+    "Agency",
+    "Citizen",
+    "Consortium",
+    "Crash",
+    "NodeProof",
+    "Outcome",
+    "Recovery",
+    "ScenarioError",
+    "StatusChange",
+    "StepCheck",
+    "Story",
+    "Verdict",
+    "accredit_agencies",
+    "ask_and_verify",
+    "check_story",
+    "kill_validator",
+    "node_proof",
+    "onboard_citizen",
+    "recover_did",
+    "run_story",
+    "start_consortium",
+    "suspend_then_revoke",
 ]
