@@ -113,7 +113,7 @@ def _credential_id(compact: str) -> str:
 class Wallet:
     """An open wallet. Changes stay in memory until :meth:`save`."""
 
-    __slots__ = ("_credentials", "_history", "_kdf", "_keys", "_password", "path")
+    __slots__ = ("_credentials", "_dids", "_history", "_kdf", "_keys", "_password", "path")
 
     def __init__(self, path: Path, password: str, kdf: KdfParams, contents: dict[str, Any]) -> None:
         self.path = path
@@ -122,6 +122,8 @@ class Wallet:
         self._keys: dict[str, dict[str, str]] = contents["keys"]
         self._credentials: dict[str, dict[str, Any]] = contents["credentials"]
         self._history: list[dict[str, Any]] = contents["history"]
+        # did -> {"key": current key id}; the DID's next key is NOT kept here (recovery kit)
+        self._dids: dict[str, dict[str, str]] = contents.get("dids", {})
 
     # --- lifecycle ---------------------------------------------------------------------
     @classmethod
@@ -171,7 +173,8 @@ class Wallet:
     def save(self) -> None:
         """Encrypt with a fresh salt and nonce; write owner-only, atomically."""
         salt = nacl.utils.random(argon2id.SALTBYTES)
-        contents = {"keys": self._keys, "credentials": self._credentials, "history": self._history}
+        contents = {"keys": self._keys, "credentials": self._credentials, "history": self._history,
+                    "dids": self._dids}
         box = nacl.secret.SecretBox(_box_key(self._password, salt, self._kdf)).encrypt(
             json.dumps(contents, separators=(",", ":")).encode("utf-8")
         )
@@ -209,6 +212,8 @@ class Wallet:
         return sorted(self._keys)
 
     def signing_key(self, key_id: str) -> SigningKey:
+        """The key ``key_id``; a DID this wallet controls names its current key."""
+        key_id = self._dids.get(key_id, {}).get("key", key_id)
         jwk = self._keys.get(key_id)
         if jwk is None:
             raise WalletError(f"no key {key_id!r}", reason="no-such-key")
@@ -216,6 +221,24 @@ class Wallet:
 
     def public_key(self, key_id: str) -> PublicKey:
         return self.signing_key(key_id).public_key
+
+    def import_key(self, key: SigningKey) -> str:
+        """Add an existing private key (e.g. a DID's next key from its recovery kit); return its id."""
+        if key.key_id not in self._keys and len(self._keys) >= WALLET_KEYS_MAX:
+            raise WalletError("too many keys", reason="wallet-full")
+        self._keys[key.key_id] = key.to_private_jwk()
+        return key.key_id
+
+    # --- DIDs (keys that control a did:imi; credentials bound to the DID follow rotations) -----
+    def set_did(self, did: str, key_id: str) -> None:
+        """Record that ``key_id`` (held here) is the current controller key of ``did``."""
+        if key_id not in self._keys:
+            raise WalletError(f"no key {key_id!r}", reason="no-such-key")
+        self._dids[did] = {"key": key_id}
+
+    def dids(self) -> dict[str, str]:
+        """DID → its current key id."""
+        return {did: entry["key"] for did, entry in sorted(self._dids.items())}
 
     # --- credentials --------------------------------------------------------------------------
     def add_credential(self, compact: str, *, holder_key: str | None = None, now: int) -> str:
@@ -225,13 +248,16 @@ class Wallet:
         if len(self._credentials) >= WALLET_CREDENTIALS_MAX:
             raise WalletError("too many credentials", reason="wallet-full")
         key_id = holder_key if holder_key is not None else self._key_for(held.payload.get("cnf"))
-        if key_id not in self._keys:
+        if key_id not in self._keys and key_id not in self._dids:
             raise WalletError(f"no key {key_id!r} in this wallet", reason="no-such-key")
         cred_id = _credential_id(compact)
         self._credentials[cred_id] = {"compact": compact, "holder_key": key_id, "added_at": now}
         return cred_id
 
     def _key_for(self, cnf: Any) -> str:
+        kid = cnf.get("kid") if isinstance(cnf, dict) else None
+        if isinstance(kid, str) and kid.partition("#")[0] in self._dids:
+            return kid.partition("#")[0]  # bound to a DID: sign with whatever key is current
         jwk = cnf.get("jwk") if isinstance(cnf, dict) else None
         try:
             key_id = PublicKey.from_jwk(jwk).thumbprint() if isinstance(jwk, dict) else None
