@@ -26,6 +26,7 @@ pytestmark = pytest.mark.xdist_group("devnet")
 TXS = 500
 CONCURRENCY = 32
 KILL_AFTER_ACKS = 150
+LOAD_S_MAX = 120.0  # the load phase stops by itself after this long
 
 
 async def _height(client: httpx.AsyncClient, api: str) -> int:
@@ -42,12 +43,13 @@ async def _load_with_kill(net: Devnet, genesis: Genesis) -> tuple[list[str], str
     killing: list[bool] = []
     remaining = TXS
     rng = random.Random(4)
+    deadline = time.monotonic() + LOAD_S_MAX
     async with httpx.AsyncClient(timeout=45.0) as client:
 
         async def worker() -> None:
             nonlocal remaining, killed
             key = SigningKey.generate()
-            while remaining > 0:
+            while remaining > 0 and time.monotonic() < deadline:
                 remaining -= 1
                 name = rng.choice(sorted(live))
                 tx = note_transaction(key, genesis.chain_id, int(time.time() * 1000))
