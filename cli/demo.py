@@ -1,120 +1,277 @@
-"""`make run`: the node demonstration.
+"""`make run`: the zero-visit story on a local 4-validator consortium, narrated.
 
-Brings up a local 4-validator devnet (each validator its own OS process),
-submits transactions to different validators, then reads one back from a
-SINGLE node and checks, without trusting that node:
+Real validator processes (LevelDB, mutual TLS between them) are started with the
+``imi devnet`` machinery; then, step by step (:mod:`cli.scenario` does the work):
 
-1. the header's commit certificate: > 2/3 of the genesis validator set signed it;
-2. the transaction's RFC 9162 inclusion proof against the header's ``log_root``;
-3. a state proof (the note the transaction wrote) against the header's ``state_root``.
+1. trustees (2 of 3) accredit a public security bureau and a civil affairs bureau;
+   a transaction read from ONE validator is proven against its commit certificate;
+2. a citizen creates an encrypted wallet, a did:imi with a pre-committed recovery key,
+   and receives three credentials bound to that DID;
+3. a community service asks "resident of Chancheng? over 18? no criminal record?" and
+   learns exactly that — verified by a light client reading one validator, and by
+   ``POST /v1/verify`` on another;
+4. one validator is killed (kill -9); the three others keep committing;
+5. the bureau suspends, then revokes a credential; verification says why it fails;
+6. the phone is lost: the DID is rotated with the recovery kit's key; the credentials
+   work again with the new key, and the old key is rejected.
 
-Exit 0 when every check holds. ``--keep`` leaves the devnet running and prints
-its URLs (stop it with ``imi devnet down --dir DIR``).
+Exit 0 when every step turned out as told. ``--keep`` leaves the consortium running
+and prints its URLs (stop it with ``imi devnet down --dir DIR``).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import sys
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import httpx
+from rich.console import Console
+from rich.panel import Panel
+from rich.status import Status
+from rich.table import Table
 
-from cli.devnet import Devnet
-from ledger import statekeys
-from ledger.block import BlockHeader, CommitCertificate
-from ledger.errors import LedgerError
-from ledger.genesis import Genesis
-from ledger.keys import SigningKey
-from ledger.merkle import leaf_hash, verify_inclusion
-from ledger.state import StateProof, verify_state_proof
-from ledger.tx import Transaction
+from cli import scenario as sc
 
-DEMO_TXS = 12
-
-
-def _b64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _check_anchor(body: dict, genesis: Genesis) -> BlockHeader:  # type: ignore[type-arg]
-    """Header + certificate from a node's answer, verified against the genesis validator set."""
-    header = BlockHeader.from_json(body["header"])
-    certificate = CommitCertificate.from_json(body["certificate"])
-    certificate.verify(header, genesis.validators)
-    return header
+TITLES = {
+    "consortium": "1 · The consortium starts; trustees accredit two agencies",
+    "citizen": "2 · A citizen: encrypted wallet, did:imi, recovery kit, three credentials",
+    "verification": "3 · The community sharing service asks three questions",
+    "crash": "4 · A validator dies (kill -9); the consortium keeps going",
+    "status": "5 · The bureau suspends, then revokes a credential",
+    "recovery": "6 · The citizen loses the phone and recovers the DID",
+}
+QUESTIONS = {
+    "address.district": "Resident of which district?",
+    "age_equal_or_over.18": "Over 18?",
+    "no_criminal_record": "No criminal record?",
+}
+WITHHELD_LABELS = {
+    "given_name": "given name", "family_name": "family name", "birthdate": "birth date",
+    "national_id": "national ID number", "address.street_address": "street address",
+    "checked_on": "date of the record check",
+}
 
 
-def demo(directory: Path, keep: bool) -> int:
-    net = Devnet(directory)
-    print(f"devnet: starting 4 validators in {directory} ...", flush=True)
-    net.up(4)
-    ok = False
+def _short(text: str, keep: int = 22) -> str:
+    return text if len(text) <= keep + 1 else text[:keep] + "…"
+
+
+def _answer(value: Any) -> str:
+    if value is True:
+        return "[green]yes[/]"
+    if value is False:
+        return "[red]no[/]"
+    return f"[green]{value}[/]"
+
+
+def _verdict(valid: bool, reason: str | None) -> str:
+    return "[green]valid[/]" if valid else f"[red]rejected: {reason}[/]"
+
+
+class Narrator:
+    """Renders the scenario's events with rich; one spinner at a time for every wait."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._status: Status | None = None
+
+    @contextlib.contextmanager
+    def wait(self, label: str) -> Iterator[None]:
+        """A spinner while waiting; nested waits just relabel the running spinner."""
+        if self._status is not None:
+            self._status.update(f"[cyan]{label}…")
+            yield
+            return
+        self._status = self.console.status(f"[cyan]{label}…", spinner="dots")
+        try:
+            with self._status:
+                yield
+        finally:
+            self._status = None
+
+    def __call__(self, event: str, result: object) -> None:
+        getattr(self, "on_" + event.replace("-", "_"))(result)
+
+    # --- events --------------------------------------------------------------------------------
+    def on_step(self, step: object) -> None:
+        self.console.print()
+        self.console.rule(f"[bold]{TITLES[str(step)]}")
+
+    def on_validators(self, nodes: object) -> None:
+        table = Table(title="validators (each its own OS process)", title_justify="left")
+        for column in ("name", "pid", "API", "height", "up"):
+            table.add_column(column)
+        for n in nodes:  # type: ignore[attr-defined]
+            table.add_row(n["name"], str(n["pid"]), n["api"], str(n["height"]), "[green]up[/]" if n["up"] else "DOWN")
+        self.console.print(table)
+
+    def on_agencies(self, acc: sc.Accredited) -> None:
+        self.console.print(f"trustees sign governance with [bold]{acc.trustees_signing} of "
+                           f"{acc.trustees_total}[/] keys (from the devnet directory)")
+        for agency, height in zip(acc.agencies, acc.heights, strict=True):
+            types = "\n".join(f"  • {vct}" for vct in agency.vcts)
+            self.console.print(Panel(
+                f"did:imi     {agency.did}\naccredited  gov.issuer_accredit at height {height}\n"
+                f"types       published with vct.publish:\n{types}\n"
+                f"status list {agency.list_id} ({sc.STATUS_LIST_SIZE} entries, 2 bits: valid/revoked/suspended)",
+                title=agency.name, title_align="left", border_style="blue"))
+
+    def on_proof(self, proof: sc.NodeProof) -> None:
+        self.console.print(Panel(
+            f"read {proof.tx_type} {proof.tx_id[:16]}… from [bold]{proof.reader}[/] only\n"
+            f"  commit certificate: {proof.signers} of {proof.validators} validator signatures "
+            f"(> 2/3 of the genesis set) over block {proof.height}  [green]✓[/]\n"
+            f"  RFC 9162 inclusion proof: leaf {proof.leaf_index} of {proof.tree_size} under log_root "
+            f"{proof.log_root[:16]}…  [green]✓[/]",
+            title="a node's answer, checked without trusting the node", title_align="left", border_style="green"))
+
+    def on_citizen(self, citizen: sc.Citizen) -> None:
+        self.console.print(Panel(
+            f"did:imi        {citizen.did}\n"
+            f"phone wallet   {citizen.wallet_path.name} (Argon2id + XSalsa20-Poly1305): current key "
+            f"{_short(citizen.key_id, 12)}\n"
+            f"recovery kit   {citizen.kit_path.name} (encrypted, kept off the phone): the pre-committed next key "
+            f"{_short(citizen.next_key_id, 12)}\n"
+            f"               (the ledger holds only its digest) and a backup of the credentials",
+            title="the citizen", title_align="left", border_style="magenta"))
+        table = Table(title="credentials received (cnf.kid = the citizen's DID; anchored on the ledger)",
+                      title_justify="left")
+        for column in ("credential type", "issuer", "status entry", "anchor at height"):
+            table.add_column(column)
+        for issued in citizen.credentials.values():
+            table.add_row(issued.vct.rsplit("/", 2)[-2], issued.issuer, f"{issued.list_id}#{issued.status_idx}",
+                          str(issued.anchor_height))
+        self.console.print(table)
+
+    def _verdicts(self, outcome: sc.Outcome, title: str) -> None:
+        table = Table(title=title, title_justify="left")
+        for column in ("presentation", "checked by", "verdict"):
+            table.add_column(column)
+        for v in outcome.verdicts:
+            table.add_row(v.vct.rsplit("/", 2)[-2], v.via + (f" (height {v.height})" if v.height else ""),
+                          _verdict(v.valid, v.reason))
+        self.console.print(table)
+
+    def on_verification(self, outcome: sc.Outcome) -> None:
+        request = sc.service_requests()
+        self.console.print(Panel(
+            f"aud {sc.SERVICE_AUD}, a fresh nonce per question set\n"
+            + "\n".join(f"  • {r.vct and next(iter(r.vct)).rsplit('/', 2)[-2]}: "
+                        f"{', '.join(r.paths_to_disclose())}" for r in request.values())
+            + "\nthe citizen's wallet answers with ONE presentation per credential, disclosing only that",
+            title="PresentationRequest", title_align="left", border_style="cyan"))
+        self._verdicts(outcome, "verification: light client (proofs from one validator) and POST /v1/verify")
+        learned = Table(title="what the service learned", title_justify="left")
+        learned.add_column("question")
+        learned.add_column("answer")
+        for path, question in QUESTIONS.items():
+            learned.add_row(question, _answer(outcome.learned.get(path, "—")))
+        withheld = Table(title="what it did NOT learn", title_justify="left")
+        withheld.add_column("claim in the credentials")
+        withheld.add_column("")
+        for path, hidden in outcome.withheld.items():
+            withheld.add_row(WITHHELD_LABELS.get(path, path), "[yellow]withheld[/]" if hidden else "[red]LEAKED[/]")
+        self.console.print(learned)
+        self.console.print(withheld)
+
+    def on_crash(self, crash: sc.Crash) -> None:
+        self.console.print(f"[red]kill -9[/] {crash.killed} (pid {crash.pid}); still up: {', '.join(crash.alive)}")
+        self.console.print(f"the consortium committed again with 3 of 4: height {crash.height_before} → "
+                           f"{crash.height_after}  [green]✓[/]")
+
+    def on_after_crash(self, outcome: sc.Outcome) -> None:
+        readers = list(dict.fromkeys(v.via for v in outcome.verdicts))
+        state = "[green]all valid[/]" if outcome.all_valid else "[red]FAILED[/]"
+        self.console.print(f"verification again via {' and '.join(readers)}: {state}")
+
+    def on_status(self, changes: list[sc.StatusChange]) -> None:
+        table = Table(title="status.set on the no-criminal-record credential", title_justify="left")
+        for column in ("issuer sets", "at height", "light client", "POST /v1/verify"):
+            table.add_column(column)
+        for change in changes:
+            local, remote = change.verdicts
+            table.add_row(change.status, str(change.height), _verdict(local.valid, local.reason),
+                          _verdict(remote.valid, remote.reason))
+        self.console.print(table)
+
+    def on_recovery(self, rec: sc.Recovery) -> None:
+        lines = [f"did.rotate signed by the recovery kit's key, at height {rec.height} (DID version {rec.version})",
+                 (f"  controller key {_short(rec.old_key, 12)} → {_short(rec.new_key, 12)}; "
+                  f"a new next key is committed (new kit {rec.new_kit.name})")]
+        lines += [f"  {v.vct.rsplit('/', 2)[-2]} with the new key via {v.via}: {_verdict(v.valid, v.reason)}"
+                  for v in rec.verdicts_new_key]
+        old = rec.verdict_old_key
+        lines.append(f"  the lost phone's answer (old key) via {old.via}: {_verdict(old.valid, old.reason)}")
+        self.console.print(Panel("\n".join(lines), title="recovery by pre-rotation", title_align="left",
+                                 border_style="magenta"))
+
+
+def summary(console: Console, story: sc.Story) -> bool:
+    """The closing table; True when every step is OK."""
+    checks = sc.check_story(story)
+    table = Table(title="zero-visit story", title_justify="left")
+    for column in ("step", "what", "OK", "s"):
+        table.add_column(column)
+    for i, check in enumerate(checks, 1):
+        ran = check.step in story.timings_s
+        mark = "[green]OK[/]" if check.ok else ("[red]FAIL[/]" if ran else "[dim]not run[/]")
+        table.add_row(str(i), check.summary, mark, f"{story.timings_s.get(check.step, 0):.1f}")
+    console.print()
+    console.print(table)
+    if story.error:
+        console.print(f"[red]stopped: {story.error}")
+    return story.error is None and all(check.ok for check in checks)
+
+
+def _kept(console: Console, story: sc.Story) -> None:
+    directory = story.consortium.net.dir
+    lines = [f"{name}  API {api}   docs {api}/docs" for name, api in story.consortium.apis.items()
+             if name != sc.KILLED]
+    lines.append(f"{sc.KILLED}  killed in step 4; restart it with: imi devnet restart {sc.KILLED} --dir {directory}")
+    lines.append(f"stop everything: imi devnet down --dir {directory}   (or .venv/bin/imi …)")
+    console.print(Panel("\n".join(lines), title="the consortium is still running", title_align="left"))
+
+
+def demo(directory: Path, workdir: Path, *, keep: bool, fast: bool, console: Console | None = None) -> int:
+    console = console or Console()
+    narrator = Narrator(console)
+    console.rule("[bold]imi — zero visit: a citizen proves residence, age and a clean record remotely")
+    started = time.monotonic()
     try:
-        genesis = Genesis.loads((directory / "genesis.json").read_text())
-        nodes = net.nodes()
-        for entry in net.status()["nodes"]:
-            print(f"  {entry['name']}  pid {entry['pid']}  {entry['api']}  height {entry['height']}")
-        key = SigningKey.generate()
-        txs: list[Transaction] = []
-        with httpx.Client(timeout=30.0) as client:
-            for i in range(DEMO_TXS):
-                tx = Transaction.create(
-                    chain_id=genesis.chain_id, type="test.note", sender=key.key_id,
-                    payload={"data": f"hello imi #{i}".encode()},
-                    expires_at_ms=int(time.time() * 1000) + 60_000).sign(key)
-                node = nodes[i % len(nodes)]
-                response = client.post(f"{node.api}/v1/transactions", params={"wait": "commit"},
-                                       json={"tx": tx.to_b64()})
-                response.raise_for_status()
-                txs.append(tx)
-            print(f"submitted {len(txs)} transactions to {len(nodes)} validators; all committed")
-            last = txs[-1]
-            reader = nodes[1]
-            answer = client.get(f"{reader.api}/v1/transactions/{last.tx_id.hex()}").json()
-            header = _check_anchor(answer, genesis)
-            print(f"read tx {last.tx_id.hex()[:16]}… from {reader.name} only: block {header.height}, "
-                  f"certificate verified against the genesis validator set")
-            proof = answer["inclusion_proof"]
-            verify_inclusion(proof["leaf_index"], proof["tree_size"], leaf_hash(last.tx_id),
-                             [bytes.fromhex(h) for h in proof["hashes"]], header.log_root)
-            print(f"  inclusion proof: leaf {proof['leaf_index']} of {proof['tree_size']} "
-                  f"under log_root {header.log_root.hex()[:16]}… ok")
-            key_path = statekeys.note_key(last.sender).decode()
-            state = client.get(f"{reader.api}/v1/state/{key_path}", params={"height": header.height}).json()
-            state_header = _check_anchor(state, genesis)
-            value = _b64(state["value"]) if state["value"] is not None else None
-            verify_state_proof(state_header.state_root, statekeys.note_key(last.sender), value,
-                               StateProof.from_json(state["proof"]))
-            assert value == last.payload["data"], "state holds another note"
-            print(f"  state proof: {key_path[:24]}… = {value!r} under state_root "
-                  f"{state_header.state_root.hex()[:16]}… ok")
-        ok = True
-    except (LedgerError, httpx.HTTPError, AssertionError, KeyError) as exc:
-        print(f"demo failed: {exc}", file=sys.stderr)
-    finally:
-        if keep and ok:
-            print(f"devnet left running; stop with: imi devnet down --dir {directory}")
-        else:
-            net.down()
-            print("devnet stopped")
+        story = sc.run_story(directory, workdir, narrate=narrator, wait=narrator.wait, fast=fast, keep=keep)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        console.print(f"[red]the consortium did not start: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; all validators stopped")
+        return 130
+    ok = summary(console, story)
+    console.print(f"total {time.monotonic() - started:.1f} s")
+    if keep and ok:
+        _kept(console, story)
+    else:
+        console.print("all validators stopped")
     return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cli.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keep", action="store_true", help="leave the devnet running")
+    parser.add_argument("--keep", action="store_true", help="leave the consortium running, print its URLs")
     parser.add_argument("--dir", type=Path, default=None, help="devnet directory (default: a temporary one)")
+    parser.add_argument("--fast", action="store_true", help="cheapest wallet KDF (tests and quick looks)")
     args = parser.parse_args(argv)
     if args.dir is not None:
-        return demo(args.dir, args.keep)
+        citizen = args.dir / f"citizen-{int(time.time())}"  # a rerun on the same devnet: a new citizen
+        return demo(args.dir, citizen, keep=args.keep, fast=args.fast)
     if args.keep:
-        return demo(Path(tempfile.mkdtemp(prefix="imi-devnet-")), True)
+        base = Path(tempfile.mkdtemp(prefix="imi-devnet-"))
+        return demo(base / "devnet", base / "citizen", keep=True, fast=args.fast)
     with tempfile.TemporaryDirectory(prefix="imi-devnet-") as tmp:
-        return demo(Path(tmp) / "devnet", False)
+        return demo(Path(tmp) / "devnet", Path(tmp) / "citizen", keep=False, fast=args.fast)
 
 
 if __name__ == "__main__":
