@@ -35,6 +35,7 @@ from rich.status import Status
 from rich.table import Table
 
 from cli import scenario as sc
+from ledger.errors import LedgerError
 
 TITLES = {
     "consortium": "1 · The consortium starts; trustees accredit two agencies",
@@ -243,7 +244,7 @@ def demo(directory: Path, workdir: Path, *, keep: bool, fast: bool, console: Con
     started = time.monotonic()
     try:
         story = sc.run_story(directory, workdir, narrate=narrator, wait=narrator.wait, fast=fast, keep=keep)
-    except (RuntimeError, TimeoutError, OSError) as exc:
+    except (RuntimeError, TimeoutError, OSError, sc.ScenarioError, LedgerError) as exc:
         console.print(f"[red]the consortium did not start: {exc}")
         return 1
     except KeyboardInterrupt:

@@ -93,6 +93,7 @@ SERVICE_AUD = "https://share.chancheng-community.example"
 # verdict comes from v2, and v3 is the validator that dies. After the crash the service
 # also reads v2 and asks v0 for the remote verdict.
 WRITER, SERVICE_READER, REMOTE_VERIFIER, KILLED = "v0", "v1", "v2", "v3"
+ROLES = (WRITER, SERVICE_READER, REMOTE_VERIFIER, KILLED)
 STEPS = ("consortium", "citizen", "verification", "crash", "status", "recovery")
 
 
@@ -174,10 +175,17 @@ def start_consortium(directory: Path, *, wait: Wait = _no_wait, heartbeat_ms: in
     net = Devnet(directory)
     with wait(f"starting {VALIDATORS} validators (LevelDB, mutual TLS between them)"):
         net.up(VALIDATORS, heartbeat_ms=heartbeat_ms)
-    genesis = Genesis.loads((directory / "genesis.json").read_text())
-    trustees = [SigningKey.from_private_jwk(json.loads(p.read_text()))
-                for p in sorted((directory / "trustees").glob("*.jwk"))]
-    apis = {info.name: info.api for info in net.nodes()}
+    try:
+        genesis = Genesis.loads((directory / "genesis.json").read_text())
+        trustees = [SigningKey.from_private_jwk(json.loads(p.read_text()))
+                    for p in sorted((directory / "trustees").glob("*.jwk"))]
+        apis = {info.name: info.api for info in net.nodes()}
+        if sorted(apis) != sorted(ROLES) or len(trustees) < genesis.trustee_threshold:
+            raise ScenarioError("consortium", f"{directory} is not a {VALIDATORS}-validator devnet with its "
+                                              "trustee keys")
+    except BaseException:
+        net.down()
+        raise
     return Consortium(net, genesis, trustees, apis, writer=WRITER, wait=wait)
 
 
@@ -727,7 +735,8 @@ def run_story(directory: Path, workdir: Path, *, narrate: Narrate = _silent, wai
     each part of it; ``wait(label)`` wraps every wait. A step that raises ends the story:
     ``story.error`` says which and why (the summary shows the rest as not run). The devnet
     is stopped at the end — on success, failure or Ctrl-C — unless ``keep`` and every step
-    ran. Only a devnet that cannot start raises (``RuntimeError``, ``TimeoutError``, ``OSError``).
+    ran. Only a devnet that cannot start raises (``RuntimeError``, ``TimeoutError``, ``OSError``,
+    :class:`ScenarioError`, ``LedgerError`` for a bad genesis); it is stopped first.
     """
     narrate("step", "consortium")
     started = time.monotonic()

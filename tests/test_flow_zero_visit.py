@@ -1,0 +1,115 @@
+"""The zero-visit story of `make run` (cli/scenario.py) on a real 4-validator devnet.
+
+One run of :func:`cli.scenario.run_story` (cheapest wallet KDF) feeds every test here;
+each test asserts one step's outcome: the accreditation and a node's answer proven
+against its certificate, the citizen's DID-bound credentials, the minimal-disclosure
+verdicts (local light client and POST /v1/verify) with the withheld claims absent from
+everything the verifier received, the crash of one validator, the status reasons
+``suspended`` and ``revoked``, and recovery by the pre-committed key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli import scenario as sc
+from cli.devnet import _alive
+
+pytestmark = pytest.mark.xdist_group("devnet")
+
+STORY_TIME_S_MAX = 120
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sc.Story]:
+    base = tmp_path_factory.mktemp("zero-visit")
+    started = time.monotonic()
+    result = sc.run_story(base / "devnet", base / "citizen", fast=True)
+    result.timings_s["total"] = time.monotonic() - started
+    yield result
+
+
+def test_every_step_turns_out_as_told(story: sc.Story) -> None:
+    assert story.error is None, story.error
+    checks = sc.check_story(story)
+    assert [c.step for c in checks] == list(sc.STEPS)
+    assert [c.step for c in checks if not c.ok] == []
+    assert story.timings_s["total"] < STORY_TIME_S_MAX, story.timings_s
+
+
+def test_the_devnet_is_stopped_afterwards(story: sc.Story) -> None:
+    net = story.consortium.net
+    assert net.pids() == {}
+    pids = [entry["pid"] for entry in sc.consortium_status(story.consortium)]
+    assert not any(_alive(pid) for pid in pids)
+
+
+def test_two_agencies_accredited_and_a_read_proven(story: sc.Story) -> None:
+    assert story.accredited is not None and story.proof is not None
+    assert [a.name for a in story.accredited.agencies] == ["Foshan Public Security Bureau",
+                                                           "Foshan Civil Affairs Bureau"]
+    assert story.accredited.trustees_signing == 2 and story.accredited.trustees_total == 3
+    assert story.proof.tx_type == "gov.issuer_accredit" and story.proof.reader == sc.SERVICE_READER
+    assert 3 * story.proof.signers > 2 * story.proof.validators
+
+
+def test_the_citizen_holds_three_did_bound_credentials(story: sc.Story) -> None:
+    citizen = story.citizen
+    assert citizen is not None
+    assert set(citizen.credentials) == {sc.PSB_IDENTITY_VCT, sc.PSB_RECORD_VCT, sc.CIVIL_RESIDENCE_VCT}
+    for outcome in (story.verification, *story.after_crash):
+        assert outcome is not None
+        assert {v.disclosed["cnf"]["kid"] for v in outcome.verdicts} == {citizen.did}
+
+
+def test_the_service_learns_the_answers_and_nothing_else(story: sc.Story) -> None:
+    outcome = story.verification
+    assert outcome is not None and outcome.all_valid
+    vias = {v.via for v in outcome.verdicts}
+    assert vias == {f"light client ← {sc.SERVICE_READER}", f"POST /v1/verify @ {sc.REMOTE_VERIFIER}"}
+    assert outcome.learned == {"address.district": "Chancheng", "age_equal_or_over.18": True,
+                               "no_criminal_record": True}
+    assert outcome.withheld == dict.fromkeys(sc.WITHHELD_PATHS, True)
+    received = json.dumps([dict(v.disclosed) for v in outcome.verdicts], ensure_ascii=False)
+    for secret in ("Mei", "Li\"", "1990-06-15", "440604199006150021", "Zumiao", "2026-11-01", "birthdate",
+                   "given_name", "national_id", "street_address"):
+        assert secret not in received, f"{secret!r} reached the verifier"
+
+
+def test_a_killed_validator_does_not_stop_the_consortium(story: sc.Story) -> None:
+    crash = story.crash
+    assert crash is not None
+    assert crash.killed == sc.KILLED and sorted(crash.alive) == sorted({"v0", "v1", "v2", "v3"} - {sc.KILLED})
+    assert crash.height_after > crash.height_before
+    readers = [{v.via for v in o.verdicts} for o in story.after_crash]
+    assert readers == [{f"light client ← {sc.SERVICE_READER}", f"POST /v1/verify @ {sc.REMOTE_VERIFIER}"},
+                       {f"light client ← {sc.REMOTE_VERIFIER}", f"POST /v1/verify @ {sc.WRITER}"}]
+    assert all(o.all_valid for o in story.after_crash)
+
+
+def test_suspension_then_revocation_give_their_reasons(story: sc.Story) -> None:
+    got = [(c.status, [(v.valid, v.reason) for v in c.verdicts]) for c in story.status_changes]
+    assert got == [("suspended", [(False, "suspended"), (False, "suspended")]),
+                   ("revoked", [(False, "revoked"), (False, "revoked")])]
+
+
+def test_recovery_by_the_committed_key_keeps_the_credentials(story: sc.Story) -> None:
+    rec = story.recovery
+    assert rec is not None and story.citizen is not None
+    assert rec.did == story.citizen.did and rec.version == 2 and rec.new_key != rec.old_key
+    assert [(v.vct, v.valid) for v in rec.verdicts_new_key] == [
+        (sc.CIVIL_RESIDENCE_VCT, True), (sc.CIVIL_RESIDENCE_VCT, True),
+        (sc.PSB_IDENTITY_VCT, True), (sc.PSB_IDENTITY_VCT, True)]
+    assert (rec.verdict_old_key.valid, rec.verdict_old_key.reason) == (False, "kb-bad-signature")
+
+
+def test_demo_exits_nonzero_when_the_devnet_cannot_start(tmp_path: Path) -> None:
+    from cli.demo import demo
+
+    (tmp_path / "genesis.json").write_text("{}")  # a devnet directory that is not one
+    assert demo(tmp_path, tmp_path / "citizen", keep=False, fast=True) == 1
