@@ -11,7 +11,7 @@ import sys
 import typer
 
 from cli import devnet, did, genesis, gov, issuer, key, ledger_cmd, node_cmd, sdjwt, wallet
-from cli import bench_cmd
+from cli import bench_cmd, issue, verify
 
 app = typer.Typer(
     name="imi",
@@ -33,6 +33,8 @@ app.add_typer(issuer.app, name="issuer")
 app.add_typer(wallet.app, name="wallet")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(bench_cmd.app, name="bench")
+app.add_typer(issue.app, name="issue")
+app.command("verify")(verify.verify)
 
 
 def main() -> None:

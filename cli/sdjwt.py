@@ -85,7 +85,8 @@ def present(
 @app.command("verify")
 def verify(
     presentation: Path = typer.Option(..., "--presentation", help="File holding the SD-JWT+KB."),
-    issuer_jwk: Path = typer.Option(..., "--issuer-jwk", help="Trusted issuer public JWK file."),
+    issuer_jwk: Path | None = typer.Option(None, "--issuer-jwk", help="Trusted issuer public JWK file "
+                                           "(offline form; required without --node)."),
     nonce: str = typer.Option(..., "--nonce", help="The nonce you sent."),
     aud: str = typer.Option(..., "--aud", help="Your identifier (KB-JWT aud)."),
     claim: list[str] = typer.Option([], "--claim", help="Claim paths that must be disclosed."),
@@ -94,10 +95,16 @@ def verify(
     max_age: int | None = typer.Option(None, "--max-age", min=0, help="Max credential age, seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print the disclosed claims as JSON."),
     now: int | None = typer.Option(None, "--now", hidden=True, help=NOW_HELP),
+    node: str | None = typer.Option(None, "--node", help="Ledger-backed form: issuer key, accreditation, "
+                                    "holder DID and status from the ledger through this node (light client)."),
+    genesis: Path | None = typer.Option(None, "--genesis", envvar="IMI_GENESIS",
+                                        help="Trusted genesis.json (with --node)."),
 ) -> None:
     """Verify a presentation; print the disclosed claims, or exit 1 with the reason."""
     text = read_text_file(presentation, "presentation").strip()
-    key = read_public_key(issuer_jwk, "issuer JWK")
+    if (node is None) == (issuer_jwk is None):
+        typer.echo("error: give exactly one of --issuer-jwk (offline) and --node (ledger)", err=True)
+        raise typer.Exit(2)
     try:
         request = PresentationRequest(
             nonce=nonce, aud=aud, vct=frozenset(vct), claims=tuple(_paths(claim)),
@@ -105,10 +112,18 @@ def verify(
         )
     except (ValueError, IdentityError) as exc:
         fail(f"bad request: {exc}", reason="bad-request", as_json=as_json)
-    result = verify_presentation(
-        text, request, issuer_keys=FixedIssuerKey(key), holder_keys=CnfHolderKeys(),
-        status=NoStatus(), now=_now(now),
-    )
+    if node is not None:
+        from cli.verify import ledger_verdict
+        from identity.ledger_constants import FRESHNESS_MS_DEFAULT
+
+        result = ledger_verdict(text, request, node=node, genesis=genesis, freshness_ms=FRESHNESS_MS_DEFAULT,
+                                now=_now(now))
+    else:
+        assert issuer_jwk is not None
+        result = verify_presentation(
+            text, request, issuer_keys=FixedIssuerKey(read_public_key(issuer_jwk, "issuer JWK")),
+            holder_keys=CnfHolderKeys(), status=NoStatus(), now=_now(now),
+        )
     if not result.valid or result.claims is None:
         fail(result.detail or result.reason, reason=result.reason, as_json=as_json)
     if as_json:

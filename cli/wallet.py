@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -163,3 +164,101 @@ def history(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT
     for r in records:
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.at))
         typer.echo(f"{when}  to {r.aud}  {r.vct}  disclosed: {', '.join(r.disclosed)}")
+
+
+# --- ledger-backed: DID keys, issuance from an issuer service (identity.holder) ------------------
+app.command("present", help="Same as 'answer': the minimum disclosure for --request.")(answer)
+
+
+def _write_kit(path: Path, key: object) -> None:
+    from cli.key import write_private
+
+    write_private(path, json.dumps(key.to_private_jwk()), force=False)  # type: ignore[attr-defined]
+
+
+@app.command("did-create")
+def did_create(node: str = typer.Option(..., "--node", envvar="IMI_NODE", help="Node API base URL."),
+               recovery_kit: Path = typer.Option(..., "--recovery-kit",
+                                                 help="Where to write the DID's next (pre-rotation) key; "
+                                                      "keep it OFF this device."),
+               alg: Alg = typer.Option(Alg.ES256, "--alg"),
+               wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """Register a did:imi controlled by a new wallet key; print the DID."""
+    from cli.did import node_client
+    from identity import holder
+
+    if recovery_kit.exists():
+        fail(f"{str(recovery_kit)!r} exists; a recovery kit is never overwritten", reason="file-exists",
+             as_json=as_json)
+    opened = _open(wallet, password_file)
+    client = node_client(node)
+    try:
+        did, next_key = holder.create_did(opened, client, alg=alg.value)
+        _write_kit(recovery_kit, next_key)
+        opened.save()
+    except IdentityError as exc:
+        fail(str(exc), reason=exc.reason, as_json=as_json)
+    finally:
+        client.close()
+    typer.echo(json.dumps({"ok": True, "did": did, "recovery_kit": str(recovery_kit)}) if as_json else did)
+
+
+@app.command("did-rotate")
+def did_rotate(did: str = typer.Argument(...),
+               node: str = typer.Option(..., "--node", envvar="IMI_NODE", help="Node API base URL."),
+               recovery_kit: Path = typer.Option(..., "--recovery-kit", help="The kit holding the next key."),
+               new_recovery_kit: Path = typer.Option(..., "--new-recovery-kit",
+                                                     help="Where to write the new next key."),
+               wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """Rotate a DID to the kit's next key (also on a new wallet after losing the phone)."""
+    from cli.did import check_did_arg, node_client
+    from cli.key import read_signing_key
+    from identity import holder
+
+    check_did_arg(did)
+    if new_recovery_kit.exists():
+        fail(f"{str(new_recovery_kit)!r} exists; a recovery kit is never overwritten", reason="file-exists",
+             as_json=as_json)
+    next_key = read_signing_key(recovery_kit, "recovery kit")
+    opened = _open(wallet, password_file)
+    client = node_client(node)
+    try:
+        new_next = holder.rotate_did(opened, client, did, next_key)
+        _write_kit(new_recovery_kit, new_next)
+        opened.save()
+    except IdentityError as exc:
+        fail(str(exc), reason=exc.reason, as_json=as_json)
+    finally:
+        client.close()
+    typer.echo(json.dumps({"ok": True, "did": did, "key": next_key.key_id}) if as_json else did)
+
+
+@app.command("request")
+def request_(issuer: str = typer.Option(..., "--issuer", envvar="IMI_ISSUER", help="Issuer service URL."),
+             vct: str = typer.Option(..., "--vct", help="Credential type to request."),
+             did: str | None = typer.Option(None, "--did", help="Bind to this wallet DID (cnf.kid)."),
+             key: str | None = typer.Option(None, "--key", help="Bind to this wallet key (cnf.jwk)."),
+             subject: str | None = typer.Option(None, "--subject",
+                                                help="Your id at the agency (binding by key)."),
+             wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+             now: int | None = NOW_OPT, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Request a credential from an issuer service (nonce, proof of possession); store it."""
+    from cli.did import http_client
+    from identity import holder
+
+    if did is not None and key is not None:
+        print("error: --did and --key are exclusive", file=sys.stderr)
+        raise typer.Exit(2)
+    opened = _open(wallet, password_file)
+    http = http_client()
+    try:
+        cred_id = holder.request_credential(opened, issuer, vct, now=_now(now), did=did, key_id=key,
+                                            subject=subject, http=http)
+        opened.save()
+    except IdentityError as exc:
+        fail(str(exc), reason=exc.reason, as_json=as_json)
+    finally:
+        http.close()
+    typer.echo(json.dumps({"ok": True, "id": cred_id}) if as_json else cred_id)

@@ -1,0 +1,138 @@
+"""`imi issue`: an agency's issuer service (run beside its validator) and its status actions.
+
+``imi issue init`` writes an issuer directory; ``imi issue serve`` serves
+:func:`identity.issuer_service.create_issuer_app` for it over one node; ``imi issue
+revoke|suspend|reinstate`` call the running service's admin endpoints (bearer token
+from ``--admin-token-file`` or ``IMI_ISSUER_ADMIN_TOKEN``; without one the service
+accepts loopback clients only).
+
+Exit 0 ok, 1 refused (``error [reason]: ...``), 2 usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cli._common import fail, print_json
+from cli.did import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, http_client, read_genesis, usage
+from cli.key import read_text_file
+from identity.api_fetcher import IdentityHttpFetcher
+from identity.issuer_agent import ISSUER_CONFIG, IssuerConfig
+from identity.ledger_client import NodeClient
+from identity.ledger_constants import FRESHNESS_MS_DEFAULT
+from identity.light_client import LightClient
+
+app = typer.Typer(help="An agency's issuer service: serve, revoke, suspend, reinstate.", no_args_is_help=True)
+
+DIR_OPTION = typer.Option(..., "--issuer-dir", help=f"Directory holding {ISSUER_CONFIG}.")
+ISSUER_OPTION = typer.Option(..., "--issuer", envvar="IMI_ISSUER", help="Issuer service base URL.")
+TOKEN_OPTION = typer.Option(None, "--admin-token-file", help="File whose first line is the admin token.")
+
+
+def _token(path: Path | None) -> str | None:
+    if path is not None:
+        lines = read_text_file(path, "admin token file").splitlines()
+        return lines[0].strip() if lines and lines[0].strip() else None
+    return os.environ.get("IMI_ISSUER_ADMIN_TOKEN") or None
+
+
+@app.command()
+def init(
+    issuer_dir: Path = DIR_OPTION,
+    did: str = typer.Option(..., "--did", help="The issuer's (accredited) DID."),
+    key: Path = typer.Option(..., "--key", help="An assertion private JWK of that DID."),
+    list_id: str = typer.Option(..., "--list-id", help="The issuer's status list (imi issuer status-create)."),
+    register: Path = typer.Option(..., "--register", help="The agency's register (JSON: subject -> claims)."),
+    lifetime_s: int = typer.Option(365 * 24 * 3600, "--lifetime", min=1, help="Credential lifetime, seconds."),
+) -> None:
+    """Write DIR/issuer.json naming the DID, key, list and register (absolute paths)."""
+    check_did_arg(did)
+    for path, what in ((key, "key"), (register, "register")):
+        if not path.is_file():
+            usage(f"--{what} {str(path)!r} is not a file")
+    config = {"did": did, "key": str(key.resolve()), "list_id": list_id,
+              "register": str(register.resolve()), "lifetime_s": lifetime_s}
+    try:
+        issuer_dir.mkdir(parents=True, exist_ok=True)
+        (issuer_dir / ISSUER_CONFIG).write_text(json.dumps(config, indent=2))
+        IssuerConfig.load(issuer_dir)
+    except (OSError, ValueError) as exc:
+        fail(str(exc), reason="bad-issuer-dir")
+    typer.echo(str(issuer_dir / ISSUER_CONFIG))
+
+
+@app.command()
+def serve(
+    issuer_dir: Path = DIR_OPTION,
+    node: str = NODE_OPTION,
+    genesis: Path | None = GENESIS_OPTION,
+    port: int = typer.Option(8700, "--port", min=0, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
+    admin_token_file: Path | None = TOKEN_OPTION,
+    freshness_ms: int = typer.Option(FRESHNESS_MS_DEFAULT, "--freshness-ms", min=1),
+) -> None:
+    """Serve the issuer HTTP API (/v1/issuance/...) for the issuer in DIR, over NODE."""
+    chain = read_genesis(genesis)
+    try:
+        config = IssuerConfig.load(issuer_dir)
+        agent = config.agent(NodeClient(node, client=http_client()),
+                             LightClient(chain, IdentityHttpFetcher(node, client=http_client()), freshness_ms))
+    except ValueError as exc:
+        fail(str(exc), reason="bad-issuer-dir")
+    token = _token(admin_token_file)
+    if token is None and host not in ("127.0.0.1", "::1", "localhost"):
+        usage("a non-loopback --host needs --admin-token-file (the status endpoints)")
+    import uvicorn
+
+    from identity.issuer_service import create_issuer_app
+
+    typer.echo(f"issuer {agent.did} serving on http://{host}:{port} (list {agent.list_id})", err=True)
+    uvicorn.run(create_issuer_app(agent, admin_token=token), host=host, port=port, log_level="warning")
+
+
+def _status(action: str, issuer: str, idx: int, token_file: Path | None, as_json: bool) -> None:
+    token = _token(token_file)
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    client = http_client()
+    try:
+        response = client.post(issuer.rstrip("/") + f"/v1/issuance/{action}", json={"idx": idx}, headers=headers)
+        body: Any = response.json()
+    except ValueError:
+        fail(f"issuer answered HTTP {response.status_code} without JSON", reason="issuer-error", as_json=as_json)
+    except Exception as exc:  # noqa: BLE001 - transport failures: one line, no traceback
+        fail(f"issuer {issuer} unreachable: {exc}", reason="issuer-unavailable", as_json=as_json)
+    finally:
+        client.close()
+    if response.status_code != 200 or not isinstance(body, dict):
+        reason = str(body.get("reason", "issuer-error")) if isinstance(body, dict) else "issuer-error"
+        detail = str(body.get("detail", "")) if isinstance(body, dict) else ""
+        fail(f"{action} refused (HTTP {response.status_code}): {detail}", reason=reason, as_json=as_json)
+    if as_json:
+        print_json({"ok": True, **body})
+    else:
+        typer.echo(f"{action} idx {idx} committed at height {body.get('height')}")
+
+
+def _status_command(action: str, doc: str) -> None:
+    def command(
+        idx: int = typer.Option(..., "--idx", min=0, help="The credential's status_list.idx."),
+        issuer: str = ISSUER_OPTION,
+        admin_token_file: Path | None = TOKEN_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        _status(action, issuer, idx, admin_token_file, as_json)
+
+    command.__doc__ = doc
+    app.command(action)(command)
+
+
+_status_command("revoke", "Revoke a credential for good (status invalid; final).")
+_status_command("suspend", "Suspend a credential (reinstate undoes it).")
+_status_command("reinstate", "Reinstate a suspended credential.")
+
+__all__ = ["app"]
