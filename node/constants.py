@@ -46,8 +46,9 @@ PROPOSE_BATCH_TXS_MAX: Final = 500  # pure-Python execution: ~1 ms per tx per va
 # --- catch-up -------------------------------------------------------------------------
 SYNC_BLOCKS_PER_REQUEST_MAX: Final = 64
 SYNC_REQUEST_TIMEOUT_MS: Final = 5_000
-SYNC_LAG_HEIGHTS_TRIGGER: Final = 2  # a peer this far ahead triggers catch-up
+RESYNC_LAG_HEIGHTS: Final = 8  # further behind than the core buffers: pause it and catch up
 STATUS_INTERVAL_MS: Final = 500  # how often a validator announces its height
+STATUS_STALE_MS: Final = 5_000  # a peer silent this long no longer counts for catch-up
 
 # --- service --------------------------------------------------------------------------
 WAIT_COMMITTED_S_MAX: Final = 60.0
@@ -56,6 +57,7 @@ SHUTDOWN_GRACE_S: Final = 3.0
 assert TX_BYTES_MAX * MEMPOOL_GOSSIP_BATCH_MAX <= FRAME_BYTES_MAX * 4
 assert PROPOSE_BATCH_TXS_MAX <= BLOCK_TXS_MAX
 assert RECONNECT_BACKOFF_MS_MIN < RECONNECT_BACKOFF_MS_MAX
+assert STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS
 assert MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX
 assert BATCH_TXS_MIN <= PROPOSE_BATCH_TXS_MAX
 assert VOTE_TIMEOUT_MS <= PROPOSE_TIMEOUT_MS

@@ -50,6 +50,7 @@ from node.constants import (
     PROPOSE_TIMEOUT_DELTA_MS,
     PROPOSE_TIMEOUT_MS,
     REBROADCAST_MS,
+    RESYNC_LAG_HEIGHTS,
     SHUTDOWN_GRACE_S,
     STATUS_INTERVAL_MS,
     TICK_MS_DEFAULT,
@@ -69,7 +70,6 @@ log = logging.getLogger("imi.service")
 
 STARTUP_STATUS_WAIT_S = 1.5  # how long a starting node listens for peers' heights before catch-up
 API_KEEP_ALIVE_S = 75  # longer than clients keep idle connections, so they never reuse a closed one
-RESYNC_LAG_HEIGHTS = 8  # further behind than the core can buffer: pause it and catch up
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,13 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from ledger.block import Block, CommitCertificate
 from ledger.encoding import Value, encode
 from ledger.errors import LedgerError
 from node.application import LedgerApplication
-from node.constants import FRAME_BYTES_MAX, SYNC_BLOCKS_PER_REQUEST_MAX, SYNC_REQUEST_TIMEOUT_MS
+from node.constants import (
+    FRAME_BYTES_MAX,
+    STATUS_STALE_MS,
+    SYNC_BLOCKS_PER_REQUEST_MAX,
+    SYNC_REQUEST_TIMEOUT_MS,
+)
 from node.errors import SyncError
 
 log = logging.getLogger("imi.sync")
@@ -40,6 +46,7 @@ class Syncer:
         self._app = app
         self._send = send
         self.peer_heights: dict[str, int] = {}
+        self._heard_at: dict[str, float] = {}  # monotonic seconds of each peer's last status
         self._waiting: dict[str, asyncio.Future[list[Value]]] = {}
         self.syncing = False
         self.blocks_synced = 0
@@ -48,6 +55,13 @@ class Syncer:
     def on_status(self, peer: str, height: object) -> None:
         if type(height) is int and height >= 0:
             self.peer_heights[peer] = height
+            self._heard_at[peer] = time.monotonic()
+
+    def live_heights(self) -> dict[str, int]:
+        """Heights of the peers heard from within ``STATUS_STALE_MS`` (a dead peer's last
+        claim must not keep us chasing it)."""
+        cutoff = time.monotonic() - STATUS_STALE_MS / 1000
+        return {p: h for p, h in self.peer_heights.items() if self._heard_at.get(p, 0.0) >= cutoff}
 
     def on_request(self, peer: str, start: object, count: object) -> None:
         """Answer with the blocks we hold from ``start`` on (bounded by count and frame size)."""
@@ -73,10 +87,11 @@ class Syncer:
 
     # --- catching up --------------------------------------------------------------------
     def best_peer(self) -> tuple[str, int] | None:
-        if not self.peer_heights:
+        heights = self.live_heights()
+        if not heights:
             return None
-        peer = max(self.peer_heights, key=lambda p: self.peer_heights[p])
-        return peer, self.peer_heights[peer]
+        peer = max(heights, key=lambda p: heights[p])
+        return peer, heights[peer]
 
     def lag(self) -> int:
         best = self.best_peer()
@@ -89,7 +104,7 @@ class Syncer:
         bad_peers: set[str] = set()
         try:
             for _ in range(SYNC_ROUNDS_MAX):
-                candidates = {p: h for p, h in self.peer_heights.items() if p not in bad_peers}
+                candidates = {p: h for p, h in self.live_heights().items() if p not in bad_peers}
                 if not candidates:
                     break
                 peer = max(candidates, key=lambda p: candidates[p])
