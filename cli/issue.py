@@ -19,7 +19,8 @@ from typing import Any
 import typer
 
 from cli._common import fail, print_json
-from cli.did import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, http_client, read_genesis, usage
+import cli.did
+from cli.did import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, read_genesis, usage
 from cli.key import read_text_file
 from identity.api_fetcher import IdentityHttpFetcher
 from identity.issuer_agent import ISSUER_CONFIG, IssuerConfig
@@ -80,8 +81,8 @@ def serve(
     chain = read_genesis(genesis)
     try:
         config = IssuerConfig.load(issuer_dir)
-        agent = config.agent(NodeClient(node, client=http_client()),
-                             LightClient(chain, IdentityHttpFetcher(node, client=http_client()), freshness_ms))
+        agent = config.agent(NodeClient(node, client=cli.did.http_client()),
+                             LightClient(chain, IdentityHttpFetcher(node, client=cli.did.http_client()), freshness_ms))
     except ValueError as exc:
         fail(str(exc), reason="bad-issuer-dir")
     token = _token(admin_token_file)
@@ -98,7 +99,7 @@ def serve(
 def _status(action: str, issuer: str, idx: int, token_file: Path | None, as_json: bool) -> None:
     token = _token(token_file)
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    client = http_client()
+    client = cli.did.http_client()
     try:
         response = client.post(issuer.rstrip("/") + f"/v1/issuance/{action}", json={"idx": idx}, headers=headers)
         body: Any = response.json()

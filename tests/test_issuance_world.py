@@ -35,6 +35,7 @@ from tests.test_node_api_support import InProcessNode
 NODE_URL = "http://node.test"
 ISSUER_URL = "http://issuer.test"
 VCT = "urn:imi:pid:1"
+RECOVERY_VCT = "imi:recovery"  # identity.ledger_constants.RECOVERY_VCT_DEFAULT
 LIST_ID = "pid-1"
 ADMIN_TOKEN = "s3cret-admin"
 CITIZEN_CLAIMS = {"given_name": "Ada", "family_name": "Lovelace", "birthdate": "1990-12-10",
@@ -99,7 +100,8 @@ def build_world(register: dict[str, Any] | None = None) -> World:
     did = didmod.derive_did(key.public_key.to_jwk(), commitment)
     nc.submit(nc.build("did.create", did, {"jwk": dict(key.public_key.to_jwk()),
                                            "next_key_commitment": commitment}, key))
-    nc.submit(nc.build("gov.issuer_accredit", "gov", {"did": did, "name": "Civil Affairs", "vcts": [VCT]},
+    nc.submit(nc.build("gov.issuer_accredit", "gov", {"did": did, "name": "Civil Affairs",
+                                                      "vcts": [VCT, RECOVERY_VCT]},
                        *node.consortium.trustee_keys[:2]))
     nc.submit(nc.build("vct.publish", did, {"vct": VCT, "name": "PID", "claims": sorted(CITIZEN_CLAIMS),
                                             "predicates": {"age_equal_or_over": [16, 18, 65]}}, key))
