@@ -42,7 +42,7 @@ TITLES = {
     "citizen": "2 · A citizen: encrypted wallet, did:imi, recovery kit, three credentials",
     "verification": "3 · The community sharing service asks three questions",
     "crash": "4 · A validator dies (kill -9); the consortium keeps going",
-    "status": "5 · The bureau suspends, then revokes a credential",
+    "status": "5 · The bureau suspends, then revokes a credential (through its issuer service)",
     "recovery": "6 · The citizen loses the phone and recovers the DID",
 }
 QUESTIONS = {
@@ -110,6 +110,11 @@ class Narrator:
             table.add_row(n["name"], str(n["pid"]), n["api"], str(n["height"]), "[green]up[/]" if n["up"] else "DOWN")
         self.console.print(table)
 
+    def on_services(self, agencies: list[sc.Agency]) -> None:
+        for agency in agencies:
+            if agency.service is not None:
+                self.console.print(f"issuer service of {agency.name}: {agency.service.url}/v1/issuance/…")
+
     def on_agencies(self, acc: sc.Accredited) -> None:
         self.console.print(f"trustees sign governance with [bold]{acc.trustees_signing} of "
                            f"{acc.trustees_total}[/] keys (from the devnet directory)")
@@ -133,19 +138,20 @@ class Narrator:
     def on_citizen(self, citizen: sc.Citizen) -> None:
         self.console.print(Panel(
             f"did:imi        {citizen.did}\n"
-            f"phone wallet   {citizen.wallet_path.name} (Argon2id + XSalsa20-Poly1305): current key "
-            f"{_short(citizen.key_id, 12)}\n"
-            f"recovery kit   {citizen.kit_path.name} (encrypted, kept off the phone): the pre-committed next key "
-            f"{_short(citizen.next_key_id, 12)}\n"
-            f"               (the ledger holds only its digest) and a backup of the credentials",
+            f"phone wallet   {citizen.wallet_path.name} (Argon2id + XSalsa20-Poly1305)\n"
+            f"               the DID's current key {_short(citizen.key_id, 12)} and the credentials\n"
+            f"backup         {citizen.backup_path.name} (the same encrypted wallet, copied off the phone)\n"
+            f"recovery kit   {citizen.kit_path.name} (encrypted, kept off the phone)\n"
+            f"               the pre-committed next key {_short(citizen.next_key_id, 12)} "
+            f"(the ledger holds only its digest)",
             title="the citizen", title_align="left", border_style="magenta"))
-        table = Table(title="credentials received (cnf.kid = the citizen's DID; anchored on the ledger)",
-                      title_justify="left")
-        for column in ("credential type", "issuer", "status entry", "anchor at height"):
+        table = Table(title="credentials received from the issuer services (nonce + proof of possession of "
+                            "the DID key; cnf.kid = the DID)", title_justify="left")
+        for column in ("credential type", "issuer", "status entry", "anchor on the ledger"):
             table.add_column(column)
-        for issued in citizen.credentials.values():
-            table.add_row(issued.vct.rsplit("/", 2)[-2], issued.issuer, f"{issued.list_id}#{issued.status_idx}",
-                          str(issued.anchor_height))
+        for held in citizen.credentials.values():
+            table.add_row(held.vct.rsplit("/", 2)[-2], held.issuer, f"{held.list_id}#{held.status_idx}",
+                          held.anchor[:16] + "…")
         self.console.print(table)
 
     def _verdicts(self, outcome: sc.Outcome, title: str) -> None:
@@ -200,7 +206,8 @@ class Narrator:
         self.console.print(table)
 
     def on_recovery(self, rec: sc.Recovery) -> None:
-        lines = [f"did.rotate signed by the recovery kit's key, at height {rec.height} (DID version {rec.version})",
+        lines = [f"new phone: {rec.new_wallet.name} restored from the encrypted backup",
+                 f"did.rotate signed by the recovery kit's key (DID version {rec.version}, committed by height {rec.height})",
                  (f"  controller key {_short(rec.old_key, 12)} → {_short(rec.new_key, 12)}; "
                   f"a new next key is committed (new kit {rec.new_kit.name})")]
         lines += [f"  {v.vct.rsplit('/', 2)[-2]} with the new key via {v.via}: {_verdict(v.valid, v.reason)}"

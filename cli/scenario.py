@@ -9,17 +9,22 @@ assert it without any terminal output:
    its commit certificate and RFC 9162 inclusion proof.
 1. :func:`accredit_agencies` — each agency creates its did:imi, the trustees (k of n)
    accredit it, it publishes its credential types and creates a status list.
-2. :func:`onboard_citizen` — an encrypted wallet, a did:imi whose pre-committed next key
-   lives in a separate encrypted *recovery kit*, and three credentials bound to the DID
-   (``cnf.kid`` = the bare DID, so a key rotation keeps them usable), each anchored.
+2. :func:`onboard_citizen` — an encrypted wallet and a did:imi
+   (:func:`identity.holder.create_did`) whose pre-committed next key goes to a separate
+   encrypted *recovery kit*; each agency runs its issuer HTTP service
+   (:mod:`identity.issuer_service` on loopback) and the citizen receives three credentials
+   through it (nonce, proof of possession), bound to the DID (``cnf.kid`` = the bare DID,
+   so a key rotation keeps them usable) and anchored on the ledger by the issuer.
 3. :func:`ask_and_verify` — the community service's three questions; one presentation per
    credential; verified locally by a light client reading ONE validator, and by
    ``POST /v1/verify`` on another validator (its certificate checked too).
 4. :func:`kill_validator` — ``kill -9`` one validator; the consortium keeps committing.
-5. :func:`suspend_then_revoke` — ``status.set``; verification fails ``suspended``, then
-   ``revoked``.
-6. :func:`recover_did` — the phone is lost: ``did.rotate`` signed by the recovery kit's
-   key; presentations from the kit verify, one signed with the old key is rejected.
+5. :func:`suspend_then_revoke` — the bureau's staff call its issuer service
+   (``status.set`` on the ledger); verification fails ``suspended``, then ``revoked``.
+6. :func:`recover_did` — the phone is lost: the encrypted wallet backup is restored on a new
+   phone and ``did.rotate`` is signed by the recovery kit's key
+   (:func:`identity.holder.rotate_did`); the DID-bound credentials verify with the new key,
+   a presentation signed with the old key (the lost phone) is rejected.
 
 Nothing here prints. Waiting (for commits, for a validator to catch up) goes through a
 ``wait`` callback that returns a context manager, so a caller can show a spinner.
@@ -30,6 +35,9 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shutil
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -38,18 +46,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 
 from cli.devnet import Devnet
 from identity import did as didmod
-from identity.anchors import anchor_digest, new_salt
 from identity.api_fetcher import IdentityHttpFetcher
 from identity.errors import IdentityError
+from identity.holder import create_did, request_credential, rotate_did
+from identity.issuer_agent import IssuerAgent, Register, RegisterEntry
+from identity.issuer_service import create_issuer_app
 from identity.ledger_client import NodeClient
-from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists, status_uri
+from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists
 from identity.light_client import LightClient
 from identity.request import PresentationRequest, lookup
-from identity.sdjwt import HolderBinding, issue
-from identity.status_list import allocate_index, new_list
 from identity.verifier import verify_presentation
 from identity.wallet import KdfParams, Wallet
 from ledger.block import BlockHeader, CommitCertificate
@@ -61,13 +70,12 @@ from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.tx import Transaction
 
 Wait = Callable[[str], AbstractContextManager[object]]
+Narrate = Callable[[str, object], None]
 
 VALIDATORS = 4
 HEARTBEAT_MS = 500
 STATUS_LIST_SIZE = 1024  # entries per list: many holders share one list (herd privacy)
 STATUS_BITS = 2  # valid / revoked / suspended
-STATUS_SUSPENDED = 2
-STATUS_REVOKED = 1
 CATCH_UP_TIMEOUT_S = 30.0
 WALLET_PASSWORD = "correct horse battery staple"  # a demo citizen's password
 KIT_PASSWORD = "recovery kit passphrase, written on paper"
@@ -101,6 +109,10 @@ def _no_wait(_label: str) -> AbstractContextManager[object]:
     return contextlib.nullcontext()
 
 
+def _silent(_event: str, _result: object) -> None:
+    return None
+
+
 class ScenarioError(Exception):
     """A step did not turn out as the story says; ``step`` names it."""
 
@@ -129,6 +141,7 @@ class Consortium:
     apis: dict[str, str]
     writer: str  # the validator transactions go to (never killed in the story)
     wait: Wait = _no_wait
+    services: list[IssuerService] = field(default_factory=list)  # the agencies' issuer services
     _clients: dict[str, NodeClient] = field(default_factory=dict)
 
     @property
@@ -165,6 +178,10 @@ class Consortium:
                 time.sleep(0.05)
 
     def close(self) -> None:
+        """Stop the issuer services and close the node clients (the validators keep running)."""
+        for service in self.services:
+            service.stop()
+        self.services.clear()
         for client in self._clients.values():
             client.close()
         self._clients.clear()
@@ -242,7 +259,7 @@ class Agency:
     next_key: SigningKey
     vcts: dict[str, dict[str, Any]]  # vct → definition published on the ledger
     list_id: str
-    used_indices: set[int] = field(default_factory=set)
+    service: IssuerService | None = None  # started in step 2
 
     @property
     def did(self) -> str:
@@ -300,29 +317,88 @@ def accredit_agencies(c: Consortium, agencies: list[Agency] | None = None) -> Ac
     return Accredited(agencies, tx_ids, heights, c.genesis.trustee_threshold, len(c.genesis.trustees))
 
 
+# --- the agencies' issuer services (identity.issuer_service over HTTP, on loopback) ------------
+class IssuerService:
+    """One agency's issuer HTTP service (:func:`identity.issuer_service.create_issuer_app`),
+    served by uvicorn in a thread on a free loopback port."""
+
+    def __init__(self, agent: IssuerAgent, admin_token: str) -> None:
+        self.agent = agent
+        self.admin_token = admin_token
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(create_issuer_app(agent, admin_token=admin_token), log_level="warning",
+                                lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name=f"issuer {agent.did[-8:]}", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise ScenarioError("issuer service", f"{self.url} did not start")
+            time.sleep(0.02)
+
+    def status(self, action: str, idx: int) -> int:
+        """``POST /v1/issuance/<action>`` as the agency's staff; returns the commit height."""
+        with httpx.Client(timeout=40.0) as http:
+            response = http.post(f"{self.url}/v1/issuance/{action}", json={"idx": idx},
+                                 headers={"Authorization": f"Bearer {self.admin_token}"})
+        if response.status_code != 200:
+            raise ScenarioError("status", f"issuer {action} answered HTTP {response.status_code}: "
+                                          f"{response.text[:200]}")
+        return int(response.json()["height"])
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10.0)
+        self._socket.close()
+        self.agent.node.close()
+
+
+def start_issuer_service(c: Consortium, agency: Agency, register: Register) -> IssuerService:
+    """The agency's :class:`IssuerAgent` (writes to the writer, reads it through a light client)
+    behind its HTTP service; stopped with the consortium (:meth:`Consortium.close`)."""
+    fetcher = IdentityHttpFetcher(c.apis[c.writer])
+    agent = IssuerAgent(agency.did, agency.key, NodeClient(c.apis[c.writer]), LightClient(c.genesis, fetcher),
+                        agency.list_id, register)
+    service = IssuerService(agent, secrets.token_urlsafe(24))
+    service.start()
+    c.services.append(service)
+    agency.service = service
+    return service
+
+
 # --- step 2: the citizen ------------------------------------------------------------------------
 @dataclass
-class IssuedCredential:
+class HeldCredential:
+    """A credential as the citizen and its issuer know it (no claim values)."""
+
     vct: str
     issuer: str  # agency name
-    status_idx: int
     list_id: str
+    status_idx: int
     wallet_id: str
-    anchor_height: int
+    anchor: str  # hex digest put on the ledger by the issuer
 
 
 @dataclass
 class Citizen:
-    """The phone (an encrypted wallet holding the current key) and the recovery kit (another
-    encrypted wallet, kept off the phone, holding the pre-committed next key and a backup copy
-    of the DID-bound credentials)."""
+    """The phone (an encrypted wallet with the DID's current key and the credentials), an
+    encrypted backup of it (no use without a current key), and the recovery kit (another
+    encrypted wallet, kept off the phone, with the pre-committed next key only)."""
 
     did: str
     wallet_path: Path
+    backup_path: Path
     kit_path: Path
     key_id: str  # current controller key (on the phone)
     next_key_id: str  # pre-committed next key (in the kit)
-    credentials: dict[str, IssuedCredential] = field(default_factory=dict)  # by vct
+    credentials: dict[str, HeldCredential] = field(default_factory=dict)  # by vct
 
     def phone(self) -> Wallet:
         return Wallet.open(self.wallet_path, WALLET_PASSWORD)
@@ -335,48 +411,59 @@ def _kdf(fast: bool) -> KdfParams:
     return KdfParams.fastest() if fast else KdfParams()
 
 
+def _new_kit(path: Path, next_key: SigningKey, fast: bool) -> tuple[Path, str]:
+    kit = Wallet.create(path, KIT_PASSWORD, kdf=_kdf(fast))
+    key_id = kit.import_key(next_key)
+    kit.save()
+    return kit.path, key_id
+
+
 def create_citizen(c: Consortium, workdir: Path, *, fast: bool = False) -> Citizen:
-    """Wallet + recovery kit + ``did.create`` (inception key in the wallet, next key in the kit)."""
+    """Wallet + ``did.create`` (:func:`identity.holder.create_did`); the next key goes to the kit."""
     workdir.mkdir(parents=True, exist_ok=True)
     phone = Wallet.create(workdir / "phone-wallet.imi", WALLET_PASSWORD, kdf=_kdf(fast))
-    kit = Wallet.create(workdir / "recovery-kit.imi", KIT_PASSWORD, kdf=_kdf(fast))
-    key_id, next_id = phone.new_key("EdDSA"), kit.new_key("EdDSA")
+    with c.wait(f"did.create → {c.writer}, waiting for commit"):
+        did, next_key = create_did(phone, c.client())
     phone.save()
-    kit.save()
-    key, nxt = phone.signing_key(key_id), kit.signing_key(next_id)
-    commitment = didmod.key_commitment(nxt.public_key.to_jwk())
-    did = didmod.derive_did(key.public_key.to_jwk(), commitment)
-    c.submit("did.create", did, {"jwk": dict(key.public_key.to_jwk()), "next_key_commitment": commitment}, key)
-    return Citizen(did, phone.path, kit.path, key_id, next_id)
+    kit_path, next_id = _new_kit(workdir / "recovery-kit.imi", next_key, fast)
+    return Citizen(did, phone.path, workdir / "wallet-backup.imi", kit_path, phone.dids()[did], next_id)
 
 
-def issue_to(c: Consortium, agency: Agency, citizen: Citizen, vct: str) -> IssuedCredential:
-    """The agency issues ``vct`` bound to the citizen's DID, anchors it, and the citizen stores it
-    in the phone wallet (and a backup copy in the recovery kit)."""
-    index = allocate_index(new_list(STATUS_LIST_SIZE, STATUS_BITS), STATUS_BITS, agency.used_indices)
-    agency.used_indices.add(index)
-    now = int(time.time())
-    compact = issue(CITIZEN_CLAIMS[vct], issuer_key=agency.key, iss=agency.did, vct=vct,
-                    holder=HolderBinding(kid=citizen.did), iat=now, exp=now + 365 * 86400,
-                    status={"status_list": {"idx": index, "uri": status_uri(agency.list_id)}},
-                    kid=agency.kid).serialize()
-    answer = c.submit("anchor.put", agency.did, {"digests": [anchor_digest(compact, new_salt())]}, agency.key)
-    phone, kit = citizen.phone(), citizen.kit()
-    wallet_id = phone.add_credential(compact, holder_key=citizen.key_id, now=now)
-    kit.add_credential(compact, holder_key=citizen.next_key_id, now=now)  # bound to the DID: any controller key
-    phone.save()
-    kit.save()
-    issued = IssuedCredential(vct, agency.name, index, agency.list_id, wallet_id, int(answer["height"]))
-    citizen.credentials[vct] = issued
-    return issued
+def agency_register(agency: Agency, citizen_did: str) -> Register:
+    """What the agency's records say about the citizen, keyed by the DID it enrolled."""
+    by_vct = {vct: CITIZEN_CLAIMS[vct] for vct in agency.vcts}
+    return Register({citizen_did: RegisterEntry(claims={}, by_vct=by_vct)})
 
 
-def onboard_citizen(c: Consortium, agencies: list[Agency], workdir: Path, *, fast: bool = False) -> Citizen:
-    """Step 2: the citizen's wallet, DID and recovery kit, then every credential of every agency."""
+def receive(c: Consortium, agency: Agency, citizen: Citizen, wallet: Wallet, vct: str) -> HeldCredential:
+    """The issuance protocol over HTTP (nonce, proof of possession of the DID's current key);
+    the agency anchors the credential on the ledger before handing it out."""
+    assert agency.service is not None
+    with c.wait(f"{agency.name}: issuing {vct.rsplit('/', 2)[-2]} (anchor.put, waiting for commit)"):
+        wallet_id = request_credential(wallet, agency.service.url, vct, now=int(time.time()), did=citizen.did)
+    status = wallet.show(wallet_id)["status"]["status_list"]
+    record = next(r for r in agency.service.agent.records.all()
+                  if r["subject"] == citizen.did and r["vct"] == vct and r["idx"] == status["idx"])
+    held = HeldCredential(vct, agency.name, agency.list_id, int(status["idx"]), wallet_id, str(record["anchor"]))
+    citizen.credentials[vct] = held
+    return held
+
+
+def onboard_citizen(c: Consortium, agencies: list[Agency], workdir: Path, *, fast: bool = False,
+                    narrate: Narrate = _silent) -> Citizen:
+    """Step 2: wallet, DID and recovery kit; each agency's issuer service; every credential;
+    then an encrypted backup of the wallet."""
     citizen = create_citizen(c, workdir, fast=fast)
     for agency in agencies:
+        with c.wait(f"starting the issuer service of {agency.name}"):
+            start_issuer_service(c, agency, agency_register(agency, citizen.did))
+    narrate("services", agencies)
+    phone = citizen.phone()
+    for agency in agencies:
         for vct in agency.vcts:
-            issue_to(c, agency, citizen, vct)
+            receive(c, agency, citizen, phone, vct)
+    phone.save()
+    shutil.copyfile(citizen.wallet_path, citizen.backup_path)
     return citizen
 
 
@@ -536,12 +623,12 @@ class StatusChange:
     verdicts: list[Verdict]
 
 
-def set_status(c: Consortium, agency: Agency, credential: IssuedCredential, status: int,
-               readers: list[str]) -> int:
-    """``status.set`` on the credential's entry; returns the height once every reader has it."""
-    answer = c.submit("status.set", agency.did, {"list_id": credential.list_id,
-                                                 "updates": [[credential.status_idx, status]]}, agency.key)
-    height = int(answer["height"])
+def set_status(c: Consortium, agency: Agency, credential: HeldCredential, action: str, readers: list[str]) -> int:
+    """The agency's staff ``POST /v1/issuance/<action>`` (a ``status.set`` on the ledger);
+    returns the commit height once every reader has it."""
+    assert agency.service is not None
+    with c.wait(f"{agency.name}: {action} {credential.list_id}#{credential.status_idx}, waiting for commit"):
+        height = agency.service.status(action, credential.status_idx)
     for reader in readers:
         c.wait_height(reader, height)
     return height
@@ -552,8 +639,8 @@ def suspend_then_revoke(c: Consortium, agency: Agency, citizen: Citizen, vct: st
     """Step 5: suspend, verify; revoke, verify (both local and remote verdicts)."""
     credential = citizen.credentials[vct]
     changes = []
-    for status, name in ((STATUS_SUSPENDED, "suspended"), (STATUS_REVOKED, "revoked")):
-        height = set_status(c, agency, credential, status, [reader, remote])
+    for action, name in (("suspend", "suspended"), ("revoke", "revoked")):
+        height = set_status(c, agency, credential, action, [reader, remote])
         request = service_requests()[vct]
         presentation = answer_requests(citizen.phone(), {vct: request})[vct]
         changes.append(StatusChange(name, height, [
@@ -570,6 +657,7 @@ class Recovery:
     new_key: str
     height: int
     version: int
+    new_wallet: Path
     new_kit: Path
     verdicts_new_key: list[Verdict]
     verdict_old_key: Verdict
@@ -586,29 +674,34 @@ def _did_version(c: Consortium, reader: str, did: str) -> tuple[str, int]:
     return str(methods[0]).split("#", 1)[1], int(resolved["didDocumentMetadata"]["versionId"])
 
 
-def rotate_with_kit(c: Consortium, citizen: Citizen, workdir: Path, *, fast: bool = False) -> tuple[int, Path]:
-    """``did.rotate`` signed by the kit's committed key, committing to a key in a NEW kit."""
-    kit = citizen.kit()
-    new_kit = Wallet.create(workdir / "recovery-kit-2.imi", KIT_PASSWORD, kdf=_kdf(fast))
-    new_next = new_kit.signing_key(new_kit.new_key("EdDSA"))
-    new_kit.save()
-    nxt = kit.signing_key(citizen.next_key_id)
-    answer = c.submit("did.rotate", citizen.did, {
-        "jwk": dict(nxt.public_key.to_jwk()),
-        "next_key_commitment": didmod.key_commitment(new_next.public_key.to_jwk())}, nxt)
-    return int(answer["height"]), new_kit.path
+def restore_and_rotate(c: Consortium, citizen: Citizen, workdir: Path, *, fast: bool = False) -> tuple[int, Wallet, Path]:
+    """The new phone: the encrypted backup restored, then ``did.rotate`` signed by the recovery
+    kit's key (:func:`identity.holder.rotate_did`), committing to a key in a NEW kit.
+    Returns (a height at or after the rotation, the new phone's wallet, the new kit)."""
+    new_path = workdir / "new-phone-wallet.imi"
+    shutil.copyfile(citizen.backup_path, new_path)
+    new_phone = Wallet.open(new_path, WALLET_PASSWORD)
+    next_key = citizen.kit().signing_key(citizen.next_key_id)
+    with c.wait(f"did.rotate → {c.writer}, waiting for commit"):
+        new_next = rotate_did(new_phone, c.client(), citizen.did, next_key)
+    new_phone.save()
+    kit_path, new_next_id = _new_kit(workdir / "recovery-kit-2.imi", new_next, fast)
+    citizen.wallet_path, citizen.kit_path = new_path, kit_path
+    citizen.key_id, citizen.next_key_id = next_key.key_id, new_next_id
+    return c.height(c.writer), new_phone, kit_path
 
 
 def recover_did(c: Consortium, citizen: Citizen, workdir: Path, *, reader: str, remote: str,
                 vcts: list[str], fast: bool = False) -> Recovery:
-    """Step 6: rotate with the kit; the kit's copies verify, the stolen phone's answers do not."""
-    lost_phone = citizen.phone()  # the thief's copy: the old key and the credentials
-    height, new_kit = rotate_with_kit(c, citizen, workdir, fast=fast)
-    for name in {reader, remote}:
+    """Step 6: restore + rotate; the DID-bound credentials verify with the new key, the stolen
+    phone's answers (old key) do not."""
+    lost_phone, old_key = citizen.phone(), citizen.key_id  # the thief's copy: old key + credentials
+    height, new_phone, new_kit = restore_and_rotate(c, citizen, workdir, fast=fast)
+    for name in (reader, remote):
         c.wait_height(name, height)
     requests = service_requests()
     chosen = {vct: requests[vct] for vct in vcts}
-    answers = answer_requests(citizen.kit(), chosen)
+    answers = answer_requests(new_phone, chosen)
     verdicts = []
     for vct, presentation in answers.items():
         verdicts.append(verify_locally(c, reader, vct, presentation, chosen[vct]))
@@ -616,8 +709,7 @@ def recover_did(c: Consortium, citizen: Citizen, workdir: Path, *, reader: str, 
     stolen = answer_requests(lost_phone, {vcts[0]: chosen[vcts[0]]})[vcts[0]]
     old = verify_locally(c, reader, vcts[0], stolen, chosen[vcts[0]])
     key_now, version = _did_version(c, reader, citizen.did)
-    citizen.key_id, citizen.next_key_id = citizen.next_key_id, ""
-    return Recovery(citizen.did, lost_phone.key_ids()[0], key_now, height, version, new_kit, verdicts, old)
+    return Recovery(citizen.did, old_key, key_now, height, version, new_phone.path, new_kit, verdicts, old)
 
 
 # --- the whole story ----------------------------------------------------------------------------
@@ -638,11 +730,6 @@ class Story:
     error: str | None = None
 
 
-Narrate = Callable[[str, object], None]
-
-
-def _silent(_event: str, _result: object) -> None:
-    return None
 
 
 @contextlib.contextmanager
@@ -763,7 +850,7 @@ def _run_steps(story: Story, workdir: Path, narrate: Narrate, fast: bool) -> Non
     assert story.accredited is not None
     psb, civil = story.accredited.agencies
     with _timed(story, "citizen", narrate):
-        story.citizen = onboard_citizen(c, [psb, civil], workdir, fast=fast)
+        story.citizen = onboard_citizen(c, [psb, civil], workdir, fast=fast, narrate=narrate)
         narrate("citizen", story.citizen)
     with _timed(story, "verification", narrate):
         story.verification = ask_and_verify(c, story.citizen.phone(), reader=SERVICE_READER,
