@@ -121,6 +121,12 @@ class Register:
     def get(self, subject: str) -> RegisterEntry | None:
         return self._entries.get(subject)
 
+    def put(self, subject: str, claims: Mapping[str, Any], *, holder_keys: frozenset[str] = frozenset()) -> None:
+        """Add or replace a subject (e.g. a citizen who just registered a DID)."""
+        if subject not in self._entries and len(self._entries) >= REGISTER_SUBJECTS_MAX:
+            raise ValueError(f"a register holds at most {REGISTER_SUBJECTS_MAX} subjects")
+        self._entries[subject] = RegisterEntry(dict(claims), {}, holder_keys)
+
     def __contains__(self, subject: object) -> bool:
         return subject in self._entries
 
