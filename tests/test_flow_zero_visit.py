@@ -45,6 +45,7 @@ def test_every_step_turns_out_as_told(story: sc.Story) -> None:
 def test_the_devnet_is_stopped_afterwards(story: sc.Story) -> None:
     net = story.consortium.net
     assert net.pids() == {}
+    assert story.consortium.services == []  # the issuer services are stopped too
     pids = [entry["pid"] for entry in sc.consortium_status(story.consortium)]
     assert not any(_alive(pid) for pid in pids)
 
@@ -62,6 +63,9 @@ def test_the_citizen_holds_three_did_bound_credentials(story: sc.Story) -> None:
     citizen = story.citizen
     assert citizen is not None
     assert set(citizen.credentials) == {sc.PSB_IDENTITY_VCT, sc.PSB_RECORD_VCT, sc.CIVIL_RESIDENCE_VCT}
+    for held in citizen.credentials.values():  # issued through the service, anchored by the issuer
+        assert len(bytes.fromhex(held.anchor)) == 32 and 0 <= held.status_idx < sc.STATUS_LIST_SIZE
+    assert len({(h.list_id, h.status_idx) for h in citizen.credentials.values()}) == 3
     for outcome in (story.verification, *story.after_crash):
         assert outcome is not None
         assert {v.disclosed["cnf"]["kid"] for v in outcome.verdicts} == {citizen.did}
