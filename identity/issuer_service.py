@@ -38,8 +38,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from identity.errors import IdentityError, IssuanceError
-from identity.issuance import PROOF_CHARS_MAX, PROOF_TYP, SUBJECT_CHARS_MAX, VCT_REQUEST_CHARS_MAX
-from identity.issuance import IssuanceRequestError
+from identity.issuance import (
+    PROOF_CHARS_MAX,
+    PROOF_TYP,
+    SUBJECT_CHARS_MAX,
+    VCT_REQUEST_CHARS_MAX,
+    IssuanceRequestError,
+)
 from identity.issuer_agent import IssuerAgent, IssuerLedgerError
 from identity.ledger_trust import status_uri
 from node.api_guard import BodyLimit, CatchAll, install_problem_handlers, read_json_body
@@ -110,7 +115,8 @@ def create_issuer_app(
     (tests pass a fixed one); ``admin_token`` guards the status endpoints (see module doc)."""
     log = logger or logging.getLogger("imi.issuer")
     app = FastAPI(title="imi issuer service", version="1",
-                  description=__doc__.split("\n\n")[0] if __doc__ else None,
+                  description="Issues SD-JWT VCs of an accredited agency over the imi ledger "
+                              "(nonce, proof of possession, credential; status changes).",
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     install_problem_handlers(app, log)
 

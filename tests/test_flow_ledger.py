@@ -19,9 +19,16 @@ from typer.testing import CliRunner
 import cli.did
 from cli.main import app
 from identity.presentation import HeldCredential, present
-from identity.request import PresentationRequest
 from identity.wallet import Wallet
-from tests.test_issuance_world import ADMIN_TOKEN, CITIZEN_CLAIMS, ISSUER_URL, NODE_URL, VCT, World, build_world
+from tests.test_issuance_world import (
+    ADMIN_TOKEN,
+    CITIZEN_CLAIMS,
+    ISSUER_URL,
+    NODE_URL,
+    VCT,
+    World,
+    build_world,
+)
 
 runner = CliRunner()
 REQUEST = {"nonce": "n-8c1f0e", "aud": "https://shop.example", "vct": [VCT],

@@ -95,6 +95,18 @@ def build_world(register: dict[str, Any] | None = None) -> World:
     node_http = TestClient(create_app(node, extra_routers=ROUTERS), base_url=NODE_URL,
                            raise_server_exceptions=False)
     nc = NodeClient(NODE_URL, client=node_http)
+    key, did = setup_ledger(node, nc)
+    light = LightClient(node.genesis, IdentityHttpFetcher(NODE_URL, client=node_http))
+    reg = Register.from_json(register if register is not None else {"citizen-1": {"claims": CITIZEN_CLAIMS}})
+    agent = IssuerAgent(did, key, nc, light, LIST_ID, reg)
+    issuer_http = TestClient(create_issuer_app(agent, admin_token=ADMIN_TOKEN), base_url=ISSUER_URL,
+                             raise_server_exceptions=False)
+    return World(node, node_http, key, did, agent, issuer_http)
+
+
+def setup_ledger(node: InProcessNode, nc: NodeClient) -> tuple[SigningKey, str]:
+    """The agency's DID, its accreditation (by two trustees) for :data:`VCT` and recovery,
+    the published type and status list :data:`LIST_ID`; returns (agency key, agency DID)."""
     key, next_key = SigningKey.generate(), SigningKey.generate()
     commitment = didmod.key_commitment(next_key.public_key.to_jwk())
     did = didmod.derive_did(key.public_key.to_jwk(), commitment)
@@ -106,23 +118,18 @@ def build_world(register: dict[str, Any] | None = None) -> World:
     nc.submit(nc.build("vct.publish", did, {"vct": VCT, "name": "PID", "claims": sorted(CITIZEN_CLAIMS),
                                             "predicates": {"age_equal_or_over": [16, 18, 65]}}, key))
     nc.submit(nc.build("status.create_list", did, {"list_id": LIST_ID, "bits": 2, "size": 1024}, key))
-    light = LightClient(node.genesis, IdentityHttpFetcher(NODE_URL, client=node_http))
-    reg = Register.from_json(register if register is not None else {"citizen-1": {"claims": CITIZEN_CLAIMS}})
-    agent = IssuerAgent(did, key, nc, light, LIST_ID, reg)
-    issuer_http = TestClient(create_issuer_app(agent, admin_token=ADMIN_TOKEN), base_url=ISSUER_URL,
-                             raise_server_exceptions=False)
-    return World(node, node_http, key, did, agent, issuer_http)
+    return key, did
 
 
-def issuer_dir(world: World, directory: Path, register: dict[str, Any]) -> Path:
+def issuer_dir(key: SigningKey, did: str, directory: Path, register: dict[str, Any]) -> Path:
     """An issuer directory (``issuer.json`` + key + register) for ``imi issue serve``."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "issuer.jwk").write_text(json.dumps(world.agency_key.to_private_jwk()))
+    (directory / "issuer.jwk").write_text(json.dumps(key.to_private_jwk()))
     (directory / "register.json").write_text(json.dumps(register))
-    (directory / "issuer.json").write_text(json.dumps({"did": world.agency_did, "key": "issuer.jwk",
+    (directory / "issuer.json").write_text(json.dumps({"did": did, "key": "issuer.jwk",
                                                        "list_id": LIST_ID, "register": "register.json"}))
     return directory
 
 
 __all__ = ["ADMIN_TOKEN", "CITIZEN_CLAIMS", "ISSUER_URL", "LIST_ID", "NODE_URL", "VCT", "World", "build_world",
-           "issuer_dir"]
+           "issuer_dir", "setup_ledger"]
