@@ -34,7 +34,7 @@ VOTE_TIMEOUT_MS: Final = 500  # prevote and precommit
 VOTE_TIMEOUT_DELTA_MS: Final = 250
 REBROADCAST_MS: Final = 1_000
 WAL_RECORD_BYTES_MAX: Final = ENCODING_BYTES_MAX
-WAL_SEGMENT_RECORDS_MAX: Final = 2_000  # compacted to the current height past this many records
+WAL_SEGMENT_RECORDS_MAX: Final = 500  # compacted to the current height past this many records
 
 # --- mempool ------------------------------------------------------------------------
 MEMPOOL_TXS_MAX: Final = 20_000
