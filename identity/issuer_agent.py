@@ -36,7 +36,12 @@ from typing import Any, Final
 from identity import did as didmod
 from identity import jose
 from identity.anchors import anchor_digest, new_salt
-from identity.constants import CREDENTIAL_LIFETIME_S_DEFAULT, STATUS_INVALID, STATUS_SUSPENDED, STATUS_VALID
+from identity.constants import (
+    CREDENTIAL_LIFETIME_S_DEFAULT,
+    STATUS_INVALID,
+    STATUS_SUSPENDED,
+    STATUS_VALID,
+)
 from identity.errors import IdentityError, IssuanceError, KeyBindingError
 from identity.issuance import IssuanceRequestError, Nonce, NonceStore, parse_proof
 from identity.ledger_client import NodeClient
@@ -167,12 +172,18 @@ class IssuerRecords:
         if self._path is None:
             return
         tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"issued": self._issued}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self._path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"issued": self._issued}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self._path)
+        except OSError as exc:
+            self._issued.pop()  # not recorded: the caller must not hand out the credential
+            tmp.unlink(missing_ok=True)
+            raise IssuanceError(f"cannot write issuer records: {exc.strerror or exc}",
+                                reason="records-io-error") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +240,7 @@ class IssuerAgent:
         self.records = records or IssuerRecords()
         self.lifetime_s = lifetime_s
         self.nonces = nonces or NonceStore()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # guards the light client, index allocation and records
 
     @property
     def kid(self) -> str:
@@ -266,10 +277,17 @@ class IssuerAgent:
         return self.issue_to(subject, HolderBinding(jwk=parsed.jwk.to_jwk()), vct, now)
 
     def _current_did_key(self, did: str, key_id: str, now: int) -> jose.PreparedKey:
-        try:
-            key = LedgerHolderKeys(self.client, clock_ms=lambda: now * 1000).resolve({"kid": did})
-        except KeyBindingError as exc:
-            raise IssuanceRequestError(f"holder DID: {exc}", reason="holder-did-unknown") from exc
+        with self._lock:  # one light client, shared by the service's worker threads
+            try:
+                self.client.resolve_did(did, now * 1000)  # tells "not on the ledger" from "ledger down"
+            except NotFoundError as exc:
+                raise IssuanceRequestError(f"{did} is not on the ledger", reason="holder-did-unknown") from exc
+            except (LightClientError, KeyError_) as exc:
+                raise IssuerLedgerError(f"cannot resolve {did}: {exc}", reason="ledger-unavailable") from exc
+            try:
+                key = LedgerHolderKeys(self.client, clock_ms=lambda: now * 1000).resolve({"kid": did})
+            except KeyBindingError as exc:  # deactivated, or no usable key
+                raise IssuanceRequestError(f"holder DID: {exc}", reason="holder-did-unknown") from exc
         if key.public_key.key_id != key_id:
             raise IssuanceRequestError("the proof key is not the DID's current key on the ledger",
                                        reason="holder-key-not-current")
@@ -301,7 +319,8 @@ class IssuerAgent:
 
     def _check_accredited(self, vct: str, now: int) -> None:
         try:
-            record = self.client.issuer(self.did, now * 1000)
+            with self._lock:
+                record = self.client.issuer(self.did, now * 1000)
         except NotFoundError as exc:
             raise IssuanceError(f"{self.did} is not an accredited issuer", reason="issuer-not-accredited") from exc
         except (LightClientError, KeyError_) as exc:

@@ -186,3 +186,12 @@ def test_nonce_store_expiry_and_bound() -> None:
         store.issue(201)
     assert exc.value.reason == "too-many-nonces"
     store.issue(211)  # the old ones expired and were dropped
+
+
+def test_a_did_proof_for_a_did_not_on_the_ledger_is_refused(world: World) -> None:
+    from identity import did as didmod
+
+    key, next_key = SigningKey.generate(), SigningKey.generate()
+    did = didmod.derive_did(key.public_key.to_jwk(), didmod.key_commitment(next_key.public_key.to_jwk()))
+    proof = make_proof(key, aud=world.agency_did, nonce=nonce(world.issuer_http)["nonce"], iat=now(), did=did)
+    assert reason(request(world, key, proof=proof, subject=None), 400) == "holder-did-unknown"
