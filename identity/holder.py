@@ -18,9 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from identity import did as didmod
-from identity.errors import WalletError
+from identity.errors import PresentationError, WalletError
 from identity.issuance import IssuanceRequestError, make_proof
 from identity.ledger_client import NodeClient
+from identity.presentation import HeldCredential
 from identity.wallet import Wallet
 from ledger.keys import SigningKey
 
@@ -63,6 +64,17 @@ def _post(http: Any, url: str, body: dict[str, Any] | None) -> dict[str, Any]:
         detail = str(answer.get("detail", "")) if isinstance(answer, dict) else response.text[:200]
         raise IssuanceRequestError(f"issuer answered HTTP {response.status_code}: {detail}", reason=reason)
     return answer
+
+
+def _check_received(credential: str, *, issuer: str, vct: str, cnf: dict[str, Any]) -> None:
+    """The credential is the one asked for: this issuer, this type, bound to our key or DID."""
+    try:
+        payload = HeldCredential.parse(credential).payload
+    except PresentationError as exc:
+        raise IssuanceRequestError(f"issuer sent a malformed credential: {exc}", reason="issuer-error") from exc
+    if payload.get("iss") != issuer or payload.get("vct") != vct or payload.get("cnf") != cnf:
+        raise IssuanceRequestError("the credential is not the one requested (iss, vct or cnf differ)",
+                                   reason="credential-mismatch")
 
 
 def request_credential(
@@ -113,6 +125,8 @@ def request_credential(
     credential = answer.get("credential")
     if not isinstance(credential, str):
         raise IssuanceRequestError("issuer's answer has no credential", reason="issuer-error")
+    _check_received(credential, issuer=nonce["aud"], vct=vct,
+                    cnf={"kid": did} if did is not None else {"jwk": dict(key.public_key.to_jwk())})
     return wallet.add_credential(credential, holder_key=did if did is not None else key.key_id, now=now)
 
 
