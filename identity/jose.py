@@ -14,6 +14,7 @@ reason ``alg-not-allowed``. ``verify`` returns a bool; callers decide the error.
 from __future__ import annotations
 
 import binascii
+import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -60,14 +61,33 @@ def _depth(value: Any, limit: int) -> None:
 
 # Built once: json.loads with keyword arguments would build a decoder per call.
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+# The decoder's C scanner: one value from an index, without decode()'s two regex
+# whitespace matches in Python; used when the value spans the whole text.
+_SCAN_ONCE: Final = _DECODER.scan_once  # type: ignore[attr-defined]
 _ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())  # immutable; built once, not per verify
 _B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# base64url → standard alphabet in one C pass; "+", "/" and "=" are not base64url,
+# so they become "*", which the strict standard decoder refuses.
+_URL_TO_STD: Final = bytes.maketrans(b"-_+/=", b"+/***")
+_STD_TO_URL: Final = bytes.maketrans(b"+/", b"-_")
+_PADDING: Final = (b"", b"", b"==", b"=")  # by len % 4 (1 is refused before)
+# A last character whose bits beyond the final byte are zero, by len % 4: canonical.
+_CANONICAL_LAST: Final = {
+    2: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if not i & 0x0F),
+    3: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if not i & 0x03),
+}
 
 
 def json_loads(data: bytes) -> Any:
     """Parse UTF-8 JSON strictly (no duplicate names, no NaN, depth ≤ JSON_DEPTH_MAX)."""
     try:
-        value = _DECODER.decode(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        try:
+            value, end = _SCAN_ONCE(text, 0)
+        except StopIteration:  # leading whitespace or nothing: the full decoder decides
+            end = -1
+        if end != len(text):  # whitespace around the value, or trailing data
+            value = _DECODER.decode(text)
     except FormatError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -86,18 +106,22 @@ def b64url_decode_strict(text: str) -> bytes:
     unused trailing bits directly instead of re-encoding, as it runs on every part.
     """
     rest = len(text) % 4
-    if rest == 1 or "=" in text or "+" in text or "/" in text:  # b64decode takes those
+    if rest == 1:
         raise FormatError("not base64url", reason="malformed-base64url")
-    standard = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
     try:
+        standard = text.encode("ascii").translate(_URL_TO_STD) + _PADDING[rest]
         raw = binascii.a2b_base64(standard, strict_mode=True)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
         raise FormatError("not base64url", reason="malformed-base64url") from exc
-    if rest:
-        unused = 0x0F if rest == 2 else 0x03  # bits of the last char beyond the final byte
-        if _B64URL_ALPHABET.index(text[-1]) & unused:
-            raise FormatError("non-canonical base64url", reason="malformed-base64url")
+    if rest and text[-1] not in _CANONICAL_LAST[rest]:
+        raise FormatError("non-canonical base64url", reason="malformed-base64url")
     return raw
+
+
+def b64url_sha256(data: bytes) -> str:
+    """base64url(SHA-256(data)), unpadded: SD-JWT digests and ``sd_hash``."""
+    encoded = binascii.b2a_base64(hashlib.sha256(data).digest(), newline=False)
+    return encoded[:43].translate(_STD_TO_URL).decode("ascii")  # 32 bytes: 43 chars + "="
 
 
 def json_dumps(value: Any) -> bytes:
@@ -238,4 +262,14 @@ def sign(header: Mapping[str, Any], payload: Mapping[str, Any], key: SigningKey)
     return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
 
 
-__all__ = ["Jws", "PreparedKey", "b64_json", "json_dumps", "json_loads", "parse", "sign"]
+__all__ = [
+    "Jws",
+    "PreparedKey",
+    "b64_json",
+    "b64url_decode_strict",
+    "b64url_sha256",
+    "json_dumps",
+    "json_loads",
+    "parse",
+    "sign",
+]

@@ -27,13 +27,12 @@ from identity.constants import (
 )
 from identity.errors import PresentationError, VerificationError
 from identity.sdjwt import Disclosure
-from ledger.hashing import sha256
-from ledger.keys import SigningKey, b64url_encode
+from ledger.keys import SigningKey
 
 
 def sd_hash(presentation_without_kb: str) -> str:
     """``sd_hash`` of ``<JWT>~<d1>~...~`` (must end with ``~``)."""
-    return b64url_encode(sha256(presentation_without_kb.encode("ascii")))
+    return jose.b64url_sha256(presentation_without_kb.encode("ascii"))
 
 
 def split_path(path: str) -> tuple[str, ...]:

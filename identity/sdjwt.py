@@ -42,13 +42,38 @@ from identity.constants import (
 )
 from identity.errors import DisclosureError, FormatError, IssuanceError
 from ledger.errors import KeyError_
-from ledger.hashing import sha256
 from ledger.keys import PublicKey, SigningKey, b64url_encode
 
 
 def digest(encoded: str) -> str:
     """``_sd`` digest: base64url(SHA-256(ASCII bytes of the base64url disclosure))."""
-    return b64url_encode(sha256(encoded.encode("ascii")))
+    return jose.b64url_sha256(encoded.encode("ascii"))
+
+
+def decode_disclosure(encoded: str) -> tuple[str, str | None, Any]:
+    """``(salt, name, value)`` of a base64url disclosure (``name`` None for an array
+    element), checked strictly; raises DisclosureError (reason ``malformed-disclosure``,
+    ``bad-claim-name`` or ``reserved-claim-name``). Verifiers use it without building
+    a :class:`Disclosure`."""
+    try:
+        array = jose.json_loads(jose.b64url_decode_strict(encoded))
+    except FormatError as exc:
+        raise DisclosureError("disclosure is not base64url JSON", reason="malformed-disclosure") from exc
+    if array.__class__ is not list or len(array) not in (2, 3):  # JSON arrays are exactly list
+        raise DisclosureError(
+            "disclosure must be a JSON array of 2 or 3 elements", reason="malformed-disclosure"
+        )
+    salt = array[0]
+    if salt.__class__ is not str:  # JSON strings are exactly str
+        raise DisclosureError("disclosure salt must be a string", reason="malformed-disclosure")
+    if len(array) == 2:
+        return salt, None, array[1]
+    name = array[1]
+    if name.__class__ is not str:
+        raise DisclosureError("disclosed claim name must be a string", reason="bad-claim-name")
+    if name in RESERVED_CLAIM_NAMES:
+        raise DisclosureError(f"claim name {name!r} is reserved", reason="reserved-claim-name")
+    return salt, name, array[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,26 +98,8 @@ class Disclosure:
     def decode(cls, encoded: str) -> Disclosure:
         """Parse strictly; raises DisclosureError (reason ``malformed-disclosure`` or
         ``bad-claim-name`` / ``reserved-claim-name``)."""
-        try:
-            array = jose.json_loads(jose.b64url_decode_strict(encoded))
-        except FormatError as exc:
-            raise DisclosureError(
-                "disclosure is not base64url JSON", reason="malformed-disclosure"
-            ) from exc
-        if not isinstance(array, list) or len(array) not in (2, 3):
-            raise DisclosureError(
-                "disclosure must be a JSON array of 2 or 3 elements", reason="malformed-disclosure"
-            )
-        if not isinstance(array[0], str):
-            raise DisclosureError("disclosure salt must be a string", reason="malformed-disclosure")
-        if len(array) == 2:
-            return cls(encoded, array[0], None, array[1], digest(encoded))
-        name = array[1]
-        if not isinstance(name, str):
-            raise DisclosureError("disclosed claim name must be a string", reason="bad-claim-name")
-        if name in RESERVED_CLAIM_NAMES:
-            raise DisclosureError(f"claim name {name!r} is reserved", reason="reserved-claim-name")
-        return cls(encoded, array[0], name, array[2], digest(encoded))
+        salt, name, value = decode_disclosure(encoded)
+        return cls(encoded, salt, name, value, digest(encoded))
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,4 +263,12 @@ def issue(
     return Credential(jws, tuple(builder.disclosures))
 
 
-__all__ = ["Credential", "Disclosure", "HolderBinding", "age_predicates", "digest", "issue"]
+__all__ = [
+    "Credential",
+    "Disclosure",
+    "HolderBinding",
+    "age_predicates",
+    "decode_disclosure",
+    "digest",
+    "issue",
+]

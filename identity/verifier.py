@@ -78,7 +78,7 @@ import enum
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from identity import jose
 from identity.constants import (
@@ -115,7 +115,7 @@ from identity.errors import (
 )
 from identity.presentation import sd_hash
 from identity.request import PresentationRequest, check_answer
-from identity.sdjwt import Disclosure
+from identity.sdjwt import Disclosure, decode_disclosure, digest
 from ledger.errors import KeyError_
 from ledger.keys import PublicKey
 
@@ -149,6 +149,9 @@ class CredentialStatus(enum.Enum):
     VALID = STATUS_VALID
     INVALID = STATUS_INVALID
     SUSPENDED = STATUS_SUSPENDED
+
+
+_STATUS_BY_VALUE: Final[Mapping[int, CredentialStatus]] = {s.value: s for s in CredentialStatus}
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,10 +277,11 @@ class InMemoryStatusLists:
             raise StatusError("status list is stale", reason="status-stale")
         if reference.idx >= len(snapshot.statuses):
             raise StatusError("status index out of range", reason="status-unavailable")
-        try:
-            return CredentialStatus(snapshot.statuses[reference.idx])
-        except ValueError as exc:  # application-specific values: not known to be valid
-            raise StatusError("unknown status value", reason="status-unavailable") from exc
+        # a dict lookup, not CredentialStatus(value): the Enum call costs more than the rest
+        known = _STATUS_BY_VALUE.get(snapshot.statuses[reference.idx])
+        if known is None:  # application-specific values: not known to be valid
+            raise StatusError("unknown status value", reason="status-unavailable")
+        return known
 
 
 class VerifierCache:
@@ -343,37 +347,41 @@ class VerificationResult:
 
 
 # --- disclosure processing (RFC 9901 §7.1 steps 3–5) ------------------------------------------
-class _Processor:
-    __slots__ = ("_by_digest", "_seen", "_used")
+_NO_DIGESTS: Final[list[Any]] = []  # never mutated: the ``_sd`` of an object without one
 
-    def __init__(self, disclosures: list[Disclosure]) -> None:
-        self._by_digest: dict[str, Disclosure] = {}
-        for disclosure in disclosures:
-            if disclosure.digest in self._by_digest:
-                raise DisclosureError("disclosure presented twice", reason="duplicate-disclosure")
-            self._by_digest[disclosure.digest] = disclosure
+
+class _Processor:
+    """Applies disclosures to the issuer payload. ``pending`` maps digest → (name, value)
+    for the presented disclosures not yet referenced; each is removed when its digest
+    is met (a digest can be met once: a second sighting is ``duplicate-digest``), so
+    whatever remains at the end is unreferenced."""
+
+    __slots__ = ("_pending", "_seen")
+
+    def __init__(self, pending: dict[str, tuple[str | None, Any]]) -> None:
+        self._pending = pending
         self._seen: set[str] = set()
-        self._used: set[str] = set()
 
     def run(self, payload: JsonObject) -> JsonObject:
-        out = self._object(payload, depth=1, top=True)
-        if len(self._used) != len(self._by_digest):
+        out = self._object(payload, 1, True)
+        if self._pending:
             raise DisclosureError(
                 "a disclosure is not referenced by any digest", reason="unreferenced-disclosure"
             )
         return out
 
-    def _see(self, dig: Any) -> Disclosure | None:
+    def _see(self, dig: Any) -> tuple[str | None, Any] | None:
         if not isinstance(dig, str):
             raise DisclosureError("digest must be a string", reason="malformed-digests")
-        if dig in self._seen:
+        seen = self._seen
+        if dig in seen:
             raise DisclosureError("digest appears more than once", reason="duplicate-digest")
-        self._seen.add(dig)
-        return self._by_digest.get(dig)
+        seen.add(dig)
+        return self._pending.pop(dig, None)
 
     def _value(self, value: Any, depth: int) -> Any:
         if isinstance(value, dict):
-            return self._object(value, depth + 1, top=False)
+            return self._object(value, depth + 1, False)
         if isinstance(value, list):
             return self._array(value, depth + 1)
         return value
@@ -381,31 +389,33 @@ class _Processor:
     def _object(self, node: JsonObject, depth: int, top: bool) -> JsonObject:
         if depth > JSON_DEPTH_MAX:
             raise FormatError("claims nest too deeply", reason="malformed-json")
-        digests = node.get(SD_KEY, [])
+        digests = node.get(SD_KEY, _NO_DIGESTS)
         if not isinstance(digests, list):
             raise DisclosureError("_sd must be an array", reason="malformed-digests")
         if len(self._seen) + len(digests) > DIGESTS_MAX:
             raise FormatError("too many digests", reason="too-large")
-        out: JsonObject = {}
-        for name, value in node.items():
-            if name == SD_KEY or (top and name == SD_ALG_KEY):
-                continue
-            # scalars are copied inline: most members are, and a call per member shows
-            out[name] = self._value(value, depth) if isinstance(value, (dict, list)) else value
+        # Copied in C, then ``_sd`` (and ``_sd_alg`` at the top) dropped and containers
+        # replaced in member order — the order the checks below meet them in.
+        out: JsonObject = dict(node)
+        if digests is not _NO_DIGESTS:
+            del out[SD_KEY]
+        if top:
+            out.pop(SD_ALG_KEY, None)
+        for member, member_value in out.items():
+            if isinstance(member_value, (dict, list)):
+                out[member] = self._value(member_value, depth)  # same key: the dict does not resize
         for dig in digests:
-            disclosure = self._see(dig)
-            if disclosure is None:
+            found = self._see(dig)
+            if found is None:
                 continue  # a decoy or an undisclosed claim
-            if disclosure.name is None:
+            name, value = found
+            if name is None:
                 raise DisclosureError("array element disclosure in _sd", reason="misplaced-disclosure")
-            if disclosure.name in out:
-                raise DisclosureError(f"claim {disclosure.name!r} already present", reason="claim-overwrite")
-            if top and disclosure.name in NEVER_DISCLOSABLE_CLAIMS:
-                raise DisclosureError(
-                    f"claim {disclosure.name!r} must not be disclosable", reason="non-disclosable-claim"
-                )
-            self._used.add(disclosure.digest)
-            out[disclosure.name] = self._value(disclosure.value, depth)
+            if name in out:
+                raise DisclosureError(f"claim {name!r} already present", reason="claim-overwrite")
+            if top and name in NEVER_DISCLOSABLE_CLAIMS:
+                raise DisclosureError(f"claim {name!r} must not be disclosable", reason="non-disclosable-claim")
+            out[name] = self._value(value, depth) if isinstance(value, (dict, list)) else value
         return out
 
     def _array(self, node: list[Any], depth: int) -> list[Any]:
@@ -418,15 +428,14 @@ class _Processor:
             if isinstance(item, dict) and ARRAY_DIGEST_KEY in item:
                 if len(item) != 1:
                     raise DisclosureError("array digest object has extra members", reason="malformed-digests")
-                disclosure = self._see(item[ARRAY_DIGEST_KEY])
-                if disclosure is None:
+                found = self._see(item[ARRAY_DIGEST_KEY])
+                if found is None:
                     continue
-                if disclosure.name is not None:
+                if found[0] is not None:
                     raise DisclosureError(
                         "object property disclosure in an array position", reason="misplaced-disclosure"
                     )
-                self._used.add(disclosure.digest)
-                out.append(self._value(disclosure.value, depth))
+                out.append(self._value(found[1], depth))
             else:
                 out.append(self._value(item, depth))
         return out
@@ -557,15 +566,24 @@ def check_presentation(
 ) -> JsonObject:
     """Run every check; return the disclosed claims or raise VerificationError."""
     jwt, encoded, kb_token = _split(presentation)
+    # digest → (name, value); every disclosure is decoded (and may fail) before a
+    # repeated one is reported, as the reason table orders it.
+    pending: dict[str, tuple[str | None, Any]] = {}
     if cache is None:
         jws = jose.parse(jwt, chars_max=JWS_CHARS_MAX)
         _check_issuer(jws, issuer_keys)
-        disclosures = [Disclosure.decode(e) for e in encoded]
+        for e in encoded:
+            _salt, name, value = decode_disclosure(e)
+            pending[digest(e)] = (name, value)
     else:
         jws = cache.jws(jwt)
         _check_issuer(jws, issuer_keys)
-        disclosures = [cache.disclosure(e) for e in encoded]
-    claims = _Processor(disclosures).run(jws.payload)
+        for e in encoded:
+            disclosure = cache.disclosure(e)
+            pending[disclosure.digest] = (disclosure.name, disclosure.value)
+    if len(pending) != len(encoded):
+        raise DisclosureError("disclosure presented twice", reason="duplicate-disclosure")
+    claims = _Processor(pending).run(jws.payload)
     _check_times(jws.payload, now)
     if kb_token:
         without_kb = presentation[: len(presentation) - len(kb_token)]
