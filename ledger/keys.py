@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import nacl.exceptions
@@ -62,8 +62,14 @@ class PublicKey:
 
     alg: str
     raw: bytes
+    # Derived once: key ids are looked up for every signature on hot paths.
+    key_id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._check()
+        object.__setattr__(self, "key_id", self.thumbprint())
+
+    def _check(self) -> None:
         if self.alg == ALG_EDDSA:
             if len(self.raw) != ED25519_PUBLIC_KEY_BYTES:
                 raise KeyError_("Ed25519 public key must be 32 bytes")
@@ -138,9 +144,6 @@ class PublicKey:
         canonical = json.dumps(members, sort_keys=True, separators=(",", ":"))
         return b64url_encode(sha256(canonical.encode("ascii")))
 
-    @property
-    def key_id(self) -> str:
-        return self.thumbprint()
 
 
 class SigningKey:

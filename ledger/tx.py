@@ -92,6 +92,10 @@ class Transaction:
     expires_at_ms: int
     signatures: tuple[TxSignature, ...] = ()
     tx_id: bytes = field(init=False, repr=False, compare=False)
+    # Memos (not part of the value): the canonical bytes, and the chain id for which
+    # check_stateless already passed on this very object.
+    _encoded: bytes | None = field(init=False, default=None, repr=False, compare=False)
+    _checked_for: str | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tx_id", hash_value(HashTag.TX, self.body_value()))
@@ -143,7 +147,10 @@ class Transaction:
         return value
 
     def to_bytes(self) -> bytes:
-        return encode(self.to_value())
+        if self._encoded is None:
+            object.__setattr__(self, "_encoded", encode(self.to_value()))
+        assert self._encoded is not None
+        return self._encoded
 
     @classmethod
     def from_value(cls, value: Value) -> "Transaction":
@@ -180,7 +187,10 @@ class Transaction:
             value = decode(data)
         except EncodingError as exc:
             raise TransactionError(f"transaction bytes: {exc}", reason="non-canonical-encoding") from exc
-        return cls.from_value(value)
+        tx = cls.from_value(value)
+        # decode() accepts only canonical bytes, so encode(value) == data: keep them.
+        object.__setattr__(tx, "_encoded", bytes(data))
+        return tx
 
     def to_b64(self) -> str:
         return base64.urlsafe_b64encode(self.to_bytes()).rstrip(b"=").decode("ascii")
@@ -203,8 +213,12 @@ class Transaction:
     def check_stateless(self, chain_id: str) -> None:
         """Checks that need no state: shape, sizes, chain, signatures over the id.
 
-        Raises :class:`TransactionError` or :class:`SignatureError`.
+        Raises :class:`TransactionError` or :class:`SignatureError`. A pass is
+        remembered on this object (it is immutable), so admission and execution
+        of the same object verify signatures once.
         """
+        if self._checked_for == chain_id:
+            return
         if self.chain_id != chain_id:
             raise TransactionError(f"chain id {self.chain_id!r} is not {chain_id!r}", reason="wrong-chain")
         if len(self.chain_id) > CHAIN_ID_CHARS_MAX:
@@ -229,6 +243,7 @@ class Transaction:
         for sig in self.signatures:
             if not sig.public_key.verify(self.tx_id, sig.signature):
                 raise SignatureError(f"invalid signature by {sig.key_id}")
+        object.__setattr__(self, "_checked_for", chain_id)
 
     def check_expiry(self, block_time_ms: int) -> None:
         """Admissible at ``block_time_ms`` only if not expired and not too far ahead."""
