@@ -178,6 +178,18 @@ class LedgerApplication:
             listener(block)
         return True
 
+    def _admitted(self, txs: tuple[Transaction, ...]) -> list[Transaction]:
+        """``txs`` with each one replaced by the mempool's object when equal in every field
+        (signatures included): that object already passed its stateless checks here, and
+        a transaction remembers it, so its signatures are not verified twice."""
+        if self.mempool is None:
+            return list(txs)
+        out = []
+        for tx in txs:
+            pending = self.mempool.get(tx.tx_id)
+            out.append(pending if pending is not None and pending == tx else tx)
+        return out
+
     def _check(self, block: Block, *, check_clock: bool) -> Updates:
         """Re-execute ``block`` on the head state; return its updates or raise :class:`BlockError`."""
         h = block.header
@@ -199,7 +211,8 @@ class LedgerApplication:
             raise BlockError("block time too far from our clock", reason="clock-drift")
         block.check_body()
         ctx = BlockContext(h.chain_id, h.height, h.time_ms, h.proposer)
-        execution = self.executor.execute_block(self.store.state_reader(h.height - 1), block.txs, ctx,
+        execution = self.executor.execute_block(self.store.state_reader(h.height - 1),
+                                                self._admitted(block.txs), ctx,
                                                 self.is_committed, strict=True)
         if execution.next_validators.hash != h.next_validator_set_hash:
             raise BlockError("next validator set differs", reason="wrong-validator-set")

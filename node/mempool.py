@@ -91,6 +91,10 @@ class Mempool:
             self._gossip.append(tx)
         return True
 
+    def get(self, tx_id: bytes) -> Transaction | None:
+        """The pending transaction with ``tx_id`` (the very object admitted), or None."""
+        return self._pending.get(tx_id)
+
     def batch(self, count_max: int) -> list[Transaction]:
         """Up to ``count_max`` pending transactions, oldest first (they stay pending)."""
         out: list[Transaction] = []

@@ -8,7 +8,7 @@ call into the core, the mempool and the store happens on the loop thread.
 Frames between validators (canonical CBOR maps, see :mod:`node.transport`)::
 
     {"t": "c", "m": <consensus message>}        node.consensus.messages wire form
-    {"t": "txs", "txs": [<tx>, ...]}            mempool gossip
+    {"t": "txs", "txs": [<tx bytes>, ...]}      mempool gossip (canonical tx encodings)
     {"t": "status", "height": h}                every STATUS_INTERVAL_MS
     {"t": "sync_req" | "sync_resp", ...}        catch-up (node.sync)
 
@@ -336,8 +336,11 @@ class ValidatorService:
             return
         added = False
         for item in txs:
+            if not isinstance(item, bytes):
+                self.bad_frames += 1
+                continue
             try:
-                added = self.mempool.add(Transaction.from_value(item), gossip=False) or added
+                added = self.mempool.add(Transaction.from_bytes(item), gossip=False) or added
             except (LedgerError, MempoolError):
                 continue  # committed meanwhile, expired, or full: gossip is best effort
         if added:
@@ -354,7 +357,7 @@ class ValidatorService:
         while self.mempool.has_gossip():
             txs = self.mempool.take_gossip()
             if txs:
-                self.transport.broadcast({"t": "txs", "txs": [tx.to_value() for tx in txs]})
+                self.transport.broadcast({"t": "txs", "txs": [tx.to_bytes() for tx in txs]})
 
     def _on_block(self, block: Block) -> None:
         for tx in block.txs:
