@@ -404,8 +404,15 @@ class _Processor:
         for member, member_value in out.items():
             if isinstance(member_value, (dict, list)):
                 out[member] = self._value(member_value, depth)  # same key: the dict does not resize
+        seen, pending = self._seen, self._pending
         for dig in digests:
-            found = self._see(dig)
+            # _see inlined: this loop meets every digest of the credential, decoys included
+            if not isinstance(dig, str):
+                raise DisclosureError("digest must be a string", reason="malformed-digests")
+            if dig in seen:
+                raise DisclosureError("digest appears more than once", reason="duplicate-digest")
+            seen.add(dig)
+            found = pending.pop(dig, None)
             if found is None:
                 continue  # a decoy or an undisclosed claim
             name, value = found
