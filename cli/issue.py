@@ -18,8 +18,8 @@ from typing import Any
 
 import typer
 
-from cli._common import fail, print_json
 import cli.did
+from cli._common import fail, print_json
 from cli.did import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, read_genesis, usage
 from cli.key import read_text_file
 from identity.api_fetcher import IdentityHttpFetcher
@@ -81,8 +81,9 @@ def serve(
     chain = read_genesis(genesis)
     try:
         config = IssuerConfig.load(issuer_dir)
+        fetcher = IdentityHttpFetcher(node, client=cli.did.http_client())
         agent = config.agent(NodeClient(node, client=cli.did.http_client()),
-                             LightClient(chain, IdentityHttpFetcher(node, client=cli.did.http_client()), freshness_ms))
+                             LightClient(chain, fetcher, freshness_ms))
     except ValueError as exc:
         fail(str(exc), reason="bad-issuer-dir")
     token = _token(admin_token_file)

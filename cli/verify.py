@@ -32,7 +32,10 @@ def ledger_verdict(presentation: str, request: PresentationRequest, *, node: str
     """Verify locally with a light client over ``node`` (the shared code of ``imi verify`` and
     ``imi sdjwt verify --node``)."""
     client = verified_client(node, genesis, freshness_ms)
-    clock = lambda: now * 1000  # noqa: E731 - one time for every read of this verdict
+
+    def clock() -> int:  # one time for every ledger read of this verdict
+        return now * 1000
+
     return verify_presentation(
         presentation, request, issuer_keys=LedgerIssuerKeys(client, clock_ms=clock),
         holder_keys=LedgerHolderKeys(client, clock_ms=clock), status=LedgerStatusLists(client), now=now)
