@@ -18,6 +18,17 @@ app = typer.Typer(
     help="imi ('i am i'): a permissioned identity ledger. Citizens prove facts about "
     "themselves with credentials from accredited agencies; anyone verifies against a "
     "ledger certified by a BFT consortium.",
+    epilog=(
+        "Who uses what: a consortium runs validators (genesis, node, devnet); trustees "
+        "govern (gov); agencies register a DID, publish credential types and status "
+        "lists (did, issuer) and issue credentials (issue); citizens keep keys and "
+        "credentials in a wallet (wallet) and answer questions with presentations; "
+        "services check them against the ledger through one node, trusting only its "
+        "certificates (verify); anyone audits the chain from the genesis (ledger audit). "
+        "Offline SD-JWT tools: key, sdjwt. Every command has --help; most have --json. "
+        "Exit codes: 0 ok, 1 rejected or invalid (with the reason on stderr), 2 usage error. "
+        "Start with: make run (the whole story on a local consortium), docs/architecture.md."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
