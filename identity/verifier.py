@@ -401,9 +401,12 @@ class _Processor:
             del out[SD_KEY]
         if top:
             out.pop(SD_ALG_KEY, None)
+        # _value inlined in both loops: one call per nested container, not two
         for member, member_value in out.items():
-            if isinstance(member_value, (dict, list)):
-                out[member] = self._value(member_value, depth)  # same key: the dict does not resize
+            if isinstance(member_value, dict):  # same key below: the dict does not resize
+                out[member] = self._object(member_value, depth + 1, False)
+            elif isinstance(member_value, list):
+                out[member] = self._array(member_value, depth + 1)
         seen, pending = self._seen, self._pending
         for dig in digests:
             # _see inlined: this loop meets every digest of the credential, decoys included
@@ -422,7 +425,11 @@ class _Processor:
                 raise DisclosureError(f"claim {name!r} already present", reason="claim-overwrite")
             if top and name in NEVER_DISCLOSABLE_CLAIMS:
                 raise DisclosureError(f"claim {name!r} must not be disclosable", reason="non-disclosable-claim")
-            out[name] = self._value(value, depth) if isinstance(value, (dict, list)) else value
+            if isinstance(value, dict):
+                value = self._object(value, depth + 1, False)
+            elif isinstance(value, list):
+                value = self._array(value, depth + 1)
+            out[name] = value
         return out
 
     def _array(self, node: list[Any], depth: int) -> list[Any]:
@@ -496,7 +503,7 @@ def _int_claim(payload: Mapping[str, Any], name: str) -> int | None:
 
 
 def _check_times(payload: Mapping[str, Any], now: int) -> None:
-    exp, nbf, iat = (_int_claim(payload, n) for n in ("exp", "nbf", "iat"))
+    exp, nbf, iat = _int_claim(payload, "exp"), _int_claim(payload, "nbf"), _int_claim(payload, "iat")
     if exp is not None and now >= exp + CLOCK_SKEW_S:
         raise ValidityError("credential expired", reason="expired")
     if nbf is not None and now + CLOCK_SKEW_S < nbf:
