@@ -252,37 +252,58 @@ def status(
 def kill(
     name: str = typer.Argument(..., help="Validator name (v0, v1, ...)."),
     directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, name, pid, was_running}."),
 ) -> None:
     """kill -9 one validator (crash test)."""
     net = Devnet(directory)
     try:
+        net.node(name)  # an unknown name is an error, not a silent no-op
+        pid = net.pids().get(name)
+        was_running = _alive(pid)
         net.kill(name)
     except KeyError:
-        fail(f"no validator {name}", reason="not-found")
-    print(f"killed {name}")
+        fail(f"no validator {name} in {directory}", reason="not-found")
+    if as_json:
+        print_json({"ok": True, "name": name, "pid": pid, "was_running": was_running})
+    else:
+        print(f"killed {name}")
 
 
 @app.command("restart")
 def restart(
     name: str = typer.Argument(..., help="Validator name (v0, v1, ...)."),
     directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, name, pid, api}."),
 ) -> None:
     """Stop (SIGTERM) and start one validator; returns when it is healthy."""
     net = Devnet(directory)
     try:
+        info = net.node(name)
         pid = net.restart(name)
     except KeyError:
-        fail(f"no validator {name}", reason="not-found")
-    except (RuntimeError, TimeoutError) as exc:
+        fail(f"no validator {name} in {directory}", reason="not-found")
+    except (RuntimeError, TimeoutError, OSError) as exc:
         fail(str(exc), reason="devnet-failed")
-    print(f"restarted {name} (pid {pid})")
+    if as_json:
+        print_json({"ok": True, "name": name, "pid": pid, "api": info.api})
+    else:
+        print(f"restarted {name} (pid {pid})")
 
 
 @app.command("down")
-def down(directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory.")) -> None:
+def down(
+    directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, dir, stopped} (names of the validators "
+                                 "that were running)."),
+) -> None:
     """Stop every validator of the devnet (data stays in DIR)."""
-    Devnet(directory).down()
-    print("devnet stopped")
+    net = Devnet(directory)
+    stopped = sorted(name for name, pid in net.pids().items() if _alive(pid))
+    net.down()
+    if as_json:
+        print_json({"ok": True, "dir": str(directory), "stopped": stopped})
+    else:
+        print("devnet stopped")
 
 
 def _print_status(net: Devnet, as_json: bool) -> None:

@@ -126,42 +126,54 @@ def status_set(
 def show(
     did: str = typer.Argument(..., help="Issuer DID."),
     node: str = NODE_OPTION, genesis: Path | None = GENESIS_OPTION, freshness_ms: int = FRESH_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, did, issuer: record}; failures as JSON."),
 ) -> None:
     """Print the verified accreditation record of an issuer."""
     client = verified_client(node, genesis, freshness_ms)
     try:
-        print_json(client.issuer(check_did_arg(did), now_ms()))
+        record = client.issuer(check_did_arg(did), now_ms())
     except IdentityError as exc:
-        refuse(exc, False)
+        refuse(exc, as_json)
+    print_json({"ok": True, "did": did, "issuer": record} if as_json else record)
 
 
 @app.command("vct-show")
 def vct_show(
-    vct: str = typer.Argument(...),
+    vct: str = typer.Argument(..., help="Credential type (vct)."),
     node: str = NODE_OPTION, genesis: Path | None = GENESIS_OPTION, freshness_ms: int = FRESH_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, vct, type: definition}; failures as JSON."),
 ) -> None:
     """Print the verified definition of a credential type."""
     client = verified_client(node, genesis, freshness_ms)
     try:
-        print_json(client.credential_type(vct, now_ms()))
+        record = client.credential_type(vct, now_ms())
     except IdentityError as exc:
-        refuse(exc, False)
+        refuse(exc, as_json)
+    print_json({"ok": True, "vct": vct, "type": record} if as_json else record)
 
 
 @app.command("status-get")
 def status_get(
-    list_id: str = typer.Argument(...),
+    list_id: str = typer.Argument(..., help="Status list id."),
     index: int | None = typer.Option(None, "--index", min=0, help="Print only this entry's status."),
     node: str = NODE_OPTION, genesis: Path | None = GENESIS_OPTION, freshness_ms: int = FRESH_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, list_id, ...}: the list, or with --index "
+                                 "{index, status, code}; failures as JSON."),
 ) -> None:
     """Print a verified status list as the draft's {bits, lst} (or one entry's status)."""
     client = verified_client(node, genesis, freshness_ms)
     try:
         if index is not None:
-            print(STATUS_NAMES.get(client.status(list_id, index, now_ms()), "application-specific"))
+            code = client.status(list_id, index, now_ms())
+            name = STATUS_NAMES.get(code, "application-specific")
+            if as_json:
+                print_json({"ok": True, "list_id": list_id, "index": index, "status": name, "code": code})
+            else:
+                print(name)
             return
         record = client.status_list(list_id, now_ms())
     except IdentityError as exc:
-        refuse(exc, False)
-    print_json({"list_id": list_id, "issuer": record["issuer"], "version": record["version"],
-                "status_list": record["status_list"]})
+        refuse(exc, as_json)
+    answer = {"list_id": list_id, "issuer": record["issuer"], "version": record["version"],
+              "status_list": record["status_list"]}
+    print_json({"ok": True, **answer} if as_json else answer)

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from cli._common import fail
+from cli._common import fail, print_json
 from ledger.errors import KeyError_
 from ledger.keys import PublicKey, SigningKey
 
@@ -91,14 +91,26 @@ def new(
     alg: Alg = typer.Option(..., "--alg", help="EdDSA (Ed25519) or ES256 (P-256)."),
     out: Path = typer.Option(..., "--out", help="File for the private JWK (mode 0600)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, path, kid, alg, public_jwk} on stdout."),
 ) -> None:
     """Generate a key pair and write the private JWK to --out."""
     key = SigningKey.generate(alg.value)
     write_private(out, json.dumps(key.to_private_jwk(), indent=2) + "\n", force=force)
-    typer.echo(f"wrote {alg.value} key {key.key_id} to {out}", err=True)
+    if as_json:
+        print_json({"ok": True, "path": str(out), "kid": key.key_id, "alg": alg.value,
+                    "public_jwk": key.public_key.to_jwk()})
+    else:
+        typer.echo(f"wrote {alg.value} key {key.key_id} to {out}", err=True)
 
 
 @app.command("public")
-def public(file: Path = typer.Argument(..., help="A JWK file (private or public).")) -> None:
+def public(
+    file: Path = typer.Argument(..., help="A JWK file (private or public)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, kid, alg, public_jwk} instead of the bare JWK."),
+) -> None:
     """Print the public JWK of a key file."""
-    typer.echo(json.dumps(read_public_key(file, "key file").to_jwk(), indent=2))
+    key = read_public_key(file, "key file")
+    if as_json:
+        print_json({"ok": True, "kid": key.key_id, "alg": key.alg, "public_jwk": key.to_jwk()})
+    else:
+        typer.echo(json.dumps(key.to_jwk(), indent=2))

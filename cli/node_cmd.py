@@ -79,16 +79,32 @@ def init(
         print(json.dumps(entry, indent=2))
 
 
+def _json_logs(level: str) -> None:
+    """JSON log lines for the service and for the uvicorn server it builds with uvicorn's default
+    logging config (which this process swaps in place: the service takes no log config)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    from cli._common import configure_json_logging, uvicorn_json_log_config
+
+    configure_json_logging(level)
+    LOGGING_CONFIG.update(uvicorn_json_log_config())
+
+
 @app.command("start")
 def start(
     directory: Path = typer.Option(..., "--dir", help="Node directory (node.json, keys, genesis)."),
+    as_json: bool = typer.Option(False, "--json", help="Log one JSON object per line (stderr): "
+                                 "ts, level, logger, message."),
 ) -> None:
     """Run a validator until SIGTERM/SIGINT. Config: node.json, overridden by IMI_* variables."""
     from node.service import NodeConfig, ValidatorService, configure_logging
 
     try:
         config = NodeConfig.load(directory)
-        configure_logging(config.log_level)
+        if as_json:
+            _json_logs(config.log_level)
+        else:
+            configure_logging(config.log_level)
         handlers, routers = compose_handlers()
         service = ValidatorService(config, handlers, extra_routers=routers)
     except (ConfigError, NodeError) as exc:

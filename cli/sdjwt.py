@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from cli._common import fail
+from cli._common import fail, print_json
 from cli.key import read_json_object, read_public_key, read_signing_key, read_text_file
 from identity.constants import CREDENTIAL_LIFETIME_S_DEFAULT
 from identity.errors import IdentityError
@@ -46,6 +46,8 @@ def issue(
     iss: str | None = typer.Option(None, "--iss", help="Issuer identifier (default: JWK thumbprint URI)."),
     exp: int = typer.Option(CREDENTIAL_LIFETIME_S_DEFAULT, "--exp", min=1, help="Lifetime in seconds."),
     now: int | None = typer.Option(None, "--now", hidden=True, help=NOW_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, credential, disclosures, iss, vct, iat, exp, "
+                                 "holder_kid}."),
 ) -> None:
     """Issue an SD-JWT VC and print it (compact, ends with '~')."""
     key = read_signing_key(issuer_key, "issuer key")
@@ -60,7 +62,12 @@ def issue(
         )
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
-    typer.echo(credential.serialize())
+    if as_json:
+        print_json({"ok": True, "credential": credential.serialize(), "disclosures": len(credential.disclosures),
+                    "iss": issuer_id, "vct": vct, "iat": issued_at, "exp": issued_at + exp,
+                    "holder_kid": holder.key_id})
+    else:
+        typer.echo(credential.serialize())
 
 
 @app.command("present")
@@ -71,15 +78,20 @@ def present(
     nonce: str = typer.Option(..., "--nonce", help="The verifier's nonce."),
     aud: str = typer.Option(..., "--aud", help="The verifier's identifier."),
     now: int | None = typer.Option(None, "--now", hidden=True, help=NOW_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, presentation, disclosed, nonce, aud, iat}."),
 ) -> None:
     """Print a presentation (SD-JWT+KB) revealing only the named claims."""
     text = read_text_file(credential, "credential").strip()
     key = read_signing_key(holder_key, "holder key")
+    paths, at = _paths(disclose), _now(now)
     try:
-        out = present_credential(text, _paths(disclose), holder_key=key, nonce=nonce, aud=aud, iat=_now(now))
+        out = present_credential(text, paths, holder_key=key, nonce=nonce, aud=aud, iat=at)
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
-    typer.echo(out)
+    if as_json:
+        print_json({"ok": True, "presentation": out, "disclosed": paths, "nonce": nonce, "aud": aud, "iat": at})
+    else:
+        typer.echo(out)
 
 
 @app.command("verify")
