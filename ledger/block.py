@@ -295,7 +295,8 @@ class Block:
         return self.header.hash
 
     def to_value(self) -> dict[str, Value]:
-        return {"header": self.header.to_value(), "txs": [t.to_value() for t in self.txs]}
+        # Each transaction's canonical bytes are spliced, not re-encoded (same bytes).
+        return {"header": self.header.to_value(), "txs": [t.canonical() for t in self.txs]}
 
     def to_bytes(self) -> bytes:
         return encode(self.to_value())

@@ -23,6 +23,7 @@ map keys and trailing bytes are all rejected by :func:`decode`, so that
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Union
 
 from ledger.constants import (
@@ -34,7 +35,7 @@ from ledger.constants import (
 )
 from ledger.errors import EncodingError
 
-Value = Union[None, bool, int, bytes, str, list["Value"], tuple["Value", ...], dict[str, "Value"]]
+Value = Union[None, bool, int, bytes, str, list["Value"], tuple["Value", ...], dict[str, "Value"], "Canonical"]
 
 _MAJOR_UINT = 0
 _MAJOR_NEGINT = 1
@@ -47,22 +48,45 @@ _TRUE = 0xF5
 _NULL = 0xF6
 
 
+@dataclass(frozen=True, slots=True)
+class Canonical:
+    """The canonical bytes of a value that was already encoded (or decoded), spliced
+    verbatim by :func:`encode` so a large value (a transaction inside a block) is not
+    walked again.
+
+    Preconditions: ``data`` is exactly what ``encode(v)`` returns for some value
+    ``v`` (e.g. bytes :func:`decode` accepted), and ``depth`` is ``v``'s nesting
+    depth (0 for a scalar, 1 + the deepest item's depth for a list or map), so the
+    nesting limit is enforced where the bytes are spliced exactly as if ``v`` were
+    encoded there.
+    """
+
+    data: bytes
+    depth: int
+
+
 def _head(major: int, argument: int) -> bytes:
     """Shortest-form CBOR head for ``argument`` (0 <= argument < 2**64)."""
     top = major << 5
     if argument < 24:
-        return bytes([top | argument])
+        return _SHORT_HEADS[top | argument]
     if argument < 0x100:
-        return bytes([top | 24, argument])
+        return bytes((top | 24, argument))
     if argument < 0x10000:
-        return bytes([top | 25]) + argument.to_bytes(2, "big")
+        return bytes((top | 25,)) + argument.to_bytes(2, "big")
     if argument < 0x100000000:
-        return bytes([top | 26]) + argument.to_bytes(4, "big")
-    return bytes([top | 27]) + argument.to_bytes(8, "big")
+        return bytes((top | 26,)) + argument.to_bytes(4, "big")
+    return bytes((top | 27,)) + argument.to_bytes(8, "big")
+
+
+# One-byte heads (argument < 24), indexed by the initial byte.
+_SHORT_HEADS: tuple[bytes, ...] = tuple(bytes((initial,)) for initial in range(256))
 
 
 def encode(value: Value) -> bytes:
     """Encode ``value`` canonically. Raises :class:`EncodingError` on any value outside the model."""
+    if type(value) is Canonical:
+        return value.data
     out = bytearray()
     _encode_into(out, value, 0)
     if len(out) > ENCODING_BYTES_MAX:
@@ -70,57 +94,101 @@ def encode(value: Value) -> bytes:
     return bytes(out)
 
 
+def _encode_text(value: str) -> bytes:
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EncodingError("string is not valid UTF-8 (lone surrogate)") from exc
+    return _head(_MAJOR_TEXT, len(raw)) + raw
+
+
 def _encode_into(out: bytearray, value: Value, depth: int) -> None:
     if depth > ENCODING_DEPTH_MAX:
         raise EncodingError(f"nesting deeper than {ENCODING_DEPTH_MAX}")
+    # Exact-type fast paths first (the common case); subclasses fall through to the
+    # isinstance chain below, which gives the same bytes.
+    kind = type(value)
+    if kind is str:
+        out += _encode_text(value)  # type: ignore[arg-type]
+    elif kind is bytes:
+        out += _head(_MAJOR_BYTES, len(value))  # type: ignore[arg-type]
+        out += value  # type: ignore[operator]
+    elif kind is int:
+        if not ENCODING_INT_MIN <= value <= ENCODING_INT_MAX:  # type: ignore[operator]
+            raise EncodingError(f"integer out of range: {value}")
+        if value >= 0:  # type: ignore[operator]
+            out += _head(_MAJOR_UINT, value)  # type: ignore[arg-type]
+        else:
+            out += _head(_MAJOR_NEGINT, -1 - value)  # type: ignore[operator]
+    elif kind is dict:
+        _encode_map(out, value, depth)  # type: ignore[arg-type]
+    elif kind is list or kind is tuple:
+        _encode_list(out, value, depth)  # type: ignore[arg-type]
+    elif kind is Canonical:
+        if depth + value.depth > ENCODING_DEPTH_MAX:  # type: ignore[union-attr]
+            raise EncodingError(f"nesting deeper than {ENCODING_DEPTH_MAX}")
+        out += value.data  # type: ignore[union-attr]
     # bool before int: bool is a subclass of int.
-    if value is None:
+    elif value is None:
         out.append(_NULL)
     elif value is True:
         out.append(_TRUE)
     elif value is False:
         out.append(_FALSE)
-    elif type(value) is int:
-        if not ENCODING_INT_MIN <= value <= ENCODING_INT_MAX:
-            raise EncodingError(f"integer out of range: {value}")
-        if value >= 0:
-            out += _head(_MAJOR_UINT, value)
-        else:
-            out += _head(_MAJOR_NEGINT, -1 - value)
     elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         out += _head(_MAJOR_BYTES, len(raw))
         out += raw
     elif isinstance(value, str):
-        try:
-            raw = value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise EncodingError("string is not valid UTF-8 (lone surrogate)") from exc
-        out += _head(_MAJOR_TEXT, len(raw))
-        out += raw
+        out += _encode_text(value)
     elif isinstance(value, (list, tuple)):
-        if len(value) > ENCODING_ITEMS_MAX:
-            raise EncodingError(f"list has more than {ENCODING_ITEMS_MAX} items")
-        out += _head(_MAJOR_ARRAY, len(value))
-        for item in value:
-            _encode_into(out, item, depth + 1)
+        _encode_list(out, value, depth)
     elif isinstance(value, dict):
-        if len(value) > ENCODING_ITEMS_MAX:
-            raise EncodingError(f"map has more than {ENCODING_ITEMS_MAX} entries")
-        entries: list[tuple[bytes, Value]] = []
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise EncodingError(f"map key must be a string, got {type(key).__name__}")
-            key_bytes = bytearray()
-            _encode_into(key_bytes, key, depth + 1)
-            entries.append((bytes(key_bytes), item))
-        entries.sort(key=lambda entry: entry[0])
-        out += _head(_MAJOR_MAP, len(entries))
-        for key_bytes, item in entries:
-            out += key_bytes
-            _encode_into(out, item, depth + 1)
+        _encode_map(out, value, depth)
     else:
         raise EncodingError(f"type {type(value).__name__} has no canonical encoding")
+
+
+def _encode_list(out: bytearray, value: "list[Value] | tuple[Value, ...]", depth: int) -> None:
+    if len(value) > ENCODING_ITEMS_MAX:
+        raise EncodingError(f"list has more than {ENCODING_ITEMS_MAX} items")
+    out += _head(_MAJOR_ARRAY, len(value))
+    for item in value:
+        _encode_into(out, item, depth + 1)
+
+
+def _encode_map(out: bytearray, value: "dict[str, Value]", depth: int) -> None:
+    if len(value) > ENCODING_ITEMS_MAX:
+        raise EncodingError(f"map has more than {ENCODING_ITEMS_MAX} entries")
+    if depth + 1 > ENCODING_DEPTH_MAX and value:
+        raise EncodingError(f"nesting deeper than {ENCODING_DEPTH_MAX}")
+    entries: list[tuple[bytes, Value]] = []
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise EncodingError(f"map key must be a string, got {type(key).__name__}")
+        entries.append((_encode_text(key), item))
+    # Canonical order: by the keys' encoded bytes (distinct keys encode distinctly).
+    entries.sort(key=_first)
+    out += _head(_MAJOR_MAP, len(entries))
+    for key_bytes, item in entries:
+        out += key_bytes
+        _encode_into(out, item, depth + 1)
+
+
+def _first(entry: tuple[bytes, Value]) -> bytes:
+    return entry[0]
+
+
+def nesting_depth(value: Value) -> int:
+    """The nesting depth :class:`Canonical` expects: 0 for a scalar or an empty list or
+    map, else 1 + the deepest item's depth. Does not validate ``value``."""
+    if type(value) is Canonical:
+        return value.depth
+    if isinstance(value, dict):
+        return 1 + max(map(nesting_depth, value.values())) if value else 0
+    if isinstance(value, (list, tuple)):
+        return 1 + max(map(nesting_depth, value)) if value else 0
+    return 0
 
 
 def decode(data: bytes) -> Value:
@@ -221,4 +289,4 @@ class _Decoder:
         return result, offset
 
 
-__all__ = ["Value", "decode", "encode"]
+__all__ = ["Canonical", "Value", "decode", "encode", "nesting_depth"]

@@ -372,7 +372,7 @@ class LedgerStore:
             if self.kv.get(key) is not None or not isinstance(batch.lookup(key), _Missing):
                 raise BlockError(f"transaction {tx.tx_id.hex()} is already stored",
                                  reason="replayed-transaction")
-            batch.put(key, encode([header.height, index, log_start + index, tx.to_value()]))
+            batch.put(key, encode([header.height, index, log_start + index, tx.canonical()]))
         batch.put(_height_key(PREFIX_HEADER, header.height), encode(header.to_value()))
         batch.put(_height_key(PREFIX_BODY, header.height), encode([tx.tx_id for tx in block.txs]))
         batch.put(_height_key(PREFIX_CERT, header.height), encode(certificate.to_value()))

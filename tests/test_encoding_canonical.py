@@ -1,0 +1,63 @@
+"""Canonical splicing: a pre-encoded value gives the bytes encoding it would, and the
+nesting limit is enforced where it is spliced."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.constants import ENCODING_DEPTH_MAX
+from ledger.encoding import Canonical, Value, encode, nesting_depth
+from ledger.errors import EncodingError
+from ledger.keys import SigningKey
+from ledger.tx import Transaction
+
+from tests.test_encoding_roundtrip import values
+
+
+def _spliced(value: Value) -> Canonical:
+    return Canonical(encode(value), nesting_depth(value))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values, st.integers(min_value=0, max_value=3))
+def test_a_spliced_value_encodes_as_the_value_itself(value: Value, wraps: int) -> None:
+    plain: Value = value
+    spliced: Value = _spliced(value)
+    for _ in range(wraps):
+        plain, spliced = {"x": [plain]}, {"x": [spliced]}
+    assert encode(spliced) == encode(plain)
+
+
+def _nested(depth: int) -> Value:
+    value: Value = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("inner", [0, 1, 5, ENCODING_DEPTH_MAX - 1, ENCODING_DEPTH_MAX])
+@pytest.mark.parametrize("outer", [0, 1, 2, 7])
+def test_the_nesting_limit_applies_to_spliced_values_as_to_plain_ones(inner: int, outer: int) -> None:
+    plain: Value = _nested(inner)
+    spliced: Value = _spliced(plain)
+    for _ in range(outer):
+        plain, spliced = [plain], [spliced]
+    if inner + outer > ENCODING_DEPTH_MAX:
+        with pytest.raises(EncodingError):
+            encode(plain)
+        with pytest.raises(EncodingError):
+            encode(spliced)
+    else:
+        assert encode(spliced) == encode(plain)
+
+
+def test_a_transaction_splices_as_its_value_and_parses_back() -> None:
+    key = SigningKey.generate()
+    tx = Transaction.create(chain_id="imi-test", type="test.note", sender="did:imi:x",
+                            payload={"deep": [[{"a": [1]}]]}, expires_at_ms=10**12).sign(key)
+    canonical = tx.canonical()
+    assert canonical.depth == nesting_depth(tx.to_value())
+    assert encode({"txs": [canonical]}) == encode({"txs": [tx.to_value()]})
+    assert Transaction.from_value(canonical).to_bytes() == tx.to_bytes()
