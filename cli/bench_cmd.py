@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import httpx
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli._common import fail
@@ -28,10 +30,11 @@ def load(
 ) -> None:
     """Submit signed test.note transactions with ?wait=commit; print committed tx/s and latency p50/p99.
 
+    A progress bar of committed transactions goes to stderr when it is a terminal (never with --json).
     Exit code 1 if any transaction failed to commit.
     """
     try:
-        if as_json:
+        if as_json or not sys.stderr.isatty():
             result = asyncio.run(run_load(url, txs, concurrency))
         else:
             result = _run_with_progress(url, txs, concurrency)
@@ -50,7 +53,7 @@ def load(
 
 def _run_with_progress(urls: list[str], txs: int, concurrency: int) -> LoadResult:
     columns = (TextColumn("load"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=True) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("load", total=txs)
         return asyncio.run(run_load(urls, txs, concurrency, progress=lambda n: progress.advance(task, n)))
 

@@ -12,6 +12,7 @@ Exit 0 ok, 1 refused (``error [reason]: ...``), 2 usage.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import typer
 
 import cli.did
-from cli._common import fail, print_json
+from cli._common import configure_json_logging, fail, print_json, uvicorn_json_log_config
 from cli.did import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, read_genesis, usage
 from cli.key import read_text_file
 from identity.api_fetcher import IdentityHttpFetcher
@@ -50,6 +51,8 @@ def init(
     list_id: str = typer.Option(..., "--list-id", help="The issuer's status list (imi issuer status-create)."),
     register: Path = typer.Option(..., "--register", help="The agency's register (JSON: subject -> claims)."),
     lifetime_s: int = typer.Option(365 * 24 * 3600, "--lifetime", min=1, help="Credential lifetime, seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, config, did, key, list_id, register, "
+                                 "lifetime_s}."),
 ) -> None:
     """Write DIR/issuer.json naming the DID, key, list and register (absolute paths)."""
     check_did_arg(did)
@@ -64,7 +67,10 @@ def init(
         IssuerConfig.load(issuer_dir)
     except (OSError, ValueError) as exc:
         fail(str(exc), reason="bad-issuer-dir")
-    typer.echo(str(issuer_dir / ISSUER_CONFIG))
+    if as_json:
+        print_json({"ok": True, "config": str(issuer_dir / ISSUER_CONFIG), **config})
+    else:
+        typer.echo(str(issuer_dir / ISSUER_CONFIG))
 
 
 @app.command()
@@ -75,7 +81,10 @@ def serve(
     port: int = typer.Option(8700, "--port", min=0, max=65535),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
     admin_token_file: Path | None = TOKEN_OPTION,
-    freshness_ms: int = typer.Option(FRESHNESS_MS_DEFAULT, "--freshness-ms", min=1),
+    freshness_ms: int = typer.Option(FRESHNESS_MS_DEFAULT, "--freshness-ms", min=1,
+                                     help="Reject ledger answers whose header is older than this."),
+    as_json: bool = typer.Option(False, "--json", help="Log one JSON object per line (stderr): "
+                                 "ts, level, logger, message."),
 ) -> None:
     """Serve the issuer HTTP API (/v1/issuance/...) for the issuer in DIR, over NODE."""
     chain = read_genesis(genesis)
@@ -93,8 +102,16 @@ def serve(
 
     from identity.issuer_service import create_issuer_app
 
-    typer.echo(f"issuer {agent.did} serving on http://{host}:{port} (list {agent.list_id})", err=True)
-    uvicorn.run(create_issuer_app(agent, admin_token=token), host=host, port=port, log_level="warning")
+    banner = f"issuer {agent.did} serving on http://{host}:{port} (list {agent.list_id})"
+    log_config: dict[str, Any] | None = None
+    if as_json:
+        configure_json_logging()
+        log_config = uvicorn_json_log_config()
+        logging.getLogger("imi.issuer").info("%s", banner)
+    else:
+        typer.echo(banner, err=True)
+    uvicorn.run(create_issuer_app(agent, admin_token=token), host=host, port=port, log_level="warning",
+                **({"log_config": log_config} if log_config is not None else {}))
 
 
 def _status(action: str, issuer: str, idx: int, token_file: Path | None, as_json: bool) -> None:

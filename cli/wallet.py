@@ -12,10 +12,11 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from cli._common import fail
+from cli._common import fail, print_json
 from cli.key import Alg, read_json_object, read_text_file
 from identity.errors import IdentityError
 from identity.request import PresentationRequest
@@ -26,6 +27,10 @@ app = typer.Typer(help="The citizen's encrypted wallet.", no_args_is_help=True)
 WALLET_OPT = typer.Option(..., "--wallet", envvar="IMI_WALLET", help="Wallet file.")
 PASSWORD_OPT = typer.Option(None, "--password-file", help="File whose first line is the password.")
 NOW_OPT = typer.Option(None, "--now", hidden=True, help="Seconds since the epoch (tests).")
+
+
+def _json_opt(shape: str) -> Any:
+    return typer.Option(False, "--json", help=f"Print {shape}; failures as {{ok: false, reason}}.")
 
 
 def _password(password_file: Path | None, *, confirm: bool = False) -> str:
@@ -55,6 +60,7 @@ def init(
     password_file: Path | None = PASSWORD_OPT,
     alg: Alg = typer.Option(Alg.ES256, "--alg", help="Algorithm of the first holder key."),
     fast_kdf: bool = typer.Option(False, "--insecure-fast-kdf", hidden=True, help="Tests only."),
+    as_json: bool = _json_opt("{ok, wallet, kid, alg}"),
 ) -> None:
     """Create a wallet with one holder key; print the key id."""
     try:
@@ -64,12 +70,16 @@ def init(
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
-    typer.echo(key_id)
+    if as_json:
+        print_json({"ok": True, "wallet": str(wallet), "kid": key_id, "alg": alg.value})
+    else:
+        typer.echo(key_id)
 
 
 @app.command("key-new")
 def key_new(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
-            alg: Alg = typer.Option(Alg.ES256, "--alg")) -> None:
+            alg: Alg = typer.Option(Alg.ES256, "--alg", help="EdDSA or ES256."),
+            as_json: bool = _json_opt("{ok, kid, alg}")) -> None:
     """Add a holder key; print its id."""
     opened = _open(wallet, password_file)
     try:
@@ -77,27 +87,35 @@ def key_new(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
-    typer.echo(key_id)
+    if as_json:
+        print_json({"ok": True, "kid": key_id, "alg": alg.value})
+    else:
+        typer.echo(key_id)
 
 
 @app.command("key-public")
 def key_public(key_id: str | None = typer.Argument(None, help="Key id (default: the only/first key)."),
-               wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT) -> None:
+               wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+               as_json: bool = _json_opt("{ok, kid, alg, public_jwk}")) -> None:
     """Print a holder public JWK (give it to an issuer as --holder-jwk)."""
     opened = _open(wallet, password_file)
     ids = opened.key_ids()
     chosen = key_id if key_id is not None else (ids[0] if ids else "")
     try:
-        typer.echo(json.dumps(opened.public_key(chosen).to_jwk(), indent=2))
+        public = opened.public_key(chosen)
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
+    if as_json:
+        print_json({"ok": True, "kid": public.key_id, "alg": public.alg, "public_jwk": public.to_jwk()})
+    else:
+        typer.echo(json.dumps(public.to_jwk(), indent=2))
 
 
 @app.command("add")
 def add(credential: Path = typer.Option(..., "--credential", help="File holding an issued SD-JWT."),
         key: str | None = typer.Option(None, "--key", help="Holder key id (default: from cnf.jwk)."),
         wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
-        now: int | None = NOW_OPT) -> None:
+        now: int | None = NOW_OPT, as_json: bool = _json_opt("{ok, id, vct, iss, holder_key, claims}")) -> None:
     """Store a credential; print its id."""
     opened = _open(wallet, password_file)
     try:
@@ -106,12 +124,17 @@ def add(credential: Path = typer.Option(..., "--credential", help="File holding 
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
-    typer.echo(cred_id)
+    if as_json:
+        held = next(s for s in opened.credentials() if s.id == cred_id)
+        print_json({"ok": True, "id": cred_id, "vct": held.vct, "iss": held.iss, "holder_key": held.holder_key,
+                    "claims": list(held.claims)})
+    else:
+        typer.echo(cred_id)
 
 
 @app.command("list")
 def list_(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
-          as_json: bool = typer.Option(False, "--json")) -> None:
+          as_json: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
     """List held credentials (id, type, issuer, claim names)."""
     summaries = _open(wallet, password_file).credentials()
     if as_json:
@@ -124,21 +147,23 @@ def list_(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
 
 
 @app.command("show")
-def show(cred_id: str = typer.Argument(...), wallet: Path = WALLET_OPT,
-         password_file: Path | None = PASSWORD_OPT) -> None:
+def show(cred_id: str = typer.Argument(..., help="Credential id (imi wallet list)."), wallet: Path = WALLET_OPT,
+         password_file: Path | None = PASSWORD_OPT, as_json: bool = _json_opt("{ok, id, claims}")) -> None:
     """Print every claim of one credential (JSON)."""
     try:
         claims = _open(wallet, password_file).show(cred_id)
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
-    typer.echo(json.dumps(claims, indent=2, sort_keys=True, ensure_ascii=False))
+    shown = {"ok": True, "id": cred_id, "claims": claims} if as_json else claims
+    typer.echo(json.dumps(shown, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 @app.command("answer")
 def answer(request: Path = typer.Option(..., "--request", help="JSON request (nonce, aud, claims, ...)."),
            credential: str | None = typer.Option(None, "--credential", help="Use this credential id."),
            wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
-           now: int | None = NOW_OPT) -> None:
+           now: int | None = NOW_OPT,
+           as_json: bool = _json_opt("{ok, presentation, credential, vct, iss, aud, nonce, disclosed}")) -> None:
     """Answer a verifier's request with the minimum disclosure; print the presentation."""
     try:
         parsed = PresentationRequest.from_json(read_json_object(request, "request"))
@@ -150,12 +175,18 @@ def answer(request: Path = typer.Option(..., "--request", help="JSON request (no
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
-    typer.echo(presentation)
+    if as_json:
+        record = opened.history()[-1]  # the answer just given
+        print_json({"ok": True, "presentation": presentation, "credential": record.credential, "vct": record.vct,
+                    "iss": record.iss, "aud": record.aud, "nonce": record.nonce,
+                    "disclosed": list(record.disclosed)})
+    else:
+        typer.echo(presentation)
 
 
 @app.command("history")
 def history(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
-            as_json: bool = typer.Option(False, "--json")) -> None:
+            as_json: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
     """What was shown, to whom, when."""
     records = _open(wallet, password_file).history()
     if as_json:
