@@ -205,67 +205,74 @@ def decode(data: bytes) -> Value:
 
 
 class _Decoder:
-    __slots__ = ("data",)
+    __slots__ = ("data", "size")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-
-    def _take(self, offset: int, count: int) -> bytes:
-        end = offset + count
-        if end > len(self.data):
-            raise EncodingError("truncated input")
-        return self.data[offset:end]
+        self.size = len(data)
 
     def _head(self, offset: int) -> tuple[int, int, int]:
         """Return (major, argument, next offset); rejects non-shortest and indefinite forms."""
-        initial = self._take(offset, 1)[0]
-        major, info = initial >> 5, initial & 0x1F
+        if offset >= self.size:
+            raise EncodingError("truncated input")
+        initial = self.data[offset]
+        info = initial & 0x1F
         offset += 1
         if info < 24:
-            return major, info, offset
-        widths = {24: 1, 25: 2, 26: 4, 27: 8}
-        if info not in widths:
+            return initial >> 5, info, offset
+        if info > 27:
             raise EncodingError(f"unsupported additional info {info} (indefinite length or reserved)")
-        width = widths[info]
-        argument = int.from_bytes(self._take(offset, width), "big")
-        minimum = {1: 24, 2: 0x100, 4: 0x10000, 8: 0x100000000}[width]
-        if argument < minimum:
+        end = offset + _HEAD_WIDTHS[info - 24]
+        if end > self.size:
+            raise EncodingError("truncated input")
+        argument = int.from_bytes(self.data[offset:end], "big")
+        if argument < _HEAD_MINIMUMS[info - 24]:
             raise EncodingError("integer or length not in shortest form")
-        return major, argument, offset + width
+        return initial >> 5, argument, end
 
     def value(self, offset: int, depth: int) -> tuple[Value, int]:
         if depth > ENCODING_DEPTH_MAX:
             raise EncodingError(f"nesting deeper than {ENCODING_DEPTH_MAX}")
-        initial = self._take(offset, 1)[0]
+        if offset >= self.size:
+            raise EncodingError("truncated input")
+        initial = self.data[offset]
         if initial == _NULL:
             return None, offset + 1
         if initial == _TRUE:
             return True, offset + 1
         if initial == _FALSE:
             return False, offset + 1
-        major, argument, offset = self._head(offset)
-        if major == _MAJOR_UINT:
-            return argument, offset
-        if major == _MAJOR_NEGINT:
-            return -1 - argument, offset
-        if major == _MAJOR_BYTES:
-            return self._take(offset, argument), offset + argument
-        if major == _MAJOR_TEXT:
-            raw = self._take(offset, argument)
+        info = initial & 0x1F
+        if info < 24:  # the common one-byte head, inline
+            major, argument, offset = initial >> 5, info, offset + 1
+        else:
+            major, argument, offset = self._head(offset)
+        if major == _MAJOR_TEXT or major == _MAJOR_BYTES:
+            end = offset + argument
+            if end > self.size:
+                raise EncodingError("truncated input")
+            raw = self.data[offset:end]
+            if major == _MAJOR_BYTES:
+                return raw, end
             try:
-                return raw.decode("utf-8"), offset + argument
+                return raw.decode("utf-8"), end
             except UnicodeDecodeError as exc:
                 raise EncodingError("text is not valid UTF-8") from exc
+        if major == _MAJOR_UINT:
+            return argument, offset
+        if major == _MAJOR_MAP:
+            return self._map(offset, argument, depth)
         if major == _MAJOR_ARRAY:
             if argument > ENCODING_ITEMS_MAX:
                 raise EncodingError(f"list has more than {ENCODING_ITEMS_MAX} items")
             items: list[Value] = []
+            append = items.append
             for _ in range(argument):
                 item, offset = self.value(offset, depth + 1)
-                items.append(item)
+                append(item)
             return items, offset
-        if major == _MAJOR_MAP:
-            return self._map(offset, argument, depth)
+        if major == _MAJOR_NEGINT:
+            return -1 - argument, offset
         raise EncodingError(f"unsupported CBOR major type {major} (tags and floats are not canonical here)")
 
     def _map(self, offset: int, count: int, depth: int) -> tuple[Value, int]:
@@ -273,12 +280,13 @@ class _Decoder:
             raise EncodingError(f"map has more than {ENCODING_ITEMS_MAX} entries")
         result: dict[str, Value] = {}
         previous: bytes | None = None
+        data = self.data
         for _ in range(count):
             key_start = offset
             key, offset = self.value(offset, depth + 1)
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise EncodingError("map key must be text")
-            key_bytes = self.data[key_start:offset]
+            key_bytes = data[key_start:offset]
             if previous is not None:
                 if key_bytes == previous:
                     raise EncodingError(f"duplicate map key {key!r}")
@@ -287,6 +295,12 @@ class _Decoder:
             previous = key_bytes
             result[key], offset = self.value(offset, depth + 1)
         return result, offset
+
+
+# Additional info 24..27: the argument's width in bytes, and the least argument
+# that needs that width (a smaller one is not in shortest form).
+_HEAD_WIDTHS = (1, 2, 4, 8)
+_HEAD_MINIMUMS = (24, 0x100, 0x10000, 0x100000000)
 
 
 __all__ = ["Canonical", "Value", "decode", "encode", "nesting_depth"]

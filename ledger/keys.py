@@ -141,7 +141,11 @@ class PublicKey:
     def thumbprint(self) -> str:
         """RFC 7638 JWK thumbprint (SHA-256, base64url) — our key id."""
         members = self.to_jwk()
-        canonical = json.dumps(members, sort_keys=True, separators=(",", ":"))
+        if self.alg == ALG_EDDSA:
+            # What json.dumps(sort_keys) gives: base64url needs no escaping.
+            canonical = '{"crv":"Ed25519","kty":"OKP","x":"' + members["x"] + '"}'
+        else:
+            canonical = json.dumps(members, sort_keys=True, separators=(",", ":"))
         return b64url_encode(sha256(canonical.encode("ascii")))
 
 
