@@ -31,7 +31,7 @@ def json_requested() -> bool:
     try:  # recent typer vendors click as typer._click; older releases use click itself
         from typer._click.globals import get_current_context
     except ImportError:
-        from click import get_current_context
+        from click import get_current_context  # type: ignore[no-redef]
     ctx = get_current_context(silent=True)
     return bool(ctx is not None and ctx.params.get("as_json"))
 

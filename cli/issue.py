@@ -99,11 +99,12 @@ def serve(
     if token is None and host not in ("127.0.0.1", "::1", "localhost"):
         usage("a non-loopback --host needs --admin-token-file (the status endpoints)")
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from identity.issuer_service import create_issuer_app
 
     banner = f"issuer {agent.did} serving on http://{host}:{port} (list {agent.list_id})"
-    log_config: dict[str, Any] | None = None
+    log_config: dict[str, Any] = LOGGING_CONFIG
     if as_json:
         configure_json_logging()
         log_config = uvicorn_json_log_config()
@@ -111,7 +112,7 @@ def serve(
     else:
         typer.echo(banner, err=True)
     uvicorn.run(create_issuer_app(agent, admin_token=token), host=host, port=port, log_level="warning",
-                **({"log_config": log_config} if log_config is not None else {}))
+                log_config=log_config)
 
 
 def _status(action: str, issuer: str, idx: int, token_file: Path | None, as_json: bool) -> None:

@@ -25,8 +25,9 @@ app = typer.Typer(
         "credentials in a wallet (wallet) and answer questions with presentations; "
         "services check them against the ledger through one node, trusting only its "
         "certificates (verify); anyone audits the chain from the genesis (ledger audit). "
-        "Offline SD-JWT tools: key, sdjwt. Every command has --help; most have --json. "
-        "Exit codes: 0 ok, 1 rejected or invalid (with the reason on stderr), 2 usage error. "
+        "Offline SD-JWT tools: key, sdjwt. Every command has --help and --json (for scripts). "
+        "Exit codes: 0 ok, 1 rejected or invalid (with the reason on stderr, or as JSON "
+        "{ok: false, reason} with --json), 2 usage error. "
         "Start with: make run (the whole story on a local consortium), docs/architecture.md."
     ),
     no_args_is_help=True,

@@ -214,7 +214,7 @@ def did_create(node: str = typer.Option(..., "--node", envvar="IMI_NODE", help="
                                                       "keep it OFF this device."),
                alg: Alg = typer.Option(Alg.ES256, "--alg"),
                wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
-               as_json: bool = typer.Option(False, "--json")) -> None:
+               as_json: bool = _json_opt("{ok, did, recovery_kit}")) -> None:
     """Register a did:imi controlled by a new wallet key; print the DID."""
     from cli.did import node_client
     from identity import holder
@@ -242,7 +242,7 @@ def did_rotate(did: str = typer.Argument(...),
                new_recovery_kit: Path = typer.Option(..., "--new-recovery-kit",
                                                      help="Where to write the new next key."),
                wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
-               as_json: bool = typer.Option(False, "--json")) -> None:
+               as_json: bool = _json_opt("{ok, did, key}")) -> None:
     """Rotate a DID to the kit's next key (also on a new wallet after losing the phone)."""
     from cli.did import check_did_arg, node_client
     from cli.key import read_signing_key
@@ -274,7 +274,7 @@ def request_(issuer: str = typer.Option(..., "--issuer", envvar="IMI_ISSUER", he
              subject: str | None = typer.Option(None, "--subject",
                                                 help="Your id at the agency (binding by key)."),
              wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
-             now: int | None = NOW_OPT, as_json: bool = typer.Option(False, "--json")) -> None:
+             now: int | None = NOW_OPT, as_json: bool = _json_opt("{ok, id}")) -> None:
     """Request a credential from an issuer service (nonce, proof of possession); store it."""
     from cli.did import http_client
     from identity import holder
