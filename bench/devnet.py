@@ -3,7 +3,8 @@
 Figures (printed as ``name value`` lines):
 
 * ``devnet.tx_per_s`` — committed transactions per second at saturation: every
-  transaction is pre-signed, then submitted without waiting (``202``) by
+  transaction is pre-signed, then submitted without waiting, in batches of
+  ``SATURATION_BATCH_TXS`` (``POST /v1/transactions/batch``), by
   ``SATURATION_CONCURRENCY`` clients spread over the validators; the rate is
   committed transactions over the time from the first submit to the last commit
   (read from the head's ``log_size``).
@@ -20,6 +21,7 @@ a floor for a real deployment. ``quick`` runs fewer transactions.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 import time
@@ -34,6 +36,7 @@ from ledger.tx import Transaction
 from node.loadgen import note_transaction, percentile
 
 SATURATION_CONCURRENCY = 64
+SATURATION_BATCH_TXS = 16  # transactions per POST /v1/transactions/batch at saturation
 SENDERS = 64
 COMMIT_WAIT_S_MAX = 120.0
 
@@ -83,6 +86,21 @@ def _submit_body(tx: Transaction) -> bytes:
     return b'{"tx":"' + tx.to_b64().encode() + b'"}'
 
 
+def _batch_body(txs: list[Transaction]) -> bytes:
+    return b'{"txs":["' + b'","'.join(tx.to_b64().encode() for tx in txs) + b'"]}'
+
+
+def _retryable(status: int, answer: bytes, batch: list[Transaction]) -> list[Transaction]:
+    """The transactions of ``batch`` to send again: all on a 503, else those refused with 503."""
+    if status == 503:
+        return batch
+    if status != 200:
+        return []
+    results = json.loads(answer)["results"]
+    return [tx for tx, result in zip(batch, results, strict=True)
+            if result["status"] == "rejected" and result["problem"]["status"] == 503]
+
+
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (Linux /proc)."""
     with open(f"/proc/{pid}/stat") as handle:
@@ -102,23 +120,26 @@ async def _log_size(client: httpx.AsyncClient, api: str) -> int:
 
 
 async def _saturate(apis: list[str], txs: list[Transaction]) -> tuple[int, float]:
-    """Submit every tx (202, retry on 503); return (committed, seconds to the last commit)."""
+    """Submit every tx in batches (``POST /v1/transactions/batch``, retrying those refused
+    with 503); return (committed, seconds to the last commit)."""
     async with httpx.AsyncClient(timeout=30.0) as client:
         base = await _log_size(client, apis[0])
-        bodies = [_submit_body(tx) for tx in reversed(txs)]
+        batches = [txs[i:i + SATURATION_BATCH_TXS] for i in range(0, len(txs), SATURATION_BATCH_TXS)]
+        batches.reverse()
         began = time.perf_counter()
 
         async def worker(number: int) -> None:
             http = _RawHttp(apis[number % len(apis)])
             try:
-                while bodies:
-                    body = bodies.pop()
+                while batches:
+                    batch = batches.pop()
                     for _ in range(100):
                         try:
-                            status, _ = await http.post_json("/v1/transactions", body)
+                            status, answer = await http.post_json("/v1/transactions/batch", _batch_body(batch))
                         except (OSError, asyncio.IncompleteReadError):
-                            status = 503
-                        if status != 503:
+                            status, answer = 503, b""
+                        batch = _retryable(status, answer, batch)
+                        if not batch:
                             break
                         await asyncio.sleep(0.05)
             finally:

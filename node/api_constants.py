@@ -16,6 +16,8 @@ API_VERSION: Final = "v1"
 # base64url of the largest transaction, plus room for the JSON envelope.
 API_BODY_BYTES_MAX: Final = (TX_BYTES_MAX * 4) // 3 + 1024
 API_JSON_DEPTH_MAX: Final = 8  # nesting of request JSON (the envelope is flat)
+# transactions in one POST /v1/transactions/batch (its body is bounded by the same byte limit)
+API_BATCH_TXS_MAX: Final = 256
 
 # --- waiting for a commit ----------------------------------------------------------
 API_COMMIT_WAIT_MS_DEFAULT: Final = 10_000
@@ -34,5 +36,6 @@ API_PROBLEM_DETAIL_CHARS_MAX: Final = 500
 PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
 
 assert API_BODY_BYTES_MAX > (TX_BYTES_MAX * 4) // 3
+assert 0 < API_BATCH_TXS_MAX
 assert 0 < API_COMMIT_WAIT_MS_DEFAULT <= API_COMMIT_WAIT_MS_MAX
 assert API_STATE_KEY_BYTES_MAX <= 1024

@@ -169,6 +169,18 @@ def _validation_problem(errors: list[Any]) -> Problem:
     return Problem(REASONS[reason].status, reason, f"{where}: {message}")
 
 
+def problem_from_node_error(exc: NodeError) -> Problem:
+    """The problem document for a node error (a 503 asks the client to retry)."""
+    info = REASONS.get(exc.reason)
+    if info is not None:
+        status = info.status
+    elif isinstance(exc, MempoolError) and not isinstance(exc, MempoolFull):
+        status = 422  # the pool's own admission rule refused this transaction
+    else:
+        status = 503  # the node cannot take work now
+    return Problem(status, exc.reason, str(exc))
+
+
 def install_problem_handlers(app: FastAPI, logger: logging.Logger) -> None:
     """Register problem+json handlers for every error a route can raise; 5xx are logged."""
 
@@ -185,15 +197,9 @@ def install_problem_handlers(app: FastAPI, logger: logging.Logger) -> None:
 
     async def on_node_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NodeError)
-        info = REASONS.get(exc.reason)
-        if info is not None:
-            status = info.status
-        elif isinstance(exc, MempoolError) and not isinstance(exc, MempoolFull):
-            status = 422  # the pool's own admission rule refused this transaction
-        else:
-            status = 503  # the node cannot take work now
-        headers = {"retry-after": "1"} if status == 503 else None
-        return Problem(status, exc.reason, str(exc)).response(headers)
+        problem = problem_from_node_error(exc)
+        headers = {"retry-after": "1"} if problem.status == 503 else None
+        return problem.response(headers)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, (RequestValidationError, ValidationError))

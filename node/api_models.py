@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from node.api_constants import API_BATCH_TXS_MAX
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -115,6 +117,21 @@ class SubmitRequest(_Strict):
 class SubmitAccepted(_Out):
     id: str = Field(description="Transaction id, hex.")
     status: Literal["pending"] = "pending"
+
+
+class SubmitBatchRequest(_Strict):
+    txs: list[str] = Field(max_length=API_BATCH_TXS_MAX,
+                           description="base64url transactions, each as in `POST /v1/transactions`.")
+
+
+class SubmitBatchResult(_Out):
+    id: str | None = Field(None, description="Transaction id, hex (absent when the bytes did not parse).")
+    status: Literal["pending", "rejected"]
+    problem: ProblemModel | None = Field(None, description="Why it was rejected (a problem document).")
+
+
+class SubmitBatchResponse(_Out):
+    results: list[SubmitBatchResult] = Field(description="One per submitted transaction, in order.")
 
 
 class SubmitCommitted(_Out):

@@ -1,4 +1,4 @@
-"""``/v1/transactions``: submit a signed transaction, look one up.
+"""``/v1/transactions``: submit a signed transaction (or a batch), look one up.
 
 Admission runs, in order: strict JSON body → strict base64url → canonical CBOR
 and the transaction schema → not already committed → the node's own admission
@@ -23,16 +23,18 @@ from ledger.keys import b64url_decode
 from ledger.tx import Transaction
 from node.api_constants import API_COMMIT_WAIT_MS_DEFAULT, API_COMMIT_WAIT_MS_MAX
 from node.api_context import ApiContext
-from node.api_guard import read_json_body
+from node.api_guard import problem_from_node_error, read_json_body
 from node.api_models import (
     SubmitAccepted,
+    SubmitBatchRequest,
+    SubmitBatchResponse,
     SubmitCommitted,
     SubmitRequest,
     TxResponse,
     problem_responses,
 )
 from node.errors import NodeError
-from node.problems import ApiProblem
+from node.problems import ApiProblem, Problem, problem_from_api, problem_from_ledger_error
 
 _TX_B64_CHARS_MAX = (TX_BYTES_MAX * 4) // 3 + 4
 _TX_ID_PATTERN = r"^[0-9a-f]{64}$"
@@ -57,6 +59,34 @@ def _is_pending(ctx: ApiContext, tx_id: bytes) -> bool:
     """Whether the node's mempool holds ``tx_id``, if the node can tell (optional in NodeView)."""
     probe = getattr(ctx.node, "is_pending", None)
     return bool(probe(tx_id)) if callable(probe) else False
+
+
+async def _admit(ctx: ApiContext, tx: Transaction) -> None:
+    """Admit a parsed transaction: not committed yet, then the node's own admission."""
+    if ctx.reader.tx_location(tx.tx_id) is not None:
+        raise ReplayError("transaction already committed", reason="replayed-transaction")
+    await ctx.node.submit(tx)
+
+
+async def _admit_one_of_batch(ctx: ApiContext, text: str) -> dict[str, Any]:
+    """One result of a batch: ``pending`` with the id, or ``rejected`` with its problem."""
+    tx_id: str | None = None
+    problem: Problem
+    try:
+        tx = parse_transaction(text)
+        tx_id = tx.tx_id.hex()
+        await _admit(ctx, tx)
+    except LedgerError as exc:
+        problem = problem_from_ledger_error(exc)
+    except NodeError as exc:
+        problem = problem_from_node_error(exc)
+    except ApiProblem as exc:
+        problem = problem_from_api(exc)
+    else:
+        ctx.metrics.tx_submitted.inc()
+        return {"id": tx_id, "status": "pending"}
+    ctx.metrics.tx_rejected.labels(problem.reason).inc()
+    return {"id": tx_id, "status": "rejected", "problem": problem.to_json()}
 
 
 def transactions_router(ctx: ApiContext) -> APIRouter:
@@ -87,9 +117,7 @@ def transactions_router(ctx: ApiContext) -> APIRouter:
         try:
             body = await read_json_body(request, SubmitRequest)
             tx = parse_transaction(body.tx)
-            if ctx.reader.tx_location(tx.tx_id) is not None:
-                raise ReplayError("transaction already committed", reason="replayed-transaction")
-            await ctx.node.submit(tx)
+            await _admit(ctx, tx)
         except (ApiProblem, LedgerError, NodeError) as exc:
             ctx.metrics.tx_rejected.labels(exc.reason).inc()
             raise
@@ -104,6 +132,25 @@ def transactions_router(ctx: ApiContext) -> APIRouter:
                              extra={"id": tx.tx_id.hex()})
         committed.pop("tx")
         return JSONResponse(SubmitCommitted.model_validate(committed).model_dump(), status_code=200)
+
+    @router.post(
+        "/batch",
+        status_code=200,
+        response_model=SubmitBatchResponse,
+        summary="Submit several signed transactions",
+        responses=problem_responses(400, 413, 415, 422),
+        openapi_extra={"requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SubmitBatchRequest.model_json_schema()}},
+        }},
+    )
+    async def submit_batch(request: Request) -> Any:
+        """Admit each transaction on its own, as `POST /v1/transactions` would (no wait): the
+        answer lists, in order, its id and `pending`, or `rejected` with the problem that
+        refused it (a `503` one may be retried). One refusal does not stop the others."""
+        body = await read_json_body(request, SubmitBatchRequest)
+        results = [await _admit_one_of_batch(ctx, text) for text in body.txs]
+        return JSONResponse({"results": results}, status_code=200)
 
     @router.get(
         "/{tx_id}",
