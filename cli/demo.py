@@ -241,6 +241,8 @@ def _kept(console: Console, story: sc.Story) -> None:
              if name != sc.KILLED]
     lines.append(f"{sc.KILLED}  killed in step 4; restart it with: imi devnet restart {sc.KILLED} --dir {directory}")
     lines.append("(the agencies' issuer services ran inside this demo and stop with it)")
+    live = next(api for name, api in story.consortium.apis.items() if name != sc.KILLED)
+    lines.append(f"audit the chain: imi ledger audit --node {live} --genesis {directory / 'genesis.json'}")
     lines.append(f"stop everything: imi devnet down --dir {directory}   (or .venv/bin/imi …)")
     console.print(Panel("\n".join(lines), title="the consortium is still running", title_align="left"))
 
