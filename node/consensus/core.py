@@ -41,8 +41,8 @@ record                                             written when
 ``{"t": "round", "h", "r"}``                       entering round r
 ``{"t": "proposal", "m": proposal}``               we signed a proposal
 ``{"t": "vote", "m": vote}``                       we signed a vote
-``{"t": "lock", "h", "r", "block"}``               lockedRound / lockedValue changed
-``{"t": "valid", "h", "r", "block"}``              validRound / validValue changed
+``{"t": "lock", "h", "r", "block", "pol"}``        lockedRound / lockedValue changed (+ its prevotes)
+``{"t": "valid", "h", "r", "block", "pol"}``       validRound / validValue changed (+ its prevotes)
 ``{"t": "decide", "block", "cert"}``               a block was decided at h
 =================================================  =====================================
 
@@ -162,6 +162,7 @@ class _Restored:
     votes: dict[tuple[int, str], Vote] = field(default_factory=dict)
     lock: tuple[int, Block] | None = None
     valid: tuple[int, Block] | None = None
+    pol: list[Vote] = field(default_factory=list)  # prevotes that justified the lock / valid value
     decision: tuple[Block, CommitCertificate] | None = None
 
 
@@ -206,6 +207,10 @@ def parse_records(records: Iterable[Value]) -> _Restored:
             elif kind in (REC_LOCK, REC_VALID):
                 if _int(rec, "h") == state.height:
                     pair = (_int(rec, "r"), Block.from_value(rec.get("block")))
+                    pol = rec.get("pol", [])
+                    if not isinstance(pol, list):
+                        raise RestoreError(f"record {kind!r}: pol must be a list")
+                    state.pol.extend(Vote.from_value(v) for v in pol)
                     if kind == REC_LOCK:
                         state.lock = pair
                     else:
@@ -347,6 +352,11 @@ class Core:
         self._own_votes = dict(state.votes)
         for own in state.votes.values():
             self._tally(own.round, own.kind, create=True).add(own, self._my_power)
+        for vote in state.pol:  # the proof of lock survives the crash with the lock
+            member = self.validators.get(vote.validator)
+            tally = self._tally(vote.round, PREVOTE, create=True)
+            if member is not None and vote.kind == PREVOTE and not tally.voted(vote):
+                tally.add(vote, member.power)
         if state.lock is not None:
             self.locked_round, self.locked_block = state.lock
         if state.valid is not None:
@@ -843,11 +853,19 @@ class Core:
 
     def _set_lock(self, round_: int, block: Block) -> None:
         self.locked_round, self.locked_block = round_, block
-        self._persist({"t": REC_LOCK, "h": self.height, "r": round_, "block": block.to_value()})
+        self._persist({"t": REC_LOCK, "h": self.height, "r": round_, "block": block.to_value(),
+                       "pol": self._pol(round_, block)})
 
     def _set_valid(self, round_: int, block: Block) -> None:
         self.valid_round, self.valid_block = round_, block
-        self._persist({"t": REC_VALID, "h": self.height, "r": round_, "block": block.to_value()})
+        self._persist({"t": REC_VALID, "h": self.height, "r": round_, "block": block.to_value(),
+                       "pol": self._pol(round_, block)})
+
+    def _pol(self, round_: int, block: Block) -> list[Value]:
+        """The prevotes for ``block`` at ``round_`` (our proof of lock), as record values: after
+        a restart we can still forward them with a re-proposal, so others can unlock (L28)."""
+        voters = self._tally(round_, PREVOTE).by_hash.get(block.hash, {})
+        return [vote.to_value() for vote in voters.values()]
 
     def _set_step(self, step: Step) -> None:
         assert step in _STEP_TRANSITIONS[self.step_], f"step {self.step_.name} -> {step.name}"
