@@ -352,11 +352,11 @@ class Core:
         self._own_votes = dict(state.votes)
         for own in state.votes.values():
             self._tally(own.round, own.kind, create=True).add(own, self._my_power)
-        for vote in state.pol:  # the proof of lock survives the crash with the lock
-            member = self.validators.get(vote.validator)
-            tally = self._tally(vote.round, PREVOTE, create=True)
-            if member is not None and vote.kind == PREVOTE and not tally.voted(vote):
-                tally.add(vote, member.power)
+        for pol_vote in state.pol:  # the proof of lock survives the crash with the lock
+            member = self.validators.get(pol_vote.validator)
+            tally = self._tally(pol_vote.round, PREVOTE, create=True)
+            if member is not None and pol_vote.kind == PREVOTE and not tally.voted(pol_vote):
+                tally.add(pol_vote, member.power)
         if state.lock is not None:
             self.locked_round, self.locked_block = state.lock
         if state.valid is not None:
