@@ -24,6 +24,7 @@ ENCODING_INT_MAX: Final = 2**64 - 1
 TX_BYTES_MAX: Final = 64 * 1024  # encoded signed transaction
 TX_TYPE_CHARS_MAX: Final = 64
 TX_SIGNATURES_MAX: Final = 32  # multi-signature governance transactions
+TX_KEY_CACHE_ENTRIES_MAX: Final = 4096  # parsed signer keys remembered (a pure function's cache)
 TX_NONCE_BYTES: Final = 16
 TX_TTL_MS_MAX: Final = 24 * 3600 * 1000  # expires_at_ms - block time
 DID_CHARS_MAX: Final = 256

@@ -13,6 +13,7 @@ transaction stays admissible (``block time < expires_at_ms <= block time + TTL``
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from ledger.constants import (
     DID_CHARS_MAX,
     PROTOCOL_VERSION,
     TX_BYTES_MAX,
+    TX_KEY_CACHE_ENTRIES_MAX,
     TX_NONCE_BYTES,
     TX_SIGNATURES_MAX,
     TX_TTL_MS_MAX,
@@ -71,13 +73,28 @@ class TxSignature:
         jwk, sig = value.get("jwk"), value.get("sig")
         if not isinstance(jwk, dict) or not isinstance(sig, bytes):
             raise TransactionError("signature needs jwk (map) and sig (bytes)")
-        try:
-            key = PublicKey.from_jwk(jwk)
-        except KeyError_ as exc:
-            raise TransactionError(f"signature key: {exc}", reason="bad-key") from exc
-        if dict(key.to_jwk()) != jwk:
-            raise UnknownFieldError("signature jwk carries members beyond the public key")
-        return cls(key, sig)
+        members = tuple(jwk.items())
+        if all(type(member) is str for member in jwk.values()):
+            return cls(_exact_public_key(members), sig)
+        return cls(_exact_public_key.__wrapped__(members), sig)  # unhashable: not cached
+
+
+@functools.lru_cache(maxsize=TX_KEY_CACHE_ENTRIES_MAX)
+def _exact_public_key(members: tuple[tuple[str, str], ...]) -> PublicKey:
+    """The public key a signature's JWK members denote, if they are exactly its public JWK.
+
+    A pure function of ``members`` (same members, same key or same error), cached
+    because the same signers sign many transactions and parsing a key (base64url,
+    point checks, the thumbprint) costs more than the rest of a signature's parse.
+    """
+    jwk = dict(members)
+    try:
+        key = PublicKey.from_jwk(jwk)
+    except KeyError_ as exc:
+        raise TransactionError(f"signature key: {exc}", reason="bad-key") from exc
+    if dict(key.to_jwk()) != jwk:
+        raise UnknownFieldError("signature jwk carries members beyond the public key")
+    return key
 
 
 @dataclass(frozen=True, slots=True)
