@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from ledger.constants import (
     CHAIN_ID_CHARS_MAX,
     DID_CHARS_MAX,
+    ENCODING_BYTES_MAX,
     PROTOCOL_VERSION,
     TX_BYTES_MAX,
     TX_KEY_CACHE_ENTRIES_MAX,
@@ -40,7 +41,7 @@ from ledger.errors import (
     TransactionError,
     UnknownFieldError,
 )
-from ledger.hashing import HashTag, hash_value
+from ledger.hashing import HashTag, tagged_hash
 from ledger.keys import PublicKey, SigningKey
 
 _TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
@@ -79,6 +80,26 @@ class TxSignature:
         return cls(_exact_public_key.__wrapped__(members), sig)  # unhashable: not cached
 
 
+# The body's first entry, "v": the only key that sorts before "sigs" (keys sort by their
+# encoded bytes: shorter first, then bytewise; "type" is the other four-letter key).
+_VERSION_ENTRY = encode("v") + encode(PROTOCOL_VERSION)
+_SIGS_KEY = encode("sigs")
+
+
+def _with_signatures(body: bytes, sigs: list[Value]) -> bytes:
+    """The transaction's canonical bytes from its body's and its signature list: a map's
+    encoding is its head followed by its entries in key order, so "sigs" is spliced in
+    after the first entry and the head counts one entry more.
+
+    Requires ``body`` = ``encode(body_value())`` (seven entries, "v" first)."""
+    assert body[0] == 0xA7 and body.startswith(_VERSION_ENTRY, 1)
+    split = 1 + len(_VERSION_ENTRY)
+    full = b"".join((b"\xa8", body[1:split], _SIGS_KEY, encode(sigs), body[split:]))
+    if len(full) > ENCODING_BYTES_MAX:
+        raise EncodingError(f"encoded value is {len(full)} bytes, limit {ENCODING_BYTES_MAX}")
+    return full
+
+
 @functools.lru_cache(maxsize=TX_KEY_CACHE_ENTRIES_MAX)
 def _exact_public_key(members: tuple[tuple[str, str], ...]) -> PublicKey:
     """The public key a signature's JWK members denote, if they are exactly its public JWK.
@@ -114,9 +135,13 @@ class Transaction:
     _encoded: bytes | None = field(init=False, default=None, repr=False, compare=False)
     _checked_for: str | None = field(init=False, default=None, repr=False, compare=False)
     _canonical: Canonical | None = field(init=False, default=None, repr=False, compare=False)
+    # The body's canonical bytes (the id's preimage), kept so to_bytes only adds the signatures.
+    _body: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tx_id", hash_value(HashTag.TX, self.body_value()))
+        body = encode(self.body_value())
+        object.__setattr__(self, "_body", body)
+        object.__setattr__(self, "tx_id", tagged_hash(HashTag.TX, body))
 
     # --- construction -------------------------------------------------------
     @classmethod
@@ -165,8 +190,9 @@ class Transaction:
         return value
 
     def to_bytes(self) -> bytes:
+        """``encode(self.to_value())``, built from the kept body bytes."""
         if self._encoded is None:
-            object.__setattr__(self, "_encoded", encode(self.to_value()))
+            object.__setattr__(self, "_encoded", _with_signatures(self._body, [s.to_value() for s in self.signatures]))
         assert self._encoded is not None
         return self._encoded
 

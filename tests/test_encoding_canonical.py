@@ -61,3 +61,13 @@ def test_a_transaction_splices_as_its_value_and_parses_back() -> None:
     assert canonical.depth == nesting_depth(tx.to_value())
     assert encode({"txs": [canonical]}) == encode({"txs": [tx.to_value()]})
     assert Transaction.from_value(canonical).to_bytes() == tx.to_bytes()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), values, max_size=5), st.integers(min_value=0, max_value=3))
+def test_a_transactions_kept_bytes_are_the_encoding_of_its_value(payload: dict[str, Value], signers: int) -> None:
+    keys = [SigningKey.generate() for _ in range(signers)]
+    tx = Transaction.create(chain_id="imi-test", type="test.note", sender="did:imi:x",
+                            payload=payload, expires_at_ms=10**12).sign(*keys)
+    assert tx.to_bytes() == encode(tx.to_value())
+    assert tx.canonical().depth == nesting_depth(tx.to_value())
