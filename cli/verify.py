@@ -7,7 +7,7 @@ checks every answer against commit certificates rooted in ``--genesis``. A lying
 or stale node yields an invalid verdict with a reason, never a wrong "valid".
 
 Exit 0 valid (prints the disclosed claims), 1 invalid (``error [reason]: ...`` or
-``{"valid": false, "reason": ...}`` with ``--json``), 2 usage.
+``{"ok": false, "valid": false, "reason": ...}`` with ``--json``), 2 usage.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def ledger_verdict(presentation: str, request: PresentationRequest, *, node: str
 def report(result: VerificationResult, *, as_json: bool, now: int) -> None:
     """Print the verdict; exit 1 when invalid."""
     if as_json:
-        typer.echo(json.dumps({"valid": result.valid, "reason": None if result.valid else result.reason,
+        typer.echo(json.dumps({"ok": result.valid, "valid": result.valid,
+                               "reason": None if result.valid else result.reason,
                                "detail": result.detail, "disclosed": dict(result.claims or {}),
                                "checked_at": now}, indent=2, sort_keys=True, ensure_ascii=False))
         if not result.valid:

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import typer.main
 from typer.testing import CliRunner
 
 from cli._common import JsonLogFormatter
 from cli.main import app
+from cli.verify import report
 
 NOW = 1_767_225_600
 REPO = Path(__file__).resolve().parent.parent
@@ -214,3 +216,16 @@ def test_entry_point_failure_with_json_has_no_traceback(tmp_path: Path) -> None:
                           check=False, capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert json.loads(done.stdout)["reason"] == "bad-file"
+
+
+def test_verify_json_verdict_carries_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    from identity.verifier import VerificationResult
+
+    with pytest.raises(typer.Exit) as exited:
+        report(VerificationResult(False, None, "revoked", "status list says revoked"), as_json=True, now=NOW)
+    assert exited.value.exit_code == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert (verdict["ok"], verdict["valid"], verdict["reason"]) == (False, False, "revoked")
+    report(VerificationResult(True, {"a": 1}, "valid"), as_json=True, now=NOW)
+    verdict = json.loads(capsys.readouterr().out)
+    assert (verdict["ok"], verdict["disclosed"]) == (True, {"a": 1})
