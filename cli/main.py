@@ -1,11 +1,15 @@
 """The ``imi`` command: one entry point over ledger, node and identity.
 
 Exit codes: 0 success, 1 rejected or invalid (with the reason), 2 usage error.
-Each command group lives in its own module and is mounted here.
+Each command group lives in its own module and is mounted here. An exception no
+command anticipated still ends in one line and exit 1, never a traceback
+(``IMI_TRACEBACK=1`` shows it, for debugging).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 import typer
@@ -55,6 +59,15 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # the contract: one line and exit 1, never a traceback
+        if os.environ.get("IMI_TRACEBACK"):
+            raise
+        detail = f"{type(exc).__name__}: {exc}"
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"ok": False, "reason": "internal-error", "detail": detail}))
+        else:
+            print(f"error [internal-error]: {detail} (IMI_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -229,3 +230,13 @@ def test_verify_json_verdict_carries_ok(capsys: pytest.CaptureFixture[str]) -> N
     report(VerificationResult(True, {"a": 1}, "valid"), as_json=True, now=NOW)
     verdict = json.loads(capsys.readouterr().out)
     assert (verdict["ok"], verdict["disclosed"]) == (True, {"a": 1})
+
+
+def test_an_unanticipated_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "pids.json").write_text("not json")  # devnet down has no answer for a corrupt pid file
+    for extra, stream in (([], "stderr"), (["--json"], "stdout")):
+        done = subprocess.run([sys.executable, "-m", "cli.main", "devnet", "down", "--dir", str(tmp_path), *extra],
+                              check=False, capture_output=True, text=True, cwd=REPO, timeout=60,
+                              env={k: v for k, v in os.environ.items() if k != "IMI_TRACEBACK"})
+        assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+        assert "internal-error" in getattr(done, stream)
