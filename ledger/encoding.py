@@ -112,10 +112,10 @@ def _encode_into(out: bytearray, value: Value, depth: int) -> None:
         out += _encode_text(value)  # type: ignore[arg-type]
     elif kind is bytes:
         out += _head(_MAJOR_BYTES, len(value))  # type: ignore[arg-type]
-        out += value  # type: ignore[operator]
+        out += value  # type: ignore[arg-type]
     elif kind is int:
         if not ENCODING_INT_MIN <= value <= ENCODING_INT_MAX:  # type: ignore[operator]
-            raise EncodingError(f"integer out of range: {value}")
+            raise EncodingError(f"integer out of range: {value!r}")
         if value >= 0:  # type: ignore[operator]
             out += _head(_MAJOR_UINT, value)  # type: ignore[arg-type]
         else:
@@ -149,7 +149,7 @@ def _encode_into(out: bytearray, value: Value, depth: int) -> None:
         raise EncodingError(f"type {type(value).__name__} has no canonical encoding")
 
 
-def _encode_list(out: bytearray, value: "list[Value] | tuple[Value, ...]", depth: int) -> None:
+def _encode_list(out: bytearray, value: list[Value] | tuple[Value, ...], depth: int) -> None:
     if len(value) > ENCODING_ITEMS_MAX:
         raise EncodingError(f"list has more than {ENCODING_ITEMS_MAX} items")
     out += _head(_MAJOR_ARRAY, len(value))
@@ -157,7 +157,7 @@ def _encode_list(out: bytearray, value: "list[Value] | tuple[Value, ...]", depth
         _encode_into(out, item, depth + 1)
 
 
-def _encode_map(out: bytearray, value: "dict[str, Value]", depth: int) -> None:
+def _encode_map(out: bytearray, value: dict[str, Value], depth: int) -> None:
     if len(value) > ENCODING_ITEMS_MAX:
         raise EncodingError(f"map has more than {ENCODING_ITEMS_MAX} entries")
     if depth + 1 > ENCODING_DEPTH_MAX and value:

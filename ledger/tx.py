@@ -200,7 +200,7 @@ class Transaction:
         """The transaction's value as :class:`Canonical` bytes, for splicing into a
         larger value (a block) without encoding the transaction again."""
         if self._canonical is None:
-            sigs = [s.to_value() for s in self.signatures]
+            sigs: list[Value] = [s.to_value() for s in self.signatures]
             depth = 1 + max(nesting_depth(self.payload), nesting_depth(sigs))
             object.__setattr__(self, "_canonical", Canonical(self.to_bytes(), depth))
         assert self._canonical is not None

@@ -12,7 +12,6 @@ from ledger.encoding import Canonical, Value, encode, nesting_depth
 from ledger.errors import EncodingError
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
-
 from tests.test_encoding_roundtrip import values
 
 
