@@ -27,21 +27,17 @@ app = typer.Typer(help="Run one validator.", no_args_is_help=True)
 
 
 def compose_handlers() -> tuple[dict[str, Handler], list[Any]]:
-    """The transaction handlers and extra API routers of a full node: devnet + identity."""
+    """The transaction handlers and extra API routers of a full node: devnet + identity.
+
+    Imported directly (no fallback): a node silently missing the identity rules
+    would reject every identity transaction its peers accept.
+    """
+    from identity.api import ROUTERS
+    from identity.rules import IDENTITY_HANDLERS
+
     handlers: dict[str, Handler] = dict(DEVNET_HANDLERS)
-    routers: list[Any] = []
-    try:
-        from identity.rules import IDENTITY_HANDLERS
-
-        handlers.update(IDENTITY_HANDLERS)
-    except ImportError:
-        pass
-    try:
-        from identity.api import ROUTERS
-
-        routers.extend(ROUTERS)
-    except ImportError:
-        pass
+    handlers.update(IDENTITY_HANDLERS)
+    routers: list[Any] = list(ROUTERS)
     return handlers, routers
 
 
