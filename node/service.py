@@ -276,6 +276,10 @@ class ValidatorService:
                 if not waiting:
                     del self._waiters[tx_id]
 
+    def is_pending(self, tx_id: bytes) -> bool:
+        """True while ``tx_id`` waits in this validator's mempool (GET /v1/transactions: "pending")."""
+        return tx_id in self.mempool
+
     def status(self) -> dict[str, Any]:
         head = self._store.head()
         core = self.driver.core
