@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,12 @@ from types import ModuleType
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from cli.genesis import free_ports
 from cli.main import app as cli_app
 from node.api import create_app
+from tests.serving import serve_in_thread
 from tests.test_node_api_support import InProcessNode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,19 +39,8 @@ def served_api() -> Iterator[int]:
     """A DevNode's API on a loopback port (uvicorn in a thread)."""
     node = InProcessNode()
     node.commit()
-    port = free_ports(1)[0]
-    server = uvicorn.Server(uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
+    with serve_in_thread(create_app(node)) as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _load_healthcheck() -> ModuleType:

@@ -8,14 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from cli.genesis import free_ports
@@ -28,6 +26,7 @@ from identity.rules import IDENTITY_HANDLERS
 from identity.wallet import KdfParams, Wallet
 from node.api import create_app
 from node.execution import DEVNET_HANDLERS, Executor
+from tests.serving import serve_in_thread
 from tests.test_issuance_world import CITIZEN_CLAIMS, VCT, issuer_dir, setup_ledger
 from tests.test_node_api_support import InProcessNode
 
@@ -41,20 +40,8 @@ def node_url() -> Iterator[tuple[str, InProcessNode]]:
     node = InProcessNode()
     node.executor = Executor(node.genesis.chain_id, {**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
     node.commit()
-    port = free_ports(1)[0]
-    server = uvicorn.Server(uvicorn.Config(create_app(node, extra_routers=ROUTERS), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
+    with serve_in_thread(create_app(node, extra_routers=ROUTERS)) as port:
         yield f"http://127.0.0.1:{port}", node
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
+from cli.genesis import free_ports
 from cli.main import app as cli_app
 from node.api import create_app
 from node.loadgen import LoadResult, percentile, run_load
+from tests.serving import serve_in_thread
 from tests.test_node_api_support import InProcessNode
 
 
@@ -85,29 +83,12 @@ def test_run_load_moves_off_an_unreachable_validator() -> None:
     assert result.committed == 9 and dict(result.failures_by_reason) == {"transport-ConnectError": 1}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture()
 def served_node() -> Iterator[tuple[str, InProcessNode]]:
     """The API over uvicorn on a loopback port, in a thread."""
     node = InProcessNode()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
+    with serve_in_thread(create_app(node)) as port:
         yield f"http://127.0.0.1:{port}", node
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_bench_load_cli_json_and_ids_out(served_node: tuple[str, InProcessNode], tmp_path: Path) -> None:
@@ -124,7 +105,7 @@ def test_bench_load_cli_json_and_ids_out(served_node: tuple[str, InProcessNode],
 
 
 def test_bench_load_cli_unreachable_exits_1() -> None:
-    result = CliRunner().invoke(cli_app, ["bench", "load", "--url", f"http://127.0.0.1:{_free_port()}",
+    result = CliRunner().invoke(cli_app, ["bench", "load", "--url", f"http://127.0.0.1:{free_ports(1)[0]}",
                                           "--txs", "1", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.output)["reason"] == "unreachable"

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
 
+from cli.genesis import free_ports
 from ledger.keys import SigningKey
 from ledger.validators import Validator, ValidatorSet
 from node import tls
 from node.constants import FRAME_BYTES_MAX
 from node.errors import FrameError
 from node.transport import Transport, encode_frame, read_frame
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Identity:
@@ -32,7 +26,7 @@ class _Identity:
         self.key_file.write_bytes(key_pem)
         self.cert_file.write_bytes(cert_pem)
         self.cert_pem = cert_pem
-        self.port = _free_port()
+        self.port = free_ports(1)[0]
         self.validator = Validator(name, self.key.public_key, 1, f"127.0.0.1:{self.port}",
                                    tls.spki_sha256_of_cert(cert_pem))
 
