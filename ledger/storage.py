@@ -232,11 +232,18 @@ class TxRecord:
 
 @dataclass(frozen=True, slots=True)
 class BlockPreview:
-    """What a header must carry if a block with these txs and state updates follows the head."""
+    """What a header must carry if a block with these txs and state updates follows the head.
+
+    It keeps the log and state writes it computed (``writes``, on top of head
+    ``base_height``), so :meth:`LedgerStore.append_block` can reuse them instead of
+    applying the same updates to the trees a second time.
+    """
 
     log_size: int
     log_root: bytes
     state_root: bytes
+    base_height: int = -1
+    writes: WriteBatch = field(default_factory=WriteBatch, repr=False, compare=False)
 
 
 def _height_key(prefix: bytes, height: int) -> bytes:
@@ -328,15 +335,17 @@ class LedgerStore:
         """Log size/root and state root after a block with ``tx_ids`` and ``state_updates``
         on top of the head; writes nothing (for the proposer building a header)."""
         scratch = WriteBatch()
+        height = self.height()
         size, root = self.log.append([leaf_hash(tx_id) for tx_id in tx_ids], scratch)
-        state_root = self.state.apply(state_updates, self.height() + 1, scratch, base_version=self.height())
-        return BlockPreview(size, root, state_root)
+        state_root = self.state.apply(state_updates, height + 1, scratch, base_version=height)
+        return BlockPreview(size, root, state_root, height, scratch)
 
     def append_block(
         self,
         block: Block,
         certificate: CommitCertificate,
         state_updates: Mapping[bytes, bytes | None],
+        prepared: BlockPreview | None = None,
     ) -> None:
         """Store ``block`` (the head's successor) with its certificate and state changes, atomically.
 
@@ -346,6 +355,12 @@ class LedgerStore:
         already. The certificate's signatures are the caller's to verify
         (:class:`ledger.chain.ChainVerifier`). Raises :class:`BlockError` and
         writes nothing if a check fails.
+
+        ``prepared`` is the :meth:`preview` of these ``state_updates`` and tx ids on
+        the current head: its log and state writes are reused when it was made on
+        this head and names this header's roots (log leaves and state nodes are
+        content-addressed, so equal roots mean equal writes); otherwise the trees
+        are applied here.
         """
         header = block.header
         pointer = self.head_pointer()
@@ -359,14 +374,20 @@ class LedgerStore:
         if (certificate.block_hash != header.hash or certificate.height != header.height
                 or certificate.chain_id != header.chain_id):
             raise BlockError("certificate is for another block", reason="certificate-mismatch")
-        batch = WriteBatch()
         log_start = self.log.size()
-        log_size, log_root = self.log.append([leaf_hash(tx.tx_id) for tx in block.txs], batch)
-        if (log_size, log_root) != (header.log_size, header.log_root):
-            raise BlockError(f"block {header.height}: log root or size differs", reason="log-root-mismatch")
-        state_root = self.state.apply(state_updates, header.height, batch, base_version=height)
-        if state_root != header.state_root:
-            raise BlockError(f"block {header.height}: state root differs", reason="state-root-mismatch")
+        if (prepared is not None and prepared.base_height == height
+                and (prepared.log_size, prepared.log_root, prepared.state_root)
+                == (header.log_size, header.log_root, header.state_root)):
+            batch = WriteBatch(dict(prepared.writes.ops))  # a copy: a failed append leaves it intact
+        else:
+            batch = WriteBatch()
+            log_size, log_root = self.log.append([leaf_hash(tx.tx_id) for tx in block.txs], batch)
+            if (log_size, log_root) != (header.log_size, header.log_root):
+                raise BlockError(f"block {header.height}: log root or size differs",
+                                 reason="log-root-mismatch")
+            state_root = self.state.apply(state_updates, header.height, batch, base_version=height)
+            if state_root != header.state_root:
+                raise BlockError(f"block {header.height}: state root differs", reason="state-root-mismatch")
         for index, tx in enumerate(block.txs):
             key = PREFIX_TX + tx.tx_id
             if self.kv.get(key) is not None or not isinstance(batch.lookup(key), _Missing):

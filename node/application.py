@@ -29,7 +29,7 @@ from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX
 from ledger.errors import BlockError, LedgerError
 from ledger.genesis import Genesis
-from ledger.storage import PREFIX_TX, LedgerStore
+from ledger.storage import PREFIX_TX, BlockPreview, LedgerStore
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
 from node.constants import PROPOSE_BATCH_TXS_MAX
@@ -64,7 +64,7 @@ class LedgerApplication:
         self.mempool = mempool
         self.my_key_id = my_key_id
         self.now_ms = now_ms
-        self._executions: OrderedDict[bytes, Updates] = OrderedDict()
+        self._executions: OrderedDict[bytes, tuple[Updates, BlockPreview]] = OrderedDict()
         self._validator_sets: OrderedDict[int, ValidatorSet] = OrderedDict()
         self.listeners: list[CommitListener] = []
         self.rejected_blocks = 0
@@ -83,8 +83,8 @@ class LedgerApplication:
             return self.genesis.hash, self.genesis.time_ms
         return head.hash, head.time_ms
 
-    def _remember(self, block_hash: bytes, updates: Updates) -> None:
-        self._executions[block_hash] = updates
+    def _remember(self, block_hash: bytes, updates: Updates, preview: BlockPreview) -> None:
+        self._executions[block_hash] = (updates, preview)
         while len(self._executions) > EXECUTIONS_CACHED_MAX:
             self._executions.popitem(last=False)
 
@@ -131,7 +131,7 @@ class LedgerApplication:
             next_validator_set_hash=execution.next_validators.hash, proposer=self.my_key_id,
         )
         block = Block(header, execution.txs)
-        self._remember(block.hash, execution.updates)
+        self._remember(block.hash, execution.updates, preview)
         return block
 
     def validate_block(self, block: Block) -> bool:
@@ -166,10 +166,11 @@ class LedgerApplication:
                                  reason="conflicting-commit")
             return False
         certificate.verify(header, self.validators_at(header.height))
-        updates = self._executions.pop(block.hash, None)
-        if updates is None:
-            updates = self._check(block, check_clock=False)
-        self.store.append_block(block, certificate, updates)
+        remembered = self._executions.pop(block.hash, None)
+        updates, preview = remembered if remembered is not None else self._check(block, check_clock=False)
+        # The preview made when the block was built or validated carries the tree
+        # writes; the store reuses them if the head has not moved since.
+        self.store.append_block(block, certificate, updates, preview)
         for stale in [h for h in self._validator_sets if h <= header.height - VALIDATOR_SETS_CACHED_MAX // 2]:
             del self._validator_sets[stale]
         if self.mempool is not None:
@@ -190,8 +191,9 @@ class LedgerApplication:
             out.append(pending if pending is not None and pending == tx else tx)
         return out
 
-    def _check(self, block: Block, *, check_clock: bool) -> Updates:
-        """Re-execute ``block`` on the head state; return its updates or raise :class:`BlockError`."""
+    def _check(self, block: Block, *, check_clock: bool) -> tuple[Updates, BlockPreview]:
+        """Re-execute ``block`` on the head state; return its updates and store preview,
+        or raise :class:`BlockError`."""
         h = block.header
         if h.chain_id != self.genesis.chain_id:
             raise BlockError("block of another chain", reason="wrong-chain")
@@ -221,8 +223,8 @@ class LedgerApplication:
             raise BlockError("log root or size differs", reason="log-root-mismatch")
         if preview.state_root != h.state_root:
             raise BlockError("state root differs after re-execution", reason="state-root-mismatch")
-        self._remember(block.hash, execution.updates)
-        return execution.updates
+        self._remember(block.hash, execution.updates, preview)
+        return execution.updates, preview
 
 
 __all__ = ["LedgerApplication"]

@@ -231,3 +231,30 @@ def test_preview_writes_nothing_and_matches_the_append() -> None:
     block, _ = next_block(chain, (tx,), {b"a": b"1"})
     assert (block.header.log_size, block.header.log_root, block.header.state_root) == (
         preview.log_size, preview.log_root, preview.state_root)
+
+
+def test_append_with_the_preview_writes_what_a_fresh_apply_writes() -> None:
+    from tests.test_storage_support import new_chain, next_block, random_updates
+
+    rng_a, rng_b = random.Random(5), random.Random(5)
+    fresh, reused = new_chain(), new_chain()
+    for height in range(1, 6):
+        txs = (factories.note_tx(data=bytes([height])),)
+        updates_a, updates_b = random_updates(rng_a, height), random_updates(rng_b, height)
+        block, cert = next_block(fresh, txs, updates_a)
+        fresh.store.append_block(block, cert, updates_a)
+        prepared = reused.store.preview([tx.tx_id for tx in txs], updates_b)
+        reused.store.append_block(block, cert, updates_b, prepared)
+    assert list(fresh.store.kv.iterate(b"")) == list(reused.store.kv.iterate(b""))
+
+
+def test_a_preview_made_on_another_head_is_not_reused() -> None:
+    from tests.test_storage_support import new_chain, next_block
+
+    chain = new_chain()
+    stale = chain.store.preview([], {b"note/x": b"stale"})  # made on head 0
+    block, cert = next_block(chain, (), {b"note/x": b"1"})
+    chain.store.append_block(block, cert, {b"note/x": b"1"})
+    block2, cert2 = next_block(chain, (), {b"note/x": b"2"})
+    chain.store.append_block(block2, cert2, {b"note/x": b"2"}, stale)  # ignored: built on head 0
+    assert chain.store.state_get(b"note/x", 2) == b"2"
