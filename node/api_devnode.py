@@ -111,7 +111,7 @@ class DevNode:
         )
         block = Block(header, execution.txs)
         certificate = self._certify(header)
-        self._store.append_block(block, certificate, execution.updates)
+        self._store.append_block(block, certificate, execution.updates, preview)
         self.mempool.clear()
         return block
 
