@@ -21,15 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import nacl.bindings
 import nacl.exceptions
-import nacl.signing
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from identity.constants import ALLOWED_ALGS, JSON_DEPTH_MAX, JWS_CHARS_MAX
 from identity.errors import FormatError
+from ledger.errors import KeyError_
 from ledger.keys import ALG_EDDSA, PublicKey, SigningKey, b64url_encode
 
 JsonObject = dict[str, Any]
@@ -65,6 +65,12 @@ _DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_const
 # whitespace matches in Python; used when the value spans the whole text.
 _SCAN_ONCE: Final = _DECODER.scan_once  # type: ignore[attr-defined]
 _ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())  # immutable; built once, not per verify
+# Parsed JOSE headers by their exact base64url text. A verifier meets few distinct
+# headers (one per issuer key, one KB-JWT header per holder algorithm), and parsing
+# is pure, so a hit returns what parsing would. Only headers that passed every
+# check and hold no container are kept; each parse gets its own (shallow) copy.
+HEADERS_CACHED_MAX: Final = 256
+_HEADERS: Final[dict[str, JsonObject]] = {}
 _B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # base64url → standard alphabet in one C pass; "+", "/" and "=" are not base64url,
 # so they become "*", which the strict standard decoder refuses.
@@ -150,17 +156,14 @@ class PreparedKey:
     by the exact bytes, so the memo can never turn a bad signature into a good one.
     """
 
-    __slots__ = ("_ec", "_ed", "_memo", "_memo_max", "public_key")
+    __slots__ = ("_ec", "_memo", "_memo_max", "public_key")
 
     def __init__(self, public_key: PublicKey, *, memo_max: int = 0) -> None:
-        self.public_key = public_key
-        self._ed: nacl.signing.VerifyKey | None = None
+        self.public_key = public_key  # Ed25519: its 32 raw bytes go to libsodium as they are
         self._ec: ec.EllipticCurvePublicKey | None = None
         self._memo: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
         self._memo_max = memo_max
-        if public_key.alg == ALG_EDDSA:
-            self._ed = nacl.signing.VerifyKey(public_key.raw)
-        else:
+        if public_key.alg != ALG_EDDSA:
             self._ec = ec.EllipticCurvePublicKey.from_encoded_point(
                 ec.SECP256R1(), public_key.raw
             )
@@ -190,20 +193,81 @@ class PreparedKey:
         return self._verify(message, signature)
 
     def _verify(self, message: bytes, signature: bytes) -> bool:
-        if self._ed is not None:
-            try:
-                self._ed.verify(message, signature)
+        if self._ec is None:
+            try:  # what VerifyKey.verify does, without its argument checks (done above)
+                nacl.bindings.crypto_sign_open(signature + message, self.public_key.raw)
                 return True
             except (nacl.exceptions.BadSignatureError, ValueError):
                 return False
-        assert self._ec is not None
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:], "big")
         try:
-            self._ec.verify(encode_dss_signature(r, s), message, _ECDSA_SHA256)
+            self._ec.verify(der_signature(signature), message, _ECDSA_SHA256)
             return True
         except InvalidSignature:
             return False
+
+
+def der_signature(signature: bytes) -> bytes:
+    """ECDSA-Sig-Value DER of a 64-byte JWS ``r || s`` (RFC 7518 §3.4); precondition:
+    ``len(signature) == 64``. The same bytes as ``encode_dss_signature`` (minimal
+    INTEGERs: leading zeros dropped, a zero prepended when the high bit is set),
+    built without the two int conversions."""
+    r = signature[:32].lstrip(b"\0")
+    s = signature[32:].lstrip(b"\0")
+    if not r or r[0] & 0x80:
+        r = b"\0" + r
+    if not s or s[0] & 0x80:
+        s = b"\0" + s
+    # each INTEGER ≤ 33 bytes, so every length fits the one-byte short form
+    return b"\x30" + bytes((len(r) + len(s) + 4, 2, len(r))) + r + bytes((2, len(s))) + s
+
+
+class PreparedKeys:
+    """A bounded LRU of :class:`PreparedKey` by public JWK content, for resolvers
+    that meet the same keys again and again (ledger-resolved issuer and holder keys,
+    ``cnf.jwk``): a hit skips point validation, the thumbprint and the library key
+    object. The cache key is the JWK's required members (``kty``, ``crv``, ``x``,
+    ``y``: what the RFC 7638 thumbprint hashes), so two JWKs share an entry iff they
+    are the same key. Safe to share between threads: only single dict operations."""
+
+    __slots__ = ("_entries", "_entries_max")
+
+    def __init__(self, entries_max: int = 1024) -> None:
+        self._entries: OrderedDict[tuple[object, ...], PreparedKey] = OrderedDict()
+        self._entries_max = entries_max
+
+    def from_jwk(self, jwk: Mapping[str, object]) -> PreparedKey:
+        """The prepared key of a public JWK; raises :class:`KeyError_` like
+        ``PublicKey.from_jwk`` (private members are ignored here too)."""
+        if not isinstance(jwk, Mapping):
+            raise KeyError_("JWK must be an object")
+        get = jwk.get
+        members: tuple[object, ...] = (get("kty"), get("crv"), get("x"), get("y"))
+        try:
+            prepared = self._entries.pop(members, None)  # re-inserted: most recent last
+        except TypeError:  # an unhashable member: not a JWK from_jwk accepts either
+            prepared = None
+            members = ()
+        if prepared is None:
+            prepared = PreparedKey(PublicKey.from_jwk(jwk))
+        if members:
+            self._put(members, prepared)
+        return prepared
+
+    def get(self, public_key: PublicKey) -> PreparedKey:
+        """The prepared key of an already parsed public key."""
+        return self.from_jwk(public_key.to_jwk())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _put(self, members: tuple[object, ...], prepared: PreparedKey) -> None:
+        entries = self._entries
+        entries[members] = prepared
+        while len(entries) > self._entries_max:
+            try:
+                entries.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                break
 
 
 # --- JWS ------------------------------------------------------------------------------
@@ -232,7 +296,22 @@ def parse(token: str, *, chars_max: int = JWS_CHARS_MAX) -> Jws:
     parts = token.split(".")
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise FormatError("JWS must have three parts", reason="malformed-jws")
-    header = b64_json(parts[0])
+    encoded_header, encoded_payload, encoded_signature = parts
+    cached = _HEADERS.get(encoded_header)
+    header = _parse_header(encoded_header) if cached is None else dict(cached)
+    payload = b64_json(encoded_payload)
+    if not isinstance(payload, dict):
+        raise FormatError("JWS payload must be a JSON object", reason="malformed-jws")
+    try:
+        signature = b64url_decode_strict(encoded_signature)
+    except FormatError as exc:
+        raise FormatError("JWS signature is not base64url", reason="malformed-jws") from exc
+    signing_input = (encoded_header + "." + encoded_payload).encode("ascii")
+    return Jws(header, payload, signing_input, signature)
+
+
+def _parse_header(encoded: str) -> JsonObject:
+    header = b64_json(encoded)
     if not isinstance(header, dict):
         raise FormatError("JWS header must be a JSON object", reason="malformed-jws")
     # The algorithm is judged before anything else, so "none" with its empty
@@ -243,15 +322,11 @@ def parse(token: str, *, chars_max: int = JWS_CHARS_MAX) -> Jws:
     if "crit" in header:
         # We understand no extension, so RFC 7515 §4.1.11 obliges us to reject.
         raise FormatError("critical header parameters are not supported", reason="malformed-jws")
-    payload = b64_json(parts[1])
-    if not isinstance(payload, dict):
-        raise FormatError("JWS payload must be a JSON object", reason="malformed-jws")
-    try:
-        signature = b64url_decode_strict(parts[2])
-    except FormatError as exc:
-        raise FormatError("JWS signature is not base64url", reason="malformed-jws") from exc
-    signing_input = (parts[0] + "." + parts[1]).encode("ascii")
-    return Jws(header, payload, signing_input, signature)
+    if not any(isinstance(v, (dict, list)) for v in header.values()):  # a copy is then a full copy
+        if len(_HEADERS) >= HEADERS_CACHED_MAX:
+            _HEADERS.clear()  # many distinct headers: start over rather than track recency
+        _HEADERS[encoded] = dict(header)
+    return header
 
 
 def sign(header: Mapping[str, Any], payload: Mapping[str, Any], key: SigningKey) -> str:
@@ -265,9 +340,11 @@ def sign(header: Mapping[str, Any], payload: Mapping[str, Any], key: SigningKey)
 __all__ = [
     "Jws",
     "PreparedKey",
+    "PreparedKeys",
     "b64_json",
     "b64url_decode_strict",
     "b64url_sha256",
+    "der_signature",
     "json_dumps",
     "json_loads",
     "parse",

@@ -75,6 +75,7 @@ credential-too-old          RequestError         ``now - iat > max_age_s`` (or n
 from __future__ import annotations
 
 import enum
+import marshal
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -206,7 +207,7 @@ class CnfHolderKeys:
 
     def __init__(self, did_keys: Mapping[str, PublicKey] | None = None, *, cache_max: int = 1024) -> None:
         self._did_keys = {k: jose.PreparedKey(v) for k, v in (did_keys or {}).items()}
-        self._cache: OrderedDict[tuple[tuple[str, str], ...], jose.PreparedKey] = OrderedDict()
+        self._cache: OrderedDict[tuple[tuple[str, Any], ...], jose.PreparedKey] = OrderedDict()
         self._cache_max = cache_max
 
     def resolve(self, cnf: Mapping[str, Any]) -> jose.PreparedKey:
@@ -224,11 +225,13 @@ class CnfHolderKeys:
     def _from_jwk(self, jwk: dict[str, Any]) -> jose.PreparedKey:
         if "d" in jwk:
             raise KeyBindingError("cnf.jwk contains a private key", reason="unknown-holder-key")
+        # JSON member names are distinct strings, so sorting never compares values;
+        # a member value that is a container makes the key unhashable (TypeError).
+        cache_key = tuple(sorted(jwk.items()))
         try:
-            cache_key = tuple(sorted((str(k), str(v)) for k, v in jwk.items()))
+            cached = self._cache.pop(cache_key, None)  # re-inserted below: most recent last
         except TypeError as exc:  # unhashable or odd members: not a JWK we accept
             raise KeyBindingError("cnf.jwk is malformed", reason="unknown-holder-key") from exc
-        cached = self._cache.pop(cache_key, None)  # re-inserted below: most recent last
         if cached is not None:
             self._cache[cache_key] = cached
             return cached
@@ -284,22 +287,40 @@ class InMemoryStatusLists:
         return known
 
 
-class VerifierCache:
-    """Bounded memo of parsed issuer JWTs and decoded disclosures, keyed by exact text.
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """One SD-JWT (issuer JWT and disclosures, without KB-JWT) whose pure checks all
+    passed: parsing, every disclosure rule, and the digests. ``claims`` is the
+    ``marshal`` form of the disclosed claims, so each hit gets its own copy."""
 
-    For a long-lived verifier that sees the same credential presented again (a
-    daily login): parsing is pure, so a hit returns what parsing would. Nothing
-    is skipped — every check still runs on the parsed values; with an issuer
-    key memo (``FixedIssuerKey(memo_max=)``) the issuer signature is not
-    re-computed either. Failures are never cached. ``entries_max`` bounds each
-    of the two maps (memory ≤ entries_max × (JWS_CHARS_MAX + DISCLOSURE_CHARS_MAX)).
+    jws: jose.Jws
+    claims: bytes
+    sd_hash: str
+
+
+class VerifierCache:
+    """Bounded memo of what pure checks made of exact text, for a long-lived verifier
+    that sees the same credential presented again (a daily login).
+
+    Three maps, each keyed by exact text: parsed issuer JWTs, decoded disclosures,
+    and — for an SD-JWT (the presentation up to its last ``~``) whose disclosures
+    were all applied — the disclosed claims and its ``sd_hash``. These are pure
+    functions of the text, so a hit returns what the checks would compute. What
+    depends on anything else runs on every call: the issuer key is resolved and
+    its accreditation checked, the issuer signature checked (with
+    ``FixedIssuerKey(memo_max=)`` a signature seen valid before is not
+    re-computed), then times against ``now``, the whole KB-JWT (parsed, signature
+    computed, nonce/aud/iat/sd_hash), status and the request. Failures are never
+    cached. ``entries_max`` bounds each map (memory ≤ entries_max ×
+    (JWS_CHARS_MAX + DISCLOSURE_CHARS_MAX + 2 × PRESENTATION_CHARS_MAX)).
     """
 
-    __slots__ = ("_disclosures", "_entries_max", "_jws")
+    __slots__ = ("_checked", "_disclosures", "_entries_max", "_jws")
 
     def __init__(self, entries_max: int = 1024) -> None:
         self._jws: OrderedDict[str, jose.Jws] = OrderedDict()
         self._disclosures: OrderedDict[str, Disclosure] = OrderedDict()
+        self._checked: OrderedDict[str, _Checked] = OrderedDict()
         self._entries_max = entries_max
 
     def jws(self, token: str) -> jose.Jws:
@@ -315,6 +336,12 @@ class VerifierCache:
             decoded = Disclosure.decode(encoded)
             _lru_put(self._disclosures, encoded, decoded, self._entries_max)
         return decoded
+
+    def checked(self, sd_jwt: str) -> _Checked | None:
+        return _lru_get(self._checked, sd_jwt)
+
+    def put_checked(self, sd_jwt: str, checked: _Checked) -> None:
+        _lru_put(self._checked, sd_jwt, checked, self._entries_max)
 
 
 def _lru_get(memo: OrderedDict[str, _T], key: str) -> _T | None:
@@ -521,7 +548,7 @@ def _parse_kb(token: str) -> jose.Jws:
 
 def _check_key_binding(
     kb_token: str,
-    without_kb: str,
+    expected_sd_hash: str,
     payload: Mapping[str, Any],
     holder_keys: HolderKeyResolver,
     request: PresentationRequest,
@@ -547,7 +574,7 @@ def _check_key_binding(
         raise KeyBindingError("KB-JWT nonce does not match", reason="kb-wrong-nonce")
     if kb.payload.get("aud") != request.aud:
         raise KeyBindingError("KB-JWT aud does not match", reason="kb-wrong-aud")
-    if kb.payload.get("sd_hash") != sd_hash(without_kb):
+    if kb.payload.get("sd_hash") != expected_sd_hash:
         raise KeyBindingError("KB-JWT sd_hash does not match", reason="kb-wrong-sd-hash")
 
 
@@ -579,6 +606,35 @@ def check_presentation(
     cache: VerifierCache | None = None,
 ) -> JsonObject:
     """Run every check; return the disclosed claims or raise VerificationError."""
+    checked = None
+    if cache is not None and presentation.__class__ is str and len(presentation) <= PRESENTATION_CHARS_MAX \
+            and presentation.isascii():
+        # what _split checks of the whole; the SD-JWT part passed the rest when it was cached
+        cut = presentation.rfind(SEPARATOR) + 1
+        if cut:
+            checked = cache.checked(presentation[:cut])
+    if checked is not None:
+        jws, kb_token, expected_sd_hash = checked.jws, presentation[cut:], checked.sd_hash
+        _check_issuer(jws, issuer_keys)
+        claims: JsonObject = marshal.loads(checked.claims)
+    else:
+        jws, claims, kb_token, expected_sd_hash = _check_sd_jwt(presentation, issuer_keys, cache)
+    payload = jws.payload
+    _check_times(payload, now)
+    if kb_token:
+        _check_key_binding(kb_token, expected_sd_hash, payload, holder_keys, request, now)
+    elif request.require_key_binding:
+        raise KeyBindingError("key binding is required", reason="kb-missing")
+    _check_status(payload, status, now)
+    check_answer(request, claims, now=now)
+    return claims
+
+
+def _check_sd_jwt(
+    presentation: str, issuer_keys: IssuerKeyResolver, cache: VerifierCache | None
+) -> tuple[jose.Jws, JsonObject, str, str]:
+    """Parse, check the issuer and apply the disclosures: ``(jws, claims, kb_token,
+    sd_hash)``. With a cache, the pure result is remembered for the SD-JWT text."""
     jwt, encoded, kb_token = _split(presentation)
     # digest → (name, value); every disclosure is decoded (and may fail) before a
     # repeated one is reported, as the reason table orders it.
@@ -598,15 +654,11 @@ def check_presentation(
     if len(pending) != len(encoded):
         raise DisclosureError("disclosure presented twice", reason="duplicate-disclosure")
     claims = _Processor(pending).run(jws.payload)
-    _check_times(jws.payload, now)
-    if kb_token:
-        without_kb = presentation[: len(presentation) - len(kb_token)]
-        _check_key_binding(kb_token, without_kb, jws.payload, holder_keys, request, now)
-    elif request.require_key_binding:
-        raise KeyBindingError("key binding is required", reason="kb-missing")
-    _check_status(jws.payload, status, now)
-    check_answer(request, claims, now=now)
-    return claims
+    sd_jwt = presentation[: len(presentation) - len(kb_token)]
+    expected_sd_hash = sd_hash(sd_jwt)
+    if cache is not None:
+        cache.put_checked(sd_jwt, _Checked(jws, marshal.dumps(claims), expected_sd_hash))
+    return jws, claims, kb_token, expected_sd_hash
 
 
 def verify_presentation(
