@@ -15,7 +15,7 @@ raises :class:`identity.errors.RequestError` (reasons ``vct-not-accepted``,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from identity.errors import PresentationError, RequestError
@@ -38,13 +38,18 @@ class PresentationRequest:
     trusted_issuers: frozenset[str] = frozenset()
     max_age_s: int | None = None
     require_key_binding: bool = True
+    # Derived once: the paths split into segments, as check_answer walks them per answer.
+    claim_segments: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+    predicate_segments: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for path in (*self.claims, *self.predicates):
-            try:
-                split_path(path)
-            except PresentationError as exc:
-                raise ValueError(str(exc)) from exc
+        try:
+            claim_segments = tuple(split_path(path) for path in self.claims)
+            predicate_segments = tuple(split_path(path) for path in self.predicates)
+        except PresentationError as exc:
+            raise ValueError(str(exc)) from exc
+        object.__setattr__(self, "claim_segments", claim_segments)
+        object.__setattr__(self, "predicate_segments", predicate_segments)
         if not self.nonce or not self.aud:
             raise ValueError("a request needs a non-empty nonce and aud")
         if self.max_age_s is not None and self.max_age_s < 0:
@@ -98,8 +103,12 @@ class PresentationRequest:
 
 def lookup(claims: Any, path: str) -> Any:
     """Value at ``path`` in disclosed claims, or a private sentinel when absent."""
+    return _lookup(claims, split_path(path))
+
+
+def _lookup(claims: Any, segments: tuple[str, ...]) -> Any:
     node = claims
-    for segment in split_path(path):
+    for segment in segments:
         if isinstance(node, dict) and segment in node:
             node = node[segment]
         elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
@@ -117,11 +126,11 @@ def check_answer(
         raise RequestError("credential type is not accepted", reason="vct-not-accepted")
     if request.trusted_issuers and claims.get("iss") not in request.trusted_issuers:
         raise RequestError("issuer is not trusted by this verifier", reason="issuer-not-trusted")
-    for path in request.claims:
-        if lookup(claims, path) is _MISSING:
+    for path, segments in zip(request.claims, request.claim_segments, strict=True):
+        if _lookup(claims, segments) is _MISSING:
             raise RequestError(f"claim {path!r} was not disclosed", reason="claim-not-disclosed")
-    for path in request.predicates:
-        value = lookup(claims, path)
+    for path, segments in zip(request.predicates, request.predicate_segments, strict=True):
+        value = _lookup(claims, segments)
         if value is _MISSING:
             raise RequestError(f"predicate {path!r} was not disclosed", reason="claim-not-disclosed")
         if value is not True:
