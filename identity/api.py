@@ -32,6 +32,7 @@ from typing import Any
 from fastapi import APIRouter, Path, Query, Request
 
 from identity import did as didmod
+from identity import jose
 from identity.api_models import (
     CredentialTypeResponse,
     DidResponse,
@@ -48,7 +49,12 @@ from identity.ledger_constants import (
     VCT_CHARS_MAX,
 )
 from identity.ledger_errors import LightClientError
-from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists
+from identity.ledger_trust import (
+    PREPARED_KEYS_MAX,
+    LedgerHolderKeys,
+    LedgerIssuerKeys,
+    LedgerStatusLists,
+)
 from identity.light_client import LightClient
 from identity.request import PresentationRequest
 from identity.verifier import verify_presentation
@@ -194,6 +200,9 @@ def verify_router(ctx: ApiContext, *, clock_ms: Callable[[], int] = _wall_ms,
     """``POST /v1/verify``; ``clock_ms`` is the verifier's clock (tests pass a fixed one)."""
     router = APIRouter(prefix="/v1", tags=["identity"])
     reader = ctx.reader
+    # Keys prepared once for the router's life; every request still reads the ledger
+    # (accreditation, DID documents) at its own height.
+    prepared = jose.PreparedKeys(PREPARED_KEYS_MAX)
 
     @router.post("/verify", response_model=VerifyResponse, summary="Verify a presentation against this node's state",
                  description=VERIFY_DESCRIPTION, responses=problem_responses(400, 404, 413, 415, 422, 503),
@@ -212,8 +221,8 @@ def verify_router(ctx: ApiContext, *, clock_ms: Callable[[], int] = _wall_ms,
         client = LightClient(ctx.node.genesis, PinnedFetcher(reader, height), freshness_ms=freshness_ms)
         result = verify_presentation(
             body.presentation, question,
-            issuer_keys=LedgerIssuerKeys(client, clock_ms=lambda: now_ms),
-            holder_keys=LedgerHolderKeys(client, clock_ms=lambda: now_ms),
+            issuer_keys=LedgerIssuerKeys(client, clock_ms=lambda: now_ms, keys=prepared),
+            holder_keys=LedgerHolderKeys(client, clock_ms=lambda: now_ms, keys=prepared),
             status=LedgerStatusLists(client), now=now_ms // 1000)
         return {
             "valid": result.valid,

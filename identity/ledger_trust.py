@@ -17,13 +17,20 @@ ledger state and never against a single node's word:
 
 Resolver calls carry no time, so each adapter takes a ``clock_ms`` (tests pass a
 fixed one); status checks use the verifier's ``now`` (seconds).
+
+Every resolution reads the ledger afresh (accreditation, DID documents and keys
+can change at any height); only the preparation of a key — point validation,
+thumbprint, the library key object — is remembered, in a bounded
+:class:`~identity.jose.PreparedKeys` keyed by the JWK's members. Resolvers are
+cheap to build per request; by default they share one module-wide cache
+(``PREPARED_KEYS_MAX`` keys), or a caller passes its own (``keys=``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from identity import did as didmod
 from identity import jose
@@ -32,9 +39,10 @@ from identity.ledger_errors import LightClientError, NotFoundError
 from identity.light_client import LightClient
 from identity.verifier import CnfHolderKeys, CredentialStatus, IssuerKey, StatusReference
 from ledger.errors import KeyError_
-from ledger.keys import PublicKey
 
 STATUS_URI_PREFIX = "urn:imi:status:"
+PREPARED_KEYS_MAX: Final = 1024  # issuer and holder keys prepared once, shared by all resolvers
+_PREPARED_KEYS: Final = jose.PreparedKeys(PREPARED_KEYS_MAX)
 
 
 def status_uri(list_id: str) -> str:
@@ -46,24 +54,26 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _keys(document: Mapping[str, Any], purpose: str) -> dict[str, PublicKey]:
-    """Fragment (key id) → key for the document's keys with ``purpose``."""
+def _jwks(document: Mapping[str, Any], purpose: str) -> dict[str, Mapping[str, Any]]:
+    """Fragment (key id) → public JWK for the document's keys with ``purpose``."""
     methods = {m["id"]: m["publicKeyJwk"] for m in document.get("verificationMethod", [])}
-    out: dict[str, PublicKey] = {}
+    out: dict[str, Mapping[str, Any]] = {}
     for ref in document.get(purpose, []):
         if ref in methods:
-            out[ref.split("#", 1)[1]] = PublicKey.from_jwk(methods[ref])
+            out[ref.split("#", 1)[1]] = methods[ref]
     return out
 
 
 class LedgerIssuerKeys:
     """:class:`~identity.verifier.IssuerKeyResolver` over the ledger."""
 
-    __slots__ = ("_client", "_clock_ms")
+    __slots__ = ("_client", "_clock_ms", "_keys")
 
-    def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms,
+                 keys: jose.PreparedKeys = _PREPARED_KEYS) -> None:
         self._client = client
         self._clock_ms = clock_ms
+        self._keys = keys
 
     def resolve(self, iss: str, header: Mapping[str, Any]) -> IssuerKey:
         if not didmod.is_did(iss):
@@ -83,21 +93,27 @@ class LedgerIssuerKeys:
         if not isinstance(kid, str):
             raise IssuerError("issuer JWT has no kid", reason="unknown-issuer")
         fragment = kid.split("#", 1)[1] if kid.startswith(iss + "#") else kid
-        key = _keys(document, didmod.ASSERTION_METHOD).get(fragment)
-        if key is None:
+        jwk = _jwks(document, didmod.ASSERTION_METHOD).get(fragment)
+        if jwk is None:
             raise IssuerError(f"{kid!r} is not an assertion key of {iss}", reason="unknown-issuer")
-        return IssuerKey(jose.PreparedKey(key), frozenset(record.get("vcts", [])))
+        try:
+            key = self._keys.from_jwk(jwk)
+        except KeyError_ as exc:
+            raise IssuerError(f"{kid!r} is not a usable key: {exc}", reason="unknown-issuer") from exc
+        return IssuerKey(key, frozenset(record.get("vcts", [])))
 
 
 class LedgerHolderKeys:
     """:class:`~identity.verifier.HolderKeyResolver`: ``cnf.kid`` DIDs via the ledger."""
 
-    __slots__ = ("_client", "_clock_ms", "_jwk")
+    __slots__ = ("_client", "_clock_ms", "_jwk", "_keys")
 
-    def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms,
+                 keys: jose.PreparedKeys = _PREPARED_KEYS) -> None:
         self._client = client
         self._clock_ms = clock_ms
-        self._jwk = CnfHolderKeys()
+        self._keys = keys
+        self._jwk = CnfHolderKeys(keys=keys)
 
     def resolve(self, cnf: Mapping[str, Any]) -> jose.PreparedKey:
         kid = cnf.get("kid")
@@ -112,14 +128,17 @@ class LedgerHolderKeys:
             raise KeyBindingError(f"holder DID cannot be verified: {exc}", reason="unknown-holder-key") from exc
         if result["didDocumentMetadata"]["deactivated"]:
             raise KeyBindingError("holder DID is deactivated", reason="unknown-holder-key")
-        keys = _keys(result["didDocument"], didmod.AUTHENTICATION)
+        jwks = _jwks(result["didDocument"], didmod.AUTHENTICATION)
         if not fragment:
             # the bare DID means its controller key: the first authentication method
-            fragment = next(iter(keys), "")
-        key = keys.get(fragment)
-        if key is None:
+            fragment = next(iter(jwks), "")
+        jwk = jwks.get(fragment)
+        if jwk is None:
             raise KeyBindingError(f"{kid!r} is not an authentication key", reason="unknown-holder-key")
-        return jose.PreparedKey(key)
+        try:
+            return self._keys.from_jwk(jwk)
+        except KeyError_ as exc:
+            raise KeyBindingError(f"{kid!r} is not a usable key: {exc}", reason="unknown-holder-key") from exc
 
 
 class LedgerStatusLists:
@@ -147,4 +166,11 @@ class LedgerStatusLists:
             raise StatusError("unknown status value", reason="status-unavailable") from exc
 
 
-__all__ = ["LedgerHolderKeys", "LedgerIssuerKeys", "LedgerStatusLists", "STATUS_URI_PREFIX", "status_uri"]
+__all__ = [
+    "PREPARED_KEYS_MAX",
+    "STATUS_URI_PREFIX",
+    "LedgerHolderKeys",
+    "LedgerIssuerKeys",
+    "LedgerStatusLists",
+    "status_uri",
+]

@@ -201,14 +201,15 @@ class FixedIssuerKey:
 
 class CnfHolderKeys:
     """Holder keys from ``cnf.jwk``, or ``cnf.kid`` looked up in ``did_keys`` (DID URL → key).
-    Parsed JWKs are cached (bounded) so a busy verifier does not re-decode points."""
+    Parsed JWKs are cached (bounded, ``cache_max``) so a busy verifier does not re-decode
+    points; pass ``keys`` to share one :class:`~identity.jose.PreparedKeys` between resolvers."""
 
-    __slots__ = ("_cache", "_cache_max", "_did_keys")
+    __slots__ = ("_cache", "_did_keys")
 
-    def __init__(self, did_keys: Mapping[str, PublicKey] | None = None, *, cache_max: int = 1024) -> None:
+    def __init__(self, did_keys: Mapping[str, PublicKey] | None = None, *, cache_max: int = 1024,
+                 keys: jose.PreparedKeys | None = None) -> None:
         self._did_keys = {k: jose.PreparedKey(v) for k, v in (did_keys or {}).items()}
-        self._cache: OrderedDict[tuple[tuple[str, Any], ...], jose.PreparedKey] = OrderedDict()
-        self._cache_max = cache_max
+        self._cache = keys if keys is not None else jose.PreparedKeys(cache_max)
 
     def resolve(self, cnf: Mapping[str, Any]) -> jose.PreparedKey:
         jwk = cnf.get("jwk")
@@ -225,27 +226,10 @@ class CnfHolderKeys:
     def _from_jwk(self, jwk: dict[str, Any]) -> jose.PreparedKey:
         if "d" in jwk:
             raise KeyBindingError("cnf.jwk contains a private key", reason="unknown-holder-key")
-        # JSON member names are distinct strings, so sorting never compares values;
-        # a member value that is a container makes the key unhashable (TypeError).
-        cache_key = tuple(sorted(jwk.items()))
         try:
-            cached = self._cache.pop(cache_key, None)  # re-inserted below: most recent last
-        except TypeError as exc:  # unhashable or odd members: not a JWK we accept
-            raise KeyBindingError("cnf.jwk is malformed", reason="unknown-holder-key") from exc
-        if cached is not None:
-            self._cache[cache_key] = cached
-            return cached
-        try:
-            prepared = jose.PreparedKey(PublicKey.from_jwk(jwk))
+            return self._cache.from_jwk(jwk)
         except (KeyError_, ValueError) as exc:
             raise KeyBindingError(f"cnf.jwk is not a usable key: {exc}", reason="unknown-holder-key") from exc
-        self._cache[cache_key] = prepared
-        while len(self._cache) > self._cache_max:
-            try:
-                self._cache.popitem(last=False)
-            except KeyError:  # emptied by another thread meanwhile
-                break
-        return prepared
 
 
 class NoStatus:

@@ -79,3 +79,29 @@ def test_credential_from_an_issuer_unknown_to_the_ledger_is_rejected() -> None:
     forged = issue({"given_name": "Alice", "birthdate": "1990-01-01"}, issuer_key=stranger, iss=stranger_did, vct="imi:pid",
                    holder=HolderBinding(kid=alice.did), iat=ch.time(ch.height) // 1000).serialize()
     assert verify(ch, presented(ch, forged, alice.key)).reason == "unknown-issuer"
+
+
+def test_prepared_keys_are_shared_but_the_ledger_is_read_every_time() -> None:
+    from identity import jose
+
+    ch, alice, agency, cred = setup()
+    prepared = jose.PreparedKeys(entries_max=4)
+    now_ms = ch.time(ch.height) + 500
+
+    def resolvers() -> tuple[LedgerIssuerKeys, LedgerHolderKeys]:
+        client = LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000)
+        return (LedgerIssuerKeys(client, clock_ms=lambda: now_ms, keys=prepared),
+                LedgerHolderKeys(client, clock_ms=lambda: now_ms, keys=prepared))
+
+    header = {"kid": f"{agency.did}#{agency.key.key_id}"}
+    first, second = resolvers()[0].resolve(agency.did, header), resolvers()[0].resolve(agency.did, header)
+    assert first.key is second.key and first.key.public_key == agency.key.public_key
+    assert resolvers()[1].resolve({"kid": alice.did}) is resolvers()[1].resolve({"kid": alice.did})
+    assert len(prepared) == 2
+    ch.block(ch.gov("gov.issuer_suspend", {"did": agency.did}))
+    now_ms = ch.time(ch.height) + 500
+    issuer_keys, holder_keys = resolvers()
+    result = verify_presentation(presented(ch, cred, alice.key), REQUEST, issuer_keys=issuer_keys,
+                                 holder_keys=holder_keys, status=LedgerStatusLists(issuer_keys._client),
+                                 now=now_ms // 1000)
+    assert result.reason == "issuer-not-accredited"
