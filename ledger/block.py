@@ -295,8 +295,10 @@ class Block:
         return self.header.hash
 
     def to_value(self) -> dict[str, Value]:
-        # Each transaction's canonical bytes are spliced, not re-encoded (same bytes).
-        return {"header": self.header.to_value(), "txs": [t.canonical() for t in self.txs]}
+        # Each transaction travels as a byte string holding its canonical encoding: a
+        # reader finds its bounds without walking it, and a validator that already
+        # parsed those bytes (gossip) reuses the parse (Transaction.from_bytes).
+        return {"header": self.header.to_value(), "txs": [t.to_bytes() for t in self.txs]}
 
     def to_bytes(self) -> bytes:
         return encode(self.to_value())
@@ -305,8 +307,10 @@ class Block:
     def from_value(cls, value: Value) -> "Block":
         if not isinstance(value, dict) or set(value) != {"header", "txs"} or not isinstance(value["txs"], list):
             raise BlockError("block: wrong fields", reason="bad-block")
+        if not all(type(t) is bytes for t in value["txs"]):
+            raise BlockError("block: each transaction must be a byte string", reason="bad-block")
         try:
-            txs = tuple(Transaction.from_value(t) for t in value["txs"])
+            txs = tuple(Transaction.from_bytes(t) for t in value["txs"])
         except TransactionError as exc:
             raise BlockError(f"block transaction: {exc}", reason="bad-block") from exc
         return cls(BlockHeader.from_value(value["header"]), txs)

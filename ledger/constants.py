@@ -25,6 +25,10 @@ TX_BYTES_MAX: Final = 64 * 1024  # encoded signed transaction
 TX_TYPE_CHARS_MAX: Final = 64
 TX_SIGNATURES_MAX: Final = 32  # multi-signature governance transactions
 TX_KEY_CACHE_ENTRIES_MAX: Final = 4096  # parsed signer keys remembered (a pure function's cache)
+# Parsed transactions remembered by their exact bytes, so a block whose transactions
+# a validator already received by gossip is not parsed again (a pure function's cache).
+TX_PARSE_MEMO_ENTRIES_MAX: Final = 4096
+TX_PARSE_MEMO_BYTES_MAX: Final = 8 * 1024 * 1024  # encoded bytes held by those entries
 TX_NONCE_BYTES: Final = 16
 TX_TTL_MS_MAX: Final = 24 * 3600 * 1000  # expires_at_ms - block time
 DID_CHARS_MAX: Final = 256

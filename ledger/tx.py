@@ -16,6 +16,8 @@ import base64
 import functools
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -27,6 +29,8 @@ from ledger.constants import (
     TX_BYTES_MAX,
     TX_KEY_CACHE_ENTRIES_MAX,
     TX_NONCE_BYTES,
+    TX_PARSE_MEMO_BYTES_MAX,
+    TX_PARSE_MEMO_ENTRIES_MAX,
     TX_SIGNATURES_MAX,
     TX_TTL_MS_MAX,
     TX_TYPE_CHARS_MAX,
@@ -116,6 +120,31 @@ def _exact_public_key(members: tuple[tuple[str, str], ...]) -> PublicKey:
     if dict(key.to_jwk()) != jwk:
         raise UnknownFieldError("signature jwk carries members beyond the public key")
     return key
+
+
+class _ParseMemo:
+    """Recently parsed transactions by their exact canonical bytes, oldest dropped first;
+    bounded in entries and in bytes. Only successful parses are kept, so a rejected
+    input is checked again every time. Safe to share between threads."""
+
+    def __init__(self, entries_max: int, bytes_max: int) -> None:
+        self._entries: OrderedDict[bytes, Transaction] = OrderedDict()
+        self._bytes = 0
+        self._entries_max, self._bytes_max = entries_max, bytes_max
+        self._lock = threading.Lock()
+
+    def get(self, data: bytes) -> "Transaction | None":
+        return self._entries.get(data)
+
+    def put(self, data: bytes, tx: "Transaction") -> None:
+        with self._lock:
+            if data in self._entries:
+                return
+            self._entries[data] = tx
+            self._bytes += len(data)
+            while len(self._entries) > self._entries_max or self._bytes > self._bytes_max:
+                old, _ = self._entries.popitem(last=False)
+                self._bytes -= len(old)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,15 +266,28 @@ class Transaction:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Transaction":
+        """Strictly parse canonical transaction bytes. The same bytes parse to the same
+        (immutable) transaction, so a recent parse is reused: a validator sees each
+        transaction by gossip first, then again inside the proposed block."""
         if len(data) > TX_BYTES_MAX:
             raise TransactionError(f"transaction is {len(data)} bytes, limit {TX_BYTES_MAX}", reason="too-large")
+        data = bytes(data)
+        known = _PARSED.get(data)
+        if known is not None:
+            return known
+        tx = cls._parse(data)
+        _PARSED.put(data, tx)
+        return tx
+
+    @classmethod
+    def _parse(cls, data: bytes) -> "Transaction":
         try:
             value = decode(data)
         except EncodingError as exc:
             raise TransactionError(f"transaction bytes: {exc}", reason="non-canonical-encoding") from exc
         tx = cls.from_value(value)
         # decode() accepts only canonical bytes, so encode(value) == data: keep them.
-        object.__setattr__(tx, "_encoded", bytes(data))
+        object.__setattr__(tx, "_encoded", data)
         return tx
 
     def to_b64(self) -> str:
@@ -320,6 +362,9 @@ class Transaction:
             "expires_at_ms": self.expires_at_ms,
             "signers": list(self.signer_ids),
         }
+
+
+_PARSED = _ParseMemo(TX_PARSE_MEMO_ENTRIES_MAX, TX_PARSE_MEMO_BYTES_MAX)
 
 
 def _view(value: Value) -> Any:

@@ -102,6 +102,47 @@ def test_oversized_transaction_bytes_are_rejected_before_decoding() -> None:
     assert exc.value.reason == "too-large"
 
 
+def test_parsing_the_same_bytes_again_reuses_the_parse_and_failures_are_not_remembered() -> None:
+    tx = note_tx()
+    raw = tx.to_bytes()
+    first = Transaction.from_bytes(bytes(raw))
+    assert Transaction.from_bytes(bytearray(raw)) is first and first == tx
+    bad = raw[:-1] + bytes([raw[-1] ^ 1])  # expires_at_ms changed: canonical, signature now wrong
+    for _ in range(2):
+        parsed = Transaction.from_bytes(bad)
+        with pytest.raises(SignatureError):
+            parsed.check_stateless(CHAIN_ID)
+    with pytest.raises(TransactionError):
+        Transaction.from_bytes(raw + b"\x00")  # trailing byte: rejected each time, never cached
+    with pytest.raises(TransactionError):
+        Transaction.from_bytes(raw + b"\x00")
+
+
+def test_parse_memo_is_bounded_in_entries_and_bytes() -> None:
+    from ledger.tx import _ParseMemo
+
+    memo = _ParseMemo(entries_max=3, bytes_max=10)
+    txs = [note_tx() for _ in range(4)]
+    for i, tx in enumerate(txs):
+        memo.put(bytes([i]) * 3, tx)
+    assert memo.get(b"\x00" * 3) is None and memo.get(b"\x03" * 3) is txs[3]  # oldest dropped
+    memo.put(b"x" * 9, txs[0])  # 9 + 3 > 10 bytes: older entries go
+    assert memo.get(b"x" * 9) is txs[0] and memo.get(b"\x02" * 3) is None
+
+
+def test_block_carries_each_transaction_as_its_canonical_bytes() -> None:
+    c = consortium()
+    txs = (note_tx(), note_tx())
+    blk = block(c, 1, c.genesis.hash, txs)
+    value = decode(blk.to_bytes())
+    assert value["txs"] == [tx.to_bytes() for tx in txs]
+    assert Block.from_value(value) == blk
+    with pytest.raises(BlockError):  # a transaction as a map, not bytes: refused
+        Block.from_value({"header": value["header"], "txs": [tx.to_value() for tx in txs]})
+    with pytest.raises(BlockError):  # bytes that are not a canonical transaction
+        Block.from_value({"header": value["header"], "txs": [txs[0].to_bytes() + b"\x00"]})
+
+
 def test_header_round_trips_and_its_hash_covers_every_field() -> None:
     c = consortium()
     hdr = header(c, 1, c.genesis.hash)
