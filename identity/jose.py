@@ -74,11 +74,11 @@ _HEADERS: Final[dict[str, JsonObject]] = {}
 _B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # base64url → standard alphabet in one C pass; "+", "/" and "=" are not base64url,
 # so they become "*", which the strict standard decoder refuses.
-_URL_TO_STD: Final = bytes.maketrans(b"-_+/=", b"+/***")
-_STD_TO_URL: Final = bytes.maketrans(b"+/", b"-_")
-_PADDING: Final = (b"", b"", b"==", b"=")  # by len % 4 (1 is refused before)
+URL_TO_STD: Final = bytes.maketrans(b"-_+/=", b"+/***")
+STD_TO_URL: Final = bytes.maketrans(b"+/", b"-_")
+PADDING: Final = (b"", b"", b"==", b"=")  # by len % 4 (1 is refused before)
 # A last character whose bits beyond the final byte are zero, by len % 4: canonical.
-_CANONICAL_LAST: Final = {
+CANONICAL_LAST: Final = {
     2: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if not i & 0x0F),
     3: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if not i & 0x03),
 }
@@ -115,11 +115,11 @@ def b64url_decode_strict(text: str) -> bytes:
     if rest == 1:
         raise FormatError("not base64url", reason="malformed-base64url")
     try:
-        standard = text.encode("ascii").translate(_URL_TO_STD) + _PADDING[rest]
+        standard = text.encode("ascii").translate(URL_TO_STD) + PADDING[rest]
         raw = binascii.a2b_base64(standard, strict_mode=True)
     except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
         raise FormatError("not base64url", reason="malformed-base64url") from exc
-    if rest and text[-1] not in _CANONICAL_LAST[rest]:
+    if rest and text[-1] not in CANONICAL_LAST[rest]:
         raise FormatError("non-canonical base64url", reason="malformed-base64url")
     return raw
 
@@ -127,7 +127,7 @@ def b64url_decode_strict(text: str) -> bytes:
 def b64url_sha256(data: bytes) -> str:
     """base64url(SHA-256(data)), unpadded: SD-JWT digests and ``sd_hash``."""
     encoded = binascii.b2a_base64(hashlib.sha256(data).digest(), newline=False)
-    return encoded[:43].translate(_STD_TO_URL).decode("ascii")  # 32 bytes: 43 chars + "="
+    return encoded[:43].translate(STD_TO_URL).decode("ascii")  # 32 bytes: 43 chars + "="
 
 
 def json_dumps(value: Any) -> bytes:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import secrets
-from collections.abc import Mapping
+from binascii import a2b_base64, b2a_base64
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any
 
 from identity import jose
@@ -53,10 +55,42 @@ def digest(encoded: str) -> str:
 def decode_disclosure(encoded: str) -> tuple[str, str | None, Any]:
     """``(salt, name, value)`` of a base64url disclosure (``name`` None for an array
     element), checked strictly; raises DisclosureError (reason ``malformed-disclosure``,
-    ``bad-claim-name`` or ``reserved-claim-name``). Verifiers use it without building
-    a :class:`Disclosure`."""
+    ``bad-claim-name`` or ``reserved-claim-name``)."""
     try:
-        array = jose.json_loads(jose.b64url_decode_strict(encoded))
+        raw = jose.b64url_decode_strict(encoded)
+    except FormatError as exc:
+        raise DisclosureError("disclosure is not base64url JSON", reason="malformed-disclosure") from exc
+    return _disclosure_array(raw)
+
+
+def disclosed_by_digest(encoded: Sequence[str]) -> dict[str, tuple[str | None, Any]]:
+    """``{digest: (name, value)}`` of base64url disclosures, each checked as
+    :func:`decode_disclosure` does (the first bad one raises, in order). A disclosure
+    given twice appears once, so a caller compares lengths. What verifiers use:
+    the base64url decode and the digest inline, one ASCII encoding per disclosure.
+    Precondition: the strings are ASCII (a presentation is checked as a whole)."""
+    out: dict[str, tuple[str | None, Any]] = {}
+    for text in encoded:
+        try:  # jose.b64url_decode_strict, inline
+            data = text.encode("ascii")  # UnicodeEncodeError is a ValueError
+            rest = len(data) % 4
+            if rest == 1:
+                raise ValueError("not base64url")
+            raw = a2b_base64(data.translate(jose.URL_TO_STD) + jose.PADDING[rest], strict_mode=True)
+            if rest and text[-1] not in jose.CANONICAL_LAST[rest]:
+                raise ValueError("non-canonical base64url")
+        except ValueError as exc:
+            raise DisclosureError("disclosure is not base64url JSON", reason="malformed-disclosure") from exc
+        _salt, name, value = _disclosure_array(raw)
+        # digest(text), inline: base64url(SHA-256(ASCII)), 43 characters unpadded
+        dig = b2a_base64(sha256(data).digest(), newline=False)[:43].translate(jose.STD_TO_URL)
+        out[dig.decode("ascii")] = (name, value)
+    return out
+
+
+def _disclosure_array(raw: bytes) -> tuple[str, str | None, Any]:
+    try:
+        array = jose.json_loads(raw)
     except FormatError as exc:
         raise DisclosureError("disclosure is not base64url JSON", reason="malformed-disclosure") from exc
     if array.__class__ is not list or len(array) not in (2, 3):  # JSON arrays are exactly list
@@ -270,5 +304,6 @@ __all__ = [
     "age_predicates",
     "decode_disclosure",
     "digest",
+    "disclosed_by_digest",
     "issue",
 ]

@@ -116,7 +116,7 @@ from identity.errors import (
 )
 from identity.presentation import sd_hash
 from identity.request import PresentationRequest, check_answer
-from identity.sdjwt import Disclosure, decode_disclosure, digest
+from identity.sdjwt import Disclosure, disclosed_by_digest
 from ledger.errors import KeyError_
 from ledger.keys import PublicKey
 
@@ -622,16 +622,15 @@ def _check_sd_jwt(
     jwt, encoded, kb_token = _split(presentation)
     # digest → (name, value); every disclosure is decoded (and may fail) before a
     # repeated one is reported, as the reason table orders it.
-    pending: dict[str, tuple[str | None, Any]] = {}
+    pending: dict[str, tuple[str | None, Any]]
     if cache is None:
         jws = jose.parse(jwt, chars_max=JWS_CHARS_MAX)
         _check_issuer(jws, issuer_keys)
-        for e in encoded:
-            _salt, name, value = decode_disclosure(e)
-            pending[digest(e)] = (name, value)
+        pending = disclosed_by_digest(encoded)
     else:
         jws = cache.jws(jwt)
         _check_issuer(jws, issuer_keys)
+        pending = {}
         for e in encoded:
             disclosure = cache.disclosure(e)
             pending[disclosure.digest] = (disclosure.name, disclosure.value)
