@@ -79,7 +79,7 @@ import marshal
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 from identity import jose
 from identity.constants import (
@@ -155,9 +155,9 @@ class CredentialStatus(enum.Enum):
 _STATUS_BY_VALUE: Final[Mapping[int, CredentialStatus]] = {s.value: s for s in CredentialStatus}
 
 
-@dataclass(frozen=True, slots=True)
-class StatusReference:
-    """``status.status_list`` of a credential: index ``idx`` in the list at ``uri``."""
+class StatusReference(NamedTuple):
+    """``status.status_list`` of a credential: index ``idx`` in the list at ``uri``.
+    Immutable (a NamedTuple: built on every verification, cheaper than a frozen dataclass)."""
 
     idx: int
     uri: str
