@@ -14,6 +14,7 @@ Anyone holding the genesis can check the whole chain: see :mod:`ledger.chain`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -40,6 +41,9 @@ _HASH_FIELDS = frozenset({
     "prev_hash", "tx_root", "log_root", "state_root", "validator_set_hash", "next_validator_set_hash",
 })
 _INT_FIELDS = frozenset({"v", "height", "round", "time_ms", "tx_count", "log_size"})
+
+KnownTxs = Callable[[bytes], Transaction | None]
+"""Looks up an already parsed transaction by its exact canonical bytes (or None)."""
 
 
 def merkle_leaf_hash(data: bytes) -> bytes:
@@ -304,13 +308,20 @@ class Block:
         return encode(self.to_value())
 
     @classmethod
-    def from_value(cls, value: Value) -> "Block":
+    def from_value(cls, value: Value, known: KnownTxs | None = None) -> "Block":
+        """Strictly parse a block. ``known`` maps exact transaction bytes to an already
+        parsed transaction (a validator's mempool), which is used instead of parsing
+        them again: the same canonical bytes always parse to an equal transaction."""
         if not isinstance(value, dict) or set(value) != {"header", "txs"} or not isinstance(value["txs"], list):
             raise BlockError("block: wrong fields", reason="bad-block")
-        if not all(type(t) is bytes for t in value["txs"]):
+        encoded = [t for t in value["txs"] if type(t) is bytes]
+        if len(encoded) != len(value["txs"]):
             raise BlockError("block: each transaction must be a byte string", reason="bad-block")
         try:
-            txs = tuple(Transaction.from_bytes(t) for t in value["txs"])
+            if known is None:
+                txs = tuple(Transaction.from_bytes(t) for t in encoded)
+            else:
+                txs = tuple(known(t) or Transaction.from_bytes(t) for t in encoded)
         except TransactionError as exc:
             raise BlockError(f"block transaction: {exc}", reason="bad-block") from exc
         return cls(BlockHeader.from_value(value["header"]), txs)
@@ -322,6 +333,7 @@ __all__ = [
     "Block",
     "BlockHeader",
     "CommitCertificate",
+    "KnownTxs",
     "Vote",
     "merkle_root",
 ]

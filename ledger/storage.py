@@ -393,7 +393,7 @@ class LedgerStore:
             if self.kv.get(key) is not None or not isinstance(batch.lookup(key), _Missing):
                 raise BlockError(f"transaction {tx.tx_id.hex()} is already stored",
                                  reason="replayed-transaction")
-            batch.put(key, encode([header.height, index, log_start + index, tx.canonical()]))
+            batch.put(key, encode([header.height, index, log_start + index, tx.to_bytes()]))
         batch.put(_height_key(PREFIX_HEADER, header.height), encode(header.to_value()))
         batch.put(_height_key(PREFIX_BODY, header.height), encode([tx.tx_id for tx in block.txs]))
         batch.put(_height_key(PREFIX_CERT, header.height), encode(certificate.to_value()))
@@ -441,11 +441,13 @@ class LedgerStore:
         if raw is None:
             return None
         value = decode(raw)
-        if not (isinstance(value, list) and len(value) == 4 and all(type(v) is int for v in value[:3])):
+        if not (isinstance(value, list) and len(value) == 4 and all(type(v) is int for v in value[:3])
+                and type(value[3]) is bytes):
             raise StorageError(f"transaction record {tx_id.hex()} is malformed")
-        height, index, log_index, tx_value = value
+        height, index, log_index, tx_bytes = value
         assert isinstance(height, int) and isinstance(index, int) and isinstance(log_index, int)
-        return TxRecord(Transaction.from_value(tx_value), height, index, log_index)
+        assert isinstance(tx_bytes, bytes)
+        return TxRecord(Transaction.from_bytes(tx_bytes), height, index, log_index)
 
     # -- proofs
 

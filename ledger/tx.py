@@ -35,7 +35,7 @@ from ledger.constants import (
     TX_TTL_MS_MAX,
     TX_TYPE_CHARS_MAX,
 )
-from ledger.encoding import Canonical, Value, decode, encode, nesting_depth
+from ledger.encoding import Value, decode, encode
 from ledger.errors import (
     EncodingError,
     KeyError_,
@@ -163,7 +163,6 @@ class Transaction:
     # check_stateless already passed on this very object.
     _encoded: bytes | None = field(init=False, default=None, repr=False, compare=False)
     _checked_for: str | None = field(init=False, default=None, repr=False, compare=False)
-    _canonical: Canonical | None = field(init=False, default=None, repr=False, compare=False)
     # The body's canonical bytes (the id's preimage), kept so to_bytes only adds the signatures.
     _body: bytes = field(init=False, repr=False, compare=False)
 
@@ -225,21 +224,9 @@ class Transaction:
         assert self._encoded is not None
         return self._encoded
 
-    def canonical(self) -> Canonical:
-        """The transaction's value as :class:`Canonical` bytes, for splicing into a
-        larger value (a block) without encoding the transaction again."""
-        if self._canonical is None:
-            sigs: list[Value] = [s.to_value() for s in self.signatures]
-            depth = 1 + max(nesting_depth(self.payload), nesting_depth(sigs))
-            object.__setattr__(self, "_canonical", Canonical(self.to_bytes(), depth))
-        assert self._canonical is not None
-        return self._canonical
-
     @classmethod
     def from_value(cls, value: Value) -> "Transaction":
         """Strictly parse a transaction value; unknown fields are rejected."""
-        if type(value) is Canonical:
-            return cls.from_bytes(value.data)
         if not isinstance(value, dict):
             raise TransactionError("transaction must be a map")
         unknown = set(value) - _TX_FIELDS

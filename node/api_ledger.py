@@ -73,6 +73,10 @@ class ChainReader:
             raise ApiProblem("unknown-block", f"block {height} is not available on this node")
         return {"header": header.to_json(), "certificate": certificate.to_json()}
 
+    def _record_at_or_below_head(self, tx_id: bytes) -> Any:
+        record = self.store.tx(tx_id)
+        return None if record is None or record.height > self.head_height() else record
+
     # --- transactions --------------------------------------------------------------
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
@@ -80,29 +84,29 @@ class ChainReader:
         record = self.store.tx(tx_id)
         return None if record is None else (record.height, record.index)
 
-    def committed_tx_json(self, tx_id: bytes) -> dict[str, Any] | None:
-        """The committed transaction with its proof, header and certificate; None if unknown."""
-        record = self.store.tx(tx_id)
-        if record is None or record.height > self.head_height():
+    def committed_tx_json(self, tx_id: bytes, *, with_tx: bool = True) -> dict[str, Any] | None:
+        """The committed transaction (unless ``with_tx`` is false: its submitter has it) with
+        its inclusion proof, header and certificate; None if unknown."""
+        record = self._record_at_or_below_head(tx_id)
+        if record is None:
             return None
         anchor = self.anchor(record.height)
-        log_index, log_size, path = self.store.tx_inclusion_proof(tx_id, record.height)
-        tx: Transaction = record.tx
-        return {
-            "id": tx_id.hex(),
-            "status": "committed",
-            "height": record.height,
-            "index": record.index,
-            "tx": {"view": tx.to_view(), "b64": tx.to_b64()},
-            "inclusion_proof": {
-                "leaf": tx_id.hex(),
-                "leaf_index": log_index,
-                "tree_size": log_size,
-                "root": anchor["header"]["log_root"],
-                "hashes": [h.hex() for h in path],
-            },
-            **anchor,
+        log_size = anchor["header"]["log_size"]
+        path = self.store.log.inclusion_proof(record.log_index, log_size)
+        answer: dict[str, Any] = {"id": tx_id.hex(), "status": "committed", "height": record.height,
+                                  "index": record.index}
+        if with_tx:
+            tx: Transaction = record.tx
+            answer["tx"] = {"view": tx.to_view(), "b64": tx.to_b64()}
+        answer["inclusion_proof"] = {
+            "leaf": tx_id.hex(),
+            "leaf_index": record.log_index,
+            "tree_size": log_size,
+            "root": anchor["header"]["log_root"],
+            "hashes": [h.hex() for h in path],
         }
+        answer.update(anchor)
+        return answer
 
     # --- state ------------------------------------------------------------------------
 

@@ -40,6 +40,9 @@ log = logging.getLogger("imi.app")
 
 EXECUTIONS_CACHED_MAX = 16
 VALIDATOR_SETS_CACHED_MAX = 64
+# Last committed blocks kept decoded: peers a height or two behind ask for them
+# (Core._help) far more often than for anything older.
+RECENT_BLOCKS_CACHED_MAX = 8
 
 Updates = dict[bytes, bytes | None]
 CommitListener = Callable[[Block], None]
@@ -66,6 +69,7 @@ class LedgerApplication:
         self.now_ms = now_ms
         self._executions: OrderedDict[bytes, tuple[Updates, BlockPreview]] = OrderedDict()
         self._validator_sets: OrderedDict[int, ValidatorSet] = OrderedDict()
+        self._recent: OrderedDict[int, tuple[Block, CommitCertificate]] = OrderedDict()
         self.listeners: list[CommitListener] = []
         self.rejected_blocks = 0
 
@@ -144,6 +148,9 @@ class LedgerApplication:
         return True
 
     def committed_block(self, height: int) -> tuple[Block, CommitCertificate] | None:
+        recent = self._recent.get(height)
+        if recent is not None:
+            return recent
         block = self.store.block(height)
         certificate = self.store.certificate(height)
         if block is None or certificate is None:
@@ -171,6 +178,9 @@ class LedgerApplication:
         # The preview made when the block was built or validated carries the tree
         # writes; the store reuses them if the head has not moved since.
         self.store.append_block(block, certificate, updates, preview)
+        self._recent[header.height] = (block, certificate)
+        while len(self._recent) > RECENT_BLOCKS_CACHED_MAX:
+            self._recent.popitem(last=False)
         for stale in [h for h in self._validator_sets if h <= header.height - VALIDATOR_SETS_CACHED_MAX // 2]:
             del self._validator_sets[stale]
         if self.mempool is not None:
@@ -188,7 +198,7 @@ class LedgerApplication:
         out = []
         for tx in txs:
             pending = self.mempool.get(tx.tx_id)
-            out.append(pending if pending is not None and pending == tx else tx)
+            out.append(pending if pending is not None and (pending is tx or pending == tx) else tx)
         return out
 
     def _check(self, block: Block, *, check_clock: bool) -> tuple[Updates, BlockPreview]:

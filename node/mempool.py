@@ -31,6 +31,7 @@ class Mempool:
     """Bounded, deduplicated pool of admissible transactions. Single-threaded (asyncio)."""
 
     __slots__ = (
+        "_by_bytes",
         "_executor",
         "_gossip",
         "_is_committed",
@@ -59,6 +60,7 @@ class Mempool:
         self._is_committed = is_committed
         self._now_ms = now_ms
         self._pending: OrderedDict[bytes, Transaction] = OrderedDict()
+        self._by_bytes: dict[bytes, Transaction] = {}  # the same transactions by canonical bytes
         self._gossip: list[Transaction] = []
         self.capacity = capacity
         self.admitted_total = 0
@@ -86,6 +88,7 @@ class Mempool:
             self.rejected_total += 1
             raise
         self._pending[tx.tx_id] = tx
+        self._by_bytes[tx.to_bytes()] = tx
         self.admitted_total += 1
         if gossip:
             self._gossip.append(tx)
@@ -94,6 +97,12 @@ class Mempool:
     def get(self, tx_id: bytes) -> Transaction | None:
         """The pending transaction with ``tx_id`` (the very object admitted), or None."""
         return self._pending.get(tx_id)
+
+    def by_bytes(self, data: bytes) -> Transaction | None:
+        """The pending transaction whose canonical encoding is ``data``, or None: a proposal
+        carries transaction bytes, and those this validator admitted need no second parse
+        (:class:`ledger.block.KnownTxs`)."""
+        return self._by_bytes.get(data)
 
     def batch(self, count_max: int) -> list[Transaction]:
         """Up to ``count_max`` pending transactions, oldest first (they stay pending)."""
@@ -107,7 +116,9 @@ class Mempool:
     def remove(self, tx_ids: Iterable[bytes]) -> None:
         """Drop transactions (committed, or rejected by a proposer's execution)."""
         for tx_id in tx_ids:
-            self._pending.pop(tx_id, None)
+            tx = self._pending.pop(tx_id, None)
+            if tx is not None:
+                self._by_bytes.pop(tx.to_bytes(), None)
 
     def evict_expired(self, now_ms: int) -> int:
         """Drop pending transactions that expired at ``now_ms``; returns how many."""

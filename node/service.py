@@ -318,7 +318,7 @@ class ValidatorService:
             from node.consensus.messages import message_from_value
 
             try:
-                message = message_from_value(value.get("m"))
+                message = message_from_value(value.get("m"), self.mempool.by_bytes)
             except MessageError:
                 self.bad_frames += 1
                 return

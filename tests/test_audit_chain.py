@@ -99,7 +99,7 @@ def test_audit_range_checks_bodies_from_the_first_height_and_stops_at_the_last(n
 
 def _swap_tx_body(node: InProcessNode, ids: list[bytes]) -> None:
     other = note_transaction(SigningKey.generate(), node.genesis.chain_id, node.clock_ms())
-    _rewrite(node, PREFIX_TX + ids[0], lambda record: [*record[:3], other.to_value()])
+    _rewrite(node, PREFIX_TX + ids[0], lambda record: [*record[:3], other.to_bytes()])
 
 
 def _drop_tx_from_body(node: InProcessNode, _ids: list[bytes]) -> None:

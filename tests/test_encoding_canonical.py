@@ -52,14 +52,12 @@ def test_the_nesting_limit_applies_to_spliced_values_as_to_plain_ones(inner: int
         assert encode(spliced) == encode(plain)
 
 
-def test_a_transaction_splices_as_its_value_and_parses_back() -> None:
+def test_a_transaction_splices_as_its_value() -> None:
     key = SigningKey.generate()
     tx = Transaction.create(chain_id="imi-test", type="test.note", sender="did:imi:x",
                             payload={"deep": [[{"a": [1]}]]}, expires_at_ms=10**12).sign(key)
-    canonical = tx.canonical()
-    assert canonical.depth == nesting_depth(tx.to_value())
+    canonical = Canonical(tx.to_bytes(), nesting_depth(tx.to_value()))
     assert encode({"txs": [canonical]}) == encode({"txs": [tx.to_value()]})
-    assert Transaction.from_value(canonical).to_bytes() == tx.to_bytes()
 
 
 @settings(max_examples=100, deadline=None)
@@ -69,4 +67,5 @@ def test_a_transactions_kept_bytes_are_the_encoding_of_its_value(payload: dict[s
     tx = Transaction.create(chain_id="imi-test", type="test.note", sender="did:imi:x",
                             payload=payload, expires_at_ms=10**12).sign(*keys)
     assert tx.to_bytes() == encode(tx.to_value())
-    assert tx.canonical().depth == nesting_depth(tx.to_value())
+    parsed = Transaction.from_bytes(tx.to_bytes())  # tuples in the payload come back as lists
+    assert parsed.tx_id == tx.tx_id and parsed.to_bytes() == tx.to_bytes()

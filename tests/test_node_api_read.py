@@ -15,6 +15,7 @@ from ledger.state import StateProof, verify_state_proof
 from ledger.storage import LevelKV
 from ledger.validators import ValidatorSet
 from node.api import create_app
+from node.api_models import SubmitCommitted
 from node.loadgen import note_transaction
 from tests.test_node_api_support import InProcessNode, check_consistency, check_inclusion
 
@@ -52,6 +53,8 @@ def _check_certified(header_json: dict, cert_json: dict, validators: ValidatorSe
 def test_submit_and_wait_commit_returns_verifiable_inclusion(client: TestClient, node: InProcessNode) -> None:
     body = _submit(client, node)
     assert body["status"] == "committed" and body["height"] == 1 and body["index"] == 0
+    # The answer is built without the model: it must be exactly the documented SubmitCommitted.
+    assert SubmitCommitted.model_validate(body).model_dump() == body
     check_inclusion(body)
     _check_certified(body["header"], body["certificate"], node.genesis.validators)
 

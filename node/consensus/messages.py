@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.block import Block, CommitCertificate, Vote
+from ledger.block import Block, CommitCertificate, KnownTxs, Vote
 from ledger.constants import CHAIN_ID_CHARS_MAX, KEY_ID_CHARS_MAX
 from ledger.encoding import Value, decode, encode
 from ledger.errors import BlockError, EncodingError
@@ -82,7 +82,7 @@ class Proposal:
         }
 
     @classmethod
-    def from_value(cls, value: Value) -> Proposal:
+    def from_value(cls, value: Value, known: KnownTxs | None = None) -> Proposal:
         if not isinstance(value, dict) or set(value) != _PROPOSAL_FIELDS:
             raise MessageError("proposal: wrong fields", reason="bad-proposal")
         chain_id, height, round_, pol_round = value["chain_id"], value["height"], value["round"], value["pol_round"]
@@ -94,7 +94,7 @@ class Proposal:
         if not (-1 <= pol_round < round_) or len(proposer) > KEY_ID_CHARS_MAX:
             raise MessageError("proposal: pol_round or proposer out of range", reason="bad-proposal")
         try:
-            block = Block.from_value(value["block"])
+            block = Block.from_value(value["block"], known)
         except BlockError as exc:
             raise MessageError(f"proposal block: {exc}", reason="bad-proposal") from exc
         return cls(chain_id, height, round_, block, pol_round, proposer, sig)
@@ -119,11 +119,11 @@ class CommitMessage:
         return {"block": self.block.to_value(), "cert": self.certificate.to_value()}
 
     @classmethod
-    def from_value(cls, value: Value) -> CommitMessage:
+    def from_value(cls, value: Value, known: KnownTxs | None = None) -> CommitMessage:
         if not isinstance(value, dict) or set(value) != {"block", "cert"}:
             raise MessageError("commit: wrong fields", reason="bad-commit")
         try:
-            block = Block.from_value(value["block"])
+            block = Block.from_value(value["block"], known)
             cert = CommitCertificate.from_value(value["cert"])
         except BlockError as exc:
             raise MessageError(f"commit: {exc}", reason="bad-commit") from exc
@@ -176,13 +176,14 @@ def message_to_value(message: Message) -> dict[str, Value]:
     return {"kind": kind, "body": message.to_value()}
 
 
-def message_from_value(value: Value) -> Message:
-    """Strictly parse ``{"kind", "body"}``; raises :class:`MessageError`."""
+def message_from_value(value: Value, known: KnownTxs | None = None) -> Message:
+    """Strictly parse ``{"kind", "body"}``; raises :class:`MessageError`. ``known`` (see
+    :class:`ledger.block.KnownTxs`) spares parsing transactions the caller already holds."""
     if not isinstance(value, dict) or set(value) != {"kind", "body"}:
         raise MessageError("message: wrong fields", reason="bad-message")
     kind, body = value["kind"], value["body"]
     if kind == KIND_PROPOSAL:
-        return Proposal.from_value(body)
+        return Proposal.from_value(body, known)
     if kind == KIND_VOTE:
         try:
             vote = Vote.from_value(body)
@@ -193,7 +194,7 @@ def message_from_value(value: Value) -> Message:
             raise MessageError("vote: validator id too long", reason="bad-vote")
         return vote
     if kind == KIND_COMMIT:
-        return CommitMessage.from_value(body)
+        return CommitMessage.from_value(body, known)
     if kind == KIND_SYNC:
         return SyncRequest.from_value(body)
     raise MessageError(f"unknown message kind {str(kind)[:32]!r}", reason="unknown-message-kind")
