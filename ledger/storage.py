@@ -218,6 +218,7 @@ PREFIX_STATE_NODE = b"s"  # state tree nodes by hash (see ledger.state.StateTree
 PREFIX_STATE_ROOT = b"r"  # state version (height) -> root
 _HEAD_KEY = PREFIX_META + b"head"
 _GENESIS_KEY = PREFIX_META + b"genesis"
+_UNREAD = object()  # LedgerStore._head before the first read
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,10 +261,13 @@ class LedgerStore:
     :class:`StorageError` if it does not hold.
     """
 
-    __slots__ = ("kv", "log", "state")
+    __slots__ = ("_head", "kv", "log", "state")
 
     def __init__(self, kv: KV) -> None:
         self.kv = kv
+        # The head pointer, read once and then kept current by append_block (this store
+        # is the only writer of its KV): admission and the API ask for it constantly.
+        self._head: tuple[int, bytes] | None | object = _UNREAD
         self.log = MerkleLog(kv, PREFIX_LOG)
         self.state = StateTree(kv, node_prefix=PREFIX_STATE_NODE, root_prefix=PREFIX_STATE_ROOT)
         self.check_integrity()
@@ -291,14 +295,18 @@ class LedgerStore:
 
     def head_pointer(self) -> tuple[int, bytes] | None:
         """(height, block hash) of the last stored block, or None before block 1."""
+        if self._head is not _UNREAD:
+            return self._head  # type: ignore[return-value]
         raw = self.kv.get(_HEAD_KEY)
         if raw is None:
+            self._head = None
             return None
         value = decode(raw)
         if not (isinstance(value, list) and len(value) == 2 and type(value[0]) is int
                 and isinstance(value[1], bytes)):
             raise StorageError("head pointer is malformed")
-        return value[0], value[1]
+        self._head = (value[0], value[1])
+        return self._head
 
     def height(self) -> int:
         """Height of the last stored block (0 before block 1)."""
@@ -400,6 +408,7 @@ class LedgerStore:
         batch.put(PREFIX_BLOCK_HASH + header.hash, header.height.to_bytes(8, "big"))
         batch.put(_HEAD_KEY, encode([header.height, header.hash]))
         self.kv.write(batch)
+        self._head = (header.height, header.hash)
 
     @staticmethod
     def _genesis_hash(raw: bytes) -> bytes:
