@@ -271,6 +271,11 @@ class InMemoryStatusLists:
         return known
 
 
+# marshal format 2 has no back-references, so every load builds a tree that shares no
+# container with another; it is also the fastest to load here (~2.4 µs for the bench's claims).
+_CLAIMS_MARSHAL_VERSION: Final = 2
+
+
 @dataclass(frozen=True, slots=True)
 class _Checked:
     """One SD-JWT (issuer JWT and disclosures, without KB-JWT) whose pure checks all
@@ -346,10 +351,10 @@ def _lru_put(memo: OrderedDict[str, _T], key: str, value: _T, entries_max: int) 
 
 
 # --- result --------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class VerificationResult:
+class VerificationResult(NamedTuple):
     """``valid`` with the disclosed claims (``_sd``, ``_sd_alg``, decoys removed), or
-    ``reason`` (a stable code from the table above) and a human ``detail``."""
+    ``reason`` (a stable code from the table above) and a human ``detail``. Immutable
+    (a NamedTuple: one per verification, a third of a frozen dataclass's cost)."""
 
     valid: bool
     claims: Mapping[str, Any] | None
@@ -640,7 +645,7 @@ def _check_sd_jwt(
     sd_jwt = presentation[: len(presentation) - len(kb_token)]
     expected_sd_hash = sd_hash(sd_jwt)
     if cache is not None:
-        cache.put_checked(sd_jwt, _Checked(jws, marshal.dumps(claims), expected_sd_hash))
+        cache.put_checked(sd_jwt, _Checked(jws, marshal.dumps(claims, _CLAIMS_MARSHAL_VERSION), expected_sd_hash))
     return jws, claims, kb_token, expected_sd_hash
 
 
