@@ -27,6 +27,7 @@ API_COMMIT_WAIT_MS_MAX: Final = 60_000
 API_TX_ID_HEX_CHARS: Final = 64
 API_STATE_KEY_BYTES_MAX: Final = STATE_KEY_BYTES_MAX
 API_HEIGHT_MAX: Final = 2**63 - 1
+API_ANCHORS_CACHED_MAX: Final = 64  # header + certificate JSON of recent heights (immutable once committed)
 
 # --- problem documents (RFC 9457) ----------------------------------------------------
 # ``type`` of every problem is this base followed by the reason; the URI identifies the

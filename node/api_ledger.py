@@ -12,6 +12,7 @@ one consistent height.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from ledger import statekeys
@@ -21,17 +22,22 @@ from ledger.errors import StorageError
 from ledger.keys import b64url_encode
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
+from node.api_constants import API_ANCHORS_CACHED_MAX
 from node.problems import ApiProblem
 
 
 class ChainReader:
     """JSON views of blocks, transactions, state and proofs at committed heights."""
 
-    __slots__ = ("genesis", "store")
+    __slots__ = ("_anchors", "genesis", "store")
 
     def __init__(self, store: Any, genesis: Any) -> None:
         self.store = store
         self.genesis = genesis
+        # JSON of recent committed headers and certificates by height: a committed
+        # height never changes, and every answer about it (each tx of a block waiting
+        # for ?wait=commit, state reads, /v1/verify) carries the same anchor.
+        self._anchors: OrderedDict[int, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
 
     # --- heights and blocks -----------------------------------------------------
 
@@ -67,11 +73,21 @@ class ChainReader:
     def anchor(self, height: int) -> dict[str, Any]:
         """Header and certificate of ``height``: what a client checks every answer against."""
         self.require_height(height)
-        header = self.store.header(height)
-        certificate = self.store.certificate(height)
-        if header is None or certificate is None:
-            raise ApiProblem("unknown-block", f"block {height} is not available on this node")
-        return {"header": header.to_json(), "certificate": certificate.to_json()}
+        cached = self._anchors.get(height)
+        if cached is None:
+            header = self.store.header(height)
+            certificate = self.store.certificate(height)
+            if header is None or certificate is None:
+                raise ApiProblem("unknown-block", f"block {height} is not available on this node")
+            cached = (header.to_json(), certificate.to_json())
+            self._anchors[height] = cached
+            while len(self._anchors) > API_ANCHORS_CACHED_MAX:
+                self._anchors.popitem(last=False)
+        header_json, certificate_json = cached
+        # Copies, so a caller that edits its answer cannot edit the cache.
+        return {"header": dict(header_json),
+                "certificate": {**certificate_json,
+                                "signatures": [dict(s) for s in certificate_json["signatures"]]}}
 
     def _record_at_or_below_head(self, tx_id: bytes) -> Any:
         record = self.store.tx(tx_id)
