@@ -225,8 +225,9 @@ class PreparedKeys:
     that meet the same keys again and again (ledger-resolved issuer and holder keys,
     ``cnf.jwk``): a hit skips point validation, the thumbprint and the library key
     object. The cache key is the JWK's required members (``kty``, ``crv``, ``x``,
-    ``y``: what the RFC 7638 thumbprint hashes), so two JWKs share an entry iff they
-    are the same key. Safe to share between threads: only single dict operations."""
+    ``y``: what the RFC 7638 thumbprint hashes, compared as they are rather than
+    hashed), so JWKs that share an entry are the same key. Safe to share between
+    threads: only single dict operations."""
 
     __slots__ = ("_entries", "_entries_max")
 
