@@ -32,6 +32,7 @@ from fastapi import APIRouter, FastAPI
 from node.api_chain import chain_router
 from node.api_constants import API_BODY_BYTES_MAX
 from node.api_context import ApiContext, RouterFactory
+from node.api_fastpath import SubmitFastPath
 from node.api_guard import BodyLimit, CatchAll, install_problem_handlers
 from node.api_ledger import ChainReader
 from node.api_metrics import ApiMetrics, MetricsMiddleware
@@ -79,7 +80,9 @@ def create_app(
     install_openapi(app)
     for item in (*_CORE_ROUTERS, *extra_routers):
         app.include_router(item if isinstance(item, APIRouter) else item(ctx))
-    # Added last = outermost: metrics see every answer, including 413s and 500s.
+    # Added last = outermost: metrics see every answer, including 413s and 500s. The
+    # submit fast path is innermost: inside the body limit and the 500 guard.
+    app.add_middleware(SubmitFastPath, ctx=ctx)
     app.add_middleware(CatchAll, logger=log)
     app.add_middleware(BodyLimit, body_bytes_max=body_bytes_max)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

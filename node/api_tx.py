@@ -61,11 +61,24 @@ def _is_pending(ctx: ApiContext, tx_id: bytes) -> bool:
     return bool(probe(tx_id)) if callable(probe) else False
 
 
-async def _admit(ctx: ApiContext, tx: Transaction) -> None:
+async def admit(ctx: ApiContext, tx: Transaction) -> None:
     """Admit a parsed transaction: not committed yet, then the node's own admission."""
     if ctx.reader.tx_location(tx.tx_id) is not None:
         raise ReplayError("transaction already committed", reason="replayed-transaction")
     await ctx.node.submit(tx)
+
+
+async def committed_answer(ctx: ApiContext, tx: Transaction, timeout_ms: int) -> dict[str, Any]:
+    """Wait up to ``timeout_ms`` for ``tx`` to commit; the ``SubmitCommitted`` answer, built
+    by the chain reader in that model's shape (tests check it against the model).
+    Raises ``ApiProblem("commit-timeout")``."""
+    height = await ctx.node.wait_committed(tx.tx_id, timeout_ms / 1000)
+    committed = ctx.reader.committed_tx_json(tx.tx_id, with_tx=False) if height is not None else None
+    if committed is None:
+        ctx.metrics.tx_commit_timeouts.inc()
+        raise ApiProblem("commit-timeout", f"not committed within {timeout_ms} ms; it may still be",
+                         extra={"id": tx.tx_id.hex()})
+    return committed
 
 
 async def _admit_one_of_batch(ctx: ApiContext, text: str) -> dict[str, Any]:
@@ -75,7 +88,7 @@ async def _admit_one_of_batch(ctx: ApiContext, text: str) -> dict[str, Any]:
     try:
         tx = parse_transaction(text)
         tx_id = tx.tx_id.hex()
-        await _admit(ctx, tx)
+        await admit(ctx, tx)
     except LedgerError as exc:
         problem = problem_from_ledger_error(exc)
     except NodeError as exc:
@@ -117,21 +130,14 @@ def transactions_router(ctx: ApiContext) -> APIRouter:
         try:
             body = await read_json_body(request, SubmitRequest)
             tx = parse_transaction(body.tx)
-            await _admit(ctx, tx)
+            await admit(ctx, tx)
         except (ApiProblem, LedgerError, NodeError) as exc:
             ctx.metrics.tx_rejected.labels(exc.reason).inc()
             raise
         ctx.metrics.tx_submitted.inc()
         if wait != "commit":
             return SubmitAccepted(id=tx.tx_id.hex())
-        height = await ctx.node.wait_committed(tx.tx_id, timeout_ms / 1000)
-        committed = ctx.reader.committed_tx_json(tx.tx_id, with_tx=False) if height is not None else None
-        if committed is None:
-            ctx.metrics.tx_commit_timeouts.inc()
-            raise ApiProblem("commit-timeout", f"not committed within {timeout_ms} ms; it may still be",
-                             extra={"id": tx.tx_id.hex()})
-        # Built by ChainReader in the shape of SubmitCommitted (tests check it against the model).
-        return JSONResponse(committed, status_code=200)
+        return JSONResponse(await committed_answer(ctx, tx, timeout_ms), status_code=200)
 
     @router.post(
         "/batch",
@@ -175,4 +181,4 @@ def transactions_router(ctx: ApiContext) -> APIRouter:
     return router
 
 
-__all__ = ["parse_transaction", "transactions_router"]
+__all__ = ["admit", "committed_answer", "parse_transaction", "transactions_router"]
