@@ -1,5 +1,6 @@
-"""The verifier's memos never change a verdict: VerifierCache hits, the issuer
-signature memo, the JOSE header cache, PreparedKeys, and the direct DER encoding."""
+"""The verifier's memos and fast paths never change a verdict: VerifierCache hits, the issuer
+signature memo, the JOSE header cache, PreparedKeys, the direct DER encoding and
+the inline disclosure decoding."""
 
 from __future__ import annotations
 
@@ -171,3 +172,38 @@ def test_prepared_keys_share_one_key_per_jwk_and_stay_bounded() -> None:
         with pytest.raises(KeyError_):
             cache.from_jwk(bad)  # type: ignore[arg-type]
     assert len(cache) == 2
+
+
+def _one_by_one(encoded: list[str]) -> dict[str, tuple[str | None, Any]] | str:
+    from identity.errors import DisclosureError
+    from identity.sdjwt import decode_disclosure, digest
+
+    out: dict[str, tuple[str | None, Any]] = {}
+    try:
+        for e in encoded:
+            _salt, name, value = decode_disclosure(e)
+            out[digest(e)] = (name, value)
+    except DisclosureError as exc:
+        return exc.reason
+    return out
+
+
+_DISCLOSURE_TEXTS = st.one_of(
+    st.text(alphabet="AQgwBC09-_+/=Wy.", max_size=16),
+    st.builds(lambda v: b64url_encode(jose.json_dumps(v)),
+              st.lists(st.one_of(st.text(max_size=4), st.integers(), st.none(), st.just("_sd"),
+                                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)), max_size=4)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_DISCLOSURE_TEXTS, max_size=4))
+def test_disclosed_by_digest_is_decode_disclosure_one_by_one(encoded: list[str]) -> None:
+    from identity.errors import DisclosureError
+    from identity.sdjwt import disclosed_by_digest
+
+    try:
+        got: dict[str, tuple[str | None, Any]] | str = disclosed_by_digest(encoded)
+    except DisclosureError as exc:
+        got = exc.reason
+    assert got == _one_by_one(encoded)
