@@ -48,7 +48,7 @@ MERKLE_PROOF_HASHES_MAX: Final = 128  # 2**64 leaves need at most 64 for inclusi
 STATE_KEY_BYTES_MAX: Final = 256
 STATE_VALUE_BYTES_MAX: Final = 256 * 1024
 STATE_PROOF_NODES_MAX: Final = 256  # depth of the radix tree over 256-bit paths
-STATE_CACHE_NODES_MAX: Final = 65_536  # decoded state nodes kept per open tree (immutable, so never stale)
+STATE_CACHE_BYTES: Final = 32 * 1024 * 1024  # branch records kept per open tree (immutable, so never stale)
 LEVELDB_CACHE_BYTES: Final = 32 * 1024 * 1024  # LevelDB block cache: fixed, whatever the ledger's size
 LEVELDB_BLOOM_BITS: Final = 10  # bits per key of LevelDB's bloom filter (fewer disk reads on misses)
 

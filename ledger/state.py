@@ -29,14 +29,16 @@ tree the walk for a present key always ends at that key's leaf.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ledger.constants import (
     HASH_BYTES,
-    STATE_CACHE_NODES_MAX,
+    STATE_CACHE_BYTES,
     STATE_KEY_BYTES_MAX,
     STATE_PROOF_NODES_MAX,
     STATE_VALUE_BYTES_MAX,
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 PATH_BITS = 8 * HASH_BYTES
 EMPTY_STATE_ROOT = tagged_hash(HashTag.STATE_NODE, encode([]))
 _HASH_HEAD = b"\x58\x20"  # CBOR head of a 32-byte byte string
+_KEY_TAG = bytes((int(HashTag.STATE_KEY),))  # tagged_hash(STATE_KEY, key) == sha256(_KEY_TAG + key)
 
 
 # --- hashing (fast paths equal to the canonical encoding; tests check this) ------
@@ -58,7 +61,7 @@ _HASH_HEAD = b"\x58\x20"  # CBOR head of a 32-byte byte string
 
 def key_path(key: bytes) -> bytes:
     """The 256-bit path of ``key`` in the tree."""
-    return tagged_hash(HashTag.STATE_KEY, key)
+    return hashlib.sha256(_KEY_TAG + key).digest()
 
 
 def leaf_preimage(path: bytes, value_digest: bytes) -> bytes:
@@ -80,13 +83,21 @@ _BRANCH_HEADS = tuple(
 )
 
 
+_LEAF_HEAD = bytes((int(HashTag.STATE_LEAF),)) + leaf_preimage(b"", b"")[: -len(_HASH_HEAD)]
+
+
 def leaf_hash(path: bytes, value_digest: bytes) -> bytes:
-    return tagged_hash(HashTag.STATE_LEAF, leaf_preimage(path, value_digest))
+    """``tagged_hash(STATE_LEAF, leaf_preimage(path, value_digest))``."""
+    return hashlib.sha256(_LEAF_HEAD + path + _HASH_HEAD + value_digest).digest()
 
 
 def branch_hash(depth: int, left: bytes, right: bytes) -> bytes:
     """``tagged_hash(STATE_NODE, branch_preimage(depth, left, right))``."""
     return hashlib.sha256(_BRANCH_HEADS[depth] + left + _HASH_HEAD + right).digest()
+
+
+# _BIT[d]: the path integer with only bit ``d`` set.
+_BIT = tuple(1 << (PATH_BITS - 1 - depth) for depth in range(PATH_BITS))
 
 
 def _bit(path_int: int, depth: int) -> int:
@@ -289,35 +300,80 @@ def verify_state_proof(root: bytes, key: bytes, value: bytes | None, proof: Stat
 
 # --- the stored tree ------------------------------------------------------------------
 
+# Node records in the KV (storage only, never hashed or signed, so a fixed layout
+# that parses by slicing, not the canonical encoding):
+#   leaf:   "L" || path (32) || key length (2, big-endian) || key || value
+#   branch: "B" || depth (1) || left (32) || right (32) || prefix (32)
+# The tree works on these records directly (and caches branch records as they are),
+# so a node costs no decoding into objects on the update path.
+_LEAF_KIND = ord("L")
+_BRANCH_KIND = ord("B")
+_LEAF_RECORD_BYTES_MIN = 3 + HASH_BYTES
+_BRANCH_RECORD_BYTES = 2 + 3 * HASH_BYTES
+_BRANCH_RECORD_HEADS = tuple(bytes((_BRANCH_KIND, depth)) for depth in range(PATH_BITS))
 
-@dataclass(frozen=True, slots=True)
-class _Leaf:
-    key: bytes
-    value: bytes
-    path_int: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Branch:
-    depth: int
-    left: bytes
-    right: bytes
-    prefix_int: int  # the shared first ``depth`` bits, the rest zero (not hashed: derived)
-
-
-@dataclass(frozen=True, slots=True)
-class _Update:
-    path_int: int
-    key: bytes
-    value: bytes | None
+# Memory of one cached branch record, an upper bound for CPython 3.11 on 64 bits:
+# the 32-byte hash key (80 with allocator rounding), the 98-byte record (144) and
+# its share of the ordered dict (at most 128 right after its tables grew).
+# ``test_state_tree.py`` measures it.
+_CACHE_ENTRY_BYTES = 80 + 144 + 128
 
 
-# An item for building a subtree: an update to write, or an existing leaf kept as is.
-_Item = tuple[int, "_Update | bytes"]
+class _BranchCache:
+    """Branch records by node hash for the top of the tree, within ``bytes_max`` bytes.
+
+    Only branches at depth < ``depth_max`` are kept, where ``2**depth_max`` records
+    fit the budget: a tree has at most ``2**d - 1`` branches above depth ``d``
+    (one per prefix), so all of them fit however many keys the tree holds. They
+    are the nodes every block walks through (the top ~9 levels are rewritten by
+    every block of 500 updates), while a deeper branch is touched again only
+    after many blocks and would evict them. When a block rewrites a branch, the
+    one it replaces leaves the cache; what is left of older versions (a dropped
+    batch, a read of an old version) goes first when the cache is full, as the
+    least recently used. Records are immutable and content-addressed, so a
+    cached record is never stale.
+
+    Concurrent readers (API threads) share it with the writer under the GIL:
+    every step is one operation of the ordered dict, never an iteration, and a
+    step that loses a race (the key just left) only costs a later miss.
+    """
+
+    __slots__ = ("_entries", "_entries_max", "depth_max", "peek")
+
+    def __init__(self, bytes_max: int) -> None:
+        self._entries_max = max(1, bytes_max // _CACHE_ENTRY_BYTES)
+        self.depth_max = min(PATH_BITS, self._entries_max.bit_length() - 1)
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        # The record or None without marking it used: for the writer, which
+        # replaces every branch it reads.
+        self.peek = self._entries.get
+
+    def get(self, node_hash: bytes) -> bytes | None:
+        entries = self._entries
+        record = entries.get(node_hash)
+        if record is not None:
+            with contextlib.suppress(KeyError):  # another thread dropped it meanwhile
+                entries.move_to_end(node_hash)
+        return record
+
+    def put(self, node_hash: bytes, record: bytes) -> None:
+        """Keep ``record`` if its branch is above ``depth_max``."""
+        if record[1] < self.depth_max:
+            entries = self._entries
+            entries[node_hash] = record
+            if len(entries) > self._entries_max:
+                with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
+                    entries.popitem(last=False)
+
+    def discard(self, node_hash: bytes) -> None:
+        self._entries.pop(node_hash, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class StateTree:
-    """The versioned state map in a KV store; keeps a bounded cache of decoded branches.
+    """The versioned state map in a KV store; keeps a bounded cache of branch records.
 
     ``node_prefix`` and ``root_prefix`` are the key namespaces for nodes and for the
     version index; they must not be prefixes of each other's keys or of others'.
@@ -325,13 +381,12 @@ class StateTree:
 
     __slots__ = ("_cache", "_kv", "_node_prefix", "_root_prefix")
 
-    def __init__(self, kv: KV, *, node_prefix: bytes, root_prefix: bytes) -> None:
+    def __init__(self, kv: KV, *, node_prefix: bytes, root_prefix: bytes,
+                 cache_bytes: int = STATE_CACHE_BYTES) -> None:
         self._kv = kv
         self._node_prefix = bytes(node_prefix)
         self._root_prefix = bytes(root_prefix)
-        # Decoded branch nodes by hash, at most STATE_CACHE_NODES_MAX. Nodes are
-        # content-addressed and immutable, so a cached node can never be stale.
-        self._cache: dict[bytes, _Branch] = {}
+        self._cache = _BranchCache(cache_bytes)
 
     # -- versions
 
@@ -365,15 +420,16 @@ class StateTree:
 
     def get_at_root(self, key: bytes, root: bytes) -> bytes | None:
         """Value of ``key`` in the tree with root ``root`` (which must be stored)."""
-        path_int = int.from_bytes(key_path(check_key(key)), "big")
+        path = key_path(check_key(key))
+        path_int = int.from_bytes(path, "big")
         node_hash = root
         if node_hash == EMPTY_STATE_ROOT:
             return None
         for _ in range(PATH_BITS + 1):
-            node = self._load(node_hash)
-            if isinstance(node, _Leaf):
-                return node.value if node.path_int == path_int else None
-            node_hash = node.right if _bit(path_int, node.depth) else node.left
+            record = self._record(node_hash)
+            if record[0] == _LEAF_KIND:
+                return _leaf_value(record) if record[1:33] == path else None
+            node_hash = record[34:66] if _bit(path_int, record[1]) else record[2:34]
         raise StorageError("state tree deeper than its paths", reason="storage-corrupt")
 
     def prove(self, key: bytes, version: int | None = None) -> StateProof:
@@ -387,16 +443,16 @@ class StateTree:
         steps: list[ProofStep] = []
         node_hash = root
         for _ in range(PATH_BITS + 1):
-            node = self._load(node_hash)
-            if isinstance(node, _Leaf):
-                leaf = ProofLeaf(node.path_int.to_bytes(HASH_BYTES, "big"), sha256(node.value))
-                return StateProof(tuple(steps), leaf)
-            if _bit(path_int, node.depth):
-                steps.append(ProofStep(node.depth, node.left))
-                node_hash = node.right
+            record = self._record(node_hash)
+            if record[0] == _LEAF_KIND:
+                return StateProof(tuple(steps), ProofLeaf(record[1:33], sha256(_leaf_value(record))))
+            depth = record[1]
+            if _bit(path_int, depth):
+                steps.append(ProofStep(depth, record[2:34]))
+                node_hash = record[34:66]
             else:
-                steps.append(ProofStep(node.depth, node.right))
-                node_hash = node.left
+                steps.append(ProofStep(depth, record[34:66]))
+                node_hash = record[2:34]
         raise StorageError("state tree deeper than its paths", reason="storage-corrupt")
 
     def reader(self, version: int | None = None) -> StateView:
@@ -435,125 +491,143 @@ class StateTree:
 
         Costs O(k log n) node reads and writes for k updates in a tree of n keys.
         """
-        items = sorted((
-            _Update(int.from_bytes(key_path(check_key(key)), "big"), key,
-                    None if value is None else check_value(value))
+        ordered = sorted(
+            (int.from_bytes(key_path(check_key(key)), "big"), key, None if value is None else check_value(value))
             for key, value in updates.items()
-        ), key=lambda update: update.path_int) if updates else []
+        )
         base = None if base_root == EMPTY_STATE_ROOT else base_root
-        new_root = self._update(base, items, batch)
+        new_root = _Writer(self, ordered, batch).update(base, 0, len(ordered)) if ordered else base
         return EMPTY_STATE_ROOT if new_root is None else new_root
 
-    def _update(self, node_hash: bytes | None, ups: list[_Update], batch: WriteBatch) -> bytes | None:
-        if not ups:
-            return node_hash
+    # -- nodes
+
+    def _record(self, node_hash: bytes) -> bytes:
+        """The stored record of node ``node_hash`` (a branch's from the cache if there)."""
+        record = self._cache.get(node_hash)
+        if record is not None:
+            return record
+        raw = self._kv.get(self._node_prefix + node_hash)
+        if raw is None:
+            raise StorageError(f"state node {node_hash.hex()} is missing")
+        record = bytes(raw)
+        if record[0] == _BRANCH_KIND and len(record) == _BRANCH_RECORD_BYTES:
+            # Only branches are cached: they are small (leaves may hold 256 KiB values).
+            self._cache.put(node_hash, record)
+            return record
+        if record[0] == _LEAF_KIND and len(record) >= _LEAF_RECORD_BYTES_MIN \
+                and _LEAF_RECORD_BYTES_MIN + int.from_bytes(record[33:35], "big") <= len(record):
+            return record
+        raise StorageError(f"state node {node_hash.hex()} has an unknown shape")
+
+
+def _leaf_value(record: bytes) -> bytes:
+    return record[_LEAF_RECORD_BYTES_MIN + int.from_bytes(record[33:35], "big"):]
+
+
+# What a new subtree holds, sorted by path: (path, (key, value)) for a leaf to write,
+# (path, hash) for an existing leaf kept as it is.
+_Item = tuple[int, "tuple[bytes, bytes] | bytes"]
+
+
+class _Writer:
+    """One :meth:`StateTree.apply_to_root`: updates sorted by path, and the batch for new nodes.
+
+    Update ranges are index ranges ``[lo, hi)`` into the sorted paths, so no walk
+    copies the update list; each new branch costs one concatenation for its
+    record, one for its hash preimage, one SHA-256 and one put.
+    """
+
+    __slots__ = ("_cache", "_node_prefix", "_paths", "_peek", "_put", "_tree", "_updates")
+
+    def __init__(self, tree: StateTree, updates: list[tuple[int, bytes, bytes | None]], batch: WriteBatch) -> None:
+        self._tree = tree
+        self._cache = tree._cache
+        self._peek = tree._cache.peek
+        self._node_prefix = tree._node_prefix
+        self._updates = updates
+        self._paths = [path for path, _, _ in updates]
+        self._put = batch.put
+
+    def update(self, node_hash: bytes | None, lo: int, hi: int) -> bytes | None:
+        """The subtree ``node_hash`` (None: empty) after the updates ``[lo, hi)``, a non-empty range."""
         if node_hash is None:
-            return self._build([(u.path_int, u) for u in ups if u.value is not None], batch)
-        node = self._load(node_hash)
-        if isinstance(node, _Leaf):
-            items: list[_Item] = [(u.path_int, u) for u in ups if u.value is not None]
-            if all(u.path_int != node.path_int for u in ups):
-                bisect.insort(items, (node.path_int, node_hash), key=lambda item: item[0])
-            return self._build(items, batch)
-        shared = min(_common_prefix_bits(ups[0].path_int, node.prefix_int),
-                     _common_prefix_bits(ups[-1].path_int, node.prefix_int))
-        if shared >= node.depth:
-            # Every update lies inside this branch: recurse into both sides.
-            split = _split_index([u.path_int for u in ups], node.prefix_int, node.depth)
-            left = self._update(node.left, ups[:split], batch)
-            right = self._update(node.right, ups[split:], batch)
-            if left == node.left and right == node.right:
+            return self._build(self._new_leaves(lo, hi))
+        record = self._peek(node_hash) or self._tree._record(node_hash)
+        if record[0] == _LEAF_KIND:
+            return self._update_leaf(node_hash, record, lo, hi)
+        paths = self._paths
+        depth = record[1]
+        prefix = int.from_bytes(record[66:98], "big")
+        # The paths are sorted, so the first and the last tell whether all share the prefix.
+        outside = max((paths[lo] ^ prefix).bit_length(), (paths[hi - 1] ^ prefix).bit_length())
+        shared = PATH_BITS - outside
+        if shared >= depth:
+            # Every update lies inside this branch: recurse into the sides that have some.
+            split = bisect.bisect_left(paths, prefix | _BIT[depth], lo, hi)
+            left, right = record[2:34], record[34:66]
+            new_left = self.update(left, lo, split) if lo < split else left
+            new_right = self.update(right, split, hi) if split < hi else right
+            if new_left == left and new_right == right:
                 return node_hash
-            if left is None or right is None:
-                return right if left is None else left
-            return self._write_branch(node.depth, left, right, node.prefix_int, batch)
+            self._cache.discard(node_hash)  # replaced in the new version (or deleted)
+            if new_left is None or new_right is None:
+                return new_right if new_left is None else new_left
+            return self._write_branch(depth, new_left, new_right, record[66:98])
         # Some updates leave this branch's prefix at bit ``shared``: a new branch
         # splits there, with this subtree (updated) on its side and new leaves on the other.
-        side = _bit(node.prefix_int, shared)
-        split = _split_index([u.path_int for u in ups], _prefix_of(node.prefix_int, shared), shared)
-        inside, outside = (ups[:split], ups[split:]) if side == 0 else (ups[split:], ups[:split])
-        kept = self._update(node_hash, inside, batch)
-        added = self._build([(u.path_int, u) for u in outside if u.value is not None], batch)
+        split_prefix = _prefix_of(prefix, shared)
+        split = bisect.bisect_left(paths, split_prefix | _BIT[shared], lo, hi)
+        side = _bit(prefix, shared)
+        (in_lo, in_hi), (out_lo, out_hi) = ((lo, split), (split, hi)) if side == 0 else ((split, hi), (lo, split))
+        kept = self.update(node_hash, in_lo, in_hi) if in_lo < in_hi else node_hash
+        added = self._build(self._new_leaves(out_lo, out_hi))
         if kept is None or added is None:
             return added if kept is None else kept
         left, right = (kept, added) if side == 0 else (added, kept)
-        return self._write_branch(shared, left, right, _prefix_of(node.prefix_int, shared), batch)
+        return self._write_branch(shared, left, right, split_prefix.to_bytes(HASH_BYTES, "big"))
 
-    def _build(self, items: list[_Item], batch: WriteBatch) -> bytes | None:
+    def _update_leaf(self, node_hash: bytes, record: bytes, lo: int, hi: int) -> bytes | None:
+        """The leaf ``node_hash`` with the updates ``[lo, hi)`` that reach it: one may replace or delete it."""
+        leaf_path = int.from_bytes(record[1:33], "big")
+        items = self._new_leaves(lo, hi)
+        at = bisect.bisect_left(self._paths, leaf_path, lo, hi)
+        if at == hi or self._paths[at] != leaf_path:
+            bisect.insort(items, (leaf_path, node_hash), key=lambda item: item[0])
+        return self._build(items)
+
+    def _new_leaves(self, lo: int, hi: int) -> list[_Item]:
+        return [(path, (key, value)) for path, key, value in self._updates[lo:hi] if value is not None]
+
+    def _build(self, items: list[_Item]) -> bytes | None:
         """Subtree holding exactly ``items`` (sorted by path, distinct paths)."""
         if not items:
             return None
         if len(items) == 1:
-            _, item = items[0]
-            return item if isinstance(item, bytes) else self._write_leaf(item, batch)
+            path, item = items[0]
+            return item if isinstance(item, bytes) else self._write_leaf(path, *item)
         depth = _common_prefix_bits(items[0][0], items[-1][0])
         prefix = _prefix_of(items[0][0], depth)
-        split = _split_index([path for path, _ in items], prefix, depth)
-        left = self._build(items[:split], batch)
-        right = self._build(items[split:], batch)
+        split = bisect.bisect_left(items, prefix | _BIT[depth], key=lambda item: item[0])
+        left = self._build(items[:split])
+        right = self._build(items[split:])
         assert left is not None and right is not None  # both sides are non-empty by choice of depth
-        return self._write_branch(depth, left, right, prefix, batch)
+        return self._write_branch(depth, left, right, prefix.to_bytes(HASH_BYTES, "big"))
 
-    def _write_leaf(self, update: _Update, batch: WriteBatch) -> bytes:
-        assert update.value is not None
-        path = update.path_int.to_bytes(HASH_BYTES, "big")
-        node_hash = leaf_hash(path, sha256(update.value))
-        record = _LEAF_RECORD + path + len(update.key).to_bytes(2, "big") + update.key + update.value
-        batch.put(self._node_prefix + node_hash, record)
+    def _write_leaf(self, path_int: int, key: bytes, value: bytes) -> bytes:
+        path = path_int.to_bytes(HASH_BYTES, "big")
+        node_hash = leaf_hash(path, sha256(value))
+        self._put(self._node_prefix + node_hash,
+                  b"L" + path + len(key).to_bytes(2, "big") + key + value)
         return node_hash
 
-    def _write_branch(self, depth: int, left: bytes, right: bytes, prefix_int: int, batch: WriteBatch) -> bytes:
-        node_hash = branch_hash(depth, left, right)
-        record = _BRANCH_RECORD + bytes((depth,)) + left + right + prefix_int.to_bytes(HASH_BYTES, "big")
-        batch.put(self._node_prefix + node_hash, record)
+    def _write_branch(self, depth: int, left: bytes, right: bytes, prefix: bytes) -> bytes:
+        node_hash = hashlib.sha256(_BRANCH_HEADS[depth] + left + _HASH_HEAD + right).digest()
+        record = _BRANCH_RECORD_HEADS[depth] + left + right + prefix
+        self._put(self._node_prefix + node_hash, record)
         # The next block's updates start from these nodes, so cache them now. If the
         # batch is dropped they are merely unreachable from any committed root.
-        self._remember(node_hash, _Branch(depth, left, right, prefix_int))
+        self._cache.put(node_hash, record)
         return node_hash
-
-    def _remember(self, node_hash: bytes, node: _Branch) -> None:
-        if len(self._cache) >= STATE_CACHE_NODES_MAX:
-            self._cache = {}  # a fresh dict rather than clear(): safe for concurrent readers
-        self._cache[node_hash] = node
-
-    def _load(self, node_hash: bytes) -> _Leaf | _Branch:
-        cached = self._cache.get(node_hash)
-        if cached is not None:
-            return cached
-        raw = self._kv.get(self._node_prefix + node_hash)
-        if raw is None:
-            raise StorageError(f"state node {node_hash.hex()} is missing")
-        node = _parse_record(raw, node_hash)
-        if isinstance(node, _Branch):
-            # Only branches are cached: they are small (leaves may hold 256 KiB values).
-            self._remember(node_hash, node)
-        return node
-
-
-# Node records in the KV (storage only, never hashed or signed, so a fixed layout
-# that parses by slicing, not the canonical encoding):
-#   leaf:   "L" || path (32) || key length (2, big-endian) || key || value
-#   branch: "B" || depth (1) || left (32) || right (32) || prefix (32)
-_LEAF_RECORD = b"L"
-_BRANCH_RECORD = b"B"
-_BRANCH_RECORD_BYTES = 2 + 3 * HASH_BYTES
-
-
-def _parse_record(raw: bytes, node_hash: bytes) -> _Leaf | _Branch:
-    kind = raw[:1]
-    if kind == _BRANCH_RECORD and len(raw) == _BRANCH_RECORD_BYTES:
-        return _Branch(raw[1], raw[2:34], raw[34:66], int.from_bytes(raw[66:98], "big"))
-    if kind == _LEAF_RECORD and len(raw) >= 35:
-        key_end = 35 + int.from_bytes(raw[33:35], "big")
-        if key_end <= len(raw):
-            return _Leaf(key=raw[35:key_end], value=raw[key_end:], path_int=int.from_bytes(raw[1:33], "big"))
-    raise StorageError(f"state node {node_hash.hex()} has an unknown shape")
-
-
-def _split_index(paths: list[int], prefix_int: int, depth: int) -> int:
-    """First position in sorted ``paths`` (all sharing ``prefix_int``'s first ``depth``
-    bits) whose bit ``depth`` is 1."""
-    return bisect.bisect_left(paths, prefix_int | (1 << (PATH_BITS - 1 - depth)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
+import sys
+import threading
+import tracemalloc
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import given, settings
@@ -11,10 +17,15 @@ from hypothesis import strategies as st
 from ledger.constants import STATE_KEY_BYTES_MAX, STATE_VALUE_BYTES_MAX
 from ledger.encoding import encode
 from ledger.errors import LedgerError, StorageError
+from ledger.hashing import HashTag, tagged_hash
 from ledger.state import (
+    _CACHE_ENTRY_BYTES,
     EMPTY_STATE_ROOT,
     StateTree,
+    _BranchCache,
     branch_preimage,
+    key_path,
+    leaf_hash,
     leaf_preimage,
     verify_state_proof,
 )
@@ -29,7 +40,7 @@ def _tree() -> tuple[MemoryKV, StateTree]:
     return kv, StateTree(kv, node_prefix=b"n", root_prefix=b"r")
 
 
-def _commit(kv: MemoryKV, tree: StateTree, updates: dict[bytes, bytes | None], version: int) -> bytes:
+def _commit(kv: MemoryKV, tree: StateTree, updates: Mapping[bytes, bytes | None], version: int) -> bytes:
     batch = WriteBatch()
     root = tree.apply(updates, version, batch)
     kv.write(batch)
@@ -171,3 +182,82 @@ def test_reader_view_serves_one_fixed_version() -> None:
     view = tree.reader(1)
     _commit(kv, tree, {b"a": b"2"}, 2)
     assert view.get(b"a") == b"1" and tree.reader().get(b"a") == b"2"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=1, max_size=64), st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32))
+def test_fast_hashes_equal_the_tagged_hashes(key: bytes, path: bytes, digest: bytes) -> None:
+    assert key_path(key) == tagged_hash(HashTag.STATE_KEY, key)
+    assert leaf_hash(path, digest) == tagged_hash(HashTag.STATE_LEAF, encode([path, digest]))
+
+
+def test_a_cache_entry_costs_at_most_its_budgeted_bytes() -> None:
+    cache = _BranchCache(1 << 20)
+    records = [bytes((66, 0)) + os.urandom(96) for _ in range(1000)]
+    hashes = [os.urandom(32) for _ in records]  # made before tracing: the cache owns only its tables
+    tracemalloc.start()
+    try:
+        for node_hash, record in zip(hashes, records, strict=True):
+            cache.put(node_hash, record)
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Keys and records are shared with the caller here, so count them in as the tree creates them.
+    per_entry = used / len(records) + sys.getsizeof(hashes[0]) + sys.getsizeof(records[0])
+    assert len(cache) == len(records) and per_entry <= _CACHE_ENTRY_BYTES
+
+
+def test_the_branch_cache_keeps_only_the_top_levels_within_its_budget() -> None:
+    budget = 64 * 1024
+    kv = MemoryKV()
+    tree = StateTree(kv, node_prefix=b"n", root_prefix=b"r", cache_bytes=budget)
+    rng = random.Random(5)
+    for version in range(30):
+        _commit(kv, tree, {rng.randbytes(6): rng.randbytes(4) for _ in range(200)}, version)
+        cache = tree._cache
+        assert len(cache) * _CACHE_ENTRY_BYTES <= budget
+        assert all(record[1] < cache.depth_max for record in cache._entries.values())
+    assert 2**cache.depth_max * _CACHE_ENTRY_BYTES <= budget < 2**(cache.depth_max + 1) * _CACHE_ENTRY_BYTES
+
+
+def test_cache_size_changes_no_root_read_or_proof() -> None:
+    rng = random.Random(6)
+    history = [{rng.randbytes(rng.randint(1, 3)): rng.choice([None, rng.randbytes(3)]) for _ in range(60)}
+               for _ in range(12)]
+    results = []
+    for cache_bytes in (0, 4096, 1 << 20):
+        kv = MemoryKV()
+        tree = StateTree(kv, node_prefix=b"n", root_prefix=b"r", cache_bytes=cache_bytes)
+        roots = [_commit(kv, tree, updates, version) for version, updates in enumerate(history)]
+        reads = [(tree.get(key, version), tree.prove(key, version).to_bytes())
+                 for version in range(len(history)) for key in history[version]]
+        results.append((roots, reads))
+    assert results[0] == results[1] == results[2]
+
+
+def test_readers_in_other_threads_see_consistent_versions_while_blocks_evict() -> None:
+    kv = MemoryKV()
+    tree = StateTree(kv, node_prefix=b"n", root_prefix=b"r", cache_bytes=16 * 1024)
+    fixed = {f"k{i}".encode(): f"v{i}".encode() for i in range(300)}
+    _commit(kv, tree, fixed, 0)
+    done = threading.Event()
+
+    def read(seed: int) -> int:
+        rng, reads = random.Random(seed), 0
+        while not done.is_set():
+            key = f"k{rng.randrange(300)}".encode()
+            value = tree.get(key, 0)
+            verify_state_proof(tree.root_at(0), key, value, tree.prove(key, 0))
+            assert value == fixed[key]
+            reads += 1
+        return reads
+
+    with ThreadPoolExecutor(3) as pool:
+        readers = [pool.submit(read, seed) for seed in range(3)]
+        try:
+            rng = random.Random(8)
+            for version in range(1, 40):
+                _commit(kv, tree, {rng.randbytes(5): rng.randbytes(3) for _ in range(100)}, version)
+        finally:
+            done.set()
+        assert all(reader.result() > 0 for reader in readers)  # re-raises a reader's failure
