@@ -41,6 +41,7 @@ BLOCK_BYTES_MAX: Final = 8 * 1024 * 1024
 VALIDATORS_MAX: Final = 100
 VALIDATOR_NAME_CHARS_MAX: Final = 64
 VALIDATOR_SET_CHANGE_DELAY_HEIGHTS: Final = 2  # a committed change takes effect at h + delay
+VALIDATOR_SETS_PARSED_MAX: Final = 8  # parsed validator sets remembered by their stored bytes
 BLOCK_TIME_DRIFT_MS_MAX: Final = 30_000  # proposer clock vs validator clock
 
 # --- Merkle log & state ---------------------------------------------------------

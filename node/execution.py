@@ -16,11 +16,12 @@ proposal rejects the whole block if any transaction fails.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Protocol
 
 from ledger import statekeys
-from ledger.constants import BLOCK_TXS_MAX, VALIDATOR_SET_CHANGE_DELAY_HEIGHTS
+from ledger.constants import BLOCK_TXS_MAX, VALIDATOR_SET_CHANGE_DELAY_HEIGHTS, VALIDATOR_SETS_PARSED_MAX
 from ledger.encoding import Value, decode, encode
 from ledger.errors import BlockError, EncodingError, LedgerError, ReplayError, TransactionError
 from ledger.genesis import Genesis
@@ -118,6 +119,14 @@ def read_validator_set(state: StateReader) -> ValidatorSet:
     raw = state.get(statekeys.VALSET_CURRENT)
     if raw is None:
         raise BlockError("state has no validator set", reason="no-validator-set")
+    return _validator_set_of(raw)
+
+
+@functools.lru_cache(maxsize=VALIDATOR_SETS_PARSED_MAX)
+def _validator_set_of(raw: bytes) -> ValidatorSet:
+    """The (immutable) validator set stored as ``raw``: the same bytes are read after
+    every block, and parsing and hashing them each time cost a noticeable share of an
+    empty block's CPU. A pure function's cache; a bad set raises and is not cached."""
     return ValidatorSet.from_value(decode(raw))
 
 
