@@ -6,12 +6,21 @@ Prints ``ledger.<figure>@<size> value`` lines:
 * ``merkle_proof_verify_per_s``: inclusion proofs verified per second (one core);
 * ``state_update_per_s``: state updates per second, 500 per committed version,
   half overwrites and half new keys, on a tree already holding ``size`` keys;
+* ``state_update_growth``: CPU per update at this size over CPU per update at the
+  smallest size (the target is at most 1.5 from 10k to 1M);
+* ``state_nodes_written_per_update``: nodes (leaves and branches) each update writes:
+  a Merkle tree rewrites the path to the root, so this grows as log(size / 500);
+* ``state_reads_per_update``: node reads from LevelDB per update (those the branch
+  cache did not answer, and the leaf each update reaches);
 * ``state_proof_verify_per_s``: state membership proofs verified per second;
 * ``state_proof_bytes``: mean canonical size of a membership proof;
-* ``rss_mb``: private resident memory (RssAnon) of this process after the size's run;
-* ``rss_file_mb``: file-backed resident pages (LevelDB's memory-mapped tables).
+* ``rss_mb``: private resident memory (RssAnon) of this process after the size's
+  updates, with the state store still open;
+* ``rss_file_mb``: file-backed resident pages (LevelDB's memory-mapped tables);
+* ``memory_budget_mb`` (once): the fixed caches, ``STATE_CACHE_BYTES`` +
+  ``LEVELDB_CACHE_BYTES``; RSS should level off at about this above the base.
 
-Sizes: 10k and 1M entries; ``--quick``: 10k and 100k. Each size runs on a fresh
+Sizes: 10k, 100k and 1M entries; ``--quick``: 10k and 100k. Each size runs on a fresh
 LevelDB in a temporary directory. Rates are per CPU-second of the calling
 thread (``time.thread_time``), so they hold on a shared machine; LevelDB's
 background compaction threads are not counted. Run: ``python -m bench ledger [--quick]``.
@@ -27,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ledger import merkle
+from ledger.constants import LEVELDB_CACHE_BYTES, STATE_CACHE_BYTES
 from ledger.state import StateProof, StateTree, verify_state_proof
 from ledger.storage import LevelKV, WriteBatch
 
@@ -89,8 +99,22 @@ def _merkle(size: int, directory: Path, seconds: float) -> dict[str, float]:
     return {"merkle_append_per_s": append_per_s, "merkle_proof_verify_per_s": verify_per_s}
 
 
+class _CountingKV(LevelKV):
+    """LevelKV that counts its reads (one attribute increment each)."""
+
+    __slots__ = ("reads",)
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, sync=False)
+        self.reads = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        self.reads += 1
+        return super().get(key)
+
+
 def _state(size: int, directory: Path, seconds: float) -> dict[str, float]:
-    kv = LevelKV(directory / "state", sync=False)
+    kv = _CountingKV(directory / "state")
     tree = StateTree(kv, node_prefix=b"s", root_prefix=b"r")
     version = 0
     for base in range(0, size, _FILL_BATCH):
@@ -101,7 +125,8 @@ def _state(size: int, directory: Path, seconds: float) -> dict[str, float]:
         version += 1
     rng = random.Random(2)
     next_key = size
-    updated = 0
+    updated = written = 0
+    reads_before = kv.reads
     start = time.thread_time()
     while updated < 4 * _UPDATES_PER_VERSION or time.thread_time() - start < seconds:
         updates: dict[bytes, bytes | None] = {}
@@ -114,7 +139,10 @@ def _state(size: int, directory: Path, seconds: float) -> dict[str, float]:
         kv.write(batch)
         version += 1
         updated += len(updates)
+        written += len(batch) - 1  # all but the version's root pointer
     update_per_s = updated / (time.thread_time() - start)
+    reads_per_update = (kv.reads - reads_before) / updated
+    rss, rss_file = rss_mb()
     root = tree.root_at(version - 1)
     cases = []
     for _ in range(_PROOFS):
@@ -131,21 +159,25 @@ def _state(size: int, directory: Path, seconds: float) -> dict[str, float]:
         return len(proofs)
 
     verify_per_s = _rate(verify_all, seconds)
-    return {"state_update_per_s": update_per_s, "state_proof_verify_per_s": verify_per_s,
-            "state_proof_bytes": proof_bytes}
+    return {"state_update_per_s": update_per_s, "state_nodes_written_per_update": written / updated,
+            "state_reads_per_update": reads_per_update, "state_proof_verify_per_s": verify_per_s,
+            "state_proof_bytes": proof_bytes, "rss_mb": rss, "rss_file_mb": rss_file}
 
 
 def run(quick: bool) -> dict[str, float]:
-    sizes = (10_000, 100_000) if quick else (10_000, 1_000_000)
+    sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
     seconds = 1.0 if quick else 3.0
-    figures: dict[str, float] = {}
+    figures = {"ledger.memory_budget_mb": round((STATE_CACHE_BYTES + LEVELDB_CACHE_BYTES) / 2**20, 1)}
+    print(f"ledger.memory_budget_mb {figures['ledger.memory_budget_mb']}", flush=True)
+    first_update_per_s = None
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="imi-bench-ledger-") as tmp:
             results = {**_merkle(size, Path(tmp), seconds), **_state(size, Path(tmp), seconds)}
-            results["rss_mb"], results["rss_file_mb"] = rss_mb()
+        first_update_per_s = first_update_per_s or results["state_update_per_s"]
+        results["state_update_growth"] = first_update_per_s / results["state_update_per_s"]
         for name, value in results.items():
             key = f"ledger.{name}@{_label(size)}"
-            figures[key] = round(value, 1)
+            figures[key] = round(value, 2 if name == "state_update_growth" else 1)
             print(f"{key} {figures[key]}", flush=True)
     return figures
 
