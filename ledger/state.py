@@ -510,11 +510,11 @@ class StateTree:
         if raw is None:
             raise StorageError(f"state node {node_hash.hex()} is missing")
         record = bytes(raw)
-        if record[0] == _BRANCH_KIND and len(record) == _BRANCH_RECORD_BYTES:
+        if len(record) == _BRANCH_RECORD_BYTES and record[0] == _BRANCH_KIND:
             # Only branches are cached: they are small (leaves may hold 256 KiB values).
             self._cache.put(node_hash, record)
             return record
-        if record[0] == _LEAF_KIND and len(record) >= _LEAF_RECORD_BYTES_MIN \
+        if len(record) >= _LEAF_RECORD_BYTES_MIN and record[0] == _LEAF_KIND \
                 and _LEAF_RECORD_BYTES_MIN + int.from_bytes(record[33:35], "big") <= len(record):
             return record
         raise StorageError(f"state node {node_hash.hex()} has an unknown shape")

@@ -168,6 +168,18 @@ def test_missing_node_is_reported_as_storage_corruption() -> None:
         reopened.get(b"a")
 
 
+
+@pytest.mark.parametrize("record", [b"", b"X" * 98, b"B" * 97, b"L" + bytes(33), b"L" + bytes(32) + b"\x00\x05key"])
+def test_a_malformed_node_record_is_reported_as_storage_corruption(record: bytes) -> None:
+    kv, tree = _tree()
+    root = _commit(kv, tree, {b"a": b"1", b"b": b"2"}, 1)
+    batch = WriteBatch()
+    batch.put(b"n" + root, record)
+    kv.write(batch)
+    reopened = StateTree(kv, node_prefix=b"n", root_prefix=b"r")  # no cached nodes
+    with pytest.raises(StorageError):
+        reopened.get(b"a")
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32),
        st.integers(0, 255), st.binary(min_size=32, max_size=32))
