@@ -504,8 +504,10 @@ class StateTree:
     def _record(self, node_hash: bytes) -> bytes:
         """The stored record of node ``node_hash`` (a branch's from the cache if there)."""
         record = self._cache.get(node_hash)
-        if record is not None:
-            return record
+        return self._read(node_hash) if record is None else record
+
+    def _read(self, node_hash: bytes) -> bytes:
+        """The stored record of node ``node_hash`` from the KV (caching a branch's)."""
         raw = self._kv.get(self._node_prefix + node_hash)
         if raw is None:
             raise StorageError(f"state node {node_hash.hex()} is missing")
@@ -537,12 +539,13 @@ class _Writer:
     record, one for its hash preimage, one SHA-256 and one put.
     """
 
-    __slots__ = ("_cache", "_node_prefix", "_paths", "_peek", "_put", "_tree", "_updates")
+    __slots__ = ("_cache", "_depth_cached", "_node_prefix", "_paths", "_peek", "_put", "_tree", "_updates")
 
     def __init__(self, tree: StateTree, updates: list[tuple[int, bytes, bytes | None]], batch: WriteBatch) -> None:
         self._tree = tree
         self._cache = tree._cache
         self._peek = tree._cache.peek
+        self._depth_cached = tree._cache.depth_max  # deeper branches are never cached
         self._node_prefix = tree._node_prefix
         self._updates = updates
         self._paths = [path for path, _, _ in updates]
@@ -552,7 +555,7 @@ class _Writer:
         """The subtree ``node_hash`` (None: empty) after the updates ``[lo, hi)``, a non-empty range."""
         if node_hash is None:
             return self._build(self._new_leaves(lo, hi))
-        record = self._peek(node_hash) or self._tree._record(node_hash)
+        record = self._peek(node_hash) or self._tree._read(node_hash)
         if record[0] == _LEAF_KIND:
             return self._update_leaf(node_hash, record, lo, hi)
         paths = self._paths
@@ -569,7 +572,8 @@ class _Writer:
             new_right = self.update(right, split, hi) if split < hi else right
             if new_left == left and new_right == right:
                 return node_hash
-            self._cache.discard(node_hash)  # replaced in the new version (or deleted)
+            if depth < self._depth_cached:
+                self._cache.discard(node_hash)  # replaced in the new version (or deleted)
             if new_left is None or new_right is None:
                 return new_right if new_left is None else new_left
             return self._write_branch(depth, new_left, new_right, record[66:98])
@@ -624,9 +628,10 @@ class _Writer:
         node_hash = hashlib.sha256(_BRANCH_HEADS[depth] + left + _HASH_HEAD + right).digest()
         record = _BRANCH_RECORD_HEADS[depth] + left + right + prefix
         self._put(self._node_prefix + node_hash, record)
-        # The next block's updates start from these nodes, so cache them now. If the
-        # batch is dropped they are merely unreachable from any committed root.
-        self._cache.put(node_hash, record)
+        if depth < self._depth_cached:
+            # The next block's updates start from these nodes, so cache them now. If the
+            # batch is dropped they are merely unreachable from any committed root.
+            self._cache.put(node_hash, record)
         return node_hash
 
 
