@@ -204,6 +204,34 @@ def decode(data: bytes) -> Value:
     return value
 
 
+def decode_map_entries(data: bytes) -> tuple[dict[str, Value], dict[str, tuple[int, int]]]:
+    """Decode canonical bytes holding one map, as :func:`decode` does (same checks), and
+    also return where each top-level entry (key and value) lies in ``data``: ``[start, end)``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise EncodingError("decode expects bytes")
+    raw = bytes(data)
+    if len(raw) > ENCODING_BYTES_MAX:
+        raise EncodingError(f"input is {len(raw)} bytes, limit {ENCODING_BYTES_MAX}")
+    decoder = _Decoder(raw)
+    major, count, offset = decoder._head(0)
+    if major != _MAJOR_MAP:
+        raise EncodingError("expected a map")
+    spans: dict[str, tuple[int, int]] = {}
+    value, offset = decoder._map(offset, count, 0, spans)
+    if offset != len(raw):
+        raise EncodingError(f"{len(raw) - offset} trailing bytes")
+    return value, spans  # type: ignore[return-value]
+
+
+def map_without(data: bytes, spans: dict[str, tuple[int, int]], key: str) -> bytes:
+    """The canonical encoding of the map ``data`` (with the ``spans`` that
+    :func:`decode_map_entries` gave) less its entry ``key``: the other entries' bytes
+    are spliced as they are (still in canonical order) under a head one entry shorter."""
+    start, end = spans[key]
+    first = min(s for s, _ in spans.values())
+    return _head(_MAJOR_MAP, len(spans) - 1) + data[first:start] + data[end:]
+
+
 class _Decoder:
     __slots__ = ("data", "size")
 
@@ -275,17 +303,30 @@ class _Decoder:
             return -1 - argument, offset
         raise EncodingError(f"unsupported CBOR major type {major} (tags and floats are not canonical here)")
 
-    def _map(self, offset: int, count: int, depth: int) -> tuple[Value, int]:
+    def _map(self, offset: int, count: int, depth: int,
+             spans: dict[str, tuple[int, int]] | None = None) -> tuple[Value, int]:
         if count > ENCODING_ITEMS_MAX:
             raise EncodingError(f"map has more than {ENCODING_ITEMS_MAX} entries")
         result: dict[str, Value] = {}
         previous: bytes | None = None
         data = self.data
+        size = self.size
         for _ in range(count):
             key_start = offset
-            key, offset = self.value(offset, depth + 1)
-            if type(key) is not str:
-                raise EncodingError("map key must be text")
+            initial = data[offset] if offset < size else -1
+            if 0x60 <= initial <= 0x77:  # the usual key: text shorter than 24 bytes, inline
+                offset += 1 + initial - 0x60
+                if offset > size:
+                    raise EncodingError("truncated input")
+                try:
+                    key = data[key_start + 1:offset].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise EncodingError("text is not valid UTF-8") from exc
+            else:
+                other, offset = self.value(offset, depth + 1)
+                if type(other) is not str:
+                    raise EncodingError("map key must be text")
+                key = other
             key_bytes = data[key_start:offset]
             if previous is not None:
                 if key_bytes == previous:
@@ -294,6 +335,8 @@ class _Decoder:
                     raise EncodingError("map keys not in canonical order")
             previous = key_bytes
             result[key], offset = self.value(offset, depth + 1)
+            if spans is not None:
+                spans[key] = (key_start, offset)
         return result, offset
 
 
@@ -303,4 +346,4 @@ _HEAD_WIDTHS = (1, 2, 4, 8)
 _HEAD_MINIMUMS = (24, 0x100, 0x10000, 0x100000000)
 
 
-__all__ = ["Canonical", "Value", "decode", "encode", "nesting_depth"]
+__all__ = ["Canonical", "Value", "decode", "decode_map_entries", "encode", "map_without", "nesting_depth"]

@@ -35,7 +35,7 @@ from ledger.constants import (
     TX_TTL_MS_MAX,
     TX_TYPE_CHARS_MAX,
 )
-from ledger.encoding import Value, decode, encode
+from ledger.encoding import Value, decode_map_entries, encode, map_without
 from ledger.errors import (
     EncodingError,
     KeyError_,
@@ -158,18 +158,28 @@ class Transaction:
     nonce: bytes
     expires_at_ms: int
     signatures: tuple[TxSignature, ...] = ()
-    tx_id: bytes = field(init=False, repr=False, compare=False)
-    # Memos (not part of the value): the canonical bytes, and the chain id for which
-    # check_stateless already passed on this very object.
+    # Memos (not part of the value): the canonical bytes, the body's canonical bytes
+    # (the id's preimage; parsing splices them out of the bytes rather than encoding
+    # the body again), the id, and the chain id for which check_stateless already
+    # passed on this very object.
     _encoded: bytes | None = field(init=False, default=None, repr=False, compare=False)
+    _body: bytes | None = field(init=False, default=None, repr=False, compare=False)
+    _tx_id: bytes | None = field(init=False, default=None, repr=False, compare=False)
     _checked_for: str | None = field(init=False, default=None, repr=False, compare=False)
-    # The body's canonical bytes (the id's preimage), kept so to_bytes only adds the signatures.
-    _body: bytes = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        body = encode(self.body_value())
-        object.__setattr__(self, "_body", body)
-        object.__setattr__(self, "tx_id", tagged_hash(HashTag.TX, body))
+    @property
+    def tx_id(self) -> bytes:
+        """``tagged_hash(TX, encode(body))``: the id every signature signs."""
+        if self._tx_id is None:
+            object.__setattr__(self, "_tx_id", tagged_hash(HashTag.TX, self._body_bytes()))
+        assert self._tx_id is not None
+        return self._tx_id
+
+    def _body_bytes(self) -> bytes:
+        if self._body is None:
+            object.__setattr__(self, "_body", encode(self.body_value()))
+        assert self._body is not None
+        return self._body
 
     # --- construction -------------------------------------------------------
     @classmethod
@@ -220,7 +230,8 @@ class Transaction:
     def to_bytes(self) -> bytes:
         """``encode(self.to_value())``, built from the kept body bytes."""
         if self._encoded is None:
-            object.__setattr__(self, "_encoded", _with_signatures(self._body, [s.to_value() for s in self.signatures]))
+            object.__setattr__(self, "_encoded",
+                               _with_signatures(self._body_bytes(), [s.to_value() for s in self.signatures]))
         assert self._encoded is not None
         return self._encoded
 
@@ -269,12 +280,14 @@ class Transaction:
     @classmethod
     def _parse(cls, data: bytes) -> "Transaction":
         try:
-            value = decode(data)
+            value, spans = decode_map_entries(data)
         except EncodingError as exc:
             raise TransactionError(f"transaction bytes: {exc}", reason="non-canonical-encoding") from exc
         tx = cls.from_value(value)
-        # decode() accepts only canonical bytes, so encode(value) == data: keep them.
+        # Only canonical bytes decode, so encode(value) == data: keep them, and the body
+        # (the same map less "sigs", which from_value required) is spliced out of them.
         object.__setattr__(tx, "_encoded", data)
+        object.__setattr__(tx, "_body", map_without(data, spans, "sigs"))
         return tx
 
     def to_b64(self) -> str:

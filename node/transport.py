@@ -120,6 +120,7 @@ class Transport:
         self._out: dict[str, _Outbound] = {}
         self._inbound: set[asyncio.StreamWriter] = set()
         self._server: asyncio.base_events.Server | None = None
+        self._closing = False
         self.stats = TransportStats()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -135,6 +136,7 @@ class Transport:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        self._closing = True  # a dial loop whose cancel was swallowed (asyncio.wait_for races) ends too
         if self._server is not None:
             self._server.close()
         for out in self._out.values():
@@ -143,7 +145,8 @@ class Transport:
         for writer in list(self._inbound):
             writer.close()
         tasks = [o.task for o in self._out.values() if o.task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=CONNECT_TIMEOUT_MS / 1000 + HANDSHAKE_TIMEOUT_MS / 1000)
         self._out.clear()
         if self._server is not None:
             try:
@@ -191,7 +194,7 @@ class Transport:
     async def _dial_loop(self, out: _Outbound) -> None:
         backoff_ms = RECONNECT_BACKOFF_MS_MIN
         host, port = parse_address(out.validator.address)
-        while True:
+        while not self._closing:
             writer: asyncio.StreamWriter | None = None
             try:
                 _, conn = await asyncio.wait_for(

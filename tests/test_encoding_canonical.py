@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.constants import ENCODING_DEPTH_MAX
-from ledger.encoding import Canonical, Value, encode, nesting_depth
+from ledger.encoding import Canonical, Value, decode, decode_map_entries, encode, map_without, nesting_depth
 from ledger.errors import EncodingError
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
@@ -69,3 +69,31 @@ def test_a_transactions_kept_bytes_are_the_encoding_of_its_value(payload: dict[s
     assert tx.to_bytes() == encode(tx.to_value())
     parsed = Transaction.from_bytes(tx.to_bytes())  # tuples in the payload come back as lists
     assert parsed.tx_id == tx.tx_id and parsed.to_bytes() == tx.to_bytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), values, min_size=1, max_size=6), st.data())
+def test_a_map_less_one_entry_spliced_from_its_bytes_is_its_encoding(mapping: dict[str, Value],
+                                                                     data: st.DataObject) -> None:
+    raw = encode(mapping)
+    decoded, spans = decode_map_entries(raw)
+    assert decoded == decode(raw) and set(spans) == set(mapping)
+    key = data.draw(st.sampled_from(sorted(mapping)))
+    rest = {k: v for k, v in mapping.items() if k != key}
+    assert map_without(raw, spans, key) == encode(rest)
+
+
+def test_map_entries_reject_what_decode_rejects() -> None:
+    for bad in (encode([1]), encode({"a": 1}) + b"\x00", b"\xa2\x61b\x01\x61a\x02"):  # not a map, trailing, unsorted
+        with pytest.raises(EncodingError):
+            decode_map_entries(bad)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), values, max_size=5), st.integers(min_value=0, max_value=3))
+def test_a_parsed_transaction_has_the_id_of_its_encoded_body(payload: dict[str, Value], signers: int) -> None:
+    keys = [SigningKey.generate() for _ in range(signers)]
+    tx = Transaction.create(chain_id="imi-test", type="test.note", sender="did:imi:x",
+                            payload=payload, expires_at_ms=10**12).sign(*keys)
+    parsed = Transaction._parse(tx.to_bytes())  # not the memo: a fresh parse every time
+    assert parsed._body == encode(tx.body_value()) and parsed.tx_id == tx.tx_id
