@@ -33,10 +33,13 @@ class HashTag(IntEnum):
 
 def tagged_hash(tag: HashTag, data: bytes) -> bytes:
     """SHA-256 over ``tag || data`` (32 bytes)."""
-    h = hashlib.sha256()
-    h.update(bytes((int(tag),)))
-    h.update(data)
-    return h.digest()
+    return _sha256(_TAG_BYTES[tag] + data).digest()
+
+
+_sha256 = hashlib.sha256
+# Each tag's one-byte prefix, built once: this function runs for every tree node,
+# log node and transaction id.
+_TAG_BYTES: dict[HashTag, bytes] = {tag: bytes((int(tag),)) for tag in HashTag}
 
 
 def hash_value(tag: HashTag, value: Value) -> bytes:
