@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ledger.constants import BLOCK_TXS_MAX, HASH_BYTES, PROTOCOL_VERSION
-from ledger.encoding import Value, encode
+from ledger.encoding import Canonical, Value, decode, encode, nesting_depth
 from ledger.errors import BlockError, CertificateError, TransactionError
 from ledger.hashing import HashTag, hash_value, tagged_hash
 from ledger.keys import SigningKey, b64url_decode, b64url_encode
@@ -284,6 +284,9 @@ class CommitCertificate:
 class Block:
     header: BlockHeader
     txs: tuple[Transaction, ...]
+    # Memo (not part of the value): the canonical encoding, made once and spliced into
+    # every message and WAL record that carries this block (proposal, lock, decision…).
+    _canonical: Canonical | None = field(init=False, default=None, repr=False, compare=False)
 
     def check_body(self) -> None:
         """The body matches the header: count and Merkle root of tx ids."""
@@ -305,13 +308,23 @@ class Block:
         return {"header": self.header.to_value(), "txs": [t.to_bytes() for t in self.txs]}
 
     def to_bytes(self) -> bytes:
-        return encode(self.to_value())
+        return self.canonical().data
+
+    def canonical(self) -> Canonical:
+        """:meth:`to_value` already encoded, for splicing into a larger value."""
+        if self._canonical is None:
+            value = self.to_value()
+            object.__setattr__(self, "_canonical", Canonical(encode(value), nesting_depth(value)))
+        assert self._canonical is not None
+        return self._canonical
 
     @classmethod
     def from_value(cls, value: Value, known: KnownTxs | None = None) -> "Block":
         """Strictly parse a block. ``known`` maps exact transaction bytes to an already
         parsed transaction (a validator's mempool), which is used instead of parsing
         them again: the same canonical bytes always parse to an equal transaction."""
+        if type(value) is Canonical:  # a record handed over in memory, not read back from bytes
+            value = decode(value.data)
         if not isinstance(value, dict) or set(value) != {"header", "txs"} or not isinstance(value["txs"], list):
             raise BlockError("block: wrong fields", reason="bad-block")
         encoded = [t for t in value["txs"] if type(t) is bytes]

@@ -848,17 +848,17 @@ class Core:
         self._set_step(Step.DECIDED)
         self._decided_at = self.now
         self._timers.clear()
-        self._persist({"t": REC_DECIDE, "block": block.to_value(), "cert": cert.to_value()})
+        self._persist({"t": REC_DECIDE, "block": block.canonical(), "cert": cert.to_value()})
         self._committed_out.append((block, cert))
 
     def _set_lock(self, round_: int, block: Block) -> None:
         self.locked_round, self.locked_block = round_, block
-        self._persist({"t": REC_LOCK, "h": self.height, "r": round_, "block": block.to_value(),
+        self._persist({"t": REC_LOCK, "h": self.height, "r": round_, "block": block.canonical(),
                        "pol": self._pol(round_, block)})
 
     def _set_valid(self, round_: int, block: Block) -> None:
         self.valid_round, self.valid_block = round_, block
-        self._persist({"t": REC_VALID, "h": self.height, "r": round_, "block": block.to_value(),
+        self._persist({"t": REC_VALID, "h": self.height, "r": round_, "block": block.canonical(),
                        "pol": self._pol(round_, block)})
 
     def _pol(self, round_: int, block: Block) -> list[Value]:

@@ -77,7 +77,7 @@ class Proposal:
     def to_value(self) -> dict[str, Value]:
         return {
             "chain_id": self.chain_id, "height": self.height, "round": self.round,
-            "block": self.block.to_value(), "pol_round": self.pol_round,
+            "block": self.block.canonical(), "pol_round": self.pol_round,
             "proposer": self.proposer, "sig": self.signature,
         }
 
@@ -116,7 +116,7 @@ class CommitMessage:
         return self.block.header.height
 
     def to_value(self) -> dict[str, Value]:
-        return {"block": self.block.to_value(), "cert": self.certificate.to_value()}
+        return {"block": self.block.canonical(), "cert": self.certificate.to_value()}
 
     @classmethod
     def from_value(cls, value: Value, known: KnownTxs | None = None) -> CommitMessage:
