@@ -13,12 +13,14 @@ Anyone holding the genesis can check the whole chain: see :mod:`ledger.chain`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ledger.constants import BLOCK_TXS_MAX, HASH_BYTES, PROTOCOL_VERSION
+from ledger.constants import BLOCK_TXS_MAX, CERTIFICATES_VERIFIED_MAX, HASH_BYTES, PROTOCOL_VERSION
 from ledger.encoding import Canonical, Value, decode, encode, nesting_depth
 from ledger.errors import BlockError, CertificateError, TransactionError
 from ledger.hashing import HashTag, hash_value, tagged_hash
@@ -41,6 +43,9 @@ _HASH_FIELDS = frozenset({
     "prev_hash", "tx_root", "log_root", "state_root", "validator_set_hash", "next_validator_set_hash",
 })
 _INT_FIELDS = frozenset({"v", "height", "round", "time_ms", "tx_count", "log_size"})
+
+# Certificates that verified, by (certificate, header hash, validator set hash).
+_CERTIFIED: OrderedDict[tuple[CommitCertificate, bytes, bytes], None] = OrderedDict()
 
 KnownTxs = Callable[[bytes], Transaction | None]
 """Looks up an already parsed transaction by its exact canonical bytes (or None)."""
@@ -213,8 +218,14 @@ class CommitCertificate:
     def verify(self, header: BlockHeader, validators: ValidatorSet) -> None:
         """Raise :class:`CertificateError` unless > 2/3 of ``validators`` precommitted ``header``.
 
-        Requires ``validators.hash == header.validator_set_hash`` (checked here).
+        Requires ``validators.hash == header.validator_set_hash`` (checked here). A
+        certificate that verified is remembered (a pure function of the certificate,
+        the header hash and the set's hash): a light client checks the same certified
+        head for every read of one verification.
         """
+        remembered = (self, header.hash, validators.hash)
+        if remembered in _CERTIFIED:
+            return
         if validators.hash != header.validator_set_hash:
             raise CertificateError("certificate checked against the wrong validator set",
                                    reason="wrong-validator-set")
@@ -237,6 +248,10 @@ class CommitCertificate:
             raise CertificateError(
                 f"signers hold {validators.power_of(seen)} of {validators.total_power} power; "
                 f"{validators.quorum_power} needed", reason="insufficient-quorum")
+        _CERTIFIED[remembered] = None
+        while len(_CERTIFIED) > CERTIFICATES_VERIFIED_MAX:
+            with contextlib.suppress(KeyError):  # another thread trimmed it first
+                _CERTIFIED.popitem(last=False)
 
     def to_value(self) -> dict[str, Value]:
         return {

@@ -42,6 +42,7 @@ VALIDATORS_MAX: Final = 100
 VALIDATOR_NAME_CHARS_MAX: Final = 64
 VALIDATOR_SET_CHANGE_DELAY_HEIGHTS: Final = 2  # a committed change takes effect at h + delay
 VALIDATOR_SETS_PARSED_MAX: Final = 8  # parsed validator sets remembered by their stored bytes
+CERTIFICATES_VERIFIED_MAX: Final = 256  # commit certificates remembered as verified (a pure function's cache)
 BLOCK_TIME_DRIFT_MS_MAX: Final = 30_000  # proposer clock vs validator clock
 
 # --- Merkle log & state ---------------------------------------------------------

@@ -208,6 +208,30 @@ def test_certificate_rejects_unknown_signers_duplicates_forgeries_and_other_bloc
         cert.verify(hdr, other.validators)
 
 
+def test_a_verified_certificate_is_remembered_and_a_failed_one_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger.keys import PublicKey
+
+    c = consortium(seed=7)
+    hdr = header(c, 1, c.genesis.hash, time_ms=7_777)
+    cert = certify(c, hdr)
+    forged = CommitCertificate(cert.chain_id, 1, 0, hdr.hash, cert.signatures[:2] + ((cert.signatures[2][0], bytes(64)),))
+    checks = []
+    real = PublicKey.verify
+    monkeypatch.setattr(PublicKey, "verify", lambda self, m, s: checks.append(1) or real(self, m, s))
+    cert.verify(hdr, c.validators)
+    first = len(checks)
+    assert first >= 3
+    cert.verify(hdr, c.validators)  # the same certificate, header and set: no signature checked again
+    assert len(checks) == first
+    for _ in range(2):  # a failure is never remembered: checked (and refused) every time
+        before = len(checks)
+        with pytest.raises(CertificateError):
+            forged.verify(hdr, c.validators)
+        assert len(checks) > before
+    with pytest.raises(CertificateError):  # remembered for this set only
+        cert.verify(hdr, consortium(seed=8).validators)
+
+
 def test_vote_signature_binds_every_field() -> None:
     c = consortium()
     vid, key = next(iter(c.keys.items()))
