@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.errors import LedgerError
 from node.api_constants import (
@@ -40,6 +40,7 @@ from node.api_constants import (
     PROBLEM_CONTENT_TYPE,
 )
 from node.api_context import ApiContext
+from node.api_guard import replaying
 from node.api_tx import admit, committed_answer, parse_transaction
 from node.errors import NodeError
 from node.problems import ApiProblem, problem_from_api
@@ -135,7 +136,7 @@ class SubmitFastPath:
         body = b"".join(chunks)
         text = _tx_text(body)
         if text is None:
-            await self.app(scope, _replaying(body, receive), send)
+            await self.app(scope, replaying(body, receive), send)
             return
         ctx = self.ctx
         try:
@@ -143,7 +144,7 @@ class SubmitFastPath:
             await admit(ctx, tx)
         except (ApiProblem, LedgerError, NodeError):
             # The route checks it again and answers with its problem (and counts it).
-            await self.app(scope, _replaying(body, receive), send)
+            await self.app(scope, replaying(body, receive), send)
             return
         scope["route"] = _RouteLabel
         ctx.metrics.tx_submitted.inc()
@@ -157,20 +158,6 @@ class SubmitFastPath:
             await _send_json(send, problem.status, problem.to_json(), PROBLEM_CONTENT_TYPE)
             return
         await _send_json(send, 200, answer, "application/json")
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that yields ``body`` whole once, then defers to the real one."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 __all__ = ["SUBMIT_PATH", "SubmitFastPath"]
