@@ -15,7 +15,8 @@ from cli.did import JSON_OPTION, NODE_OPTION, check_did_arg, submit, usage
 from cli.key import read_public_key, read_signing_key
 from identity.ledger_constants import GOV_SENDER
 from ledger.encoding import Value
-from ledger.keys import SigningKey
+from ledger.errors import KeyError_
+from ledger.keys import SigningKey, b64url_decode
 
 app = typer.Typer(help="Trustee governance transactions (k-of-n).", no_args_is_help=True)
 
@@ -85,20 +86,30 @@ def policy_set(
     _gov("gov.policy_set", {"policy": policy}, trustee_key, node, as_json)
 
 
+def spki_digest(text: str) -> bytes | None:
+    """A 32-byte SPKI digest given as 64 hex digits or as base64url (the genesis form)."""
+    try:
+        raw = bytes.fromhex(text) if len(text) == 64 else b64url_decode(text)
+    except (ValueError, KeyError_):
+        return None
+    return raw if len(raw) == 32 else None
+
+
 @app.command("validator-add")
 def validator_add(
     name: str = typer.Option(..., "--name"),
     jwk: Path = typer.Option(..., "--jwk", help="Validator's Ed25519 public JWK file."),
     address: str = typer.Option(..., "--address", help="host:port of its validator transport."),
-    tls_spki_sha256: str = typer.Option(..., "--tls-spki-sha256", help="64 hex: SHA-256 of its TLS SPKI."),
+    tls_spki_sha256: str = typer.Option(..., "--tls-spki-sha256",
+                                        help="SHA-256 of its TLS SPKI: 64 hex, or base64url as "
+                                             "`imi node init` prints it."),
     power: int = typer.Option(1, "--power", min=1),
     trustee_key: list[Path] = TRUSTEE_KEYS, node: str = NODE_OPTION, as_json: bool = JSON_OPTION,
 ) -> None:
     """Schedule a validator's admission (effective two blocks after commit)."""
-    try:
-        spki = bytes.fromhex(tls_spki_sha256)
-    except ValueError:
-        usage("--tls-spki-sha256 must be hex")
+    spki = spki_digest(tls_spki_sha256)
+    if spki is None:
+        usage("--tls-spki-sha256 must be 32 bytes as 64 hex or as base64url (what `imi node init` prints)")
     validator: dict[str, Value] = {"name": name, "jwk": dict(read_public_key(jwk, "validator JWK").to_jwk()),
                                    "power": power, "address": address, "tls_spki_sha256": spki}
     _gov("gov.validator_add", {"validator": validator}, trustee_key, node, as_json)

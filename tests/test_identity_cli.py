@@ -186,3 +186,14 @@ def test_unreachable_node_is_exit_1(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setattr(cli.did, "http_client", lambda: httpx.Client(transport=httpx.MockTransport(down)))
     code, _, err = imi("did", "create", "--key", str(key_file(tmp_path / "k.jwk")), "--node", "http://x")
     assert code == 1 and "node-unavailable" in err
+
+
+def test_validator_add_takes_the_spki_digest_as_node_init_prints_it_or_as_hex() -> None:
+    from cli.gov import spki_digest
+    from ledger.keys import b64url_encode
+
+    digest = bytes(range(32))
+    assert spki_digest(digest.hex()) == digest
+    assert spki_digest(b64url_encode(digest)) == digest  # the genesis / `imi node init` form
+    for bad in ("", "zz" * 32, digest.hex()[:-2], b64url_encode(digest[:31]), b64url_encode(digest) + "="):
+        assert spki_digest(bad) is None
