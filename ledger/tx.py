@@ -133,10 +133,10 @@ class _ParseMemo:
         self._entries_max, self._bytes_max = entries_max, bytes_max
         self._lock = threading.Lock()
 
-    def get(self, data: bytes) -> "Transaction | None":
+    def get(self, data: bytes) -> Transaction | None:
         return self._entries.get(data)
 
-    def put(self, data: bytes, tx: "Transaction") -> None:
+    def put(self, data: bytes, tx: Transaction) -> None:
         with self._lock:
             if data in self._entries:
                 return

@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Protocol
 
 from ledger import statekeys
-from ledger.constants import BLOCK_TXS_MAX, VALIDATOR_SET_CHANGE_DELAY_HEIGHTS, VALIDATOR_SETS_PARSED_MAX
+from ledger.constants import (
+    BLOCK_TXS_MAX,
+    VALIDATOR_SET_CHANGE_DELAY_HEIGHTS,
+    VALIDATOR_SETS_PARSED_MAX,
+)
 from ledger.encoding import Value, decode, encode
 from ledger.errors import BlockError, EncodingError, LedgerError, ReplayError, TransactionError
 from ledger.genesis import Genesis

@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.constants import ENCODING_DEPTH_MAX
-from ledger.encoding import Canonical, Value, decode, decode_map_entries, encode, map_without, nesting_depth
+from ledger.encoding import (
+    Canonical,
+    Value,
+    decode,
+    decode_map_entries,
+    encode,
+    map_without,
+    nesting_depth,
+)
 from ledger.errors import EncodingError
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
