@@ -261,13 +261,14 @@ class LedgerStore:
     :class:`StorageError` if it does not hold.
     """
 
-    __slots__ = ("_head", "kv", "log", "state")
+    __slots__ = ("_head", "_head_view", "kv", "log", "state")
 
     def __init__(self, kv: KV) -> None:
         self.kv = kv
         # The head pointer, read once and then kept current by append_block (this store
         # is the only writer of its KV): admission and the API ask for it constantly.
         self._head: tuple[int, bytes] | None | object = _UNREAD
+        self._head_view: tuple[int, StateView] | None = None
         self.log = MerkleLog(kv, PREFIX_LOG)
         self.state = StateTree(kv, node_prefix=PREFIX_STATE_NODE, root_prefix=PREFIX_STATE_ROOT)
         self.check_integrity()
@@ -490,8 +491,16 @@ class LedgerStore:
         return view.get(key), view.prove(key)
 
     def state_reader(self, height: int | None = None) -> StateView:
-        """Read-only state after block ``height`` (default: head)."""
-        return self.state.reader(self.height() if height is None else height)
+        """Read-only state after block ``height`` (default: head). The head's view is kept
+        (a version never changes): mempool admission asks for it for every transaction."""
+        height = self.height() if height is None else height
+        kept = self._head_view
+        if kept is not None and kept[0] == height:
+            return kept[1]
+        view = self.state.reader(height)
+        if height == self.height():
+            self._head_view = (height, view)
+        return view
 
     def _header_or_head(self, height: int | None) -> BlockHeader:
         header = self.head() if height is None else self.header(height)
