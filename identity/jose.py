@@ -20,16 +20,10 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
-import nacl.bindings
-import nacl.exceptions
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from identity.constants import ALLOWED_ALGS, JSON_DEPTH_MAX, JWS_CHARS_MAX
 from identity.errors import FormatError
 from ledger.errors import KeyError_
-from ledger.keys import ALG_EDDSA, PublicKey, SigningKey, b64url_encode
+from ledger.keys import PublicKey, SigningKey, b64url_encode
 
 JsonObject = dict[str, Any]
 
@@ -63,7 +57,6 @@ _DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_const
 # The decoder's C scanner: one value from an index, without decode()'s two regex
 # whitespace matches in Python; used when the value spans the whole text.
 _SCAN_ONCE: Final = _DECODER.scan_once  # type: ignore[attr-defined]
-_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())  # immutable; built once, not per verify
 # Parsed JOSE headers by their exact base64url text. A verifier meets few distinct
 # headers (one per issuer key, one KB-JWT header per holder algorithm), and parsing
 # is pure, so a hit returns what parsing would. Only headers that passed every
@@ -147,7 +140,8 @@ def b64_json(part: str) -> Any:
 
 # --- keys -----------------------------------------------------------------------------
 class PreparedKey:
-    """A public key parsed once into its library object, so repeated checks are cheap.
+    """A public key for repeated JWS checks. Its library object is prepared once by
+    :class:`ledger.keys.PublicKey` (which does the verification).
 
     With ``memo_max > 0`` it also remembers up to that many (message, signature)
     pairs that verified, so the identical issuer-signed JWT presented again is
@@ -155,17 +149,12 @@ class PreparedKey:
     by the exact bytes, so the memo can never turn a bad signature into a good one.
     """
 
-    __slots__ = ("_ec", "_memo", "_memo_max", "public_key")
+    __slots__ = ("_memo", "_memo_max", "public_key")
 
     def __init__(self, public_key: PublicKey, *, memo_max: int = 0) -> None:
-        self.public_key = public_key  # Ed25519: its 32 raw bytes go to libsodium as they are
-        self._ec: ec.EllipticCurvePublicKey | None = None
+        self.public_key = public_key
         self._memo: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
         self._memo_max = memo_max
-        if public_key.alg != ALG_EDDSA:
-            self._ec = ec.EllipticCurvePublicKey.from_encoded_point(
-                ec.SECP256R1(), public_key.raw
-            )
 
     @property
     def alg(self) -> str:
@@ -180,7 +169,7 @@ class PreparedKey:
             # thread evicts the entry in between (verifiers run in thread pools).
             entry = (message, signature)
             hit = self._memo.pop(entry, False) is None
-            if not hit and not self._verify(message, signature):
+            if not hit and not self.public_key.verify(message, signature):
                 return False
             self._memo[entry] = None
             while len(self._memo) > self._memo_max:
@@ -189,35 +178,7 @@ class PreparedKey:
                 except KeyError:
                     break
             return True
-        return self._verify(message, signature)
-
-    def _verify(self, message: bytes, signature: bytes) -> bool:
-        if self._ec is None:
-            try:  # what VerifyKey.verify does, without its argument checks (done above)
-                nacl.bindings.crypto_sign_open(signature + message, self.public_key.raw)
-                return True
-            except (nacl.exceptions.BadSignatureError, ValueError):
-                return False
-        try:
-            self._ec.verify(der_signature(signature), message, _ECDSA_SHA256)
-            return True
-        except InvalidSignature:
-            return False
-
-
-def der_signature(signature: bytes) -> bytes:
-    """ECDSA-Sig-Value DER of a 64-byte JWS ``r || s`` (RFC 7518 §3.4); precondition:
-    ``len(signature) == 64``. The same bytes as ``encode_dss_signature`` (minimal
-    INTEGERs: leading zeros dropped, a zero prepended when the high bit is set),
-    built without the two int conversions."""
-    r = signature[:32].lstrip(b"\0")
-    s = signature[32:].lstrip(b"\0")
-    if not r or r[0] & 0x80:
-        r = b"\0" + r
-    if not s or s[0] & 0x80:
-        s = b"\0" + s
-    # each INTEGER ≤ 33 bytes, so every length fits the one-byte short form
-    return b"\x30" + bytes((len(r) + len(s) + 4, 2, len(r))) + r + bytes((2, len(s))) + s
+        return self.public_key.verify(message, signature)
 
 
 class PreparedKeys:
@@ -345,7 +306,6 @@ __all__ = [
     "b64_json",
     "b64url_decode_strict",
     "b64url_sha256",
-    "der_signature",
     "json_dumps",
     "json_loads",
     "parse",

@@ -21,10 +21,7 @@ import nacl.signing
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from ledger.constants import (
     ED25519_PUBLIC_KEY_BYTES,
@@ -57,14 +54,34 @@ def b64url_decode(text: str) -> bytes:
     return raw
 
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+def der_signature(signature: bytes) -> bytes:
+    """ECDSA-Sig-Value DER of a 64-byte JWS/ledger ``r || s`` (RFC 7518 §3.4); precondition:
+    ``len(signature) == 64``. The same bytes as ``encode_dss_signature`` (minimal
+    INTEGERs: leading zeros dropped, a zero prepended when the high bit is set),
+    built without the two int conversions."""
+    r = signature[:32].lstrip(b"\0")
+    s = signature[32:].lstrip(b"\0")
+    if not r or r[0] & 0x80:
+        r = b"\0" + r
+    if not s or s[0] & 0x80:
+        s = b"\0" + s
+    # each INTEGER ≤ 33 bytes, so every length fits the one-byte short form
+    return b"\x30" + bytes((len(r) + len(s) + 4, 2, len(r))) + r + bytes((2, len(s))) + s
+
+
 @dataclass(frozen=True, slots=True)
 class PublicKey:
     """A verification key. ``raw`` is 32 bytes (Ed25519) or 65 bytes uncompressed SEC1 (P-256)."""
 
     alg: str
     raw: bytes
-    # Derived once: key ids are looked up for every signature on hot paths.
+    # Derived once: key ids are looked up for every signature on hot paths, and a
+    # P-256 key's library object (parsing the point costs about as much as a check).
     key_id: str = field(init=False, repr=False, compare=False)
+    _ec: ec.EllipticCurvePublicKey | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check()
@@ -76,7 +93,7 @@ class PublicKey:
                 raise KeyError_("Ed25519 public key must be 32 bytes")
         elif self.alg == ALG_ES256:
             try:
-                ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self.raw)
+                object.__setattr__(self, "_ec", ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self.raw))
             except ValueError as exc:
                 raise KeyError_("invalid P-256 point") from exc
             if len(self.raw) != 65:
@@ -102,11 +119,9 @@ class PublicKey:
                 return False
         if len(signature) != ES256_SIGNATURE_BYTES:
             return False
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:], "big")
-        point = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self.raw)
+        assert self._ec is not None  # set by _check for every ES256 key
         try:
-            point.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+            self._ec.verify(der_signature(bytes(signature)), message, _ECDSA_SHA256)
             return True
         except InvalidSignature:
             return False

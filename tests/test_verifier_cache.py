@@ -27,7 +27,7 @@ from identity.verifier import (
     verify_presentation,
 )
 from ledger.errors import KeyError_
-from ledger.keys import SigningKey, b64url_encode
+from ledger.keys import SigningKey, b64url_encode, der_signature
 
 NOW, NONCE, AUD, VCT, URI = 1_800_000_000, "n-1", "https://rp.example", "urn:imi:pid:1", "https://s.example/1"
 REQUEST = PresentationRequest(nonce=NONCE, aud=AUD, vct=frozenset({VCT}), claims=("given_name",),
@@ -40,7 +40,7 @@ REQUEST = PresentationRequest(nonce=NONCE, aud=AUD, vct=frozenset({VCT}), claims
 def test_der_signature_is_encode_dss_signature(r: bytes, s: bytes, r_zeros: int, s_zeros: int) -> None:
     r, s = bytes(r_zeros) + r[r_zeros:], bytes(s_zeros) + s[s_zeros:]  # leading zero bytes, all-zero too
     expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
-    assert jose.der_signature(r + s) == expected
+    assert der_signature(r + s) == expected
 
 
 class _Switchable:
