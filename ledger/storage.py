@@ -447,6 +447,19 @@ class LedgerStore:
         return None if raw is None else int.from_bytes(raw, "big")
 
     def tx(self, tx_id: bytes) -> TxRecord | None:
+        found = self._tx_record(tx_id)
+        if found is None:
+            return None
+        (height, index, log_index), tx_bytes = found
+        return TxRecord(Transaction.from_bytes(tx_bytes), height, index, log_index)
+
+    def tx_position(self, tx_id: bytes) -> tuple[int, int, int] | None:
+        """(height, index in block, index in log) of a committed transaction, or None;
+        :meth:`tx` without parsing the transaction itself."""
+        found = self._tx_record(tx_id)
+        return None if found is None else found[0]
+
+    def _tx_record(self, tx_id: bytes) -> tuple[tuple[int, int, int], bytes] | None:
         raw = self.kv.get(PREFIX_TX + tx_id)
         if raw is None:
             return None
@@ -457,7 +470,7 @@ class LedgerStore:
         height, index, log_index, tx_bytes = value
         assert isinstance(height, int) and isinstance(index, int) and isinstance(log_index, int)
         assert isinstance(tx_bytes, bytes)
-        return TxRecord(Transaction.from_bytes(tx_bytes), height, index, log_index)
+        return (height, index, log_index), tx_bytes
 
     # -- proofs
 

@@ -40,7 +40,7 @@ from node.api_constants import (
     PROBLEM_CONTENT_TYPE,
 )
 from node.api_context import ApiContext
-from node.api_guard import replaying
+from node.api_guard import reject_duplicate_members, replaying
 from node.api_tx import admit, committed_answer, parse_transaction
 from node.errors import NodeError
 from node.problems import ApiProblem, problem_from_api
@@ -76,16 +76,11 @@ def _query(raw: bytes) -> tuple[bool, int] | None:
     return wait, timeout_ms
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any] | None:
-    keys = [key for key, _ in pairs]
-    return dict(pairs) if len(set(keys)) == len(keys) else None
-
-
 def _tx_text(body: bytes) -> str | None:
     """The ``tx`` member of a body that is exactly ``{"tx": str}``; None if unusual."""
     try:
-        value = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = json.loads(body.decode("utf-8"), object_pairs_hook=reject_duplicate_members)
+    except (UnicodeDecodeError, ValueError, RecursionError, ApiProblem):
         return None
     if not isinstance(value, dict) or len(value) != 1:
         return None

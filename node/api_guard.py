@@ -237,7 +237,7 @@ def install_problem_handlers(app: FastAPI, logger: logging.Logger) -> None:
 # --- strict JSON bodies ----------------------------------------------------------------
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
@@ -292,7 +292,7 @@ async def read_json_body(request: Request, model: type[Model]) -> Model:
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+        value = json.loads(text, object_pairs_hook=reject_duplicate_members, parse_constant=_reject_constant)
     except ApiProblem:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -319,5 +319,6 @@ __all__ = [
     "check_json_content_type",
     "install_problem_handlers",
     "read_json_body",
+    "reject_duplicate_members",
     "replaying",
 ]

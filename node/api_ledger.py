@@ -89,34 +89,34 @@ class ChainReader:
                 "certificate": {**certificate_json,
                                 "signatures": [dict(s) for s in certificate_json["signatures"]]}}
 
-    def _record_at_or_below_head(self, tx_id: bytes) -> Any:
-        record = self.store.tx(tx_id)
-        return None if record is None or record.height > self.head_height() else record
 
     # --- transactions --------------------------------------------------------------
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
         """(height, index in block) of a committed transaction, or None."""
-        record = self.store.tx(tx_id)
-        return None if record is None else (record.height, record.index)
+        position = self.store.tx_position(tx_id)
+        return None if position is None else (position[0], position[1])
 
     def committed_tx_json(self, tx_id: bytes, *, with_tx: bool = True) -> dict[str, Any] | None:
         """The committed transaction (unless ``with_tx`` is false: its submitter has it) with
         its inclusion proof, header and certificate; None if unknown."""
-        record = self._record_at_or_below_head(tx_id)
-        if record is None:
+        # One read of the record; the transaction itself is parsed only when answered.
+        record = self.store.tx(tx_id) if with_tx else None
+        position = ((record.height, record.index, record.log_index) if record is not None
+                    else None if with_tx else self.store.tx_position(tx_id))
+        if position is None or position[0] > self.head_height():
             return None
-        anchor = self.anchor(record.height)
+        height, index, log_index = position
+        anchor = self.anchor(height)
         log_size = anchor["header"]["log_size"]
-        path = self.store.log.inclusion_proof(record.log_index, log_size)
-        answer: dict[str, Any] = {"id": tx_id.hex(), "status": "committed", "height": record.height,
-                                  "index": record.index}
-        if with_tx:
+        path = self.store.log.inclusion_proof(log_index, log_size)
+        answer: dict[str, Any] = {"id": tx_id.hex(), "status": "committed", "height": height, "index": index}
+        if record is not None:
             tx: Transaction = record.tx
             answer["tx"] = {"view": tx.to_view(), "b64": tx.to_b64()}
         answer["inclusion_proof"] = {
             "leaf": tx_id.hex(),
-            "leaf_index": record.log_index,
+            "leaf_index": log_index,
             "tree_size": log_size,
             "root": anchor["header"]["log_root"],
             "hashes": [h.hex() for h in path],
