@@ -207,6 +207,12 @@ def _write_kit(path: Path, key: object) -> None:
     write_private(path, json.dumps(key.to_private_jwk()), force=False)  # type: ignore[attr-defined]
 
 
+def _refuse_existing_kit(path: Path, as_json: bool) -> None:
+    """Checked before anything is sent to the ledger, so no DID is left without its kit."""
+    if path.exists():
+        fail(f"{str(path)!r} exists; a recovery kit is never overwritten", reason="file-exists", as_json=as_json)
+
+
 @app.command("did-create")
 def did_create(node: str = typer.Option(..., "--node", envvar="IMI_NODE", help="Node API base URL."),
                recovery_kit: Path = typer.Option(..., "--recovery-kit",
@@ -219,9 +225,7 @@ def did_create(node: str = typer.Option(..., "--node", envvar="IMI_NODE", help="
     from cli.did import node_client
     from identity import holder
 
-    if recovery_kit.exists():
-        fail(f"{str(recovery_kit)!r} exists; a recovery kit is never overwritten", reason="file-exists",
-             as_json=as_json)
+    _refuse_existing_kit(recovery_kit, as_json)
     opened = _open(wallet, password_file)
     client = node_client(node)
     try:
@@ -249,9 +253,7 @@ def did_rotate(did: str = typer.Argument(...),
     from identity import holder
 
     check_did_arg(did)
-    if new_recovery_kit.exists():
-        fail(f"{str(new_recovery_kit)!r} exists; a recovery kit is never overwritten", reason="file-exists",
-             as_json=as_json)
+    _refuse_existing_kit(new_recovery_kit, as_json)
     next_key = read_signing_key(recovery_kit, "recovery kit")
     opened = _open(wallet, password_file)
     client = node_client(node)
