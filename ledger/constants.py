@@ -53,6 +53,11 @@ STATE_PROOF_NODES_MAX: Final = 256  # depth of the radix tree over 256-bit paths
 STATE_CACHE_BYTES: Final = 32 * 1024 * 1024  # branch records kept per open tree (immutable, so never stale)
 LEVELDB_CACHE_BYTES: Final = 32 * 1024 * 1024  # LevelDB block cache: fixed, whatever the ledger's size
 LEVELDB_BLOOM_BITS: Final = 10  # bits per key of LevelDB's bloom filter (fewer disk reads on misses)
+# No block compression: ledger records are mostly hashes, which do not compress, and an
+# uncompressed table is read in place through LevelDB's memory map instead of being
+# decompressed into the block cache on every miss (bench ledger: a state-node read at 1M
+# entries costs ~24 instead of ~43 µs of CPU, and private memory halves; disk +20 %).
+LEVELDB_COMPRESSION: Final = None
 
 # --- signatures -------------------------------------------------------------------
 ED25519_PUBLIC_KEY_BYTES: Final = 32

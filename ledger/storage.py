@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ledger.block import Block, BlockHeader, CommitCertificate
-from ledger.constants import LEVELDB_BLOOM_BITS, LEVELDB_CACHE_BYTES
+from ledger.constants import LEVELDB_BLOOM_BITS, LEVELDB_CACHE_BYTES, LEVELDB_COMPRESSION
 from ledger.encoding import decode, encode
 from ledger.errors import BlockError, ProofError, StorageError
 from ledger.genesis import Genesis
@@ -170,7 +170,8 @@ class LevelKV:
 
         try:
             self._db = plyvel.DB(str(path), create_if_missing=create,
-                                 lru_cache_size=LEVELDB_CACHE_BYTES, bloom_filter_bits=LEVELDB_BLOOM_BITS)
+                                 lru_cache_size=LEVELDB_CACHE_BYTES, bloom_filter_bits=LEVELDB_BLOOM_BITS,
+                                 compression=LEVELDB_COMPRESSION)
         except plyvel.Error as exc:
             raise StorageError(f"cannot open LevelDB at {path}: {exc}", reason="store-unavailable") from exc
         self._sync = sync
