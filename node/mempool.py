@@ -33,6 +33,7 @@ class Mempool:
     __slots__ = (
         "_by_bytes",
         "_executor",
+        "_expiry_floor",
         "_gossip",
         "_is_committed",
         "_next_height",
@@ -62,6 +63,9 @@ class Mempool:
         self._pending: OrderedDict[bytes, Transaction] = OrderedDict()
         self._by_bytes: dict[bytes, Transaction] = {}  # the same transactions by canonical bytes
         self._gossip: list[Transaction] = []
+        # No pending transaction expires before this (a lower bound: removals leave it
+        # low), so evict_expired scans the pool only when one may have expired.
+        self._expiry_floor: int | None = None
         self.capacity = capacity
         self.admitted_total = 0
         self.rejected_total = 0
@@ -89,6 +93,8 @@ class Mempool:
             raise
         self._pending[tx.tx_id] = tx
         self._by_bytes[tx.to_bytes()] = tx
+        if self._expiry_floor is None or tx.expires_at_ms < self._expiry_floor:
+            self._expiry_floor = tx.expires_at_ms
         self.admitted_total += 1
         if gossip:
             self._gossip.append(tx)
@@ -121,9 +127,16 @@ class Mempool:
                 self._by_bytes.pop(tx.to_bytes(), None)
 
     def evict_expired(self, now_ms: int) -> int:
-        """Drop pending transactions that expired at ``now_ms``; returns how many."""
+        """Drop pending transactions that expired at ``now_ms``; returns how many.
+
+        Called before every proposal: it costs a scan of the pool only when the
+        earliest expiry admitted since the last scan has passed.
+        """
+        if self._expiry_floor is None or now_ms < self._expiry_floor:
+            return 0
         expired = [k for k, tx in self._pending.items() if tx.expires_at_ms <= now_ms]
         self.remove(expired)
+        self._expiry_floor = min((tx.expires_at_ms for tx in self._pending.values()), default=None)
         return len(expired)
 
     def take_gossip(self) -> list[Transaction]:

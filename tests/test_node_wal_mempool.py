@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -96,3 +97,30 @@ def test_mempool_evicts_expired() -> None:
     pool.add(tx)
     assert pool.evict_expired(tx.expires_at_ms) == 1
     assert len(pool) == 0
+
+
+def test_mempool_eviction_skips_scans_but_never_keeps_an_expired_tx() -> None:
+    """evict_expired scans only once the earliest expiry has passed; against a plain
+    model (every pending tx with expiry > now survives, every other one goes) over a
+    random sequence of admissions, removals and evictions."""
+    rng = random.Random(7)
+    pool = _pool(set(), capacity=100)
+    key = SigningKey.generate()
+    base = int(time.time() * 1000)
+    model: dict[bytes, int] = {}
+    for step in range(150):
+        action = rng.random()
+        if action < 0.5:
+            tx = _note(key, expires_in_ms=rng.randrange(10_000, 200_000))
+            pool.add(tx)
+            model[tx.tx_id] = tx.expires_at_ms
+        elif action < 0.65 and model:
+            gone = rng.choice(sorted(model))
+            pool.remove([gone])
+            del model[gone]
+        else:
+            now = base + rng.randrange(0, 250_000)
+            expected = sum(1 for expiry in model.values() if expiry <= now)
+            assert pool.evict_expired(now) == expected, step
+            model = {tx_id: expiry for tx_id, expiry in model.items() if expiry > now}
+        assert sorted(tx.tx_id for tx in pool.batch(1000)) == sorted(model)
