@@ -8,6 +8,10 @@ Prints ``ledger.<figure>@<size> value`` lines:
   half overwrites and half new keys, on a tree already holding ``size`` keys;
 * ``state_update_growth``: CPU per update at this size over CPU per update at the
   smallest size (the target is at most 1.5 from 10k to 1M);
+* ``state_single_update_per_s`` / ``state_single_update_growth``: the same with one
+  update per committed version (alternately an overwrite and a new key), so no two
+  updates share a path: the cost of one key's O(log n) path on its own, version
+  root and LevelDB write included;
 * ``state_nodes_written_per_update``: nodes (leaves and branches) each update writes:
   a Merkle tree rewrites the path to the root, so this grows as log(size / 500);
 * ``state_reads_per_update``: node reads from LevelDB per update (those the branch
@@ -142,6 +146,18 @@ def _state(size: int, directory: Path, seconds: float) -> dict[str, float]:
         written += len(batch) - 1  # all but the version's root pointer
     update_per_s = updated / (time.thread_time() - start)
     reads_per_update = (kv.reads - reads_before) / updated
+    single, start = 0, time.thread_time()
+    while single < 200 or time.thread_time() - start < seconds:
+        if single % 2:
+            key, next_key = f"key/{next_key}".encode(), next_key + 1
+        else:
+            key = f"key/{rng.randrange(size)}".encode()
+        batch = WriteBatch()
+        tree.apply({key: rng.randbytes(8)}, version, batch, base_version=version - 1)
+        kv.write(batch)
+        version += 1
+        single += 1
+    single_update_per_s = single / (time.thread_time() - start)
     rss, rss_file = rss_mb()
     root = tree.root_at(version - 1)
     cases = []
@@ -159,7 +175,8 @@ def _state(size: int, directory: Path, seconds: float) -> dict[str, float]:
         return len(proofs)
 
     verify_per_s = _rate(verify_all, seconds)
-    return {"state_update_per_s": update_per_s, "state_nodes_written_per_update": written / updated,
+    return {"state_update_per_s": update_per_s, "state_single_update_per_s": single_update_per_s,
+            "state_nodes_written_per_update": written / updated,
             "state_reads_per_update": reads_per_update, "state_proof_verify_per_s": verify_per_s,
             "state_proof_bytes": proof_bytes, "rss_mb": rss, "rss_file_mb": rss_file}
 
@@ -169,15 +186,16 @@ def run(quick: bool) -> dict[str, float]:
     seconds = 1.0 if quick else 3.0
     figures = {"ledger.memory_budget_mb": round((STATE_CACHE_BYTES + LEVELDB_CACHE_BYTES) / 2**20, 1)}
     print(f"ledger.memory_budget_mb {figures['ledger.memory_budget_mb']}", flush=True)
-    first_update_per_s = None
+    first: dict[str, float] = {}
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="imi-bench-ledger-") as tmp:
             results = {**_merkle(size, Path(tmp), seconds), **_state(size, Path(tmp), seconds)}
-        first_update_per_s = first_update_per_s or results["state_update_per_s"]
-        results["state_update_growth"] = first_update_per_s / results["state_update_per_s"]
+        for rate in ("state_update", "state_single_update"):
+            first.setdefault(rate, results[f"{rate}_per_s"])
+            results[f"{rate}_growth"] = first[rate] / results[f"{rate}_per_s"]
         for name, value in results.items():
             key = f"ledger.{name}@{_label(size)}"
-            figures[key] = round(value, 2 if name == "state_update_growth" else 1)
+            figures[key] = round(value, 2 if name.endswith("_growth") else 1)
             print(f"{key} {figures[key]}", flush=True)
     return figures
 
