@@ -36,6 +36,7 @@ from typing import Any
 from ledger.encoding import Value
 from ledger.errors import LedgerError
 from node.application import LedgerApplication
+from node.consensus.messages import Proposal
 from node.consensus.types import Envelope, Ready
 from node.constants import BATCH_TXS_MIN, BLOCK_INTERVAL_MS_DEFAULT, WAL_SEGMENT_RECORDS_MAX
 from node.wal import Wal
@@ -197,8 +198,13 @@ class Driver:
             self._gated = True
         for first, second in ready.evidence:
             self.evidence_count += 1
-            log.warning("equivocation by %s at height %d round %d (%s)", first.validator, first.height,
-                        first.round, first.kind)
+            if isinstance(first, Proposal):
+                log.warning("equivocation by %s at height %d round %d (two proposals: blocks %s, %s)",
+                            first.proposer, first.height, first.round,
+                            first.block.hash.hex()[:16], second.block.hash.hex()[:16])
+            else:
+                log.warning("equivocation by %s at height %d round %d (%s)", first.validator, first.height,
+                            first.round, first.kind)
 
 
 __all__ = ["CoreFactory", "Driver"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import deque
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from typing import cast
 
 import pytest
 
-from ledger.block import PRECOMMIT, PREVOTE, CommitCertificate, Vote
+from ledger.block import PRECOMMIT, PREVOTE, Block, CommitCertificate, Vote
 from ledger.encoding import Value
 from ledger.genesis import DEFAULT_POLICY, Genesis
 from ledger.keys import ALG_EDDSA, PublicKey, SigningKey
@@ -181,6 +182,31 @@ def test_conflicting_votes_by_one_validator_become_evidence_once() -> None:
     assert core.step(first).evidence == ()
     assert core.step(second).evidence == ((first, second),)
     assert core.step(_signed_vote(byzantine, 1, 0, PREVOTE, b"\x01" * 32)).evidence == ()
+
+
+def test_two_signed_proposals_for_one_round_become_evidence_once() -> None:
+    cluster = Cluster(4)
+    core = cluster.nodes[_non_proposer(cluster)].core
+    first = _proposal_for(cluster, 1, 0)
+    proposer_key = cluster.nodes[cluster.by_id(first.proposer)].key
+    other_block = Block(dataclasses.replace(first.block.header, time_ms=first.block.header.time_ms + 1),
+                        first.block.txs)
+    second = Proposal(CHAIN, 1, 0, other_block, -1, first.proposer).signed(proposer_key)
+    assert core.step(first).evidence == ()
+    assert core.step(first).evidence == ()  # the same proposal again is a duplicate, not evidence
+    assert core.step(second).evidence == ((first, second),)
+    assert "proposal-equivocation" not in core.dropped  # the second block is kept (PROPOSALS_PER_ROUND_MAX)
+    third = Proposal(CHAIN, 1, 0, Block(dataclasses.replace(first.block.header, time_ms=7), first.block.txs),
+                     -1, first.proposer).signed(proposer_key)
+    assert core.step(third).evidence == ()  # reported once per (proposer, round)
+    # A forged second proposal (not signed by the proposer) proves nothing.
+    forger = next(n.key for n in cluster.nodes if n.key.key_id != first.proposer)
+    cluster2 = Cluster(4)
+    core2 = cluster2.nodes[_non_proposer(cluster2)].core
+    forged = Proposal(CHAIN, 1, 0, other_block, -1, first.proposer).signed(forger)
+    assert core2.step(first).evidence == ()
+    assert core2.step(forged).evidence == ()
+    assert core2.dropped["bad-signature"] == 1
 
 
 @pytest.mark.parametrize("case, reason", [

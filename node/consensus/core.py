@@ -77,7 +77,7 @@ from node.consensus.limits import (
     VALUES_PER_VOTER_MAX,
 )
 from node.consensus.messages import CommitMessage, Message, Proposal, SyncRequest
-from node.consensus.types import Application, CoreConfig, Envelope, Ready
+from node.consensus.types import Application, CoreConfig, Envelope, Evidence, Ready
 
 
 class Step(IntEnum):
@@ -256,7 +256,7 @@ class Core:
         self._persist_out: list[Value] = []
         self._send_out: list[Envelope] = []
         self._committed_out: list[tuple[Block, CommitCertificate]] = []
-        self._evidence_out: list[tuple[Vote, Vote]] = []
+        self._evidence_out: list[Evidence] = []
         self._future: list[Message] = []
         self._future_keys: set[tuple[object, ...]] = set()
         self._help_at: dict[str, int] = {}
@@ -552,6 +552,11 @@ class Core:
         assert member is not None
         if not self._verify_sig(member.public_key, proposal):
             return self._drop("bad-signature")
+        for earlier in stored:
+            # The proposer signed two different proposals for one (height, round).
+            if (earlier.block.hash, earlier.pol_round) != (proposal.block.hash, proposal.pol_round):
+                self._add_evidence(earlier, proposal)
+                break
         if proposal.round > self.round + ROUNDS_AHEAD_MAX:
             self._note_round(proposal.proposer, proposal.round)
             self._drop("far-round")
@@ -713,8 +718,12 @@ class Core:
                 self._add_vote(vote, self._my_power)
         self._send(vote)
 
-    def _add_evidence(self, first: Vote, second: Vote) -> None:
-        key = (second.validator, second.round, second.kind)
+    def _add_evidence(self, first: Vote | Proposal, second: Vote | Proposal) -> None:
+        """Report two conflicting messages signed by one validator (once per round and kind)."""
+        if isinstance(second, Proposal):
+            key = (second.proposer, second.round, "proposal")
+        else:
+            key = (second.validator, second.round, second.kind)
         if key in self._evidence_keys or len(self._evidence_keys) >= EVIDENCE_PER_HEIGHT_MAX:
             return
         self._evidence_keys.add(key)

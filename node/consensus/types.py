@@ -7,7 +7,9 @@ after each call reads a :class:`Ready` that says, in this order,
 1. ``persist`` — records to write durably (WAL) *before* anything is sent;
 2. ``send``    — messages to send (``to=None`` means broadcast to all validators);
 3. ``committed`` — blocks decided, each with its commit certificate, to apply;
-4. ``evidence`` — pairs of conflicting signed votes (equivocation).
+4. ``evidence`` — pairs of conflicting messages signed by one validator
+   (equivocation): two votes of one (height, round, kind), or two proposals of one
+   (height, round) that differ in block or proof-of-lock round.
 
 Time inside the core is abstract ticks. The application (block building and
 re-execution, the validator set at a height, committed blocks for lagging peers)
@@ -45,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ledger.block import Block, CommitCertificate, Vote
+from ledger.block import Block, CommitCertificate
 from ledger.encoding import Value
 from ledger.keys import PublicKey
 from ledger.validators import ValidatorSet
@@ -81,12 +83,17 @@ class Envelope:
     to: str | None = None
 
 
+# An equivocation: (first, second), both Votes or both Proposals (node.consensus.messages;
+# typed loosely here to avoid an import cycle), signed by one validator for the same slot.
+Evidence = tuple[Any, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class Ready:
     persist: tuple[Value, ...] = ()
     send: tuple[Envelope, ...] = ()
     committed: tuple[tuple[Block, CommitCertificate], ...] = ()
-    evidence: tuple[tuple[Vote, Vote], ...] = ()
+    evidence: tuple[Evidence, ...] = ()
 
     def is_empty(self) -> bool:
         return not (self.persist or self.send or self.committed or self.evidence)
@@ -119,4 +126,4 @@ class CoreConfig:
     verify_signature: Callable[[PublicKey, Any], bool] | None = None
 
 
-__all__ = ["Application", "CoreConfig", "Envelope", "Message", "Ready", "Timeouts"]
+__all__ = ["Application", "CoreConfig", "Envelope", "Evidence", "Message", "Ready", "Timeouts"]

@@ -35,6 +35,7 @@ class Checker:
         self.commits = 0
         self._certs_ok: set[tuple[bytes, bytes]] = set()
         self.evidence = 0
+        self.proposal_evidence = 0
 
     def violation(self, text: str) -> None:
         if len(self.violations) < VIOLATIONS_KEPT_MAX:
@@ -104,12 +105,20 @@ class Checker:
         if held[: len(chain)] != chain:
             self.violation(f"durability: {node} lost committed blocks across a restart")
 
-    def on_evidence(self, accused: str, honest: bool, first: Vote, second: Vote,
+    def on_evidence(self, accused: str, honest: bool, first: Vote | Proposal, second: Vote | Proposal,
                     validators: ValidatorSet) -> None:
         self.evidence += 1
-        if not (first.validator == second.validator == accused and first.block_hash != second.block_hash
-                and (first.height, first.round, first.kind) == (second.height, second.round, second.kind)
-                and first.verify(validators) and second.verify(validators)):
+        if isinstance(first, Proposal) and isinstance(second, Proposal):
+            self.proposal_evidence += 1
+            proves = (first.proposer == second.proposer == accused
+                      and (first.chain_id, first.height, first.round) == (second.chain_id, second.height, second.round)
+                      and (first.block.hash, first.pol_round) != (second.block.hash, second.pol_round))
+        elif isinstance(first, Vote) and isinstance(second, Vote):
+            proves = (first.validator == second.validator == accused and first.block_hash != second.block_hash
+                      and (first.height, first.round, first.kind) == (second.height, second.round, second.kind))
+        else:
+            proves = False
+        if not (proves and first.verify(validators) and second.verify(validators)):
             self.violation(f"evidence against {accused[:8]} does not prove equivocation")
         elif honest:
             self.violation(f"evidence of equivocation against honest validator {accused[:8]}")

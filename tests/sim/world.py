@@ -95,6 +95,7 @@ class Result:
     digest: str
     modes: tuple[str, ...]
     selftest: bool = False
+    proposal_evidence: int = 0  # of ``evidence``: pairs of proposals
 
     def replay_command(self) -> str:
         extra = " --selftest" if self.selftest else ""
@@ -221,7 +222,7 @@ class World:
         heights = max((n.ledger.height for n in self.nodes if n.honest), default=0)
         return Result(self.seed, self.n, list(self.checker.violations), heights, self.checker.commits,
                       self.net.delivered, self.now, self.checker.evidence, self.trace.hexdigest(),
-                      self.modes, self.selftest)
+                      self.modes, self.selftest, self.checker.proposal_evidence)
 
     def _run_normal(self) -> None:
         chaos_end = self.rng.randint(CHAOS_TICKS_MIN, CHAOS_TICKS_MAX)
@@ -311,7 +312,8 @@ class World:
                     self.checker.on_commit(node.name, block, cert, validators)
         for first, second in ready.evidence:
             if node.honest and node.core is not None:
-                self.checker.on_evidence(first.validator, first.validator in self.honest_ids, first, second,
+                accused = first.proposer if isinstance(first, Proposal) else first.validator
+                self.checker.on_evidence(accused, accused in self.honest_ids, first, second,
                                          node.core.validators)
 
     @staticmethod
@@ -440,7 +442,7 @@ def run_seed(seed: int, validators: int, *, selftest: bool = False) -> Result:
                                 f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
         return Result(seed, validators, list(world.checker.violations), 0, world.checker.commits,
                       world.net.delivered, world.now, world.checker.evidence, world.trace.hexdigest(),
-                      world.modes, selftest)
+                      world.modes, selftest, world.checker.proposal_evidence)
 
 
 __all__ = ["LIVENESS_HEIGHTS", "LIVENESS_TICKS_MAX", "Result", "World", "run_seed"]
