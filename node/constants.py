@@ -19,6 +19,7 @@ RECONNECT_BACKOFF_MS_MAX: Final = 2_000
 CONNECT_TIMEOUT_MS: Final = 2_000
 HANDSHAKE_TIMEOUT_MS: Final = 3_000
 TLS_CERT_DAYS: Final = 3_650
+TLS_TRUST_REFRESH_MS: Final = 5_000  # how often a running validator looks for new certificates in certs/
 
 # --- driver / consensus clock ----------------------------------------------------------
 TICK_MS_DEFAULT: Final = 20

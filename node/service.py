@@ -54,6 +54,7 @@ from node.constants import (
     SHUTDOWN_GRACE_S,
     STATUS_INTERVAL_MS,
     TICK_MS_DEFAULT,
+    TLS_TRUST_REFRESH_MS,
     VOTE_TIMEOUT_DELTA_MS,
     VOTE_TIMEOUT_MS,
     WAIT_COMMITTED_S_MAX,
@@ -193,6 +194,7 @@ class ValidatorService:
         key_file, cert_file = config.node_dir / "tls_key.pem", config.node_dir / "tls_cert.pem"
         self._server_ctx = tls.server_context(key_file, cert_file, trust)
         self._client_ctx = tls.client_context(key_file, cert_file, trust)
+        self._trust = tls.TrustDirectory(config.certs_dir, (self._server_ctx, self._client_ctx))
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self._kv = LevelKV(config.data_dir / "ledger")
         self._store = LedgerStore(self._kv)
@@ -394,6 +396,7 @@ class ValidatorService:
             self.driver.start_core()
             tasks.append(asyncio.create_task(self.driver.run(), name="driver"))
             tasks.append(asyncio.create_task(self._watch_lag(), name="lag"))
+            tasks.append(asyncio.create_task(self._watch_certs(), name="certs"))
             log.info("%s: validator running at height %d (listen %s, api %s)", self.name,
                      self._store.height(), self.config.listen, self.config.api)
             stop_wait = asyncio.create_task(self._stopping.wait())
@@ -437,6 +440,22 @@ class ValidatorService:
             applied = await self.syncer.catch_up()
             log.info("%s: caught up %d blocks; joining consensus at height %d", self.name, applied,
                      self._store.height() + 1)
+
+    async def _watch_certs(self) -> None:
+        """Load certificates put into certs/ while running (an agency being admitted)."""
+        while True:
+            await asyncio.sleep(TLS_TRUST_REFRESH_MS / 1000)
+            self.refresh_trust()
+
+    def refresh_trust(self) -> list[str]:
+        """Load new certificates from certs/ into the live TLS contexts; their file names."""
+        loaded, rejected = self._trust.refresh()
+        for name in loaded:
+            log.info("%s: now trusting the TLS certificate %s (a validator still needs to be in "
+                     "the validator set to connect)", self.name, name)
+        for name in rejected:
+            log.warning("%s: %s in %s is not a certificate; ignored", self.name, name, self.config.certs_dir)
+        return loaded
 
     async def _watch_lag(self) -> None:
         while True:

@@ -114,7 +114,56 @@ def load_trust_dir(directory: Path) -> list[bytes]:
     return [p.read_bytes() for p in sorted(directory.glob("*.pem"))]
 
 
+class TrustDirectory:
+    """The certificates directory of a running validator, kept loaded into its TLS contexts.
+
+    TLS is only the first gate (who may complete a handshake); membership is decided
+    after it, by the peer's key digest against the current validator set. So a
+    certificate put into the directory later (an agency being admitted) is loaded by
+    :meth:`refresh` into the live server and client contexts, and new handshakes
+    accept it: adding a validator needs no restart of the others. A certificate
+    cannot be taken out of a live context; a removed validator is refused by the
+    validator-set check instead.
+    """
+
+    def __init__(self, directory: Path, contexts: Iterable[ssl.SSLContext]) -> None:
+        self.directory = directory
+        self._contexts = list(contexts)
+        # SHA-256 of every file content already loaded (or already reported as bad).
+        self._seen: set[bytes] = {hashlib.sha256(pem).digest() for pem in load_trust_dir(directory)}
+
+    def refresh(self) -> tuple[list[str], list[str]]:
+        """Load certificate files that are new since the last call; ``(loaded, rejected)``
+        file names. A file that is not a certificate is rejected once (until it changes)."""
+        loaded: list[str] = []
+        rejected: list[str] = []
+        try:
+            paths = sorted(self.directory.glob("*.pem"))
+        except OSError:
+            return loaded, rejected
+        for path in paths:
+            try:
+                pem = path.read_bytes()
+            except OSError:
+                continue  # removed or unreadable meanwhile: try again next time
+            digest = hashlib.sha256(pem).digest()
+            if digest in self._seen:
+                continue
+            self._seen.add(digest)
+            try:
+                spki_sha256_of_cert(pem)
+                text = pem.decode("ascii")
+                for ctx in self._contexts:
+                    ctx.load_verify_locations(cadata=text)
+            except (ConfigError, UnicodeDecodeError, ssl.SSLError):
+                rejected.append(path.name)
+                continue
+            loaded.append(path.name)
+        return loaded, rejected
+
+
 __all__ = [
+    "TrustDirectory",
     "client_context",
     "generate_identity",
     "load_trust_dir",

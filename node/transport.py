@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -197,7 +198,7 @@ class Transport:
         while not self._closing:
             writer: asyncio.StreamWriter | None = None
             try:
-                _, conn = await asyncio.wait_for(
+                reader, conn = await asyncio.wait_for(
                     asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host,
                                             ssl_handshake_timeout=HANDSHAKE_TIMEOUT_MS / 1000),
                     CONNECT_TIMEOUT_MS / 1000 + HANDSHAKE_TIMEOUT_MS / 1000)
@@ -209,7 +210,7 @@ class Transport:
                 out.connected = True
                 backoff_ms = RECONNECT_BACKOFF_MS_MIN
                 log.info("connected to %s (%s)", out.validator.name, out.validator.address)
-                await self._pump(out, conn)
+                await self._pump_while_open(out, reader, conn)
             except asyncio.CancelledError:
                 if writer is not None:
                     writer.close()
@@ -225,6 +226,29 @@ class Transport:
                 writer.close()
             await asyncio.sleep(backoff_ms / 1000)
             backoff_ms = min(backoff_ms * 2, RECONNECT_BACKOFF_MS_MAX)
+
+    async def _pump_while_open(self, out: _Outbound, reader: asyncio.StreamReader,
+                               writer: asyncio.StreamWriter) -> None:
+        """Pump frames until the connection ends; raises ConnectionError when the peer ends it.
+
+        Nothing is ever sent to a dialler, so anything read — end of stream, a TLS alert,
+        stray bytes — means the peer is gone or refused us. Without watching, a refusal
+        after the handshake went unnoticed: in TLS 1.3 the client finishes before the
+        server has checked the client's certificate, and frames were written into a
+        connection the server had already dropped.
+        """
+        pump = asyncio.ensure_future(self._pump(out, writer))
+        watch = asyncio.ensure_future(reader.read(1))
+        try:
+            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, watch):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(pump, watch, return_exceptions=True)
+        if pump.done() and not pump.cancelled() and pump.exception() is not None:
+            raise pump.exception()  # type: ignore[misc]
+        raise ConnectionError("closed by the peer")
 
     async def _pump(self, out: _Outbound, writer: asyncio.StreamWriter) -> None:
         while True:
