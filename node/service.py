@@ -366,6 +366,11 @@ class ValidatorService:
                 self.transport.broadcast({"t": "txs", "txs": [tx.to_bytes() for tx in txs]})
 
     def _on_block(self, block: Block) -> None:
+        header = block.header
+        if header.next_validator_set_hash != header.validator_set_hash:
+            # The set certifying the next height differs: dial members that joined, stop
+            # dialling those that left (the transport only knew the set it started with).
+            self.transport.refresh_peers()
         for tx in block.txs:
             for future in self._waiters.pop(tx.tx_id, []):
                 if not future.done():

@@ -194,9 +194,11 @@ class Transport:
     # --- outbound -------------------------------------------------------------------------
     async def _dial_loop(self, out: _Outbound) -> None:
         backoff_ms = RECONNECT_BACKOFF_MS_MIN
+        refused_after_handshake = False  # the last connection ended at once, from the peer's side
         host, port = parse_address(out.validator.address)
         while not self._closing:
             writer: asyncio.StreamWriter | None = None
+            lasted = False
             try:
                 reader, conn = await asyncio.wait_for(
                     asyncio.open_connection(host, port, ssl=self._client_ctx, server_hostname=host,
@@ -208,18 +210,34 @@ class Transport:
                     self.stats.refused += 1
                     raise PeerRefused(f"{out.validator.name} at {out.validator.address} presented another key")
                 out.connected = True
-                backoff_ms = RECONNECT_BACKOFF_MS_MIN
-                log.info("connected to %s (%s)", out.validator.name, out.validator.address)
-                await self._pump_while_open(out, reader, conn)
+                if not refused_after_handshake:
+                    log.info("connected to %s (%s)", out.validator.name, out.validator.address)
+                connected_at = asyncio.get_running_loop().time()
+                try:
+                    await self._pump_while_open(out, reader, conn)
+                finally:
+                    # A connection that lasted is a reason to redial at once; one the peer
+                    # ended right away (it does not trust us yet) keeps the backoff growing.
+                    lasted = asyncio.get_running_loop().time() - connected_at >= RECONNECT_BACKOFF_MS_MAX / 1000
+                    if lasted:
+                        backoff_ms = RECONNECT_BACKOFF_MS_MIN
             except asyncio.CancelledError:
                 if writer is not None:
                     writer.close()
                 raise
             except (TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError, PeerRefused, ConnectionError) as exc:
-                if out.connected:
+                if out.connected and lasted:
                     log.info("lost %s: %s", out.validator.name, exc)
+                elif out.connected:
+                    if not refused_after_handshake:
+                        log.warning("%s ended our connection right after the handshake (if this repeats: "
+                                    "it does not trust our certificate yet, or our key is not in its "
+                                    "validator set); retrying with backoff", out.validator.name)
+                    refused_after_handshake = True
                 elif isinstance(exc, PeerRefused):
                     log.warning("refused %s", exc)
+                if lasted:
+                    refused_after_handshake = False
             finally:
                 out.connected = False
             if writer is not None:
