@@ -24,7 +24,9 @@ Prints ``ledger.<figure>@<size> value`` lines:
 * ``memory_budget_mb`` (once): the fixed caches, ``STATE_CACHE_BYTES`` +
   ``LEVELDB_CACHE_BYTES``; RSS should level off at about this above the base.
 
-Sizes: 10k, 100k and 1M entries; ``--quick``: 10k and 100k. Each size runs on a fresh
+Sizes: 10k, 100k and 1M entries; ``--quick``: 10k and 100k; other sizes with
+``IMI_BENCH_LEDGER_SIZES`` (comma-separated, growth is against the first, e.g.
+``IMI_BENCH_LEDGER_SIZES=10000,2000000``; 2M takes ~10 minutes). Each size runs on a fresh
 LevelDB in a temporary directory. Rates are per CPU-second of the calling
 thread (``time.thread_time``), so they hold on a shared machine; LevelDB's
 background compaction threads are not counted. Run: ``python -m bench ledger [--quick]``.
@@ -32,6 +34,7 @@ background compaction threads are not counted. Run: ``python -m bench ledger [--
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import tempfile
@@ -50,7 +53,9 @@ _PROOFS = 200
 
 
 def _label(size: int) -> str:
-    return f"{size // 1_000_000}M" if size >= 1_000_000 else f"{size // 1000}k"
+    if size >= 1_000_000 and size % 1_000_000 == 0:
+        return f"{size // 1_000_000}M"
+    return f"{size // 1000}k" if size % 1000 == 0 else str(size)
 
 
 def rss_mb() -> tuple[float, float]:
@@ -183,6 +188,8 @@ def _state(size: int, directory: Path, seconds: float) -> dict[str, float]:
 
 def run(quick: bool) -> dict[str, float]:
     sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
+    if os.environ.get("IMI_BENCH_LEDGER_SIZES"):
+        sizes = tuple(int(part) for part in os.environ["IMI_BENCH_LEDGER_SIZES"].split(","))
     seconds = 1.0 if quick else 3.0
     figures = {"ledger.memory_budget_mb": round((STATE_CACHE_BYTES + LEVELDB_CACHE_BYTES) / 2**20, 1)}
     print(f"ledger.memory_budget_mb {figures['ledger.memory_budget_mb']}", flush=True)
