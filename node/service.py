@@ -194,7 +194,7 @@ class ValidatorService:
         key_file, cert_file = config.node_dir / "tls_key.pem", config.node_dir / "tls_cert.pem"
         self._server_ctx = tls.server_context(key_file, cert_file, trust)
         self._client_ctx = tls.client_context(key_file, cert_file, trust)
-        self._trust = tls.TrustDirectory(config.certs_dir, (self._server_ctx, self._client_ctx))
+        self._trust = tls.TrustDirectory(config.certs_dir, (self._server_ctx, self._client_ctx), trust)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self._kv = LevelKV(config.data_dir / "ledger")
         self._store = LedgerStore(self._kv)

@@ -126,11 +126,12 @@ class TrustDirectory:
     validator-set check instead.
     """
 
-    def __init__(self, directory: Path, contexts: Iterable[ssl.SSLContext]) -> None:
+    def __init__(self, directory: Path, contexts: Iterable[ssl.SSLContext], loaded: Iterable[bytes]) -> None:
+        """``loaded``: the certificates (file contents) the contexts were made with."""
         self.directory = directory
         self._contexts = list(contexts)
         # SHA-256 of every file content already loaded (or already reported as bad).
-        self._seen: set[bytes] = {hashlib.sha256(pem).digest() for pem in load_trust_dir(directory)}
+        self._seen: set[bytes] = {hashlib.sha256(pem).digest() for pem in loaded}
 
     def refresh(self) -> tuple[list[str], list[str]]:
         """Load certificate files that are new since the last call; ``(loaded, rejected)``

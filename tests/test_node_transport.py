@@ -129,7 +129,7 @@ def test_a_certificate_put_into_the_directory_is_trusted_without_a_restart(tmp_p
         anchors = tls.load_trust_dir(certs_a)
         server_a = tls.server_context(a.key_file, a.cert_file, anchors)
         client_a = tls.client_context(a.key_file, a.cert_file, anchors)
-        trust_a = tls.TrustDirectory(certs_a, (server_a, client_a))
+        trust_a = tls.TrustDirectory(certs_a, (server_a, client_a), anchors)
         ta = Transport(my_key_id=a.key.key_id, listen=("127.0.0.1", a.port), server_ctx=server_a,
                        client_ctx=client_a, validators=lambda: vset,
                        on_frame=lambda peer, value: inbox_a.append((peer, value)))
