@@ -21,6 +21,10 @@ Prints ``ledger.<figure>@<size> value`` lines:
 * ``rss_mb``: private resident memory (RssAnon) of this process after the size's
   updates, with the state store still open;
 * ``rss_file_mb``: file-backed resident pages (LevelDB's memory-mapped tables);
+* ``rss_steady_mb``: private resident memory of a *fresh* process that opens the
+  store just built and applies ``STEADY_UPDATES`` updates (500 per version) to
+  it — a validator's memory with a store of that size, without this process's
+  fill of 10,000-key batches, whose transient objects the allocator keeps;
 * ``memory_budget_mb`` (once): the fixed caches, ``STATE_CACHE_BYTES`` +
   ``LEVELDB_CACHE_BYTES``; RSS should level off at about this above the base.
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +53,7 @@ from ledger.state import StateProof, StateTree, verify_state_proof
 from ledger.storage import LevelKV, WriteBatch
 
 _FILL_BATCH = 10_000
+STEADY_UPDATES = 100_000  # enough for the branch cache to fill at 1M keys
 _UPDATES_PER_VERSION = 500
 _PROOFS = 200
 
@@ -172,6 +178,7 @@ def _state(size: int, directory: Path, seconds: float) -> dict[str, float]:
         cases.append((key, value, tree.prove(key).to_bytes()))
     proof_bytes = sum(len(raw) for _, _, raw in cases) / len(cases)
     kv.close()
+    steady_mb = _steady_rss(directory / "state", size, STEADY_UPDATES // 5 if seconds < 3 else STEADY_UPDATES)
     proofs = [(key, value, StateProof.from_bytes(raw)) for key, value, raw in cases]
 
     def verify_all() -> int:
@@ -183,7 +190,36 @@ def _state(size: int, directory: Path, seconds: float) -> dict[str, float]:
     return {"state_update_per_s": update_per_s, "state_single_update_per_s": single_update_per_s,
             "state_nodes_written_per_update": written / updated,
             "state_reads_per_update": reads_per_update, "state_proof_verify_per_s": verify_per_s,
-            "state_proof_bytes": proof_bytes, "rss_mb": rss, "rss_file_mb": rss_file}
+            "state_proof_bytes": proof_bytes, "rss_mb": rss, "rss_file_mb": rss_file,
+            "rss_steady_mb": steady_mb}
+
+
+def _steady_rss(path: Path, size: int, updates: int) -> float:
+    """``rss_steady_mb``: run :func:`_steady` in a new interpreter on the closed store."""
+    done = subprocess.run([sys.executable, "-m", "bench.ledger", "--steady", str(path), str(size), str(updates)],
+                          capture_output=True, text=True, check=True,
+                          cwd=str(Path(__file__).resolve().parent.parent))
+    return float(done.stdout.split()[-1])
+
+
+def _steady(path: Path, size: int, updates: int) -> None:
+    """Open the state store at ``path`` (``size`` keys), apply ``updates`` updates, print RSS."""
+    kv = LevelKV(path, sync=False)
+    tree = StateTree(kv, node_prefix=b"s", root_prefix=b"r")
+    latest = tree.latest_version()
+    version = 0 if latest is None else latest + 1
+    rng = random.Random(3)
+    for base in range(0, updates, _UPDATES_PER_VERSION):
+        batch_updates: dict[bytes, bytes | None] = {}
+        for n in range(base, base + _UPDATES_PER_VERSION, 2):
+            batch_updates[f"key/{rng.randrange(size)}".encode()] = rng.randbytes(8)
+            batch_updates[f"steady/{n}".encode()] = rng.randbytes(8)
+        batch = WriteBatch()
+        tree.apply(batch_updates, version, batch)
+        kv.write(batch)
+        version += 1
+    print(round(rss_mb()[0], 1), flush=True)
+    kv.close()
 
 
 def run(quick: bool) -> dict[str, float]:
@@ -208,4 +244,7 @@ def run(quick: bool) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    run(quick="--quick" in sys.argv[1:])
+    if sys.argv[1:2] == ["--steady"]:
+        _steady(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        run(quick="--quick" in sys.argv[1:])
