@@ -223,7 +223,7 @@ def _steady(path: Path, size: int, updates: int) -> None:
 
 
 def run(quick: bool) -> dict[str, float]:
-    sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
+    sizes: tuple[int, ...] = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
     if os.environ.get("IMI_BENCH_LEDGER_SIZES"):
         sizes = tuple(int(part) for part in os.environ["IMI_BENCH_LEDGER_SIZES"].split(","))
     seconds = 1.0 if quick else 3.0
