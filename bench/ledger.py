@@ -22,9 +22,10 @@ Prints ``ledger.<figure>@<size> value`` lines:
   updates, with the state store still open;
 * ``rss_file_mb``: file-backed resident pages (LevelDB's memory-mapped tables);
 * ``rss_steady_mb``: private resident memory of a *fresh* process that opens the
-  store just built and applies ``STEADY_UPDATES`` updates (500 per version) to
-  it — a validator's memory with a store of that size, without this process's
-  fill of 10,000-key batches, whose transient objects the allocator keeps;
+  store just built and overwrites ``STEADY_UPDATES`` random keys of it (500 per
+  version, so the store keeps its size) — a validator's memory with a store of
+  that size, without this process's fill of 10,000-key batches, whose transient
+  objects the allocator keeps;
 * ``memory_budget_mb`` (once): the fixed caches, ``STATE_CACHE_BYTES`` +
   ``LEVELDB_CACHE_BYTES``; RSS should level off at about this above the base.
 
@@ -203,7 +204,8 @@ def _steady_rss(path: Path, size: int, updates: int) -> float:
 
 
 def _steady(path: Path, size: int, updates: int) -> None:
-    """Open the state store at ``path`` (``size`` keys), apply ``updates`` updates, print RSS."""
+    """Open the state store at ``path`` (keys ``key/0`` … ``key/{size-1}``), overwrite
+    ``updates`` of them at random, print the private RSS in MiB."""
     kv = LevelKV(path, sync=False)
     tree = StateTree(kv, node_prefix=b"s", root_prefix=b"r")
     latest = tree.latest_version()
@@ -211,9 +213,8 @@ def _steady(path: Path, size: int, updates: int) -> None:
     rng = random.Random(3)
     for base in range(0, updates, _UPDATES_PER_VERSION):
         batch_updates: dict[bytes, bytes | None] = {}
-        for n in range(base, base + _UPDATES_PER_VERSION, 2):
+        while len(batch_updates) < _UPDATES_PER_VERSION:
             batch_updates[f"key/{rng.randrange(size)}".encode()] = rng.randbytes(8)
-            batch_updates[f"steady/{n}".encode()] = rng.randbytes(8)
         batch = WriteBatch()
         tree.apply(batch_updates, version, batch)
         kv.write(batch)
