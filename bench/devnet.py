@@ -65,9 +65,8 @@ class _RawHttp:
                    f"Content-Length: {len(body)}\r\n\r\n").encode() + body
         for attempt in range(2):
             try:
-                if self._writer is None:
-                    self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-                assert self._reader is not None
+                await self.connect()
+                assert self._reader is not None and self._writer is not None
                 self._writer.write(request)
                 head = await self._reader.readuntil(b"\r\n\r\n")
                 status = int(head.split(b" ", 2)[1])

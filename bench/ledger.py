@@ -226,7 +226,12 @@ def _steady(path: Path, size: int, updates: int) -> None:
 def run(quick: bool) -> dict[str, float]:
     sizes: tuple[int, ...] = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
     if os.environ.get("IMI_BENCH_LEDGER_SIZES"):
-        sizes = tuple(int(part) for part in os.environ["IMI_BENCH_LEDGER_SIZES"].split(","))
+        try:
+            sizes = tuple(int(part) for part in os.environ["IMI_BENCH_LEDGER_SIZES"].split(","))
+        except ValueError:
+            sizes = ()
+        if not sizes or min(sizes) < 1:
+            sys.exit("IMI_BENCH_LEDGER_SIZES must be comma-separated positive integers, e.g. 10000,2000000")
     seconds = 1.0 if quick else 3.0
     figures = {"ledger.memory_budget_mb": round((STATE_CACHE_BYTES + LEVELDB_CACHE_BYTES) / 2**20, 1)}
     print(f"ledger.memory_budget_mb {figures['ledger.memory_budget_mb']}", flush=True)

@@ -191,35 +191,40 @@ def nesting_depth(value: Value) -> int:
     return 0
 
 
-def decode(data: bytes) -> Value:
-    """Decode canonical bytes. Raises :class:`EncodingError` unless ``data`` is exactly one canonical value."""
+def _input_bytes(data: object) -> bytes:
+    """``data`` as bytes, if it is bytes-like and within ``ENCODING_BYTES_MAX``."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise EncodingError("decode expects bytes")
     raw = bytes(data)
     if len(raw) > ENCODING_BYTES_MAX:
         raise EncodingError(f"input is {len(raw)} bytes, limit {ENCODING_BYTES_MAX}")
-    value, offset = _Decoder(raw).value(0, 0)
+    return raw
+
+
+def _check_consumed(raw: bytes, offset: int) -> None:
     if offset != len(raw):
         raise EncodingError(f"{len(raw) - offset} trailing bytes")
+
+
+def decode(data: bytes) -> Value:
+    """Decode canonical bytes. Raises :class:`EncodingError` unless ``data`` is exactly one canonical value."""
+    raw = _input_bytes(data)
+    value, offset = _Decoder(raw).value(0, 0)
+    _check_consumed(raw, offset)
     return value
 
 
 def decode_map_entries(data: bytes) -> tuple[dict[str, Value], dict[str, tuple[int, int]]]:
     """Decode canonical bytes holding one map, as :func:`decode` does (same checks), and
     also return where each top-level entry (key and value) lies in ``data``: ``[start, end)``."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise EncodingError("decode expects bytes")
-    raw = bytes(data)
-    if len(raw) > ENCODING_BYTES_MAX:
-        raise EncodingError(f"input is {len(raw)} bytes, limit {ENCODING_BYTES_MAX}")
+    raw = _input_bytes(data)
     decoder = _Decoder(raw)
     major, count, offset = decoder._head(0)
     if major != _MAJOR_MAP:
         raise EncodingError("expected a map")
     spans: dict[str, tuple[int, int]] = {}
     value, offset = decoder._map(offset, count, 0, spans)
-    if offset != len(raw):
-        raise EncodingError(f"{len(raw) - offset} trailing bytes")
+    _check_consumed(raw, offset)
     return value, spans  # type: ignore[return-value]
 
 

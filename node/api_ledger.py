@@ -101,9 +101,11 @@ class ChainReader:
         """The committed transaction (unless ``with_tx`` is false: its submitter has it) with
         its inclusion proof, header and certificate; None if unknown."""
         # One read of the record; the transaction itself is parsed only when answered.
-        record = self.store.tx(tx_id) if with_tx else None
-        position = ((record.height, record.index, record.log_index) if record is not None
-                    else None if with_tx else self.store.tx_position(tx_id))
+        if with_tx:
+            record = self.store.tx(tx_id)
+            position = None if record is None else (record.height, record.index, record.log_index)
+        else:
+            record, position = None, self.store.tx_position(tx_id)
         if position is None or position[0] > self.head_height():
             return None
         height, index, log_index = position

@@ -68,12 +68,16 @@ def test_a_transaction_splices_as_its_value() -> None:
     assert encode({"txs": [canonical]}) == encode({"txs": [tx.to_value()]})
 
 
+def _note_signed_by(payload: dict[str, Value], signers: int) -> Transaction:
+    keys = [SigningKey.generate() for _ in range(signers)]
+    return Transaction.create(chain_id="imi-test", type="test.note", sender="did:imi:x",
+                              payload=payload, expires_at_ms=10**12).sign(*keys)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), values, max_size=5), st.integers(min_value=0, max_value=3))
 def test_a_transactions_kept_bytes_are_the_encoding_of_its_value(payload: dict[str, Value], signers: int) -> None:
-    keys = [SigningKey.generate() for _ in range(signers)]
-    tx = Transaction.create(chain_id="imi-test", type="test.note", sender="did:imi:x",
-                            payload=payload, expires_at_ms=10**12).sign(*keys)
+    tx = _note_signed_by(payload, signers)
     assert tx.to_bytes() == encode(tx.to_value())
     parsed = Transaction.from_bytes(tx.to_bytes())  # tuples in the payload come back as lists
     assert parsed.tx_id == tx.tx_id and parsed.to_bytes() == tx.to_bytes()
@@ -100,8 +104,6 @@ def test_map_entries_reject_what_decode_rejects() -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), values, max_size=5), st.integers(min_value=0, max_value=3))
 def test_a_parsed_transaction_has_the_id_of_its_encoded_body(payload: dict[str, Value], signers: int) -> None:
-    keys = [SigningKey.generate() for _ in range(signers)]
-    tx = Transaction.create(chain_id="imi-test", type="test.note", sender="did:imi:x",
-                            payload=payload, expires_at_ms=10**12).sign(*keys)
+    tx = _note_signed_by(payload, signers)
     parsed = Transaction._parse(tx.to_bytes())  # not the memo: a fresh parse every time
     assert parsed._body == encode(tx.body_value()) and parsed.tx_id == tx.tx_id
