@@ -127,13 +127,15 @@ class Devnet:
 
     def up(self, validators: int = 4, *, heartbeat_ms: int | None = None,
            env: dict[str, str] | None = None, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
-        """Create (if needed) and start every validator; return once all are healthy."""
+        """Create (if needed) and start every validator; return once all are healthy and
+        each holds a committed block (so ``GET /v1/blocks/latest`` answers on every API)."""
         self.create(validators, heartbeat_ms=heartbeat_ms)
         try:
             for info in self.nodes():
                 if not _alive(self.pids().get(info.name)):
                     self.start(info.name, env)
             self.wait_healthy(timeout_s=timeout_s)
+            self.wait_height(1, timeout_s=timeout_s)
         except BaseException:
             self.down()
             raise
@@ -154,6 +156,24 @@ class Devnet:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"validator {info.name} not healthy after {timeout_s} s")
                     time.sleep(0.2)
+
+    def wait_height(self, height: int, *, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+        """Wait until every validator reports ``height`` or more on ``/health``."""
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(timeout=2.0) as client:
+            for info in self.nodes():
+                while True:
+                    try:
+                        answer = client.get(f"{info.api}/health")
+                        if answer.status_code == 200 and int(answer.json()["height"]) >= height:
+                            break
+                    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                        pass
+                    if not _alive(self.pids().get(info.name)):
+                        raise RuntimeError(f"validator {info.name} exited; see {info.log_file}")
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"validator {info.name} not at height {height} after {timeout_s} s")
+                    time.sleep(0.1)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one validator (default: kill -9) and wait for it to be gone."""
@@ -228,7 +248,7 @@ def up(
     heartbeat_ms: int | None = typer.Option(None, "--heartbeat-ms", min=100, help="Idle block interval."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
-    """Generate (if needed) and start a local devnet; returns when every validator is healthy."""
+    """Generate (if needed) and start a local devnet; returns when every validator is healthy and holds a block."""
     net = Devnet(directory)
     try:
         net.up(validators, heartbeat_ms=heartbeat_ms)
