@@ -163,7 +163,10 @@ class _QuietServer:
 
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=1,
-                                timeout_keep_alive=API_KEEP_ALIVE_S)
+                                timeout_keep_alive=API_KEEP_ALIVE_S,
+                                # The API never reads the client address; X-Forwarded-* parsing
+                                # would only cost a middleware call per request.
+                                proxy_headers=False)
         return Server(config)
 
 

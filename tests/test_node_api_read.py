@@ -212,3 +212,13 @@ def test_identity_routers_plug_in_as_routers_or_factories(node: InProcessNode) -
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     refused = client.get("/v1/issuers/bad").json()
     assert refused["reason"] == "not-accredited" and refused["status"] == 422
+
+
+def test_fastapi_native_opentelemetry_is_off(node: InProcessNode) -> None:
+    """Our observability is /metrics; FastAPI's own OTel hook (>= 0.165) would ask the global
+    providers on every request. Where FastAPI has it, the app switches it off."""
+    app = create_app(node)
+    settings = getattr(app, "_telemetry", None)
+    if settings is not None:
+        assert (settings["tracing"], settings["metrics"], settings["logs"]) == (False, False, False)
+        assert not app._native_telemetry.enabled()
