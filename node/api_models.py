@@ -126,7 +126,9 @@ class SubmitBatchRequest(_Strict):
 
 class SubmitBatchResult(_Out):
     id: str | None = Field(None, description="Transaction id, hex (absent when the bytes did not parse).")
-    status: Literal["pending", "rejected"]
+    status: Literal["pending", "committed", "rejected"]
+    height: int | None = Field(None, description="Height of the block that holds it (`committed`).")
+    index: int | None = Field(None, description="Its position in that block (`committed`).")
     problem: ProblemModel | None = Field(None, description="Why it was rejected (a problem document).")
 
 

@@ -12,6 +12,7 @@ same id); resubmitting a committed one is ``409 replayed-transaction``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -102,6 +103,29 @@ async def _admit_one_of_batch(ctx: ApiContext, text: str) -> dict[str, Any]:
     return {"id": tx_id, "status": "rejected", "problem": problem.to_json()}
 
 
+async def _wait_for_batch(ctx: ApiContext, results: list[dict[str, Any]], timeout_ms: int) -> None:
+    """Mark each ``pending`` result ``committed`` (with height and index) once it is, all
+    waits sharing one deadline of ``timeout_ms``; those still waiting then stay ``pending``."""
+    pending = [result for result in results if result["status"] == "pending"]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_ms / 1000
+
+    async def one(result: dict[str, Any]) -> None:
+        tx_id = bytes.fromhex(result["id"])
+        try:
+            height = await ctx.node.wait_committed(tx_id, max(0.0, deadline - loop.time()))
+        except NodeError:  # too many waiters: it was admitted; it stays "pending"
+            return
+        if height is None:
+            ctx.metrics.tx_commit_timeouts.inc()
+            return
+        location = ctx.reader.tx_location(tx_id)
+        if location is not None:
+            result.update(status="committed", height=location[0], index=location[1])
+
+    await asyncio.gather(*(one(result) for result in pending))
+
+
 def transactions_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
@@ -150,12 +174,23 @@ def transactions_router(ctx: ApiContext) -> APIRouter:
             "content": {"application/json": {"schema": SubmitBatchRequest.model_json_schema()}},
         }},
     )
-    async def submit_batch(request: Request) -> Any:
-        """Admit each transaction on its own, as `POST /v1/transactions` would (no wait): the
-        answer lists, in order, its id and `pending`, or `rejected` with the problem that
-        refused it (a `503` one may be retried). One refusal does not stop the others."""
+    async def submit_batch(
+        request: Request,
+        wait: Literal["none", "commit"] = Query("none", description="`commit`: answer once every admitted "
+                                                "transaction is committed, or the wait ends."),
+        timeout_ms: int = Query(API_COMMIT_WAIT_MS_DEFAULT, ge=1, le=API_COMMIT_WAIT_MS_MAX,
+                                description="Bound on the wait for ?wait=commit (one bound for the batch)."),
+    ) -> Any:
+        """Admit each transaction on its own, as `POST /v1/transactions` would: the answer
+        lists, in order, its id and `pending`, or `rejected` with the problem that refused it
+        (a `503` one may be retried). One refusal does not stop the others. With
+        `?wait=commit` the answer waits (up to `timeout_ms` for the whole batch) and each
+        admitted transaction is `committed` with its `height` and `index` (its proofs:
+        `GET /v1/transactions/{id}`), or still `pending` if the wait ended first."""
         body = await read_json_body(request, SubmitBatchRequest)
         results = [await _admit_one_of_batch(ctx, text) for text in body.txs]
+        if wait == "commit":
+            await _wait_for_batch(ctx, results, timeout_ms)
         return JSONResponse({"results": results}, status_code=200)
 
     @router.get(

@@ -45,3 +45,42 @@ def test_a_batch_over_the_limit_or_with_extra_fields_is_refused_whole() -> None:
     assert too_many.status_code == 422 and extra.status_code == 422
     assert extra.json()["reason"] == "unknown-field"
     assert h.snapshot() == before
+
+
+def test_a_batch_with_wait_commit_answers_each_admitted_tx_committed_with_its_place() -> None:
+    h = Harness()
+    good = [h.tx(), h.tx(), h.tx()]
+    wrong_chain = h.tx(chain_id="another-chain")
+    texts = [good[0].to_b64(), wrong_chain.to_b64(), good[1].to_b64(), good[2].to_b64()]
+    response = h.client.post("/v1/transactions/batch?wait=commit&timeout_ms=5000", json={"txs": texts})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["committed", "rejected", "committed", "committed"]
+    assert results[1]["problem"]["reason"] == "wrong-chain" and "height" not in results[1]
+    for tx, result in zip(good, (results[0], results[2], results[3]), strict=True):
+        looked_up = h.client.get(f"/v1/transactions/{tx.tx_id.hex()}").json()
+        assert looked_up["status"] == "committed"
+        assert (result["id"], result["height"], result["index"]) == (
+            tx.tx_id.hex(), looked_up["height"], looked_up["index"])
+
+
+def test_a_batch_whose_wait_ends_first_answers_pending_and_keeps_the_txs() -> None:
+    h = Harness(auto_commit=False)
+    txs = [h.tx(), h.tx()]
+    response = h.client.post("/v1/transactions/batch?wait=commit&timeout_ms=30",
+                             json={"txs": [tx.to_b64() for tx in txs]})
+    assert response.status_code == 200
+    assert response.json()["results"] == [{"id": tx.tx_id.hex(), "status": "pending"} for tx in txs]
+    assert {tx.tx_id for tx in txs} <= set(h.node.mempool)
+
+
+def test_a_batch_with_a_bad_wait_or_timeout_is_refused_whole() -> None:
+    h = Harness(auto_commit=False)
+    before = h.snapshot()
+    body = {"txs": [h.tx().to_b64()]}
+    for query in ("wait=maybe", "wait=commit&timeout_ms=0", "wait=commit&timeout_ms=x"):
+        response = h.client.post(f"/v1/transactions/batch?{query}", json=body)
+        assert response.status_code == 400, query
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["reason"] == "bad-request"
+    assert h.snapshot() == before
