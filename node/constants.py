@@ -24,7 +24,9 @@ TLS_TRUST_REFRESH_MS: Final = 5_000  # how often a running validator looks for n
 # --- driver / consensus clock ----------------------------------------------------------
 TICK_MS_DEFAULT: Final = 20
 HEARTBEAT_MS_DEFAULT: Final = 2_000
-BLOCK_INTERVAL_MS_DEFAULT: Final = 50  # least time between blocks unless BATCH_TXS_MIN txs wait
+BLOCK_INTERVAL_MS_DEFAULT: Final = 50  # wait after a commit when the last block was full (see below)
+BLOCK_INTERVAL_MS_MIN: Final = 5  # ... and when it was (nearly) empty; the wait scales with its fill
+
 BATCH_TXS_MIN: Final = 250  # this many pending txs start a block at once
 # Consensus timeouts in milliseconds (converted to ticks of tick_ms); round r waits base + r * delta.
 # The propose timeout must cover building, sending and re-executing a full proposal
@@ -62,4 +64,4 @@ assert STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS
 assert MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX
 assert BATCH_TXS_MIN <= PROPOSE_BATCH_TXS_MAX
 assert VOTE_TIMEOUT_MS <= PROPOSE_TIMEOUT_MS
-assert BLOCK_INTERVAL_MS_DEFAULT < HEARTBEAT_MS_DEFAULT
+assert BLOCK_INTERVAL_MS_MIN <= BLOCK_INTERVAL_MS_DEFAULT < HEARTBEAT_MS_DEFAULT

@@ -13,11 +13,13 @@ For every ``Ready`` the core returns, in this order:
 Ticks come from a timer every ``tick_ms``. Between heights the driver holds
 the first tick of the next height (the core starts a height on a tick) until
 there is work: ``batch_txs_min`` pending transactions, any pending transaction
-once ``block_interval_ms`` passed since the last commit, a message for a later
-height, or ``heartbeat_ms`` since the last commit — so an idle chain makes one
-empty block per heartbeat, and a busy one proposes as soon as transactions
-arrive without spending a block's fixed cost (fsyncs, a synced LevelDB batch,
-re-execution) on every single transaction.
+once :meth:`Driver.block_wait_ms` passed since the last commit (a timer opens the
+gate then), a message for a later height, or ``heartbeat_ms`` since the last
+commit — so an idle chain makes one empty block per heartbeat. The wait scales
+with how full the last block was, from ``BLOCK_INTERVAL_MS_MIN`` (a lightly loaded
+chain proposes almost at once: latency) to ``block_interval_ms`` (a busy chain
+spends a block's fixed cost — votes, fsyncs, a synced LevelDB batch — on more
+transactions: throughput).
 
 On restart the WAL's records are handed to the core as ``restored`` (see
 :meth:`Driver._restored_for_core` for a store that moved past them); the WAL is
@@ -38,7 +40,12 @@ from ledger.errors import LedgerError
 from node.application import LedgerApplication
 from node.consensus.messages import Proposal
 from node.consensus.types import Envelope, Ready
-from node.constants import BATCH_TXS_MIN, BLOCK_INTERVAL_MS_DEFAULT, WAL_SEGMENT_RECORDS_MAX
+from node.constants import (
+    BATCH_TXS_MIN,
+    BLOCK_INTERVAL_MS_DEFAULT,
+    BLOCK_INTERVAL_MS_MIN,
+    WAL_SEGMENT_RECORDS_MAX,
+)
 from node.wal import Wal
 
 log = logging.getLogger("imi.driver")
@@ -82,6 +89,7 @@ class Driver:
         self.paused = True
         self._gated = False  # holding the first tick of the next height
         self._last_commit_s = time.monotonic()
+        self._last_block_txs = 0
         self._outbox: list[Envelope] = []
         self._flush_scheduled = False
         self.evidence_count = 0
@@ -135,15 +143,25 @@ class Driver:
                 continue
             self.tick()
 
+    def block_wait_ms(self) -> float:
+        """How long after a commit pending transactions wait for more to join them: the
+        interval scaled by how full the last block was (BATCH_TXS_MIN counts as full), and
+        at least BLOCK_INTERVAL_MS_MIN. A lightly loaded chain proposes almost at once; a
+        busy one, whose blocks fill, waits longer and spends each block's fixed cost
+        (votes, fsyncs, a synced LevelDB batch) on more transactions."""
+        fill = min(1.0, self._last_block_txs / self.batch_txs_min)
+        return max(float(min(BLOCK_INTERVAL_MS_MIN, self.block_interval_ms)), self.block_interval_ms * fill)
+
     def _gate_open(self) -> bool:
         since_s = time.monotonic() - self._last_commit_s
         if since_s >= self.heartbeat_ms / 1000:
             return True
         pending = self._has_work()
-        return pending >= self.batch_txs_min or (pending > 0 and since_s >= self.block_interval_ms / 1000)
+        return pending >= self.batch_txs_min or (pending > 0 and since_s * 1000 >= self.block_wait_ms())
 
     def wake(self) -> None:
-        """Work arrived (a transaction): start the next height now if a full batch is waiting."""
+        """Work arrived (a transaction), or the wait after a commit ended: start the next
+        height now if the gate is open."""
         if self._gated and not self.paused and self.core is not None and self._gate_open():
             self.tick()
 
@@ -195,7 +213,10 @@ class Driver:
                 log.error("decided block %d not applied: %s [%s]", block.header.height, exc, exc.reason)
         if ready.committed:
             self._last_commit_s = time.monotonic()
+            self._last_block_txs = len(ready.committed[-1][0].txs)
             self._gated = True
+            # Open the gate on time rather than on the next tick (ticks are TICK_MS apart).
+            asyncio.get_running_loop().call_later(self.block_wait_ms() / 1000, self.wake)
         for first, second in ready.evidence:
             self.evidence_count += 1
             if isinstance(first, Proposal):

@@ -8,6 +8,7 @@ from typing import Any
 
 from ledger.encoding import Value
 from node.consensus.types import Envelope, Ready
+from node.constants import BLOCK_INTERVAL_MS_MIN
 from node.driver import Driver
 from node.wal import Wal
 
@@ -88,18 +89,69 @@ def test_restart_hands_the_core_the_records_of_its_height(tmp_path: Path) -> Non
     wal.close()
 
 
+class _Block:
+    def __init__(self, txs: int) -> None:
+        self.txs = (object(),) * txs
+
+
+class _Applying(_FakeApp):
+    def apply_committed(self, block: object, certificate: object) -> bool:
+        self.stored += 1
+        return True
+
+
+def _commit(txs: int) -> Ready:
+    return Ready(committed=((_Block(txs), object()),))  # type: ignore[arg-type]
+
+
 def test_next_height_waits_for_work_or_heartbeat(tmp_path: Path) -> None:
-    committed = Ready(committed=((object(), object()),))  # type: ignore[arg-type]
+    async def run() -> None:
+        driver, wal, _ = _driver(tmp_path, [_commit(0)], [], _Applying())
+        driver.start_core()
+        driver.tick()  # commits: the next tick is held
+        assert not driver._gate_open()
+        driver.heartbeat_ms = 0
+        assert driver._gate_open()
+        wal.close()
 
-    class _Applying(_FakeApp):
-        def apply_committed(self, block: object, certificate: object) -> bool:
-            return True
+    asyncio.run(run())
 
-    applying = _Applying()
-    driver, wal, _ = _driver(tmp_path, [committed], [], applying)
-    driver.start_core()
-    driver.tick()  # commits: the next tick is held
-    assert not driver._gate_open()
-    driver.heartbeat_ms = 0
-    assert driver._gate_open()
-    wal.close()
+
+def test_the_wait_after_a_commit_scales_with_how_full_the_last_block_was(tmp_path: Path) -> None:
+    async def run() -> None:
+        script = [_commit(0), _commit(100), _commit(250), _commit(400)]
+        driver, wal, _ = _driver(tmp_path, script, [], _Applying())
+        driver.block_interval_ms, driver.batch_txs_min = 50, 250
+        driver.start_core()
+        waits = []
+        for _ in range(4):
+            driver.tick()
+            waits.append(driver.block_wait_ms())
+        assert waits == [BLOCK_INTERVAL_MS_MIN, 20.0, 50.0, 50.0]
+        wal.close()
+
+    asyncio.run(run())
+
+
+def test_the_gate_opens_when_the_wait_ends_not_on_the_next_tick(tmp_path: Path) -> None:
+    async def run() -> None:
+        driver, wal, cores = _driver(tmp_path, [_commit(0)], [], _Applying())
+        driver.tick_ms = 60_000  # no tick would come in time
+        pending = [0]
+        driver._has_work = lambda: pending[0]
+        driver.start_core()
+        driver.tick()  # commits block 1; the next height is held
+        await asyncio.sleep(3 * BLOCK_INTERVAL_MS_MIN / 1000)
+        assert cores[0].ticks == 1  # nothing pending: still held when the wait ended
+        pending[0] = 1
+        driver.wake()  # a transaction arrives after the wait: the height starts at once
+        assert cores[0].ticks == 2
+        driver.tick()  # (scripted) nothing more; now a commit with work already pending
+        cores[0].script.append(_commit(0))
+        driver.tick()
+        assert driver._gated and cores[0].ticks == 4
+        await asyncio.sleep(3 * BLOCK_INTERVAL_MS_MIN / 1000)
+        assert cores[0].ticks == 5 and not driver._gated  # opened by the timer, not a tick
+        wal.close()
+
+    asyncio.run(run())
