@@ -19,6 +19,8 @@ ENCODING_DEPTH_MAX: Final = 32  # nesting of lists/maps
 ENCODING_ITEMS_MAX: Final = 100_000  # elements in one list or map
 ENCODING_INT_MIN: Final = -(2**64)
 ENCODING_INT_MAX: Final = 2**64 - 1
+ENCODING_MAP_PLANS_MAX: Final = 4_096  # key sets whose canonical order the encoder remembers
+ENCODING_MAP_PLAN_KEYS_MAX: Final = 32  # ... each of at most this many keys
 
 # --- transactions --------------------------------------------------------------
 TX_BYTES_MAX: Final = 64 * 1024  # encoded signed transaction

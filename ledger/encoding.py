@@ -32,6 +32,8 @@ from ledger.constants import (
     ENCODING_INT_MAX,
     ENCODING_INT_MIN,
     ENCODING_ITEMS_MAX,
+    ENCODING_MAP_PLAN_KEYS_MAX,
+    ENCODING_MAP_PLANS_MAX,
 )
 from ledger.errors import EncodingError
 
@@ -162,20 +164,37 @@ def _encode_map(out: bytearray, value: dict[str, Value], depth: int) -> None:
         raise EncodingError(f"map has more than {ENCODING_ITEMS_MAX} entries")
     if depth + 1 > ENCODING_DEPTH_MAX and value:
         raise EncodingError(f"nesting deeper than {ENCODING_DEPTH_MAX}")
-    entries: list[tuple[bytes, Value]] = []
-    for key, item in value.items():
+    keys = tuple(value)
+    plan = _MAP_PLANS.get(keys)
+    if plan is None:
+        plan = _map_plan(keys)
+    out += _head(_MAJOR_MAP, len(plan))
+    for key_bytes, key in plan:
+        out += key_bytes
+        _encode_into(out, value[key], depth + 1)
+
+
+def _map_plan(keys: tuple[str, ...]) -> tuple[tuple[bytes, str], ...]:
+    """Each key's encoding, in canonical order (by those bytes; distinct keys encode
+    distinctly). Maps of one schema share their keys, so plans of small maps are
+    remembered (``ENCODING_MAP_PLANS_MAX``; once full, new ones are computed each time)."""
+    entries: list[tuple[bytes, str]] = []
+    for key in keys:
         if not isinstance(key, str):
             raise EncodingError(f"map key must be a string, got {type(key).__name__}")
-        entries.append((_encode_text(key), item))
-    # Canonical order: by the keys' encoded bytes (distinct keys encode distinctly).
+        entries.append((_encode_text(key), key))
     entries.sort(key=_first)
-    out += _head(_MAJOR_MAP, len(entries))
-    for key_bytes, item in entries:
-        out += key_bytes
-        _encode_into(out, item, depth + 1)
+    plan = tuple(entries)
+    if len(keys) <= ENCODING_MAP_PLAN_KEYS_MAX and len(_MAP_PLANS) < ENCODING_MAP_PLANS_MAX \
+            and all(type(key) is str for key in keys):
+        _MAP_PLANS[keys] = plan
+    return plan
 
 
-def _first(entry: tuple[bytes, Value]) -> bytes:
+_MAP_PLANS: dict[tuple[str, ...], tuple[tuple[bytes, str], ...]] = {}
+
+
+def _first(entry: tuple[bytes, object]) -> bytes:
     return entry[0]
 
 

@@ -262,7 +262,7 @@ class LedgerStore:
     :class:`StorageError` if it does not hold.
     """
 
-    __slots__ = ("_head", "_head_view", "kv", "log", "state")
+    __slots__ = ("_head", "_head_header", "_head_view", "kv", "log", "state")
 
     def __init__(self, kv: KV) -> None:
         self.kv = kv
@@ -270,6 +270,7 @@ class LedgerStore:
         # is the only writer of its KV): admission and the API ask for it constantly.
         self._head: tuple[int, bytes] | None | object = _UNREAD
         self._head_view: tuple[int, StateView] | None = None
+        self._head_header: BlockHeader | None = None  # decoded (and hashed) once per block
         self.log = MerkleLog(kv, PREFIX_LOG)
         self.state = StateTree(kv, node_prefix=PREFIX_STATE_NODE, root_prefix=PREFIX_STATE_ROOT)
         self.check_integrity()
@@ -318,7 +319,12 @@ class LedgerStore:
     def head(self) -> BlockHeader | None:
         """Header of the last stored block, or None before block 1."""
         pointer = self.head_pointer()
-        return None if pointer is None else self.header(pointer[0])
+        if pointer is None:
+            return None
+        cached = self._head_header
+        if cached is None or cached.height != pointer[0]:
+            cached = self._head_header = self.header(pointer[0])
+        return cached
 
     def check_integrity(self) -> None:
         """Raise :class:`StorageError` unless the head block, its certificate, the log
@@ -411,6 +417,7 @@ class LedgerStore:
         batch.put(_HEAD_KEY, encode([header.height, header.hash]))
         self.kv.write(batch)
         self._head = (header.height, header.hash)
+        self._head_header = header
 
     @staticmethod
     def _genesis_hash(raw: bytes) -> bytes:
@@ -419,6 +426,9 @@ class LedgerStore:
     # -- reading blocks and transactions
 
     def header(self, height: int) -> BlockHeader | None:
+        cached = self._head_header
+        if cached is not None and cached.height == height:
+            return cached
         raw = self.kv.get(_height_key(PREFIX_HEADER, height)) if 0 < height < 2**64 else None
         return None if raw is None else BlockHeader.from_value(decode(raw))
 

@@ -41,6 +41,8 @@ from ledger.storage import LedgerStore, LevelKV
 from ledger.tx import Transaction
 from node import tls
 from node.application import LedgerApplication
+from node.consensus.errors import MessageError
+from node.consensus.messages import message_from_value, message_to_value
 from node.consensus.types import CoreConfig, Envelope, Timeouts
 from node.constants import (
     BLOCK_INTERVAL_MS_DEFAULT,
@@ -305,8 +307,6 @@ class ValidatorService:
 
     # --- frames --------------------------------------------------------------------------
     def _send_envelope(self, envelope: Envelope) -> None:
-        from node.consensus.messages import message_to_value
-
         frame: Value = {"t": "c", "m": message_to_value(envelope.message)}  # type: ignore[arg-type]
         if envelope.to is None:
             self.transport.broadcast(frame)
@@ -319,9 +319,6 @@ class ValidatorService:
             return
         kind = value.get("t")
         if kind == "c":
-            from node.consensus.errors import MessageError
-            from node.consensus.messages import message_from_value
-
             try:
                 message = message_from_value(value.get("m"), self.mempool.by_bytes)
             except MessageError:

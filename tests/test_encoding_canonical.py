@@ -107,3 +107,27 @@ def test_a_parsed_transaction_has_the_id_of_its_encoded_body(payload: dict[str, 
     tx = _note_signed_by(payload, signers)
     parsed = Transaction._parse(tx.to_bytes())  # not the memo: a fresh parse every time
     assert parsed._body == encode(tx.body_value()) and parsed.tx_id == tx.tx_id
+
+
+def _map_by_the_rule(mapping: dict[str, Value]) -> bytes:
+    """RFC 8949 § 4.2.1 by hand: the head, then entries sorted by their keys' encoded bytes."""
+    entries = sorted((encode(key), encode(item)) for key, item in mapping.items())
+    return bytes([0xA0 | len(entries)]) + b"".join(k + v for k, v in entries)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=30), min_size=1, max_size=12, unique=True), st.data())
+def test_maps_of_one_key_set_encode_by_the_rule_in_any_insertion_order(keys: list[str], data: st.DataObject) -> None:
+    """The encoder remembers each key set's canonical order; a map with the same keys
+    inserted in another order, or with other values, still encodes by the rule."""
+    for _ in range(3):
+        order = data.draw(st.permutations(keys))
+        mapping = {key: data.draw(st.integers(min_value=-5, max_value=5) | st.text(max_size=3)) for key in order}
+        assert encode(mapping) == _map_by_the_rule(mapping)
+        assert decode(encode(mapping)) == mapping
+
+
+def test_a_map_with_a_non_string_key_is_refused_even_after_its_string_twin_was_encoded() -> None:
+    encode({"1": 1, "a": 2})
+    with pytest.raises(EncodingError):
+        encode({1: 1, "a": 2})  # type: ignore[dict-item]
