@@ -240,6 +240,7 @@ class ValidatorService:
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
         self._waiter_count = 0
         self._stopping: asyncio.Event | None = None
+        self.running = asyncio.Event()  # set once caught up and in consensus
         self._gossip_scheduled = False
         self.bad_frames = 0
 
@@ -404,6 +405,7 @@ class ValidatorService:
             tasks.append(asyncio.create_task(self._watch_certs(), name="certs"))
             log.info("%s: validator running at height %d (listen %s, api %s)", self.name,
                      self._store.height(), self.config.listen, self.config.api)
+            self.running.set()
             stop_wait = asyncio.create_task(self._stopping.wait())
             done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
