@@ -37,7 +37,7 @@ from node.api_context import ApiContext, RouterFactory
 from node.api_fastpath import SubmitFastPath
 from node.api_guard import BodyLimit, CatchAll, install_problem_handlers
 from node.api_ledger import ChainReader
-from node.api_metrics import ApiMetrics, MetricsMiddleware
+from node.api_metrics import ApiMetrics, MetricsMiddleware, NodeStatusCollector
 from node.api_openapi import install_openapi
 from node.api_ops import ops_router
 from node.api_tx import transactions_router
@@ -72,6 +72,7 @@ def create_app(
     log = logger or logging.getLogger(f"imi.api.{node.name}")
     reader = ChainReader(node.store, node.genesis)
     metrics = ApiMetrics(height=lambda: float(reader.head_height()))
+    metrics.registry.register(NodeStatusCollector(node.status))
     ctx = ApiContext(node=node, reader=reader, metrics=metrics, logger=log)
     app = FastAPI(
         title=API_TITLE,

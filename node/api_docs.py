@@ -233,6 +233,15 @@ def render(spec: dict[str, Any], examples: dict[str, list[Exchange]]) -> str:
         "| `imi_api_tx_rejected_total` | reason | transactions refused, by problem reason |",
         "| `imi_api_tx_commit_timeouts_total` | | `?wait=commit` requests that timed out |",
         "| `imi_height` | | height of the last committed block |",
+        "| `imi_mempool_txs` | | transactions waiting in this validator's mempool |",
+        "| `imi_peers_connected` | | validators with a live TLS connection to this one |",
+        "| `imi_consensus_round` | | round at the current height (above 0: a proposer was slow or down) |",
+        "| `imi_syncing` | | 1 while catching up from peers |",
+        ("| `imi_consensus_evidence_total` | | equivocations seen since start (two signed votes or "
+         "proposals for one step by one validator; each is also logged) |"),
+        "",
+        ("The last five come from the node's own status at each scrape; a node that does not "
+         "report one (the in-process dev node) lacks it."),
         "",
         "## Adding routers (identity endpoints)",
         "",

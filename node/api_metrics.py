@@ -11,9 +11,11 @@ path, so label cardinality stays bounded whatever clients send.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _UNMATCHED = "unmatched"
@@ -49,6 +51,41 @@ class ApiMetrics:
         self.height.set_function(height)
 
 
+# Fields of NodeView.status() exported at each scrape: (metric, help, is a counter).
+# A node that does not report a field (the in-process dev node) simply lacks the metric.
+_STATUS_METRICS: dict[str, tuple[str, str, bool]] = {
+    "mempool_size": ("imi_mempool_txs", "Transactions waiting in this validator's mempool", False),
+    "peers_connected": ("imi_peers_connected", "Validators this one has a live TLS connection to", False),
+    "round": ("imi_consensus_round", "Consensus round at the current height (0 when all is well)", False),
+    "syncing": ("imi_syncing", "1 while catching up from peers, else 0", False),
+    "evidence": ("imi_consensus_evidence",
+                 "Equivocations (two signed votes or proposals for one step) seen since start", True),
+}
+
+
+class NodeStatusCollector:
+    """Exports the node's own status (mempool, peers, round, catch-up, equivocation evidence),
+    read once per scrape from ``status()``."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+        self.status = status
+
+    def describe(self) -> list[Metric]:
+        return []  # fields depend on the node; collected at scrape time only
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status()
+        for field, (name, help_text, counter) in _STATUS_METRICS.items():
+            value = status.get(field)
+            if isinstance(value, bool):
+                value = int(value)
+            if not isinstance(value, int):
+                continue
+            family = CounterMetricFamily(name, help_text) if counter else GaugeMetricFamily(name, help_text)
+            family.add_metric([], float(value))
+            yield family
+
+
 class MetricsMiddleware:
     """Count every response (including 413s and 500s from inner layers) by route and status."""
 
@@ -78,4 +115,4 @@ class MetricsMiddleware:
             self.metrics.request_seconds.labels(template).observe(time.perf_counter() - started)
 
 
-__all__ = ["ApiMetrics", "MetricsMiddleware"]
+__all__ = ["ApiMetrics", "MetricsMiddleware", "NodeStatusCollector"]

@@ -303,6 +303,7 @@ class ValidatorService:
             "peers_connected": len(self.transport.connected_peers()),
             "mempool_size": len(self.mempool),
             "syncing": self.syncer.syncing,
+            "evidence": self.driver.evidence_count,
             "pid": os.getpid(),
         }
 

@@ -222,3 +222,20 @@ def test_fastapi_native_opentelemetry_is_off(node: InProcessNode) -> None:
     if settings is not None:
         assert (settings["tracing"], settings["metrics"], settings["logs"]) == (False, False, False)
         assert not app._native_telemetry.enabled()
+
+
+def test_metrics_export_what_the_node_reports_of_itself(node: InProcessNode) -> None:
+    """Mempool, peers, round, catch-up and equivocation evidence come from NodeView.status()
+    at each scrape; a field the node does not report is simply absent."""
+    reported = {"mempool_size": 7, "peers_connected": 3, "round": 1, "syncing": False, "evidence": 2,
+                "name": "v0", "chain_id": "ignored"}
+    node.status = lambda: reported  # type: ignore[method-assign]
+    text = TestClient(create_app(node)).get("/metrics").text
+    for line in ("imi_mempool_txs 7.0", "imi_peers_connected 3.0", "imi_consensus_round 1.0",
+                 "imi_syncing 0.0", "imi_consensus_evidence_total 2.0"):
+        assert line in text.splitlines(), line
+    reported["evidence"] = 3
+    del reported["peers_connected"]
+    text = TestClient(create_app(node)).get("/metrics").text
+    assert "imi_consensus_evidence_total 3.0" in text.splitlines()
+    assert "imi_peers_connected" not in text
