@@ -68,6 +68,7 @@ class LedgerApplication:
         self.my_key_id = my_key_id
         self.now_ms = now_ms
         self._executions: OrderedDict[bytes, tuple[Updates, BlockPreview]] = OrderedDict()
+        self._built: Block | None = None  # the block object build_block returned last
         self._validator_sets: OrderedDict[int, ValidatorSet] = OrderedDict()
         self._recent: OrderedDict[int, tuple[Block, CommitCertificate]] = OrderedDict()
         self.listeners: list[CommitListener] = []
@@ -136,6 +137,7 @@ class LedgerApplication:
         )
         block = Block(header, execution.txs)
         self._remember(block.hash, execution.updates, preview)
+        self._built = block
         return block
 
     def validate_block(self, block: Block) -> bool:
@@ -222,6 +224,13 @@ class LedgerApplication:
         if check_clock and abs(h.time_ms - self.now_ms()) > BLOCK_TIME_DRIFT_MS_MAX:
             raise BlockError("block time too far from our clock", reason="clock-drift")
         block.check_body()
+        remembered = self._executions.get(block.hash)
+        if block is self._built and remembered is not None:
+            # Our own proposal, the very object build_block made from this head: it was
+            # executed there (dropping what failed), and executing the same transactions
+            # on the same state again gives the same updates and roots. Re-running it
+            # held our prevote (and so the height) back by a whole block execution.
+            return remembered
         ctx = BlockContext(h.chain_id, h.height, h.time_ms, h.proposer)
         execution = self.executor.execute_block(self.store.state_reader(h.height - 1),
                                                 self._admitted(block.txs), ctx,

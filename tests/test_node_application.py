@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -120,3 +121,33 @@ def test_commit_needs_a_quorum_certificate(keys: list[SigningKey]) -> None:
     with pytest.raises(CertificateError):
         other.apply_committed(block, outsider)
     assert other.store.height() == 0
+
+
+def test_the_proposer_does_not_execute_its_own_block_twice(keys: list[SigningKey],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """build_block executed it; validating that very object only re-checks the header and
+    body. A copy of it (same hash, another object) is still executed in full."""
+    genesis = _genesis(keys)
+    proposer_key, other_key = _proposer_and_other(keys, genesis)
+    proposer, other = _app(genesis, proposer_key), _app(genesis, other_key)
+    assert proposer.mempool is not None
+    for _ in range(3):
+        proposer.mempool.add(_note())
+    block = proposer.build_block(1, 0)
+    executions = []
+    real = Executor.execute_block
+
+    def counting(self: Executor, *args: Any, **kwargs: Any) -> Any:
+        executions.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Executor, "execute_block", counting)
+    assert proposer.validate_block(block)
+    assert executions == []
+    copy = Block.from_value(block.to_value())
+    assert copy is not block and copy.hash == block.hash
+    assert proposer.validate_block(copy)
+    assert executions == [1]
+    assert other.validate_block(block)
+    tampered = Block(replace(block.header, state_root=bytes(32)), block.txs)
+    assert not proposer.validate_block(tampered)
