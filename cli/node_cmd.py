@@ -92,7 +92,7 @@ async def _serve(service: Any) -> None:
     """Run ``service`` (a ValidatorService). Once it is caught up and in consensus,
     everything allocated so far — modules, the API app, the genesis and caches — is
     frozen out of the cyclic garbage collector: ~73,000 objects that live as long as the
-    process, which every full collection would otherwise walk again (70-190 ms with the
+    process, which every full collection would otherwise walk again (60-190 ms with the
     loop stalled, measured under load; see docs/benchmarks.md)."""
     run = asyncio.create_task(service.run())
     running = asyncio.create_task(service.running.wait())
