@@ -134,13 +134,15 @@ class Devnet:
             for info in self.nodes():
                 if not _alive(self.pids().get(info.name)):
                     self.start(info.name, env)
-            self.wait_healthy(timeout_s=timeout_s)
-            self.wait_height(1, timeout_s=timeout_s)
+            self.wait_healthy(height=1, timeout_s=timeout_s)
         except BaseException:
             self.down()
             raise
 
-    def wait_healthy(self, names: list[str] | None = None, *, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+    def wait_healthy(self, names: list[str] | None = None, *, height: int = 0,
+                     timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+        """Wait until each validator (all, or ``names``) answers ``/health`` with at least
+        ``height`` committed blocks."""
         wanted = [n for n in self.nodes() if names is None or n.name in names]
         deadline = time.monotonic() + timeout_s
         with httpx.Client(timeout=2.0) as client:
@@ -149,30 +151,14 @@ class Devnet:
                     if not _alive(self.pids().get(info.name)):
                         raise RuntimeError(f"validator {info.name} exited; see {info.log_file}")
                     try:
-                        if client.get(f"{info.api}/health").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"validator {info.name} not healthy after {timeout_s} s")
-                    time.sleep(0.2)
-
-    def wait_height(self, height: int, *, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
-        """Wait until every validator reports ``height`` or more on ``/health``."""
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client(timeout=2.0) as client:
-            for info in self.nodes():
-                while True:
-                    try:
                         answer = client.get(f"{info.api}/health")
                         if answer.status_code == 200 and int(answer.json()["height"]) >= height:
                             break
                     except (httpx.HTTPError, ValueError, KeyError, TypeError):
                         pass
-                    if not _alive(self.pids().get(info.name)):
-                        raise RuntimeError(f"validator {info.name} exited; see {info.log_file}")
                     if time.monotonic() > deadline:
-                        raise TimeoutError(f"validator {info.name} not at height {height} after {timeout_s} s")
+                        raise TimeoutError(f"validator {info.name} not healthy at height {height} "
+                                           f"after {timeout_s} s")
                     time.sleep(0.1)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:

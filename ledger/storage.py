@@ -321,10 +321,8 @@ class LedgerStore:
         pointer = self.head_pointer()
         if pointer is None:
             return None
-        cached = self._head_header
-        if cached is None or cached.height != pointer[0]:
-            cached = self._head_header = self.header(pointer[0])
-        return cached
+        self._head_header = self.header(pointer[0])  # header() answers from it while current
+        return self._head_header
 
     def check_integrity(self) -> None:
         """Raise :class:`StorageError` unless the head block, its certificate, the log

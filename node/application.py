@@ -224,8 +224,8 @@ class LedgerApplication:
         if check_clock and abs(h.time_ms - self.now_ms()) > BLOCK_TIME_DRIFT_MS_MAX:
             raise BlockError("block time too far from our clock", reason="clock-drift")
         block.check_body()
-        remembered = self._executions.get(block.hash)
-        if block is self._built and remembered is not None:
+        remembered = self._executions.get(block.hash) if block is self._built else None
+        if remembered is not None:
             # Our own proposal, the very object build_block made from this head: it was
             # executed there (dropping what failed), and executing the same transactions
             # on the same state again gives the same updates and roots. Re-running it
