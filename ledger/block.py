@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from ledger.constants import BLOCK_TXS_MAX, CERTIFICATES_VERIFIED_MAX, HASH_BYTES, PROTOCOL_VERSION
 from ledger.encoding import Canonical, Value, decode, encode, nesting_depth
 from ledger.errors import BlockError, CertificateError, TransactionError
-from ledger.hashing import HashTag, hash_value, tagged_hash
+from ledger.hashing import HashTag, hash_value
 from ledger.keys import SigningKey, b64url_decode, b64url_encode
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
@@ -51,29 +51,33 @@ KnownTxs = Callable[[bytes], Transaction | None]
 """Looks up an already parsed transaction by its exact canonical bytes (or None)."""
 
 
-def merkle_leaf_hash(data: bytes) -> bytes:
-    return tagged_hash(HashTag.MERKLE_LEAF, data)
-
-
 def merkle_root(leaves: list[bytes]) -> bytes:
     """RFC 9162 MTH over raw leaf data (small lists: a block's tx ids)."""
     if not leaves:
         return EMPTY_MERKLE_ROOT
-    level = [merkle_leaf_hash(d) for d in leaves]
-    return _root_of_hashes(level)
+    sha, tag = hashlib.sha256, _LEAF_TAG
+    return _root_of_hashes([sha(tag + d).digest() for d in leaves])
 
 
 def _root_of_hashes(hashes: list[bytes]) -> bytes:
-    if len(hashes) == 1:
-        return hashes[0]
-    split = 1
-    while split * 2 < len(hashes):
-        split *= 2
-    left = _root_of_hashes(hashes[:split])
-    right = _root_of_hashes(hashes[split:])
-    return tagged_hash(HashTag.MERKLE_NODE, left + right)
+    """MTH over leaf hashes, level by level: adjacent pairs are joined and an odd last
+    node moves up unchanged. This is RFC 9162's recursive split at the largest power
+    of two below n (the left subtree is always perfect, so every level's unpaired
+    node is the last one), without the recursion and the list slices."""
+    node = _NODE_TAG
+    sha = hashlib.sha256
+    level = hashes
+    while len(level) > 1:
+        paired = [sha(node + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
+# tagged_hash(tag, x) == sha256(tag byte + x): the two tags inline, for the loops above.
+_LEAF_TAG = bytes((int(HashTag.MERKLE_LEAF),))
+_NODE_TAG = bytes((int(HashTag.MERKLE_NODE),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,15 +306,22 @@ class Block:
     # Memo (not part of the value): the canonical encoding, made once and spliced into
     # every message and WAL record that carries this block (proposal, lock, decision…).
     _canonical: Canonical | None = field(init=False, default=None, repr=False, compare=False)
+    # Memo: check_body passed on this very object. Header and body are immutable, so the
+    # answer cannot change; a validator checks one block object on receipt, before its
+    # vote and again when storing it.
+    _body_checked: bool = field(init=False, default=False, repr=False, compare=False)
 
     def check_body(self) -> None:
         """The body matches the header: count and Merkle root of tx ids."""
+        if self._body_checked:
+            return
         if len(self.txs) > BLOCK_TXS_MAX:
             raise BlockError(f"more than {BLOCK_TXS_MAX} transactions", reason="block-too-large")
         if len(self.txs) != self.header.tx_count:
             raise BlockError("tx_count does not match the body", reason="tx-root-mismatch")
         if merkle_root([t.tx_id for t in self.txs]) != self.header.tx_root:
             raise BlockError("tx_root does not match the body", reason="tx-root-mismatch")
+        object.__setattr__(self, "_body_checked", True)
 
     @property
     def hash(self) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ledger import block as block_module
 from ledger.block import Block, BlockHeader, CommitCertificate, Vote
 from ledger.encoding import decode, encode
 from ledger.errors import (
@@ -165,6 +166,26 @@ def test_block_body_must_match_tx_root_and_count() -> None:
         Block(good.header, txs[:1]).check_body()
     with pytest.raises(BlockError):
         Block(good.header, (txs[1], txs[0])).check_body()
+
+
+def test_block_body_is_checked_once_per_object_and_a_failure_is_not_remembered(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    c = consortium()
+    txs = (note_tx(), note_tx())
+    good = block(c, 1, c.genesis.hash, txs)
+    roots = []
+    real = block_module.merkle_root
+    monkeypatch.setattr(block_module, "merkle_root", lambda leaves: roots.append(1) or real(leaves))
+    good.check_body()
+    good.check_body()
+    assert len(roots) == 1  # the second check answered from the memo
+    Block(good.header, txs).check_body()
+    assert len(roots) == 2  # an equal block is another object: checked in full
+    bad = Block(good.header, (txs[1], txs[0]))
+    for _ in range(2):
+        with pytest.raises(BlockError):
+            bad.check_body()
+    assert len(roots) == 4
 
 
 def test_certificate_with_a_quorum_verifies_and_round_trips() -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ledger import merkle
+from ledger import block, merkle
 from ledger.errors import ProofError
 from ledger.storage import MemoryKV, WriteBatch
 from tests.vectors import generate_merkle
@@ -98,3 +101,27 @@ def test_negative_vectors_cover_each_mutation_kind() -> None:
     swaps = [case for case in VECTORS["inclusion_invalid"] if "swapped" in case["mutation"]]
     flips = [case for case in VECTORS["consistency_invalid"] if "flipped" in case["mutation"]]
     assert swaps and flips
+
+
+def test_block_merkle_root_reproduces_the_published_roots() -> None:
+    # ledger.block.merkle_root (a block's tx_root) is computed level by level, not by
+    # the log's storage: it must give the same RFC 9162 roots for every size.
+    assert [block.merkle_root(LEAVES[:n]).hex() for n in range(9)] == VECTORS["roots"]
+
+
+def _recursive_mth(leaves: list[bytes]) -> bytes:
+    """RFC 9162 § 2.1.1 as written: split at the largest power of two below n."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    split = 1
+    while split * 2 < len(leaves):
+        split *= 2
+    return hashlib.sha256(b"\x01" + _recursive_mth(leaves[:split]) + _recursive_mth(leaves[split:])).digest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=40), max_size=300))
+def test_block_merkle_root_equals_the_recursive_definition(leaves: list[bytes]) -> None:
+    assert block.merkle_root(leaves) == _recursive_mth(leaves)
