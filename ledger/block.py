@@ -16,9 +16,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ledger.constants import BLOCK_TXS_MAX, CERTIFICATES_VERIFIED_MAX, HASH_BYTES, PROTOCOL_VERSION
 from ledger.encoding import Canonical, Value, decode, encode, nesting_depth
@@ -112,7 +112,7 @@ class BlockHeader:
         return value
 
     @classmethod
-    def from_value(cls, value: Value) -> "BlockHeader":
+    def from_value(cls, value: Value) -> BlockHeader:
         if not isinstance(value, dict) or set(value) != set(_HEADER_FIELDS):
             raise BlockError("header: wrong fields", reason="bad-header")
         if value["v"] != PROTOCOL_VERSION:
@@ -139,7 +139,7 @@ class BlockHeader:
         return out
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> "BlockHeader":
+    def from_json(cls, obj: Mapping[str, Any]) -> BlockHeader:
         """Parse the JSON view; if it carries ``hash``, it must match."""
         if not isinstance(obj, Mapping):
             raise BlockError("header must be an object", reason="bad-header")
@@ -184,7 +184,7 @@ class Vote:
         return value
 
     @classmethod
-    def from_value(cls, value: Value) -> "Vote":
+    def from_value(cls, value: Value) -> Vote:
         fields = {"chain_id", "height", "round", "kind", "block_hash", "validator", "sig"}
         if not isinstance(value, dict) or set(value) != fields:
             raise BlockError("vote: wrong fields", reason="bad-vote")
@@ -197,7 +197,7 @@ class Vote:
         return cls(value["chain_id"], value["height"], value["round"], value["kind"], bh,
                    value["validator"], value["sig"])
 
-    def signed(self, key: SigningKey) -> "Vote":
+    def signed(self, key: SigningKey) -> Vote:
         return Vote(self.chain_id, self.height, self.round, self.kind, self.block_hash,
                     self.validator, key.sign(self.signing_bytes()))
 
@@ -265,7 +265,7 @@ class CommitCertificate:
         }
 
     @classmethod
-    def from_value(cls, value: Value) -> "CommitCertificate":
+    def from_value(cls, value: Value) -> CommitCertificate:
         fields = {"chain_id", "height", "round", "block_hash", "sigs"}
         if not isinstance(value, dict) or set(value) != fields:
             raise CertificateError("certificate: wrong fields", reason="bad-certificate")
@@ -290,7 +290,7 @@ class CommitCertificate:
         }
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> "CommitCertificate":
+    def from_json(cls, obj: Mapping[str, Any]) -> CommitCertificate:
         try:
             pairs = tuple((str(e["validator"]), b64url_decode(e["sig"])) for e in obj["signatures"])
             return cls(str(obj["chain_id"]), int(obj["height"]), int(obj["round"]),
@@ -345,7 +345,7 @@ class Block:
         return self._canonical
 
     @classmethod
-    def from_value(cls, value: Value, known: KnownTxs | None = None) -> "Block":
+    def from_value(cls, value: Value, known: KnownTxs | None = None) -> Block:
         """Strictly parse a block. ``known`` maps exact transaction bytes to an already
         parsed transaction (a validator's mempool), which is used instead of parsing
         them again: the same canonical bytes always parse to an equal transaction."""
