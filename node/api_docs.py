@@ -239,8 +239,16 @@ def render(spec: dict[str, Any], examples: dict[str, list[Exchange]]) -> str:
         "| `imi_syncing` | | 1 while catching up from peers |",
         ("| `imi_consensus_evidence_total` | | equivocations seen since start (two signed votes or "
          "proposals for one step by one validator; each is also logged) |"),
+        "| `imi_peer_frames_received_total` | | frames read from other validators |",
+        "| `imi_peer_frames_sent_total` | | frames written to other validators |",
+        ("| `imi_peer_frames_dropped_total` | | frames dropped from a full send queue "
+         "(a validator slow or down for a long time) |"),
+        ("| `imi_peer_bad_frames_total` | | frames from validators that were too large, "
+         "not canonical, or not a valid message |"),
+        ("| `imi_peer_refusals_total` | | validator connections refused for their TLS key "
+         "(outside the validator set, or not the one it names) |"),
         "",
-        ("The last five come from the node's own status at each scrape; a node that does not "
+        ("The last ten come from the node's own status at each scrape; a node that does not "
          "report one (the in-process dev node) lacks it."),
         "",
         "## Adding routers (identity endpoints)",

@@ -60,6 +60,15 @@ _STATUS_METRICS: dict[str, tuple[str, str, bool]] = {
     "syncing": ("imi_syncing", "1 while catching up from peers, else 0", False),
     "evidence": ("imi_consensus_evidence",
                  "Equivocations (two signed votes or proposals for one step) seen since start", True),
+    "frames_received": ("imi_peer_frames_received", "Frames read from other validators since start", True),
+    "frames_sent": ("imi_peer_frames_sent", "Frames written to other validators since start", True),
+    "frames_dropped": ("imi_peer_frames_dropped",
+                       "Frames dropped from a full send queue to a slow or absent validator", True),
+    "bad_frames": ("imi_peer_bad_frames",
+                   "Frames from validators that were too large, not canonical or not a valid message", True),
+    "peer_refusals": ("imi_peer_refusals",
+                      "Validator connections refused for their TLS key (outside the validator set, "
+                      "or not the one it names)", True),
 }
 
 

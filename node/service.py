@@ -304,6 +304,11 @@ class ValidatorService:
             "mempool_size": len(self.mempool),
             "syncing": self.syncer.syncing,
             "evidence": self.driver.evidence_count,
+            "frames_received": self.transport.stats.frames_in,
+            "frames_sent": self.transport.stats.frames_out,
+            "frames_dropped": self.transport.stats.frames_dropped,
+            "bad_frames": self.transport.stats.bad_frames + self.bad_frames,
+            "peer_refusals": self.transport.stats.refused,
             "pid": os.getpid(),
         }
 

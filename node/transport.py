@@ -93,10 +93,13 @@ class _Outbound:
 
 @dataclass(slots=True)
 class TransportStats:
-    frames_in: int = 0
-    frames_out: int = 0
-    refused: int = 0
-    bad_frames: int = 0
+    """Counters since start (exported by ``/metrics`` through the node's status)."""
+
+    frames_in: int = 0  # frames read from peers that decoded
+    frames_out: int = 0  # frames handed to a peer's socket
+    frames_dropped: int = 0  # frames dropped from a full send queue (oldest first)
+    refused: int = 0  # connections refused for their TLS key (outside the set, or not the pinned one)
+    bad_frames: int = 0  # frames that were too large or not canonical CBOR
 
 
 class Transport:
@@ -185,6 +188,7 @@ class Transport:
             return
         if len(out.queue) == out.queue.maxlen:
             out.dropped += 1
+            self.stats.frames_dropped += 1
         out.queue.append(frame)
         out.wake.set()
 

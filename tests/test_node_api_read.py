@@ -227,11 +227,15 @@ def test_metrics_export_what_the_node_reports_of_itself(node: InProcessNode) -> 
     """Mempool, peers, round, catch-up and equivocation evidence come from NodeView.status()
     at each scrape; a field the node does not report is simply absent."""
     reported = {"mempool_size": 7, "peers_connected": 3, "round": 1, "syncing": False, "evidence": 2,
-                "name": "v0", "chain_id": "ignored"}
+                "frames_received": 40, "frames_sent": 30, "frames_dropped": 4, "bad_frames": 1,
+                "peer_refusals": 5, "name": "v0", "chain_id": "ignored"}
     node.status = lambda: reported  # type: ignore[method-assign]
     text = TestClient(create_app(node)).get("/metrics").text
     for line in ("imi_mempool_txs 7.0", "imi_peers_connected 3.0", "imi_consensus_round 1.0",
-                 "imi_syncing 0.0", "imi_consensus_evidence_total 2.0"):
+                 "imi_syncing 0.0", "imi_consensus_evidence_total 2.0",
+                 "imi_peer_frames_received_total 40.0", "imi_peer_frames_sent_total 30.0",
+                 "imi_peer_frames_dropped_total 4.0", "imi_peer_bad_frames_total 1.0",
+                 "imi_peer_refusals_total 5.0"):
         assert line in text.splitlines(), line
     reported["evidence"] = 3
     del reported["peers_connected"]

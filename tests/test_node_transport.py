@@ -11,7 +11,7 @@ from cli.genesis import free_ports
 from ledger.keys import SigningKey
 from ledger.validators import Validator, ValidatorSet
 from node import tls
-from node.constants import FRAME_BYTES_MAX
+from node.constants import FRAME_BYTES_MAX, SEND_QUEUE_FRAMES_MAX
 from node.errors import FrameError
 from node.transport import Transport, encode_frame, read_frame
 
@@ -70,9 +70,29 @@ def test_members_exchange_frames_over_mutual_tls(tmp_path: Path) -> None:
             assert inbox_b == [(a.key.key_id, {"hello": b"from a"})]
             assert inbox_a == [(b.key.key_id, {"hello": b"from b"})]
             assert ta.connected_peers() == [b.key.key_id]
+            assert (ta.stats.frames_out, ta.stats.frames_in) == (1, 1)
+            assert (tb.stats.frames_out, tb.stats.frames_in) == (1, 1)
         finally:
             await ta.stop()
             await tb.stop()
+
+    asyncio.run(run())
+
+
+def test_frames_for_an_absent_peer_past_the_queue_limit_are_dropped_and_counted(tmp_path: Path) -> None:
+    a, b = _Identity(tmp_path, "a"), _Identity(tmp_path, "b")
+    vset = ValidatorSet.of([a.validator, b.validator])
+
+    async def run() -> None:
+        ta = _transport(a, vset, [a.cert_pem, b.cert_pem], [])
+        await ta.start()  # b never listens
+        try:
+            for number in range(SEND_QUEUE_FRAMES_MAX + 5):
+                ta.send(b.key.key_id, {"n": number})
+            assert ta.stats.frames_dropped == 5
+            assert ta.stats.frames_out == 0
+        finally:
+            await ta.stop()
 
     asyncio.run(run())
 
