@@ -196,8 +196,8 @@ async def _latency(apis: list[str], chain_id: str, rate: float, count: int, batc
     keys = [SigningKey.generate() for _ in range(SENDERS)]
     now = int(time.time() * 1000) + 60_000
     txs = [note_transaction(keys[i % SENDERS], chain_id, now) for i in range(count)]
-    requests = [(*_submit_request(txs[i:i + batch_txs], wait=True), len(txs[i:i + batch_txs]))
-                for i in range(0, count, batch_txs)]
+    chunks = [txs[i:i + batch_txs] for i in range(0, count, batch_txs)]
+    requests = [(*_submit_request(chunk, wait=True), len(chunk)) for chunk in chunks]
     latencies: list[float] = []
     # Keep-alive connections opened before the clock starts, as a long-running client
     # holds them (wrk does the same): connection set-up is not submit-to-commit time.

@@ -14,7 +14,6 @@ Anyone holding the genesis can check the whole chain: see :mod:`ledger.chain`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,10 +24,11 @@ from ledger.encoding import Canonical, Value, decode, encode, nesting_depth
 from ledger.errors import BlockError, CertificateError, TransactionError
 from ledger.hashing import HashTag, hash_value
 from ledger.keys import SigningKey, b64url_decode, b64url_encode
+from ledger.merkle import EMPTY_ROOT, leaf_hash, root_of_leaf_hashes
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
 
-EMPTY_MERKLE_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({}) = SHA-256()
+EMPTY_MERKLE_ROOT = EMPTY_ROOT  # RFC 9162 §2.1.1: MTH({}) = SHA-256()
 
 PREVOTE = "prevote"
 PRECOMMIT = "precommit"
@@ -53,31 +53,7 @@ KnownTxs = Callable[[bytes], Transaction | None]
 
 def merkle_root(leaves: list[bytes]) -> bytes:
     """RFC 9162 MTH over raw leaf data (small lists: a block's tx ids)."""
-    if not leaves:
-        return EMPTY_MERKLE_ROOT
-    sha, tag = hashlib.sha256, _LEAF_TAG
-    return _root_of_hashes([sha(tag + d).digest() for d in leaves])
-
-
-def _root_of_hashes(hashes: list[bytes]) -> bytes:
-    """MTH over leaf hashes, level by level: adjacent pairs are joined and an odd last
-    node moves up unchanged. This is RFC 9162's recursive split at the largest power
-    of two below n (the left subtree is always perfect, so every level's unpaired
-    node is the last one), without the recursion and the list slices."""
-    node = _NODE_TAG
-    sha = hashlib.sha256
-    level = hashes
-    while len(level) > 1:
-        paired = [sha(node + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            paired.append(level[-1])
-        level = paired
-    return level[0]
-
-
-# tagged_hash(tag, x) == sha256(tag byte + x): the two tags inline, for the loops above.
-_LEAF_TAG = bytes((int(HashTag.MERKLE_LEAF),))
-_NODE_TAG = bytes((int(HashTag.MERKLE_NODE),))
+    return root_of_leaf_hashes([leaf_hash(d) for d in leaves])
 
 
 @dataclass(frozen=True, slots=True)

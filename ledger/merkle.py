@@ -15,13 +15,14 @@ is such a source backed by a :class:`~ledger.storage.KV`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ledger.constants import HASH_BYTES, MERKLE_PROOF_HASHES_MAX
 from ledger.errors import ProofError, StorageError
-from ledger.hashing import HashTag, sha256, tagged_hash
+from ledger.hashing import HashTag, sha256
 
 if TYPE_CHECKING:
     from ledger.storage import KV, WriteBatch
@@ -31,14 +32,38 @@ EMPTY_ROOT = sha256(b"")  # RFC 9162: the hash of an empty string
 LOG_SIZE_MAX = 2**63
 
 
+# tagged_hash(tag, x) == SHA-256(tag byte || x); the two tags are inlined here because
+# these run for every log node and every transaction of a block's tx_root
+# (tests/test_merkle_vectors.py checks them against tagged_hash and the RFC vectors).
+_LEAF_TAG = bytes((int(HashTag.MERKLE_LEAF),))
+_NODE_TAG = bytes((int(HashTag.MERKLE_NODE),))
+_sha256 = hashlib.sha256
+
+
 def leaf_hash(data: bytes) -> bytes:
     """RFC 9162 leaf hash of ``data``: SHA-256(0x00 || data)."""
-    return tagged_hash(HashTag.MERKLE_LEAF, data)
+    return _sha256(_LEAF_TAG + data).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """RFC 9162 interior node hash: SHA-256(0x01 || left || right)."""
-    return tagged_hash(HashTag.MERKLE_NODE, left + right)
+    return _sha256(_NODE_TAG + left + right).digest()
+
+
+def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
+    """RFC 9162 MTH over leaf hashes held in memory (a block's tx ids), level by level:
+    adjacent pairs are joined and an odd last node moves up unchanged. This is the
+    recursive split at the largest power of two below n (the left subtree is always
+    perfect, so every level's unpaired node is the last one), without recursion."""
+    if not hashes:
+        return EMPTY_ROOT
+    level = list(hashes)
+    while len(level) > 1:
+        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 def _split(size: int) -> int:

@@ -73,8 +73,8 @@ _STATUS_METRICS: dict[str, tuple[str, str, bool]] = {
 
 
 class NodeStatusCollector:
-    """Exports the node's own status (mempool, peers, round, catch-up, equivocation evidence),
-    read once per scrape from ``status()``."""
+    """Exports the node's own status (mempool, peers, round, catch-up, equivocation evidence,
+    traffic with the other validators), read once per scrape from ``status()``."""
 
     def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
         self.status = status

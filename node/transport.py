@@ -88,7 +88,6 @@ class _Outbound:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     connected: bool = False
-    dropped: int = 0
 
 
 @dataclass(slots=True)
@@ -187,7 +186,6 @@ class Transport:
         if out is None:
             return
         if len(out.queue) == out.queue.maxlen:
-            out.dropped += 1
             self.stats.frames_dropped += 1
         out.queue.append(frame)
         out.wake.set()

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ledger import block, merkle
 from ledger.errors import ProofError
+from ledger.hashing import HashTag, tagged_hash
 from ledger.storage import MemoryKV, WriteBatch
 from tests.vectors import generate_merkle
 
@@ -125,3 +126,10 @@ def _recursive_mth(leaves: list[bytes]) -> bytes:
 @given(st.lists(st.binary(min_size=0, max_size=40), max_size=300))
 def test_block_merkle_root_equals_the_recursive_definition(leaves: list[bytes]) -> None:
     assert block.merkle_root(leaves) == _recursive_mth(leaves)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=64), st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32))
+def test_inlined_merkle_hashes_equal_the_tagged_hashes(data: bytes, left: bytes, right: bytes) -> None:
+    assert merkle.leaf_hash(data) == tagged_hash(HashTag.MERKLE_LEAF, data)
+    assert merkle.node_hash(left, right) == tagged_hash(HashTag.MERKLE_NODE, left + right)
