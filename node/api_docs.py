@@ -247,9 +247,18 @@ def render(spec: dict[str, Any], examples: dict[str, list[Exchange]]) -> str:
          "not canonical, or not a valid message |"),
         ("| `imi_peer_refusals_total` | | validator connections refused for their TLS key "
          "(outside the validator set, or not the one it names) |"),
+        ("| `imi_consensus_height_seconds` | | histogram: entering a height → its block stored "
+         "here (all its rounds) |"),
+        ("| `imi_consensus_proposal_to_commit_seconds` | | histogram: the height's first proposal "
+         "sent or received → its block stored here |"),
+        "| `imi_consensus_block_interval_seconds` | | histogram: between two blocks stored by consensus |",
+        ("| `imi_consensus_wal_sync_seconds` | | histogram: one fsync of the consensus WAL "
+         "(votes leave only after it) |"),
+        ("| `imi_consensus_block_store_seconds` | | histogram: verifying a decided block's "
+         "certificate and storing it (one synced LevelDB batch) |"),
         "",
-        ("The last ten come from the node's own status at each scrape; a node that does not "
-         "report one (the in-process dev node) lacks it."),
+        ("The last fifteen come from the node's own status at each scrape (the histograms "
+         "from `node.timings`); a node that does not report one (the in-process dev node) lacks it."),
         "",
         "## Adding routers (identity endpoints)",
         "",

@@ -15,7 +15,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _UNMATCHED = "unmatched"
@@ -67,14 +72,42 @@ _STATUS_METRICS: dict[str, tuple[str, str, bool]] = {
     "bad_frames": ("imi_peer_bad_frames",
                    "Frames from validators that were too large, not canonical or not a valid message", True),
     "peer_refusals": ("imi_peer_refusals",
-                      "Validator connections refused for their TLS key (outside the validator set, "
-                      "or not the one it names)", True),
+                      ("Validator connections refused for their TLS key (outside the validator set, "
+                      "or not the one it names)"), True),
 }
+
+
+# Histograms of status()["consensus_timings"] (node.timings): (metric, help).
+_TIMING_METRICS: dict[str, tuple[str, str]] = {
+    "height": ("imi_consensus_height_seconds",
+               "From entering a height to its block stored here (all its rounds)"),
+    "proposal_to_commit": ("imi_consensus_proposal_to_commit_seconds",
+                           "From the height's first proposal sent or received to its block stored here"),
+    "block_interval": ("imi_consensus_block_interval_seconds", "Between two blocks stored by consensus here"),
+    "wal_sync": ("imi_consensus_wal_sync_seconds", "One fsync of the consensus WAL (votes wait for it)"),
+    "block_store": ("imi_consensus_block_store_seconds",
+                    "Verifying a decided block's certificate and storing it (one synced LevelDB batch)"),
+}
+
+
+def _timing_families(timings: object) -> Iterator[Metric]:
+    if not isinstance(timings, dict):
+        return
+    for field, (name, help_text) in _TIMING_METRICS.items():
+        histogram = timings.get(field)
+        if not isinstance(histogram, dict):
+            continue
+        buckets = [(repr(float(bound)), float(count)) for bound, count in histogram["buckets"]]
+        buckets.append(("+Inf", float(histogram["count"])))
+        family = HistogramMetricFamily(name, help_text)
+        family.add_metric([], buckets, float(histogram["sum"]))
+        yield family
 
 
 class NodeStatusCollector:
     """Exports the node's own status (mempool, peers, round, catch-up, equivocation evidence,
-    traffic with the other validators), read once per scrape from ``status()``."""
+    traffic with the other validators, where commit latency goes), read once per scrape
+    from ``status()``."""
 
     def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
         self.status = status
@@ -93,6 +126,7 @@ class NodeStatusCollector:
             family = CounterMetricFamily(name, help_text) if counter else GaugeMetricFamily(name, help_text)
             family.add_metric([], float(value))
             yield family
+        yield from _timing_families(status.get("consensus_timings"))
 
 
 class MetricsMiddleware:

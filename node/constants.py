@@ -39,6 +39,10 @@ REBROADCAST_MS: Final = 1_000
 WAL_RECORD_BYTES_MAX: Final = ENCODING_BYTES_MAX
 WAL_SEGMENT_RECORDS_MAX: Final = 500  # compacted to the current height past this many records
 
+# Bucket upper bounds (seconds) of the consensus-path histograms (node.timings, /metrics).
+CONSENSUS_SECONDS_BUCKETS: Final = (0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+FSYNC_SECONDS_BUCKETS: Final = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
 # --- mempool ------------------------------------------------------------------------
 MEMPOOL_TXS_MAX: Final = 20_000
 MEMPOOL_GOSSIP_BATCH_MAX: Final = 256  # txs in one gossip frame

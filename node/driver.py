@@ -10,6 +10,9 @@ For every ``Ready`` the core returns, in this order:
    in one atomic batch (:meth:`LedgerApplication.apply_committed`);
 4. ``evidence`` — logged and counted.
 
+How long each part of a height takes (entering it → stored, proposal → stored,
+WAL fsyncs, block stores) goes into :attr:`Driver.timings` (:mod:`node.timings`).
+
 Ticks come from a timer every ``tick_ms``. Between heights the driver holds
 the first tick of the next height (the core starts a height on a tick) until
 there is work: ``batch_txs_min`` pending transactions, any pending transaction
@@ -46,6 +49,7 @@ from node.constants import (
     BLOCK_INTERVAL_MS_MIN,
     WAL_SEGMENT_RECORDS_MAX,
 )
+from node.timings import ConsensusTimings
 from node.wal import Wal
 
 log = logging.getLogger("imi.driver")
@@ -74,6 +78,7 @@ class Driver:
         has_work: Callable[[], int],
         block_interval_ms: int = BLOCK_INTERVAL_MS_DEFAULT,
         batch_txs_min: int = BATCH_TXS_MIN,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._core_factory = core_factory
         self._wal = wal
@@ -85,6 +90,9 @@ class Driver:
         self._has_work = has_work
         self.block_interval_ms = block_interval_ms
         self.batch_txs_min = batch_txs_min
+        self._clock = clock
+        self.timings = ConsensusTimings()
+        self._timed_height: int | None = None
         self.core: Any = None
         self.paused = True
         self._gated = False  # holding the first tick of the next height
@@ -168,7 +176,9 @@ class Driver:
     def flush(self) -> None:
         """fsync the WAL, then hand every queued message to the transport."""
         self._flush_scheduled = False
-        self._wal.sync()
+        started = self._clock()
+        if self._wal.sync():
+            self.timings.wal_synced(self._clock() - started)
         if self._wal.records_count > WAL_SEGMENT_RECORDS_MAX:
             self._wal.rewrite(self._tail)
         outbox, self._outbox = self._outbox, []
@@ -178,7 +188,8 @@ class Driver:
     # --- feeding the core ------------------------------------------------------------------
     def tick(self) -> None:
         self._gated = False
-        self._handle(self.core.tick())
+        began_s = self._clock()
+        self._handle(self.core.tick(), began_s)
 
     def step(self, message: object) -> None:
         if self.paused or self.core is None:
@@ -186,9 +197,17 @@ class Driver:
         if self._gated and getattr(message, "height", 0) > self._app.height():
             # A peer is already at the next height: stop holding, first let the core enter it.
             self.tick()
-        self._handle(self.core.step(message))
+        began_s = self._clock()
+        if isinstance(message, Proposal):
+            self.timings.proposal(message.height, began_s)
+        self._handle(self.core.step(message), began_s)
 
-    def _handle(self, ready: Ready) -> None:
+    def _handle(self, ready: Ready, began_s: float) -> None:
+        """Act on ``ready``, which the core returned for a call that began at ``began_s``."""
+        height = getattr(self.core, "height", None)
+        if height != self._timed_height and type(height) is int:
+            self._timed_height = height
+            self.timings.entered(height, began_s)
         if ready.persist:
             self._wal.write(ready.persist)
             for record in ready.persist:
@@ -196,6 +215,9 @@ class Driver:
                     self._tail = []
                 self._tail.append(record)
         if ready.send:
+            for envelope in ready.send:
+                if isinstance(envelope.message, Proposal):
+                    self.timings.proposal(envelope.message.height, self._clock())  # built: leaving
             # Group commit: messages wait in the outbox until one fsync covers every
             # record written before them (at the end of this loop iteration).
             self._outbox.extend(ready.send)
@@ -203,9 +225,12 @@ class Driver:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_soon(self.flush)
         for block, certificate in ready.committed:
+            started = self._clock()
             try:
                 if self._app.apply_committed(block, certificate):
                     self.commits += 1
+                    now = self._clock()
+                    self.timings.stored(block.header.height, now, now - started)
             except LedgerError as exc:
                 # A decided block that does not verify here means our core or store is
                 # inconsistent; storing nothing is the only safe move. Catch-up repairs it.

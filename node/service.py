@@ -309,6 +309,7 @@ class ValidatorService:
             "frames_dropped": self.transport.stats.frames_dropped,
             "bad_frames": self.transport.stats.bad_frames + self.bad_frames,
             "peer_refusals": self.transport.stats.refused,
+            "consensus_timings": self.driver.timings.snapshot(),
             "pid": os.getpid(),
         }
 

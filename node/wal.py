@@ -103,11 +103,14 @@ class Wal:
         self._dirty = True
         return len(frames)
 
-    def sync(self) -> None:
-        """Make every record written so far durable (one fsync)."""
-        if self._dirty:
-            os.fsync(self._fd)
-            self._dirty = False
+    def sync(self) -> bool:
+        """Make every record written so far durable (one fsync, if any was written since
+        the last); True if it synced."""
+        if not self._dirty:
+            return False
+        os.fsync(self._fd)
+        self._dirty = False
+        return True
 
     def rewrite(self, records: Iterable[Value]) -> None:
         """Atomically replace the log's content with ``records`` (compaction)."""

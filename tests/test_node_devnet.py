@@ -115,11 +115,26 @@ def test_kill9_proposer_under_load_loses_nothing(tmp_path: Path) -> None:
         heights = asyncio.run(_heights(net))
         hashes = asyncio.run(_converge(net, max(heights.values()) + 1, timeout_s=90))
         assert len(set(hashes.values())) == 1, hashes
+        for node in net.nodes():
+            if node.name != killed:  # where the commit latency went, as each validator saw it
+                counts = _histogram_counts(httpx.get(f"{node.api}/metrics", timeout=5.0).text)
+                for name in ("height", "proposal_to_commit", "block_interval", "wal_sync", "block_store"):
+                    assert counts[f"imi_consensus_{name}_seconds"] > 0, (node.name, name, counts)
     finally:
         net.down()
     assert _missing(net, acked) == {n.name: 0 for n in net.nodes()}
     for node in net.nodes():
         assert "equivocation" not in node.log_file.read_text(), f"{node.name} saw equivocation"
+
+
+def _histogram_counts(metrics_text: str) -> dict[str, float]:
+    """``name -> count`` of each ``name_count value`` line of a Prometheus text page."""
+    counts = {}
+    for line in metrics_text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.endswith("_count") and not line.startswith("#"):
+            counts[name.removesuffix("_count")] = float(value)
+    return counts
 
 
 async def _heights(net: Devnet) -> dict[str, int]:

@@ -89,9 +89,15 @@ def test_restart_hands_the_core_the_records_of_its_height(tmp_path: Path) -> Non
     wal.close()
 
 
+class _Header:
+    def __init__(self, height: int) -> None:
+        self.height = height
+
+
 class _Block:
-    def __init__(self, txs: int) -> None:
+    def __init__(self, txs: int, height: int = 1) -> None:
         self.txs = (object(),) * txs
+        self.header = _Header(height)
 
 
 class _Applying(_FakeApp):
