@@ -25,6 +25,17 @@ Figures (printed as ``name value`` lines):
 * ``devnet.single_tx.tx_per_s``, ``.latency_ms_p50``, ``.latency_ms_p99``,
   ``.cpu_us_per_tx_per_validator`` — the same four for one transaction per request.
 
+Context of each latency phase (``devnet.latency.*``, ``devnet.single_tx.latency.*``),
+so a reader can tell where the time went and how busy the machine was:
+
+* ``rate_tx_per_s`` — the rate offered (half the saturation rate);
+* ``cpu_busy_pct`` — CPU of the validator processes over the phase, in % of all cores;
+* ``runqueue_wait_pct`` — time a validator was ready to run but waited for a core, in
+  % of the phase (mean of the validators; Linux ``/proc/<pid>/schedstat``);
+* ``height_ms_mean``, ``proposal_to_commit_ms_mean``, ``block_interval_ms_mean``,
+  ``wal_sync_ms_mean``, ``block_store_ms_mean`` — from the validators' own histograms
+  (``/metrics``, :mod:`node.timings`), over the phase, all validators together.
+
 Everything (validators, clients) shares this machine's cores, so the figures are
 a floor for a real deployment. ``quick`` runs fewer transactions.
 """
@@ -228,6 +239,61 @@ async def _latency(apis: list[str], chain_id: str, rate: float, count: int, batc
     return latencies
 
 
+def _runqueue_wait_s(pid: int) -> float | None:
+    """Seconds a process's main thread waited for a core while ready to run (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as handle:
+            return int(handle.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_TIMINGS = ("height", "proposal_to_commit", "block_interval", "wal_sync", "block_store")
+
+
+def _timings(apis: list[str]) -> dict[str, tuple[float, float]]:
+    """``name -> (sum seconds, count)`` of the consensus histograms, over all validators."""
+    totals = {name: (0.0, 0.0) for name in _TIMINGS}
+    for api in apis:
+        for line in httpx.get(f"{api}/metrics", timeout=10.0).text.splitlines():
+            metric, _, value = line.partition(" ")
+            for name in _TIMINGS:
+                prefix = f"imi_consensus_{name}_seconds_"
+                if metric in (prefix + "sum", prefix + "count"):
+                    total, count = totals[name]
+                    totals[name] = (total + float(value), count) if metric.endswith("sum") \
+                        else (total, count + float(value))
+    return totals
+
+
+def _latency_phase(apis: list[str], pids: list[int], chain_id: str, rate: float, count: int,
+                   batch_txs: int) -> tuple[list[float], dict[str, float]]:
+    """The latency phase, and its context (module docstring)."""
+    timings_before = _timings(apis)
+    cpu_before = sum(_cpu_s(p) for p in pids)
+    waits_before = [_runqueue_wait_s(p) for p in pids]
+    began = time.perf_counter()
+    latencies = asyncio.run(_latency(apis, chain_id, rate, count, batch_txs))
+    wall = time.perf_counter() - began
+    waits_after = [_runqueue_wait_s(p) for p in pids]
+    cpu_after = sum(_cpu_s(p) for p in pids)
+    timings_after = _timings(apis)
+    context = {
+        "rate_tx_per_s": round(rate, 1),
+        "cpu_busy_pct": round((cpu_after - cpu_before) / (wall * (os.cpu_count() or 1)) * 100, 1),
+    }
+    waits = [after - before for before, after in zip(waits_before, waits_after, strict=True)
+             if before is not None and after is not None]
+    if waits:
+        context["runqueue_wait_pct"] = round(sum(waits) / len(waits) / wall * 100, 1)
+    for name in _TIMINGS:
+        total = timings_after[name][0] - timings_before[name][0]
+        number = timings_after[name][1] - timings_before[name][1]
+        if number > 0:
+            context[f"{name}_ms_mean"] = round(total / number * 1000, 2)
+    return latencies, context
+
+
 def _workload(net: Devnet, chain_id: str, batch_txs: int, saturation_txs: int,
               latency_txs: int) -> dict[str, float]:
     """Saturation, then latency at half the rate found, for one request shape."""
@@ -238,8 +304,8 @@ def _workload(net: Devnet, chain_id: str, batch_txs: int, saturation_txs: int,
     committed, seconds = asyncio.run(_saturate(apis, txs, batch_txs))
     cpu_after = sum(_cpu_s(p) for p in pids)
     rate = committed / seconds if seconds > 0 else 0.0
-    latencies = asyncio.run(_latency(apis, chain_id, max(rate / 2, 1.0), latency_txs, batch_txs))
-    return {
+    latencies, context = _latency_phase(apis, pids, chain_id, max(rate / 2, 1.0), latency_txs, batch_txs)
+    figures = {
         "tx_per_s": round(rate, 1),
         "latency_ms_p50": round(percentile(latencies, 0.50), 1),
         "latency_ms_p99": round(percentile(latencies, 0.99), 1),
@@ -247,6 +313,8 @@ def _workload(net: Devnet, chain_id: str, batch_txs: int, saturation_txs: int,
         "committed": float(committed),
         "latency_committed": float(len(latencies)),
     }
+    figures.update({f"latency.{name}": value for name, value in context.items()})
+    return figures
 
 
 def run(quick: bool) -> dict[str, float]:

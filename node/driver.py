@@ -98,6 +98,8 @@ class Driver:
         self._gated = False  # holding the first tick of the next height
         self._last_commit_s = time.monotonic()
         self._last_block_txs = 0
+        self._wait_over = False  # the wait after the last commit has ended (its timer fired)
+        self._commit_timer: asyncio.TimerHandle | None = None
         self._outbox: list[Envelope] = []
         self._flush_scheduled = False
         self.evidence_count = 0
@@ -165,7 +167,19 @@ class Driver:
         if since_s >= self.heartbeat_ms / 1000:
             return True
         pending = self._has_work()
-        return pending >= self.batch_txs_min or (pending > 0 and since_s * 1000 >= self.block_wait_ms())
+        return pending >= self.batch_txs_min or (
+            pending > 0 and (self._wait_over or since_s * 1000 >= self.block_wait_ms()))
+
+    def _wait_ended(self) -> None:
+        """The timer set at the last commit for :meth:`block_wait_ms` fired. Event-loop
+        timers may fire a little before the clock says the wait is over (uvloop keeps
+        whole milliseconds and the loop's cached time), so the timer itself marks the
+        wait over — else the gate would stay shut until the next tick, up to ``tick_ms``
+        later."""
+        if self._commit_timer is not None:
+            self._commit_timer = None
+            self._wait_over = True
+            self.wake()
 
     def wake(self) -> None:
         """Work arrived (a transaction), or the wait after a commit ended: start the next
@@ -241,7 +255,11 @@ class Driver:
             self._last_block_txs = len(ready.committed[-1][0].txs)
             self._gated = True
             # Open the gate on time rather than on the next tick (ticks are TICK_MS apart).
-            asyncio.get_running_loop().call_later(self.block_wait_ms() / 1000, self.wake)
+            self._wait_over = False
+            if self._commit_timer is not None:
+                self._commit_timer.cancel()
+            self._commit_timer = asyncio.get_running_loop().call_later(self.block_wait_ms() / 1000,
+                                                                       self._wait_ended)
         for first, second in ready.evidence:
             self.evidence_count += 1
             if isinstance(first, Proposal):

@@ -161,3 +161,23 @@ def test_the_gate_opens_when_the_wait_ends_not_on_the_next_tick(tmp_path: Path) 
         wal.close()
 
     asyncio.run(run())
+
+
+def test_the_wait_timer_opens_the_gate_even_when_it_fires_a_little_early(tmp_path: Path) -> None:
+    """uvloop keeps timers in whole milliseconds against the loop's cached time, so the
+    timer set for the wait after a commit can fire ~1 ms before the clock says the wait is
+    over; it must still open the gate, or the height would wait for the next tick."""
+    async def run() -> None:
+        driver, wal, cores = _driver(tmp_path, [_commit(100)], [], _Applying())
+        driver.tick_ms = 60_000  # no tick would come in time
+        driver._has_work = lambda: 1
+        driver.start_core()
+        driver.tick()  # commits a 100-tx block: the wait is 20 ms
+        assert driver._gated and driver.block_wait_ms() > 10
+        driver.wake()  # a transaction arrives during the wait: held
+        assert cores[0].ticks == 1
+        driver._wait_ended()  # the timer, firing before the clock reaches the wait's end
+        assert cores[0].ticks == 2 and not driver._gated
+        wal.close()
+
+    asyncio.run(run())
