@@ -251,11 +251,16 @@ def _runqueue_wait_s(pid: int) -> float | None:
 _TIMINGS = ("height", "proposal_to_commit", "block_interval", "wal_sync", "block_store")
 
 
-def _timings(apis: list[str]) -> dict[str, tuple[float, float]]:
-    """``name -> (sum seconds, count)`` of the consensus histograms, over all validators."""
+def _timings(apis: list[str]) -> dict[str, tuple[float, float]] | None:
+    """``name -> (sum seconds, count)`` of the consensus histograms, over all validators;
+    None if a validator's page cannot be read (the figures are context, not the result)."""
     totals = {name: (0.0, 0.0) for name in _TIMINGS}
     for api in apis:
-        for line in httpx.get(f"{api}/metrics", timeout=10.0).text.splitlines():
+        try:
+            page = httpx.get(f"{api}/metrics", timeout=10.0).text
+        except httpx.HTTPError:
+            return None
+        for line in page.splitlines():
             metric, _, value = line.partition(" ")
             for name in _TIMINGS:
                 prefix = f"imi_consensus_{name}_seconds_"
@@ -286,11 +291,12 @@ def _latency_phase(apis: list[str], pids: list[int], chain_id: str, rate: float,
              if before is not None and after is not None]
     if waits:
         context["runqueue_wait_pct"] = round(sum(waits) / len(waits) / wall * 100, 1)
-    for name in _TIMINGS:
-        total = timings_after[name][0] - timings_before[name][0]
-        number = timings_after[name][1] - timings_before[name][1]
-        if number > 0:
-            context[f"{name}_ms_mean"] = round(total / number * 1000, 2)
+    if timings_before is not None and timings_after is not None:
+        for name in _TIMINGS:
+            total = timings_after[name][0] - timings_before[name][0]
+            number = timings_after[name][1] - timings_before[name][1]
+            if number > 0:
+                context[f"{name}_ms_mean"] = round(total / number * 1000, 2)
     return latencies, context
 
 
