@@ -56,7 +56,7 @@ def _driver(tmp: Path, script: list[Ready], sent: list[tuple[Envelope, int]],
 
 
 def test_messages_leave_only_after_their_records_are_durable(tmp_path: Path) -> None:
-    vote = {"t": "vote", "m": {"h": 1}}
+    vote: Value = {"t": "vote", "m": {"h": 1}}
     script = [Ready(persist=({"t": "height", "h": 1}, vote), send=(Envelope("VOTE"),))]
     sent: list[tuple[Envelope, int]] = []
 
