@@ -38,6 +38,12 @@ so a reader can tell where the time went and how busy the machine was:
 
 Everything (validators, clients) shares this machine's cores, so the figures are
 a floor for a real deployment. ``quick`` runs fewer transactions.
+
+**Fixed rate** (``IMI_BENCH_DEVNET_RATE=700 python -m bench devnet``): no saturation
+phase; the batched latency phase runs at that offered rate and prints
+``devnet.at_rate.latency_ms_p50``, ``.latency_ms_p99`` and the ``devnet.at_rate.latency.*``
+context. Comparing code at one rate removes the saturation figure's run-to-run
+spread from the comparison; ``python -m bench.ab`` alternates two revisions that way.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +69,7 @@ SATURATION_BATCH_TXS = 16  # transactions per POST /v1/transactions/batch at sat
 SENDERS = 64
 LATENCY_CONNECTIONS_PER_API = 64  # opened before the half-rate phase starts; more are opened if needed
 COMMIT_WAIT_S_MAX = 120.0
+FIXED_RATE_TX_PER_S_MAX = 100_000.0
 
 
 class _RawHttp:
@@ -323,20 +331,56 @@ def _workload(net: Devnet, chain_id: str, batch_txs: int, saturation_txs: int,
     return figures
 
 
+def _fixed_rate() -> float | None:
+    """The offered rate of ``IMI_BENCH_DEVNET_RATE``, None if unset; exits on a bad value."""
+    text = os.environ.get("IMI_BENCH_DEVNET_RATE")
+    if not text:
+        return None
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not 0 < rate <= FIXED_RATE_TX_PER_S_MAX:
+        sys.exit(f"IMI_BENCH_DEVNET_RATE must be a rate in tx/s within (0, {FIXED_RATE_TX_PER_S_MAX}], e.g. 700")
+    return rate
+
+
+def _at_rate(net: Devnet, chain_id: str, rate: float, latency_txs: int) -> dict[str, float]:
+    """The batched latency phase at ``rate``, after a short warm-up at a quarter of it."""
+    apis = [n.api for n in net.nodes()]
+    pids = list(net.pids().values())
+    asyncio.run(_latency(apis, chain_id, rate / 4, min(latency_txs, 800), SATURATION_BATCH_TXS))
+    latencies, context = _latency_phase(apis, pids, chain_id, rate, latency_txs, SATURATION_BATCH_TXS)
+    figures = {
+        "latency_ms_p50": round(percentile(latencies, 0.50), 1),
+        "latency_ms_p99": round(percentile(latencies, 0.99), 1),
+        "latency_committed": float(len(latencies)),
+    }
+    figures.update({f"latency.{name}": value for name, value in context.items()})
+    return figures
+
+
 def run(quick: bool) -> dict[str, float]:
     saturation_txs = 1_500 if quick else 6_000
     latency_txs = 400 if quick else 6_000  # full: ~8 s at half rate: a few LevelDB compactions, not one by chance
+    rate = _fixed_rate()
     with tempfile.TemporaryDirectory(prefix="imi-bench-devnet-") as tmp:
         net = Devnet(Path(tmp) / "devnet")
         try:
             net.up(4)
             chain_id = Genesis.loads((net.dir / "genesis.json").read_text()).chain_id
-            batched = _workload(net, chain_id, SATURATION_BATCH_TXS, saturation_txs, latency_txs)
-            single = _workload(net, chain_id, 1, saturation_txs, latency_txs)
+            if rate is not None:
+                at_rate = _at_rate(net, chain_id, rate, latency_txs)
+            else:
+                batched = _workload(net, chain_id, SATURATION_BATCH_TXS, saturation_txs, latency_txs)
+                single = _workload(net, chain_id, 1, saturation_txs, latency_txs)
         finally:
             net.down()
-    figures = {f"devnet.{name}": value for name, value in batched.items()}
-    figures.update({f"devnet.single_tx.{name}": value for name, value in single.items()})
+    if rate is not None:
+        figures = {f"devnet.at_rate.{name}": value for name, value in at_rate.items()}
+    else:
+        figures = {f"devnet.{name}": value for name, value in batched.items()}
+        figures.update({f"devnet.single_tx.{name}": value for name, value in single.items()})
     for key in sorted(figures):
         print(f"{key} {figures[key]}", flush=True)
     return figures
