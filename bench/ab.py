@@ -4,14 +4,15 @@
 
 On a shared 2-core machine one devnet run's p50 moves by ±20 ms with the machine's
 state, more than most changes move it, so one run of each says nothing. This runs
-``python -m bench devnet`` at a fixed offered rate (``IMI_BENCH_DEVNET_RATE``, see
-:mod:`bench.devnet`) alternately in this working tree and in a detached git worktree
-of ``REV`` (the order swapped every pair), and prints each pair, then the mean of the
-paired differences with a bootstrap 90 % interval (seeded, so the same runs give the
-same interval). An interval that contains 0 means "no difference shown".
+``python -m bench devnet`` (this tree's harness) at a fixed offered rate
+(``IMI_BENCH_DEVNET_RATE``, see :mod:`bench.devnet`), alternately against validators
+running this tree's code and a detached git worktree of ``REV`` (the order swapped
+every pair), and prints each pair, then the mean of the paired differences with a
+bootstrap 90 % interval (seeded, so the same runs give the same interval). An interval
+that contains 0 means "no difference shown".
 
-Both trees run with the same Python (this one's virtualenv); each devnet's validators
-run from their own tree's code (``cli.devnet`` starts them in its own checkout).
+Both sides use this virtualenv's Python and libraries; a revision whose validators
+need other dependencies, or read another genesis format, cannot be compared this way.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _p50(tree: Path, rate: float) -> float:
-    """One fixed-rate devnet run in ``tree``; its p50 in ms. Exits if the run fails."""
-    env = dict(os.environ, IMI_BENCH_DEVNET_RATE=repr(rate))
-    done = subprocess.run([sys.executable, "-m", "bench", "devnet"], cwd=tree, env=env, capture_output=True,
+    """One fixed-rate devnet run with validators running ``tree``'s code; its p50 in ms.
+    Exits if the run fails."""
+    env = dict(os.environ, IMI_BENCH_DEVNET_RATE=repr(rate), IMI_BENCH_VALIDATOR_CODE=str(tree))
+    done = subprocess.run([sys.executable, "-m", "bench", "devnet"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=RUN_TIMEOUT_S, check=False)
     for line in done.stdout.splitlines():
         name, _, value = line.partition(" ")

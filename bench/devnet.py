@@ -43,7 +43,9 @@ a floor for a real deployment. ``quick`` runs fewer transactions.
 phase; the batched latency phase runs at that offered rate and prints
 ``devnet.at_rate.latency_ms_p50``, ``.latency_ms_p99`` and the ``devnet.at_rate.latency.*``
 context. Comparing code at one rate removes the saturation figure's run-to-run
-spread from the comparison; ``python -m bench.ab`` alternates two revisions that way.
+spread from the comparison; ``python -m bench.ab`` alternates two revisions that way,
+running this harness against the other revision's validators
+(``IMI_BENCH_VALIDATOR_CODE``: the checkout whose code the validators run).
 """
 
 from __future__ import annotations
@@ -365,7 +367,8 @@ def run(quick: bool) -> dict[str, float]:
     latency_txs = 400 if quick else 6_000  # full: ~8 s at half rate: a few LevelDB compactions, not one by chance
     rate = _fixed_rate()
     with tempfile.TemporaryDirectory(prefix="imi-bench-devnet-") as tmp:
-        net = Devnet(Path(tmp) / "devnet")
+        code = os.environ.get("IMI_BENCH_VALIDATOR_CODE")
+        net = Devnet(Path(tmp) / "devnet", code_root=Path(code) if code else None)
         try:
             net.up(4)
             chain_id = Genesis.loads((net.dir / "genesis.json").read_text()).chain_id

@@ -70,8 +70,11 @@ def _alive(pid: int | None) -> bool:
 class Devnet:
     """A devnet directory: genesis, node directories, logs and the pids of running validators."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, code_root: Path | None = None) -> None:
+        """``code_root``: the checkout whose code the validators run (default: this one;
+        ``python -m bench.ab`` points it at another revision's worktree)."""
         self.dir = directory
+        self.code_root = code_root if code_root is not None else Path(__file__).resolve().parent.parent
 
     # --- layout ----------------------------------------------------------------------
     @property
@@ -118,7 +121,7 @@ class Devnet:
                 [sys.executable, "-m", "cli.main", "node", "start", "--dir", str(info.node_dir)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env={**os.environ, **(env or {})},
-                cwd=str(Path(__file__).resolve().parent.parent),
+                cwd=str(self.code_root),
             )
         pids = self.pids()
         pids[name] = process.pid
