@@ -24,7 +24,7 @@ TLS_TRUST_REFRESH_MS: Final = 5_000  # how often a running validator looks for n
 # --- driver / consensus clock ----------------------------------------------------------
 TICK_MS_DEFAULT: Final = 20
 HEARTBEAT_MS_DEFAULT: Final = 2_000
-BLOCK_INTERVAL_MS_DEFAULT: Final = 50  # wait after a commit when the last block was full (see below)
+BLOCK_INTERVAL_MS_DEFAULT: Final = 100  # wait after a commit when the last block was full (see below; docs/node.md)
 BLOCK_INTERVAL_MS_MIN: Final = 5  # ... and when it was (nearly) empty; the wait scales with its fill
 
 BATCH_TXS_MIN: Final = 250  # this many pending txs start a block at once
