@@ -59,12 +59,14 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from cli.devnet import Devnet
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
 from node.loadgen import note_transaction, percentile
+from node.timings import HISTOGRAM_BUCKETS
 
 SATURATION_CONCURRENCY = 64
 SATURATION_BATCH_TXS = 16  # transactions per POST /v1/transactions/batch at saturation
@@ -258,26 +260,23 @@ def _runqueue_wait_s(pid: int) -> float | None:
         return None
 
 
-_TIMINGS = ("height", "proposal_to_commit", "block_interval", "wal_sync", "block_store")
-
-
 def _timings(apis: list[str]) -> dict[str, tuple[float, float]] | None:
-    """``name -> (sum seconds, count)`` of the consensus histograms, over all validators;
-    None if a validator's page cannot be read (the figures are context, not the result)."""
-    totals = {name: (0.0, 0.0) for name in _TIMINGS}
+    """``name -> (sum seconds, count)`` of the consensus histograms (:mod:`node.timings`),
+    over all validators; None if a validator's page cannot be read (the figures are
+    context, not the result)."""
+    totals = dict.fromkeys(HISTOGRAM_BUCKETS, (0.0, 0.0))
     for api in apis:
         try:
             page = httpx.get(f"{api}/metrics", timeout=10.0).text
         except httpx.HTTPError:
             return None
-        for line in page.splitlines():
-            metric, _, value = line.partition(" ")
-            for name in _TIMINGS:
-                prefix = f"imi_consensus_{name}_seconds_"
-                if metric in (prefix + "sum", prefix + "count"):
-                    total, count = totals[name]
-                    totals[name] = (total + float(value), count) if metric.endswith("sum") \
-                        else (total, count + float(value))
+        for family in text_string_to_metric_families(page):
+            name = family.name.removeprefix("imi_consensus_").removesuffix("_seconds")
+            if family.type != "histogram" or name not in totals:
+                continue
+            samples = {sample.name.removeprefix(family.name): sample.value for sample in family.samples}
+            total, count = totals[name]
+            totals[name] = (total + samples.get("_sum", 0.0), count + samples.get("_count", 0.0))
     return totals
 
 
@@ -302,7 +301,7 @@ def _latency_phase(apis: list[str], pids: list[int], chain_id: str, rate: float,
     if waits:
         context["runqueue_wait_pct"] = round(sum(waits) / len(waits) / wall * 100, 1)
     if timings_before is not None and timings_after is not None:
-        for name in _TIMINGS:
+        for name in HISTOGRAM_BUCKETS:
             total = timings_after[name][0] - timings_before[name][0]
             number = timings_after[name][1] - timings_before[name][1]
             if number > 0:
@@ -321,12 +320,19 @@ def _workload(net: Devnet, chain_id: str, batch_txs: int, saturation_txs: int,
     cpu_after = sum(_cpu_s(p) for p in pids)
     rate = committed / seconds if seconds > 0 else 0.0
     latencies, context = _latency_phase(apis, pids, chain_id, max(rate / 2, 1.0), latency_txs, batch_txs)
-    figures = {
+    return {
         "tx_per_s": round(rate, 1),
-        "latency_ms_p50": round(percentile(latencies, 0.50), 1),
-        "latency_ms_p99": round(percentile(latencies, 0.99), 1),
         "cpu_us_per_tx_per_validator": round((cpu_after - cpu_before) * 1e6 / max(committed, 1) / 4, 1),
         "committed": float(committed),
+        **_latency_figures(latencies, context),
+    }
+
+
+def _latency_figures(latencies: list[float], context: dict[str, float]) -> dict[str, float]:
+    """A latency phase's named figures and its ``latency.*`` context."""
+    figures = {
+        "latency_ms_p50": round(percentile(latencies, 0.50), 1),
+        "latency_ms_p99": round(percentile(latencies, 0.99), 1),
         "latency_committed": float(len(latencies)),
     }
     figures.update({f"latency.{name}": value for name, value in context.items()})
@@ -347,28 +353,32 @@ def _fixed_rate() -> float | None:
     return rate
 
 
+def _validator_code() -> Path | None:
+    """The checkout of ``IMI_BENCH_VALIDATOR_CODE``, None if unset; exits if it is not one."""
+    text = os.environ.get("IMI_BENCH_VALIDATOR_CODE")
+    if not text:
+        return None
+    root = Path(text)
+    if not (root / "cli" / "main.py").is_file():
+        sys.exit(f"IMI_BENCH_VALIDATOR_CODE must be a checkout of imi (no cli/main.py in {root})")
+    return root
+
+
 def _at_rate(net: Devnet, chain_id: str, rate: float, latency_txs: int) -> dict[str, float]:
     """The batched latency phase at ``rate``, after a short warm-up at a quarter of it."""
     apis = [n.api for n in net.nodes()]
     pids = list(net.pids().values())
     asyncio.run(_latency(apis, chain_id, rate / 4, min(latency_txs, 800), SATURATION_BATCH_TXS))
-    latencies, context = _latency_phase(apis, pids, chain_id, rate, latency_txs, SATURATION_BATCH_TXS)
-    figures = {
-        "latency_ms_p50": round(percentile(latencies, 0.50), 1),
-        "latency_ms_p99": round(percentile(latencies, 0.99), 1),
-        "latency_committed": float(len(latencies)),
-    }
-    figures.update({f"latency.{name}": value for name, value in context.items()})
-    return figures
+    return _latency_figures(*_latency_phase(apis, pids, chain_id, rate, latency_txs, SATURATION_BATCH_TXS))
 
 
 def run(quick: bool) -> dict[str, float]:
     saturation_txs = 1_500 if quick else 6_000
     latency_txs = 400 if quick else 6_000  # full: ~8 s at half rate: a few LevelDB compactions, not one by chance
     rate = _fixed_rate()
+    code_root = _validator_code()
     with tempfile.TemporaryDirectory(prefix="imi-bench-devnet-") as tmp:
-        code = os.environ.get("IMI_BENCH_VALIDATOR_CODE")
-        net = Devnet(Path(tmp) / "devnet", code_root=Path(code) if code else None)
+        net = Devnet(Path(tmp) / "devnet", code_root=code_root)
         try:
             net.up(4)
             chain_id = Genesis.loads((net.dir / "genesis.json").read_text()).chain_id

@@ -23,6 +23,8 @@ from prometheus_client.core import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from node.timings import HISTOGRAM_BUCKETS
+
 _UNMATCHED = "unmatched"
 
 
@@ -88,6 +90,9 @@ _TIMING_METRICS: dict[str, tuple[str, str]] = {
     "block_store": ("imi_consensus_block_store_seconds",
                     "Verifying a decided block's certificate and storing it (one synced LevelDB batch)"),
 }
+
+
+assert set(_TIMING_METRICS) == set(HISTOGRAM_BUCKETS), "every consensus histogram has a metric"
 
 
 def _timing_families(timings: object) -> Iterator[Metric]:

@@ -90,13 +90,13 @@ class Driver:
         self._has_work = has_work
         self.block_interval_ms = block_interval_ms
         self.batch_txs_min = batch_txs_min
-        self._clock = clock
+        self._clock = clock  # the gate's and the timings' time (the tick loop paces itself on the loop's)
         self.timings = ConsensusTimings()
         self._timed_height: int | None = None
         self.core: Any = None
         self.paused = True
         self._gated = False  # holding the first tick of the next height
-        self._last_commit_s = time.monotonic()
+        self._last_commit_s = clock()
         self._last_block_txs = 0
         self._wait_over = False  # the wait after the last commit has ended (its timer fired)
         self._commit_timer: asyncio.TimerHandle | None = None
@@ -163,7 +163,7 @@ class Driver:
         return max(float(min(BLOCK_INTERVAL_MS_MIN, self.block_interval_ms)), self.block_interval_ms * fill)
 
     def _gate_open(self) -> bool:
-        since_s = time.monotonic() - self._last_commit_s
+        since_s = self._clock() - self._last_commit_s
         if since_s >= self.heartbeat_ms / 1000:
             return True
         pending = self._has_work()
@@ -176,10 +176,9 @@ class Driver:
         whole milliseconds and the loop's cached time), so the timer itself marks the
         wait over — else the gate would stay shut until the next tick, up to ``tick_ms``
         later."""
-        if self._commit_timer is not None:
-            self._commit_timer = None
-            self._wait_over = True
-            self.wake()
+        self._commit_timer = None  # (an earlier commit's timer was cancelled: this is the last one's)
+        self._wait_over = True
+        self.wake()
 
     def wake(self) -> None:
         """Work arrived (a transaction), or the wait after a commit ended: start the next
@@ -251,7 +250,7 @@ class Driver:
                 self.rejected_commits += 1
                 log.error("decided block %d not applied: %s [%s]", block.header.height, exc, exc.reason)
         if ready.committed:
-            self._last_commit_s = time.monotonic()
+            self._last_commit_s = self._clock()
             self._last_block_txs = len(ready.committed[-1][0].txs)
             self._gated = True
             # Open the gate on time rather than on the next tick (ticks are TICK_MS apart).

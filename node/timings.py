@@ -57,17 +57,22 @@ class LatencyHistogram:
         return {"buckets": buckets, "sum": self.sum, "count": self.count}
 
 
+# The histograms by name, with their bucket bounds (the names /metrics and the devnet
+# bench read).
+HISTOGRAM_BUCKETS: dict[str, tuple[float, ...]] = {
+    "height": CONSENSUS_SECONDS_BUCKETS,
+    "proposal_to_commit": CONSENSUS_SECONDS_BUCKETS,
+    "block_interval": CONSENSUS_SECONDS_BUCKETS,
+    "wal_sync": FSYNC_SECONDS_BUCKETS,
+    "block_store": FSYNC_SECONDS_BUCKETS,
+}
+
+
 class ConsensusTimings:
     """The five histograms above, and the milestones of the current height."""
 
     def __init__(self) -> None:
-        self.histograms = {
-            "height": LatencyHistogram(CONSENSUS_SECONDS_BUCKETS),
-            "proposal_to_commit": LatencyHistogram(CONSENSUS_SECONDS_BUCKETS),
-            "block_interval": LatencyHistogram(CONSENSUS_SECONDS_BUCKETS),
-            "wal_sync": LatencyHistogram(FSYNC_SECONDS_BUCKETS),
-            "block_store": LatencyHistogram(FSYNC_SECONDS_BUCKETS),
-        }
+        self.histograms = {name: LatencyHistogram(bounds) for name, bounds in HISTOGRAM_BUCKETS.items()}
         self._height: int | None = None
         self._entered_s: float | None = None
         # First proposal seen for the current height, and for the next one (a proposal can
@@ -106,4 +111,4 @@ class ConsensusTimings:
         return {name: histogram.snapshot() for name, histogram in self.histograms.items()}
 
 
-__all__ = ["ConsensusTimings", "LatencyHistogram"]
+__all__ = ["HISTOGRAM_BUCKETS", "ConsensusTimings", "LatencyHistogram"]

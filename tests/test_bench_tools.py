@@ -3,10 +3,12 @@ A/B comparison's interval (the benchmarks themselves run with ``make bench``).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.ab import bootstrap_interval
-from bench.devnet import _fixed_rate
+from bench.devnet import _fixed_rate, _validator_code
 
 
 def test_the_fixed_rate_is_read_strictly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,3 +31,14 @@ def test_the_interval_brackets_the_mean_and_is_reproducible() -> None:
     assert bootstrap_interval(differences) == (low, high)
     clearly_lower = [-25.0, -18.0, -30.0, -22.0, -15.0, -27.0]
     assert bootstrap_interval(clearly_lower)[1] < 0
+
+
+def test_the_validator_code_must_be_a_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("IMI_BENCH_VALIDATOR_CODE", raising=False)
+    assert _validator_code() is None
+    monkeypatch.setenv("IMI_BENCH_VALIDATOR_CODE", str(tmp_path))
+    with pytest.raises(SystemExit):
+        _validator_code()
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "main.py").write_text("")
+    assert _validator_code() == tmp_path

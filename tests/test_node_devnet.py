@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from cli.devnet import Devnet
 from ledger.genesis import Genesis
@@ -128,13 +129,9 @@ def test_kill9_proposer_under_load_loses_nothing(tmp_path: Path) -> None:
 
 
 def _histogram_counts(metrics_text: str) -> dict[str, float]:
-    """``name -> count`` of each ``name_count value`` line of a Prometheus text page."""
-    counts = {}
-    for line in metrics_text.splitlines():
-        name, _, value = line.partition(" ")
-        if name.endswith("_count") and not line.startswith("#"):
-            counts[name.removesuffix("_count")] = float(value)
-    return counts
+    """``name -> count`` of each histogram of a Prometheus text page."""
+    return {family.name: sample.value for family in text_string_to_metric_families(metrics_text)
+            if family.type == "histogram" for sample in family.samples if sample.name == family.name + "_count"}
 
 
 async def _heights(net: Devnet) -> dict[str, int]:
