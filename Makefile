@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test sim soak bench clean venv
+.PHONY: run test sim soak bench lint clean venv
 
 venv: $(STAMP)
 
@@ -28,6 +28,18 @@ soak: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench all
+
+LINT_STAMP := $(VENV)/.lint-installed
+
+$(LINT_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[lint]'
+	@touch $(LINT_STAMP)
+
+# Not part of `make test`: the pinned ruff (its default rules plus pyproject's) and
+# mypy --strict over the shipped packages (the tests are not typed to that bar).
+lint: $(LINT_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy ledger node identity cli bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

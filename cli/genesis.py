@@ -30,8 +30,7 @@ from typing import Any
 import typer
 
 from cli._common import fail, print_json
-from ledger.errors import BlockError
-from ledger.errors import LedgerError
+from ledger.errors import BlockError, LedgerError
 from ledger.genesis import DEFAULT_POLICY, Genesis
 from ledger.keys import SigningKey
 from ledger.validators import Validator, ValidatorSet

@@ -14,8 +14,21 @@ import sys
 
 import typer
 
-from cli import devnet, did, genesis, gov, issuer, key, ledger_cmd, node_cmd, sdjwt, wallet
-from cli import bench_cmd, issue, verify
+from cli import (
+    bench_cmd,
+    devnet,
+    did,
+    genesis,
+    gov,
+    issue,
+    issuer,
+    key,
+    ledger_cmd,
+    node_cmd,
+    sdjwt,
+    verify,
+    wallet,
+)
 
 app = typer.Typer(
     name="imi",

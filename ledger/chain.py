@@ -11,8 +11,8 @@ reproduce them is the auditor's optional extra step (``reexecute``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ledger.block import Block, CommitCertificate
 from ledger.errors import BlockError, LedgerError
@@ -28,7 +28,7 @@ class LogFrontier:
     is RFC 9162's MTH because the largest subtree is always on the left.
     """
 
-    __slots__ = ("size", "_peaks")
+    __slots__ = ("_peaks", "size")
 
     def __init__(self) -> None:
         self.size = 0
@@ -100,7 +100,7 @@ class ChainVerifier:
         except BlockError as exc:
             raise type(exc)(f"block {h.height}: {exc}", reason=exc.reason) from exc
         log = LogFrontier()
-        log.size, log._peaks = self.log.size, list(self.log._peaks)  # noqa: SLF001 - same class
+        log.size, log._peaks = self.log.size, list(self.log._peaks)  # same class
         for tx in block.txs:
             log.append(tx.tx_id)
         if h.log_size != log.size or h.log_root != log.root():
@@ -121,7 +121,7 @@ class ChainVerifier:
 
 def verify_chain(
     genesis: Genesis,
-    blocks: "list[tuple[Block, CommitCertificate]]",
+    blocks: list[tuple[Block, CommitCertificate]],
     validator_set_for: Callable[[bytes], ValidatorSet | None] = lambda _h: None,
 ) -> ChainVerifier:
     """Verify ``blocks`` (heights 1..n in order) from ``genesis``; returns the verifier at the head.

@@ -34,7 +34,7 @@ class EncodingError(LedgerError):
     reason = "non-canonical-encoding"
 
 
-class KeyError_(LedgerError):  # noqa: N801 - avoid shadowing the builtin KeyError
+class KeyError_(LedgerError):  # named so as not to shadow the builtin KeyError
     reason = "bad-key"
 
 

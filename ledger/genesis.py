@@ -8,8 +8,9 @@ governance: k-of-n multi-signature) and the initial policy. Its hash is the
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ledger.encoding import Value
 from ledger.errors import BlockError, KeyError_
@@ -72,7 +73,7 @@ class Genesis:
         }
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> "Genesis":
+    def from_json(cls, obj: Mapping[str, Any]) -> Genesis:
         try:
             validators = ValidatorSet.of(
                 Validator(
@@ -102,7 +103,7 @@ class Genesis:
         return json.dumps(self.to_json(), indent=2, sort_keys=True)
 
     @classmethod
-    def loads(cls, text: str) -> "Genesis":
+    def loads(cls, text: str) -> Genesis:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import nacl.bindings
 import nacl.exceptions
@@ -139,7 +139,7 @@ class PublicKey:
         }
 
     @classmethod
-    def from_jwk(cls, jwk: Mapping[str, object]) -> "PublicKey":
+    def from_jwk(cls, jwk: Mapping[str, object]) -> PublicKey:
         """Parse a public JWK; private members (``d``) are ignored. Raises :class:`KeyError_`."""
         if not isinstance(jwk, Mapping):
             raise KeyError_("JWK must be an object")
@@ -172,7 +172,7 @@ class PublicKey:
 class SigningKey:
     """A private key that signs. Ed25519 via pynacl, ES256 via cryptography."""
 
-    __slots__ = ("alg", "_ed", "_ec", "public_key")
+    __slots__ = ("_ec", "_ed", "alg", "public_key")
 
     def __init__(self, alg: str, secret: bytes) -> None:
         self.alg = alg
@@ -198,7 +198,7 @@ class SigningKey:
             raise KeyError_(f"unsupported algorithm {alg!r}")
 
     @classmethod
-    def generate(cls, alg: str = ALG_EDDSA) -> "SigningKey":
+    def generate(cls, alg: str = ALG_EDDSA) -> SigningKey:
         if alg == ALG_EDDSA:
             return cls(alg, bytes(nacl.signing.SigningKey.generate()))
         if alg == ALG_ES256:
@@ -231,7 +231,7 @@ class SigningKey:
         return jwk
 
     @classmethod
-    def from_private_jwk(cls, jwk: Mapping[str, object]) -> "SigningKey":
+    def from_private_jwk(cls, jwk: Mapping[str, object]) -> SigningKey:
         public = PublicKey.from_jwk(jwk)
         if "d" not in jwk:
             raise KeyError_("private JWK misses member 'd'")

@@ -34,7 +34,7 @@ VALSET_PENDING = b"valset/pending"
 
 
 def _key(kind: str, name: str) -> bytes:
-    key = f"{kind}/{name}".encode("utf-8")
+    key = f"{kind}/{name}".encode()
     if len(key) > STATE_KEY_BYTES_MAX:
         raise TransactionError(f"state key for {kind} too long", reason="key-too-long")
     return key

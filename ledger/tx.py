@@ -18,8 +18,9 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ledger.constants import (
     CHAIN_ID_CHARS_MAX,
@@ -69,7 +70,7 @@ class TxSignature:
         return {"jwk": dict(self.public_key.to_jwk()), "sig": self.signature}
 
     @classmethod
-    def from_value(cls, value: Value) -> "TxSignature":
+    def from_value(cls, value: Value) -> TxSignature:
         if not isinstance(value, dict):
             raise TransactionError("signature must be a map")
         unknown = set(value) - _SIG_FIELDS
@@ -187,12 +188,12 @@ class Transaction:
         cls,
         *,
         chain_id: str,
-        type: str,  # noqa: A002 - the field's name in the format
+        type: str,  # the field's name in the format
         sender: str,
         payload: Mapping[str, Value],
         expires_at_ms: int,
         nonce: bytes | None = None,
-    ) -> "Transaction":
+    ) -> Transaction:
         return cls(
             chain_id=chain_id,
             type=type,
@@ -202,7 +203,7 @@ class Transaction:
             expires_at_ms=expires_at_ms,
         )
 
-    def sign(self, *keys: SigningKey) -> "Transaction":
+    def sign(self, *keys: SigningKey) -> Transaction:
         """Return a copy with signatures by ``keys`` added (each over the tx id)."""
         added = tuple(TxSignature(k.public_key, k.sign(self.tx_id)) for k in keys)
         return Transaction(
@@ -236,7 +237,7 @@ class Transaction:
         return self._encoded
 
     @classmethod
-    def from_value(cls, value: Value) -> "Transaction":
+    def from_value(cls, value: Value) -> Transaction:
         """Strictly parse a transaction value; unknown fields are rejected."""
         if not isinstance(value, dict):
             raise TransactionError("transaction must be a map")
@@ -263,7 +264,7 @@ class Transaction:
         return cls(signatures=tuple(TxSignature.from_value(s) for s in sigs), **fields)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Transaction":
+    def from_bytes(cls, data: bytes) -> Transaction:
         """Strictly parse canonical transaction bytes. The same bytes parse to the same
         (immutable) transaction, so a recent parse is reused: a validator sees each
         transaction by gossip first, then again inside the proposed block."""
@@ -278,7 +279,7 @@ class Transaction:
         return tx
 
     @classmethod
-    def _parse(cls, data: bytes) -> "Transaction":
+    def _parse(cls, data: bytes) -> Transaction:
         try:
             value, spans = decode_map_entries(data)
         except EncodingError as exc:
@@ -294,7 +295,7 @@ class Transaction:
         return base64.urlsafe_b64encode(self.to_bytes()).rstrip(b"=").decode("ascii")
 
     @classmethod
-    def from_b64(cls, text: str) -> "Transaction":
+    def from_b64(cls, text: str) -> Transaction:
         if not isinstance(text, str) or len(text) > (TX_BYTES_MAX * 4) // 3 + 4:
             raise TransactionError("transaction text missing or too large", reason="too-large")
         try:

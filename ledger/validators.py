@@ -8,8 +8,8 @@ when at most f of n = 3f+1 are faulty.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from ledger.constants import HASH_BYTES, VALIDATOR_NAME_CHARS_MAX, VALIDATORS_MAX
 from ledger.encoding import Value
@@ -54,7 +54,7 @@ class Validator:
         }
 
     @classmethod
-    def from_value(cls, value: Value) -> "Validator":
+    def from_value(cls, value: Value) -> Validator:
         if not isinstance(value, dict) or set(value) != _VALIDATOR_FIELDS:
             raise BlockError("validator: wrong fields", reason="bad-validator")
         jwk, name, power, address, spki = (
@@ -93,7 +93,7 @@ class ValidatorSet:
         object.__setattr__(self, "_by_id", {v.key_id: v for v in self.validators})
 
     @classmethod
-    def of(cls, validators: Iterable[Validator]) -> "ValidatorSet":
+    def of(cls, validators: Iterable[Validator]) -> ValidatorSet:
         return cls(tuple(sorted(validators, key=lambda v: v.key_id)))
 
     def __len__(self) -> int:
@@ -117,7 +117,7 @@ class ValidatorSet:
         return [v.to_value() for v in self.validators]
 
     @classmethod
-    def from_value(cls, value: Value) -> "ValidatorSet":
+    def from_value(cls, value: Value) -> ValidatorSet:
         if not isinstance(value, list):
             raise BlockError("validator set must be a list", reason="bad-validator-set")
         return cls(tuple(Validator.from_value(v) for v in value))

@@ -17,8 +17,9 @@ proposal rejects the whole block if any transaction fails.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Protocol
 
 from ledger import statekeys
 from ledger.constants import (
@@ -50,7 +51,7 @@ class BlockContext:
 class Overlay:
     """Read-your-writes view over a base state with per-transaction savepoints."""
 
-    __slots__ = ("_base", "_writes", "_tx_writes")
+    __slots__ = ("_base", "_tx_writes", "_writes")
 
     def __init__(self, base: StateReader) -> None:
         self._base = base

@@ -7,8 +7,8 @@ or a cell without its tests fails here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest

@@ -105,7 +105,7 @@ class World:
         self.committed.add(tx.tx_id)
         return None
 
-    def fork(self) -> "World":
+    def fork(self) -> World:
         """An independent copy (state, height, committed ids) sharing the immutable parts."""
         other = World.__new__(World)
         other.c, other.executor, other._n = self.c, self.executor, self._n

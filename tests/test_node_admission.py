@@ -31,8 +31,8 @@ WAIT_S = 90.0
 
 
 def _imi(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True,
-                          timeout=120, cwd=str(Path(__file__).resolve().parent.parent))
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], check=False, capture_output=True,
+                          text=True, timeout=120, cwd=str(Path(__file__).resolve().parent.parent))
 
 
 def _health(client: httpx.Client, api: str) -> dict[str, object] | None:

@@ -79,7 +79,7 @@ class Application(Protocol):
 class Envelope:
     """A message to send. ``to`` is a validator key id, or None for broadcast."""
 
-    message: "Message"
+    message: Message
     to: str | None = None
 
 
