@@ -65,6 +65,7 @@ from cli.devnet import Devnet
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
+from node.api_metrics import consensus_timing_metric
 from node.loadgen import note_transaction, percentile
 from node.timings import HISTOGRAM_BUCKETS
 
@@ -74,6 +75,7 @@ SENDERS = 64
 LATENCY_CONNECTIONS_PER_API = 64  # opened before the half-rate phase starts; more are opened if needed
 COMMIT_WAIT_S_MAX = 120.0
 FIXED_RATE_TX_PER_S_MAX = 100_000.0
+AT_RATE_WARMUP_TXS_MAX = 800  # the fixed-rate mode's warm-up, at a quarter of the rate
 
 
 class _RawHttp:
@@ -265,14 +267,15 @@ def _timings(apis: list[str]) -> dict[str, tuple[float, float]] | None:
     over all validators; None if a validator's page cannot be read (the figures are
     context, not the result)."""
     totals = dict.fromkeys(HISTOGRAM_BUCKETS, (0.0, 0.0))
+    by_metric = {consensus_timing_metric(name): name for name in HISTOGRAM_BUCKETS}
     for api in apis:
         try:
             page = httpx.get(f"{api}/metrics", timeout=10.0).text
         except httpx.HTTPError:
             return None
         for family in text_string_to_metric_families(page):
-            name = family.name.removeprefix("imi_consensus_").removesuffix("_seconds")
-            if family.type != "histogram" or name not in totals:
+            name = by_metric.get(family.name)
+            if family.type != "histogram" or name is None:
                 continue
             samples = {sample.name.removeprefix(family.name): sample.value for sample in family.samples}
             total, count = totals[name]
@@ -368,7 +371,8 @@ def _at_rate(net: Devnet, chain_id: str, rate: float, latency_txs: int) -> dict[
     """The batched latency phase at ``rate``, after a short warm-up at a quarter of it."""
     apis = [n.api for n in net.nodes()]
     pids = list(net.pids().values())
-    asyncio.run(_latency(apis, chain_id, rate / 4, min(latency_txs, 800), SATURATION_BATCH_TXS))
+    warmup_txs = min(latency_txs, AT_RATE_WARMUP_TXS_MAX)
+    asyncio.run(_latency(apis, chain_id, rate / 4, warmup_txs, SATURATION_BATCH_TXS))
     return _latency_figures(*_latency_phase(apis, pids, chain_id, rate, latency_txs, SATURATION_BATCH_TXS))
 
 

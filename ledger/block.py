@@ -24,11 +24,9 @@ from ledger.encoding import Canonical, Value, decode, encode, nesting_depth
 from ledger.errors import BlockError, CertificateError, TransactionError
 from ledger.hashing import HashTag, hash_value
 from ledger.keys import SigningKey, b64url_decode, b64url_encode
-from ledger.merkle import EMPTY_ROOT, leaf_hash, root_of_leaf_hashes
+from ledger.merkle import leaf_hash, root_of_leaf_hashes
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
-
-EMPTY_MERKLE_ROOT = EMPTY_ROOT  # RFC 9162 §2.1.1: MTH({}) = SHA-256()
 
 PREVOTE = "prevote"
 PRECOMMIT = "precommit"

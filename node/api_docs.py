@@ -27,6 +27,7 @@ from ledger.validators import Validator, ValidatorSet
 from node import api_constants
 from node.api import create_app
 from node.api_devnode import DevNode
+from node.api_metrics import STATUS_METRICS, TIMING_HELP, consensus_timing_metric
 from node.problems import REASONS
 
 _BASE = "http://localhost:8080"
@@ -136,6 +137,10 @@ def _params_table(operation: dict[str, Any]) -> list[str]:
     return rows + [""]
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def render(spec: dict[str, Any], examples: dict[str, list[Exchange]]) -> str:
     lines = [
         "# imi validator REST API (v1)",
@@ -233,32 +238,17 @@ def render(spec: dict[str, Any], examples: dict[str, list[Exchange]]) -> str:
         "| `imi_api_tx_rejected_total` | reason | transactions refused, by problem reason |",
         "| `imi_api_tx_commit_timeouts_total` | | `?wait=commit` requests that timed out |",
         "| `imi_height` | | height of the last committed block |",
-        "| `imi_mempool_txs` | | transactions waiting in this validator's mempool |",
-        "| `imi_peers_connected` | | validators with a live TLS connection to this one |",
-        "| `imi_consensus_round` | | round at the current height (above 0: a proposer was slow or down) |",
-        "| `imi_syncing` | | 1 while catching up from peers |",
-        ("| `imi_consensus_evidence_total` | | equivocations seen since start (two signed votes or "
-         "proposals for one step by one validator; each is also logged) |"),
-        "| `imi_peer_frames_received_total` | | frames read from other validators |",
-        "| `imi_peer_frames_sent_total` | | frames written to other validators |",
-        ("| `imi_peer_frames_dropped_total` | | frames dropped from a full send queue "
-         "(a validator slow or down for a long time) |"),
-        ("| `imi_peer_bad_frames_total` | | frames from validators that were too large, "
-         "not canonical, or not a valid message |"),
-        ("| `imi_peer_refusals_total` | | validator connections refused for their TLS key "
-         "(outside the validator set, or not the one it names) |"),
-        ("| `imi_consensus_height_seconds` | | histogram: entering a height → its block stored "
-         "here (all its rounds) |"),
-        ("| `imi_consensus_proposal_to_commit_seconds` | | histogram: the height's first proposal "
-         "sent or received → its block stored here |"),
-        "| `imi_consensus_block_interval_seconds` | | histogram: between two blocks stored by consensus |",
-        ("| `imi_consensus_wal_sync_seconds` | | histogram: one fsync of the consensus WAL "
-         "(votes leave only after it) |"),
-        ("| `imi_consensus_block_store_seconds` | | histogram: verifying a decided block's "
-         "certificate and storing it (one synced LevelDB batch) |"),
+    ]
+    # The node-status rows are the metrics' own help texts (node.api_metrics).
+    lines += [f"| `{name}{'_total' if counter else ''}` | | {_lower_first(help_text)} |"
+              for name, help_text, counter in STATUS_METRICS.values()]
+    lines += [f"| `{consensus_timing_metric(name)}` | | histogram: {_lower_first(help_text)} |"
+              for name, help_text in TIMING_HELP.items()]
+    lines += [
         "",
-        ("The last fifteen come from the node's own status at each scrape (the histograms "
-         "from `node.timings`); a node that does not report one (the in-process dev node) lacks it."),
+        (f"The last {len(STATUS_METRICS) + len(TIMING_HELP)} come from the node's own status at "
+         "each scrape (the histograms from `node.timings`); a node that does not report one "
+         "(the in-process dev node) lacks it."),
         "",
         "## Adding routers (identity endpoints)",
         "",

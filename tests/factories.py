@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ledger.block import EMPTY_MERKLE_ROOT, Block, BlockHeader, CommitCertificate, merkle_root
+from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.genesis import DEFAULT_POLICY, Genesis
 from ledger.keys import SigningKey
+from ledger.merkle import EMPTY_ROOT
 from ledger.tx import Transaction
 from ledger.validators import Validator, ValidatorSet
 
@@ -46,13 +47,13 @@ def note_tx(key: SigningKey | None = None, data: bytes = b"hello", expires_at_ms
 
 
 def header(c: Consortium, height: int, prev_hash: bytes, txs: tuple[Transaction, ...] = (),
-           state_root: bytes = EMPTY_MERKLE_ROOT, time_ms: int | None = None) -> BlockHeader:
+           state_root: bytes = EMPTY_ROOT, time_ms: int | None = None) -> BlockHeader:
     proposer = c.validators.proposer(height, 0)
     return BlockHeader(
         chain_id=CHAIN_ID, height=height, round=0, prev_hash=prev_hash,
         time_ms=time_ms if time_ms is not None else c.genesis.time_ms + height * 1000,
         tx_root=merkle_root([t.tx_id for t in txs]), tx_count=len(txs),
-        log_root=EMPTY_MERKLE_ROOT, log_size=0, state_root=state_root,
+        log_root=EMPTY_ROOT, log_size=0, state_root=state_root,
         validator_set_hash=c.validators.hash, next_validator_set_hash=c.validators.hash,
         proposer=proposer.key_id,
     )

@@ -83,9 +83,10 @@ class Chain:
         ctx = BlockContext(CHAIN_ID, h, self.time(h), current.proposer(h, 0).key_id)
         result = self.executor.execute_block(base, list(txs), ctx, lambda _: False, strict=True)
         root = self._write(result.updates, h)
-        from ledger.block import EMPTY_MERKLE_ROOT, merkle_root
+        from ledger.block import merkle_root
+        from ledger.merkle import EMPTY_ROOT
         header = BlockHeader(CHAIN_ID, h, 0, self.prev, self.time(h), merkle_root([t.tx_id for t in txs]),
-                             len(txs), EMPTY_MERKLE_ROOT, 0, root, current.hash, result.next_validators.hash,
+                             len(txs), EMPTY_ROOT, 0, root, current.hash, result.next_validators.hash,
                              ctx.proposer)
         self.blocks[h] = (header, self.certify(header, current))
         self.height, self.prev = h, header.hash
