@@ -62,11 +62,11 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from cli.devnet import Devnet
+from cli.loadgen import note_transaction, percentile
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
-from node.api_metrics import consensus_timing_metric
-from node.loadgen import note_transaction, percentile
+from node.api.metrics import consensus_timing_metric
 from node.timings import HISTOGRAM_BUCKETS
 
 SATURATION_CONCURRENCY = 64

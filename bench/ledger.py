@@ -50,8 +50,8 @@ from pathlib import Path
 
 from ledger import merkle
 from ledger.constants import LEVELDB_CACHE_BYTES, STATE_CACHE_BYTES
+from ledger.kv import LevelKV, WriteBatch
 from ledger.state import StateProof, StateTree, verify_state_proof
-from ledger.storage import LevelKV, WriteBatch
 
 _FILL_BATCH = 10_000
 STEADY_UPDATES = 100_000  # enough for the branch cache to fill at 1M keys

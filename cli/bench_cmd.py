@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli._common import fail
-from node.loadgen import LOAD_CONCURRENCY_MAX, LOAD_TXS_MAX, LoadResult, run_load
+from cli.loadgen import LOAD_CONCURRENCY_MAX, LOAD_TXS_MAX, LoadResult, run_load
 
 app = typer.Typer(help="Load and measure a running consortium.", no_args_is_help=True)
 

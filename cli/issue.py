@@ -1,7 +1,7 @@
 """`imi issue`: an agency's issuer service (run beside its validator) and its status actions.
 
 ``imi issue init`` writes an issuer directory; ``imi issue serve`` serves
-:func:`identity.issuer_service.create_issuer_app` for it over one node; ``imi issue
+:func:`identity.http.issuer_service.create_issuer_app` for it over one node; ``imi issue
 revoke|suspend|reinstate`` call the running service's admin endpoints (bearer token
 from ``--admin-token-file`` or ``IMI_ISSUER_ADMIN_TOKEN``; without one the service
 accepts loopback clients only).
@@ -23,7 +23,7 @@ import cli.did
 from cli._common import configure_json_logging, fail, print_json, uvicorn_json_log_config
 from cli.did import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, read_genesis, usage
 from cli.key import read_text_file
-from identity.api_fetcher import IdentityHttpFetcher
+from identity.fetcher import IdentityHttpFetcher
 from identity.issuer_agent import ISSUER_CONFIG, IssuerConfig
 from identity.ledger_client import NodeClient
 from identity.ledger_constants import FRESHNESS_MS_DEFAULT
@@ -101,7 +101,7 @@ def serve(
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    from identity.issuer_service import create_issuer_app
+    from identity.http.issuer_service import create_issuer_app
 
     banner = f"issuer {agent.did} serving on http://{host}:{port} (list {agent.list_id})"
     log_config: dict[str, Any] = LOGGING_CONFIG

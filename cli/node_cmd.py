@@ -20,10 +20,10 @@ import typer
 import uvloop
 
 from cli._common import fail, print_json
+from ledger.execution import DEVNET_HANDLERS, Handler
 from ledger.keys import SigningKey, b64url_encode
 from node import tls
 from node.errors import ConfigError, NodeError
-from node.execution import DEVNET_HANDLERS, Handler
 
 app = typer.Typer(help="Run one validator.", no_args_is_help=True)
 
@@ -34,7 +34,7 @@ def compose_handlers() -> tuple[dict[str, Handler], list[Any]]:
     Imported directly (no fallback): a node silently missing the identity rules
     would reject every identity transaction its peers accept.
     """
-    from identity.api import ROUTERS
+    from identity.http.node_routes import ROUTERS
     from identity.rules import IDENTITY_HANDLERS
 
     handlers: dict[str, Handler] = dict(DEVNET_HANDLERS)

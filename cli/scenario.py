@@ -12,7 +12,7 @@ assert it without any terminal output:
 2. :func:`onboard_citizen` — an encrypted wallet and a did:imi
    (:func:`identity.holder.create_did`) whose pre-committed next key goes to a separate
    encrypted *recovery kit*; each agency runs its issuer HTTP service
-   (:mod:`identity.issuer_service` on loopback) and the citizen receives three credentials
+   (:mod:`identity.http.issuer_service` on loopback) and the citizen receives three credentials
    through it (nonce, proof of possession), bound to the DID (``cnf.kid`` = the bare DID,
    so a key rotation keeps them usable) and anchored on the ledger by the issuer.
 3. :func:`ask_and_verify` — the community service's three questions; one presentation per
@@ -50,11 +50,11 @@ import uvicorn
 
 from cli.devnet import Devnet
 from identity import did as didmod
-from identity.api_fetcher import IdentityHttpFetcher
 from identity.errors import IdentityError
+from identity.fetcher import IdentityHttpFetcher
 from identity.holder import create_did, request_credential, rotate_did
+from identity.http.issuer_service import create_issuer_app
 from identity.issuer_agent import IssuerAgent, Register, RegisterEntry
-from identity.issuer_service import create_issuer_app
 from identity.ledger_client import NodeClient
 from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists
 from identity.light_client import LightClient
@@ -317,9 +317,9 @@ def accredit_agencies(c: Consortium, agencies: list[Agency] | None = None) -> Ac
     return Accredited(agencies, tx_ids, heights, c.genesis.trustee_threshold, len(c.genesis.trustees))
 
 
-# --- the agencies' issuer services (identity.issuer_service over HTTP, on loopback) ------------
+# --- the agencies' issuer services (identity.http.issuer_service over HTTP, on loopback) ------------
 class IssuerService:
-    """One agency's issuer HTTP service (:func:`identity.issuer_service.create_issuer_app`),
+    """One agency's issuer HTTP service (:func:`identity.http.issuer_service.create_issuer_app`),
     served by uvicorn in a thread on a free loopback port."""
 
     def __init__(self, agent: IssuerAgent, admin_token: str) -> None:

@@ -53,9 +53,9 @@ from identity.ledger_constants import GOV_SENDER
 from identity.ledger_errors import NotFoundTxError, PayloadError, UnauthorizedError
 from ledger import statekeys
 from ledger.errors import SignatureError
+from ledger.execution import BlockContext, Overlay
 from ledger.keys import PublicKey, verify_threshold
 from ledger.tx import Transaction
-from node.execution import BlockContext, Overlay
 
 
 class Sender(Enum):

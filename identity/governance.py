@@ -27,9 +27,9 @@ from identity.ledger_errors import NotFoundTxError, PayloadError, TransitionErro
 from ledger import statekeys
 from ledger.encoding import Value
 from ledger.errors import KeyError_
+from ledger.execution import Overlay, StateReader, read_validator_set
 from ledger.keys import PublicKey
 from ledger.validators import ValidatorSet
-from node.execution import Overlay, StateReader, read_validator_set
 
 ACCREDITED = "accredited"
 SUSPENDED = "suspended"

@@ -4,7 +4,7 @@
 :class:`~identity.ledger_client.NodeClient` (writes), a
 :class:`~identity.light_client.LightClient` (verified reads), one Token Status List
 and the agency's :class:`Register` (what it already knows about each citizen).
-It is what :mod:`identity.issuer_service` serves over HTTP, and what a script or the
+It is what :mod:`identity.http.issuer_service` serves over HTTP, and what a script or the
 demo calls directly:
 
 * :meth:`IssuerAgent.new_nonce` / :meth:`IssuerAgent.issue_with_proof` — the holder

@@ -2,7 +2,7 @@
 
 Compose them into a node with ``Executor(chain_id, {**DEVNET_HANDLERS,
 **IDENTITY_HANDLERS})``. Every handler follows the execution contract of
-:mod:`node.execution`: deterministic (time and height from the block context
+:mod:`ledger.execution`: deterministic (time and height from the block context
 only), reads and writes through the overlay, and rejects by raising an
 :class:`~identity.ledger_errors.IdentityTxError` with a stable reason.
 
@@ -61,9 +61,9 @@ from identity.ledger_errors import (
 from ledger import statekeys
 from ledger.encoding import Value
 from ledger.errors import BlockError
+from ledger.execution import BlockContext, Handler, Overlay, schedule_validator_set
 from ledger.tx import Transaction
 from ledger.validators import Validator, ValidatorSet
-from node.execution import BlockContext, Handler, Overlay, schedule_validator_set
 
 _LIST_ID_RE = re.compile(rf"^[A-Za-z0-9._:-]{{1,{STATUS_LIST_ID_CHARS_MAX}}}$")
 Apply = Callable[[Transaction, Overlay, BlockContext, Authorized], None]

@@ -10,7 +10,7 @@ recomputes a root from a proof (raising :class:`ProofError` only when the proof
 has the wrong shape), ``verify_*`` compares and raises :class:`ProofError` on any
 mismatch. Generation (:func:`inclusion_proof`, :func:`consistency_proof`) reads
 the roots of complete subtrees from a :class:`NodeSource`; :class:`MerkleLog`
-is such a source backed by a :class:`~ledger.storage.KV`.
+is such a source backed by a :class:`~ledger.kv.KV`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ledger.errors import ProofError, StorageError
 from ledger.hashing import HashTag, sha256
 
 if TYPE_CHECKING:
-    from ledger.storage import KV, WriteBatch
+    from ledger.kv import KV, WriteBatch
 
 EMPTY_ROOT = sha256(b"")  # RFC 9162: the hash of an empty string
 # 2**63 leaves is beyond any realistic log and keeps (level, index) within 8 bytes.

@@ -48,7 +48,7 @@ from ledger.errors import EncodingError, LedgerError, ProofError, StorageError
 from ledger.hashing import HashTag, sha256, tagged_hash
 
 if TYPE_CHECKING:
-    from ledger.storage import KV, WriteBatch
+    from ledger.kv import KV, WriteBatch
 
 PATH_BITS = 8 * HASH_BYTES
 EMPTY_STATE_ROOT = tagged_hash(HashTag.STATE_NODE, encode([]))

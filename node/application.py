@@ -28,12 +28,12 @@ from collections.abc import Callable
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX
 from ledger.errors import BlockError, LedgerError
+from ledger.execution import BlockContext, Executor, read_validator_set
 from ledger.genesis import Genesis
 from ledger.storage import PREFIX_TX, BlockPreview, LedgerStore
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
 from node.constants import PROPOSE_BATCH_TXS_MAX
-from node.execution import BlockContext, Executor, read_validator_set
 from node.mempool import Mempool
 
 log = logging.getLogger("imi.app")

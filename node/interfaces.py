@@ -1,6 +1,6 @@
 """What the REST API needs from a running validator (implemented by node.service).
 
-The API layer (:mod:`node.api`) only reads committed data from the store and
+The API layer (:mod:`node.api.app`) only reads committed data from the store and
 hands new transactions to the node; it never touches consensus. Keeping this
 small protocol between them lets the API be unit-tested against an in-process
 node and lets the service change without touching HTTP code.

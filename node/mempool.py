@@ -21,10 +21,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from ledger.errors import ReplayError
+from ledger.execution import BlockContext, Executor, StateReader
 from ledger.tx import Transaction
 from node.constants import MEMPOOL_GOSSIP_BATCH_MAX, MEMPOOL_TXS_MAX
 from node.errors import MempoolFull
-from node.execution import BlockContext, Executor, StateReader
 
 
 class Mempool:

@@ -35,9 +35,11 @@ from typing import Any
 from ledger.block import Block
 from ledger.encoding import Value
 from ledger.errors import LedgerError
+from ledger.execution import Executor, Handler, genesis_state
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from ledger.storage import LedgerStore, LevelKV
+from ledger.kv import LevelKV
+from ledger.storage import LedgerStore
 from ledger.tx import Transaction
 from node import tls
 from node.application import LedgerApplication
@@ -63,7 +65,6 @@ from node.constants import (
 )
 from node.driver import Driver
 from node.errors import ConfigError, MempoolError
-from node.execution import Executor, Handler, genesis_state
 from node.mempool import Mempool
 from node.sync import Syncer
 from node.transport import Transport, parse_address
@@ -429,9 +430,9 @@ class ValidatorService:
     def _start_api(self, tasks: list[asyncio.Task[Any]]) -> Any:
         host, port = parse_address(self.config.api)
         try:
-            from node.api import create_app
+            from node.api.app import create_app
         except ImportError:  # the API module is optional for a bare validator
-            log.warning("node.api is unavailable; serving no REST API")
+            log.warning("node.api.app is unavailable; serving no REST API")
             return None
         app = create_app(self, extra_routers=self._extra_routers)
         server = _QuietServer.make(app, host, port)

@@ -1,7 +1,7 @@
 """Where a validator's commit latency goes: fixed-bucket histograms of its consensus path.
 
 Kept by the driver (:attr:`node.driver.Driver.timings`), read at each scrape through
-the node's status and exported at ``/metrics`` (:class:`node.api_metrics.NodeStatusCollector`):
+the node's status and exported at ``/metrics`` (:class:`node.api.metrics.NodeStatusCollector`):
 
 =====================================  =====================================================
 histogram                              from → to (this validator's clock and view)

@@ -25,10 +25,11 @@ from pathlib import Path
 import httpx
 
 from cli.devnet import Devnet
+from cli.loadgen import note_transaction, submit_and_wait
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from ledger.storage import LedgerStore, LevelKV
-from node.loadgen import note_transaction, submit_and_wait
+from ledger.kv import LevelKV
+from ledger.storage import LedgerStore
 
 CONCURRENCY = 16
 DOWN_S = 3.0

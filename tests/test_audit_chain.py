@@ -20,13 +20,14 @@ from typer.testing import CliRunner
 
 import cli.ledger_cmd
 from cli.audit import AuditError, HttpChainSource, audit_chain
+from cli.loadgen import note_transaction
 from cli.main import app as cli_app
 from ledger.block import CommitCertificate
 from ledger.encoding import decode, encode
 from ledger.keys import SigningKey
-from ledger.storage import PREFIX_BODY, PREFIX_CERT, PREFIX_HEADER, PREFIX_TX, WriteBatch
-from node.api import create_app
-from node.loadgen import note_transaction
+from ledger.kv import WriteBatch
+from ledger.storage import PREFIX_BODY, PREFIX_CERT, PREFIX_HEADER, PREFIX_TX
+from node.api.app import create_app
 from tests.factories import consortium
 from tests.test_node_api_support import InProcessNode
 

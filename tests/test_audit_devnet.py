@@ -15,10 +15,10 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from cli.devnet import Devnet
+from cli.loadgen import note_transaction
 from cli.main import app as cli_app
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from node.loadgen import note_transaction
 
 pytestmark = pytest.mark.xdist_group("devnet")
 

@@ -18,14 +18,14 @@ from typer.testing import CliRunner
 
 from cli.genesis import free_ports
 from cli.main import app
-from identity.api import ROUTERS
 from identity.holder import request_credential
+from identity.http.node_routes import ROUTERS
 from identity.ledger_client import NodeClient
 from identity.request import PresentationRequest
 from identity.rules import IDENTITY_HANDLERS
 from identity.wallet import KdfParams, Wallet
-from node.api import create_app
-from node.execution import DEVNET_HANDLERS, Executor
+from ledger.execution import DEVNET_HANDLERS, Executor
+from node.api.app import create_app
 from tests.serving import serve_in_thread
 from tests.test_issuance_world import CITIZEN_CLAIMS, VCT, issuer_dir, setup_ledger
 from tests.test_node_api_support import InProcessNode

@@ -1,4 +1,4 @@
-"""The identity endpoints (identity.api) on an in-process DevNode: answers carry proofs the
+"""The identity endpoints (identity.http.node_routes) on an in-process DevNode: answers carry proofs the
 light client verifies, absence is proven, bad input is a 4xx problem, and POST /v1/verify
 gives verdicts from the node's certified state."""
 
@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 
 from identity import did as didmod
 from identity import status_list as sl
-from identity.api import ROUTERS, identity_router, verify_router
-from identity.api_fetcher import IdentityHttpFetcher
+from identity.fetcher import IdentityHttpFetcher
+from identity.http.node_routes import ROUTERS, identity_router, verify_router
 from identity.ledger_errors import NotFoundError
 from identity.light_client import LightClient
-from node.api import create_app
+from node.api.app import create_app
 from tests.test_identity_api_scene import LIST_ID, REQUEST, VCT, Scene, build_scene
 from tests.test_identity_helpers import det_key
 

@@ -17,10 +17,10 @@ from identity.presentation import present
 from identity.request import PresentationRequest
 from identity.rules import IDENTITY_HANDLERS
 from identity.sdjwt import HolderBinding, issue
+from ledger.execution import DEVNET_HANDLERS, Executor
 from ledger.keys import SigningKey
-from ledger.storage import KV
+from ledger.kv import KV
 from ledger.tx import Transaction
-from node.execution import DEVNET_HANDLERS, Executor
 from tests.factories import consortium
 from tests.test_identity_helpers import Holder, det_key
 from tests.test_node_api_support import InProcessNode

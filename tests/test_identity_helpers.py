@@ -12,9 +12,9 @@ from typing import Any
 from identity import did as didmod
 from identity.rules import IDENTITY_HANDLERS
 from ledger.encoding import Value, decode
+from ledger.execution import DEVNET_HANDLERS, BlockContext, Executor, genesis_state
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
-from node.execution import DEVNET_HANDLERS, BlockContext, Executor, genesis_state
 from tests.factories import CHAIN_ID, Consortium, consortium
 
 

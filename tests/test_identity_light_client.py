@@ -22,18 +22,18 @@ from identity.rules import IDENTITY_HANDLERS
 from ledger import statekeys
 from ledger.block import BlockHeader, CommitCertificate
 from ledger.encoding import encode
-from ledger.keys import SigningKey
-from ledger.state import StateTree
-from ledger.storage import MemoryKV, WriteBatch
-from ledger.tx import Transaction
-from ledger.validators import ValidatorSet
-from node.execution import (
+from ledger.execution import (
     DEVNET_HANDLERS,
     BlockContext,
     Executor,
     genesis_state,
     read_validator_set,
 )
+from ledger.keys import SigningKey
+from ledger.kv import MemoryKV, WriteBatch
+from ledger.state import StateTree
+from ledger.tx import Transaction
+from ledger.validators import ValidatorSet
 from tests.factories import CHAIN_ID, consortium
 from tests.test_identity_helpers import Holder, det_key
 

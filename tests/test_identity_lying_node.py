@@ -22,17 +22,17 @@ import pytest
 import uvicorn
 
 from identity import status_list as sl
-from identity.api import ROUTERS
-from identity.api_fetcher import IdentityHttpFetcher
-from identity.api_views import STATE_MEMBERS, kind_of, view
+from identity.fetcher import IdentityHttpFetcher
+from identity.http.node_routes import ROUTERS
 from identity.ledger_errors import LightClientError, NotFoundError
 from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists
 from identity.light_client import HttpFetcher, LightClient
 from identity.verifier import verify_presentation
+from identity.views import STATE_MEMBERS, kind_of, view
 from ledger.block import BlockHeader
 from ledger.encoding import decode, encode
 from ledger.keys import b64url_decode, b64url_encode
-from node.api import create_app
+from node.api.app import create_app
 from tests.test_identity_api_scene import LIST_ID, REQUEST, VCT, Scene, build_scene
 from tests.test_identity_helpers import det_key
 

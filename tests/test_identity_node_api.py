@@ -1,4 +1,4 @@
-"""Identity over the real REST API (node.api.create_app on an in-process DevNode whose
+"""Identity over the real REST API (node.api.app.create_app on an in-process DevNode whose
 executor carries IDENTITY_HANDLERS): the CLI submits, the light client verifies."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import cli.did
 from cli.main import app
 from identity.light_client import HttpFetcher, LightClient
 from identity.rules import IDENTITY_HANDLERS
+from ledger.execution import DEVNET_HANDLERS, Executor
 from ledger.keys import SigningKey
-from node.api import create_app
-from node.execution import DEVNET_HANDLERS, Executor
+from node.api.app import create_app
 from tests.test_node_api_support import InProcessNode
 
 runner = CliRunner()

@@ -30,14 +30,14 @@ from fastapi.testclient import TestClient
 from cli.devnet import Devnet
 from identity import did as didmod
 from identity.anchors import anchor_digest, new_salt
-from identity.api import identity_router, verify_router
+from identity.http.node_routes import identity_router, verify_router
 from identity.ledger_client import NodeClient
 from identity.ledger_trust import status_uri
 from identity.presentation import present
 from identity.sdjwt import HolderBinding, issue
 from ledger.keys import SigningKey
-from ledger.storage import LevelKV
-from node.api import create_app
+from ledger.kv import LevelKV
+from node.api.app import create_app
 from tests.test_identity_api_scene import LIST_ID, REQUEST, VCT, Scene, build_scene
 
 CLAIMS = {

@@ -1,4 +1,4 @@
-"""Identity execution rules through node.execution.Executor on an in-memory dict state:
+"""Identity execution rules through ledger.execution.Executor on an in-memory dict state:
 DID lifecycle, pre-rotation, recovery, governance, credential types, anchors, status lists."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from identity.anchors import anchor_digest
 from identity.rules import IDENTITY_HANDLERS
 from ledger import statekeys
 from ledger.constants import VALIDATOR_SET_CHANGE_DELAY_HEIGHTS
+from ledger.execution import BlockContext, Executor, read_validator_set
 from ledger.validators import ValidatorSet
-from node.execution import BlockContext, Executor, read_validator_set
 from tests.factories import CHAIN_ID
 from tests.test_identity_authz import recover_tx, scene, validator_value
 from tests.test_identity_helpers import World, det_key

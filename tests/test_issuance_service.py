@@ -168,7 +168,7 @@ def test_status_changes_follow_the_ledger_lifecycle(world: World) -> None:
 
 
 def test_without_a_token_only_loopback_may_change_status(world: World) -> None:
-    from identity.issuer_service import create_issuer_app
+    from identity.http.issuer_service import create_issuer_app
 
     remote = TestClient(create_issuer_app(world.agent), raise_server_exceptions=False)  # host "testclient"
     assert reason(remote.post("/v1/issuance/revoke", json={"idx": 5}), 403) == "admin-loopback-only"

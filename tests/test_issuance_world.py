@@ -19,17 +19,17 @@ import httpx
 from fastapi.testclient import TestClient
 
 from identity import did as didmod
-from identity.api import ROUTERS
-from identity.api_fetcher import IdentityHttpFetcher
+from identity.fetcher import IdentityHttpFetcher
+from identity.http.issuer_service import create_issuer_app
+from identity.http.node_routes import ROUTERS
 from identity.issuer_agent import IssuerAgent, Register
-from identity.issuer_service import create_issuer_app
 from identity.ledger_client import NodeClient
 from identity.light_client import LightClient
 from identity.rules import IDENTITY_HANDLERS
 from identity.wallet import KdfParams, Wallet
+from ledger.execution import DEVNET_HANDLERS, Executor
 from ledger.keys import SigningKey
-from node.api import create_app
-from node.execution import DEVNET_HANDLERS, Executor
+from node.api.app import create_app
 from tests.test_node_api_support import InProcessNode
 
 NODE_URL = "http://node.test"

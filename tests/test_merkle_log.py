@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from ledger import merkle
 from ledger.constants import MERKLE_PROOF_HASHES_MAX
 from ledger.errors import ProofError, StorageError
-from ledger.storage import MemoryKV, WriteBatch
+from ledger.kv import MemoryKV, WriteBatch
 from tests.vectors import merkle_reference as ref
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ledger import block, merkle
 from ledger.errors import ProofError
 from ledger.hashing import HashTag, tagged_hash
-from ledger.storage import MemoryKV, WriteBatch
+from ledger.kv import MemoryKV, WriteBatch
 from tests.vectors import generate_merkle
 
 VECTORS = json.loads(Path(__file__).with_name("vectors").joinpath("merkle_rfc6962.json").read_text("utf-8"))

@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cli.loadgen import note_transaction
 from ledger.encoding import encode
 from ledger.keys import SigningKey, b64url_encode
-from ledger.storage import MemoryKV
+from ledger.kv import MemoryKV
 from ledger.tx import Transaction
-from node.api import create_app
-from node.api_constants import API_BODY_BYTES_MAX
-from node.loadgen import note_transaction
+from node.api.app import create_app
+from node.api.constants import API_BODY_BYTES_MAX
 from tests.test_node_api_support import InProcessNode
 
 PROBLEM = "application/problem+json"

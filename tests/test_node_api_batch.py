@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledger.tx import Transaction
-from node.api_constants import API_BATCH_TXS_MAX
+from node.api.constants import API_BATCH_TXS_MAX
 from tests.test_node_api_badinput import Harness
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from cli.loadgen import note_transaction
 from ledger.keys import SigningKey
-from node.api import create_app
-from node.api_fastpath import SubmitFastPath
-from node.loadgen import note_transaction
+from node.api.app import create_app
+from node.api.fastpath import SubmitFastPath
 from tests.test_node_api_support import InProcessNode
 
 

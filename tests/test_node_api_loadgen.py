@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.genesis import free_ports
+from cli.loadgen import LoadResult, percentile, run_load
 from cli.main import app as cli_app
-from node.api import create_app
-from node.loadgen import LoadResult, percentile, run_load
+from node.api.app import create_app
 from tests.serving import serve_in_thread
 from tests.test_node_api_support import InProcessNode
 

@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from cli.loadgen import note_transaction
 from ledger import statekeys
 from ledger.block import BlockHeader, CommitCertificate
 from ledger.encoding import decode
 from ledger.keys import SigningKey, b64url_decode
+from ledger.kv import LevelKV
 from ledger.state import StateProof, verify_state_proof
-from ledger.storage import LevelKV
 from ledger.validators import ValidatorSet
-from node.api import create_app
-from node.api_models import SubmitCommitted
-from node.loadgen import note_transaction
+from node.api.app import create_app
+from node.api.models import SubmitCommitted
 from tests.test_node_api_support import InProcessNode, check_consistency, check_inclusion
 
 
@@ -186,8 +186,8 @@ def test_identity_routers_plug_in_as_routers_or_factories(node: InProcessNode) -
     from fastapi import APIRouter
 
     from ledger.errors import TransactionError
-    from node.api_context import ApiContext
-    from node.problems import ApiProblem
+    from node.api.context import ApiContext
+    from node.api.problems import ApiProblem
 
     plain = APIRouter(prefix="/v1/dids")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ledger.kv import KV
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
-from ledger.storage import KV
-from node.api_devnode import DevNode
+from tests.devnode import DevNode
 from tests.factories import Consortium, consortium
 
 

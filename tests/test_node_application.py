@@ -11,13 +11,14 @@ import pytest
 from ledger.block import PRECOMMIT, Block, CommitCertificate, Vote
 from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX
 from ledger.errors import CertificateError
+from ledger.execution import DEVNET_HANDLERS, Executor, genesis_state
 from ledger.genesis import DEFAULT_POLICY, Genesis
 from ledger.keys import SigningKey
-from ledger.storage import LedgerStore, MemoryKV
+from ledger.kv import MemoryKV
+from ledger.storage import LedgerStore
 from ledger.tx import Transaction
 from ledger.validators import Validator, ValidatorSet
 from node.application import LedgerApplication
-from node.execution import DEVNET_HANDLERS, Executor, genesis_state
 from node.mempool import Mempool
 
 CHAIN = "app-test"

@@ -19,11 +19,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cli.devnet import Devnet
+from cli.loadgen import note_transaction, submit_and_wait
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from ledger.storage import LedgerStore, LevelKV
-from node.api_metrics import consensus_timing_metric
-from node.loadgen import note_transaction, submit_and_wait
+from ledger.kv import LevelKV
+from ledger.storage import LedgerStore
+from node.api.metrics import consensus_timing_metric
 from node.timings import HISTOGRAM_BUCKETS
 
 pytestmark = pytest.mark.xdist_group("devnet")

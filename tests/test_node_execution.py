@@ -6,10 +6,7 @@ import pytest
 
 from ledger import statekeys
 from ledger.errors import BlockError, TransactionError
-from ledger.keys import SigningKey
-from ledger.tx import Transaction
-from ledger.validators import Validator, ValidatorSet
-from node.execution import (
+from ledger.execution import (
     DEVNET_HANDLERS,
     BlockContext,
     Executor,
@@ -18,6 +15,9 @@ from node.execution import (
     read_validator_set,
     schedule_validator_set,
 )
+from ledger.keys import SigningKey
+from ledger.tx import Transaction
+from ledger.validators import Validator, ValidatorSet
 from tests.factories import CHAIN_ID, consortium, note_tx
 
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.api import create_app
-from node.api_metrics import TIMING_HELP
+from node.api.app import create_app
+from node.api.metrics import TIMING_HELP
 from node.consensus.types import Envelope, Ready
 from node.driver import Driver
 from node.timings import HISTOGRAM_BUCKETS, ConsensusTimings, LatencyHistogram

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import ReplayError, SignatureError, TransactionError
+from ledger.execution import DEVNET_HANDLERS, Executor
 from ledger.keys import SigningKey
-from ledger.storage import MemoryKV
+from ledger.kv import MemoryKV
 from ledger.tx import Transaction
 from node.errors import MempoolFull
-from node.execution import DEVNET_HANDLERS, Executor
 from node.mempool import Mempool
 from node.wal import Wal
 

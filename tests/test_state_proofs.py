@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ledger.errors import LedgerError, ProofError
 from ledger.hashing import sha256
+from ledger.kv import MemoryKV, WriteBatch
 from ledger.state import (
     EMPTY_STATE_ROOT,
     ProofLeaf,
@@ -20,7 +21,6 @@ from ledger.state import (
     root_from_state_proof,
     verify_state_proof,
 )
-from ledger.storage import MemoryKV, WriteBatch
 
 
 def _tree_with(entries: dict[bytes, bytes]) -> tuple[StateTree, bytes]:

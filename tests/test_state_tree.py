@@ -18,6 +18,7 @@ from ledger.constants import STATE_KEY_BYTES_MAX, STATE_VALUE_BYTES_MAX
 from ledger.encoding import encode
 from ledger.errors import LedgerError, StorageError
 from ledger.hashing import HashTag, tagged_hash
+from ledger.kv import MemoryKV, WriteBatch
 from ledger.state import (
     _CACHE_ENTRY_BYTES,
     EMPTY_STATE_ROOT,
@@ -29,7 +30,6 @@ from ledger.state import (
     leaf_preimage,
     verify_state_proof,
 )
-from ledger.storage import MemoryKV, WriteBatch
 
 KEYS = [bytes([i]) * (1 + i % 3) for i in range(1, 41)]
 updates_st = st.dictionaries(st.sampled_from(KEYS), st.none() | st.binary(max_size=8), max_size=12)

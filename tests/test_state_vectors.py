@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from ledger.errors import ProofError
+from ledger.kv import MemoryKV, WriteBatch
 from ledger.state import StateProof, StateTree, verify_state_proof
-from ledger.storage import MemoryKV, WriteBatch
 from tests.vectors import generate_state
 
 VECTORS = json.loads(Path(__file__).with_name("vectors").joinpath("state.json").read_text("utf-8"))

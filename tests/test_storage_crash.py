@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from ledger.chain import verify_chain
-from ledger.storage import LedgerStore, LevelKV
+from ledger.kv import LevelKV
+from ledger.storage import LedgerStore
 from tests import factories
 from tests.test_storage_support import (
     GENESIS_STATE,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import StorageError
-from ledger.storage import KV, MISSING, LevelKV, MemoryKV, WriteBatch, read_through
+from ledger.kv import KV, MISSING, LevelKV, MemoryKV, WriteBatch, read_through
 
 
 @pytest.fixture(params=["memory", "leveldb"])

@@ -10,16 +10,9 @@ import pytest
 from ledger import merkle
 from ledger.block import Block, BlockHeader
 from ledger.errors import BlockError, ProofError, StorageError
+from ledger.kv import LevelKV, MemoryKV, WriteBatch
 from ledger.state import verify_state_proof
-from ledger.storage import (
-    PREFIX_CERT,
-    PREFIX_HEADER,
-    PREFIX_STATE_ROOT,
-    LedgerStore,
-    LevelKV,
-    MemoryKV,
-    WriteBatch,
-)
+from ledger.storage import PREFIX_CERT, PREFIX_HEADER, PREFIX_STATE_ROOT, LedgerStore
 from tests import factories
 from tests.test_storage_support import (
     GENESIS_STATE,

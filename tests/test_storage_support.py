@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.chain import verify_chain
-from ledger.storage import KV, PREFIX_HEADER, PREFIX_TX, LedgerStore, LevelKV, MemoryKV
+from ledger.kv import KV, LevelKV, MemoryKV
+from ledger.storage import PREFIX_HEADER, PREFIX_TX, LedgerStore
 from ledger.tx import Transaction
 from tests import factories
 

@@ -1,7 +1,7 @@
 """A deterministic Application for the simulator.
 
 Blocks carry ``test.note`` transactions (and, in some seeds, one ``sim.valset``
-governance transaction) executed by the real :class:`node.execution.Executor` on
+governance transaction) executed by the real :class:`ledger.execution.Executor` on
 an in-memory dict state. The state root is a stand-in (a hash of the sorted
 items), as is the transaction log root; everything else in the header is what a
 real node computes, and :meth:`SimApp.validate_block` re-derives the whole header.
@@ -19,10 +19,7 @@ from dataclasses import dataclass, field
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.encoding import decode
 from ledger.errors import BlockError, LedgerError, TransactionError
-from ledger.genesis import Genesis
-from ledger.tx import Transaction
-from ledger.validators import ValidatorSet
-from node.execution import (
+from ledger.execution import (
     BlockContext,
     BlockExecution,
     Executor,
@@ -32,6 +29,9 @@ from node.execution import (
     read_validator_set,
     schedule_validator_set,
 )
+from ledger.genesis import Genesis
+from ledger.tx import Transaction
+from ledger.validators import ValidatorSet
 
 BLOCK_MS = 1_000  # simulated block time step: time_ms = genesis time + height * BLOCK_MS
 SIM_BLOCK_TXS_MAX = 4  # the simulated proposer takes at most this many transactions

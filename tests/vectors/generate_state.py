@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import ProofError
+from ledger.kv import MemoryKV, WriteBatch
 from ledger.state import StateProof, StateTree, verify_state_proof
-from ledger.storage import MemoryKV, WriteBatch
 
 OUTPUT = Path(__file__).with_name("state.json")
 

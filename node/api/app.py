@@ -16,8 +16,8 @@ identity              ``/v1/dids``, ``/v1/issuers``, ``/v1/credential-types``,
                       identity rules (``node`` does not import ``identity``)
 ==================  ===========================================================
 
-Every error is an RFC 9457 problem document (:mod:`node.problems`), request
-bodies are bounded before they are read (:class:`node.api_guard.BodyLimit`), and
+Every error is an RFC 9457 problem document (:mod:`node.api.problems`), request
+bodies are bounded before they are read (:class:`node.api.guard.BodyLimit`), and
 no exception escapes as a bare 500. OpenAPI is served at ``/openapi.json`` and
 ``/docs``.
 """
@@ -30,16 +30,16 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from node.api_chain import chain_router
-from node.api_constants import API_BODY_BYTES_MAX
-from node.api_context import ApiContext, RouterFactory
-from node.api_fastpath import SubmitFastPath
-from node.api_guard import BodyLimit, CatchAll, install_problem_handlers
-from node.api_ledger import ChainReader
-from node.api_metrics import ApiMetrics, MetricsMiddleware, NodeStatusCollector
-from node.api_openapi import install_openapi
-from node.api_ops import ops_router
-from node.api_tx import transactions_router
+from node.api.chain import chain_router
+from node.api.constants import API_BODY_BYTES_MAX
+from node.api.context import ApiContext, RouterFactory
+from node.api.fastpath import SubmitFastPath
+from node.api.guard import BodyLimit, CatchAll, install_problem_handlers
+from node.api.metrics import ApiMetrics, MetricsMiddleware, NodeStatusCollector
+from node.api.openapi import install_openapi
+from node.api.ops import ops_router
+from node.api.reader import ChainReader
+from node.api.tx import transactions_router
 from node.interfaces import NodeView
 
 API_TITLE = "imi validator API"
@@ -62,7 +62,7 @@ def create_app(
 
     ``extra_routers`` (the identity endpoints) are routers, or factories
     ``ApiContext -> APIRouter`` when they need the node, the chain reader or metrics.
-    Their errors may be raised as :class:`node.problems.ApiProblem` or as ledger
+    Their errors may be raised as :class:`node.api.problems.ApiProblem` or as ledger
     errors with a ``reason``; either becomes a problem document.
     """
     log = logger or logging.getLogger(f"imi.api.{node.name}")

@@ -22,10 +22,10 @@ from ledger.constants import TX_BYTES_MAX
 from ledger.errors import KeyError_, LedgerError, ReplayError, TransactionError
 from ledger.keys import b64url_decode
 from ledger.tx import Transaction
-from node.api_constants import API_COMMIT_WAIT_MS_DEFAULT, API_COMMIT_WAIT_MS_MAX
-from node.api_context import ApiContext
-from node.api_guard import problem_from_node_error, read_json_body
-from node.api_models import (
+from node.api.constants import API_COMMIT_WAIT_MS_DEFAULT, API_COMMIT_WAIT_MS_MAX
+from node.api.context import ApiContext
+from node.api.guard import problem_from_node_error, read_json_body
+from node.api.models import (
     SubmitAccepted,
     SubmitBatchRequest,
     SubmitBatchResponse,
@@ -34,8 +34,8 @@ from node.api_models import (
     TxResponse,
     problem_responses,
 )
+from node.api.problems import ApiProblem, Problem, problem_from_api, problem_from_ledger_error
 from node.errors import NodeError
-from node.problems import ApiProblem, Problem, problem_from_api, problem_from_ledger_error
 
 _TX_B64_CHARS_MAX = (TX_BYTES_MAX * 4) // 3 + 4
 _TX_ID_PATTERN = r"^[0-9a-f]{64}$"

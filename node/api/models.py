@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.api_constants import API_BATCH_TXS_MAX
+from node.api.constants import API_BATCH_TXS_MAX
 
 
 class _Strict(BaseModel):

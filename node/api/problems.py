@@ -35,7 +35,7 @@ from ledger.errors import (
     StorageError,
     TransactionError,
 )
-from node.api_constants import (
+from node.api.constants import (
     API_PROBLEM_DETAIL_CHARS_MAX,
     API_PROBLEM_TYPE_BASE,
     PROBLEM_CONTENT_TYPE,
@@ -81,7 +81,7 @@ REASONS: Mapping[str, ReasonInfo] = MappingProxyType({
     "duplicate-signature": ReasonInfo(422, "The same key signed twice"),
     "bad-signature": ReasonInfo(422, "Invalid signature"),
     "threshold-not-met": ReasonInfo(422, "Not enough valid signatures"),
-    # --- admission against state (node.execution) -------------------------------------
+    # --- admission against state (ledger.execution) -------------------------------------
     "expired-transaction": ReasonInfo(422, "Transaction expired"),
     "expiry-too-far": ReasonInfo(422, "Transaction expiry too far in the future"),
     "replayed-transaction": ReasonInfo(409, "Transaction already committed"),

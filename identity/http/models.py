@@ -1,8 +1,8 @@
-"""OpenAPI models of the identity endpoints (:mod:`identity.api`).
+"""OpenAPI models of the identity endpoints (:mod:`identity.http.node_routes`).
 
-Each read answer extends the node's state answer (``node.api_models.StateResponse``:
+Each read answer extends the node's state answer (``node.api.models.StateResponse``:
 key, height, value, proof, header, certificate) with the members that interpret
-the value (:mod:`identity.api_views`).
+the value (:mod:`identity.views`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from identity.constants import PRESENTATION_CHARS_MAX
-from node.api_models import CertificateModel, HeaderModel, StateResponse
+from node.api.models import CertificateModel, HeaderModel, StateResponse
 
 
 class DidResponse(StateResponse):

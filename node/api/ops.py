@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from node.api_context import ApiContext
-from node.api_models import HealthResponse
+from node.api.context import ApiContext
+from node.api.models import HealthResponse
 
 
 def ops_router(ctx: ApiContext) -> APIRouter:

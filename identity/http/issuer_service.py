@@ -20,7 +20,7 @@ agency's staff: with ``admin_token`` they need ``Authorization: Bearer <token>``
 (``401 admin-unauthorized`` otherwise); without one they accept only loopback clients
 (``403 admin-loopback-only``) — bind the service to a public address only with a token.
 
-Errors are RFC 9457 problem documents like the node's (:mod:`node.problems`), with the
+Errors are RFC 9457 problem documents like the node's (:mod:`node.api.problems`), with the
 stable reasons of :mod:`identity.issuance` and :mod:`identity.issuer_agent`; the ledger's
 own reason is kept when it refuses a status change (``409 status-final``).
 """
@@ -47,8 +47,8 @@ from identity.issuance import (
 )
 from identity.issuer_agent import IssuerAgent, IssuerLedgerError
 from identity.ledger_trust import status_uri
-from node.api_guard import BodyLimit, CatchAll, install_problem_handlers, read_json_body
-from node.problems import ApiProblem
+from node.api.guard import BodyLimit, CatchAll, install_problem_handlers, read_json_body
+from node.api.problems import ApiProblem
 
 ISSUER_BODY_BYTES_MAX: Final = 16 * 1024
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})

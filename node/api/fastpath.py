@@ -13,14 +13,14 @@ route, untouched:
   member, and a query of at most ``wait=none|commit`` and an in-range
   ``timeout_ms``, each once;
 - it admits the transaction with the route's own functions
-  (:func:`node.api_tx.parse_transaction`, :func:`node.api_tx.admit`,
-  :func:`node.api_tx.committed_answer`);
+  (:func:`node.api.tx.parse_transaction`, :func:`node.api.tx.admit`,
+  :func:`node.api.tx.committed_answer`);
 - if anything is unusual, or admission fails, the request (body replayed) goes to
   the FastAPI route, which answers with its own problem document and metrics —
   so every error keeps exactly one implementation, and a rejected transaction is
   simply checked twice.
 
-It sits inside :class:`node.api_guard.BodyLimit` and :class:`~node.api_guard.CatchAll`
+It sits inside :class:`node.api.guard.BodyLimit` and :class:`~node.api.guard.CatchAll`
 and the metrics middleware, so body limits, the 500 guard and request metrics
 apply to it as to any route. The contract (``docs/api.md``) is the route's; the
 API tests run through this path because it is part of the app.
@@ -34,16 +34,16 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.errors import LedgerError
-from node.api_constants import (
+from node.api.constants import (
     API_COMMIT_WAIT_MS_DEFAULT,
     API_COMMIT_WAIT_MS_MAX,
     PROBLEM_CONTENT_TYPE,
 )
-from node.api_context import ApiContext
-from node.api_guard import reject_duplicate_members, replaying
-from node.api_tx import admit, committed_answer, parse_transaction
+from node.api.context import ApiContext
+from node.api.guard import reject_duplicate_members, replaying
+from node.api.problems import ApiProblem, problem_from_api
+from node.api.tx import admit, committed_answer, parse_transaction
 from node.errors import NodeError
-from node.problems import ApiProblem, problem_from_api
 
 SUBMIT_PATH = "/v1/transactions"
 _JSON_MEDIA_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8",

@@ -22,8 +22,8 @@ from ledger.errors import StorageError
 from ledger.keys import b64url_encode
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
-from node.api_constants import API_ANCHORS_CACHED_MAX
-from node.problems import ApiProblem
+from node.api.constants import API_ANCHORS_CACHED_MAX
+from node.api.problems import ApiProblem
 
 
 class ChainReader:

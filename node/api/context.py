@@ -1,6 +1,6 @@
 """What every router of one app shares: the node, a chain reader, metrics, a logger.
 
-Built once by :func:`node.api.create_app` and handed to each router factory, so
+Built once by :func:`node.api.app.create_app` and handed to each router factory, so
 no router reaches for module-level state. Identity routers (DIDs, issuers,
 credential types, status lists, verify) are factories of the same shape:
 ``Callable[[ApiContext], APIRouter]``.
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter
 
-from node.api_ledger import ChainReader
-from node.api_metrics import ApiMetrics
+from node.api.metrics import ApiMetrics
+from node.api.reader import ChainReader
 from node.interfaces import NodeView
 
 

@@ -6,7 +6,7 @@
 - :class:`CatchAll` (ASGI): an exception no handler expected becomes a logged
   500 problem with reason ``internal-error`` and no traceback on the wire.
 - :func:`install_problem_handlers`: FastAPI's validation, 404 and 405 errors,
-  ledger and node errors, and :class:`~node.problems.ApiProblem` all answer with
+  ledger and node errors, and :class:`~node.api.problems.ApiProblem` all answer with
   RFC 9457 problem documents.
 - :func:`read_json_body`: strict JSON for request bodies (content type, UTF-8,
   no duplicate keys, no NaN, bounded depth, unknown fields rejected).
@@ -26,9 +26,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import LedgerError
-from node.api_constants import API_JSON_DEPTH_MAX, PROBLEM_CONTENT_TYPE
-from node.errors import MempoolError, MempoolFull, NodeError
-from node.problems import (
+from node.api.constants import API_JSON_DEPTH_MAX, PROBLEM_CONTENT_TYPE
+from node.api.problems import (
     REASONS,
     ApiProblem,
     Problem,
@@ -36,6 +35,7 @@ from node.problems import (
     problem_from_api,
     problem_from_ledger_error,
 )
+from node.errors import MempoolError, MempoolFull, NodeError
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 Model = TypeVar("Model", bound=BaseModel)

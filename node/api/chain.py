@@ -11,16 +11,16 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Query
 
-from node.api_constants import API_HEIGHT_MAX, API_STATE_KEY_BYTES_MAX
-from node.api_context import ApiContext
-from node.api_models import (
+from node.api.constants import API_HEIGHT_MAX, API_STATE_KEY_BYTES_MAX
+from node.api.context import ApiContext
+from node.api.models import (
     BlockResponse,
     ConsistencyResponse,
     StateResponse,
     ValidatorsResponse,
     problem_responses,
 )
-from node.problems import ApiProblem
+from node.api.problems import ApiProblem
 
 
 def _state_key(key: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Identity endpoints of a validator: ``ROUTERS`` for ``node.api.create_app(extra_routers=...)``.
+"""Identity endpoints of a validator: ``ROUTERS`` for ``node.api.app.create_app(extra_routers=...)``.
 
 =============================================  ==============================================
 ``GET /v1/dids/{did}``                          DID document + metadata (``?height``, ``?version``)
@@ -9,9 +9,9 @@
 =============================================  ==============================================
 
 Every read is the node's state answer (value, proof, header, certificate — built
-by :meth:`node.api_ledger.ChainReader.state_json`, as ``GET /v1/state``) plus
-members interpreting the value (:mod:`identity.api_views`), so a client holding
-only the genesis can verify it (:class:`identity.api_fetcher.IdentityHttpFetcher`
+by :meth:`node.api.reader.ChainReader.state_json`, as ``GET /v1/state``) plus
+members interpreting the value (:mod:`identity.views`), so a client holding
+only the genesis can verify it (:class:`identity.fetcher.IdentityHttpFetcher`
 feeds these answers to :class:`identity.light_client.LightClient`). An absent
 record is a 404 problem whose extension members are that same state answer
 with ``value: null``: a verifiable proof of absence.
@@ -33,7 +33,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from identity import did as didmod
 from identity import jose
-from identity.api_models import (
+from identity.http.models import (
     CredentialTypeResponse,
     DidResponse,
     IssuerResponse,
@@ -41,7 +41,6 @@ from identity.api_models import (
     VerifyRequest,
     VerifyResponse,
 )
-from identity.api_views import view
 from identity.ledger_constants import (
     DID_VERSIONS_MAX,
     FRESHNESS_MS_DEFAULT,
@@ -58,15 +57,16 @@ from identity.ledger_trust import (
 from identity.light_client import LightClient
 from identity.request import PresentationRequest
 from identity.verifier import verify_presentation
+from identity.views import view
 from ledger import statekeys
 from ledger.errors import LedgerError
 from ledger.keys import b64url_decode
-from node.api_constants import API_HEIGHT_MAX
-from node.api_context import ApiContext, RouterFactory
-from node.api_guard import read_json_body
-from node.api_ledger import ChainReader
-from node.api_models import problem_responses
-from node.problems import ApiProblem
+from node.api.constants import API_HEIGHT_MAX
+from node.api.context import ApiContext, RouterFactory
+from node.api.guard import read_json_body
+from node.api.models import problem_responses
+from node.api.problems import ApiProblem
+from node.api.reader import ChainReader
 
 _HEIGHT_QUERY = Query(None, ge=1, le=API_HEIGHT_MAX, description="Committed height; default the head.")
 _REQUEST_MEMBERS = frozenset({"nonce", "aud", "vct", "claims", "predicates", "trusted_issuers",

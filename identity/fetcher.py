@@ -7,7 +7,7 @@ state keys of DIDs, issuers, credential types and status lists are fetched from
 the :class:`~identity.light_client.LightClient` (which proves ``value`` against
 a certified header), the fetcher checks that the answer's readable members (DID
 document, issuer record, status list) are exactly what ``value`` says
-(:func:`identity.api_views.check_view`). Together: what the node showed is what
+(:func:`identity.views.check_view`). Together: what the node showed is what
 the consortium certified, or :class:`LightClientError` — never a result.
 
 A ``404`` whose problem document carries a state answer (``value: null`` and its
@@ -20,9 +20,9 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from identity.api_views import check_view, kind_of
 from identity.ledger_errors import LightClientError
 from identity.light_client import HttpFetcher
+from identity.views import check_view, kind_of
 
 _VERSION_MARK = "#v"
 

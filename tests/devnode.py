@@ -5,7 +5,7 @@ transactions with the devnet executor, builds the header the store previews,
 certifies it with the validator keys it was given and appends it. With
 ``auto_commit`` a ``wait_committed`` call commits the pool at once, so
 ``?wait=commit`` answers deterministically. For API tests, the API docs'
-examples (:mod:`node.api_docs`) and trying the API without a consortium; never
+examples (:mod:`docs.generate_api`) and trying the API without a consortium; never
 for a real validator.
 """
 
@@ -16,11 +16,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
+from ledger.execution import DEVNET_HANDLERS, BlockContext, Executor, genesis_state
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from ledger.storage import KV, LedgerStore, MemoryKV
+from ledger.kv import KV, MemoryKV
+from ledger.storage import LedgerStore
 from ledger.tx import Transaction
-from node.execution import DEVNET_HANDLERS, BlockContext, Executor, genesis_state
 
 
 class DevNode:

@@ -1,6 +1,6 @@
 """Prometheus metrics of the REST API, in a registry owned by one app.
 
-Each :func:`node.api.create_app` builds its own :class:`ApiMetrics` (and
+Each :func:`node.api.app.create_app` builds its own :class:`ApiMetrics` (and
 ``CollectorRegistry``), so two apps in one process (tests, a devnet in one
 interpreter) never share counters and nothing lives at module level.
 

@@ -2,7 +2,7 @@
 
 FastAPI documents a 422 ``HTTPValidationError`` on every operation with
 parameters; this API answers bad parameters with a 400 problem and bad bodies
-with a 422 problem (:mod:`node.api_guard`). The document is rewritten once, on
+with a 422 problem (:mod:`node.api.guard`). The document is rewritten once, on
 first request, to show problem+json instead, and the unused schemas are dropped.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from node.api_constants import PROBLEM_CONTENT_TYPE
+from node.api.constants import PROBLEM_CONTENT_TYPE
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/ProblemModel"}
 
@@ -48,7 +48,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     if "ProblemModel" not in schemas:
-        from node.api_models import ProblemModel
+        from node.api.models import ProblemModel
 
         schemas["ProblemModel"] = ProblemModel.model_json_schema(ref_template="#/components/schemas/{model}")
     return spec

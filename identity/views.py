@@ -5,7 +5,7 @@ An identity answer (``GET /v1/dids/{did}`` and friends) is a state answer —
 plus members that interpret ``value`` for humans and simple clients (the DID
 document, the issuer record, the Token Status List). Those members are a pure
 function of ``value``: :func:`view` computes them, on the node to build the
-answer and in :class:`identity.api_fetcher.IdentityHttpFetcher` to check that
+answer and in :class:`identity.fetcher.IdentityHttpFetcher` to check that
 what a node served is exactly what the proven bytes say. So a node that edits
 the readable part without the bytes is caught, and one that edits the bytes is
 caught by the light client's proof check.

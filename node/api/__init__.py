@@ -1,0 +1,1 @@
+"""The validator's REST API (FastAPI): routes, guards, problem documents, metrics."""
