@@ -259,7 +259,7 @@ def render(spec: dict[str, Any], examples: dict[str, list[Exchange]]) -> str:
         "problem documents. Add new reasons to `node.api.problems.REASONS` to fix their status and title.",
         "",
         "`imi node start` mounts the identity endpoints this way (`identity.http.node_routes.ROUTERS`):",
-        "`GET /v1/dids/{did}`, `GET /v1/issuers/{did}`, `GET /v1/credential-types/{vct}`,",
+        "`GET /v1/dids/{did}`, `GET /v1/issuers/{did}`, `GET /v1/services/{did}`, `GET /v1/credential-types/{vct}`,",
         "`GET /v1/status-lists/{id}` and `POST /v1/verify`. They follow the same conventions",
         "(proofs with header and certificate, problem+json errors); this page, generated without",
         "them (`node` does not import `identity`), does not list their parameters: a running",

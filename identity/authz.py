@@ -23,7 +23,7 @@ did.deactivate      DID     current controller key                      DID acti
 did.recover         DID     holder's new key; recovery issuer's key     DID active; policy issuer_recovery;
                                                                         issuer accredited for policy recovery_vct;
                                                                         the DID is not (and never was) an issuer
-gov.*               "gov"   trustees, k of n                            —
+gov.*               "gov"   trustees, k of n                            — (gov.service_* too)
 vct.publish         issuer  an assertion key of the issuer DID          issuer accredited for the vct; vct not
                                                                         owned by another issuer
 anchor.put          issuer  an assertion key of the issuer DID          issuer accredited
@@ -117,6 +117,10 @@ AUTH_TABLE: Mapping[str, AuthRule] = {
     "gov.issuer_suspend": _GOV,
     "gov.issuer_reinstate": _GOV,
     "gov.issuer_remove": _GOV,
+    "gov.service_register": _GOV,
+    "gov.service_suspend": _GOV,
+    "gov.service_reinstate": _GOV,
+    "gov.service_remove": _GOV,
     "gov.policy_set": _GOV,
     "gov.trustees_set": _GOV,
     "vct.publish": AuthRule(Sender.DID, _ISSUER, (Condition.ISSUER_ACCREDITED_FOR_VCT,

@@ -42,6 +42,17 @@ DIGESTS_MAX: Final = 2048  # _sd digests plus array digests in one credential
 JSON_DEPTH_MAX: Final = 16  # nesting of JSON values inside a credential
 KB_JWT_CHARS_MAX: Final = 4 * 1024
 
+# --- DCQL (OpenID4VP 1.0 §6): bounds on a query a verifier sends ----------------------
+DCQL_CREDENTIALS_MAX: Final = 16  # credential queries in one request
+DCQL_CREDENTIAL_SETS_MAX: Final = 16  # credential set queries, and options in each
+DCQL_CLAIMS_MAX: Final = 64  # claims queries in one credential query
+DCQL_CLAIM_SETS_MAX: Final = 16
+DCQL_VCT_VALUES_MAX: Final = 8
+DCQL_VALUES_MAX: Final = 16
+DCQL_PATH_DEPTH_MAX: Final = 8
+DCQL_PATH_ELEMENT_CHARS_MAX: Final = 64
+DCQL_ID_CHARS_MAX: Final = 64
+
 # --- time ----------------------------------------------------------------------------
 CLOCK_SKEW_S: Final = 60  # tolerated clock difference for exp / nbf / iat
 KB_IAT_WINDOW_S: Final = 300  # a KB-JWT older than this is stale (replay window)

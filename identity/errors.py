@@ -4,6 +4,7 @@
     ├── IssuanceError             local: the issuer asked for something we cannot issue
     ├── PresentationError         local: the holder cannot build the presentation asked for
     ├── WalletError               local: wallet file, password or content problem
+    ├── DcqlError                 remote: a DCQL query that is malformed or unsupported
     └── VerificationError         remote: a presentation that must be rejected
         ├── FormatError           compact serialization, JWS, JSON or size limits
         ├── IssuerError           unknown issuer, not accredited, bad issuer signature
@@ -72,11 +73,18 @@ class StatusError(VerificationError):
     reason = "status-unavailable"
 
 
+class DcqlError(IdentityError):
+    """A DCQL query (OpenID4VP 1.0 §6) that is malformed or unsupported."""
+
+    reason = "invalid-dcql"
+
+
 class RequestError(VerificationError):
     reason = "request-not-satisfied"
 
 
 __all__ = [
+    "DcqlError",
     "DisclosureError",
     "FormatError",
     "IdentityError",

@@ -41,8 +41,9 @@ def identity_path(key: bytes) -> tuple[str, dict[str, str]] | None:
                 return None
             params["version"] = version
         return "/v1/dids/" + urllib.parse.quote(did, safe=":"), params
-    prefix = {"issuer": "/v1/issuers/", "vct": "/v1/credential-types/", "status": "/v1/status-lists/"}[kind]
-    return prefix + urllib.parse.quote(name, safe=":" if kind == "issuer" else ""), params
+    prefix = {"issuer": "/v1/issuers/", "service": "/v1/services/", "vct": "/v1/credential-types/",
+              "status": "/v1/status-lists/"}[kind]
+    return prefix + urllib.parse.quote(name, safe=":" if kind in ("issuer", "service") else ""), params
 
 
 class IdentityHttpFetcher(HttpFetcher):

@@ -31,6 +31,12 @@ ISSUER_VCTS_MAX: Final = 64
 VCT_CHARS_MAX: Final = 128
 RECOVERY_VCT_DEFAULT: Final = "imi:recovery"
 
+# --- services (relying parties) --------------------------------------------------
+SERVICE_NAME_CHARS_MAX: Final = 128  # each language
+SERVICE_PURPOSE_CHARS_MAX: Final = 512  # each language
+SERVICE_VCTS_MAX: Final = 16  # credential types one service may ask for
+SERVICE_CLAIMS_PER_VCT_MAX: Final = 64  # claims paths registered per type
+
 # --- credential types ------------------------------------------------------------
 VCT_CLAIMS_MAX: Final = 128
 CLAIM_NAME_CHARS_MAX: Final = 64

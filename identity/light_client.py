@@ -178,6 +178,10 @@ class LightClient:
         """The accreditation record of ``did`` (status, name, vcts)."""
         return self._record(statekeys.issuer_key(did), now_ms, "issuer-not-found")
 
+    def service(self, did: str, now_ms: int) -> dict[str, Any]:
+        """The registration of service ``did`` (status, name, purpose, the claims it may ask)."""
+        return self._record(statekeys.service_key(did), now_ms, "service-not-found")
+
     def credential_type(self, vct: str, now_ms: int) -> dict[str, Any]:
         """The published definition of ``vct``."""
         return self._record(statekeys.vct_key(vct), now_ms, "vct-not-found")

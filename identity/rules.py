@@ -23,6 +23,9 @@ gov.validator_add      {validator: {name, jwk, power, address, tls_spki_sha256}}
 gov.validator_remove   {key_id}
 gov.issuer_accredit    {did, name, vcts: [vct]}
 gov.issuer_suspend     {did}   (also gov.issuer_reinstate, gov.issuer_remove)
+gov.service_register   {did, name: {en, zh-CN}, purpose: {en, zh-CN}, queries: [{vct, claims:
+                       [claims path]}]}   (identity.services)
+gov.service_suspend    {did}   (also gov.service_reinstate, gov.service_remove)
 gov.policy_set         {policy: {self_register_dids?, issuer_recovery?, recovery_vct?,
                        heartbeat_ms?}}
 gov.trustees_set       {keys: [jwk], threshold}
@@ -41,6 +44,7 @@ from typing import Any
 
 from identity import did as didmod
 from identity import governance as gov
+from identity import services
 from identity import status_list as sl
 from identity.anchors import parse_digests
 from identity.authz import AUTH_TABLE, Authorized, authorize
@@ -220,14 +224,39 @@ def gov_issuer_accredit(tx: Transaction, state: Overlay, ctx: BlockContext, auth
     })
 
 
-def _issuer_move(action: str) -> Apply:
+def _lifecycle_move(action: str, read: Callable[[Overlay, str], dict[str, Any] | None],
+                    transition: Callable[[str | None, str], str], key: Callable[[str], bytes]) -> Apply:
+    """A ``{did}`` transaction moving an issuer's or a service's record along its table."""
     def apply(tx: Transaction, state: Overlay, ctx: BlockContext, auth: Authorized) -> None:
         did = didmod.check_did(_fields(tx, {"did"})["did"])
-        old = gov.read_issuer(state, did)
-        status = gov.issuer_transition(None if old is None else old["status"], action)
-        assert old is not None
-        state.put_value(statekeys.issuer_key(did), {**old, "status": status, **_stamp(ctx)})
+        old = read(state, did)
+        status = transition(None if old is None else old["status"], action)
+        assert old is not None  # the tables allow no move from "never recorded" but the first
+        state.put_value(key(did), {**old, "status": status, **_stamp(ctx)})
     return apply
+
+
+def _issuer_move(action: str) -> Apply:
+    return _lifecycle_move(action, gov.read_issuer, gov.issuer_transition, statekeys.issuer_key)
+
+
+def _service_move(action: str) -> Apply:
+    return _lifecycle_move(action, services.read_service, services.service_transition,
+                           statekeys.service_key)
+
+
+def gov_service_register(tx: Transaction, state: Overlay, ctx: BlockContext, auth: Authorized) -> None:
+    p = _fields(tx, {"did", "name", "purpose", "queries"})
+    did = didmod.check_did(p["did"])
+    record = _did_record(state, did)
+    if record is None or not record.active:
+        raise NotFoundTxError("service DID not found or deactivated", reason="did-not-found")
+    old = services.read_service(state, did)
+    status = services.service_transition(None if old is None else old["status"], "register")
+    state.put_value(statekeys.service_key(did), {
+        "did": did, **services.parse_registration(p), "status": status,
+        "registered_ms": ctx.time_ms if old is None else old["registered_ms"], **_stamp(ctx),
+    })
 
 
 def gov_policy_set(tx: Transaction, state: Overlay, ctx: BlockContext, auth: Authorized) -> None:
@@ -333,6 +362,10 @@ _APPLY: dict[str, Apply] = {
     "gov.issuer_suspend": _issuer_move("suspend"),
     "gov.issuer_reinstate": _issuer_move("reinstate"),
     "gov.issuer_remove": _issuer_move("remove"),
+    "gov.service_register": gov_service_register,
+    "gov.service_suspend": _service_move("suspend"),
+    "gov.service_reinstate": _service_move("reinstate"),
+    "gov.service_remove": _service_move("remove"),
     "gov.policy_set": gov_policy_set,
     "gov.trustees_set": gov_trustees_set,
     "vct.publish": vct_publish,

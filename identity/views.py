@@ -15,6 +15,7 @@ Kinds (the state key's first segment, :mod:`ledger.statekeys`):
 ==========  =================================================================
 ``did``     ``did``, ``didDocument``, ``didDocumentMetadata`` (DID Core §7.1)
 ``issuer``  ``issuer``: {did, name, status, vcts, accredited_ms, updated_*}
+``service`` ``service``: {did, name, purpose, queries, status, registered_ms, updated_*}
 ``vct``     ``credential_type``: the published definition
 ``status``  ``status_list``: {bits, lst} (draft-ietf-oauth-status-list), and
             ``list``: {list_id, issuer, bits, size, version, updated_*}
@@ -35,11 +36,11 @@ from ledger.keys import b64url_decode
 
 # Members every state answer carries; everything else in an identity answer is a view.
 STATE_MEMBERS = frozenset({"key", "height", "value", "proof", "header", "certificate"})
-KINDS = ("did", "issuer", "vct", "status")
+KINDS = ("did", "issuer", "service", "vct", "status")
 
 
 def kind_of(key: bytes) -> str | None:
-    """The identity kind of a state key (``did``, ``issuer``, ``vct``, ``status``), or None."""
+    """The identity kind of a state key (``did``, ``issuer``, ``service``, ``vct``, ``status``), or None."""
     head, sep, _ = key.partition(b"/")
     kind = head.decode("ascii", errors="replace")
     return kind if sep and kind in KINDS else None
@@ -90,6 +91,8 @@ def view(kind: str, raw: bytes) -> dict[str, Any]:
             return did_view(record)
         if kind == "issuer":
             return {"issuer": plain(record)}
+        if kind == "service":
+            return {"service": plain(record)}
         if kind == "vct":
             return {"credential_type": plain(record)}
         if kind == "status":

@@ -15,6 +15,7 @@ key                         value
 ``did/<did>``               DID record (document, history pointer)
 ``did/<did>#v<n>``          DID document version n
 ``issuer/<did>``            accreditation record (status, allowed vct)
+``service/<did>``           registered service (names, purpose, claims it may ask)
 ``vct/<vct>``               credential type definition
 ``anchor/<hex digest>``     credential anchor (issuer, time)
 ``status/<list id>``        token status list (bits, compressed list)
@@ -52,6 +53,10 @@ def issuer_key(did: str) -> bytes:
     return _key("issuer", did)
 
 
+def service_key(did: str) -> bytes:
+    return _key("service", did)
+
+
 def vct_key(vct: str) -> bytes:
     return _key("vct", vct)
 
@@ -78,6 +83,7 @@ __all__ = [
     "did_version_key",
     "issuer_key",
     "note_key",
+    "service_key",
     "status_list_key",
     "vct_key",
 ]

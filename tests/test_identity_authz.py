@@ -59,6 +59,20 @@ def gov_move(s: Scene, action: str, did: str) -> None:
     s.w.ok(s.w.gov(f"gov.issuer_{action}", {"did": did}))
 
 
+def service_payload(s: Scene) -> dict[str, Value]:
+    return {"did": s.alice.did, "name": {"en": "Community desk", "zh-CN": "社区服务台"},
+            "purpose": {"en": "Check residence", "zh-CN": "核验居住地"},
+            "queries": [{"vct": PID, "claims": [["given_name"]]}]}
+
+
+def registered_service(s: Scene, *then: str) -> dict[str, Value]:
+    """Register alice as a service (then move it by each action in ``then``); its ``{did}``."""
+    s.w.ok(s.w.gov("gov.service_register", service_payload(s)))
+    for action in then:
+        s.w.ok(s.w.gov(f"gov.service_{action}", {"did": s.alice.did}))
+    return {"did": s.alice.did}
+
+
 def recover_tx(s: Scene, *, issuer: Holder | None = None, sign_new: bool = True,
                sign_issuer: bool = True) -> Transaction:
     issuer = issuer or s.agency
@@ -83,6 +97,10 @@ GOV_PAYLOADS: dict[str, Callable[[Scene], dict[str, Value]]] = {
     "gov.issuer_suspend": lambda s: {"did": s.agency.did},
     "gov.issuer_reinstate": lambda s: (gov_move(s, "suspend", s.agency.did), {"did": s.agency.did})[1],
     "gov.issuer_remove": lambda s: {"did": s.tax.did},
+    "gov.service_register": service_payload,
+    "gov.service_suspend": lambda s: registered_service(s),
+    "gov.service_reinstate": lambda s: registered_service(s, "suspend"),
+    "gov.service_remove": lambda s: registered_service(s, "suspend"),
     "gov.policy_set": lambda s: {"policy": {"self_register_dids": False}},
     "gov.trustees_set": lambda s: {"keys": [dict(k.public_key.to_jwk()) for k in s.w.c.trustee_keys],
                                    "threshold": 3},

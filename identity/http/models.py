@@ -26,6 +26,11 @@ class IssuerResponse(StateResponse):
     issuer: dict[str, Any] = Field(description="Accreditation record: did, name, status, vcts, times.")
 
 
+class ServiceResponse(StateResponse):
+    service: dict[str, Any] = Field(description="Registered service: did, name and purpose (en, zh-CN), "
+                                                "queries [{vct, claims: [claims path]}], status, times.")
+
+
 class CredentialTypeResponse(StateResponse):
     credential_type: dict[str, Any] = Field(description="The published credential type definition.")
 
@@ -65,6 +70,7 @@ __all__ = [
     "CredentialTypeResponse",
     "DidResponse",
     "IssuerResponse",
+    "ServiceResponse",
     "StatusListResponse",
     "VerifyRequest",
     "VerifyResponse",

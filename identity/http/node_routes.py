@@ -3,6 +3,7 @@
 =============================================  ==============================================
 ``GET /v1/dids/{did}``                          DID document + metadata (``?height``, ``?version``)
 ``GET /v1/issuers/{did}``                       accreditation record (status, name, vcts)
+``GET /v1/services/{did}``                      registered service (names, purpose, claims it may ask)
 ``GET /v1/credential-types/{vct}``              credential type definition (vct URL-encoded)
 ``GET /v1/status-lists/{list_id}``              Token Status List ``{bits, lst}`` + metadata
 ``POST /v1/verify``                             verdict on a presentation, from THIS node's state
@@ -37,6 +38,7 @@ from identity.http.models import (
     CredentialTypeResponse,
     DidResponse,
     IssuerResponse,
+    ServiceResponse,
     StatusListResponse,
     VerifyRequest,
     VerifyResponse,
@@ -174,6 +176,17 @@ def identity_router(ctx: ApiContext) -> APIRouter:
         _check_did(did)
         return identity_answer(reader, statekeys.issuer_key(did), _height(reader, height), "issuer",
                                "issuer-not-found")
+
+    @router.get("/services/{did}", response_model=ServiceResponse, summary="A registered service (relying party)",
+                responses=problem_responses(400, 404))
+    async def service(did: str = Path(description="The service's did:imi"),
+                      height: int | None = _HEIGHT_QUERY) -> Any:
+        """Status (`registered`, `suspended`, `removed`), name and purpose in en and zh-CN, and
+        the credential types and claims it may ask for, with the state proof. `404
+        service-not-found` carries the absence proof. A wallet refuses a request beyond this."""
+        _check_did(did)
+        return identity_answer(reader, statekeys.service_key(did), _height(reader, height), "service",
+                               "service-not-found")
 
     @router.get("/credential-types/{vct:path}", response_model=CredentialTypeResponse,
                 summary="A published credential type", responses=problem_responses(400, 404))
