@@ -53,6 +53,13 @@ DCQL_PATH_DEPTH_MAX: Final = 8
 DCQL_PATH_ELEMENT_CHARS_MAX: Final = 64
 DCQL_ID_CHARS_MAX: Final = 64
 
+# --- OpenID4VP 1.0 ------------------------------------------------------------------------
+OID4VP_URI_CHARS_MAX: Final = 2048  # an openid4vp:// URI, a request_uri, a response_uri
+OID4VP_REQUEST_OBJECT_CHARS_MAX: Final = 32 * 1024
+OID4VP_VP_TOKEN_CHARS_MAX: Final = 256 * 1024  # several presentations in one answer
+OID4VP_NONCE_CHARS_MAX: Final = 128  # nonce and state
+OID4VP_REQUEST_LIFETIME_S_MAX: Final = 600  # a request object's exp - iat
+
 # --- time ----------------------------------------------------------------------------
 CLOCK_SKEW_S: Final = 60  # tolerated clock difference for exp / nbf / iat
 KB_IAT_WINDOW_S: Final = 300  # a KB-JWT older than this is stale (replay window)

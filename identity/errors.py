@@ -5,6 +5,7 @@
     ├── PresentationError         local: the holder cannot build the presentation asked for
     ├── WalletError               local: wallet file, password or content problem
     ├── DcqlError                 remote: a DCQL query that is malformed or unsupported
+    ├── Oid4vpError               remote: an OpenID4VP request or response we refuse
     └── VerificationError         remote: a presentation that must be rejected
         ├── FormatError           compact serialization, JWS, JSON or size limits
         ├── IssuerError           unknown issuer, not accredited, bad issuer signature
@@ -79,6 +80,13 @@ class DcqlError(IdentityError):
     reason = "invalid-dcql"
 
 
+class Oid4vpError(IdentityError):
+    """An OpenID4VP request or response that cannot be processed (``reason``: the
+    OpenID4VP / OAuth error code where one applies, e.g. ``invalid_request_object``)."""
+
+    reason = "invalid_request"
+
+
 class RequestError(VerificationError):
     reason = "request-not-satisfied"
 
@@ -91,6 +99,7 @@ __all__ = [
     "IssuanceError",
     "IssuerError",
     "KeyBindingError",
+    "Oid4vpError",
     "PresentationError",
     "RequestError",
     "StatusError",

@@ -34,11 +34,12 @@ from typing import Any, Final
 
 from identity import did as didmod
 from identity import jose
-from identity.errors import IssuerError, KeyBindingError, StatusError
+from identity.errors import IssuerError, KeyBindingError, Oid4vpError, StatusError
 from identity.ledger_errors import LightClientError, NotFoundError
 from identity.light_client import LightClient
 from identity.verifier import CnfHolderKeys, CredentialStatus, IssuerKey, StatusReference
 from ledger.errors import KeyError_
+from ledger.keys import PublicKey
 
 STATUS_URI_PREFIX = "urn:imi:status:"
 PREPARED_KEYS_MAX: Final = 1024  # issuer and holder keys prepared once, shared by all resolvers
@@ -101,6 +102,33 @@ class LedgerIssuerKeys:
         except KeyError_ as exc:
             raise IssuerError(f"{kid!r} is not a usable key: {exc}", reason="unknown-issuer") from exc
         return IssuerKey(key, frozenset(record.get("vcts", [])))
+
+
+class LedgerServiceKeys:
+    """The key that signs a service's OpenID4VP request objects, from the ledger:
+    an assertion key of the service's did:imi (:data:`identity.oid4vp.ServiceKeyResolver`)."""
+
+    __slots__ = ("_client", "_clock_ms")
+
+    def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms) -> None:
+        self._client = client
+        self._clock_ms = clock_ms
+
+    def __call__(self, did: str, kid: str) -> PublicKey:
+        try:
+            result = self._client.resolve_did(did, self._clock_ms())
+        except (LightClientError, KeyError_) as exc:
+            raise Oid4vpError(f"service DID cannot be verified on the ledger: {exc}",
+                              reason="invalid_client") from exc
+        if result["didDocumentMetadata"]["deactivated"]:
+            raise Oid4vpError("service DID is deactivated", reason="invalid_client")
+        jwk = _jwks(result["didDocument"], didmod.ASSERTION_METHOD).get(kid.partition("#")[2])
+        if jwk is None:
+            raise Oid4vpError(f"{kid!r} is not an assertion key of {did}", reason="invalid_request_object")
+        try:
+            return PublicKey.from_jwk(jwk)
+        except KeyError_ as exc:
+            raise Oid4vpError(f"{kid!r} is not a usable key: {exc}", reason="invalid_request_object") from exc
 
 
 class LedgerHolderKeys:
@@ -171,6 +199,7 @@ __all__ = [
     "STATUS_URI_PREFIX",
     "LedgerHolderKeys",
     "LedgerIssuerKeys",
+    "LedgerServiceKeys",
     "LedgerStatusLists",
     "status_uri",
 ]

@@ -92,10 +92,12 @@ class DisclosureRecord:
     vct: str
     iss: str
     disclosed: tuple[str, ...]
+    verifier: str | None = None  # the service's registered name, when the ledger named it
 
     def to_json(self) -> dict[str, Any]:
         return {"at": self.at, "aud": self.aud, "nonce": self.nonce, "credential": self.credential,
-                "vct": self.vct, "iss": self.iss, "disclosed": list(self.disclosed)}
+                "vct": self.vct, "iss": self.iss, "disclosed": list(self.disclosed),
+                "verifier": self.verifier}
 
 
 def _box_key(password: str, salt: bytes, kdf: KdfParams) -> bytes:
@@ -321,8 +323,10 @@ class Wallet:
             found.append((iat if isinstance(iat, int) else 0, cred_id))
         return [cred_id for _, cred_id in sorted(found, reverse=True)]
 
-    def answer(self, request: PresentationRequest, *, now: int, credential: str | None = None) -> str:
-        """A presentation disclosing exactly what ``request`` asks, recorded in the history.
+    def answer(self, request: PresentationRequest, *, now: int, credential: str | None = None,
+               verifier: str | None = None) -> str:
+        """A presentation disclosing exactly what ``request`` asks, recorded in the history
+        (with ``verifier``, the service's registered name, when known).
 
         Raises WalletError(no-matching-credential) if nothing held can answer.
         """
@@ -342,14 +346,14 @@ class Wallet:
         except IdentityError as exc:
             raise WalletError(str(exc), reason=exc.reason) from exc
         record = DisclosureRecord(now, request.aud, request.nonce, choices[0],
-                                  str(held.payload.get("vct")), str(held.payload.get("iss")), paths)
+                                  str(held.payload.get("vct")), str(held.payload.get("iss")), paths, verifier)
         self._history.append(record.to_json())
         del self._history[:-WALLET_HISTORY_MAX]
         return presentation
 
     def history(self) -> list[DisclosureRecord]:
         return [DisclosureRecord(h["at"], h["aud"], h["nonce"], h["credential"], h["vct"], h["iss"],
-                                 tuple(h["disclosed"])) for h in self._history]
+                                 tuple(h["disclosed"]), h.get("verifier")) for h in self._history]
 
 
 __all__ = ["CredentialSummary", "DisclosureRecord", "KdfParams", "Wallet"]
