@@ -211,3 +211,63 @@ def test_open_requests_are_bounded_and_expire(world: World) -> None:
 def vars_of(request: oid4vp.AuthorizationRequest, **change: Any) -> oid4vp.AuthorizationRequest:
     import dataclasses
     return dataclasses.replace(request, **change)
+
+
+# --- the counter page -----------------------------------------------------------------------------
+def _sign_in(world: World) -> str:
+    page = world.verifier.post("/counter/login", content="token=" + TOKEN, follow_redirects=False,
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert page.status_code == 303 and "imi_counter" in page.cookies
+    home = world.verifier.get("/counter?lang=en")
+    assert home.status_code == 200
+    return home.text.split('name="csrf" value="')[1].split('"')[0]
+
+
+def test_counter_page_asks_a_registered_question_and_shows_only_the_answer(world: World) -> None:
+    assert 'type="password"' in world.verifier.get("/counter").text  # signed out: the sign-in form
+    csrf = _sign_in(world)
+    home = world.verifier.get("/counter").text
+    assert "Aged 18 or over" in home and "Community desk" in home and "Age check" in home
+    asked = world.verifier.post("/counter/ask", content=urllib.parse.urlencode(
+        {"csrf": csrf, "claim": "0|age_equal_or_over.18"}), follow_redirects=False,
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert asked.status_code == 303
+    waiting = world.verifier.get(asked.headers["location"])
+    assert "<svg" in waiting.text and 'http-equiv="refresh"' in waiting.text
+    assert waiting.headers["content-security-policy"].startswith("default-src 'none'")
+    uri = waiting.text.split('class="button" href="')[1].split('"')[0].replace("&amp;", "&")
+    request = world.wallet_opens(uri)
+    assert [c.claims[0].path for c in request.dcql_query.credentials] == [("age_equal_or_over", "18")]
+    token = oid4vp.wallet_answer(world.wallet, request, now=world.now())
+    world.post({"vp_token": json.dumps(token), "state": request.state})
+    done = world.verifier.get(asked.headers["location"]).text
+    assert "Verified" in done and "<dd>Yes</dd>" in done and "given" not in done and "1990" not in done
+    assert 'http-equiv="refresh"' not in done
+    zh = world.verifier.get(asked.headers["location"] + "?lang=zh-CN").text
+    assert "核验通过" in zh and "年满 18 岁" in zh and 'lang="zh-CN"' in zh
+
+
+def test_counter_refuses_forged_forms_and_unregistered_choices(world: World) -> None:
+    csrf = _sign_in(world)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    forged = world.verifier.post("/counter/ask", content="csrf=nope&claim=0%7Cage_equal_or_over.18", headers=form)
+    assert forged.status_code == 403 and forged.json()["reason"] == "csrf-mismatch"
+    beyond = world.verifier.post("/counter/ask", content=urllib.parse.urlencode(
+        {"csrf": csrf, "claim": "0|birthdate"}), headers=form)
+    assert beyond.status_code == 400 and "Choose at least one item" in beyond.text
+
+
+def test_counter_sign_in_needs_the_token(world: World) -> None:
+    page = world.verifier.post("/counter/login", content="token=wrong",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert page.status_code == 401 and "imi_counter" not in page.cookies
+    assert world.verifier.get("/counter/requests/x", follow_redirects=False).status_code == 303
+    assert world.verifier.post("/counter/ask", content="claim=0%7Cx", follow_redirects=False,
+                               headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 303
+
+
+def test_every_page_word_exists_in_both_languages() -> None:
+    from identity.http.i18n import LANGUAGES, MESSAGES
+
+    keys = [set(MESSAGES[lang]) for lang in LANGUAGES]
+    assert all(k == keys[0] for k in keys) and all(all(MESSAGES[lang].values()) for lang in LANGUAGES)

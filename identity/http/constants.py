@@ -12,6 +12,10 @@ VERIFIER_REQUESTS_MAX: Final = 10_000  # open requests held at once
 VERIFIER_BODY_BYTES_MAX: Final = OID4VP_VP_TOKEN_CHARS_MAX + 4 * 1024  # form overhead and state
 VERIFIER_CALLBACK_TIMEOUT_S: Final = 5.0
 
+# --- staff sessions of the pages (counter, console) ---------------------------------------
+STAFF_SESSION_TTL_S: Final = 8 * 3600  # one working day
+STAFF_SESSIONS_MAX: Final = 256  # signed-in browsers per service; the oldest is dropped beyond
+
 
 def check_limits() -> None:
     """Raise ValueError if the limits above contradict each other (runs under ``-O`` too)."""

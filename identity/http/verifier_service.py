@@ -17,6 +17,9 @@ route                                          what                             
                                                (``application/oauth-authz-req+jwt``)
 ``POST /v1/responses``                         ``direct_post``: form ``vp_token``, ``state``  anyone (a wallet)
 ``GET /health``                                ``{"status": "ok"}``                         anyone
+``GET /counter`` (and ``/counter/…``)           the counter page: pick a question from the   staff (signed
+                                               registration, show its QR code, see the      in with the
+                                               answer arrive                                token)
 =============================================  ===========================================  ==============
 
 Who may call, and what if they lie or flood: staff routes need the bearer token
@@ -27,7 +30,9 @@ public routes are bounded: pending requests expire after
 :data:`VERIFIER_REQUEST_TTL_S` and are capped (:data:`VERIFIER_REQUESTS_MAX`,
 ``503 too-many-requests``); a response is accepted once per request (a replayed
 ``vp_token`` is ``400 response-already-received``, and the first verdict stands);
-bodies are capped; the verdict only ever carries the requested claims.
+bodies are capped; the verdict only ever carries the requested claims. The counter
+page signs staff in with the same token into an HttpOnly, SameSite=Strict session
+cookie (bounded, expiring); its forms carry a CSRF token bound to the session.
 """
 
 from __future__ import annotations
@@ -44,13 +49,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from identity import dcql, oid4vp, services
 from identity.errors import DcqlError, IdentityError, Oid4vpError
+from identity.http import pages
 from identity.http.constants import (
+    STAFF_SESSION_TTL_S,
+    STAFF_SESSIONS_MAX,
     VERIFIER_BODY_BYTES_MAX,
     VERIFIER_CALLBACK_TIMEOUT_S,
     VERIFIER_REQUEST_TTL_S,
@@ -183,6 +191,9 @@ def create_verifier_app(
             raise ApiProblem(exc.reason, str(exc), status=400) from exc
         if body.callback_uri is not None:
             _check_callback(body.callback_uri)
+        return open_request(query, body.callback_uri)
+
+    def open_request(query: dcql.DcqlQuery, callback_uri: str | None) -> dict[str, Any]:
         faults = services.may_ask(registration(), query)
         if faults:
             raise ApiProblem("beyond-registration", "; ".join(faults), status=403)
@@ -195,7 +206,7 @@ def create_verifier_app(
         except Oid4vpError as exc:
             raise ApiProblem(exc.reason, str(exc), status=400) from exc
         signed = oid4vp.sign_request(request, config.signing_key, config.kid)
-        sessions.add(request_id, _Pending(request, signed, body.callback_uri), now)
+        sessions.add(request_id, _Pending(request, signed, callback_uri), now)
         request_uri = oid4vp.authorization_uri(request.client_id, f"{config.public_url}/v1/request-objects/{request_id}")
         return {"id": request_id, "request_uri": request_uri, "expires_at": request.exp}
 
@@ -249,9 +260,168 @@ def create_verifier_app(
             await run_in_threadpool(_safe_callback, send_callback, pending.callback_uri, pending.verdict, log)
         return {}
 
+    _counter_routes(app, config, registration, sessions, open_request, clock_s)
     app.add_middleware(CatchAll, logger=log)
     app.add_middleware(BodyLimit, body_bytes_max=VERIFIER_BODY_BYTES_MAX)
     return app
+
+
+# --- the counter page ------------------------------------------------------------------------------
+COUNTER_COOKIE = "imi_counter"
+
+
+@dataclass(slots=True)
+class StaffSessions:
+    """Signed-in counter sessions: random ids, bounded and expiring; a CSRF token per session."""
+
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    ttl_s: int = STAFF_SESSION_TTL_S
+    entries_max: int = STAFF_SESSIONS_MAX
+    _started: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, now: int) -> str:
+        session = secrets.token_urlsafe(24)
+        with self._lock:
+            self._started[session] = now
+            while len(self._started) > self.entries_max:
+                self._started.popitem(last=False)  # the oldest sign-in makes room
+        return session
+
+    def valid(self, session: str | None, now: int) -> bool:
+        with self._lock:
+            started = self._started.get(session or "")
+            if started is not None and now - started > self.ttl_s:
+                del self._started[str(session)]
+                return False
+            return started is not None
+
+    def end(self, session: str | None) -> None:
+        with self._lock:
+            self._started.pop(session or "", None)
+
+    def csrf(self, session: str) -> str:
+        return hmac.new(self.secret, session.encode(), "sha256").hexdigest()
+
+
+def _counter_routes(app: FastAPI, config: VerifierConfig, registration: RegistrationReader, sessions: Sessions,
+                    open_request: Callable[[dcql.DcqlQuery, str | None], dict[str, Any]],
+                    clock_s: Callable[[], int]) -> None:
+    staff = StaffSessions()
+
+    def signed_in(request: Request) -> str | None:
+        session = request.cookies.get(COUNTER_COOKIE)
+        return session if staff.valid(session, clock_s()) else None
+
+    def checked_form(request: Request, body: bytes, session: str) -> dict[str, list[str]]:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+            raise ApiProblem("unsupported-media-type", "forms are application/x-www-form-urlencoded", status=415)
+        fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        if not hmac.compare_digest(fields.get("csrf", [""])[0], staff.csrf(session)):
+            raise ApiProblem("csrf-mismatch", "the form is stale; reload the page", status=403)
+        return fields
+
+    def ask_page(request: Request, session: str, error: str | None = None) -> Response:
+        record = registration() or {}
+        queries = [{"index": qi, "vct": q["vct"], "claims": [oid4vp.dotted(tuple(p)) for p in q["claims"]
+                                                              if None not in p]}
+                   for qi, q in enumerate(record.get("queries", []))]
+        return pages.render(request, "counter_ask.html", csrf=staff.csrf(session), queries=queries, error=error,
+                            service_name=_text(record.get("name"), pages.language(request)) or config.did,
+                            purpose=_text(record.get("purpose"), pages.language(request)),
+                            status_code=400 if error else 200)
+
+    @app.get("/static/style.css", include_in_schema=False)
+    async def style() -> Response:
+        return pages.stylesheet()
+
+    @app.get("/counter", include_in_schema=False)
+    async def counter(request: Request) -> Response:
+        session = signed_in(request)
+        if session is None:
+            return pages.render(request, "counter_login.html", error=None)
+        return await run_in_threadpool(ask_page, request, session)
+
+    @app.post("/counter/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        fields = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
+        if not hmac.compare_digest(fields.get("token", [""])[0].encode(), config.admin_token.encode()):
+            return pages.render(request, "counter_login.html", error=pages.MESSAGES_FOR(request)["bad_token"],
+                                status_code=401)
+        response = RedirectResponse("/counter", status_code=303)
+        response.set_cookie(COUNTER_COOKIE, staff.start(clock_s()), httponly=True, samesite="strict",
+                            max_age=STAFF_SESSION_TTL_S, path="/counter")
+        return response
+
+    @app.post("/counter/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        session = signed_in(request)
+        if session is not None:
+            checked_form(request, await request.body(), session)
+            staff.end(session)
+        response = RedirectResponse("/counter", status_code=303)
+        response.delete_cookie(COUNTER_COOKIE, path="/counter")
+        return response
+
+    @app.post("/counter/ask", include_in_schema=False)
+    async def ask(request: Request) -> Response:
+        session = signed_in(request)
+        if session is None:
+            return RedirectResponse("/counter", status_code=303)
+        fields = checked_form(request, await request.body(), session)
+        record = await run_in_threadpool(registration) or {}
+        query = _query_from_choices(record, fields.get("claim", []))
+        if query is None:
+            return await run_in_threadpool(ask_page, request, session, pages.MESSAGES_FOR(request)["nothing_chosen"])
+        created = await run_in_threadpool(open_request, query, None)
+        return RedirectResponse(f"/counter/requests/{created['id']}", status_code=303)
+
+    @app.get("/counter/requests/{request_id}", include_in_schema=False)
+    async def waiting(request_id: str, request: Request) -> Response:
+        if signed_in(request) is None:
+            return RedirectResponse("/counter", status_code=303)
+        pending = sessions.get(request_id, clock_s())
+        record = await run_in_threadpool(registration) or {}
+        name = _text(record.get("name"), pages.language(request)) or config.did
+        if pending is None:
+            return pages.render(request, "counter_request.html", state="expired", service_name=name)
+        if pending.verdict is None:
+            uri = oid4vp.authorization_uri(pending.request.client_id,
+                                           f"{config.public_url}/v1/request-objects/{request_id}")
+            return pages.render(request, "counter_request.html", state="pending", service_name=name,
+                                request_uri=uri, qr=pages.qr_svg(uri, "openid4vp"),
+                                expires=time.strftime("%H:%M:%S", time.localtime(pending.request.exp)))
+        verdict = pending.verdict
+        return pages.render(request, "counter_request.html", state="done", service_name=name, valid=verdict.valid,
+                            reason=verdict.reason, claims=verdict.claims)
+
+
+def _text(value: Any, lang: str) -> str:
+    return str(value.get(lang, "")) if isinstance(value, dict) else ""
+
+
+def _query_from_choices(record: Mapping[str, Any], choices: list[str]) -> dcql.DcqlQuery | None:
+    """The DCQL query for the claims staff ticked (``"<query index>|<dotted path>"``), only
+    from the registration: a tampered form can name nothing else. Age thresholds are asked
+    as predicates (``values: [true]``): the answer is yes or no, never the birth date."""
+    registered = record.get("queries", [])
+    chosen: dict[int, list[list[Any]]] = {}
+    for choice in choices:
+        index_text, _, dotted_path = choice.partition("|")
+        if not index_text.isdigit() or int(index_text) >= len(registered):
+            continue
+        index = int(index_text)
+        for path in registered[index]["claims"]:
+            if None not in path and oid4vp.dotted(tuple(path)) == dotted_path:
+                chosen.setdefault(index, []).append(list(path))
+    if not chosen:
+        return None
+    credentials = []
+    for index, paths in sorted(chosen.items()):
+        claims = [{"path": p, **({"values": [True]} if p[0] == "age_equal_or_over" else {})} for p in paths]
+        credentials.append({"id": f"q{index}", "format": "dc+sd-jwt",
+                            "meta": {"vct_values": [registered[index]["vct"]]}, "claims": claims})
+    return dcql.parse_query({"credentials": credentials})
 
 
 def _form(content_type: str, body: bytes) -> dict[str, str]:
