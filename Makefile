@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test sim soak bench lint clean venv
+.PHONY: run test sim soak bench lint clean venv browser
 
 venv: $(STAMP)
 
@@ -14,8 +14,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+# The page tests drive Debian's chromium (Playwright, by its path). Installed here when
+# missing and possible (root with apt-get); otherwise say what to do. With CI=true a
+# missing browser fails those tests rather than skipping them.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the page tests (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	  else \
+	    echo "no chromium: install Debian's chromium (sudo apt-get install chromium fonts-noto-cjk) for the page tests"; \
+	  fi; }
 
 run: $(STAMP)
 	$(PY) -m cli.demo

@@ -16,9 +16,10 @@ START_TIMEOUT_S = 10.0
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[int]:
-    """Run ``app`` on 127.0.0.1 at a free port; yields the port, stops the server on exit."""
-    port = free_ports(1)[0]
+def serve_in_thread(app: Any, port: int | None = None) -> Iterator[int]:
+    """Run ``app`` on 127.0.0.1 at ``port`` (default: a free one); yields the port, stops the
+    server on exit."""
+    port = port or free_ports(1)[0]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

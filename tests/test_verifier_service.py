@@ -40,6 +40,7 @@ class World:
     verifier: TestClient
     wallet: Wallet
     callbacks: list[tuple[str, Any]]
+    app: Any
 
     def ask(self, query: dict[str, Any] = QUESTION, **extra: Any) -> Any:
         return self.verifier.post("/v1/requests", json={"dcql_query": query, **extra},
@@ -77,6 +78,11 @@ def _credential(s: Scene, wallet: Wallet, idx: int) -> str:
 
 @pytest.fixture()
 def world(tmp_path: Path) -> World:
+    return make_world(tmp_path, PUBLIC)
+
+
+def make_world(tmp_path: Path, public_url: str) -> World:
+    """A ledger with a registered desk service, its verifier app, and a wallet holding a PID."""
     s = build_scene()
     desk = Holder(det_key("desk/0"), det_key("desk/1"), "desk")
     s.block(s.create_did(desk))
@@ -94,13 +100,13 @@ def world(tmp_path: Path) -> World:
             return None
 
     callbacks: list[tuple[str, Any]] = []
-    config = VerifierConfig(desk.did, desk.key, f"{desk.did}#{desk.key.key_id}", PUBLIC, TOKEN)
+    config = VerifierConfig(desk.did, desk.key, f"{desk.did}#{desk.key.key_id}", public_url, TOKEN)
     app = create_verifier_app(config, registration=registration, verify_one=ledger_verify_one(light),
                               clock_s=lambda: s.clock() // 1000,
                               post_callback=lambda uri, verdict: callbacks.append((uri, verdict)))
     wallet = Wallet.create(tmp_path / "w.json", "pw", kdf=KdfParams.fastest())
     wallet.add_credential(_credential(s, wallet, idx=3), now=s.clock() // 1000)
-    return World(s, desk, light, TestClient(app, raise_server_exceptions=False), wallet, callbacks)
+    return World(s, desk, light, TestClient(app, raise_server_exceptions=False), wallet, callbacks, app)
 
 
 def test_a_registered_question_gets_only_its_answer(world: World) -> None:
