@@ -93,11 +93,12 @@ class DisclosureRecord:
     iss: str
     disclosed: tuple[str, ...]
     verifier: str | None = None  # the service's registered name, when the ledger named it
+    refused: str | None = None  # why nothing was disclosed (a refused or declined request)
 
     def to_json(self) -> dict[str, Any]:
         return {"at": self.at, "aud": self.aud, "nonce": self.nonce, "credential": self.credential,
                 "vct": self.vct, "iss": self.iss, "disclosed": list(self.disclosed),
-                "verifier": self.verifier}
+                "verifier": self.verifier, "refused": self.refused}
 
 
 def _box_key(password: str, salt: bytes, kdf: KdfParams) -> bytes:
@@ -351,9 +352,16 @@ class Wallet:
         del self._history[:-WALLET_HISTORY_MAX]
         return presentation
 
+    def record_refusal(self, at: int, aud: str, verifier: str | None, reason: str, detail: str) -> None:
+        """Remember a request that was refused or declined: nothing was disclosed."""
+        record = DisclosureRecord(at, aud, "", "", "", "", (), verifier, f"{reason}: {detail}"[:512])
+        self._history.append(record.to_json())
+        del self._history[:-WALLET_HISTORY_MAX]
+
     def history(self) -> list[DisclosureRecord]:
         return [DisclosureRecord(h["at"], h["aud"], h["nonce"], h["credential"], h["vct"], h["iss"],
-                                 tuple(h["disclosed"]), h.get("verifier")) for h in self._history]
+                                 tuple(h["disclosed"]), h.get("verifier"), h.get("refused"))
+                for h in self._history]
 
 
 __all__ = ["CredentialSummary", "DisclosureRecord", "KdfParams", "Wallet"]
