@@ -16,6 +16,10 @@ VERIFIER_CALLBACK_TIMEOUT_S: Final = 5.0
 STAFF_SESSION_TTL_S: Final = 8 * 3600  # one working day
 STAFF_SESSIONS_MAX: Final = 256  # signed-in browsers per service; the oldest is dropped beyond
 
+# --- the wallet app (loopback only) --------------------------------------------------------
+WALLET_APP_BODY_BYTES_MAX: Final = 16 * 1024  # forms: a password, a link, a choice
+WALLET_SESSION_IDLE_S: Final = 600  # the open wallet locks itself after this long unused
+
 
 def check_limits() -> None:
     """Raise ValueError if the limits above contradict each other (runs under ``-O`` too)."""
