@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from ledger.constants import BLOCK_TXS_MAX, CERTIFICATES_VERIFIED_MAX, HASH_BYTE
 from ledger.encoding import Canonical, Value, decode, encode, nesting_depth
 from ledger.errors import BlockError, CertificateError, TransactionError
 from ledger.hashing import HashTag, hash_value
-from ledger.keys import SigningKey, b64url_decode, b64url_encode
+from ledger.keys import PublicKey, SigningKey, b64url_decode, b64url_encode
 from ledger.merkle import leaf_hash, root_of_leaf_hashes
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
@@ -47,6 +47,9 @@ _CERTIFIED: OrderedDict[tuple[CommitCertificate, bytes, bytes], None] = OrderedD
 
 KnownTxs = Callable[[bytes], Transaction | None]
 """Looks up an already parsed transaction by its exact canonical bytes (or None)."""
+
+VoteCheck = Callable[[PublicKey, "Vote"], bool]
+"""Checks one signed vote against its signer's key: ``(key, vote) -> valid?``."""
 
 
 def merkle_root(leaves: list[bytes]) -> bytes:
@@ -193,23 +196,32 @@ class CommitCertificate:
     def precommit(self, validator: str, signature: bytes = b"") -> Vote:
         return Vote(self.chain_id, self.height, self.round, PRECOMMIT, self.block_hash, validator, signature)
 
-    def verify(self, header: BlockHeader, validators: ValidatorSet) -> None:
+    def check_header(self, header: BlockHeader) -> None:
+        """Raise :class:`CertificateError` unless this certificate names ``header`` (its hash,
+        height and chain). The first check of :meth:`verify`; the store runs it alone before
+        it writes a certificate beside a header (:meth:`ledger.storage.LedgerStore.append_block`)."""
+        if (self.block_hash != header.hash or self.height != header.height
+                or self.chain_id != header.chain_id):
+            raise CertificateError("certificate is for another block", reason="certificate-mismatch")
+
+    def verify(self, header: BlockHeader, validators: ValidatorSet, check_vote: VoteCheck | None = None) -> None:
         """Raise :class:`CertificateError` unless > 2/3 of ``validators`` precommitted ``header``.
 
-        Requires ``validators.hash == header.validator_set_hash`` (checked here). A
-        certificate that verified is remembered (a pure function of the certificate,
-        the header hash and the set's hash): a light client checks the same certified
-        head for every read of one verification.
+        Requires ``validators.hash == header.validator_set_hash`` (checked here).
+        ``check_vote`` verifies each precommit (default: the signer's public key over
+        :meth:`Vote.signing_bytes`); the consensus core passes its signature hook, which
+        a driver or the simulator may memoize. With the default, a certificate that
+        verified is remembered (a pure function of the certificate, the header hash and
+        the set's hash): a light client checks the same certified head for every read of
+        one verification. A caller's own ``check_vote`` is always asked.
         """
         remembered = (self, header.hash, validators.hash)
-        if remembered in _CERTIFIED:
+        if check_vote is None and remembered in _CERTIFIED:
             return
         if validators.hash != header.validator_set_hash:
             raise CertificateError("certificate checked against the wrong validator set",
                                    reason="wrong-validator-set")
-        if (self.block_hash != header.hash or self.height != header.height
-                or self.chain_id != header.chain_id):
-            raise CertificateError("certificate is for another block", reason="certificate-mismatch")
+        self.check_header(header)
         seen: set[str] = set()
         for validator, signature in self.signatures:
             if validator in seen:
@@ -218,14 +230,16 @@ class CommitCertificate:
             member = validators.get(validator)
             if member is None:
                 raise CertificateError(f"signer {validator} is not a validator", reason="unknown-signer")
-            vote = self.precommit(validator)
-            if not member.public_key.verify(vote.signing_bytes(), signature):
+            vote = self.precommit(validator, signature)
+            if not (check_vote or _signature_ok)(member.public_key, vote):
                 raise CertificateError(f"invalid precommit signature by {validator}",
                                        reason="bad-certificate-signature")
         if not validators.has_quorum(seen):
             raise CertificateError(
                 f"signers hold {validators.power_of(seen)} of {validators.total_power} power; "
                 f"{validators.quorum_power} needed", reason="insufficient-quorum")
+        if check_vote is not None:
+            return
         _CERTIFIED[remembered] = None
         while len(_CERTIFIED) > CERTIFICATES_VERIFIED_MAX:
             with contextlib.suppress(KeyError):  # another thread trimmed it first
@@ -271,6 +285,21 @@ class CommitCertificate:
                        bytes.fromhex(obj["block_hash"]), pairs)
         except Exception as exc:  # any malformed input becomes one typed error
             raise CertificateError(f"certificate JSON: {exc}", reason="bad-certificate") from exc
+
+
+def _signature_ok(key: PublicKey, vote: Vote) -> bool:
+    return key.verify(vote.signing_bytes(), vote.signature)
+
+
+def certify(header: BlockHeader, signers: Iterable[SigningKey]) -> CommitCertificate:
+    """The certificate a decision of ``header`` by ``signers`` produces: each key's precommit
+    signature for it at the header's round, ordered by key id as the consensus core orders
+    them. For tests, the in-process dev node and tools that hold validator keys; whether
+    the signers are a quorum of the right set is :meth:`CommitCertificate.verify`'s to say."""
+    unsigned = CommitCertificate(header.chain_id, header.height, header.round, header.hash, ())
+    signatures = tuple(sorted(
+        (key.key_id, key.sign(unsigned.precommit(key.key_id).signing_bytes())) for key in signers))
+    return CommitCertificate(header.chain_id, header.height, header.round, header.hash, signatures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,5 +377,7 @@ __all__ = [
     "CommitCertificate",
     "KnownTxs",
     "Vote",
+    "VoteCheck",
+    "certify",
     "merkle_root",
 ]

@@ -176,10 +176,18 @@ class LedgerStore:
 
         Checks before writing: height and link to the head (or genesis), body
         against ``tx_root``, the log and state roots the header names, that the
-        certificate is for this header, and that no transaction is stored
-        already. The certificate's signatures are the caller's to verify
-        (:class:`ledger.chain.ChainVerifier`). Raises :class:`BlockError` and
-        writes nothing if a check fails.
+        certificate names this header, and that no transaction is stored
+        already (:meth:`has_tx`). Raises :class:`BlockError` and writes nothing
+        if a check fails.
+
+        Whether the certificate's signatures hold a quorum is decided in one
+        place for a validator, :meth:`node.application.LedgerApplication.apply_committed`
+        (the path of decided, caught-up and dev-node blocks), with
+        :meth:`CommitCertificate.verify` against the set named for that height: the
+        store does not read validator sets. Here the first check of that same
+        rule, :meth:`CommitCertificate.check_header`, runs again on purpose: the
+        store writes the certificate beside the header it is handed, and a caller
+        that mixed them up would leave a block whose certificate nobody can verify.
 
         ``prepared`` is the :meth:`preview` of these ``state_updates`` and tx ids on
         the current head: its log and state writes are reused when it was made on
@@ -196,9 +204,7 @@ class LedgerStore:
         if header.height != height + 1 or header.prev_hash != prev_hash:
             raise BlockError(f"block {header.height} does not follow head {height}", reason="broken-link")
         block.check_body()
-        if (certificate.block_hash != header.hash or certificate.height != header.height
-                or certificate.chain_id != header.chain_id):
-            raise BlockError("certificate is for another block", reason="certificate-mismatch")
+        certificate.check_header(header)
         log_start = self.log.size()
         if (prepared is not None and prepared.base_height == height
                 and (prepared.log_size, prepared.log_root, prepared.state_root)
@@ -215,7 +221,7 @@ class LedgerStore:
                 raise BlockError(f"block {header.height}: state root differs", reason="state-root-mismatch")
         for index, tx in enumerate(block.txs):
             key = PREFIX_TX + tx.tx_id
-            if self.kv.get(key) is not None or batch.lookup(key) is not MISSING:
+            if self.has_tx(tx.tx_id) or batch.lookup(key) is not MISSING:
                 raise BlockError(f"transaction {tx.tx_id.hex()} is already stored",
                                  reason="replayed-transaction")
             batch.put(key, encode([header.height, index, log_start + index, tx.to_bytes()]))
@@ -265,6 +271,11 @@ class LedgerStore:
         """Height of the stored block with ``block_hash``, or None."""
         raw = self.kv.get(PREFIX_BLOCK_HASH + block_hash)
         return None if raw is None else int.from_bytes(raw, "big")
+
+    def has_tx(self, tx_id: bytes) -> bool:
+        """True iff a transaction with ``tx_id`` is committed: the replay check of admission,
+        execution and :meth:`append_block` (nothing is parsed)."""
+        return self.kv.get(PREFIX_TX + tx_id) is not None
 
     def tx(self, tx_id: bytes) -> TxRecord | None:
         found = self._tx_record(tx_id)

@@ -10,10 +10,10 @@
   block strictly and accepts it only if every header field is reproduced
   exactly and its time is within ``BLOCK_TIME_DRIFT_MS_MAX`` of our clock.
 * :meth:`LedgerApplication.apply_committed` — the driver's path for decided
-  blocks (and catch-up's): re-verify the commit certificate against the set
-  named for that height, reuse (or redo) the execution, and store the block in
-  one atomic batch (``LedgerStore.append_block``). Idempotent for heights
-  already stored.
+  blocks (and catch-up's, and the in-process dev node's): verify the commit
+  certificate against the set named for that height, reuse (or redo) the
+  execution, and store the block in one atomic batch
+  (``LedgerStore.append_block``). Idempotent for heights already stored.
 
 Executions are cached by block hash between validation and commit (bounded by
 ``EXECUTIONS_CACHED_MAX``) so a block is normally executed once per validator.
@@ -30,7 +30,7 @@ from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX
 from ledger.errors import BlockError, LedgerError
 from ledger.execution import BlockContext, Executor, read_validator_set
 from ledger.genesis import Genesis
-from ledger.storage import PREFIX_TX, BlockPreview, LedgerStore
+from ledger.storage import BlockPreview, LedgerStore
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
 from node.constants import PROPOSE_BATCH_TXS_MAX
@@ -75,9 +75,6 @@ class LedgerApplication:
         self.rejected_blocks = 0
 
     # --- helpers -----------------------------------------------------------------------
-    def is_committed(self, tx_id: bytes) -> bool:
-        return self.store.kv.get(PREFIX_TX + tx_id) is not None
-
     def height(self) -> int:
         return self.store.height()
 
@@ -123,7 +120,7 @@ class LedgerApplication:
             txs = self.mempool.batch(PROPOSE_BATCH_TXS_MAX)
         ctx = BlockContext(self.genesis.chain_id, height, time_ms, self.my_key_id)
         execution = self.executor.execute_block(self.store.state_reader(height - 1), txs, ctx,
-                                                self.is_committed, strict=False)
+                                                self.store.has_tx, strict=False)
         if execution.rejected and self.mempool is not None:
             self.mempool.remove(tx_id for tx_id, _ in execution.rejected)
         ids = [tx.tx_id for tx in execution.txs]
@@ -165,6 +162,11 @@ class LedgerApplication:
 
         Raises :class:`BlockError` / :class:`CertificateError` if the block or its
         certificate does not check (nothing is written then).
+
+        This is where a stored block's certificate is verified, once, before the
+        block is re-executed (a catching-up node must not pay an execution for a
+        peer's forged certificate); the store only re-checks that the certificate
+        names the header (see :meth:`LedgerStore.append_block`).
         """
         header = block.header
         stored = self.store.height()
@@ -234,7 +236,7 @@ class LedgerApplication:
         ctx = BlockContext(h.chain_id, h.height, h.time_ms, h.proposer)
         execution = self.executor.execute_block(self.store.state_reader(h.height - 1),
                                                 self._admitted(block.txs), ctx,
-                                                self.is_committed, strict=True)
+                                                self.store.has_tx, strict=True)
         if execution.next_validators.hash != h.next_validator_set_hash:
             raise BlockError("next validator set differs", reason="wrong-validator-set")
         preview = self.store.preview([tx.tx_id for tx in block.txs], execution.updates)

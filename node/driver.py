@@ -36,12 +36,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
 from ledger.encoding import Value
 from ledger.errors import LedgerError
 from node.application import LedgerApplication
-from node.consensus.messages import Proposal
+from node.consensus.messages import Message, Proposal
 from node.consensus.types import Envelope, Ready
 from node.constants import (
     BATCH_TXS_MIN,
@@ -54,7 +54,33 @@ from node.wal import Wal
 
 log = logging.getLogger("imi.driver")
 
-CoreFactory = Callable[[list[Value]], Any]
+
+class ConsensusCore(Protocol):
+    """What the driver drives: :class:`node.consensus.core.Core` (a script in driver tests).
+
+    Pure: each call returns the :class:`Ready` the driver must act on, in its order.
+    """
+
+    @property
+    def height(self) -> int:
+        """The height the core is deciding (0 before its first tick)."""
+        ...
+
+    @property
+    def round(self) -> int:
+        """The round of :attr:`height` the core is in."""
+        ...
+
+    def step(self, message: Message) -> Ready:
+        """Handle one message from a peer (or our own transport); never raises on bad input."""
+        ...
+
+    def tick(self) -> Ready:
+        """Advance the core's abstract time by one tick."""
+        ...
+
+
+CoreFactory = Callable[[list[Value]], ConsensusCore]
 """Builds a core from restored WAL records: ``Core(config, my_key, app, restored)``."""
 
 
@@ -93,7 +119,7 @@ class Driver:
         self._clock = clock  # the gate's and the timings' time (the tick loop paces itself on the loop's)
         self.timings = ConsensusTimings()
         self._timed_height: int | None = None
-        self.core: Any = None
+        self.core: ConsensusCore | None = None
         self.paused = True
         self._gated = False  # holding the first tick of the next height
         self._last_commit_s = clock()
@@ -200,14 +226,17 @@ class Driver:
 
     # --- feeding the core ------------------------------------------------------------------
     def tick(self) -> None:
+        """One tick into the core (none before :meth:`start_core`)."""
+        if self.core is None:
+            return
         self._gated = False
         began_s = self._clock()
         self._handle(self.core.tick(), began_s)
 
-    def step(self, message: object) -> None:
+    def step(self, message: Message) -> None:
         if self.paused or self.core is None:
             return
-        if self._gated and getattr(message, "height", 0) > self._app.height():
+        if self._gated and message.height > self._app.height():
             # A peer is already at the next height: stop holding, first let the core enter it.
             self.tick()
         began_s = self._clock()
@@ -217,8 +246,8 @@ class Driver:
 
     def _handle(self, ready: Ready, began_s: float) -> None:
         """Act on ``ready``, which the core returned for a call that began at ``began_s``."""
-        height = getattr(self.core, "height", None)
-        if height != self._timed_height and type(height) is int:
+        height = self.core.height if self.core is not None else None
+        if height is not None and height != self._timed_height:
             self._timed_height = height
             self.timings.entered(height, began_s)
         if ready.persist:
@@ -270,4 +299,4 @@ class Driver:
                             first.round, first.kind)
 
 
-__all__ = ["CoreFactory", "Driver"]
+__all__ = ["ConsensusCore", "CoreFactory", "Driver"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ledger.genesis import Genesis
+from ledger.storage import LedgerStore
 from ledger.tx import Transaction
 
 
@@ -22,13 +23,18 @@ class NodeView(Protocol):
     def genesis(self) -> Genesis: ...
 
     @property
-    def store(self) -> Any:
-        """The node's ledger.storage.LedgerStore (committed blocks, txs, state, proofs)."""
+    def store(self) -> LedgerStore:
+        """The node's store of committed blocks, transactions, state and proofs (read only)."""
         ...
 
     async def submit(self, tx: Transaction) -> None:
         """Admit ``tx`` to the mempool (and gossip it). Raises a ledger TransactionError
-        (or SignatureError/ReplayError) with a stable ``reason`` if it is not admissible."""
+        (or SignatureError/ReplayError) with a stable ``reason`` if it is not admissible;
+        a transaction committed already is a ReplayError (``replayed-transaction``)."""
+        ...
+
+    def is_pending(self, tx_id: bytes) -> bool:
+        """True while ``tx_id`` waits in this node's mempool (GET /v1/transactions: "pending")."""
         ...
 
     async def wait_committed(self, tx_id: bytes, timeout_s: float) -> int | None:

@@ -18,10 +18,9 @@ not re-gossiped, since the validator mesh is complete.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from ledger.errors import ReplayError
-from ledger.execution import BlockContext, Executor, StateReader
+from ledger.execution import BlockContext, Executor, StateReader, refuse_replay
 from ledger.tx import Transaction
 from node.constants import MEMPOOL_GOSSIP_BATCH_MAX, MEMPOOL_TXS_MAX
 from node.errors import MempoolFull
@@ -76,14 +75,17 @@ class Mempool:
     def __contains__(self, tx_id: bytes) -> bool:
         return tx_id in self._pending
 
+    def __iter__(self) -> Iterator[bytes]:
+        """Ids of the pending transactions, oldest first."""
+        return iter(list(self._pending))
+
     def add(self, tx: Transaction, *, gossip: bool = True) -> bool:
         """Admit ``tx``; True if new, False if already pending. Raises a ledger
         TransactionError / ReplayError / SignatureError if it is not admissible."""
         if tx.tx_id in self._pending:
             return False
         try:
-            if self._is_committed(tx.tx_id):
-                raise ReplayError("transaction already committed", reason="replayed-transaction")
+            refuse_replay(tx.tx_id, self._is_committed)
             if len(self._pending) >= self.capacity:
                 raise MempoolFull(f"mempool holds {self.capacity} transactions; retry later")
             ctx = BlockContext(self._executor.chain_id, self._next_height(), self._now_ms(), "")

@@ -63,7 +63,7 @@ from node.constants import (
     VOTE_TIMEOUT_MS,
     WAIT_COMMITTED_S_MAX,
 )
-from node.driver import Driver
+from node.driver import ConsensusCore, Driver
 from node.errors import ConfigError, MempoolError
 from node.mempool import Mempool
 from node.sync import Syncer
@@ -214,7 +214,7 @@ class ValidatorService:
             self._executor,
             state=lambda: self._store.state_reader(),
             next_height=lambda: self._store.height() + 1,
-            is_committed=lambda tx_id: self.app.is_committed(tx_id),
+            is_committed=self._store.has_tx,
             now_ms=now_ms,
         )
         self.app = LedgerApplication(store=self._store, executor=self._executor, genesis=self._genesis,
@@ -300,7 +300,7 @@ class ValidatorService:
             "head_hash": head.hash.hex() if head is not None else None,
             "state_root": (head.state_root.hex() if head is not None
                            else self._store.state.root_at(0).hex()),
-            "round": getattr(core, "round", None),
+            "round": core.round if core is not None else None,
             "peers_connected": len(self.transport.connected_peers()),
             "mempool_size": len(self.mempool),
             "syncing": self.syncer.syncing,
@@ -386,7 +386,7 @@ class ValidatorService:
                     future.set_result(block.header.height)
 
     # --- core ----------------------------------------------------------------------------
-    def _make_core(self, restored: list[Value]) -> Any:
+    def _make_core(self, restored: list[Value]) -> ConsensusCore:
         from node.consensus.core import Core
 
         config = CoreConfig(chain_id=self._genesis.chain_id, timeouts=timeouts_for(self.config.tick_ms))

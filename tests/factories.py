@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from ledger import block as ledger_block
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.genesis import DEFAULT_POLICY, Genesis
 from ledger.keys import SigningKey
@@ -62,11 +63,7 @@ def header(c: Consortium, height: int, prev_hash: bytes, txs: tuple[Transaction,
 def certify(c: Consortium, hdr: BlockHeader, signers: int | None = None) -> CommitCertificate:
     """A certificate signed by the first ``signers`` validators (default: all)."""
     chosen = list(c.validators.validators)[: signers if signers is not None else len(c.validators)]
-    unsigned = CommitCertificate(CHAIN_ID, hdr.height, hdr.round, hdr.hash, ())
-    sigs = tuple(
-        (v.key_id, c.keys[v.key_id].sign(unsigned.precommit(v.key_id).signing_bytes())) for v in chosen
-    )
-    return CommitCertificate(CHAIN_ID, hdr.height, hdr.round, hdr.hash, sigs)
+    return ledger_block.certify(hdr, (c.keys[v.key_id] for v in chosen))
 
 
 def block(c: Consortium, height: int, prev_hash: bytes, txs: tuple[Transaction, ...] = ()) -> Block:

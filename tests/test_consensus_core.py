@@ -336,6 +336,23 @@ def test_a_commit_message_with_a_forged_certificate_is_rejected() -> None:
     assert fresh.step(CommitMessage(block, cert)).committed == ((block, cert),)
 
 
+def test_a_commit_messages_certificate_is_checked_through_the_injected_signature_hook() -> None:
+    cluster = Cluster(4)
+    cluster.run(40, until=lambda: min(cluster.heights()) >= 1)
+    block, cert = cluster.nodes[0].app.ledger.blocks[0]
+    asked: list[object] = []
+
+    def refuse(key: object, signed: object) -> bool:
+        asked.append(signed)
+        return False
+
+    fresh = Core(dataclasses.replace(CONFIG, verify_signature=refuse), _key("observer"), cluster.new_app())
+    assert fresh.step(CommitMessage(block, cert)).committed == ()  # a valid certificate, refused by the hook
+    assert fresh.dropped["bad-certificate"] == 1 and len(asked) == 1
+    trusting = Core(dataclasses.replace(CONFIG, verify_signature=lambda key, signed: True), _key("observer"), cluster.new_app())
+    assert trusting.step(CommitMessage(block, cert)).committed == ((block, cert),)
+
+
 def test_a_decision_recorded_but_not_applied_is_emitted_again_after_a_restart() -> None:
     cluster = Cluster(4)
     cluster.run(40, until=lambda: min(cluster.heights()) >= 1)

@@ -20,7 +20,7 @@ from identity.ledger_errors import LightClientError, NotFoundError
 from identity.light_client import LightClient
 from identity.rules import IDENTITY_HANDLERS
 from ledger import statekeys
-from ledger.block import BlockHeader, CommitCertificate
+from ledger.block import BlockHeader, CommitCertificate, certify
 from ledger.encoding import encode
 from ledger.execution import (
     DEVNET_HANDLERS,
@@ -96,9 +96,7 @@ class Chain:
                 keys: Mapping[str, SigningKey] | None = None) -> CommitCertificate:
         keys = keys or self.keys
         chosen = vset.validators[: signers if signers is not None else len(vset)]
-        unsigned = CommitCertificate(header.chain_id, header.height, header.round, header.hash, ())
-        return CommitCertificate(header.chain_id, header.height, header.round, header.hash, tuple(
-            (v.key_id, keys[v.key_id].sign(unsigned.precommit(v.key_id).signing_bytes())) for v in chosen))
+        return certify(header, (keys[v.key_id] for v in chosen))
 
     def gov(self, type_: str, payload: dict) -> Transaction:
         return self.tx(type_, "gov", payload, *self.c.trustee_keys[:2])

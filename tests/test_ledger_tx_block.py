@@ -253,6 +253,51 @@ def test_a_verified_certificate_is_remembered_and_a_failed_one_is_not(monkeypatc
         cert.verify(hdr, consortium(seed=8).validators)
 
 
+def test_a_caller_signature_hook_checks_every_precommit_and_nothing_is_remembered_for_it() -> None:
+    c = consortium(seed=9)
+    hdr = header(c, 1, c.genesis.hash, time_ms=9_999)
+    cert = certify(c, hdr)
+    asked: list[Vote] = []
+
+    def accept(key: object, vote: Vote) -> bool:
+        asked.append(vote)
+        return True
+
+    cert.verify(hdr, c.validators)  # remembered for the default check ...
+    cert.verify(hdr, c.validators, accept)  # ... yet a hook of the caller's is asked anyway
+    assert [(v.validator, v.signature, v.kind) for v in asked] == [(k, s, "precommit") for k, s in cert.signatures]
+    with pytest.raises(CertificateError) as exc:
+        cert.verify(hdr, c.validators, lambda key, vote: vote.validator != cert.signatures[1][0])
+    assert exc.value.reason == "bad-certificate-signature"
+    forged = CommitCertificate(cert.chain_id, 1, 0, hdr.hash, ((cert.signatures[0][0], bytes(64)),) + cert.signatures[1:])
+    forged.verify(hdr, c.validators, accept)  # the hook decides the signatures ...
+    with pytest.raises(CertificateError):
+        forged.verify(hdr, c.validators)  # ... and its answer was not remembered for the default
+
+
+def test_check_header_is_the_binding_part_of_verify() -> None:
+    c = consortium()
+    hdr = header(c, 1, c.genesis.hash)
+    cert = certify(c, hdr, signers=1)  # no quorum: check_header does not look at signatures
+    cert.check_header(hdr)
+    for other in (header(c, 1, c.genesis.hash, time_ms=5), header(c, 2, hdr.hash)):
+        with pytest.raises(CertificateError) as exc:
+            cert.check_header(other)
+        assert exc.value.reason == "certificate-mismatch"
+
+
+def test_certify_signs_the_headers_precommit_with_each_key_in_key_id_order() -> None:
+    c = consortium()
+    hdr = header(c, 1, c.genesis.hash)
+    keys = list(c.keys.values())
+    cert = block_module.certify(hdr, reversed(keys[:3]))
+    assert (cert.chain_id, cert.height, cert.round, cert.block_hash) == (CHAIN_ID, 1, hdr.round, hdr.hash)
+    assert [k for k, _ in cert.signatures] == sorted(k.key_id for k in keys[:3])
+    cert.verify(hdr, c.validators)
+    with pytest.raises(CertificateError):
+        block_module.certify(hdr, keys[:2]).verify(hdr, c.validators)
+
+
 def test_vote_signature_binds_every_field() -> None:
     c = consortium()
     vid, key = next(iter(c.keys.items()))

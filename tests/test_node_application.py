@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ledger.block import PRECOMMIT, Block, CommitCertificate, Vote
+from ledger.block import Block, certify
 from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX
 from ledger.errors import CertificateError
 from ledger.execution import DEVNET_HANDLERS, Executor, genesis_state
@@ -45,7 +45,7 @@ def _app(genesis: Genesis, me: SigningKey, *, now_ms=_now) -> LedgerApplication:
     store.initialize(genesis, genesis_state(genesis))
     executor = Executor(CHAIN, DEVNET_HANDLERS)
     pool = Mempool(executor, state=lambda: store.state_reader(), next_height=lambda: store.height() + 1,
-                   is_committed=lambda t: store.tx(t) is not None, now_ms=now_ms)
+                   is_committed=store.has_tx, now_ms=now_ms)
     return LedgerApplication(store=store, executor=executor, genesis=genesis, mempool=pool,
                              my_key_id=me.key_id, now_ms=now_ms)
 
@@ -56,12 +56,6 @@ def _note() -> Transaction:
                               payload={"data": b"x"}, expires_at_ms=_now() + 60_000).sign(key)
 
 
-def _certificate(block: Block, signers: list[SigningKey]) -> CommitCertificate:
-    sigs = []
-    for key in sorted(signers, key=lambda k: k.key_id):
-        vote = Vote(CHAIN, block.header.height, block.header.round, PRECOMMIT, block.hash, key.key_id)
-        sigs.append((key.key_id, vote.signed(key).signature))
-    return CommitCertificate(CHAIN, block.header.height, block.header.round, block.hash, tuple(sigs))
 
 
 def _proposer_and_other(keys: list[SigningKey], genesis: Genesis) -> tuple[SigningKey, SigningKey]:
@@ -82,7 +76,7 @@ def test_block_built_by_the_proposer_validates_and_commits_elsewhere(keys: list[
     block = proposer.build_block(1, 0)
     assert [t.tx_id for t in block.txs] == [t.tx_id for t in txs]
     assert other.validate_block(block)
-    certificate = _certificate(block, keys[:3])
+    certificate = certify(block.header, keys[:3])
     for app in (proposer, other):
         assert app.apply_committed(block, certificate) is True
         assert app.apply_committed(block, certificate) is False  # idempotent
@@ -117,8 +111,8 @@ def test_commit_needs_a_quorum_certificate(keys: list[SigningKey]) -> None:
     proposer, other = _app(genesis, proposer_key), _app(genesis, other_key)
     block = proposer.build_block(1, 0)
     with pytest.raises(CertificateError):
-        other.apply_committed(block, _certificate(block, keys[:2]))
-    outsider = _certificate(block, [*keys[:2], SigningKey.generate()])
+        other.apply_committed(block, certify(block.header, keys[:2]))
+    outsider = certify(block.header, [*keys[:2], SigningKey.generate()])
     with pytest.raises(CertificateError):
         other.apply_committed(block, outsider)
     assert other.store.height() == 0

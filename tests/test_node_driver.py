@@ -24,6 +24,9 @@ class _FakeApp:
 class _FakeCore:
     """Returns scripted Readies; remembers what it was restored from."""
 
+    height = 0
+    round = 0
+
     def __init__(self, restored: list[Value], script: list[Ready]) -> None:
         self.restored = restored
         self.script = script

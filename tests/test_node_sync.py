@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from ledger.block import certify
 from ledger.encoding import Value
 from ledger.keys import SigningKey
 from node.application import LedgerApplication
 from node.sync import Syncer
-from tests.test_node_application import _app, _certificate, _genesis, _note
+from tests.test_node_application import _app, _genesis, _note
 
 
 def _chain(keys: list[SigningKey], heights: int) -> tuple[LedgerApplication, LedgerApplication]:
@@ -20,7 +21,7 @@ def _chain(keys: list[SigningKey], heights: int) -> tuple[LedgerApplication, Led
         assert proposer.mempool is not None
         proposer.mempool.add(_note())
         block = proposer.build_block(height, 0)
-        certificate = _certificate(block, keys[:3])
+        certificate = certify(block.header, keys[:3])
         for app in apps.values():
             app.apply_committed(block, certificate)
     fresh = _app(genesis, SigningKey.generate())

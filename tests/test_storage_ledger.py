@@ -66,6 +66,7 @@ def test_blocks_txs_and_certificates_read_back() -> None:
     record = chain.store.tx(txs[1].tx_id)
     assert record is not None and (record.tx, record.height, record.index, record.log_index) == (txs[1], 1, 1, 1)
     assert chain.store.tx(b"\x00" * 32) is None and chain.store.block(2) is None
+    assert chain.store.has_tx(txs[0].tx_id) and not chain.store.has_tx(b"\x00" * 32)
 
 
 def test_state_reads_and_proofs_at_every_height() -> None:
@@ -161,7 +162,9 @@ def test_replayed_transaction_is_rejected() -> None:
     chain = new_chain()
     tx = factories.note_tx(data=b"once")
     block, cert = next_block(chain, (tx,), {})
+    assert not chain.store.has_tx(tx.tx_id)
     chain.store.append_block(block, cert, {})
+    assert chain.store.has_tx(tx.tx_id)
     block, cert = next_block(chain, (tx,), {})
     with pytest.raises(BlockError) as info:
         chain.store.append_block(block, cert, {})

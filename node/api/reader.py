@@ -19,7 +19,9 @@ from ledger import statekeys
 from ledger.block import Block, CommitCertificate
 from ledger.encoding import decode
 from ledger.errors import StorageError
+from ledger.genesis import Genesis
 from ledger.keys import b64url_encode
+from ledger.storage import LedgerStore
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
 from node.api.constants import API_ANCHORS_CACHED_MAX
@@ -31,7 +33,7 @@ class ChainReader:
 
     __slots__ = ("_anchors", "genesis", "store")
 
-    def __init__(self, store: Any, genesis: Any) -> None:
+    def __init__(self, store: LedgerStore, genesis: Genesis) -> None:
         self.store = store
         self.genesis = genesis
         # JSON of recent committed headers and certificates by height: a committed

@@ -1,9 +1,8 @@
 """``/v1/transactions``: submit a signed transaction (or a batch), look one up.
 
 Admission runs, in order: strict JSON body → strict base64url → canonical CBOR
-and the transaction schema → not already committed → the node's own admission
-(``NodeView.submit``: chain, signatures, expiry, replay, execution against the
-state). The first failure answers a 4xx problem with the ledger's reason. The
+and the transaction schema → the node's own admission (``NodeView.submit``: not
+already committed, chain, signatures, expiry, execution against the state). The first failure answers a 4xx problem with the ledger's reason. The
 API leaves the signature checks to ``submit`` so that each is verified once.
 
 Resubmitting a transaction that is still pending is idempotent (202 again, the
@@ -19,7 +18,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from ledger.constants import TX_BYTES_MAX
-from ledger.errors import KeyError_, LedgerError, ReplayError, TransactionError
+from ledger.errors import KeyError_, LedgerError, TransactionError
 from ledger.keys import b64url_decode
 from ledger.tx import Transaction
 from node.api.constants import API_COMMIT_WAIT_MS_DEFAULT, API_COMMIT_WAIT_MS_MAX
@@ -56,16 +55,9 @@ def parse_transaction(text: str) -> Transaction:
     return tx
 
 
-def _is_pending(ctx: ApiContext, tx_id: bytes) -> bool:
-    """Whether the node's mempool holds ``tx_id``, if the node can tell (optional in NodeView)."""
-    probe = getattr(ctx.node, "is_pending", None)
-    return bool(probe(tx_id)) if callable(probe) else False
-
-
 async def admit(ctx: ApiContext, tx: Transaction) -> None:
-    """Admit a parsed transaction: not committed yet, then the node's own admission."""
-    if ctx.reader.tx_location(tx.tx_id) is not None:
-        raise ReplayError("transaction already committed", reason="replayed-transaction")
+    """Admit a parsed transaction: the node's own admission, which refuses a committed one
+    (``replayed-transaction``) before any other check (:meth:`NodeView.submit`)."""
     await ctx.node.submit(tx)
 
 
@@ -209,7 +201,7 @@ def transactions_router(ctx: ApiContext) -> APIRouter:
         committed = ctx.reader.committed_tx_json(raw_id)
         if committed is not None:
             return committed
-        if _is_pending(ctx, raw_id):
+        if ctx.node.is_pending(raw_id):
             return {"id": tx_id, "status": "pending"}
         raise ApiProblem("unknown-transaction", f"transaction {tx_id} is neither committed nor pending here")
 

@@ -59,7 +59,7 @@ from enum import IntEnum
 
 from ledger.block import PRECOMMIT, PREVOTE, VOTE_KINDS, Block, CommitCertificate, Vote
 from ledger.encoding import Value
-from ledger.errors import BlockError, LedgerError
+from ledger.errors import BlockError, CertificateError, LedgerError
 from ledger.keys import PublicKey, SigningKey
 from ledger.validators import ValidatorSet
 from node.consensus.errors import LocalError, RestoreError
@@ -250,7 +250,8 @@ class Core:
         self._key = my_key
         self.me = my_key.key_id
         self._app = app
-        self._verify_sig = config.verify_signature or _default_verify
+        self._verify_hook = config.verify_signature  # None: the ledger's own (cached) checks
+        self._verify_sig = self._verify_hook or _default_verify
         self.now = 0  # ticks since construction
         self.dropped: dict[str, int] = {}  # reason -> count of ignored inputs
         self._persist_out: list[Value] = []
@@ -836,20 +837,13 @@ class Core:
         return CommitCertificate(self.chain_id, self.height, round_, block_hash, tuple(signers))
 
     def _certificate_ok(self, block: Block, cert: CommitCertificate) -> bool:
-        """The checks of ``CommitCertificate.verify``, through our signature hook."""
-        header = block.header
-        if (self.validators.hash != header.validator_set_hash or cert.block_hash != header.hash
-                or cert.height != header.height or cert.chain_id != header.chain_id):
+        """The ledger's own rule (:meth:`CommitCertificate.verify`) against the current set,
+        each precommit checked through the injected signature hook if there is one."""
+        try:
+            cert.verify(block.header, self.validators, self._verify_hook)
+        except CertificateError:
             return False
-        seen: set[str] = set()
-        for validator, signature in cert.signatures:
-            member = self.validators.get(validator)
-            if member is None or validator in seen:
-                return False
-            seen.add(validator)
-            if not self._verify_sig(member.public_key, cert.precommit(validator, signature)):
-                return False
-        return self.validators.has_quorum(seen)
+        return True
 
     def _decide(self, block: Block, cert: CommitCertificate) -> None:
         assert self.decision is None and block.header.height == self.height

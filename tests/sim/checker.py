@@ -2,8 +2,8 @@
 
 * agreement — no two honest nodes commit different blocks at one height;
 * validity — every committed block carries a certificate that verifies
-  (``CommitCertificate.verify``, independent of the core's own check) against the
-  validator set of its height, and its transactions execute (the application
+  (``CommitCertificate.verify``, whether the core assembled it from precommits or
+  took it from a commit message) against the validator set of its height, and its transactions execute (the application
   re-executes strictly when it applies the block);
 * no honest double-sign — every proposal and vote an honest node sends is
   compared with everything it signed before, across restarts;
@@ -69,7 +69,7 @@ class Checker:
             except LedgerError as exc:
                 self.violation(f"validity: {node} committed height {height} with a bad certificate: {exc}")
         else:
-            # ... and for other nodes' certificates the same rules with memoized signature checks.
+            # ... and for other nodes' certificates the same rule with memoized signature checks.
             problem = self._certificate_problem(block, cert, validators)
             if problem:
                 self.violation(f"validity: {node} committed height {height} with a bad certificate: {problem}")
@@ -83,20 +83,10 @@ class Checker:
         chain.append(block.hash)
 
     def _certificate_problem(self, block: Block, cert: CommitCertificate, validators: ValidatorSet) -> str:
-        header = block.header
-        if validators.hash != header.validator_set_hash:
-            return "wrong validator set"
-        if (cert.block_hash, cert.height, cert.chain_id) != (header.hash, header.height, header.chain_id):
-            return "certificate for another block"
-        signers = [v for v, _ in cert.signatures]
-        if len(set(signers)) != len(signers):
-            return "duplicate signer"
-        for validator, signature in cert.signatures:
-            member = validators.get(validator)
-            if member is None or not self._verify(member.public_key, cert.precommit(validator, signature)):
-                return f"bad signature by {validator[:8]}"
-        if not validators.has_quorum(signers):
-            return "no quorum"
+        try:
+            cert.verify(block.header, validators, self._verify)
+        except LedgerError as exc:
+            return str(exc)
         return ""
 
     def on_restart(self, node: str, held: list[bytes]) -> None:
