@@ -17,7 +17,7 @@ proposal rejects the whole block if any transaction fails.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,9 +28,9 @@ from ledger.constants import (
     VALIDATOR_SETS_PARSED_MAX,
 )
 from ledger.encoding import Value, decode, encode
-from ledger.errors import BlockError, EncodingError, LedgerError, ReplayError, TransactionError
+from ledger.errors import BlockError, EncodingError, LedgerError, TransactionError
 from ledger.genesis import Genesis
-from ledger.tx import Transaction
+from ledger.tx import Transaction, refuse_replay
 from ledger.validators import ValidatorSet
 
 
@@ -158,16 +158,6 @@ def _apply_due_validator_set(state: Overlay, ctx: BlockContext) -> None:
                     [p for p in pending if isinstance(p, dict) and p.get("height") != ctx.height + 1])
 
 
-def refuse_replay(tx_id: bytes, is_committed: Callable[[bytes], bool],
-                  seen: Container[bytes] = frozenset()) -> None:
-    """Raise :class:`ReplayError` if ``tx_id`` is committed (``is_committed``: a validator's
-    :meth:`ledger.storage.LedgerStore.has_tx`) or ran earlier in the same block (``seen``).
-    The one replay rule: execution asks it for every transaction, mempool admission
-    first of all (a replay is refused before a full pool is)."""
-    if tx_id in seen or is_committed(tx_id):
-        raise ReplayError("transaction already committed", reason="replayed-transaction")
-
-
 def handle_test_note(tx: Transaction, state: Overlay, ctx: BlockContext) -> None:
     """``test.note``: a devnet load transaction; the sender is its own key id."""
     data = tx.payload.get("data")
@@ -276,6 +266,5 @@ __all__ = [
     "genesis_state",
     "handle_test_note",
     "read_validator_set",
-    "refuse_replay",
     "schedule_validator_set",
 ]

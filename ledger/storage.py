@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 
 from ledger.block import Block, BlockHeader, CommitCertificate
 from ledger.encoding import decode, encode
-from ledger.errors import BlockError, ProofError, StorageError
+from ledger.errors import BlockError, ProofError, ReplayError, StorageError
 from ledger.genesis import Genesis
-from ledger.kv import KV, MISSING, WriteBatch
+from ledger.kv import KV, WriteBatch
 from ledger.merkle import MerkleLog, leaf_hash
 from ledger.state import StateProof, StateTree, StateView
-from ledger.tx import Transaction
+from ledger.tx import Transaction, refuse_replay
 
 # One-byte key namespaces. Heights are 8-byte big-endian so keys sort by height.
 PREFIX_META = b"\x00"  # b"\x00head" -> [height, hash]; b"\x00genesis" -> genesis JSON
@@ -219,12 +219,15 @@ class LedgerStore:
             state_root = self.state.apply(state_updates, header.height, batch, base_version=height)
             if state_root != header.state_root:
                 raise BlockError(f"block {header.height}: state root differs", reason="state-root-mismatch")
+        seen: set[bytes] = set()
         for index, tx in enumerate(block.txs):
-            key = PREFIX_TX + tx.tx_id
-            if self.has_tx(tx.tx_id) or batch.lookup(key) is not MISSING:
+            try:
+                refuse_replay(tx.tx_id, self.has_tx, seen)
+            except ReplayError as exc:
                 raise BlockError(f"transaction {tx.tx_id.hex()} is already stored",
-                                 reason="replayed-transaction")
-            batch.put(key, encode([header.height, index, log_start + index, tx.to_bytes()]))
+                                 reason="replayed-transaction") from exc
+            seen.add(tx.tx_id)
+            batch.put(PREFIX_TX + tx.tx_id, encode([header.height, index, log_start + index, tx.to_bytes()]))
         batch.put(_height_key(PREFIX_HEADER, header.height), encode(header.to_value()))
         batch.put(_height_key(PREFIX_BODY, header.height), encode([tx.tx_id for tx in block.txs]))
         batch.put(_height_key(PREFIX_CERT, header.height), encode(certificate.to_value()))

@@ -18,7 +18,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -368,6 +368,16 @@ class Transaction:
 _PARSED = _ParseMemo(TX_PARSE_MEMO_ENTRIES_MAX, TX_PARSE_MEMO_BYTES_MAX)
 
 
+def refuse_replay(tx_id: bytes, is_committed: Callable[[bytes], bool],
+                  seen: Container[bytes] = frozenset()) -> None:
+    """Raise :class:`ReplayError` if ``tx_id`` is committed (``is_committed``: a validator's
+    :meth:`ledger.storage.LedgerStore.has_tx`) or came earlier in the same block (``seen``).
+    The one replay rule: execution asks it for every transaction, mempool admission
+    first of all (a replay is refused before a full pool is), the store before it writes."""
+    if tx_id in seen or is_committed(tx_id):
+        raise ReplayError("transaction already committed", reason="replayed-transaction")
+
+
 def _view(value: Value) -> Any:
     if isinstance(value, bytes):
         return value.hex()
@@ -378,4 +388,4 @@ def _view(value: Value) -> Any:
     return value
 
 
-__all__ = ["LedgerError", "Transaction", "TxSignature"]
+__all__ = ["LedgerError", "Transaction", "TxSignature", "refuse_replay"]

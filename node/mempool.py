@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 
-from ledger.execution import BlockContext, Executor, StateReader, refuse_replay
-from ledger.tx import Transaction
+from ledger.execution import BlockContext, Executor, StateReader
+from ledger.tx import Transaction, refuse_replay
 from node.constants import MEMPOOL_GOSSIP_BATCH_MAX, MEMPOOL_TXS_MAX
 from node.errors import MempoolFull
 
