@@ -24,7 +24,7 @@ from identity.ledger_client import NodeClient
 from identity.request import PresentationRequest
 from identity.rules import IDENTITY_HANDLERS
 from identity.wallet import KdfParams, Wallet
-from ledger.execution import DEVNET_HANDLERS, Executor
+from ledger.execution import DEVNET_HANDLERS
 from node.api.app import create_app
 from tests.serving import serve_in_thread
 from tests.test_issuance_world import CITIZEN_CLAIMS, VCT, issuer_dir, setup_ledger
@@ -37,8 +37,7 @@ START_S_MAX = 30
 
 @pytest.fixture()
 def node_url() -> Iterator[tuple[str, InProcessNode]]:
-    node = InProcessNode()
-    node.executor = Executor(node.genesis.chain_id, {**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
+    node = InProcessNode(handlers={**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
     node.commit()
     with serve_in_thread(create_app(node, extra_routers=ROUTERS)) as port:
         yield f"http://127.0.0.1:{port}", node

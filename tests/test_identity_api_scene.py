@@ -17,7 +17,7 @@ from identity.presentation import present
 from identity.request import PresentationRequest
 from identity.rules import IDENTITY_HANDLERS
 from identity.sdjwt import HolderBinding, issue
-from ledger.execution import DEVNET_HANDLERS, Executor
+from ledger.execution import DEVNET_HANDLERS
 from ledger.keys import SigningKey
 from ledger.kv import KV
 from ledger.tx import Transaction
@@ -86,8 +86,7 @@ class Scene:
 
 def build_scene(kv: KV | None = None) -> Scene:
     clock = Clock()
-    node = InProcessNode(kv, clock_ms=clock)
-    node.executor = Executor(node.genesis.chain_id, {**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
+    node = InProcessNode(kv, handlers={**DEVNET_HANDLERS, **IDENTITY_HANDLERS}, clock_ms=clock)
     s = Scene(node, clock)
     s.block(s.create_did(s.alice), s.create_did(s.agency))
     s.block(s.gov("gov.issuer_accredit", {"did": s.agency.did, "name": "Agency", "vcts": [VCT]}))

@@ -14,7 +14,7 @@ import cli.did
 from cli.main import app
 from identity.light_client import HttpFetcher, LightClient
 from identity.rules import IDENTITY_HANDLERS
-from ledger.execution import DEVNET_HANDLERS, Executor
+from ledger.execution import DEVNET_HANDLERS
 from ledger.keys import SigningKey
 from node.api.app import create_app
 from tests.test_node_api_support import InProcessNode
@@ -24,8 +24,7 @@ runner = CliRunner()
 
 @pytest.fixture()
 def node(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> InProcessNode:
-    n = InProcessNode()
-    n.executor = Executor(n.genesis.chain_id, {**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
+    n = InProcessNode(handlers={**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
     n.commit()  # block 1, so /v1/blocks/latest answers
     monkeypatch.setattr(cli.did, "http_client", lambda: TestClient(create_app(n), raise_server_exceptions=False))
     (tmp_path / "genesis.json").write_text(n.genesis.dumps())

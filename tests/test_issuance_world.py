@@ -27,7 +27,7 @@ from identity.ledger_client import NodeClient
 from identity.light_client import LightClient
 from identity.rules import IDENTITY_HANDLERS
 from identity.wallet import KdfParams, Wallet
-from ledger.execution import DEVNET_HANDLERS, Executor
+from ledger.execution import DEVNET_HANDLERS
 from ledger.keys import SigningKey
 from node.api.app import create_app
 from tests.test_node_api_support import InProcessNode
@@ -89,8 +89,7 @@ class World:
 def build_world(register: dict[str, Any] | None = None) -> World:
     """Accredited agency, published vct, a 2-bit status list; ``register`` in the JSON form
     of :class:`Register` (default: subject ``citizen-1`` with :data:`CITIZEN_CLAIMS`)."""
-    node = InProcessNode()
-    node.executor = Executor(node.genesis.chain_id, {**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
+    node = InProcessNode(handlers={**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
     node.commit()  # block 1, so /v1/blocks/latest answers
     node_http = TestClient(create_app(node, extra_routers=ROUTERS), base_url=NODE_URL,
                            raise_server_exceptions=False)

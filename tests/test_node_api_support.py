@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ledger.execution import DEVNET_HANDLERS, Handler
 from ledger.kv import KV
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tests.devnode import DevNode
@@ -19,11 +20,12 @@ class InProcessNode(DevNode):
         kv: KV | None = None,
         *,
         members: Consortium | None = None,
+        handlers: Mapping[str, Handler] = DEVNET_HANDLERS,
         auto_commit: bool = True,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.consortium = members or consortium()
-        super().__init__(self.consortium.genesis, list(self.consortium.keys.values()), kv,
+        super().__init__(self.consortium.genesis, list(self.consortium.keys.values()), kv, handlers=handlers,
                          auto_commit=auto_commit, clock_ms=clock_ms, name="v0")
 
 
