@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ledger.block import Vote
 from ledger.encoding import Value
 from ledger.errors import LedgerError
 from node.application import LedgerApplication
@@ -290,11 +291,11 @@ class Driver:
                                                                        self._wait_ended)
         for first, second in ready.evidence:
             self.evidence_count += 1
-            if isinstance(first, Proposal):
+            if isinstance(first, Proposal) and isinstance(second, Proposal):
                 log.warning("equivocation by %s at height %d round %d (two proposals: blocks %s, %s)",
                             first.proposer, first.height, first.round,
                             first.block.hash.hex()[:16], second.block.hash.hex()[:16])
-            else:
+            elif isinstance(first, Vote):
                 log.warning("equivocation by %s at height %d round %d (%s)", first.validator, first.height,
                             first.round, first.kind)
 

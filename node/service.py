@@ -316,7 +316,7 @@ class ValidatorService:
 
     # --- frames --------------------------------------------------------------------------
     def _send_envelope(self, envelope: Envelope) -> None:
-        frame: Value = {"t": "c", "m": message_to_value(envelope.message)}  # type: ignore[arg-type]
+        frame: Value = {"t": "c", "m": message_to_value(envelope.message)}
         if envelope.to is None:
             self.transport.broadcast(frame)
         elif envelope.to != self._key.key_id:

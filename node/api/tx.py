@@ -2,8 +2,9 @@
 
 Admission runs, in order: strict JSON body → strict base64url → canonical CBOR
 and the transaction schema → the node's own admission (``NodeView.submit``: not
-already committed, chain, signatures, expiry, execution against the state). The first failure answers a 4xx problem with the ledger's reason. The
-API leaves the signature checks to ``submit`` so that each is verified once.
+already committed, chain, signatures, expiry, execution against the state). The
+first failure answers a 4xx problem with the ledger's reason. The API leaves
+the replay and signature checks to ``submit`` so that each is made once.
 
 Resubmitting a transaction that is still pending is idempotent (202 again, the
 same id); resubmitting a committed one is ``409 replayed-transaction``.

@@ -522,7 +522,7 @@ class Core:
             return self._drop("bad-signature")
         first = tally.first.get(vote.validator)
         if first is not None:
-            self._add_evidence(first, vote)
+            self._add_evidence((first, vote))
             if tally.values[vote.validator] >= VALUES_PER_VOTER_MAX:
                 return self._drop("equivocation")
         if vote.round > self.round + ROUNDS_AHEAD_MAX:
@@ -556,7 +556,7 @@ class Core:
         for earlier in stored:
             # The proposer signed two different proposals for one (height, round).
             if (earlier.block.hash, earlier.pol_round) != (proposal.block.hash, proposal.pol_round):
-                self._add_evidence(earlier, proposal)
+                self._add_evidence((earlier, proposal))
                 break
         if proposal.round > self.round + ROUNDS_AHEAD_MAX:
             self._note_round(proposal.proposer, proposal.round)
@@ -719,8 +719,9 @@ class Core:
                 self._add_vote(vote, self._my_power)
         self._send(vote)
 
-    def _add_evidence(self, first: Vote | Proposal, second: Vote | Proposal) -> None:
+    def _add_evidence(self, pair: Evidence) -> None:
         """Report two conflicting messages signed by one validator (once per round and kind)."""
+        second = pair[1]
         if isinstance(second, Proposal):
             key = (second.proposer, second.round, "proposal")
         else:
@@ -728,7 +729,7 @@ class Core:
         if key in self._evidence_keys or len(self._evidence_keys) >= EVIDENCE_PER_HEIGHT_MAX:
             return
         self._evidence_keys.add(key)
-        self._evidence_out.append((first, second))
+        self._evidence_out.append(pair)
 
     # ------------------------------------------------------------ rules
     def _evaluate(self) -> None:

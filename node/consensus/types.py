@@ -29,7 +29,7 @@ Driver obligations (see docs/consensus.md):
 Changes to this contract (issue 3):
 
 * ``Message`` is :data:`node.consensus.messages.Message` (Proposal | Vote |
-  CommitMessage | SyncRequest); the alias here stays ``object`` to avoid an import cycle.
+  CommitMessage | SyncRequest).
 * ``CoreConfig.verify_signature`` (optional, default ``None``): a hook
   ``(public_key, signed) -> bool`` where ``signed`` is a Vote or Proposal (anything
   with ``signing_bytes()`` and ``signature``); the default is
@@ -45,12 +45,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from ledger.block import Block, CommitCertificate
+from ledger.block import Block, CommitCertificate, Vote
 from ledger.encoding import Value
 from ledger.keys import PublicKey
 from ledger.validators import ValidatorSet
+from node.consensus.messages import Message, Proposal
 
 
 class Application(Protocol):
@@ -83,9 +84,9 @@ class Envelope:
     to: str | None = None
 
 
-# An equivocation: (first, second), both Votes or both Proposals (node.consensus.messages;
-# typed loosely here to avoid an import cycle), signed by one validator for the same slot.
-Evidence = tuple[Any, Any]
+# An equivocation: (first, second), both Votes or both Proposals, signed by one
+# validator for the same slot.
+Evidence = tuple[Vote, Vote] | tuple[Proposal, Proposal]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +98,6 @@ class Ready:
 
     def is_empty(self) -> bool:
         return not (self.persist or self.send or self.committed or self.evidence)
-
-
-# A Message is one of the frozen dataclasses defined in node.consensus.messages
-# (Proposal, Vote from ledger.block, CommitMessage for catch-up, ...).
-Message = object
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +119,7 @@ class CoreConfig:
     chain_id: str
     timeouts: Timeouts = field(default_factory=Timeouts)
     # (public key, signed Vote or Proposal) -> valid?; None means PublicKey.verify on signing_bytes().
-    verify_signature: Callable[[PublicKey, Any], bool] | None = None
+    verify_signature: Callable[[PublicKey, Vote | Proposal], bool] | None = None
 
 
 __all__ = ["Application", "CoreConfig", "Envelope", "Evidence", "Message", "Ready", "Timeouts"]
