@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.block import Block
 from ledger.encoding import Value
@@ -69,6 +69,11 @@ from node.mempool import Mempool
 from node.sync import Syncer
 from node.transport import Transport, parse_address
 from node.wal import Wal
+
+if TYPE_CHECKING:  # the API is imported only when served (see _start_api)
+    from fastapi import APIRouter
+
+    from node.api.context import RouterFactory
 
 log = logging.getLogger("imi.service")
 
@@ -181,7 +186,7 @@ class ValidatorService:
         config: NodeConfig,
         handlers: Mapping[str, Handler],
         *,
-        extra_routers: Sequence[Any] = (),
+        extra_routers: Sequence[RouterFactory | APIRouter] = (),
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.config = config
