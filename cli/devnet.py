@@ -27,6 +27,7 @@ import httpx
 import typer
 
 from cli._common import fail, print_json
+from cli._consortium import create_consortium
 
 app = typer.Typer(help="A local consortium of validators as OS processes.", no_args_is_help=True)
 
@@ -106,8 +107,6 @@ class Devnet:
 
     # --- lifecycle -------------------------------------------------------------------
     def create(self, validators: int = 4, *, heartbeat_ms: int | None = None) -> None:
-        from cli.genesis import create_consortium
-
         if not (self.dir / "genesis.json").exists():
             create_consortium(self.dir, validators=validators, trustees=3, threshold=2,
                               chain_id="imi-devnet", heartbeat_ms=heartbeat_ms)

@@ -19,10 +19,16 @@ from typing import Any
 
 import typer
 
-import cli.did
-from cli._common import configure_json_logging, fail, print_json, uvicorn_json_log_config
-from cli.did import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, read_genesis, usage
-from cli.key import read_text_file
+from cli import _ledger_client
+from cli._common import (
+    configure_json_logging,
+    fail,
+    print_json,
+    read_text_file,
+    usage,
+    uvicorn_json_log_config,
+)
+from cli._ledger_client import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, read_genesis
 from identity.fetcher import IdentityHttpFetcher
 from identity.issuer_agent import ISSUER_CONFIG, IssuerConfig
 from identity.ledger_client import NodeClient
@@ -90,8 +96,8 @@ def serve(
     chain = read_genesis(genesis)
     try:
         config = IssuerConfig.load(issuer_dir)
-        fetcher = IdentityHttpFetcher(node, client=cli.did.http_client())
-        agent = config.agent(NodeClient(node, client=cli.did.http_client()),
+        fetcher = IdentityHttpFetcher(node, client=_ledger_client.http_client())
+        agent = config.agent(NodeClient(node, client=_ledger_client.http_client()),
                              LightClient(chain, fetcher, freshness_ms))
     except ValueError as exc:
         fail(str(exc), reason="bad-issuer-dir")
@@ -118,7 +124,7 @@ def serve(
 def _status(action: str, issuer: str, idx: int, token_file: Path | None, as_json: bool) -> None:
     token = _token(token_file)
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    client = cli.did.http_client()
+    client = _ledger_client.http_client()
     try:
         response = client.post(issuer.rstrip("/") + f"/v1/issuance/{action}", json={"idx": idx}, headers=headers)
         body: Any = response.json()

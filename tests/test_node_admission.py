@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from cli.devnet import Devnet
-from cli.genesis import free_ports
+from cli._consortium import free_ports
 from ledger.keys import PublicKey
 
 pytestmark = pytest.mark.xdist_group("devnet")
