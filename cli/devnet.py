@@ -305,6 +305,8 @@ def down(
                                  "that were running)."),
 ) -> None:
     """Stop every validator of the devnet (data stays in DIR)."""
+    if not (directory / "genesis.json").exists():
+        fail(f"no devnet in {directory}", reason="not-found", as_json=as_json)
     net = Devnet(directory)
     stopped = sorted(name for name, pid in net.pids().items() if _alive(pid))
     net.down()

@@ -109,8 +109,9 @@ def _box_key(password: str, salt: bytes, kdf: KdfParams) -> bytes:
 
 
 def _credential_id(compact: str) -> str:
-    """Stable id: first 16 chars of base64url(SHA-256(issuer-signed JWT))."""
-    return b64url_encode(sha256(compact.split("~", 1)[0].encode("ascii")))[:16]
+    """Stable id: the first 20 hex digits (80 bits) of SHA-256(issuer-signed JWT). Hex, so an
+    id never starts with '-' and passes on a command line as an argument, not an option."""
+    return sha256(compact.split("~", 1)[0].encode("ascii")).hex()[:20]
 
 
 class Wallet:
