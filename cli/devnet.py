@@ -28,6 +28,7 @@ import typer
 
 from cli._common import fail, print_json
 from cli._consortium import create_consortium
+from ledger.files import PUBLIC_FILE_MODE, write_atomic
 
 app = typer.Typer(help="A local consortium of validators as OS processes.", no_args_is_help=True)
 
@@ -101,9 +102,7 @@ class Devnet:
         return {k: int(v) for k, v in json.loads(self.pids_file.read_text()).items()}
 
     def _save_pids(self, pids: dict[str, int]) -> None:
-        tmp = self.pids_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(pids, indent=2, sort_keys=True))
-        os.replace(tmp, self.pids_file)
+        write_atomic(self.pids_file, json.dumps(pids, indent=2, sort_keys=True), mode=PUBLIC_FILE_MODE)
 
     # --- lifecycle -------------------------------------------------------------------
     def create(self, validators: int = 4, *, heartbeat_ms: int | None = None) -> None:

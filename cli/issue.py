@@ -34,6 +34,7 @@ from identity.issuer_agent import ISSUER_CONFIG, IssuerConfig
 from identity.ledger_client import NodeClient
 from identity.ledger_constants import FRESHNESS_MS_DEFAULT
 from identity.light_client import LightClient
+from ledger.files import PUBLIC_FILE_MODE, write_atomic
 
 app = typer.Typer(help="An agency's issuer service: serve, revoke, suspend, reinstate.", no_args_is_help=True)
 
@@ -69,7 +70,7 @@ def init(
               "register": str(register.resolve()), "lifetime_s": lifetime_s}
     try:
         issuer_dir.mkdir(parents=True, exist_ok=True)
-        (issuer_dir / ISSUER_CONFIG).write_text(json.dumps(config, indent=2))
+        write_atomic(issuer_dir / ISSUER_CONFIG, json.dumps(config, indent=2), mode=PUBLIC_FILE_MODE)
         IssuerConfig.load(issuer_dir)
     except (OSError, ValueError) as exc:
         fail(str(exc), reason="bad-issuer-dir")
