@@ -145,3 +145,33 @@ def test_an_id_starting_with_a_dash_passes_after_double_dash(tmp_path: Path,
     assert json.loads(out)["claims"]["given_name"] == "Ada"
     code, out, err = imi("wallet", "answer", "--request", os.devnull, "--credential", "-Xq3credential", env=env)
     assert "No such option" not in err  # an option's value may start with '-' (the request is what fails)
+
+
+def _key_whose_id_starts_with_a_dash() -> object:
+    """An Ed25519 key whose RFC 7638 thumbprint (its id) starts with '-' (one in 64 does)."""
+    from ledger.keys import SigningKey
+
+    for _ in range(10_000):  # (63/64)**10_000 < 1e-68: never exhausted
+        key = SigningKey.generate("EdDSA")
+        if key.key_id.startswith("-"):
+            return key
+    raise AssertionError("no key id starting with '-' in 10,000 keys")
+
+
+def test_a_key_id_starting_with_a_dash_passes_after_double_dash(tmp_path: Path) -> None:
+    from identity.wallet import KdfParams, Wallet
+
+    key = _key_whose_id_starts_with_a_dash()
+    wallet = Wallet.create(tmp_path / "w.imi", "pw", kdf=KdfParams.fastest())
+    kid = wallet.import_key(key)  # type: ignore[arg-type]
+    wallet.save()
+    env = {"IMI_WALLET": str(tmp_path / "w.imi"), "IMI_WALLET_PASSWORD": "pw"}
+    code, out, err = imi("wallet", "key-public", "--json", "--", kid, env=env)
+    assert code == 0, err
+    assert json.loads(out)["kid"] == kid
+    # a validator's key id, as `imi gov validator-remove` takes it: parsed as the argument (the
+    # command then fails for want of a node: exit 1, not a usage error)
+    (tmp_path / "trustee.jwk").write_text(json.dumps(key.to_private_jwk()))  # type: ignore[attr-defined]
+    code, _, err = imi("gov", "validator-remove", "--trustee-key", str(tmp_path / "trustee.jwk"),
+                       "--node", "http://127.0.0.1:9", "--", kid)
+    assert code == 1 and "No such option" not in err
