@@ -162,14 +162,14 @@ def read_public_key(path: Path, what: str = "public key") -> PublicKey:
         fail(f"{what} {str(path)!r} is not a usable JWK: {exc}", reason="bad-key")
 
 
-def write_private(path: Path, text: str, *, force: bool, what: str = "file", as_json: bool | None = None) -> None:
+def write_private(path: Path, text: str, *, force: bool, what: str, exists_hint: str = "",
+                  as_json: bool | None = None) -> None:
     """Write ``text`` owner-only (0600), atomically and durably; never over an existing file
     unless ``force``. Exit 1 (``file-exists`` or ``bad-file``) if it cannot."""
     try:
         write_atomic(path, text, exclusive=not force)
     except FileExistsError:
-        hint = "; use --force to replace it" if what == "file" else ""
-        fail(f"{what} {str(path)!r} exists{hint}", reason="file-exists", as_json=as_json)
+        fail(f"{what} {str(path)!r} exists{exists_hint}", reason="file-exists", as_json=as_json)
     except OSError as exc:
         fail(f"cannot write {what} {str(path)!r}: {exc.strerror or exc}", reason="bad-file", as_json=as_json)
 

@@ -126,17 +126,18 @@ def create_consortium(
         raise ValueError("need validators >= 1, trustees >= 1 and 1 <= threshold <= trustees")
     if hosts and len(hosts) != validators:
         raise ValueError(f"give one --host per validator ({validators}), not {len(hosts)}")
+    ports = [base_port + i for i in range(2 * validators)] if base_port is not None else free_ports(2 * validators)
+    listens = [check_address(f"{hosts[i] if hosts else LOOPBACK}:{ports[2 * i]}", "--host")
+               for i in range(validators)]  # every input checked before the first file is written
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / "genesis.json").exists():
         raise FileExistsError(f"{directory / 'genesis.json'} exists; pick an empty directory")
-    ports = [base_port + i for i in range(2 * validators)] if base_port is not None else free_ports(2 * validators)
     (directory / "validators").mkdir(exist_ok=True)
     (directory / "certs").mkdir(exist_ok=True)
     members: list[Validator] = []
     for i in range(validators):
         name = f"v{i}"
-        listen = check_address(f"{hosts[i] if hosts else LOOPBACK}:{ports[2 * i]}", "--host")
-        member = write_node_dir(directory / "validators" / name, name=name, listen=listen,
+        member = write_node_dir(directory / "validators" / name, name=name, listen=listens[i],
                                 api=f"{LOOPBACK}:{ports[2 * i + 1]}")
         shutil.copy(directory / "validators" / name / "tls_cert.pem", directory / "certs" / f"{name}.pem")
         members.append(member)

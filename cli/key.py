@@ -27,7 +27,8 @@ def new(
 ) -> None:
     """Generate a key pair and write the private JWK to --out."""
     key = SigningKey.generate(alg.value)
-    write_private(out, json.dumps(key.to_private_jwk(), indent=2) + "\n", force=force)
+    write_private(out, json.dumps(key.to_private_jwk(), indent=2) + "\n", force=force, what="key file",
+                  exists_hint="; use --force to replace it")
     if as_json:
         print_json({"ok": True, "path": str(out), "kid": key.key_id, "alg": alg.value,
                     "public_jwk": key.public_key.to_jwk()})
