@@ -101,7 +101,7 @@ def start_issuer_service(c: Consortium, agency: Agency, register: Mapping[str, A
     """The agency's issuer service as an ``imi issue serve`` process (writes to the writer, reads
     it through a light client rooted in the devnet's genesis); stopped with the consortium
     (:meth:`Consortium.close`). ``register``: the JSON form of :class:`identity.issuer_agent.Register`."""
-    directory = c.net.dir / "issuers" / agency.list_id
+    directory = c.net.dir / "issuers" / f"{agency.list_id}-{agency.did[-8:]}"  # a rerun's agency: a new one
     service = start_issuer_process(directory, did=agency.did, key=agency.key, list_id=agency.list_id,
                                    register=register, node=c.apis[c.writer], genesis=c.net.dir / "genesis.json",
                                    code_root=c.net.code_root)
