@@ -101,10 +101,7 @@ def test_a_wallet_save_that_fails_keeps_the_old_wallet(tmp_path: Path, monkeypat
     assert _leftovers(tmp_path) == [] and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_issuer_records_are_written_owner_only_and_durably(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from identity.issuer_agent import IssuerRecords
-
+def _record_directory_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     synced_dirs: list[int] = []
     real_fsync = os.fsync
 
@@ -114,6 +111,22 @@ def test_issuer_records_are_written_owner_only_and_durably(tmp_path: Path,
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
+    return synced_dirs
+
+
+def test_a_wallet_save_fsyncs_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity.wallet import KdfParams, Wallet
+
+    synced_dirs = _record_directory_fsyncs(monkeypatch)
+    Wallet.create(tmp_path / "wallet.imi", "pw", kdf=KdfParams.fastest()).save()
+    assert synced_dirs, "the directory was not fsynced after the rename"
+
+
+def test_issuer_records_are_written_owner_only_and_durably(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity.issuer_agent import IssuerRecords
+
+    synced_dirs = _record_directory_fsyncs(monkeypatch)
     records = IssuerRecords(tmp_path / "issued.json")
     records.add({"list_id": "l", "idx": 3, "vct": "v", "subject": "s"})
     assert synced_dirs, "the directory was not fsynced after the rename"
