@@ -35,6 +35,8 @@ ISSUER_START_TIMEOUT_S: Final = 60.0  # python start-up and imports on a loaded 
 ISSUER_STOP_GRACE_S: Final = 5.0
 ISSUER_INIT_TIMEOUT_S: Final = 60.0
 STATUS_HTTP_TIMEOUT_S: Final = 40.0  # a status action waits for its commit
+HEALTH_HTTP_TIMEOUT_S: Final = 2.0  # one /health probe
+HEALTH_POLL_S: Final = 0.1
 LOG_TAIL_CHARS_MAX: Final = 600  # of the service's log, quoted when it failed to start
 
 
@@ -58,7 +60,7 @@ class IssuerProcess:
 
     def wait_healthy(self, timeout_s: float = ISSUER_START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
-        with httpx.Client(timeout=2.0) as http:
+        with httpx.Client(timeout=HEALTH_HTTP_TIMEOUT_S) as http:
             while True:
                 if self.process.poll() is not None:
                     raise ScenarioError("issuer service", f"{self.url} exited ({self.process.returncode}): "
@@ -70,7 +72,7 @@ class IssuerProcess:
                     pass
                 if time.monotonic() > deadline:
                     raise ScenarioError("issuer service", f"{self.url} not healthy after {timeout_s} s")
-                time.sleep(0.1)
+                time.sleep(HEALTH_POLL_S)
 
     def status(self, action: str, idx: int) -> int:
         """``POST /v1/issuance/<action>`` as the agency's staff; returns the commit height."""
