@@ -202,9 +202,29 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
+def _move_entries(source: Path, target: Path) -> None:
+    """Move every entry of ``source`` into the empty directory ``target``, then remove
+    ``source``; on failure, the entries already moved are removed again."""
+    moved: list[Path] = []
+    try:
+        for entry in sorted(source.iterdir()):
+            entry.rename(target / entry.name)
+            moved.append(target / entry.name)
+        fsync_directory(target)
+    except BaseException:
+        for path in moved:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+    source.rmdir()
+
+
 def init_node_dir(directory: Path, *, name: str, listen: str, api: str) -> Validator:
     """A new validator directory, all or nothing: built in a temporary sibling and renamed onto
-    ``directory`` (which must not exist, or be an empty directory). Raises ValueError (a bad
+    ``directory`` (which must not exist, or be an empty directory: then the entries move into
+    it). Raises ValueError (a bad
     name or address), FileExistsError (``directory`` holds something) or OSError; on any
     failure nothing this call created is left behind."""
     check_name(name)
@@ -218,8 +238,9 @@ def init_node_dir(directory: Path, *, name: str, listen: str, api: str) -> Valid
     try:
         member = write_node_dir(tmp, name=name, listen=listen, api=api)
         if directory.exists():
-            directory.rmdir()  # empty (checked above): the rename takes its place
-        tmp.rename(directory)
+            _move_entries(tmp, directory)  # an empty directory, maybe a mount point: keep it
+        else:
+            tmp.rename(directory)
         fsync_directory(directory.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

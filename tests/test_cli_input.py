@@ -175,3 +175,19 @@ def test_a_key_id_starting_with_a_dash_passes_after_double_dash(tmp_path: Path) 
     code, _, err = imi("gov", "validator-remove", "--trustee-key", str(tmp_path / "trustee.jwk"),
                        "--node", "http://127.0.0.1:9", "--", kid)
     assert code == 1 and "No such option" not in err
+
+
+def test_a_failed_move_into_an_empty_directory_leaves_it_empty(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "mount").mkdir()  # as a mount point would be: kept, filled entry by entry
+    real_rename = Path.rename
+
+    def rename(self: Path, target: Path) -> Path:
+        if Path(target).name == "tls_cert.pem":  # a few entries moved already
+            raise OSError(5, "Input/output error")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    code, _, err = _init(tmp_path / "mount")
+    assert code == 1 and "Input/output error" in err
+    assert _tree(tmp_path) == ["mount"]
