@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from cli.did import JSON_OPTION, NODE_OPTION, check_did_arg, submit, usage
-from cli.key import read_public_key, read_signing_key
+from cli._common import print_json, read_public_key, read_signing_key, usage
+from cli._ledger_client import JSON_OPTION, NODE_OPTION, check_did_arg, submit
 from identity.ledger_constants import GOV_SENDER
 from ledger.encoding import Value
 from ledger.errors import KeyError_
@@ -32,8 +32,6 @@ def _trustees(paths: list[Path]) -> list[SigningKey]:
 def _gov(type_: str, payload: dict[str, Value], trustee_key: list[Path], node: str, as_json: bool) -> None:
     answer = submit(node, type_, GOV_SENDER, payload, _trustees(trustee_key), as_json)
     if as_json:
-        from cli._common import print_json
-
         print_json({"ok": True, "type": type_, "height": answer.get("height")})
     else:
         print(f"{type_} committed at height {answer.get('height')}")

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from cli._common import fail, print_json
-from cli.key import Alg, read_json_object, read_text_file
+from cli import _ledger_client
+from cli._common import (
+    Alg,
+    fail,
+    print_json,
+    read_json_object,
+    read_signing_key,
+    read_text_file,
+    usage,
+    write_private_key,
+)
+from cli._ledger_client import check_did_arg
 from identity.errors import IdentityError
 from identity.request import PresentationRequest
 from identity.wallet import KdfParams, Wallet
@@ -201,12 +210,6 @@ def history(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT
 app.command("present", help="Same as 'answer': the minimum disclosure for --request.")(answer)
 
 
-def _write_kit(path: Path, key: object) -> None:
-    from cli.key import write_private
-
-    write_private(path, json.dumps(key.to_private_jwk()), force=False)  # type: ignore[attr-defined]
-
-
 def _refuse_existing_kit(path: Path, as_json: bool) -> None:
     """Checked before anything is sent to the ledger, so no DID is left without its kit."""
     if path.exists():
@@ -222,15 +225,14 @@ def did_create(node: str = typer.Option(..., "--node", envvar="IMI_NODE", help="
                wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
                as_json: bool = _json_opt("{ok, did, recovery_kit}")) -> None:
     """Register a did:imi controlled by a new wallet key; print the DID."""
-    from cli.did import node_client
     from identity import holder
 
     _refuse_existing_kit(recovery_kit, as_json)
     opened = _open(wallet, password_file)
-    client = node_client(node)
+    client = _ledger_client.node_client(node)
     try:
         did, next_key = holder.create_did(opened, client, alg=alg.value)
-        _write_kit(recovery_kit, next_key)
+        write_private_key(recovery_kit, next_key, what="recovery kit", as_json=as_json)
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason, as_json=as_json)
@@ -248,18 +250,16 @@ def did_rotate(did: str = typer.Argument(...),
                wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
                as_json: bool = _json_opt("{ok, did, key}")) -> None:
     """Rotate a DID to the kit's next key (also on a new wallet after losing the phone)."""
-    from cli.did import check_did_arg, node_client
-    from cli.key import read_signing_key
     from identity import holder
 
     check_did_arg(did)
     _refuse_existing_kit(new_recovery_kit, as_json)
     next_key = read_signing_key(recovery_kit, "recovery kit")
     opened = _open(wallet, password_file)
-    client = node_client(node)
+    client = _ledger_client.node_client(node)
     try:
         new_next = holder.rotate_did(opened, client, did, next_key)
-        _write_kit(new_recovery_kit, new_next)
+        write_private_key(new_recovery_kit, new_next, what="recovery kit", as_json=as_json)
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason, as_json=as_json)
@@ -278,14 +278,12 @@ def request_(issuer: str = typer.Option(..., "--issuer", envvar="IMI_ISSUER", he
              wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
              now: int | None = NOW_OPT, as_json: bool = _json_opt("{ok, id}")) -> None:
     """Request a credential from an issuer service (nonce, proof of possession); store it."""
-    from cli.did import http_client
     from identity import holder
 
     if did is not None and key is not None:
-        print("error: --did and --key are exclusive", file=sys.stderr)
-        raise typer.Exit(2)
+        usage("--did and --key are exclusive")
     opened = _open(wallet, password_file)
-    http = http_client()
+    http = _ledger_client.http_client()
     try:
         cred_id = holder.request_credential(opened, issuer, vct, now=_now(now), did=did, key_id=key,
                                             subject=subject, http=http)
