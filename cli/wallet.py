@@ -28,6 +28,7 @@ from cli._common import (
 )
 from cli._ledger_client import check_did_arg
 from identity.errors import IdentityError
+from identity.ledger_constants import FRESHNESS_MS_DEFAULT
 from identity.request import PresentationRequest
 from identity.wallet import KdfParams, Wallet
 
@@ -49,7 +50,7 @@ def _password(password_file: Path | None, *, confirm: bool = False) -> str:
     from_env = os.environ.get("IMI_WALLET_PASSWORD")
     if from_env is not None:
         return from_env
-    return str(typer.prompt("wallet password", hide_input=True, confirmation_prompt=confirm))
+    return str(typer.prompt("wallet password", hide_input=True, confirmation_prompt=confirm, err=True))
 
 
 def _open(wallet: Path, password_file: Path | None) -> Wallet:
@@ -293,3 +294,79 @@ def request_(issuer: str = typer.Option(..., "--issuer", envvar="IMI_ISSUER", he
     finally:
         http.close()
     typer.echo(json.dumps({"ok": True, "id": cred_id}) if as_json else cred_id)
+
+
+def _verified(node: str, genesis: Path | None) -> Any:
+    return _ledger_client.verified_client(node, genesis, FRESHNESS_MS_DEFAULT)
+
+
+@app.command("present")
+def present(
+    uri: str = typer.Argument(..., help="The service's openid4vp:// link (from its QR code)."),
+    wallet: Path = WALLET_OPT,
+    password_file: Path | None = PASSWORD_OPT,
+    node: str = _ledger_client.NODE_OPTION,
+    genesis: Path | None = _ledger_client.GENESIS_OPTION,
+    yes: bool = typer.Option(False, "--yes", help="Agree without asking (scripts)."),
+    lang: str = typer.Option("en", "--lang", help="Language of the service's name and purpose: en or zh-CN."),
+    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed: [{vct, issuer, claims}], sent}"),
+) -> None:
+    """Answer a service's OpenID4VP request: check it against the ledger, show who asks, why and
+    exactly what would be shared, ask for consent, then send the fewest disclosures."""
+    from identity import presenter
+
+    if lang not in ("en", "zh-CN"):
+        usage("--lang must be en or zh-CN")
+    opened = _open(wallet, password_file)
+    light = _verified(node, genesis)
+    http = _ledger_client.http_client()
+    try:
+        try:
+            prepared = presenter.prepare(uri, wallet=opened, light=light, http=http,
+                                         now_ms=_ledger_client.now_ms())
+        except IdentityError as exc:
+            opened.save()  # the refusal is recorded
+            fail(str(exc), reason=exc.reason, as_json=as_json)
+        summary: dict[str, Any] = {"service": prepared.name(lang), "did": prepared.request.service_did,
+                   "purpose": prepared.purpose(lang),
+                   "disclosed": [{"vct": d.vct, "issuer": d.issuer, "claims": list(d.paths)}
+                                 for d in prepared.disclosures]}
+        typer.echo(f"{summary['service']} ({summary['did']}) asks: {summary['purpose']}", err=True)
+        for item in summary["disclosed"]:
+            typer.echo(f"  share from {item['vct']}: {', '.join(item['claims'])}", err=True)
+        agreed = yes or typer.confirm("share exactly this?", default=False, err=True)
+        try:
+            if agreed:
+                presenter.send(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
+            else:
+                presenter.decline(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
+        except IdentityError as exc:
+            fail(str(exc), reason=exc.reason, as_json=as_json)
+        finally:
+            opened.save()
+    finally:
+        http.close()
+    if as_json:
+        print_json({"ok": True, **summary, "sent": agreed})
+    else:
+        print("sent" if agreed else "declined: nothing shared")
+
+
+@app.command("serve")
+def serve(
+    wallet: Path = WALLET_OPT,
+    node: str = _ledger_client.NODE_OPTION,
+    genesis: Path | None = _ledger_client.GENESIS_OPTION,
+    port: int = typer.Option(8720, "--port", min=1, max=65535),
+) -> None:
+    """The wallet as a local web app on http://127.0.0.1:PORT (this device only; unlock it with
+    the wallet password in the page)."""
+    import uvicorn
+
+    from identity.http.wallet_app import create_wallet_app
+
+    if not wallet.is_file():
+        fail(f"no wallet at {wallet}", reason="no-wallet")
+    app_ = create_wallet_app(wallet, light=_verified(node, genesis), http=_ledger_client.http_client())
+    typer.echo(f"wallet app on http://127.0.0.1:{port}/ (this device only)", err=True)
+    uvicorn.run(app_, host="127.0.0.1", port=port, log_level="warning")
