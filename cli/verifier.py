@@ -12,6 +12,7 @@ an assertion key of that DID. ``request`` and ``result`` are its staff API for s
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,8 @@ def serve(
     token_file: Path = typer.Option(..., "--token-file", help="The staff token's file; created (0600) if missing."),
     freshness_ms: int = typer.Option(FRESHNESS_MS_DEFAULT, "--freshness-ms", min=1,
                                      help="Reject ledger answers whose header is older than this."),
+    as_json: bool = typer.Option(False, "--json", help="Log one JSON object per line (stderr): "
+                                 "ts, level, logger, message."),
 ) -> None:
     """Serve the verifier service and its counter page (/counter) for the service DID."""
     import uvicorn
@@ -148,5 +151,16 @@ def serve(
 
     config = VerifierConfig(did, signing_key, f"{did}#{signing_key.key_id}", url, token)
     app_ = create_verifier_app(config, registration=registration, verify_one=ledger_verify_one(light))
-    typer.echo(f"verifier for {did} on {url} (counter page {url}/counter)", err=True)
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    from cli._common import configure_json_logging, uvicorn_json_log_config
+
+    banner = f"verifier for {did} on {url} (counter page {url}/counter)"
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config: dict[str, Any] = LOGGING_CONFIG
+    if as_json:
+        configure_json_logging()
+        log_config = uvicorn_json_log_config()
+        logging.getLogger("imi").info("%s", banner)
+    else:
+        typer.echo(banner, err=True)
+    uvicorn.run(app_, host=host, port=port, log_level="warning", log_config=log_config)

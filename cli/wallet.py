@@ -8,6 +8,7 @@ The wallet file comes from ``--wallet`` (or ``IMI_WALLET``); the password from
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -208,7 +209,6 @@ def history(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT
 
 
 # --- ledger-backed: DID keys, issuance from an issuer service (identity.holder) ------------------
-app.command("present", help="Same as 'answer': the minimum disclosure for --request.")(answer)
 
 
 def _refuse_existing_kit(path: Path, as_json: bool) -> None:
@@ -358,6 +358,8 @@ def serve(
     node: str = _ledger_client.NODE_OPTION,
     genesis: Path | None = _ledger_client.GENESIS_OPTION,
     port: int = typer.Option(8720, "--port", min=1, max=65535),
+    as_json: bool = typer.Option(False, "--json", help="Log one JSON object per line (stderr): "
+                                 "ts, level, logger, message."),
 ) -> None:
     """The wallet as a local web app on http://127.0.0.1:PORT (this device only; unlock it with
     the wallet password in the page)."""
@@ -368,5 +370,16 @@ def serve(
     if not wallet.is_file():
         fail(f"no wallet at {wallet}", reason="no-wallet")
     app_ = create_wallet_app(wallet, light=_verified(node, genesis), http=_ledger_client.http_client())
-    typer.echo(f"wallet app on http://127.0.0.1:{port}/ (this device only)", err=True)
-    uvicorn.run(app_, host="127.0.0.1", port=port, log_level="warning")
+    from cli._common import configure_json_logging, uvicorn_json_log_config
+
+    banner = f"wallet app on http://127.0.0.1:{port}/ (this device only)"
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config: dict[str, Any] = LOGGING_CONFIG
+    if as_json:
+        configure_json_logging()
+        log_config = uvicorn_json_log_config()
+        logging.getLogger("imi").info("%s", banner)
+    else:
+        typer.echo(banner, err=True)
+    uvicorn.run(app_, host="127.0.0.1", port=port, log_level="warning", log_config=log_config)

@@ -72,7 +72,7 @@ def citizen(world: World, tmp: Path, kit: str = "kit.jwk") -> tuple[str, str]:
 
 
 def present_to_file(tmp: Path, name: str = "presentation.txt") -> Path:
-    code, out, err = imi("wallet", "present", "--request", str(tmp / "request.json"))
+    code, out, err = imi("wallet", "answer", "--request", str(tmp / "request.json"))
     assert code == 0, err
     (tmp / name).write_text(out)
     return tmp / name
