@@ -1,21 +1,35 @@
-"""Helpers shared by CLI commands: uniform failure and JSON output.
+"""Helpers shared by CLI commands: uniform failure, JSON output, and files.
 
 ``fail`` prints a one-line reason to stderr and exits 1 (rejected or invalid);
 with ``--json`` it prints ``{"ok": false, "reason": ..., "detail": ...}`` on stdout
-instead. Usage errors are left to typer/click, which exit 2. Long-running servers
-given ``--json`` log one JSON object per line (:class:`JsonLogFormatter`).
+instead. ``usage`` is a usage error (exit 2), as typer/click give for a bad option.
+Long-running servers given ``--json`` log one JSON object per line
+(:class:`JsonLogFormatter`).
+
+File helpers: every bad input file ends in one line and exit 1, never a traceback;
+every private file (key, recovery kit) is written by :func:`write_private`, through
+:func:`ledger.files.write_atomic` (mode 0600, file and directory fsynced).
+
+Command modules import helpers (this module, :mod:`cli._ledger_client`,
+:mod:`cli._consortium`), never each other.
 """
 
 from __future__ import annotations
 
 import copy
+import enum
 import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+
+from ledger.errors import KeyError_
+from ledger.files import write_atomic
+from ledger.keys import PublicKey, SigningKey
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -47,6 +61,17 @@ def fail(message: str, *, reason: str | None = None, as_json: bool | None = None
         prefix = f"error [{reason}]: " if reason else "error: "
         print(prefix + message, file=sys.stderr)
     raise typer.Exit(EXIT_INVALID)
+
+
+def usage(message: str) -> NoReturn:
+    """A usage error: one line on stderr, exit 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def refuse(exc: Exception, as_json: bool) -> NoReturn:
+    """Exit 1 with an error's own ``reason`` (a library or node refusal)."""
+    fail(str(exc), reason=getattr(exc, "reason", "invalid"), as_json=as_json)
 
 
 def print_json(value: object) -> None:
@@ -85,3 +110,80 @@ def uvicorn_json_log_config() -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["formatters"] = {name: {"()": f"{__name__}.JsonLogFormatter"} for name in config["formatters"]}
     return config
+
+
+# --- files ------------------------------------------------------------------------------------
+FILE_BYTES_MAX = 1024 * 1024  # no input file we read is legitimately larger
+
+
+class Alg(str, enum.Enum):
+    EdDSA = "EdDSA"
+    ES256 = "ES256"
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """UTF-8 text of ``path`` (≤ FILE_BYTES_MAX), or exit 1 naming ``what``."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(FILE_BYTES_MAX + 1)
+    except OSError as exc:
+        fail(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}", reason="bad-file")
+    if len(data) > FILE_BYTES_MAX:
+        fail(f"{what} {str(path)!r} is larger than {FILE_BYTES_MAX} bytes", reason="bad-file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        fail(f"{what} {str(path)!r} is not UTF-8 text", reason="bad-file")
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from ``path``, or exit 1."""
+    try:
+        value = json.loads(read_text_file(path, what))
+    except (ValueError, RecursionError):
+        fail(f"{what} {str(path)!r} is not valid JSON", reason="bad-file")
+    if not isinstance(value, dict):
+        fail(f"{what} {str(path)!r} must hold a JSON object", reason="bad-file")
+    return value
+
+
+def read_signing_key(path: Path, what: str = "private key") -> SigningKey:
+    try:
+        return SigningKey.from_private_jwk(read_json_object(path, what))
+    except (KeyError_, ValueError, TypeError) as exc:
+        fail(f"{what} {str(path)!r} is not a usable private JWK: {exc}", reason="bad-key")
+
+
+def read_public_key(path: Path, what: str = "public key") -> PublicKey:
+    """A public key from a JWK file (a private JWK's public part is accepted)."""
+    try:
+        return PublicKey.from_jwk(read_json_object(path, what))
+    except (KeyError_, ValueError, TypeError) as exc:
+        fail(f"{what} {str(path)!r} is not a usable JWK: {exc}", reason="bad-key")
+
+
+def write_private(path: Path, text: str, *, force: bool, what: str, exists_hint: str = "",
+                  as_json: bool | None = None) -> None:
+    """Write ``text`` owner-only (0600), atomically and durably; never over an existing file
+    unless ``force``. Exit 1 (``file-exists`` or ``bad-file``) if it cannot."""
+    try:
+        write_atomic(path, text, exclusive=not force)
+    except FileExistsError:
+        fail(f"{what} {str(path)!r} exists{exists_hint}", reason="file-exists", as_json=as_json)
+    except OSError as exc:
+        fail(f"cannot write {what} {str(path)!r}: {exc.strerror or exc}", reason="bad-file", as_json=as_json)
+
+
+def write_private_key(path: Path, key: SigningKey, *, what: str, as_json: bool | None = None) -> None:
+    """A new private JWK file (never replaces one: a key file is never overwritten by accident)."""
+    write_private(path, json.dumps(key.to_private_jwk(), indent=2) + "\n", force=False, what=what,
+                  as_json=as_json)
+
+
+def load_or_create_key(path: Path, what: str) -> SigningKey:
+    """Read a private JWK, or create one (mode 0600) if the file does not exist yet."""
+    if path.exists():
+        return read_signing_key(path, what)
+    key = SigningKey.generate()
+    write_private_key(path, key, what=what)
+    return key

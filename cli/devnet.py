@@ -27,6 +27,8 @@ import httpx
 import typer
 
 from cli._common import fail, print_json
+from cli._consortium import create_consortium
+from ledger.files import PUBLIC_FILE_MODE, write_atomic
 
 app = typer.Typer(help="A local consortium of validators as OS processes.", no_args_is_help=True)
 
@@ -100,14 +102,10 @@ class Devnet:
         return {k: int(v) for k, v in json.loads(self.pids_file.read_text()).items()}
 
     def _save_pids(self, pids: dict[str, int]) -> None:
-        tmp = self.pids_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(pids, indent=2, sort_keys=True))
-        os.replace(tmp, self.pids_file)
+        write_atomic(self.pids_file, json.dumps(pids, indent=2, sort_keys=True), mode=PUBLIC_FILE_MODE)
 
     # --- lifecycle -------------------------------------------------------------------
     def create(self, validators: int = 4, *, heartbeat_ms: int | None = None) -> None:
-        from cli.genesis import create_consortium
-
         if not (self.dir / "genesis.json").exists():
             create_consortium(self.dir, validators=validators, trustees=3, threshold=2,
                               chain_id="imi-devnet", heartbeat_ms=heartbeat_ms)
@@ -306,6 +304,8 @@ def down(
                                  "that were running)."),
 ) -> None:
     """Stop every validator of the devnet (data stays in DIR)."""
+    if not (directory / "genesis.json").exists():
+        fail(f"no devnet in {directory}", reason="not-found", as_json=as_json)
     net = Devnet(directory)
     stopped = sorted(name for name, pid in net.pids().items() if _alive(pid))
     net.down()

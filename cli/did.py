@@ -5,96 +5,39 @@ through the light client, so ``resolve`` prints only what a commit certificate o
 genesis' validators (followed through certified changes) vouches for.
 
 Exit codes: 0 ok, 1 rejected / does not verify (one line with the reason), 2 usage.
-The helpers here (``submit``, ``verified_client``) are shared by ``imi gov`` and
-``imi issuer``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
-from cli._common import fail, print_json
-from cli.key import read_signing_key, read_text_file
+from cli._common import (
+    load_or_create_key,
+    print_json,
+    read_public_key,
+    read_signing_key,
+    refuse,
+    usage,
+)
+from cli._ledger_client import (
+    GENESIS_OPTION,
+    JSON_OPTION,
+    NODE_OPTION,
+    check_did_arg,
+    now_ms,
+    submit,
+    verified_client,
+)
 from identity import did as didmod
 from identity.errors import IdentityError
-from identity.ledger_client import NodeClient
 from identity.ledger_constants import FRESHNESS_MS_DEFAULT
-from identity.light_client import HttpFetcher, LightClient
 from ledger.encoding import Value
-from ledger.errors import LedgerError
-from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from ledger.tx import Transaction
 
 app = typer.Typer(help="did:imi identifiers: create, resolve, rotate, recover.", no_args_is_help=True)
-
-NODE_OPTION = typer.Option(..., "--node", envvar="IMI_NODE", help="Node API base URL.")
-GENESIS_OPTION = typer.Option(None, "--genesis", envvar="IMI_GENESIS",
-                              help="Trusted genesis.json (the light client's root of trust).")
-JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output.")
-
-
-# --- shared plumbing (also used by cli.gov and cli.issuer) ----------------------------------
-def http_client() -> Any:
-    """The HTTP client for node calls (tests replace this with a mock transport)."""
-    import httpx
-
-    return httpx.Client(timeout=40.0)
-
-
-def node_client(node: str) -> NodeClient:
-    return NodeClient(node, client=http_client())
-
-
-def usage(message: str) -> NoReturn:
-    """A usage error: one line on stderr, exit 2."""
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(2)
-
-
-def refuse(exc: Exception, as_json: bool) -> NoReturn:
-    fail(str(exc), reason=getattr(exc, "reason", "invalid"), as_json=as_json)
-
-
-def submit(node: str, type_: str, sender: str, payload: dict[str, Value], keys: list[SigningKey],
-           as_json: bool, *, build: Callable[[Transaction], Transaction] | None = None) -> dict[str, Any]:
-    """Build, sign, submit and wait for commit; exit 1 with the node's reason if refused."""
-    client = node_client(node)
-    try:
-        tx = client.build(type_, sender, payload, *keys)
-        answer = client.submit(build(tx) if build else tx)
-    except (IdentityError, LedgerError) as exc:
-        refuse(exc, as_json)
-    finally:
-        client.close()
-    return answer
-
-
-def read_genesis(path: Path | None) -> Genesis:
-    if path is None:
-        usage("--genesis FILE (or IMI_GENESIS) is required: it is the root of trust")
-    try:
-        return Genesis.loads(read_text_file(path, "genesis"))
-    except LedgerError as exc:
-        fail(f"genesis {str(path)!r}: {exc}", reason=exc.reason)
-
-
-def verified_client(node: str, genesis: Path | None, freshness_ms: int) -> LightClient:
-    if freshness_ms <= 0:
-        usage("--freshness-ms must be positive")
-    return LightClient(read_genesis(genesis), HttpFetcher(node, client=http_client()), freshness_ms)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def jwk_of(key: SigningKey) -> dict[str, Value]:
@@ -105,31 +48,11 @@ def commitment_of(key: SigningKey) -> bytes:
     return didmod.key_commitment(key.public_key.to_jwk())
 
 
-def load_or_create_key(path: Path, what: str) -> SigningKey:
-    """Read a private JWK, or create one (mode 0600) if the file does not exist yet."""
-    if path.exists():
-        return read_signing_key(path, what)
-    key = SigningKey.generate()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(key.to_private_jwk(), handle)
-    except OSError as exc:
-        fail(f"cannot write {what} {str(path)!r}: {exc.strerror or exc}", reason="bad-file")
-    return key
-
-
 def parse_service(text: str) -> dict[str, Value]:
     parts = text.split(",", 2)
     if len(parts) != 3:
         usage(f"--service must be ID,TYPE,ENDPOINT, got {text!r}")
     return {"id": parts[0], "type": parts[1], "endpoint": parts[2]}
-
-
-def check_did_arg(did: str) -> str:
-    if not didmod.is_did(did):
-        usage(f"{did!r} is not a did:imi identifier")
-    return did
 
 
 def _done(as_json: bool, result: dict[str, Any], last_line: str) -> None:
@@ -205,8 +128,6 @@ def update(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Replace the services and/or extra keys of a DID (signed by its current key)."""
-    from cli.key import read_public_key
-
     check_did_arg(did)
     payload: dict[str, Value] = {}
     if service or clear_services:

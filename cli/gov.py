@@ -7,12 +7,13 @@ Validator-set changes take effect two blocks after they commit.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 
-from cli.did import JSON_OPTION, NODE_OPTION, check_did_arg, submit, usage
-from cli.key import read_public_key, read_signing_key
+from cli._common import print_json, read_public_key, read_signing_key, read_text_file, usage
+from cli._ledger_client import JSON_OPTION, NODE_OPTION, check_did_arg, submit
 from identity.ledger_constants import GOV_SENDER
 from ledger.encoding import Value
 from ledger.errors import KeyError_
@@ -32,8 +33,6 @@ def _trustees(paths: list[Path]) -> list[SigningKey]:
 def _gov(type_: str, payload: dict[str, Value], trustee_key: list[Path], node: str, as_json: bool) -> None:
     answer = submit(node, type_, GOV_SENDER, payload, _trustees(trustee_key), as_json)
     if as_json:
-        from cli._common import print_json
-
         print_json({"ok": True, "type": type_, "height": answer.get("height")})
     else:
         print(f"{type_} committed at height {answer.get('height')}")
@@ -65,6 +64,43 @@ def _move(action: str) -> None:
 
 for _action in ("suspend", "reinstate", "remove"):
     _move(_action)
+
+
+@app.command("service-register")
+def service_register(
+    did: str = typer.Argument(..., help="The service's DID (must exist and be active)."),
+    name_en: str = typer.Option(..., "--name-en", help="Its name in English."),
+    name_zh: str = typer.Option(..., "--name-zh", help="Its name in Chinese (zh-CN)."),
+    purpose_en: str = typer.Option(..., "--purpose-en", help="Why it asks, in English."),
+    purpose_zh: str = typer.Option(..., "--purpose-zh", help="Why it asks, in Chinese (zh-CN)."),
+    queries: Path = typer.Option(..., "--queries", help='JSON file: [{"vct": …, "claims": [[claims path], …]}, …]'),
+    trustee_key: list[Path] = TRUSTEE_KEYS, node: str = NODE_OPTION, as_json: bool = JSON_OPTION,
+) -> None:
+    """Register a service (relying party) and what it may ask, or amend a registration."""
+    text = read_text_file(queries, "queries file")
+    try:
+        listed = json.loads(text)
+    except ValueError as exc:
+        usage(f"queries file is not JSON: {exc}")
+    _gov("gov.service_register", {"did": check_did_arg(did), "name": {"en": name_en, "zh-CN": name_zh},
+                                  "purpose": {"en": purpose_en, "zh-CN": purpose_zh}, "queries": listed},
+         trustee_key, node, as_json)
+
+
+def _service_move(action: str) -> None:
+    def command(
+        did: str = typer.Argument(..., help="Service DID."),
+        trustee_key: list[Path] = TRUSTEE_KEYS, node: str = NODE_OPTION, as_json: bool = JSON_OPTION,
+    ) -> None:
+        _gov(f"gov.service_{action}", {"did": check_did_arg(did)}, trustee_key, node, as_json)
+    command.__doc__ = {"suspend": "Suspend a registered service (wallets refuse its requests).",
+                       "reinstate": "Reinstate a suspended service.",
+                       "remove": "Remove a service for good."}[action]
+    app.command(name=f"service-{action}")(command)
+
+
+for _action in ("suspend", "reinstate", "remove"):
+    _service_move(_action)
 
 
 @app.command("policy-set")

@@ -19,15 +19,22 @@ from typing import Any
 
 import typer
 
-import cli.did
-from cli._common import configure_json_logging, fail, print_json, uvicorn_json_log_config
-from cli.did import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, read_genesis, usage
-from cli.key import read_text_file
+from cli import _ledger_client
+from cli._common import (
+    configure_json_logging,
+    fail,
+    print_json,
+    read_text_file,
+    usage,
+    uvicorn_json_log_config,
+)
+from cli._ledger_client import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, read_genesis
 from identity.fetcher import IdentityHttpFetcher
 from identity.issuer_agent import ISSUER_CONFIG, IssuerConfig
 from identity.ledger_client import NodeClient
 from identity.ledger_constants import FRESHNESS_MS_DEFAULT
 from identity.light_client import LightClient
+from ledger.files import PUBLIC_FILE_MODE, write_atomic
 
 app = typer.Typer(help="An agency's issuer service: serve, revoke, suspend, reinstate.", no_args_is_help=True)
 
@@ -63,7 +70,7 @@ def init(
               "register": str(register.resolve()), "lifetime_s": lifetime_s}
     try:
         issuer_dir.mkdir(parents=True, exist_ok=True)
-        (issuer_dir / ISSUER_CONFIG).write_text(json.dumps(config, indent=2))
+        write_atomic(issuer_dir / ISSUER_CONFIG, json.dumps(config, indent=2), mode=PUBLIC_FILE_MODE)
         IssuerConfig.load(issuer_dir)
     except (OSError, ValueError) as exc:
         fail(str(exc), reason="bad-issuer-dir")
@@ -90,8 +97,8 @@ def serve(
     chain = read_genesis(genesis)
     try:
         config = IssuerConfig.load(issuer_dir)
-        fetcher = IdentityHttpFetcher(node, client=cli.did.http_client())
-        agent = config.agent(NodeClient(node, client=cli.did.http_client()),
+        fetcher = IdentityHttpFetcher(node, client=_ledger_client.http_client())
+        agent = config.agent(NodeClient(node, client=_ledger_client.http_client()),
                              LightClient(chain, fetcher, freshness_ms))
     except ValueError as exc:
         fail(str(exc), reason="bad-issuer-dir")
@@ -118,7 +125,7 @@ def serve(
 def _status(action: str, issuer: str, idx: int, token_file: Path | None, as_json: bool) -> None:
     token = _token(token_file)
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    client = cli.did.http_client()
+    client = _ledger_client.http_client()
     try:
         response = client.post(issuer.rstrip("/") + f"/v1/issuance/{action}", json={"idx": idx}, headers=headers)
         body: Any = response.json()

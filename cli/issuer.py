@@ -10,19 +10,16 @@ from pathlib import Path
 
 import typer
 
-from cli._common import print_json
-from cli.did import (
+from cli._common import print_json, read_signing_key, read_text_file, refuse, usage
+from cli._ledger_client import (
     GENESIS_OPTION,
     JSON_OPTION,
     NODE_OPTION,
     check_did_arg,
     now_ms,
-    refuse,
     submit,
-    usage,
     verified_client,
 )
-from cli.key import read_signing_key, read_text_file
 from identity.anchors import anchor_digest, new_salt
 from identity.errors import IdentityError
 from identity.ledger_constants import FRESHNESS_MS_DEFAULT

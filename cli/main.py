@@ -26,6 +26,7 @@ from cli import (
     ledger_cmd,
     node_cmd,
     sdjwt,
+    verifier,
     verify,
     wallet,
 )
@@ -63,6 +64,7 @@ app.add_typer(wallet.app, name="wallet")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(bench_cmd.app, name="bench")
 app.add_typer(issue.app, name="issue")
+app.add_typer(verifier.app, name="verifier")
 app.command("verify")(verify.verify)
 
 

@@ -20,9 +20,9 @@ import typer
 import uvloop
 
 from cli._common import fail, print_json
+from cli._consortium import init_node_dir
 from ledger.execution import DEVNET_HANDLERS, Handler
-from ledger.keys import SigningKey, b64url_encode
-from node import tls
+from ledger.keys import b64url_encode
 from node.errors import ConfigError, NodeError
 
 app = typer.Typer(help="Run one validator.", no_args_is_help=True)
@@ -52,23 +52,16 @@ def init(
     api: str = typer.Option("127.0.0.1:8080", "--api", help="host:port of the REST API."),
     as_json: bool = typer.Option(False, "--json", help="Print the entry as JSON only."),
 ) -> None:
-    """Create keys and config for one validator; print its public genesis entry."""
-    from cli.genesis import write_private
-
-    if (directory / "consensus_key.jwk").exists():
-        fail(f"{directory} already holds a validator key", reason="exists", as_json=as_json)
-    key = SigningKey.generate()
-    key_pem, cert_pem = tls.generate_identity(name)
-    write_private(directory / "consensus_key.jwk", json.dumps(key.to_private_jwk()).encode())
-    write_private(directory / "tls_key.pem", key_pem)
-    (directory / "tls_cert.pem").write_bytes(cert_pem)
-    (directory / "certs").mkdir(exist_ok=True)
-    (directory / "certs" / f"{name}.pem").write_bytes(cert_pem)
-    config = {"name": name, "listen": listen, "api": api, "genesis": "genesis.json",
-              "certs": "certs", "data": "data"}
-    (directory / "node.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-    entry = {"name": name, "jwk": key.public_key.to_jwk(), "power": 1, "address": listen,
-             "tls_spki_sha256": b64url_encode(tls.spki_sha256_of_cert(cert_pem))}
+    """Create keys and config for one validator (a new or empty DIR, all or nothing); print its
+    public genesis entry."""
+    try:
+        member = init_node_dir(directory, name=name, listen=listen, api=api)
+    except FileExistsError as exc:
+        fail(str(exc), reason="exists", as_json=as_json)
+    except (ValueError, OSError) as exc:
+        fail(str(exc), reason="bad-arguments", as_json=as_json)
+    entry = {"name": name, "jwk": member.public_key.to_jwk(), "power": member.power, "address": listen,
+             "tls_spki_sha256": b64url_encode(member.tls_spki_sha256)}
     if as_json:
         print_json(entry)
     else:

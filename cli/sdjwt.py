@@ -13,8 +13,14 @@ from pathlib import Path
 
 import typer
 
-from cli._common import fail, print_json
-from cli.key import read_json_object, read_public_key, read_signing_key, read_text_file
+from cli._common import (
+    fail,
+    print_json,
+    read_json_object,
+    read_public_key,
+    read_signing_key,
+    read_text_file,
+)
 from identity.constants import CREDENTIAL_LIFETIME_S_DEFAULT
 from identity.errors import IdentityError
 from identity.presentation import present as present_credential
@@ -125,7 +131,7 @@ def verify(
     except (ValueError, IdentityError) as exc:
         fail(f"bad request: {exc}", reason="bad-request", as_json=as_json)
     if node is not None:
-        from cli.verify import ledger_verdict
+        from cli._ledger_client import ledger_verdict
         from identity.ledger_constants import FRESHNESS_MS_DEFAULT
 
         result = ledger_verdict(text, request, node=node, genesis=genesis, freshness_ms=FRESHNESS_MS_DEFAULT,

@@ -18,27 +18,11 @@ from pathlib import Path
 
 import typer
 
-from cli._common import EXIT_INVALID, fail
-from cli.did import GENESIS_OPTION, NODE_OPTION, verified_client
-from cli.key import read_json_object, read_text_file
+from cli._common import EXIT_INVALID, fail, read_json_object, read_text_file
+from cli._ledger_client import GENESIS_OPTION, NODE_OPTION, ledger_verdict
 from identity.ledger_constants import FRESHNESS_MS_DEFAULT
-from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists
 from identity.request import PresentationRequest
-from identity.verifier import VerificationResult, verify_presentation
-
-
-def ledger_verdict(presentation: str, request: PresentationRequest, *, node: str, genesis: Path | None,
-                   freshness_ms: int, now: int) -> VerificationResult:
-    """Verify locally with a light client over ``node`` (the shared code of ``imi verify`` and
-    ``imi sdjwt verify --node``)."""
-    client = verified_client(node, genesis, freshness_ms)
-
-    def clock() -> int:  # one time for every ledger read of this verdict
-        return now * 1000
-
-    return verify_presentation(
-        presentation, request, issuer_keys=LedgerIssuerKeys(client, clock_ms=clock),
-        holder_keys=LedgerHolderKeys(client, clock_ms=clock), status=LedgerStatusLists(client), now=now)
+from identity.verifier import VerificationResult
 
 
 def report(result: VerificationResult, *, as_json: bool, now: int) -> None:
@@ -79,4 +63,4 @@ def verify(
            as_json=as_json, now=at)
 
 
-__all__ = ["ledger_verdict", "report", "verify"]
+__all__ = ["report", "verify"]

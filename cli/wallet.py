@@ -8,17 +8,28 @@ The wallet file comes from ``--wallet`` (or ``IMI_WALLET``); the password from
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from cli._common import fail, print_json
-from cli.key import Alg, read_json_object, read_text_file
+from cli import _ledger_client
+from cli._common import (
+    Alg,
+    fail,
+    print_json,
+    read_json_object,
+    read_signing_key,
+    read_text_file,
+    usage,
+    write_private_key,
+)
+from cli._ledger_client import check_did_arg
 from identity.errors import IdentityError
+from identity.ledger_constants import FRESHNESS_MS_DEFAULT
 from identity.request import PresentationRequest
 from identity.wallet import KdfParams, Wallet
 
@@ -40,7 +51,7 @@ def _password(password_file: Path | None, *, confirm: bool = False) -> str:
     from_env = os.environ.get("IMI_WALLET_PASSWORD")
     if from_env is not None:
         return from_env
-    return str(typer.prompt("wallet password", hide_input=True, confirmation_prompt=confirm))
+    return str(typer.prompt("wallet password", hide_input=True, confirmation_prompt=confirm, err=True))
 
 
 def _open(wallet: Path, password_file: Path | None) -> Wallet:
@@ -198,13 +209,6 @@ def history(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT
 
 
 # --- ledger-backed: DID keys, issuance from an issuer service (identity.holder) ------------------
-app.command("present", help="Same as 'answer': the minimum disclosure for --request.")(answer)
-
-
-def _write_kit(path: Path, key: object) -> None:
-    from cli.key import write_private
-
-    write_private(path, json.dumps(key.to_private_jwk()), force=False)  # type: ignore[attr-defined]
 
 
 def _refuse_existing_kit(path: Path, as_json: bool) -> None:
@@ -222,15 +226,14 @@ def did_create(node: str = typer.Option(..., "--node", envvar="IMI_NODE", help="
                wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
                as_json: bool = _json_opt("{ok, did, recovery_kit}")) -> None:
     """Register a did:imi controlled by a new wallet key; print the DID."""
-    from cli.did import node_client
     from identity import holder
 
     _refuse_existing_kit(recovery_kit, as_json)
     opened = _open(wallet, password_file)
-    client = node_client(node)
+    client = _ledger_client.node_client(node)
     try:
         did, next_key = holder.create_did(opened, client, alg=alg.value)
-        _write_kit(recovery_kit, next_key)
+        write_private_key(recovery_kit, next_key, what="recovery kit", as_json=as_json)
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason, as_json=as_json)
@@ -248,18 +251,16 @@ def did_rotate(did: str = typer.Argument(...),
                wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
                as_json: bool = _json_opt("{ok, did, key}")) -> None:
     """Rotate a DID to the kit's next key (also on a new wallet after losing the phone)."""
-    from cli.did import check_did_arg, node_client
-    from cli.key import read_signing_key
     from identity import holder
 
     check_did_arg(did)
     _refuse_existing_kit(new_recovery_kit, as_json)
     next_key = read_signing_key(recovery_kit, "recovery kit")
     opened = _open(wallet, password_file)
-    client = node_client(node)
+    client = _ledger_client.node_client(node)
     try:
         new_next = holder.rotate_did(opened, client, did, next_key)
-        _write_kit(new_recovery_kit, new_next)
+        write_private_key(new_recovery_kit, new_next, what="recovery kit", as_json=as_json)
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason, as_json=as_json)
@@ -278,14 +279,12 @@ def request_(issuer: str = typer.Option(..., "--issuer", envvar="IMI_ISSUER", he
              wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
              now: int | None = NOW_OPT, as_json: bool = _json_opt("{ok, id}")) -> None:
     """Request a credential from an issuer service (nonce, proof of possession); store it."""
-    from cli.did import http_client
     from identity import holder
 
     if did is not None and key is not None:
-        print("error: --did and --key are exclusive", file=sys.stderr)
-        raise typer.Exit(2)
+        usage("--did and --key are exclusive")
     opened = _open(wallet, password_file)
-    http = http_client()
+    http = _ledger_client.http_client()
     try:
         cred_id = holder.request_credential(opened, issuer, vct, now=_now(now), did=did, key_id=key,
                                             subject=subject, http=http)
@@ -295,3 +294,92 @@ def request_(issuer: str = typer.Option(..., "--issuer", envvar="IMI_ISSUER", he
     finally:
         http.close()
     typer.echo(json.dumps({"ok": True, "id": cred_id}) if as_json else cred_id)
+
+
+def _verified(node: str, genesis: Path | None) -> Any:
+    return _ledger_client.verified_client(node, genesis, FRESHNESS_MS_DEFAULT)
+
+
+@app.command("present")
+def present(
+    uri: str = typer.Argument(..., help="The service's openid4vp:// link (from its QR code)."),
+    wallet: Path = WALLET_OPT,
+    password_file: Path | None = PASSWORD_OPT,
+    node: str = _ledger_client.NODE_OPTION,
+    genesis: Path | None = _ledger_client.GENESIS_OPTION,
+    yes: bool = typer.Option(False, "--yes", help="Agree without asking (scripts)."),
+    lang: str = typer.Option("en", "--lang", help="Language of the service's name and purpose: en or zh-CN."),
+    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed: [{vct, issuer, claims}], sent}"),
+) -> None:
+    """Answer a service's OpenID4VP request: check it against the ledger, show who asks, why and
+    exactly what would be shared, ask for consent, then send the fewest disclosures."""
+    from identity import presenter
+
+    if lang not in ("en", "zh-CN"):
+        usage("--lang must be en or zh-CN")
+    opened = _open(wallet, password_file)
+    light = _verified(node, genesis)
+    http = _ledger_client.http_client()
+    try:
+        try:
+            prepared = presenter.prepare(uri, wallet=opened, light=light, http=http,
+                                         now_ms=_ledger_client.now_ms())
+        except IdentityError as exc:
+            opened.save()  # the refusal is recorded
+            fail(str(exc), reason=exc.reason, as_json=as_json)
+        summary: dict[str, Any] = {"service": prepared.name(lang), "did": prepared.request.service_did,
+                   "purpose": prepared.purpose(lang),
+                   "disclosed": [{"vct": d.vct, "issuer": d.issuer, "claims": list(d.paths)}
+                                 for d in prepared.disclosures]}
+        typer.echo(f"{summary['service']} ({summary['did']}) asks: {summary['purpose']}", err=True)
+        for item in summary["disclosed"]:
+            typer.echo(f"  share from {item['vct']}: {', '.join(item['claims'])}", err=True)
+        agreed = yes or typer.confirm("share exactly this?", default=False, err=True)
+        try:
+            if agreed:
+                presenter.send(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
+            else:
+                presenter.decline(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
+        except IdentityError as exc:
+            fail(str(exc), reason=exc.reason, as_json=as_json)
+        finally:
+            opened.save()
+    finally:
+        http.close()
+    if as_json:
+        print_json({"ok": True, **summary, "sent": agreed})
+    else:
+        print("sent" if agreed else "declined: nothing shared")
+
+
+@app.command("serve")
+def serve(
+    wallet: Path = WALLET_OPT,
+    node: str = _ledger_client.NODE_OPTION,
+    genesis: Path | None = _ledger_client.GENESIS_OPTION,
+    port: int = typer.Option(8720, "--port", min=1, max=65535),
+    as_json: bool = typer.Option(False, "--json", help="Log one JSON object per line (stderr): "
+                                 "ts, level, logger, message."),
+) -> None:
+    """The wallet as a local web app on http://127.0.0.1:PORT (this device only; unlock it with
+    the wallet password in the page)."""
+    import uvicorn
+
+    from identity.http.wallet_app import create_wallet_app
+
+    if not wallet.is_file():
+        fail(f"no wallet at {wallet}", reason="no-wallet")
+    app_ = create_wallet_app(wallet, light=_verified(node, genesis), http=_ledger_client.http_client())
+    from cli._common import configure_json_logging, uvicorn_json_log_config
+
+    banner = f"wallet app on http://127.0.0.1:{port}/ (this device only)"
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config: dict[str, Any] = LOGGING_CONFIG
+    if as_json:
+        configure_json_logging()
+        log_config = uvicorn_json_log_config()
+        logging.getLogger("imi").info("%s", banner)
+    else:
+        typer.echo(banner, err=True)
+    uvicorn.run(app_, host="127.0.0.1", port=port, log_level="warning", log_config=log_config)

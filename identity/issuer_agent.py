@@ -26,7 +26,6 @@ Time is an argument everywhere (``now``, integer seconds).
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from identity.light_client import LightClient
 from identity.sdjwt import HolderBinding, issue
 from identity.status_list import allocate_index
 from ledger.errors import KeyError_, LedgerError
+from ledger.files import write_atomic
 from ledger.keys import SigningKey
 
 REGISTER_SUBJECTS_MAX: Final = 100_000
@@ -171,17 +171,10 @@ class IssuerRecords:
     def _save(self) -> None:
         if self._path is None:
             return
-        tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"issued": self._issued}, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._path)
+            write_atomic(self._path, json.dumps({"issued": self._issued}))
         except OSError as exc:
             self._issued.pop()  # not recorded: the caller must not hand out the credential
-            tmp.unlink(missing_ok=True)
             raise IssuanceError(f"cannot write issuer records: {exc.strerror or exc}",
                                 reason="records-io-error") from exc
 

@@ -19,7 +19,6 @@ Times are integer seconds since the epoch, passed in by the caller.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from identity.errors import IdentityError, PresentationError, WalletError
 from identity.presentation import HeldCredential, present
 from identity.request import PresentationRequest
 from ledger.errors import KeyError_
+from ledger.files import write_atomic
 from ledger.hashing import sha256
 from ledger.keys import PublicKey, SigningKey, b64url_decode, b64url_encode
 
@@ -109,8 +109,9 @@ def _box_key(password: str, salt: bytes, kdf: KdfParams) -> bytes:
 
 
 def _credential_id(compact: str) -> str:
-    """Stable id: first 16 chars of base64url(SHA-256(issuer-signed JWT))."""
-    return b64url_encode(sha256(compact.split("~", 1)[0].encode("ascii")))[:16]
+    """Stable id: the first 20 hex digits (80 bits) of SHA-256(issuer-signed JWT). Hex, so an
+    id never starts with '-' and passes on a command line as an argument, not an option."""
+    return sha256(compact.split("~", 1)[0].encode("ascii")).hex()[:20]
 
 
 class Wallet:
@@ -174,7 +175,8 @@ class Wallet:
         return cls(path, password, kdf, contents)
 
     def save(self) -> None:
-        """Encrypt with a fresh salt and nonce; write owner-only, atomically."""
+        """Encrypt with a fresh salt and nonce; write owner-only, atomically and durably
+        (:func:`ledger.files.write_atomic`)."""
         salt = nacl.utils.random(argon2id.SALTBYTES)
         contents = {"keys": self._keys, "credentials": self._credentials, "history": self._history,
                     "dids": self._dids}
@@ -187,16 +189,9 @@ class Wallet:
                     "opslimit": self._kdf.opslimit, "memlimit": self._kdf.memlimit},
             "box": b64url_encode(bytes(box)),
         }
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(envelope, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps(envelope))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise WalletError(f"cannot write wallet: {exc.strerror or exc}", reason="io-error") from exc
 
     # --- keys -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from cli.genesis import free_ports
+from cli._consortium import free_ports
 
 START_TIMEOUT_S = 10.0
 

@@ -167,8 +167,8 @@ def test_wallet_json_flow(tmp_path: Path) -> None:
     shown = ok_json("wallet", "show", added["id"], env=env)
     assert shown["claims"]["given_name"] == "Ada"
     (tmp_path / "req.json").write_text(json.dumps({"nonce": "n", "aud": "a", "claims": ["address.locality"]}))
-    for command in ("answer", "present"):
-        answer = ok_json("wallet", command, "--request", str(tmp_path / "req.json"), "--now", str(NOW), env=env)
+    for _ in range(2):  # the same request answered twice: one presentation each time
+        answer = ok_json("wallet", "answer", "--request", str(tmp_path / "req.json"), "--now", str(NOW), env=env)
         assert answer["credential"] == added["id"] and answer["disclosed"] == ["address.locality"]
         assert answer["presentation"].count("~") >= 2 and (answer["aud"], answer["nonce"]) == ("a", "n")
     assert refused_json("wallet", "show", "no-such-id", env=env)["reason"]
@@ -184,6 +184,7 @@ def test_devnet_kill_of_an_unknown_validator_is_refused(tmp_path: Path) -> None:
 
 
 def test_devnet_down_json_on_a_stopped_devnet(tmp_path: Path) -> None:
+    (tmp_path / "genesis.json").write_text("{}")  # a devnet directory (down reads only its pid file)
     assert ok_json("devnet", "down", "--dir", str(tmp_path)) == {"ok": True, "dir": str(tmp_path), "stopped": []}
     code, out, _ = imi("devnet", "down", "--dir", str(tmp_path))
     assert (code, out) == (0, "devnet stopped\n")
@@ -233,6 +234,7 @@ def test_verify_json_verdict_carries_ok(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_an_unanticipated_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "genesis.json").write_text("{}")
     (tmp_path / "pids.json").write_text("not json")  # devnet down has no answer for a corrupt pid file
     for extra, stream in (([], "stderr"), (["--json"], "stdout")):
         done = subprocess.run([sys.executable, "-m", "cli.main", "devnet", "down", "--dir", str(tmp_path), *extra],

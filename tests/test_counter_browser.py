@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.genesis import free_ports
+from cli._consortium import free_ports
 from identity import oid4vp
 from tests.browser import chromium_page, screenshot
 from tests.serving import serve_in_thread

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from cli.genesis import free_ports
+from cli._consortium import free_ports
 from cli.main import app as cli_app
 from node.api.app import create_app
 from tests.serving import serve_in_thread

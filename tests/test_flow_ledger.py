@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import cli.did
+import cli._ledger_client
 from cli.main import app
 from identity.presentation import HeldCredential, present
 from identity.wallet import Wallet
@@ -42,7 +42,7 @@ def world() -> World:
 
 @pytest.fixture()
 def env(world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setattr(cli.did, "http_client", world.route)
+    monkeypatch.setattr(cli._ledger_client, "http_client", world.route)
     monkeypatch.setenv("IMI_NODE", NODE_URL)
     monkeypatch.setenv("IMI_GENESIS", str(world.write_genesis(tmp_path / "genesis.json")))
     monkeypatch.setenv("IMI_WALLET", str(tmp_path / "wallet.json"))
@@ -72,7 +72,7 @@ def citizen(world: World, tmp: Path, kit: str = "kit.jwk") -> tuple[str, str]:
 
 
 def present_to_file(tmp: Path, name: str = "presentation.txt") -> Path:
-    code, out, err = imi("wallet", "present", "--request", str(tmp / "request.json"))
+    code, out, err = imi("wallet", "answer", "--request", str(tmp / "request.json"))
     assert code == 0, err
     (tmp / name).write_text(out)
     return tmp / name

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from cli.genesis import free_ports
+from cli._consortium import free_ports
 from cli.main import app
 from identity.holder import request_credential
 from identity.http.node_routes import ROUTERS

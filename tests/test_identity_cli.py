@@ -15,7 +15,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import cli.did
+import cli._ledger_client
 from cli.main import app
 from ledger.errors import BlockError, LedgerError
 from ledger.keys import SigningKey
@@ -67,7 +67,7 @@ class MockNode:
 def node(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MockNode:
     mock = MockNode()
     mock.chain.block()  # a first block so /v1/blocks/latest answers
-    monkeypatch.setattr(cli.did, "http_client", lambda: httpx.Client(transport=httpx.MockTransport(mock.handle)))
+    monkeypatch.setattr(cli._ledger_client, "http_client", lambda: httpx.Client(transport=httpx.MockTransport(mock.handle)))
     (tmp_path / "genesis.json").write_text(mock.chain.c.genesis.dumps())
     for i, key in enumerate(mock.chain.c.trustee_keys):
         (tmp_path / f"trustee{i}.jwk").write_text(json.dumps(key.to_private_jwk()))
@@ -183,7 +183,7 @@ def test_missing_genesis_is_a_usage_error(node: MockNode, monkeypatch: pytest.Mo
 def test_unreachable_node_is_exit_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
-    monkeypatch.setattr(cli.did, "http_client", lambda: httpx.Client(transport=httpx.MockTransport(down)))
+    monkeypatch.setattr(cli._ledger_client, "http_client", lambda: httpx.Client(transport=httpx.MockTransport(down)))
     code, _, err = imi("did", "create", "--key", str(key_file(tmp_path / "k.jwk")), "--node", "http://x")
     assert code == 1 and "node-unavailable" in err
 

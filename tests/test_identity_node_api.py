@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-import cli.did
+import cli._ledger_client
 from cli.main import app
 from identity.light_client import HttpFetcher, LightClient
 from identity.rules import IDENTITY_HANDLERS
@@ -26,7 +26,7 @@ runner = CliRunner()
 def node(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> InProcessNode:
     n = InProcessNode(handlers={**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
     n.commit()  # block 1, so /v1/blocks/latest answers
-    monkeypatch.setattr(cli.did, "http_client", lambda: TestClient(create_app(n), raise_server_exceptions=False))
+    monkeypatch.setattr(cli._ledger_client, "http_client", lambda: TestClient(create_app(n), raise_server_exceptions=False))
     (tmp_path / "genesis.json").write_text(n.genesis.dumps())
     for i, key in enumerate(n.consortium.trustee_keys):
         (tmp_path / f"trustee{i}.jwk").write_text(json.dumps(key.to_private_jwk()))

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli._consortium import free_ports
 from cli.devnet import Devnet
-from cli.genesis import free_ports
 from ledger.keys import PublicKey
 
 pytestmark = pytest.mark.xdist_group("devnet")

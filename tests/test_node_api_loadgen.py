@@ -11,7 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from cli.genesis import free_ports
+from cli._consortium import free_ports
 from cli.loadgen import LoadResult, percentile, run_load
 from cli.main import app as cli_app
 from node.api.app import create_app

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.genesis import free_ports
+from cli._consortium import free_ports
 from ledger.keys import SigningKey
 from ledger.validators import Validator, ValidatorSet
 from node import tls

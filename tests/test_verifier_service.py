@@ -81,9 +81,14 @@ def world(tmp_path: Path) -> World:
     return make_world(tmp_path, PUBLIC)
 
 
-def make_world(tmp_path: Path, public_url: str) -> World:
-    """A ledger with a registered desk service, its verifier app, and a wallet holding a PID."""
+def make_world(tmp_path: Path, public_url: str, *, wall_clock: bool = False) -> World:
+    """A ledger with a registered desk service, its verifier app, and a wallet holding a PID.
+    With ``wall_clock`` the blocks from here on carry the real time (for clients that judge
+    freshness by their own clock, like the CLI)."""
     s = build_scene()
+    if wall_clock:
+        import time
+        s.clock.now_ms = max(s.clock.now_ms, int(time.time() * 1000))
     desk = Holder(det_key("desk/0"), det_key("desk/1"), "desk")
     s.block(s.create_did(desk))
     s.block(s.gov("gov.service_register", {

@@ -1,7 +1,8 @@
 """`make run`: the zero-visit story on a local 4-validator consortium, narrated.
 
 Real validator processes (LevelDB, mutual TLS between them) are started with the
-``imi devnet`` machinery; then, step by step (:mod:`cli.scenario` does the work):
+``imi devnet`` machinery, and each agency's issuer service with ``imi issue serve``;
+then, step by step (:mod:`cli.demo.story` does the work):
 
 1. trustees (2 of 3) accredit a public security bureau and a civil affairs bureau;
    a transaction read from ONE validator is proven against its commit certificate;
@@ -34,7 +35,13 @@ from rich.panel import Panel
 from rich.status import Status
 from rich.table import Table
 
-from cli import scenario as sc
+from cli.demo.agencies import STATUS_LIST_SIZE, Accredited, Agency
+from cli.demo.citizen import Citizen
+from cli.demo.consortium import KILLED, Crash, NodeProof
+from cli.demo.errors import ScenarioError
+from cli.demo.recovery import Recovery
+from cli.demo.service import SERVICE_AUD, Outcome, StatusChange, service_requests
+from cli.demo.story import Story, check_story, run_story
 from ledger.errors import LedgerError
 
 TITLES = {
@@ -110,12 +117,13 @@ class Narrator:
             table.add_row(n["name"], str(n["pid"]), n["api"], str(n["height"]), "[green]up[/]" if n["up"] else "DOWN")
         self.console.print(table)
 
-    def on_services(self, agencies: list[sc.Agency]) -> None:
+    def on_services(self, agencies: list[Agency]) -> None:
         for agency in agencies:
             if agency.service is not None:
-                self.console.print(f"issuer service of {agency.name}: {agency.service.url}/v1/issuance/…")
+                self.console.print(f"issuer service of {agency.name}: imi issue serve (pid "
+                                   f"{agency.service.process.pid}) at {agency.service.url}/v1/issuance/…")
 
-    def on_agencies(self, acc: sc.Accredited) -> None:
+    def on_agencies(self, acc: Accredited) -> None:
         self.console.print(f"trustees sign governance with [bold]{acc.trustees_signing} of "
                            f"{acc.trustees_total}[/] keys (from the devnet directory)")
         for agency, height in zip(acc.agencies, acc.heights, strict=True):
@@ -123,10 +131,10 @@ class Narrator:
             self.console.print(Panel(
                 f"did:imi     {agency.did}\naccredited  gov.issuer_accredit at height {height}\n"
                 f"types       published with vct.publish:\n{types}\n"
-                f"status list {agency.list_id} ({sc.STATUS_LIST_SIZE} entries, 2 bits: valid/revoked/suspended)",
+                f"status list {agency.list_id} ({STATUS_LIST_SIZE} entries, 2 bits: valid/revoked/suspended)",
                 title=agency.name, title_align="left", border_style="blue"))
 
-    def on_proof(self, proof: sc.NodeProof) -> None:
+    def on_proof(self, proof: NodeProof) -> None:
         self.console.print(Panel(
             f"read {proof.tx_type} {proof.tx_id[:16]}… from [bold]{proof.reader}[/] only\n"
             f"  commit certificate: {proof.signers} of {proof.validators} validator signatures "
@@ -135,7 +143,7 @@ class Narrator:
             f"{proof.log_root[:16]}…  [green]✓[/]",
             title="a node's answer, checked without trusting the node", title_align="left", border_style="green"))
 
-    def on_citizen(self, citizen: sc.Citizen) -> None:
+    def on_citizen(self, citizen: Citizen) -> None:
         self.console.print(Panel(
             f"did:imi        {citizen.did}\n"
             f"phone wallet   {citizen.wallet_path.name} (Argon2id + XSalsa20-Poly1305)\n"
@@ -154,7 +162,7 @@ class Narrator:
                           held.anchor[:16] + "…")
         self.console.print(table)
 
-    def _verdicts(self, outcome: sc.Outcome, title: str) -> None:
+    def _verdicts(self, outcome: Outcome, title: str) -> None:
         table = Table(title=title, title_justify="left")
         for column in ("presentation", "checked by", "verdict"):
             table.add_column(column)
@@ -163,10 +171,10 @@ class Narrator:
                           _verdict(v.valid, v.reason))
         self.console.print(table)
 
-    def on_verification(self, outcome: sc.Outcome) -> None:
-        request = sc.service_requests()
+    def on_verification(self, outcome: Outcome) -> None:
+        request = service_requests()
         self.console.print(Panel(
-            f"aud {sc.SERVICE_AUD}, a fresh nonce per question set\n"
+            f"aud {SERVICE_AUD}, a fresh nonce per question set\n"
             + "\n".join(f"  • {r.vct and next(iter(r.vct)).rsplit('/', 2)[-2]}: "
                         f"{', '.join(r.paths_to_disclose())}" for r in request.values())
             + "\nthe citizen's wallet answers with ONE presentation per credential, disclosing only that",
@@ -185,17 +193,17 @@ class Narrator:
         self.console.print(learned)
         self.console.print(withheld)
 
-    def on_crash(self, crash: sc.Crash) -> None:
+    def on_crash(self, crash: Crash) -> None:
         self.console.print(f"[red]kill -9[/] {crash.killed} (pid {crash.pid}); still up: {', '.join(crash.alive)}")
         self.console.print(f"the consortium committed again with 3 of 4: height {crash.height_before} → "
                            f"{crash.height_after}  [green]✓[/]")
 
-    def on_after_crash(self, outcome: sc.Outcome) -> None:
+    def on_after_crash(self, outcome: Outcome) -> None:
         readers = list(dict.fromkeys(v.via for v in outcome.verdicts))
         state = "[green]all valid[/]" if outcome.all_valid else "[red]FAILED[/]"
         self.console.print(f"verification again via {' and '.join(readers)}: {state}")
 
-    def on_status(self, changes: list[sc.StatusChange]) -> None:
+    def on_status(self, changes: list[StatusChange]) -> None:
         table = Table(title="status.set on the no-criminal-record credential", title_justify="left")
         for column in ("issuer sets", "at height", "light client", "POST /v1/verify"):
             table.add_column(column)
@@ -205,7 +213,7 @@ class Narrator:
                           _verdict(remote.valid, remote.reason))
         self.console.print(table)
 
-    def on_recovery(self, rec: sc.Recovery) -> None:
+    def on_recovery(self, rec: Recovery) -> None:
         lines = [f"new phone: {rec.new_wallet.name} restored from the encrypted backup",
                  f"did.rotate signed by the recovery kit's key (DID version {rec.version}, committed by height {rec.height})",
                  (f"  controller key {_short(rec.old_key, 12)} → {_short(rec.new_key, 12)}; "
@@ -218,9 +226,9 @@ class Narrator:
                                  border_style="magenta"))
 
 
-def summary(console: Console, story: sc.Story) -> bool:
+def summary(console: Console, story: Story) -> bool:
     """The closing table; True when every step is OK."""
-    checks = sc.check_story(story)
+    checks = check_story(story)
     table = Table(title="zero-visit story", title_justify="left")
     for column in ("step", "what", "OK", "s"):
         table.add_column(column)
@@ -235,13 +243,13 @@ def summary(console: Console, story: sc.Story) -> bool:
     return story.error is None and all(check.ok for check in checks)
 
 
-def _kept(console: Console, story: sc.Story) -> None:
+def _kept(console: Console, story: Story) -> None:
     directory = story.consortium.net.dir
     lines = [f"{name}  API {api}   docs {api}/docs" for name, api in story.consortium.apis.items()
-             if name != sc.KILLED]
-    lines.append(f"{sc.KILLED}  killed in step 4; restart it with: imi devnet restart {sc.KILLED} --dir {directory}")
-    lines.append("(the agencies' issuer services ran inside this demo and stop with it)")
-    live = next(api for name, api in story.consortium.apis.items() if name != sc.KILLED)
+             if name != KILLED]
+    lines.append(f"{KILLED}  killed in step 4; restart it with: imi devnet restart {KILLED} --dir {directory}")
+    lines.append("(the agencies' issuer services, imi issue serve processes, stopped with the demo)")
+    live = next(api for name, api in story.consortium.apis.items() if name != KILLED)
     lines.append(f"audit the chain: imi ledger audit --node {live} --genesis {directory / 'genesis.json'}")
     lines.append(f"stop everything: imi devnet down --dir {directory}   (or .venv/bin/imi …)")
     console.print(Panel("\n".join(lines), title="the consortium is still running", title_align="left"))
@@ -253,8 +261,8 @@ def demo(directory: Path, workdir: Path, *, keep: bool, fast: bool, console: Con
     console.rule("[bold]imi — zero visit: a citizen proves residence, age and a clean record remotely")
     started = time.monotonic()
     try:
-        story = sc.run_story(directory, workdir, narrate=narrator, wait=narrator.wait, fast=fast, keep=keep)
-    except (RuntimeError, TimeoutError, OSError, sc.ScenarioError, LedgerError) as exc:
+        story = run_story(directory, workdir, narrate=narrator, wait=narrator.wait, fast=fast, keep=keep)
+    except (RuntimeError, TimeoutError, OSError, ScenarioError, LedgerError) as exc:
         console.print(f"[red]the consortium did not start: {exc}")
         return 1
     except KeyboardInterrupt:
@@ -285,5 +293,3 @@ def main(argv: list[str] | None = None) -> int:
         return demo(Path(tmp) / "devnet", Path(tmp) / "citizen", keep=False, fast=args.fast)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())

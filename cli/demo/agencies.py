@@ -1,0 +1,135 @@
+"""The agencies of the story: two bureaus accredited by the trustees, their credential types
+and status lists on the ledger, and their issuer services.
+
+:func:`accredit_agencies` — each agency creates its did:imi, the trustees (k of n) accredit
+it, it publishes its credential types and creates a status list.
+:func:`start_issuer_service` — the agency's ``imi issue serve`` process
+(:mod:`cli.demo.issuer_process`) over the writer validator, with the register of what the
+agency knows about the citizen. :func:`set_status` — the agency's staff suspend or revoke
+through that service (a ``status.set`` on the ledger).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cli.demo.consortium import Consortium
+from cli.demo.issuer_process import IssuerProcess, start_issuer_process
+from identity import did as didmod
+from ledger.encoding import Value
+from ledger.keys import SigningKey
+
+STATUS_LIST_SIZE = 1024  # entries per list: many holders share one list (herd privacy)
+STATUS_BITS = 2  # valid / revoked / suspended
+
+PSB_IDENTITY_VCT = "https://psb.foshan.gov.example/credentials/identity/v1"
+PSB_RECORD_VCT = "https://psb.foshan.gov.example/credentials/no-criminal-record/v1"
+CIVIL_RESIDENCE_VCT = "https://civil.foshan.gov.example/credentials/residence/v1"
+
+
+@dataclass
+class Agency:
+    """An accredited issuer: its DID keys, its credential types and its status list."""
+
+    name: str
+    key: SigningKey
+    next_key: SigningKey
+    vcts: dict[str, dict[str, Any]]  # vct → definition published on the ledger
+    list_id: str
+    service: IssuerProcess | None = None  # started in step 2
+
+    @property
+    def did(self) -> str:
+        return didmod.derive_did(self.key.public_key.to_jwk(), didmod.key_commitment(self.next_key.public_key.to_jwk()))
+
+    @property
+    def kid(self) -> str:
+        return f"{self.did}#{self.key.key_id}"
+
+
+def _new_agency(name: str, vcts: dict[str, dict[str, Any]], list_id: str) -> Agency:
+    return Agency(name, SigningKey.generate(), SigningKey.generate(), vcts, list_id)
+
+
+def agencies_to_accredit() -> list[Agency]:
+    """The public security bureau (identity, no criminal record) and the civil affairs bureau."""
+    psb = _new_agency("Foshan Public Security Bureau", {
+        PSB_IDENTITY_VCT: {"name": "Resident identity", "claims": ["given_name", "family_name", "birthdate",
+                                                                   "national_id", "nationality"],
+                           "predicates": {"age_equal_or_over": [14, 16, 18, 21, 65]}},
+        PSB_RECORD_VCT: {"name": "No criminal record", "claims": ["no_criminal_record", "national_id",
+                                                                  "checked_on"]},
+    }, "psb-2026-01")
+    civil = _new_agency("Foshan Civil Affairs Bureau", {
+        CIVIL_RESIDENCE_VCT: {"name": "Residence", "claims": ["given_name", "family_name", "address"]},
+    }, "civil-2026-01")
+    return [psb, civil]
+
+
+@dataclass(frozen=True, slots=True)
+class Accredited:
+    agencies: list[Agency]
+    accreditation_txs: list[str]  # tx ids of gov.issuer_accredit
+    heights: list[int]
+    trustees_signing: int
+    trustees_total: int
+
+
+def accredit_agencies(c: Consortium, agencies: list[Agency] | None = None) -> Accredited:
+    """Each agency: did.create, trustees' gov.issuer_accredit, vct.publish per type, status list."""
+    agencies = agencies if agencies is not None else agencies_to_accredit()
+    tx_ids, heights = [], []
+    for agency in agencies:
+        c.submit("did.create", agency.did, {
+            "jwk": dict(agency.key.public_key.to_jwk()),
+            "next_key_commitment": didmod.key_commitment(agency.next_key.public_key.to_jwk())}, agency.key)
+        vcts: list[Value] = [vct for vct in sorted(agency.vcts)]
+        answer = c.gov("gov.issuer_accredit", {"did": agency.did, "name": agency.name, "vcts": vcts})
+        tx_ids.append(str(answer["id"]))
+        heights.append(int(answer["height"]))
+        for vct, definition in agency.vcts.items():
+            c.submit("vct.publish", agency.did, {"vct": vct, **definition}, agency.key)
+        c.submit("status.create_list", agency.did, {"list_id": agency.list_id, "bits": STATUS_BITS,
+                                                    "size": STATUS_LIST_SIZE}, agency.key)
+    return Accredited(agencies, tx_ids, heights, c.genesis.trustee_threshold, len(c.genesis.trustees))
+
+
+
+def start_issuer_service(c: Consortium, agency: Agency, register: Mapping[str, Any]) -> IssuerProcess:
+    """The agency's issuer service as an ``imi issue serve`` process (writes to the writer, reads
+    it through a light client rooted in the devnet's genesis); stopped with the consortium
+    (:meth:`Consortium.close`). ``register``: the JSON form of :class:`identity.issuer_agent.Register`."""
+    directory = c.net.dir / "issuers" / f"{agency.list_id}-{agency.did[-8:]}"  # a rerun's agency: a new one
+    service = start_issuer_process(directory, did=agency.did, key=agency.key, list_id=agency.list_id,
+                                   register=register, node=c.apis[c.writer], genesis=c.net.dir / "genesis.json",
+                                   code_root=c.net.code_root)
+    c.services.append(service)
+    agency.service = service
+    return service
+
+
+def set_status(c: Consortium, agency: Agency, list_id: str, idx: int, action: str, readers: list[str]) -> int:
+    """The agency's staff ``POST /v1/issuance/<action>`` (a ``status.set`` on the ledger);
+    returns the commit height once every reader has it."""
+    assert agency.service is not None
+    with c.wait(f"{agency.name}: {action} {list_id}#{idx}, waiting for commit"):
+        height = agency.service.status(action, idx)
+    for reader in readers:
+        c.wait_height(reader, height)
+    return height
+
+
+__all__ = [
+    "CIVIL_RESIDENCE_VCT",
+    "PSB_IDENTITY_VCT",
+    "PSB_RECORD_VCT",
+    "STATUS_LIST_SIZE",
+    "Accredited",
+    "Agency",
+    "accredit_agencies",
+    "agencies_to_accredit",
+    "set_status",
+    "start_issuer_service",
+]

@@ -1,0 +1,142 @@
+"""One agency's issuer service, run as a deployment runs it: ``imi issue init`` writes the
+issuer directory, ``imi issue serve`` serves it as its own OS process on a free loopback
+port, and the demo waits for its ``/health``.
+
+The directory holds the issuer's assertion key (mode 0600), its register (what the agency
+knows about the citizen), the admin token of the staff endpoints (mode 0600), the issued
+records the service keeps (``issued.json``) and the service's log (``serve.log``).
+:meth:`IssuerProcess.stop` ends the process (SIGTERM, then SIGKILL after a grace period);
+a process that does not become healthy is stopped before the error is raised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+from cli._consortium import LOOPBACK, free_ports
+from cli.demo.errors import ScenarioError
+from identity.issuer_agent import IssuerConfig, IssuerRecords
+from ledger.files import write_atomic
+from ledger.keys import SigningKey
+
+ISSUER_START_TIMEOUT_S: Final = 60.0  # python start-up and imports on a loaded machine included
+ISSUER_STOP_GRACE_S: Final = 5.0
+ISSUER_INIT_TIMEOUT_S: Final = 60.0
+STATUS_HTTP_TIMEOUT_S: Final = 40.0  # a status action waits for its commit
+HEALTH_HTTP_TIMEOUT_S: Final = 2.0  # one /health probe
+HEALTH_POLL_S: Final = 0.1
+LOG_TAIL_CHARS_MAX: Final = 600  # of the service's log, quoted when it failed to start
+
+
+@dataclass
+class IssuerProcess:
+    """A running ``imi issue serve`` for the issuer directory ``directory``."""
+
+    did: str
+    directory: Path
+    url: str
+    process: subprocess.Popen[bytes]
+    admin_token: str
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / "serve.log"
+
+    def records(self) -> list[dict[str, Any]]:
+        """The agency's own records of what it issued (index, vct, subject, anchor, salt)."""
+        return IssuerRecords(IssuerConfig.load(self.directory).records_path).all()
+
+    def wait_healthy(self, timeout_s: float = ISSUER_START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(timeout=HEALTH_HTTP_TIMEOUT_S) as http:
+            while True:
+                if self.process.poll() is not None:
+                    raise ScenarioError("issuer service", f"{self.url} exited ({self.process.returncode}): "
+                                                          f"{self._log_tail()}")
+                try:
+                    if http.get(f"{self.url}/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ScenarioError("issuer service", f"{self.url} not healthy after {timeout_s} s")
+                time.sleep(HEALTH_POLL_S)
+
+    def status(self, action: str, idx: int) -> int:
+        """``POST /v1/issuance/<action>`` as the agency's staff; returns the commit height."""
+        with httpx.Client(timeout=STATUS_HTTP_TIMEOUT_S) as http:
+            response = http.post(f"{self.url}/v1/issuance/{action}", json={"idx": idx},
+                                 headers={"Authorization": f"Bearer {self.admin_token}"})
+        if response.status_code != 200:
+            raise ScenarioError("status", f"issuer {action} answered HTTP {response.status_code}: "
+                                          f"{response.text[:200]}")
+        return int(response.json()["height"])
+
+    def stop(self) -> None:
+        """SIGTERM the service's process group, SIGKILL after the grace period; wait for it."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=ISSUER_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-LOG_TAIL_CHARS_MAX:].strip()
+        except OSError:
+            return "(no log)"
+
+
+def _imi(code_root: Path, *args: str) -> None:
+    """Run one ``imi`` command to completion; ScenarioError with its one-line reason if it fails."""
+    done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=code_root, capture_output=True,
+                          text=True, timeout=ISSUER_INIT_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise ScenarioError("issuer service", f"imi {' '.join(args[:2])}: {done.stderr.strip()[-300:]}")
+
+
+def start_issuer_process(directory: Path, *, did: str, key: SigningKey, list_id: str,
+                         register: Mapping[str, Any], node: str, genesis: Path,
+                         code_root: Path) -> IssuerProcess:
+    """Write the issuer directory (``imi issue init``), start ``imi issue serve`` over ``node``
+    (trusting ``genesis``) and return once it answers ``/health``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_atomic(directory / "issuer_key.jwk", json.dumps(key.to_private_jwk()))
+    write_atomic(directory / "register.json", json.dumps(register))
+    token = secrets.token_urlsafe(24)
+    write_atomic(directory / "admin_token", token + "\n")
+    _imi(code_root, "issue", "init", "--issuer-dir", str(directory), "--did", did,
+         "--key", str(directory / "issuer_key.jwk"), "--list-id", list_id,
+         "--register", str(directory / "register.json"))
+    port = free_ports(1)[0]
+    with open(directory / "serve.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "issue", "serve", "--issuer-dir", str(directory), "--node", node,
+             "--genesis", str(genesis), "--host", LOOPBACK, "--port", str(port),
+             "--admin-token-file", str(directory / "admin_token")],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=code_root)
+    service = IssuerProcess(did, directory, f"http://{LOOPBACK}:{port}", process, token)
+    try:
+        service.wait_healthy()
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+__all__ = ["IssuerProcess", "start_issuer_process"]

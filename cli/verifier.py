@@ -1,0 +1,166 @@
+"""`imi verifier`: a registered service's OpenID4VP verifier — serve it, ask, read the verdict.
+
+``serve`` runs the verifier service (``identity/http/verifier_service.py``) for a service
+DID registered on the ledger (``imi gov service-register``), signing request objects with
+an assertion key of that DID. ``request`` and ``result`` are its staff API for scripts:
+
+    imi verifier request --verifier URL --token-file F --dcql FILE --json
+        → {"id": "…", "request_uri": "openid4vp://…"}
+    imi verifier result --verifier URL --token-file F --id ID --json
+        → {"state": "pending"|"done", "valid": true|false, "reason": str|null, "claims": {…}}
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cli import _ledger_client
+from cli._common import (
+    fail,
+    print_json,
+    read_json_object,
+    read_signing_key,
+    read_text_file,
+    usage,
+    write_private,
+)
+from identity.ledger_constants import FRESHNESS_MS_DEFAULT
+
+app = typer.Typer(help="A registered service's OpenID4VP verifier (serve, request, result).",
+                  no_args_is_help=True)
+
+VERIFIER_OPT = typer.Option(..., "--verifier", envvar="IMI_VERIFIER", help="Verifier service base URL.")
+TOKEN_FILE_OPT = typer.Option(..., "--token-file", help="File whose first line is the staff token.")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _token(path: Path) -> str:
+    lines = read_text_file(path, "token file").splitlines()
+    if not lines or not lines[0].strip():
+        usage(f"{path} holds no token")
+    return lines[0].strip()
+
+
+def _call(method: str, url: str, token: str, as_json: bool, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    client = _ledger_client.http_client()
+    try:
+        response = client.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
+        answer: Any = response.json()
+    except ValueError:
+        fail(f"verifier answered HTTP {response.status_code} without JSON", reason="verifier-error", as_json=as_json)
+    except Exception as exc:  # noqa: BLE001 - transport failures: one line, no traceback
+        fail(f"verifier {url} unreachable: {exc}", reason="verifier-unavailable", as_json=as_json)
+    finally:
+        client.close()
+    if response.status_code != 200 or not isinstance(answer, dict):
+        reason = answer.get("reason", "verifier-error") if isinstance(answer, dict) else "verifier-error"
+        detail = answer.get("detail", "") if isinstance(answer, dict) else ""
+        fail(f"verifier refused (HTTP {response.status_code}): {detail}", reason=str(reason), as_json=as_json)
+    return answer
+
+
+@app.command()
+def request(
+    verifier: str = VERIFIER_OPT,
+    token_file: Path = TOKEN_FILE_OPT,
+    dcql: Path = typer.Option(..., "--dcql", help="File holding a DCQL query object (OpenID4VP 1.0 §6)."),
+    callback: str | None = typer.Option(None, "--callback", help="Where the verdict is POSTed when it arrives."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"id", "request_uri"}.'),
+) -> None:
+    """Ask a question: print the request id and the openid4vp:// URI to show as a QR code."""
+    query = read_json_object(dcql, "DCQL query")
+    body: dict[str, Any] = {"dcql_query": query}
+    if callback is not None:
+        body["callback_uri"] = callback
+    answer = _call("POST", verifier.rstrip("/") + "/v1/requests", _token(token_file), as_json, body)
+    if as_json:
+        print_json({"id": answer["id"], "request_uri": answer["request_uri"]})
+    else:
+        print(answer["request_uri"])
+        typer.echo(f"request id {answer['id']} (imi verifier result --id {answer['id']})", err=True)
+
+
+@app.command()
+def result(
+    verifier: str = VERIFIER_OPT,
+    token_file: Path = TOKEN_FILE_OPT,
+    request_id: str = typer.Option(..., "--id", help="The request id printed by imi verifier request."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"state", "valid", "reason", "claims"}.'),
+) -> None:
+    """The verdict of a request: pending, or done with valid/invalid and only the asked claims."""
+    answer = _call("GET", verifier.rstrip("/") + "/v1/requests/" + request_id, _token(token_file), as_json)
+    out = {k: answer.get(k) for k in ("state", "valid", "reason", "claims")}
+    if as_json:
+        print_json(out)
+    elif out["state"] != "done":
+        print(out["state"])
+    else:
+        print(("valid" if out["valid"] else f"invalid [{out['reason']}]") + " " +
+              " ".join(f"{path}={value}" for answers in (out["claims"] or {}).values()
+                       for path, value in answers.items() if path not in ("vct", "iss")))
+        if not out["valid"]:
+            raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    did: str = typer.Option(..., "--did", help="The service's did:imi (registered on the ledger)."),
+    key: Path = typer.Option(..., "--key", help="An assertion private JWK of that DID (signs requests)."),
+    node: str = _ledger_client.NODE_OPTION,
+    genesis: Path | None = _ledger_client.GENESIS_OPTION,
+    public_url: str | None = typer.Option(None, "--public-url",
+                                          help="How wallets reach this service (default http://HOST:PORT)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
+    port: int = typer.Option(8710, "--port", min=1, max=65535),
+    token_file: Path = typer.Option(..., "--token-file", help="The staff token's file; created (0600) if missing."),
+    freshness_ms: int = typer.Option(FRESHNESS_MS_DEFAULT, "--freshness-ms", min=1,
+                                     help="Reject ledger answers whose header is older than this."),
+    as_json: bool = typer.Option(False, "--json", help="Log one JSON object per line (stderr): "
+                                 "ts, level, logger, message."),
+) -> None:
+    """Serve the verifier service and its counter page (/counter) for the service DID."""
+    import uvicorn
+
+    from identity.http.verifier_service import (
+        VerifierConfig,
+        create_verifier_app,
+        ledger_verify_one,
+    )
+    from identity.ledger_errors import NotFoundError
+
+    _ledger_client.check_did_arg(did)
+    signing_key = read_signing_key(key, "service key")
+    if not token_file.exists():
+        write_private(token_file, secrets.token_urlsafe(32) + "\n", force=False, what="staff token")
+    token = _token(token_file)
+    url = (public_url or f"http://{host}:{port}").rstrip("/")
+    if host not in LOOPBACK and not url.startswith("https://"):
+        usage("a non-loopback --host needs an https --public-url (put it behind a TLS proxy)")
+    light = _ledger_client.verified_client(node, genesis, freshness_ms)
+
+    def registration() -> dict[str, Any] | None:
+        try:
+            return light.service(did, _ledger_client.now_ms())
+        except NotFoundError:
+            return None
+
+    config = VerifierConfig(did, signing_key, f"{did}#{signing_key.key_id}", url, token)
+    app_ = create_verifier_app(config, registration=registration, verify_one=ledger_verify_one(light))
+    from cli._common import configure_json_logging, uvicorn_json_log_config
+
+    banner = f"verifier for {did} on {url} (counter page {url}/counter)"
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config: dict[str, Any] = LOGGING_CONFIG
+    if as_json:
+        configure_json_logging()
+        log_config = uvicorn_json_log_config()
+        logging.getLogger("imi").info("%s", banner)
+    else:
+        typer.echo(banner, err=True)
+    uvicorn.run(app_, host=host, port=port, log_level="warning", log_config=log_config)

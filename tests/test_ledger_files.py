@@ -1,0 +1,134 @@
+"""ledger.files.write_atomic: mode 0600, durable (file and directory fsynced), and a
+failure at any point leaves the old file intact and no temporary file behind."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from ledger import files
+from ledger.files import write_atomic
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_new_file_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        write_atomic(tmp_path / "key.jwk", "secret")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "key.jwk").stat().st_mode) == 0o600
+    assert (tmp_path / "key.jwk").read_text() == "secret"
+    assert _leftovers(tmp_path) == []
+
+
+def test_replacing_a_readable_file_makes_it_owner_only(tmp_path: Path) -> None:
+    target = tmp_path / "wallet.imi"
+    target.write_text("old")
+    target.chmod(0o644)
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_public_mode_is_honoured(tmp_path: Path) -> None:
+    write_atomic(tmp_path / "cert.pem", "cert", mode=files.PUBLIC_FILE_MODE)
+    assert stat.S_IMODE((tmp_path / "cert.pem").stat().st_mode) == 0o644
+
+
+def test_file_and_directory_are_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        mode = os.fstat(fd).st_mode
+        synced.append("dir" if stat.S_ISDIR(mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    write_atomic(tmp_path / "records.json", "{}")
+    assert synced == ["file", "dir"]  # the data before the rename, the rename after it
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_a_crash_mid_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              failing: str) -> None:
+    target = tmp_path / "consensus_key.jwk"
+    write_atomic(target, "old key")
+
+    def crash(*_args: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, failing, crash)
+    with pytest.raises(OSError):
+        write_atomic(target, "new key")
+    monkeypatch.undo()
+    assert target.read_text() == "old key"
+    assert _leftovers(tmp_path) == []
+
+
+def test_exclusive_never_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "recovery-kit.jwk"
+    write_atomic(target, "first", exclusive=True)
+    with pytest.raises(FileExistsError):
+        write_atomic(target, "second", exclusive=True)
+    assert target.read_text() == "first"
+    assert _leftovers(tmp_path) == []
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_a_wallet_save_that_fails_keeps_the_old_wallet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity.errors import WalletError
+    from identity.wallet import KdfParams, Wallet
+
+    path = tmp_path / "wallet.imi"
+    wallet = Wallet.create(path, "pw", kdf=KdfParams.fastest())
+    first = wallet.new_key("EdDSA")
+    wallet.save()
+    wallet.new_key("EdDSA")
+    monkeypatch.setattr(os, "replace", lambda *_a: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(WalletError) as caught:
+        wallet.save()
+    monkeypatch.undo()
+    assert caught.value.reason == "io-error"
+    assert Wallet.open(path, "pw").key_ids() == [first]
+    assert _leftovers(tmp_path) == [] and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def _record_directory_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    synced_dirs: list[int] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            synced_dirs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return synced_dirs
+
+
+def test_a_wallet_save_fsyncs_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity.wallet import KdfParams, Wallet
+
+    synced_dirs = _record_directory_fsyncs(monkeypatch)
+    Wallet.create(tmp_path / "wallet.imi", "pw", kdf=KdfParams.fastest()).save()
+    assert synced_dirs, "the directory was not fsynced after the rename"
+
+
+def test_issuer_records_are_written_owner_only_and_durably(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity.issuer_agent import IssuerRecords
+
+    synced_dirs = _record_directory_fsyncs(monkeypatch)
+    records = IssuerRecords(tmp_path / "issued.json")
+    records.add({"list_id": "l", "idx": 3, "vct": "v", "subject": "s"})
+    assert synced_dirs, "the directory was not fsynced after the rename"
+    assert stat.S_IMODE((tmp_path / "issued.json").stat().st_mode) == 0o600
+    assert IssuerRecords(tmp_path / "issued.json").used("l") == {3}
