@@ -126,12 +126,12 @@ def serve(
     """Serve the verifier service and its counter page (/counter) for the service DID."""
     import uvicorn
 
+    from identity.errors import NotFoundError
     from identity.http.verifier_service import (
         VerifierConfig,
         create_verifier_app,
         ledger_verify_one,
     )
-    from identity.ledger_errors import NotFoundError
 
     _ledger_client.check_did_arg(did)
     signing_key = read_signing_key(key, "service key")

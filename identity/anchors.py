@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import secrets
 
+from identity.errors import PayloadError
 from identity.ledger_constants import ANCHOR_SALT_BYTES, ANCHORS_PER_TX_MAX
-from identity.ledger_errors import PayloadError
 from ledger.constants import HASH_BYTES
 from ledger.hashing import HashTag, hash_value
 

@@ -41,6 +41,7 @@ from enum import Enum
 from typing import Any
 
 from identity import did as didmod
+from identity.errors import NotFoundTxError, PayloadError, UnauthorizedError
 from identity.governance import (
     ACCREDITED,
     SUSPENDED,
@@ -50,7 +51,6 @@ from identity.governance import (
     read_trustees,
 )
 from identity.ledger_constants import GOV_SENDER
-from identity.ledger_errors import NotFoundTxError, PayloadError, UnauthorizedError
 from ledger import statekeys
 from ledger.errors import SignatureError
 from ledger.execution import BlockContext, Overlay

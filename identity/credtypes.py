@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from identity.constants import NEVER_DISCLOSABLE_CLAIMS, RESERVED_CLAIM_NAMES
+from identity.errors import PayloadError
 from identity.governance import check_name, check_vct
 from identity.ledger_constants import (
     CLAIM_NAME_CHARS_MAX,
@@ -26,7 +27,6 @@ from identity.ledger_constants import (
     PREDICATE_THRESHOLDS_MAX,
     VCT_CLAIMS_MAX,
 )
-from identity.ledger_errors import PayloadError
 from ledger.encoding import Value
 
 _CLAIM_RE = re.compile(rf"^[A-Za-z_][A-Za-z0-9_]{{0,{CLAIM_NAME_CHARS_MAX - 1}}}$")

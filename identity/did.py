@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from identity.errors import PayloadError, TransitionError
 from identity.ledger_constants import (
     DID_KEYS_MAX,
     DID_PREFIX,
@@ -38,7 +39,6 @@ from identity.ledger_constants import (
     SERVICE_ID_CHARS_MAX,
     SERVICE_TYPE_CHARS_MAX,
 )
-from identity.ledger_errors import PayloadError, TransitionError
 from ledger.constants import HASH_BYTES
 from ledger.encoding import Value
 from ledger.errors import KeyError_

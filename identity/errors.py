@@ -1,37 +1,51 @@
-"""Typed errors of the identity package (credentials, presentations, wallet).
+"""Typed errors of the identity package (credentials, presentations, wallet, the ledger).
 
-    IdentityError
-    ├── IssuanceError             local: the issuer asked for something we cannot issue
-    ├── PresentationError         local: the holder cannot build the presentation asked for
-    ├── WalletError               local: wallet file, password or content problem
-    ├── DcqlError                 remote: a DCQL query that is malformed or unsupported
-    ├── Oid4vpError               remote: an OpenID4VP request or response we refuse
-    └── VerificationError         remote: a presentation that must be rejected
-        ├── FormatError           compact serialization, JWS, JSON or size limits
-        ├── IssuerError           unknown issuer, not accredited, bad issuer signature
-        ├── DisclosureError       a disclosure or digest that breaks RFC 9901 §7.1
-        ├── ValidityError         exp / nbf / iat outside the allowed window
-        ├── KeyBindingError       KB-JWT missing or failing RFC 9901 §7.3
-        ├── StatusError           revoked, suspended, or status unknown/stale
-        └── RequestError          valid credential that does not answer the request
+    ledger.errors.ImiError
+    └── IdentityError
+        ├── IssuanceError             local: the issuer asked for something we cannot issue
+        ├── PresentationError         local: the holder cannot build the presentation asked for
+        ├── WalletError               local: wallet file, password or content problem
+        ├── DcqlError                 remote: a DCQL query that is malformed or unsupported
+        ├── Oid4vpError               remote: an OpenID4VP request or response we refuse
+        ├── StatusListError           a status list that cannot be encoded or decoded
+        ├── SubmitError               the node refused or did not commit a transaction
+        ├── LightClientError          remote: an answer from a node that does not verify
+        │   └── NotFoundError         a verified absence (the key is provably not in state)
+        └── VerificationError         remote: a presentation that must be rejected
+            ├── FormatError           compact serialization, JWS, JSON or size limits
+            ├── IssuerError           unknown issuer, not accredited, bad issuer signature
+            ├── DisclosureError       a disclosure or digest that breaks RFC 9901 §7.1
+            ├── ValidityError         exp / nbf / iat outside the allowed window
+            ├── KeyBindingError       KB-JWT missing or failing RFC 9901 §7.3
+            ├── StatusError           revoked, suspended, or status unknown/stale
+            └── RequestError          valid credential that does not answer the request
+
+    ledger.errors.TransactionError
+    └── IdentityTxError               an identity transaction the rules reject
+        ├── UnauthorizedError         the signatures do not satisfy the authorization table
+        ├── TransitionError           a lifecycle move the transition table forbids
+        ├── NotFoundTxError           the DID, issuer, vct or list it refers to is absent
+        └── PayloadError              a payload that is malformed or over a limit
 
 Local errors mean our caller misused the library; a :class:`VerificationError`
 means the peer sent something invalid. Every error carries a stable kebab-case
 ``reason`` (the table is in :mod:`identity.verifier`); the message is for humans.
+
+Handlers of identity transactions raise only :class:`IdentityTxError` subclasses:
+they are ledger transaction errors, so the executor turns them into a rejected
+transaction with a stable ``reason`` like any other. A :class:`LightClientError`
+is never a result: the caller gets a verified answer or this error.
 """
 
 from __future__ import annotations
 
+from ledger.errors import ImiError, TransactionError
 
-class IdentityError(Exception):
+
+class IdentityError(ImiError):
     """Base of every identity error."""
 
-    reason: str = "identity-error"
-
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
+    reason = "identity-error"
 
 
 class IssuanceError(IdentityError):
@@ -44,6 +58,22 @@ class PresentationError(IdentityError):
 
 class WalletError(IdentityError):
     reason = "wallet-error"
+
+
+class StatusListError(IdentityError):
+    reason = "bad-status-list"
+
+
+class SubmitError(IdentityError):
+    reason = "not-committed"
+
+
+class LightClientError(IdentityError):
+    reason = "unverified-answer"
+
+
+class NotFoundError(LightClientError):
+    reason = "not-found"
 
 
 class VerificationError(IdentityError):
@@ -91,18 +121,48 @@ class RequestError(VerificationError):
     reason = "request-not-satisfied"
 
 
+# --- identity transactions on the ledger ---------------------------------------------
+class IdentityTxError(TransactionError):
+    reason = "identity-rejected"
+
+
+class UnauthorizedError(IdentityTxError):
+    reason = "unauthorized"
+
+
+class TransitionError(IdentityTxError):
+    reason = "invalid-transition"
+
+
+class NotFoundTxError(IdentityTxError):
+    reason = "not-found"
+
+
+class PayloadError(IdentityTxError):
+    reason = "bad-payload"
+
+
 __all__ = [
     "DcqlError",
     "DisclosureError",
     "FormatError",
     "IdentityError",
+    "IdentityTxError",
     "IssuanceError",
     "IssuerError",
     "KeyBindingError",
+    "LightClientError",
+    "NotFoundError",
+    "NotFoundTxError",
     "Oid4vpError",
+    "PayloadError",
     "PresentationError",
     "RequestError",
     "StatusError",
+    "StatusListError",
+    "SubmitError",
+    "TransitionError",
+    "UnauthorizedError",
     "ValidityError",
     "VerificationError",
     "WalletError",

@@ -20,7 +20,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from identity.ledger_errors import LightClientError
+from identity.errors import LightClientError
 from identity.light_client import HttpFetcher
 from identity.views import check_view, kind_of
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from identity.errors import NotFoundTxError, PayloadError, TransitionError
 from identity.ledger_constants import (
     ISSUER_NAME_CHARS_MAX,
     ISSUER_VCTS_MAX,
@@ -23,7 +24,6 @@ from identity.ledger_constants import (
     TRUSTEES_MAX,
     VCT_CHARS_MAX,
 )
-from identity.ledger_errors import NotFoundTxError, PayloadError, TransitionError
 from ledger import statekeys
 from ledger.encoding import Value
 from ledger.errors import KeyError_

@@ -41,10 +41,17 @@ from identity.constants import (
     STATUS_SUSPENDED,
     STATUS_VALID,
 )
-from identity.errors import IdentityError, IssuanceError, KeyBindingError
+from identity.errors import (
+    IdentityError,
+    IssuanceError,
+    KeyBindingError,
+    LightClientError,
+    NotFoundError,
+    StatusListError,
+    SubmitError,
+)
 from identity.issuance import IssuanceRequestError, Nonce, NonceStore, parse_proof
 from identity.ledger_client import NodeClient
-from identity.ledger_errors import LightClientError, NotFoundError, StatusListError, SubmitError
 from identity.ledger_trust import LedgerHolderKeys, status_uri
 from identity.light_client import LightClient
 from identity.sdjwt import HolderBinding, issue

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from identity.ledger_errors import SubmitError
+from identity.errors import SubmitError
 from ledger.encoding import Value
 from ledger.keys import SigningKey
 from ledger.tx import Transaction

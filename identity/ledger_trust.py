@@ -34,8 +34,14 @@ from typing import Any, Final
 
 from identity import did as didmod
 from identity import jose
-from identity.errors import IssuerError, KeyBindingError, Oid4vpError, StatusError
-from identity.ledger_errors import LightClientError, NotFoundError
+from identity.errors import (
+    IssuerError,
+    KeyBindingError,
+    LightClientError,
+    NotFoundError,
+    Oid4vpError,
+    StatusError,
+)
 from identity.light_client import LightClient
 from identity.verifier import CnfHolderKeys, CredentialStatus, IssuerKey, StatusReference
 from ledger.errors import KeyError_

@@ -44,13 +44,13 @@ from typing import Any, Protocol
 
 from identity import did as didmod
 from identity import status_list as sl
+from identity.errors import LightClientError, NotFoundError, StatusListError
 from identity.ledger_constants import (
     CLOCK_SKEW_MS,
     FRESHNESS_MS_DEFAULT,
     LIGHT_CLIENT_FETCHES_MAX,
     VALSET_CHANGES_FOLLOW_MAX,
 )
-from identity.ledger_errors import LightClientError, NotFoundError, StatusListError
 from ledger import statekeys
 from ledger.block import BlockHeader, CommitCertificate
 from ledger.encoding import Value, decode

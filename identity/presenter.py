@@ -21,8 +21,7 @@ from typing import Any
 
 from identity import oid4vp, services
 from identity.constants import OID4VP_REQUEST_OBJECT_CHARS_MAX
-from identity.errors import Oid4vpError
-from identity.ledger_errors import LightClientError, NotFoundError
+from identity.errors import LightClientError, NotFoundError, Oid4vpError
 from identity.ledger_trust import LedgerServiceKeys
 from identity.light_client import LightClient
 from identity.wallet import Wallet

@@ -4,7 +4,7 @@ Compose them into a node with ``Executor(chain_id, {**DEVNET_HANDLERS,
 **IDENTITY_HANDLERS})``. Every handler follows the execution contract of
 :mod:`ledger.execution`: deterministic (time and height from the block context
 only), reads and writes through the overlay, and rejects by raising an
-:class:`~identity.ledger_errors.IdentityTxError` with a stable reason.
+:class:`~identity.errors.IdentityTxError` with a stable reason.
 
 Every handler first calls :func:`identity.authz.authorize` (the authorization
 table), then checks the payload and the lifecycle transition, then writes.
@@ -49,18 +49,18 @@ from identity import status_list as sl
 from identity.anchors import parse_digests
 from identity.authz import AUTH_TABLE, Authorized, authorize
 from identity.credtypes import parse_definition
-from identity.ledger_constants import (
-    DID_VERSIONS_MAX,
-    STATUS_LIST_ID_CHARS_MAX,
-    STATUS_LIST_SIZE_MIN,
-    STATUS_UPDATES_PER_TX_MAX,
-)
-from identity.ledger_errors import (
+from identity.errors import (
     IdentityTxError,
     NotFoundTxError,
     PayloadError,
     StatusListError,
     TransitionError,
+)
+from identity.ledger_constants import (
+    DID_VERSIONS_MAX,
+    STATUS_LIST_ID_CHARS_MAX,
+    STATUS_LIST_SIZE_MIN,
+    STATUS_UPDATES_PER_TX_MAX,
 )
 from ledger import statekeys
 from ledger.encoding import Value

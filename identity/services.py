@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from identity import dcql
-from identity.errors import DcqlError
+from identity.errors import DcqlError, PayloadError, TransitionError
 from identity.governance import check_vct
 from identity.ledger_constants import (
     SERVICE_CLAIMS_PER_VCT_MAX,
@@ -33,7 +33,6 @@ from identity.ledger_constants import (
     SERVICE_PURPOSE_CHARS_MAX,
     SERVICE_VCTS_MAX,
 )
-from identity.ledger_errors import PayloadError, TransitionError
 from ledger import statekeys
 from ledger.encoding import Value, decode
 from ledger.execution import Overlay, StateReader

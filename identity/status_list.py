@@ -28,13 +28,13 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 
 from identity.constants import STATUS_INVALID, STATUS_SUSPENDED, STATUS_VALID
+from identity.errors import StatusListError
 from identity.ledger_constants import (
     STATUS_LIST_BITS,
     STATUS_LIST_ENCODED_CHARS_MAX,
     STATUS_LIST_SIZE_MAX,
     ZLIB_LEVEL,
 )
-from identity.ledger_errors import StatusListError
 
 STATUS_NAMES: dict[int, str] = {
     STATUS_VALID: "valid",

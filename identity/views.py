@@ -29,7 +29,7 @@ from typing import Any
 
 from identity import did as didmod
 from identity import status_list as sl
-from identity.ledger_errors import LightClientError, StatusListError
+from identity.errors import LightClientError, StatusListError
 from ledger.encoding import Value, decode
 from ledger.errors import KeyError_, LedgerError
 from ledger.keys import b64url_decode

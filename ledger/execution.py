@@ -213,7 +213,7 @@ class Executor:
                 break
             try:
                 self._run_one(tx, overlay, ctx, is_committed, seen)
-            except (LedgerError, EncodingError) as exc:
+            except LedgerError as exc:
                 if strict:
                     raise BlockError(f"transaction {tx.tx_id.hex()} fails: {exc}",
                                      reason="invalid-transaction-in-block") from exc

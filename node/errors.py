@@ -1,33 +1,34 @@
 """Typed errors of the node package.
 
-    NodeError
-    ├── ConfigError              node directory, keys or config file unusable (local)
-    ├── TransportError           a connection-level failure
-    │   ├── PeerRefused          the peer's TLS key is not pinned by the validator set (remote)
-    │   └── FrameError           a frame too large, truncated or not canonical CBOR (remote)
-    ├── WalError                 the write-ahead log is unreadable or was tampered with (local)
-    ├── MempoolError             a transaction the mempool will not take
-    │   └── MempoolFull          the pool is at MEMPOOL_TXS_MAX
-    └── SyncError                a peer sent blocks that do not verify (remote)
+    ledger.errors.ImiError
+    └── NodeError
+        ├── ConfigError              node directory, keys or config file unusable (local)
+        ├── TransportError           a connection-level failure
+        │   ├── PeerRefused          the peer's TLS key is not pinned by the validator set (remote)
+        │   └── FrameError           a frame too large, truncated or not canonical CBOR (remote)
+        ├── WalError                 the write-ahead log is unreadable or was tampered with (local)
+        ├── MempoolError             a transaction the mempool will not take
+        │   └── MempoolFull          the pool is at MEMPOOL_TXS_MAX
+        └── SyncError                a peer sent blocks that do not verify (remote)
 
 Remote errors describe peer misbehaviour (drop the connection, log); local ones
 are our own state (stop the node). Every error carries a stable ``reason``.
 Transaction admission failures are raised as the ledger's own
 TransactionError/ReplayError/SignatureError so the API can expose their reason.
+The consensus package's errors (:mod:`node.consensus.errors`) sit under the ledger's
+LedgerError: a consensus message or record is made of ledger values, and whoever
+decodes one handles a bad block inside it and a bad message around it alike.
 """
 
 from __future__ import annotations
 
+from ledger.errors import ImiError
 
-class NodeError(Exception):
+
+class NodeError(ImiError):
     """Base of every node error."""
 
-    reason: str = "node-error"
-
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
+    reason = "node-error"
 
 
 class ConfigError(NodeError):

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from identity import did as didmod
 from identity import status_list as sl
+from identity.errors import NotFoundError
 from identity.fetcher import IdentityHttpFetcher
 from identity.http.node_routes import ROUTERS, identity_router, verify_router
-from identity.ledger_errors import NotFoundError
 from identity.light_client import LightClient
 from node.api.app import create_app
 from tests.test_identity_api_scene import LIST_ID, REQUEST, VCT, Scene, build_scene

@@ -16,7 +16,7 @@ import pytest
 
 from identity import did as didmod
 from identity import status_list as sl
-from identity.ledger_errors import LightClientError, NotFoundError
+from identity.errors import LightClientError, NotFoundError
 from identity.light_client import LightClient
 from identity.rules import IDENTITY_HANDLERS
 from ledger import statekeys

@@ -22,9 +22,9 @@ import pytest
 import uvicorn
 
 from identity import status_list as sl
+from identity.errors import LightClientError, NotFoundError
 from identity.fetcher import IdentityHttpFetcher
 from identity.http.node_routes import ROUTERS
-from identity.ledger_errors import LightClientError, NotFoundError
 from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists
 from identity.light_client import HttpFetcher, LightClient
 from identity.verifier import verify_presentation

@@ -130,9 +130,9 @@ def test_claim_sets_count_every_claim_they_may_yield() -> None:
 def test_node_serves_a_registration_with_a_proof_the_light_client_checks() -> None:
     from fastapi.testclient import TestClient
 
+    from identity.errors import NotFoundError
     from identity.fetcher import IdentityHttpFetcher
     from identity.http.node_routes import identity_router
-    from identity.ledger_errors import NotFoundError
     from identity.light_client import LightClient
     from node.api.app import create_app
     from tests.test_identity_api_scene import VCT, build_scene

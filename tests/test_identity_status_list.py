@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from identity import status_list as sl
-from identity.ledger_errors import StatusListError
+from identity.errors import StatusListError
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "status_list.json").read_text())
 

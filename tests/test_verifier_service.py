@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from identity import oid4vp, services
+from identity.errors import NotFoundError
 from identity.fetcher import IdentityHttpFetcher
 from identity.http.node_routes import identity_router
 from identity.http.verifier_service import VerifierConfig, create_verifier_app, ledger_verify_one
-from identity.ledger_errors import NotFoundError
 from identity.ledger_trust import LedgerServiceKeys, status_uri
 from identity.light_client import LightClient
 from identity.sdjwt import HolderBinding, issue

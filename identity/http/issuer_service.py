@@ -20,8 +20,9 @@ agency's staff: with ``admin_token`` they need ``Authorization: Bearer <token>``
 (``401 admin-unauthorized`` otherwise); without one they accept only loopback clients
 (``403 admin-loopback-only``) — bind the service to a public address only with a token.
 
-Errors are RFC 9457 problem documents like the node's (:mod:`node.api.problems`), with the
-stable reasons of :mod:`identity.issuance` and :mod:`identity.issuer_agent`; the ledger's
+Errors are RFC 9457 problem documents built by the node's one mapping
+(:func:`node.api.problems.problem_for`), with the stable reasons of :mod:`identity.issuance`
+and :mod:`identity.issuer_agent` and their statuses from :func:`issuer_status`; the ledger's
 own reason is kept when it refuses a status change (``409 status-final``).
 """
 
@@ -47,6 +48,7 @@ from identity.issuance import (
 )
 from identity.issuer_agent import IssuerAgent, IssuerLedgerError
 from identity.ledger_trust import status_uri
+from ledger.errors import ImiError
 from node.api.guard import BodyLimit, CatchAll, install_problem_handlers, read_json_body
 from node.api.problems import ApiProblem
 
@@ -85,19 +87,20 @@ class StatusRequest(BaseModel):
     idx: int = Field(ge=0, description="The credential's status list index (status.status_list.idx).")
 
 
-def _problem(exc: IdentityError) -> ApiProblem:
+def issuer_status(exc: ImiError) -> int | None:
+    """The HTTP status of an identity error in this service (None: the node's statuses)."""
+    if not isinstance(exc, IdentityError):
+        return None
     reason = exc.reason
     if isinstance(exc, IssuerLedgerError):
-        status = 502 if reason in _UNAVAILABLE else 409
-    elif reason in _STATUS_BY_REASON:
-        status = _STATUS_BY_REASON[reason]
-    elif isinstance(exc, IssuanceRequestError):
-        status = 400
-    elif isinstance(exc, IssuanceError):
-        status = 503
-    else:
-        status = 400
-    return ApiProblem(reason, str(exc), status=status)
+        return 502 if reason in _UNAVAILABLE else 409
+    if reason in _STATUS_BY_REASON:
+        return _STATUS_BY_REASON[reason]
+    if isinstance(exc, IssuanceRequestError):
+        return 400
+    if isinstance(exc, IssuanceError):
+        return 503
+    return 400
 
 
 def _wall_s() -> int:
@@ -118,7 +121,7 @@ def create_issuer_app(
                   description="Issues SD-JWT VCs of an accredited agency over the imi ledger "
                               "(nonce, proof of possession, credential; status changes).",
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
-    install_problem_handlers(app, log)
+    install_problem_handlers(app, log, status_of=issuer_status)
 
     def admin(request: Request) -> None:
         if admin_token is not None:
@@ -131,12 +134,6 @@ def create_issuer_app(
             raise ApiProblem("admin-loopback-only", "status changes are accepted from loopback only",
                              status=403)
 
-    async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await run_in_threadpool(fn, *args, **kwargs)
-        except IdentityError as exc:
-            raise _problem(exc) from exc
-
     @app.get("/health", tags=["issuance"])
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -148,20 +145,20 @@ def create_issuer_app(
 
     @app.post("/v1/issuance/nonce", tags=["issuance"], summary="A fresh single-use nonce")
     async def nonce() -> dict[str, Any]:
-        issued = await call(issuer.new_nonce, clock_s())
+        issued = await run_in_threadpool(issuer.new_nonce, clock_s())
         return {"nonce": issued.value, "expires_at": issued.expires_at, "aud": issuer.did}
 
     @app.post("/v1/issuance/credential", tags=["issuance"], summary="Issue an SD-JWT VC to the proof's key")
     async def credential(request: Request) -> dict[str, Any]:
         body = await read_json_body(request, CredentialRequest)
-        issued = await call(issuer.issue_with_proof, body.vct, body.proof, clock_s(), subject=body.subject)
+        issued = await run_in_threadpool(issuer.issue_with_proof, body.vct, body.proof, clock_s(), subject=body.subject)
         return dict(issued.to_json())
 
     def status_route(action: str) -> None:
         async def change(request: Request) -> dict[str, Any]:
             admin(request)
             body = await read_json_body(request, StatusRequest)
-            height = await call(issuer.set_status, body.idx, action)
+            height = await run_in_threadpool(issuer.set_status, body.idx, action)
             return {"idx": body.idx, "action": action, "list_id": issuer.list_id, "height": height}
 
         app.add_api_route(f"/v1/issuance/{action}", change, methods=["POST"], tags=["issuance"],

@@ -34,6 +34,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from identity import did as didmod
 from identity import jose
+from identity.errors import LightClientError
 from identity.http.models import (
     CredentialTypeResponse,
     DidResponse,
@@ -49,7 +50,6 @@ from identity.ledger_constants import (
     STATUS_LIST_ID_CHARS_MAX,
     VCT_CHARS_MAX,
 )
-from identity.ledger_errors import LightClientError
 from identity.ledger_trust import (
     PREPARED_KEYS_MAX,
     LedgerHolderKeys,

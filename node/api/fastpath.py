@@ -33,7 +33,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ledger.errors import LedgerError
+from ledger.errors import ImiError
 from node.api.constants import (
     API_COMMIT_WAIT_MS_DEFAULT,
     API_COMMIT_WAIT_MS_MAX,
@@ -41,9 +41,8 @@ from node.api.constants import (
 )
 from node.api.context import ApiContext
 from node.api.guard import reject_duplicate_members, replaying
-from node.api.problems import ApiProblem, problem_from_api
+from node.api.problems import ApiProblem, problem_for
 from node.api.tx import admit, committed_answer, parse_transaction
-from node.errors import NodeError
 
 SUBMIT_PATH = "/v1/transactions"
 _JSON_MEDIA_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8",
@@ -137,7 +136,7 @@ class SubmitFastPath:
         try:
             tx = parse_transaction(text)
             await admit(ctx, tx)
-        except (ApiProblem, LedgerError, NodeError):
+        except ImiError:
             # The route checks it again and answers with its problem (and counts it).
             await self.app(scope, replaying(body, receive), send)
             return
@@ -149,7 +148,7 @@ class SubmitFastPath:
         try:
             answer = await committed_answer(ctx, tx, query[1])
         except ApiProblem as exc:
-            problem = problem_from_api(exc)
+            problem = problem_for(exc)
             await _send_json(send, problem.status, problem.to_json(), PROBLEM_CONTENT_TYPE)
             return
         await _send_json(send, 200, answer, "application/json")

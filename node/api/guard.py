@@ -5,9 +5,10 @@
   oversized body is never parsed or buffered beyond the limit.
 - :class:`CatchAll` (ASGI): an exception no handler expected becomes a logged
   500 problem with reason ``internal-error`` and no traceback on the wire.
-- :func:`install_problem_handlers`: FastAPI's validation, 404 and 405 errors,
-  ledger and node errors, and :class:`~node.api.problems.ApiProblem` all answer with
-  RFC 9457 problem documents.
+- :func:`install_problem_handlers`: FastAPI's validation, 404 and 405 errors and
+  every error of ours (:class:`~ledger.errors.ImiError`: ledger and node errors,
+  :class:`~node.api.problems.ApiProblem`) answer with RFC 9457 problem documents,
+  the latter through :func:`~node.api.problems.problem_for`.
 - :func:`read_json_body`: strict JSON for request bodies (content type, UTF-8,
   no duplicate keys, no NaN, bounded depth, unknown fields rejected).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -25,17 +27,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger.errors import LedgerError
+from ledger.errors import ImiError, LedgerError
 from node.api.constants import API_JSON_DEPTH_MAX, PROBLEM_CONTENT_TYPE
 from node.api.problems import (
+    INTERNAL_DETAIL,
     REASONS,
     ApiProblem,
     Problem,
     problem_bytes,
-    problem_from_api,
-    problem_from_ledger_error,
+    problem_for,
 )
-from node.errors import MempoolError, MempoolFull, NodeError
+from node.errors import NodeError
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 Model = TypeVar("Model", bound=BaseModel)
@@ -145,7 +147,7 @@ class CatchAll:
             self.logger.exception("unexpected error serving %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise  # half a response is out: let the server drop the connection
-            await _send_problem(send, 500, "internal-error", "the node could not serve this request")
+            await _send_problem(send, 500, "internal-error", INTERNAL_DETAIL)
 
 
 # --- FastAPI exception handlers ------------------------------------------------------
@@ -173,36 +175,25 @@ def _validation_problem(errors: list[Any]) -> Problem:
     return Problem(REASONS[reason].status, reason, f"{where}: {message}")
 
 
-def problem_from_node_error(exc: NodeError) -> Problem:
-    """The problem document for a node error (a 503 asks the client to retry)."""
-    info = REASONS.get(exc.reason)
-    if info is not None:
-        status = info.status
-    elif isinstance(exc, MempoolError) and not isinstance(exc, MempoolFull):
-        status = 422  # the pool's own admission rule refused this transaction
-    else:
-        status = 503  # the node cannot take work now
-    return Problem(status, exc.reason, str(exc))
+def install_problem_handlers(
+    app: FastAPI,
+    logger: logging.Logger,
+    *,
+    status_of: Callable[[ImiError], int | None] | None = None,
+) -> None:
+    """Register problem+json handlers for every error a route can raise; 5xx of ours are logged.
 
+    ``status_of`` lets a service name the HTTP status of errors of its own (the issuer
+    service's reasons); it answers None for the rest, which keep the node's statuses.
+    """
 
-def install_problem_handlers(app: FastAPI, logger: logging.Logger) -> None:
-    """Register problem+json handlers for every error a route can raise; 5xx are logged."""
-
-    async def on_api_problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiProblem)
-        return problem_from_api(exc).response()
-
-    async def on_ledger_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, LedgerError)
-        problem = problem_from_ledger_error(exc)
-        if problem.status >= 500:
+    async def on_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ImiError)
+        problem = problem_for(exc, status=None if status_of is None else status_of(exc))
+        if problem.reason == "internal-error" or (problem.status >= 500 and isinstance(exc, LedgerError)):
             logger.error("%s %s: %s (%s)", request.method, request.url.path, exc, exc.reason)
-        return problem.response()
-
-    async def on_node_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, NodeError)
-        problem = problem_from_node_error(exc)
-        headers = {"retry-after": "1"} if problem.status == 503 else None
+        # A node that cannot take work now asks the client to retry.
+        headers = {"retry-after": "1"} if problem.status == 503 and isinstance(exc, NodeError) else None
         return problem.response(headers)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
@@ -223,12 +214,10 @@ def install_problem_handlers(app: FastAPI, logger: logging.Logger) -> None:
         # Backstop behind CatchAll (which sees nearly everything first): Starlette's
         # ServerErrorMiddleware calls this for errors in the outermost middleware.
         logger.error("%s %s: unexpected %r", request.method, request.url.path, exc)
-        return Problem(500, "internal-error", "the node could not serve this request").response()
+        return Problem(500, "internal-error", INTERNAL_DETAIL).response()
 
     app.add_exception_handler(Exception, on_anything)
-    app.add_exception_handler(ApiProblem, on_api_problem)
-    app.add_exception_handler(LedgerError, on_ledger_error)
-    app.add_exception_handler(NodeError, on_node_error)
+    app.add_exception_handler(ImiError, on_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -9,9 +9,13 @@ Every error response is ``application/problem+json``::
 switch on); ``type`` is the same code under :data:`API_PROBLEM_TYPE_BASE`;
 ``title`` is fixed per reason; ``detail`` is for humans and may change.
 
-Ledger errors keep their own ``reason`` (:mod:`ledger.errors`); the HTTP status
-comes from :data:`REASONS`, falling back on the error's class. Reasons unknown to
-the table (a new rule of an identity handler, say) still get a sensible status.
+:func:`problem_for` is the one mapping from our errors (:class:`ledger.errors.ImiError`)
+to problem documents, used by the exception handlers, the batch endpoint, the
+fast path and the identity services. Errors keep their own ``reason``; the HTTP
+status is the one an :class:`ApiProblem` or the caller names, else the one of
+:data:`REASONS`, falling back on the error's class. Reasons unknown to the table
+(a new rule of an identity handler, say) still get a sensible status; an error
+outside the ledger and node trees reaching a route is our bug: ``500 internal-error``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from starlette.responses import Response
 from ledger.errors import (
     BlockError,
     EncodingError,
+    ImiError,
     KeyError_,
     LedgerError,
     ProofError,
@@ -40,6 +45,7 @@ from node.api.constants import (
     API_PROBLEM_TYPE_BASE,
     PROBLEM_CONTENT_TYPE,
 )
+from node.errors import MempoolError, MempoolFull, NodeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +106,9 @@ REASONS: Mapping[str, ReasonInfo] = MappingProxyType({
 })
 
 
-class ApiProblem(Exception):
-    """Raise anywhere in a request to answer with a problem document."""
+class ApiProblem(ImiError):
+    """Raise anywhere in a request to answer with a problem document (``status``
+    defaults to the reason's in :data:`REASONS`; ``extra`` adds members)."""
 
     def __init__(
         self,
@@ -111,8 +118,7 @@ class ApiProblem(Exception):
         status: int | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(detail or reason)
-        self.reason = reason
+        super().__init__(detail or reason, reason=reason)
         self.detail = detail
         self.status = status if status is not None else status_for_reason(reason)
         self.extra = dict(extra or {})
@@ -131,6 +137,10 @@ def status_for_reason(reason: str, error: BaseException | None = None) -> int:
         return 422
     if isinstance(error, (EncodingError, ProofError)):
         return 400
+    if isinstance(error, MempoolError) and not isinstance(error, MempoolFull):
+        return 422  # the pool's own admission rule refused this transaction
+    if isinstance(error, NodeError):
+        return 503  # the node cannot take work now
     return 400 if error is not None else 500
 
 
@@ -172,15 +182,26 @@ class Problem:
         )
 
 
-def problem_from_ledger_error(error: LedgerError) -> Problem:
-    """A problem document for a ledger error, keeping its stable reason."""
-    status = status_for_reason(error.reason, error)
-    detail = str(error) if status < 500 else "the node could not serve this request"
-    return Problem(status, error.reason, detail)
+INTERNAL_DETAIL = "the node could not serve this request"
 
 
-def problem_from_api(error: ApiProblem) -> Problem:
-    return Problem(error.status, error.reason, error.detail, error.extra)
+def problem_for(error: ImiError, *, status: int | None = None) -> Problem:
+    """The problem document of one of our errors, keeping its stable reason.
+
+    ``status`` is the caller's choice (a service with its own table of reasons);
+    without it an :class:`ApiProblem` answers with its own, ledger and node errors
+    with :func:`status_for_reason`. A ledger error answered 5xx is the store
+    failing: its message names internals, so the detail is a fixed sentence. Any
+    other error reaching this point unmapped is our bug: ``500 internal-error``.
+    """
+    if isinstance(error, ApiProblem):
+        return Problem(error.status if status is None else status, error.reason, error.detail, error.extra)
+    if status is None and not isinstance(error, (LedgerError, NodeError)):
+        return Problem(500, "internal-error", INTERNAL_DETAIL)
+    if status is None:
+        status = status_for_reason(error.reason, error)
+    internal = status >= 500 and isinstance(error, LedgerError)
+    return Problem(status, error.reason, INTERNAL_DETAIL if internal else str(error))
 
 
 def problem_bytes(status: int, reason: str, detail: str) -> bytes:
@@ -189,13 +210,13 @@ def problem_bytes(status: int, reason: str, detail: str) -> bytes:
 
 
 __all__ = [
+    "INTERNAL_DETAIL",
     "REASONS",
     "ApiProblem",
     "Problem",
     "ReasonInfo",
     "problem_bytes",
-    "problem_from_api",
-    "problem_from_ledger_error",
+    "problem_for",
     "status_for_reason",
     "title_for_reason",
 ]

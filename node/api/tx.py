@@ -19,12 +19,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from ledger.constants import TX_BYTES_MAX
-from ledger.errors import KeyError_, LedgerError, TransactionError
+from ledger.errors import ImiError, KeyError_, TransactionError
 from ledger.keys import b64url_decode
 from ledger.tx import Transaction
 from node.api.constants import API_COMMIT_WAIT_MS_DEFAULT, API_COMMIT_WAIT_MS_MAX
 from node.api.context import ApiContext
-from node.api.guard import problem_from_node_error, read_json_body
+from node.api.guard import read_json_body
 from node.api.models import (
     SubmitAccepted,
     SubmitBatchRequest,
@@ -34,7 +34,7 @@ from node.api.models import (
     TxResponse,
     problem_responses,
 )
-from node.api.problems import ApiProblem, Problem, problem_from_api, problem_from_ledger_error
+from node.api.problems import ApiProblem, problem_for
 from node.errors import NodeError
 
 _TX_B64_CHARS_MAX = (TX_BYTES_MAX * 4) // 3 + 4
@@ -78,17 +78,12 @@ async def committed_answer(ctx: ApiContext, tx: Transaction, timeout_ms: int) ->
 async def _admit_one_of_batch(ctx: ApiContext, text: str) -> dict[str, Any]:
     """One result of a batch: ``pending`` with the id, or ``rejected`` with its problem."""
     tx_id: str | None = None
-    problem: Problem
     try:
         tx = parse_transaction(text)
         tx_id = tx.tx_id.hex()
         await admit(ctx, tx)
-    except LedgerError as exc:
-        problem = problem_from_ledger_error(exc)
-    except NodeError as exc:
-        problem = problem_from_node_error(exc)
-    except ApiProblem as exc:
-        problem = problem_from_api(exc)
+    except ImiError as exc:
+        problem = problem_for(exc)
     else:
         ctx.metrics.tx_submitted.inc()
         return {"id": tx_id, "status": "pending"}
@@ -148,7 +143,7 @@ def transactions_router(ctx: ApiContext) -> APIRouter:
             body = await read_json_body(request, SubmitRequest)
             tx = parse_transaction(body.tx)
             await admit(ctx, tx)
-        except (ApiProblem, LedgerError, NodeError) as exc:
+        except ImiError as exc:
             ctx.metrics.tx_rejected.labels(exc.reason).inc()
             raise
         ctx.metrics.tx_submitted.inc()

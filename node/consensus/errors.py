@@ -1,10 +1,15 @@
 """Typed errors of the consensus package.
 
-    ConsensusError
-    ├── RemoteError          a peer broke the protocol (we drop its message, count it)
-    │   └── MessageError     bytes or values that are not a well-formed consensus message
-    └── LocalError           we misused the core or our own state is inconsistent (a bug)
-        └── RestoreError     persisted records that cannot rebuild a core
+    ledger.errors.LedgerError
+    └── ConsensusError
+        ├── RemoteError          a peer broke the protocol (we drop its message, count it)
+        │   └── MessageError     bytes or values that are not a well-formed consensus message
+        └── LocalError           we misused the core or our own state is inconsistent (a bug)
+            └── RestoreError     persisted records that cannot rebuild a core
+
+Under LedgerError (not NodeError): messages and records are made of ledger values
+(blocks, votes, certificates), and whoever decodes one handles a bad block inside
+it and a malformed message around it alike.
 
 The core never raises a :class:`RemoteError` out of ``step``: a bad message is
 counted (``Core.dropped``) and ignored. A :class:`LocalError` is raised: it means
