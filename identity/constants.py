@@ -1,13 +1,15 @@
 """Limits and fixed parameters of credentials (SD-JWT VC), in one place.
 
 Names put the qualifier last (``presentation_chars_max``). Relations between
-limits are asserted at import so an inconsistent edit fails at once.
+limits are checked at import (:func:`check_limits`) so an inconsistent edit fails at once.
 All times are integer seconds since the Unix epoch (``NumericDate``, RFC 7519).
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from ledger.constants import require_limits
 
 # --- formats ---------------------------------------------------------------------
 TYP_SD_JWT_VC: Final = "dc+sd-jwt"  # SD-JWT VC header typ
@@ -88,15 +90,28 @@ KDF_OPSLIMIT_MAX: Final = 4  # libsodium SENSITIVE
 KDF_MEMLIMIT_MAX: Final = 1024 * 1024 * 1024
 
 # --- relations -----------------------------------------------------------------------
-assert SALT_BYTES >= 16
-assert 0 <= DECOYS_PER_OBJECT_MIN <= DECOYS_PER_OBJECT_MAX
-assert JWS_CHARS_MAX < PRESENTATION_CHARS_MAX
-assert KB_JWT_CHARS_MAX < PRESENTATION_CHARS_MAX
-assert DISCLOSURE_CHARS_MAX < PRESENTATION_CHARS_MAX
-assert DISCLOSURES_MAX <= DIGESTS_MAX
-assert CLOCK_SKEW_S < KB_IAT_WINDOW_S
-assert NEVER_DISCLOSABLE_CLAIMS.isdisjoint(RESERVED_CLAIM_NAMES)
-assert ALLOWED_ALGS == {"EdDSA", "ES256"}
-assert KDF_OPSLIMIT_MIN <= KDF_OPSLIMIT_DEFAULT <= KDF_OPSLIMIT_MAX
-assert KDF_MEMLIMIT_MIN <= KDF_MEMLIMIT_DEFAULT <= KDF_MEMLIMIT_MAX
-assert WALLET_CREDENTIALS_MAX * PRESENTATION_CHARS_MAX <= 4 * WALLET_BYTES_MAX
+def check_limits() -> None:
+    """Raise :class:`~ledger.errors.LimitError` naming every relation between these limits
+    that does not hold. Called at import: unlike an ``assert`` it also runs under ``python -O``."""
+    require_limits(__name__, (
+        ("SALT_BYTES >= 16", SALT_BYTES >= 16),
+        ("0 <= DECOYS_PER_OBJECT_MIN <= DECOYS_PER_OBJECT_MAX",
+         0 <= DECOYS_PER_OBJECT_MIN <= DECOYS_PER_OBJECT_MAX),
+        ("JWS_CHARS_MAX < PRESENTATION_CHARS_MAX", JWS_CHARS_MAX < PRESENTATION_CHARS_MAX),
+        ("KB_JWT_CHARS_MAX < PRESENTATION_CHARS_MAX", KB_JWT_CHARS_MAX < PRESENTATION_CHARS_MAX),
+        ("DISCLOSURE_CHARS_MAX < PRESENTATION_CHARS_MAX", DISCLOSURE_CHARS_MAX < PRESENTATION_CHARS_MAX),
+        ("DISCLOSURES_MAX <= DIGESTS_MAX", DISCLOSURES_MAX <= DIGESTS_MAX),
+        ("CLOCK_SKEW_S < KB_IAT_WINDOW_S", CLOCK_SKEW_S < KB_IAT_WINDOW_S),
+        ("NEVER_DISCLOSABLE_CLAIMS.isdisjoint(RESERVED_CLAIM_NAMES)",
+         NEVER_DISCLOSABLE_CLAIMS.isdisjoint(RESERVED_CLAIM_NAMES)),
+        ("ALLOWED_ALGS == {'EdDSA', 'ES256'}", ALLOWED_ALGS == {"EdDSA", "ES256"}),
+        ("KDF_OPSLIMIT_MIN <= KDF_OPSLIMIT_DEFAULT <= KDF_OPSLIMIT_MAX",
+         KDF_OPSLIMIT_MIN <= KDF_OPSLIMIT_DEFAULT <= KDF_OPSLIMIT_MAX),
+        ("KDF_MEMLIMIT_MIN <= KDF_MEMLIMIT_DEFAULT <= KDF_MEMLIMIT_MAX",
+         KDF_MEMLIMIT_MIN <= KDF_MEMLIMIT_DEFAULT <= KDF_MEMLIMIT_MAX),
+        ("WALLET_CREDENTIALS_MAX * PRESENTATION_CHARS_MAX <= 4 * WALLET_BYTES_MAX",
+         WALLET_CREDENTIALS_MAX * PRESENTATION_CHARS_MAX <= 4 * WALLET_BYTES_MAX),
+    ))
+
+
+check_limits()

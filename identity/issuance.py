@@ -50,6 +50,7 @@ from typing import Any, Final
 from identity import did as didmod
 from identity import jose
 from identity.errors import FormatError, IdentityError
+from ledger.constants import require_limits
 from ledger.errors import KeyError_
 from ledger.keys import PublicKey, SigningKey
 
@@ -64,8 +65,17 @@ NONCES_MAX: Final = 10_000  # live + recently used nonces kept by one issuer
 SUBJECT_CHARS_MAX: Final = 256
 VCT_REQUEST_CHARS_MAX: Final = 256
 
-assert PROOF_SKEW_S < PROOF_IAT_WINDOW_S
-assert NONCE_BYTES >= 16
+
+def check_limits() -> None:
+    """Raise :class:`~ledger.errors.LimitError` naming every relation between these limits
+    that does not hold. Called at import: unlike an ``assert`` it also runs under ``python -O``."""
+    require_limits(__name__, (
+        ("PROOF_SKEW_S < PROOF_IAT_WINDOW_S", PROOF_SKEW_S < PROOF_IAT_WINDOW_S),
+        ("NONCE_BYTES >= 16", NONCE_BYTES >= 16),
+    ))
+
+
+check_limits()
 
 
 class IssuanceRequestError(IdentityError):
@@ -216,6 +226,7 @@ __all__ = [
     "Nonce",
     "NonceStore",
     "Proof",
+    "check_limits",
     "make_proof",
     "parse_proof",
 ]

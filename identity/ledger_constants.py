@@ -3,14 +3,14 @@
 These govern what the ledger accepts in identity transactions (DIDs, governance,
 credential types, anchors, status lists) and how the light client judges an
 answer. Credential-format limits live in :mod:`identity.constants`. Names put the
-qualifier last; relations are asserted at import. Times are milliseconds.
+qualifier last; relations are checked at import (:func:`check_limits`). Times are milliseconds.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ledger.constants import DID_CHARS_MAX, STATE_VALUE_BYTES_MAX, TX_SIGNATURES_MAX
+from ledger.constants import DID_CHARS_MAX, STATE_VALUE_BYTES_MAX, TX_SIGNATURES_MAX, require_limits
 
 # --- did:imi ---------------------------------------------------------------------
 DID_METHOD: Final = "imi"
@@ -63,8 +63,18 @@ VALSET_CHANGES_FOLLOW_MAX: Final = 64  # validator-set changes followed in one c
 LIGHT_CLIENT_FETCHES_MAX: Final = 4096  # fetches spent following changes in one call
 
 # --- relations -----------------------------------------------------------------------
-assert len(DID_PREFIX) + DID_SUFFIX_CHARS_MAX <= DID_CHARS_MAX
-assert STATUS_LIST_SIZE_MAX * max(STATUS_LIST_BITS) // 8 + 1024 <= STATE_VALUE_BYTES_MAX
-assert STATUS_LIST_SIZE_MIN % 8 == 0
-assert ANCHOR_SALT_BYTES >= 16
-assert TRUSTEES_MAX <= TX_SIGNATURES_MAX
+def check_limits() -> None:
+    """Raise :class:`~ledger.errors.LimitError` naming every relation between these limits
+    that does not hold. Called at import: unlike an ``assert`` it also runs under ``python -O``."""
+    require_limits(__name__, (
+        ("len(DID_PREFIX) + DID_SUFFIX_CHARS_MAX <= DID_CHARS_MAX",
+         len(DID_PREFIX) + DID_SUFFIX_CHARS_MAX <= DID_CHARS_MAX),
+        ("STATUS_LIST_SIZE_MAX * max(STATUS_LIST_BITS) // 8 + 1024 <= STATE_VALUE_BYTES_MAX",
+         STATUS_LIST_SIZE_MAX * max(STATUS_LIST_BITS) // 8 + 1024 <= STATE_VALUE_BYTES_MAX),
+        ("STATUS_LIST_SIZE_MIN % 8 == 0", STATUS_LIST_SIZE_MIN % 8 == 0),
+        ("ANCHOR_SALT_BYTES >= 16", ANCHOR_SALT_BYTES >= 16),
+        ("TRUSTEES_MAX <= TX_SIGNATURES_MAX", TRUSTEES_MAX <= TX_SIGNATURES_MAX),
+    ))
+
+
+check_limits()

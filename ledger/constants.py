@@ -1,13 +1,16 @@
 """Every limit and fixed parameter of the ledger, in one place.
 
 Names put the qualifier last (``tx_bytes_max``). Relations between limits are
-asserted at import, so an inconsistent edit fails at once rather than in
-production.
+checked at import (:func:`check_limits`, also under ``python -O``), so an
+inconsistent edit fails at once rather than in production.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
+
+from ledger.errors import LimitError
 
 # --- protocol ----------------------------------------------------------------
 PROTOCOL_VERSION: Final = 1
@@ -67,9 +70,28 @@ ED25519_SIGNATURE_BYTES: Final = 64
 ES256_SIGNATURE_BYTES: Final = 64  # r || s, JWS style
 
 # --- relations ---------------------------------------------------------------------
-assert TX_BYTES_MAX * BLOCK_TXS_MAX // 16 <= BLOCK_BYTES_MAX
-assert TX_BYTES_MAX <= ENCODING_BYTES_MAX
-assert STATE_VALUE_BYTES_MAX <= ENCODING_BYTES_MAX
-assert BLOCK_BYTES_MAX <= 2 * ENCODING_BYTES_MAX
-assert VALIDATORS_MAX >= 4
-assert STATE_PROOF_NODES_MAX >= 8 * HASH_BYTES
+def require_limits(module: str, relations: Iterable[tuple[str, bool]]) -> None:
+    """Raise :class:`LimitError` if any of ``relations`` (its text, whether it holds) is
+    false; the error names them all, and its context holds ``module`` and their texts.
+    Each constants module lists its relations in a ``check_limits`` called at import."""
+    broken = [text for text, holds in relations if not holds]
+    if broken:
+        raise LimitError(f"{module}: limits contradict each other: {'; '.join(broken)}",
+                         context={"module": module, "relations": tuple(broken)})
+
+
+def check_limits() -> None:
+    """Raise :class:`~ledger.errors.LimitError` naming every relation between these limits
+    that does not hold. Called at import: unlike an ``assert`` it also runs under ``python -O``."""
+    require_limits(__name__, (
+        ("TX_BYTES_MAX * BLOCK_TXS_MAX // 16 <= BLOCK_BYTES_MAX",
+         TX_BYTES_MAX * BLOCK_TXS_MAX // 16 <= BLOCK_BYTES_MAX),
+        ("TX_BYTES_MAX <= ENCODING_BYTES_MAX", TX_BYTES_MAX <= ENCODING_BYTES_MAX),
+        ("STATE_VALUE_BYTES_MAX <= ENCODING_BYTES_MAX", STATE_VALUE_BYTES_MAX <= ENCODING_BYTES_MAX),
+        ("BLOCK_BYTES_MAX <= 2 * ENCODING_BYTES_MAX", BLOCK_BYTES_MAX <= 2 * ENCODING_BYTES_MAX),
+        ("VALIDATORS_MAX >= 4", VALIDATORS_MAX >= 4),
+        ("STATE_PROOF_NODES_MAX >= 8 * HASH_BYTES", STATE_PROOF_NODES_MAX >= 8 * HASH_BYTES),
+    ))
+
+
+check_limits()

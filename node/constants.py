@@ -1,14 +1,14 @@
 """Every limit and default of a running validator, in one place.
 
 Names put the qualifier last (``frame_bytes_max``). Units are in the names
-(``_ms``, ``_s``, ``_bytes``). Relations are asserted at import.
+(``_ms``, ``_s``, ``_bytes``). Relations are checked at import (:func:`check_limits`).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ledger.constants import BLOCK_TXS_MAX, ENCODING_BYTES_MAX, TX_BYTES_MAX
+from ledger.constants import BLOCK_TXS_MAX, ENCODING_BYTES_MAX, TX_BYTES_MAX, require_limits
 
 # --- transport -------------------------------------------------------------------
 FRAME_BYTES_MAX: Final = ENCODING_BYTES_MAX  # one length-prefixed CBOR frame
@@ -61,11 +61,23 @@ STATUS_STALE_MS: Final = 5_000  # a peer silent this long no longer counts for c
 WAIT_COMMITTED_S_MAX: Final = 60.0
 SHUTDOWN_GRACE_S: Final = 3.0
 
-assert TX_BYTES_MAX * MEMPOOL_GOSSIP_BATCH_MAX <= FRAME_BYTES_MAX * 4
-assert PROPOSE_BATCH_TXS_MAX <= BLOCK_TXS_MAX
-assert RECONNECT_BACKOFF_MS_MIN < RECONNECT_BACKOFF_MS_MAX
-assert STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS
-assert MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX
-assert BATCH_TXS_MIN <= PROPOSE_BATCH_TXS_MAX
-assert VOTE_TIMEOUT_MS <= PROPOSE_TIMEOUT_MS
-assert BLOCK_INTERVAL_MS_MIN <= BLOCK_INTERVAL_MS_DEFAULT < HEARTBEAT_MS_DEFAULT
+
+def check_limits() -> None:
+    """Raise :class:`~ledger.errors.LimitError` naming every relation between these limits
+    that does not hold. Called at import: unlike an ``assert`` it also runs under ``python -O``."""
+    require_limits(__name__, (
+        ("TX_BYTES_MAX * MEMPOOL_GOSSIP_BATCH_MAX <= FRAME_BYTES_MAX * 4",
+         TX_BYTES_MAX * MEMPOOL_GOSSIP_BATCH_MAX <= FRAME_BYTES_MAX * 4),
+        ("PROPOSE_BATCH_TXS_MAX <= BLOCK_TXS_MAX", PROPOSE_BATCH_TXS_MAX <= BLOCK_TXS_MAX),
+        ("RECONNECT_BACKOFF_MS_MIN < RECONNECT_BACKOFF_MS_MAX",
+         RECONNECT_BACKOFF_MS_MIN < RECONNECT_BACKOFF_MS_MAX),
+        ("STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS", STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS),
+        ("MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX", MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX),
+        ("BATCH_TXS_MIN <= PROPOSE_BATCH_TXS_MAX", BATCH_TXS_MIN <= PROPOSE_BATCH_TXS_MAX),
+        ("VOTE_TIMEOUT_MS <= PROPOSE_TIMEOUT_MS", VOTE_TIMEOUT_MS <= PROPOSE_TIMEOUT_MS),
+        ("BLOCK_INTERVAL_MS_MIN <= BLOCK_INTERVAL_MS_DEFAULT < HEARTBEAT_MS_DEFAULT",
+         BLOCK_INTERVAL_MS_MIN <= BLOCK_INTERVAL_MS_DEFAULT < HEARTBEAT_MS_DEFAULT),
+    ))
+
+
+check_limits()

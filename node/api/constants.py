@@ -1,14 +1,14 @@
 """Every limit and default of the REST API, in one place.
 
-Names put the qualifier last (``body_bytes_max``). Relations are asserted at
-import, so an inconsistent edit fails at once.
+Names put the qualifier last (``body_bytes_max``). Relations are checked at
+import (:func:`check_limits`), so an inconsistent edit fails at once.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ledger.constants import STATE_KEY_BYTES_MAX, TX_BYTES_MAX
+from ledger.constants import STATE_KEY_BYTES_MAX, TX_BYTES_MAX, require_limits
 
 API_VERSION: Final = "v1"
 
@@ -36,7 +36,17 @@ API_PROBLEM_TYPE_BASE: Final = "https://imi.example/problems/"
 API_PROBLEM_DETAIL_CHARS_MAX: Final = 500
 PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
 
-assert API_BODY_BYTES_MAX > (TX_BYTES_MAX * 4) // 3
-assert 0 < API_BATCH_TXS_MAX
-assert 0 < API_COMMIT_WAIT_MS_DEFAULT <= API_COMMIT_WAIT_MS_MAX
-assert API_STATE_KEY_BYTES_MAX <= 1024
+
+def check_limits() -> None:
+    """Raise :class:`~ledger.errors.LimitError` naming every relation between these limits
+    that does not hold. Called at import: unlike an ``assert`` it also runs under ``python -O``."""
+    require_limits(__name__, (
+        ("API_BODY_BYTES_MAX > (TX_BYTES_MAX * 4) // 3", API_BODY_BYTES_MAX > (TX_BYTES_MAX * 4) // 3),
+        ("0 < API_BATCH_TXS_MAX", 0 < API_BATCH_TXS_MAX),
+        ("0 < API_COMMIT_WAIT_MS_DEFAULT <= API_COMMIT_WAIT_MS_MAX",
+         0 < API_COMMIT_WAIT_MS_DEFAULT <= API_COMMIT_WAIT_MS_MAX),
+        ("API_STATE_KEY_BYTES_MAX <= 1024", API_STATE_KEY_BYTES_MAX <= 1024),
+    ))
+
+
+check_limits()

@@ -2,14 +2,14 @@
 
 Each buffer, table and retry the core keeps is bounded by one of these, so a
 Byzantine peer can make the core drop messages (counted) but never grow without
-bound. Relations between them are asserted at import.
+bound. Relations between them are checked at import (:func:`check_limits`).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ledger.constants import BLOCK_BYTES_MAX, ENCODING_BYTES_MAX, VALIDATORS_MAX
+from ledger.constants import BLOCK_BYTES_MAX, ENCODING_BYTES_MAX, VALIDATORS_MAX, require_limits
 
 # --- wire ---------------------------------------------------------------------------
 # A proposal or commit message carries one block plus a small envelope (signature,
@@ -34,10 +34,21 @@ EVIDENCE_PER_HEIGHT_MAX: Final = 2 * VALIDATORS_MAX * (ROUNDS_KEPT_MAX + ROUNDS_
 # --- evaluation ------------------------------------------------------------------------------
 RULE_FIRINGS_PER_EVENT_MAX: Final = 64  # upon-rules applied after one input; more is a bug
 
-assert MESSAGE_BYTES_MAX <= 2 * ENCODING_BYTES_MAX + MESSAGE_OVERHEAD_BYTES_MAX
-assert CATCHUP_BLOCKS_MAX <= FUTURE_HEIGHTS_MAX  # every block of one help reply can be buffered
-assert FUTURE_MESSAGES_MAX >= CATCHUP_BLOCKS_MAX
-assert ROUNDS_AHEAD_MAX >= 1 and ROUNDS_KEPT_MAX >= 2
+
+def check_limits() -> None:
+    """Raise :class:`~ledger.errors.LimitError` naming every relation between these limits
+    that does not hold. Called at import: unlike an ``assert`` it also runs under ``python -O``."""
+    require_limits(__name__, (
+        ("MESSAGE_BYTES_MAX <= 2 * ENCODING_BYTES_MAX + MESSAGE_OVERHEAD_BYTES_MAX",
+         MESSAGE_BYTES_MAX <= 2 * ENCODING_BYTES_MAX + MESSAGE_OVERHEAD_BYTES_MAX),
+        ("CATCHUP_BLOCKS_MAX <= FUTURE_HEIGHTS_MAX",  # every block of one help reply can be buffered
+         CATCHUP_BLOCKS_MAX <= FUTURE_HEIGHTS_MAX),
+        ("FUTURE_MESSAGES_MAX >= CATCHUP_BLOCKS_MAX", FUTURE_MESSAGES_MAX >= CATCHUP_BLOCKS_MAX),
+        ("ROUNDS_AHEAD_MAX >= 1 and ROUNDS_KEPT_MAX >= 2", ROUNDS_AHEAD_MAX >= 1 and ROUNDS_KEPT_MAX >= 2),
+    ))
+
+
+check_limits()
 
 __all__ = [
     "CATCHUP_BLOCKS_MAX",
@@ -53,4 +64,5 @@ __all__ = [
     "ROUND_MAX",
     "RULE_FIRINGS_PER_EVENT_MAX",
     "VALUES_PER_VOTER_MAX",
+    "check_limits",
 ]
