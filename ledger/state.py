@@ -29,9 +29,7 @@ tree the walk for a present key always ends at that key's leaf.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import hashlib
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,6 +44,7 @@ from ledger.constants import (
 from ledger.encoding import Value, decode, encode
 from ledger.errors import EncodingError, LedgerError, ProofError, StorageError
 from ledger.hashing import HashTag, sha256, tagged_hash
+from ledger.lru import BoundedLRU
 
 if TYPE_CHECKING:
     from ledger.kv import KV, WriteBatch
@@ -319,7 +318,7 @@ _BRANCH_RECORD_HEADS = tuple(bytes((_BRANCH_KIND, depth)) for depth in range(PAT
 _CACHE_ENTRY_BYTES = 80 + 144 + 128
 
 
-class _BranchCache:
+class _BranchCache(BoundedLRU[bytes, bytes]):
     """Branch records by node hash for the top of the tree, within ``bytes_max`` bytes.
 
     Only branches at depth < ``depth_max`` are kept, where ``2**depth_max`` records
@@ -333,43 +332,21 @@ class _BranchCache:
     least recently used. Records are immutable and content-addressed, so a
     cached record is never stale.
 
-    Concurrent readers (API threads) share it with the writer under the GIL:
-    every step is one operation of the ordered dict, never an iteration, and a
-    step that loses a race (the key just left) only costs a later miss.
+    Concurrent readers (API threads) share it with the writer as
+    :class:`~ledger.lru.BoundedLRU` allows; ``peek`` is for the writer, which
+    replaces every branch it reads and so need not mark it used.
     """
 
-    __slots__ = ("_entries", "_entries_max", "depth_max", "peek")
+    __slots__ = ("depth_max",)
 
     def __init__(self, bytes_max: int) -> None:
-        self._entries_max = max(1, bytes_max // _CACHE_ENTRY_BYTES)
-        self.depth_max = min(PATH_BITS, self._entries_max.bit_length() - 1)
-        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
-        # The record or None without marking it used: for the writer, which
-        # replaces every branch it reads.
-        self.peek = self._entries.get
-
-    def get(self, node_hash: bytes) -> bytes | None:
-        entries = self._entries
-        record = entries.get(node_hash)
-        if record is not None:
-            with contextlib.suppress(KeyError):  # another thread dropped it meanwhile
-                entries.move_to_end(node_hash)
-        return record
+        super().__init__(max(1, bytes_max // _CACHE_ENTRY_BYTES))
+        self.depth_max = min(PATH_BITS, self.entries_max.bit_length() - 1)
 
     def put(self, node_hash: bytes, record: bytes) -> None:
         """Keep ``record`` if its branch is above ``depth_max``."""
         if record[1] < self.depth_max:
-            entries = self._entries
-            entries[node_hash] = record
-            if len(entries) > self._entries_max:
-                with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
-                    entries.popitem(last=False)
-
-    def discard(self, node_hash: bytes) -> None:
-        self._entries.pop(node_hash, None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+            BoundedLRU.put(self, node_hash, record)
 
 
 class StateTree:

@@ -16,11 +16,9 @@ import base64
 import functools
 import re
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from ledger.constants import (
     CHAIN_ID_CHARS_MAX,
@@ -48,6 +46,7 @@ from ledger.errors import (
 )
 from ledger.hashing import HashTag, tagged_hash
 from ledger.keys import PublicKey, SigningKey
+from ledger.lru import BoundedLRU
 
 _TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 _BODY_FIELDS = frozenset({"v", "chain_id", "type", "sender", "payload", "nonce", "expires_at_ms"})
@@ -121,31 +120,6 @@ def _exact_public_key(members: tuple[tuple[str, str], ...]) -> PublicKey:
     if dict(key.to_jwk()) != jwk:
         raise UnknownFieldError("signature jwk carries members beyond the public key")
     return key
-
-
-class _ParseMemo:
-    """Recently parsed transactions by their exact canonical bytes, oldest dropped first;
-    bounded in entries and in bytes. Only successful parses are kept, so a rejected
-    input is checked again every time. Safe to share between threads."""
-
-    def __init__(self, entries_max: int, bytes_max: int) -> None:
-        self._entries: OrderedDict[bytes, Transaction] = OrderedDict()
-        self._bytes = 0
-        self._entries_max, self._bytes_max = entries_max, bytes_max
-        self._lock = threading.Lock()
-
-    def get(self, data: bytes) -> Transaction | None:
-        return self._entries.get(data)
-
-    def put(self, data: bytes, tx: Transaction) -> None:
-        with self._lock:
-            if data in self._entries:
-                return
-            self._entries[data] = tx
-            self._bytes += len(data)
-            while len(self._entries) > self._entries_max or self._bytes > self._bytes_max:
-                old, _ = self._entries.popitem(last=False)
-                self._bytes -= len(old)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +339,16 @@ class Transaction:
         }
 
 
-_PARSED = _ParseMemo(TX_PARSE_MEMO_ENTRIES_MAX, TX_PARSE_MEMO_BYTES_MAX)
+def _encoded_bytes(data: bytes, _tx: Transaction) -> int:
+    return len(data)
+
+
+# Recently parsed transactions by their exact canonical bytes, bounded in entries and
+# in bytes; only successful parses are kept, so a rejected input is checked again
+# every time. A memo of a pure function (same bytes, same immutable transaction), as
+# functools.lru_cache would be, so it is the function's own and changes no result.
+_PARSED: Final[BoundedLRU[bytes, Transaction]] = BoundedLRU(
+    TX_PARSE_MEMO_ENTRIES_MAX, weigh=_encoded_bytes, weight_max=TX_PARSE_MEMO_BYTES_MAX)
 
 
 def refuse_replay(tx_id: bytes, is_committed: Callable[[bytes], bool],

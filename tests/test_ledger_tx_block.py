@@ -119,16 +119,15 @@ def test_parsing_the_same_bytes_again_reuses_the_parse_and_failures_are_not_reme
         Transaction.from_bytes(raw + b"\x00")
 
 
-def test_parse_memo_is_bounded_in_entries_and_bytes() -> None:
-    from ledger.tx import _ParseMemo
+def test_parse_memo_is_bounded_by_the_named_limits() -> None:
+    from ledger.constants import TX_PARSE_MEMO_BYTES_MAX, TX_PARSE_MEMO_ENTRIES_MAX
+    from ledger.tx import _PARSED
 
-    memo = _ParseMemo(entries_max=3, bytes_max=10)
-    txs = [note_tx() for _ in range(4)]
-    for i, tx in enumerate(txs):
-        memo.put(bytes([i]) * 3, tx)
-    assert memo.get(b"\x00" * 3) is None and memo.get(b"\x03" * 3) is txs[3]  # oldest dropped
-    memo.put(b"x" * 9, txs[0])  # 9 + 3 > 10 bytes: older entries go
-    assert memo.get(b"x" * 9) is txs[0] and memo.get(b"\x02" * 3) is None
+    assert (_PARSED.entries_max, _PARSED.weight_max) == (TX_PARSE_MEMO_ENTRIES_MAX, TX_PARSE_MEMO_BYTES_MAX)
+    raw = note_tx().to_bytes()
+    parsed = Transaction.from_bytes(raw)
+    assert _PARSED.peek(raw) is parsed  # kept by its exact bytes
+    assert _PARSED.weight <= TX_PARSE_MEMO_BYTES_MAX and len(_PARSED) <= TX_PARSE_MEMO_ENTRIES_MAX
 
 
 def test_block_carries_each_transaction_as_its_canonical_bytes() -> None:
