@@ -62,6 +62,11 @@ OID4VP_VP_TOKEN_CHARS_MAX: Final = 256 * 1024  # several presentations in one an
 OID4VP_NONCE_CHARS_MAX: Final = 128  # nonce and state
 OID4VP_REQUEST_LIFETIME_S_MAX: Final = 600  # a request object's exp - iat
 
+# --- caches of the verifier (each a ledger.lru.BoundedLRU owned by its user) -------------
+PREPARED_KEYS_MAX: Final = 1024  # public keys a PreparedKeys keeps prepared (by JWK members)
+VERIFIER_CACHE_ENTRIES_MAX: Final = 1024  # each map of a VerifierCache (by exact text)
+JOSE_HEADERS_CACHED_MAX: Final = 256  # parsed JOSE headers remembered by their exact text
+
 # --- time ----------------------------------------------------------------------------
 CLOCK_SKEW_S: Final = 60  # tolerated clock difference for exp / nbf / iat
 KB_IAT_WINDOW_S: Final = 300  # a KB-JWT older than this is stale (replay window)

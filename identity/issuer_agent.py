@@ -37,6 +37,7 @@ from identity import jose
 from identity.anchors import anchor_digest, new_salt
 from identity.constants import (
     CREDENTIAL_LIFETIME_S_DEFAULT,
+    PREPARED_KEYS_MAX,
     STATUS_INVALID,
     STATUS_SUSPENDED,
     STATUS_VALID,
@@ -240,6 +241,7 @@ class IssuerAgent:
         self.records = records or IssuerRecords()
         self.lifetime_s = lifetime_s
         self.nonces = nonces or NonceStore()
+        self._holder_keys = jose.PreparedKeys(PREPARED_KEYS_MAX)  # DID keys of holders, prepared once
         self._lock = threading.RLock()  # guards the light client, index allocation and records
 
     @property
@@ -285,7 +287,8 @@ class IssuerAgent:
             except (LightClientError, KeyError_) as exc:
                 raise IssuerLedgerError(f"cannot resolve {did}: {exc}", reason="ledger-unavailable") from exc
             try:
-                key = LedgerHolderKeys(self.client, clock_ms=lambda: now * 1000).resolve({"kid": did})
+                key = LedgerHolderKeys(self.client, clock_ms=lambda: now * 1000,
+                                       keys=self._holder_keys).resolve({"kid": did})
             except KeyBindingError as exc:  # deactivated, or no usable key
                 raise IssuanceRequestError(f"holder DID: {exc}", reason="holder-did-unknown") from exc
         if key.public_key.key_id != key_id:

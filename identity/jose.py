@@ -16,14 +16,20 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
-from identity.constants import ALLOWED_ALGS, JSON_DEPTH_MAX, JWS_CHARS_MAX
+from identity.constants import (
+    ALLOWED_ALGS,
+    JOSE_HEADERS_CACHED_MAX,
+    JSON_DEPTH_MAX,
+    JWS_CHARS_MAX,
+    PREPARED_KEYS_MAX,
+)
 from identity.errors import FormatError
 from ledger.errors import KeyError_
 from ledger.keys import PublicKey, SigningKey, b64url_encode
+from ledger.lru import BoundedLRU
 
 JsonObject = dict[str, Any]
 
@@ -58,11 +64,13 @@ _DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_const
 # whitespace matches in Python; used when the value spans the whole text.
 _SCAN_ONCE: Final = _DECODER.scan_once  # type: ignore[attr-defined]
 # Parsed JOSE headers by their exact base64url text. A verifier meets few distinct
-# headers (one per issuer key, one KB-JWT header per holder algorithm), and parsing
-# is pure, so a hit returns what parsing would. Only headers that passed every
-# check and hold no container are kept; each parse gets its own (shallow) copy.
-HEADERS_CACHED_MAX: Final = 256
-_HEADERS: Final[dict[str, JsonObject]] = {}
+# headers (one per issuer key, one KB-JWT header per holder algorithm). The memo of a
+# pure function (text in, header out), as functools.lru_cache would be, so it is
+# parse()'s own: a hit returns what parsing would, and callers that keep no object
+# between verifications (the node's /v1/verify, a cold verify_presentation) still
+# skip ~5 µs per header. Only headers that passed every check and hold no container
+# are kept; each parse gets its own (shallow) copy.
+_HEADERS: Final[BoundedLRU[str, JsonObject]] = BoundedLRU(JOSE_HEADERS_CACHED_MAX)
 _B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # base64url → standard alphabet in one C pass; "+", "/" and "=" are not base64url,
 # so they become "*", which the strict standard decoder refuses.
@@ -149,12 +157,12 @@ class PreparedKey:
     by the exact bytes, so the memo can never turn a bad signature into a good one.
     """
 
-    __slots__ = ("_memo", "_memo_max", "public_key")
+    __slots__ = ("_memo", "public_key")
 
     def __init__(self, public_key: PublicKey, *, memo_max: int = 0) -> None:
         self.public_key = public_key
-        self._memo: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
-        self._memo_max = memo_max
+        self._memo: BoundedLRU[tuple[bytes, bytes], bool] | None = (
+            BoundedLRU(memo_max) if memo_max > 0 else None)
 
     @property
     def alg(self) -> str:
@@ -164,21 +172,15 @@ class PreparedKey:
         """True iff ``signature`` (64 bytes, JWS form) signs ``message`` under this key."""
         if len(signature) != 64:
             return False
-        if self._memo_max:
-            # pop-and-reinsert rather than move_to_end: no KeyError when another
-            # thread evicts the entry in between (verifiers run in thread pools).
-            entry = (message, signature)
-            hit = self._memo.pop(entry, False) is None
-            if not hit and not self.public_key.verify(message, signature):
+        memo = self._memo
+        if memo is None:
+            return self.public_key.verify(message, signature)
+        entry = (message, signature)
+        if memo.get(entry) is None:
+            if not self.public_key.verify(message, signature):
                 return False
-            self._memo[entry] = None
-            while len(self._memo) > self._memo_max:
-                try:
-                    self._memo.popitem(last=False)
-                except KeyError:
-                    break
-            return True
-        return self.public_key.verify(message, signature)
+            memo.put(entry, True)
+        return True
 
 
 class PreparedKeys:
@@ -188,13 +190,12 @@ class PreparedKeys:
     object. The cache key is the JWK's required members (``kty``, ``crv``, ``x``,
     ``y``: what the RFC 7638 thumbprint hashes, compared as they are rather than
     hashed), so JWKs that share an entry are the same key. Safe to share between
-    threads: only single dict operations."""
+    threads (:class:`~ledger.lru.BoundedLRU`)."""
 
-    __slots__ = ("_entries", "_entries_max")
+    __slots__ = ("_entries",)
 
-    def __init__(self, entries_max: int = 1024) -> None:
-        self._entries: OrderedDict[tuple[object, ...], PreparedKey] = OrderedDict()
-        self._entries_max = entries_max
+    def __init__(self, entries_max: int = PREPARED_KEYS_MAX) -> None:
+        self._entries: BoundedLRU[tuple[object, ...], PreparedKey] = BoundedLRU(entries_max)
 
     def from_jwk(self, jwk: Mapping[str, object]) -> PreparedKey:
         """The prepared key of a public JWK; raises :class:`KeyError_` like
@@ -204,14 +205,14 @@ class PreparedKeys:
         get = jwk.get
         members: tuple[object, ...] = (get("kty"), get("crv"), get("x"), get("y"))
         try:
-            prepared = self._entries.pop(members, None)  # re-inserted: most recent last
+            prepared = self._entries.get(members)
         except TypeError:  # an unhashable member: not a JWK from_jwk accepts either
             prepared = None
             members = ()
         if prepared is None:
             prepared = PreparedKey(PublicKey.from_jwk(jwk))
-        if members:
-            self._put(members, prepared)
+            if members:
+                self._entries.put(members, prepared)
         return prepared
 
     def get(self, public_key: PublicKey) -> PreparedKey:
@@ -220,15 +221,6 @@ class PreparedKeys:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def _put(self, members: tuple[object, ...], prepared: PreparedKey) -> None:
-        entries = self._entries
-        entries[members] = prepared
-        while len(entries) > self._entries_max:
-            try:
-                entries.popitem(last=False)
-            except KeyError:  # emptied by another thread meanwhile
-                break
 
 
 # --- JWS ------------------------------------------------------------------------------
@@ -285,9 +277,7 @@ def _parse_header(encoded: str) -> JsonObject:
         # We understand no extension, so RFC 7515 §4.1.11 obliges us to reject.
         raise FormatError("critical header parameters are not supported", reason="malformed-jws")
     if not any(isinstance(v, (dict, list)) for v in header.values()):  # a copy is then a full copy
-        if len(_HEADERS) >= HEADERS_CACHED_MAX:
-            _HEADERS.clear()  # many distinct headers: start over rather than track recency
-        _HEADERS[encoded] = dict(header)
+        _HEADERS.put(encoded, dict(header))
     return header
 
 

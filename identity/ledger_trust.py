@@ -21,19 +21,22 @@ fixed one); status checks use the verifier's ``now`` (seconds).
 Every resolution reads the ledger afresh (accreditation, DID documents and keys
 can change at any height); only the preparation of a key — point validation,
 thumbprint, the library key object — is remembered, in a bounded
-:class:`~identity.jose.PreparedKeys` keyed by the JWK's members. Resolvers are
-cheap to build per request; by default they share one module-wide cache
-(``PREPARED_KEYS_MAX`` keys), or a caller passes its own (``keys=``).
+:class:`~identity.jose.PreparedKeys` keyed by the JWK's members. Each resolver owns
+one (``PREPARED_KEYS_MAX`` keys) unless its caller passes a longer-lived one
+(``keys=``): resolvers are cheap to build per request, and a service that builds
+them per request passes the cache it keeps for its life (the node's ``/v1/verify``,
+the issuer agent).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any
 
 from identity import did as didmod
 from identity import jose
+from identity.constants import PREPARED_KEYS_MAX
 from identity.errors import (
     IssuerError,
     KeyBindingError,
@@ -48,8 +51,6 @@ from ledger.errors import KeyError_
 from ledger.keys import PublicKey
 
 STATUS_URI_PREFIX = "urn:imi:status:"
-PREPARED_KEYS_MAX: Final = 1024  # issuer and holder keys prepared once, shared by all resolvers
-_PREPARED_KEYS: Final = jose.PreparedKeys(PREPARED_KEYS_MAX)
 
 
 def status_uri(list_id: str) -> str:
@@ -77,10 +78,10 @@ class LedgerIssuerKeys:
     __slots__ = ("_client", "_clock_ms", "_keys")
 
     def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms,
-                 keys: jose.PreparedKeys = _PREPARED_KEYS) -> None:
+                 keys: jose.PreparedKeys | None = None) -> None:
         self._client = client
         self._clock_ms = clock_ms
-        self._keys = keys
+        self._keys = keys if keys is not None else jose.PreparedKeys(PREPARED_KEYS_MAX)
 
     def resolve(self, iss: str, header: Mapping[str, Any]) -> IssuerKey:
         if not didmod.is_did(iss):
@@ -143,11 +144,11 @@ class LedgerHolderKeys:
     __slots__ = ("_client", "_clock_ms", "_jwk", "_keys")
 
     def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms,
-                 keys: jose.PreparedKeys = _PREPARED_KEYS) -> None:
+                 keys: jose.PreparedKeys | None = None) -> None:
         self._client = client
         self._clock_ms = clock_ms
-        self._keys = keys
-        self._jwk = CnfHolderKeys(keys=keys)
+        self._keys = keys if keys is not None else jose.PreparedKeys(PREPARED_KEYS_MAX)
+        self._jwk = CnfHolderKeys(keys=self._keys)
 
     def resolve(self, cnf: Mapping[str, Any]) -> jose.PreparedKey:
         kid = cnf.get("kid")
@@ -201,7 +202,6 @@ class LedgerStatusLists:
 
 
 __all__ = [
-    "PREPARED_KEYS_MAX",
     "STATUS_URI_PREFIX",
     "LedgerHolderKeys",
     "LedgerIssuerKeys",

@@ -76,10 +76,9 @@ from __future__ import annotations
 
 import enum
 import marshal
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple, Protocol, TypeVar
+from typing import Any, Final, NamedTuple, Protocol
 
 from identity import jose
 from identity.constants import (
@@ -93,6 +92,7 @@ from identity.constants import (
     KB_IAT_WINDOW_S,
     KB_JWT_CHARS_MAX,
     NEVER_DISCLOSABLE_CLAIMS,
+    PREPARED_KEYS_MAX,
     PRESENTATION_CHARS_MAX,
     SD_ALG,
     SD_ALG_KEY,
@@ -104,6 +104,7 @@ from identity.constants import (
     STATUS_VALID,
     TYP_KB_JWT,
     TYP_SD_JWT_VC,
+    VERIFIER_CACHE_ENTRIES_MAX,
 )
 from identity.errors import (
     DisclosureError,
@@ -119,9 +120,9 @@ from identity.request import PresentationRequest, check_answer
 from identity.sdjwt import Disclosure, disclosed_by_digest
 from ledger.errors import KeyError_
 from ledger.keys import PublicKey
+from ledger.lru import BoundedLRU
 
 JsonObject = dict[str, Any]
-_T = TypeVar("_T")
 
 
 # --- pluggable trust ----------------------------------------------------------------------
@@ -206,7 +207,7 @@ class CnfHolderKeys:
 
     __slots__ = ("_cache", "_did_keys")
 
-    def __init__(self, did_keys: Mapping[str, PublicKey] | None = None, *, cache_max: int = 1024,
+    def __init__(self, did_keys: Mapping[str, PublicKey] | None = None, *, cache_max: int = PREPARED_KEYS_MAX,
                  keys: jose.PreparedKeys | None = None) -> None:
         self._did_keys = {k: jose.PreparedKey(v) for k, v in (did_keys or {}).items()}
         self._cache = keys if keys is not None else jose.PreparedKeys(cache_max)
@@ -304,50 +305,32 @@ class VerifierCache:
     (JWS_CHARS_MAX + DISCLOSURE_CHARS_MAX + 2 × PRESENTATION_CHARS_MAX)).
     """
 
-    __slots__ = ("_checked", "_disclosures", "_entries_max", "_jws")
+    __slots__ = ("_checked", "_disclosures", "_jws")
 
-    def __init__(self, entries_max: int = 1024) -> None:
-        self._jws: OrderedDict[str, jose.Jws] = OrderedDict()
-        self._disclosures: OrderedDict[str, Disclosure] = OrderedDict()
-        self._checked: OrderedDict[str, _Checked] = OrderedDict()
-        self._entries_max = entries_max
+    def __init__(self, entries_max: int = VERIFIER_CACHE_ENTRIES_MAX) -> None:
+        self._jws: BoundedLRU[str, jose.Jws] = BoundedLRU(entries_max)
+        self._disclosures: BoundedLRU[str, Disclosure] = BoundedLRU(entries_max)
+        self._checked: BoundedLRU[str, _Checked] = BoundedLRU(entries_max)
 
     def jws(self, token: str) -> jose.Jws:
-        parsed = _lru_get(self._jws, token)
+        parsed = self._jws.get(token)
         if parsed is None:
             parsed = jose.parse(token, chars_max=JWS_CHARS_MAX)
-            _lru_put(self._jws, token, parsed, self._entries_max)
+            self._jws.put(token, parsed)
         return parsed
 
     def disclosure(self, encoded: str) -> Disclosure:
-        decoded = _lru_get(self._disclosures, encoded)
+        decoded = self._disclosures.get(encoded)
         if decoded is None:
             decoded = Disclosure.decode(encoded)
-            _lru_put(self._disclosures, encoded, decoded, self._entries_max)
+            self._disclosures.put(encoded, decoded)
         return decoded
 
     def checked(self, sd_jwt: str) -> _Checked | None:
-        return _lru_get(self._checked, sd_jwt)
+        return self._checked.get(sd_jwt)
 
     def put_checked(self, sd_jwt: str, checked: _Checked) -> None:
-        _lru_put(self._checked, sd_jwt, checked, self._entries_max)
-
-
-def _lru_get(memo: OrderedDict[str, _T], key: str) -> _T | None:
-    # pop-and-reinsert keeps recency without KeyError races between threads
-    value = memo.pop(key, None)
-    if value is not None:
-        memo[key] = value
-    return value
-
-
-def _lru_put(memo: OrderedDict[str, _T], key: str, value: _T, entries_max: int) -> None:
-    memo[key] = value
-    while len(memo) > entries_max:
-        try:
-            memo.popitem(last=False)
-        except KeyError:
-            break
+        self._checked.put(sd_jwt, checked)
 
 
 # --- result --------------------------------------------------------------------------------

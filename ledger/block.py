@@ -13,13 +13,11 @@ Anyone holding the genesis can check the whole chain: see :mod:`ledger.chain`.
 
 from __future__ import annotations
 
-import contextlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.constants import BLOCK_TXS_MAX, CERTIFICATES_VERIFIED_MAX, HASH_BYTES, PROTOCOL_VERSION
+from ledger.constants import BLOCK_TXS_MAX, HASH_BYTES, PROTOCOL_VERSION
 from ledger.encoding import Canonical, Value, decode, encode, nesting_depth
 from ledger.errors import BlockError, CertificateError, TransactionError
 from ledger.hashing import HashTag, hash_value
@@ -41,9 +39,6 @@ _HASH_FIELDS = frozenset({
     "prev_hash", "tx_root", "log_root", "state_root", "validator_set_hash", "next_validator_set_hash",
 })
 _INT_FIELDS = frozenset({"v", "height", "round", "time_ms", "tx_count", "log_size"})
-
-# Certificates that verified, by (certificate, header hash, validator set hash).
-_CERTIFIED: OrderedDict[tuple[CommitCertificate, bytes, bytes], None] = OrderedDict()
 
 KnownTxs = Callable[[bytes], Transaction | None]
 """Looks up an already parsed transaction by its exact canonical bytes (or None)."""
@@ -211,12 +206,12 @@ class CommitCertificate:
         ``check_vote`` verifies each precommit (default: the signer's public key over
         :meth:`Vote.signing_bytes`); the consensus core passes its signature hook, which
         a driver or the simulator may memoize. With the default, a certificate that
-        verified is remembered (a pure function of the certificate, the header hash and
-        the set's hash): a light client checks the same certified head for every read of
-        one verification. A caller's own ``check_vote`` is always asked.
+        verified is remembered by the set (``validators.certified``): a light client
+        checks the same certified head for every read of one verification. A caller's
+        own ``check_vote`` is always asked.
         """
-        remembered = (self, header.hash, validators.hash)
-        if check_vote is None and remembered in _CERTIFIED:
+        remembered = (self, header.hash)
+        if check_vote is None and validators.certified.get(remembered):
             return
         if validators.hash != header.validator_set_hash:
             raise CertificateError("certificate checked against the wrong validator set",
@@ -240,10 +235,7 @@ class CommitCertificate:
                 f"{validators.quorum_power} needed", reason="insufficient-quorum")
         if check_vote is not None:
             return
-        _CERTIFIED[remembered] = None
-        while len(_CERTIFIED) > CERTIFICATES_VERIFIED_MAX:
-            with contextlib.suppress(KeyError):  # another thread trimmed it first
-                _CERTIFIED.popitem(last=False)
+        validators.certified.put(remembered, True)
 
     def to_value(self) -> dict[str, Value]:
         return {

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ledger.constants import HASH_BYTES, VALIDATOR_NAME_CHARS_MAX, VALIDATORS_MAX
+from ledger.constants import (
+    CERTIFICATES_VERIFIED_MAX,
+    HASH_BYTES,
+    VALIDATOR_NAME_CHARS_MAX,
+    VALIDATORS_MAX,
+)
 from ledger.encoding import Value
 from ledger.errors import BlockError, KeyError_
 from ledger.hashing import HashTag, hash_value
 from ledger.keys import ALG_EDDSA, PublicKey
+from ledger.lru import BoundedLRU
+
+if TYPE_CHECKING:
+    from ledger.block import CommitCertificate
 
 _VALIDATOR_FIELDS = frozenset({"name", "jwk", "power", "address", "tls_spki_sha256"})
 
@@ -72,13 +82,22 @@ class Validator:
 
 @dataclass(frozen=True, slots=True)
 class ValidatorSet:
-    """An ordered, hashed validator set. Construct with :meth:`of`."""
+    """An ordered, hashed validator set. Construct with :meth:`of`.
+
+    ``certified`` holds the commit certificates that verified against this set, by
+    (certificate, header hash), for :meth:`ledger.block.CommitCertificate.verify`:
+    whether one does is a pure function of the three, and whoever holds a set checks
+    the same certificates again (a light client checks the same certified head for
+    every read of one verification; a validator its recent blocks).
+    """
 
     validators: tuple[Validator, ...]
     total_power: int = field(init=False)
     quorum_power: int = field(init=False)
     hash: bytes = field(init=False, repr=False)
     _by_id: dict[str, Validator] = field(init=False, repr=False, compare=False)
+    certified: BoundedLRU[tuple[CommitCertificate, bytes], bool] = field(
+        init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 < len(self.validators) <= VALIDATORS_MAX:
@@ -91,6 +110,7 @@ class ValidatorSet:
         object.__setattr__(self, "quorum_power", total * 2 // 3 + 1)
         object.__setattr__(self, "hash", hash_value(HashTag.VALIDATOR_SET, self.to_value()))
         object.__setattr__(self, "_by_id", {v.key_id: v for v in self.validators})
+        object.__setattr__(self, "certified", BoundedLRU(CERTIFICATES_VERIFIED_MAX))
 
     @classmethod
     def of(cls, validators: Iterable[Validator]) -> ValidatorSet:

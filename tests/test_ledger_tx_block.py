@@ -250,6 +250,16 @@ def test_a_verified_certificate_is_remembered_and_a_failed_one_is_not(monkeypatc
         assert len(checks) > before
     with pytest.raises(CertificateError):  # remembered for this set only
         cert.verify(hdr, consortium(seed=8).validators)
+    # The set owns the memo, bounded by its named limit; a copy of the set starts empty.
+    from ledger.constants import CERTIFICATES_VERIFIED_MAX
+    from ledger.validators import ValidatorSet
+
+    assert (cert, hdr.hash) in c.validators.certified
+    assert c.validators.certified.entries_max == CERTIFICATES_VERIFIED_MAX
+    copy = ValidatorSet.of(c.validators.validators)
+    before = len(checks)
+    cert.verify(hdr, copy)
+    assert len(checks) > before and (cert, hdr.hash) in copy.certified
 
 
 def test_a_caller_signature_hook_checks_every_precommit_and_nothing_is_remembered_for_it() -> None:

@@ -34,6 +34,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from identity import did as didmod
 from identity import jose
+from identity.constants import PREPARED_KEYS_MAX
 from identity.errors import LightClientError
 from identity.http.models import (
     CredentialTypeResponse,
@@ -51,7 +52,6 @@ from identity.ledger_constants import (
     VCT_CHARS_MAX,
 )
 from identity.ledger_trust import (
-    PREPARED_KEYS_MAX,
     LedgerHolderKeys,
     LedgerIssuerKeys,
     LedgerStatusLists,
