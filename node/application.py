@@ -22,7 +22,6 @@ Executions are cached by block hash between validation and commit (bounded by
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
@@ -30,6 +29,7 @@ from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX
 from ledger.errors import BlockError, LedgerError
 from ledger.execution import BlockContext, Executor, read_validator_set
 from ledger.genesis import Genesis
+from ledger.lru import BoundedLRU
 from ledger.storage import BlockPreview, LedgerStore
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
@@ -67,10 +67,10 @@ class LedgerApplication:
         self.mempool = mempool
         self.my_key_id = my_key_id
         self.now_ms = now_ms
-        self._executions: OrderedDict[bytes, tuple[Updates, BlockPreview]] = OrderedDict()
+        self._executions: BoundedLRU[bytes, tuple[Updates, BlockPreview]] = BoundedLRU(EXECUTIONS_CACHED_MAX)
         self._built: Block | None = None  # the block object build_block returned last
-        self._validator_sets: OrderedDict[int, ValidatorSet] = OrderedDict()
-        self._recent: OrderedDict[int, tuple[Block, CommitCertificate]] = OrderedDict()
+        self._validator_sets: BoundedLRU[int, ValidatorSet] = BoundedLRU(VALIDATOR_SETS_CACHED_MAX)
+        self._recent: BoundedLRU[int, tuple[Block, CommitCertificate]] = BoundedLRU(RECENT_BLOCKS_CACHED_MAX)
         self.listeners: list[CommitListener] = []
         self.rejected_blocks = 0
 
@@ -86,9 +86,7 @@ class LedgerApplication:
         return head.hash, head.time_ms
 
     def _remember(self, block_hash: bytes, updates: Updates, preview: BlockPreview) -> None:
-        self._executions[block_hash] = (updates, preview)
-        while len(self._executions) > EXECUTIONS_CACHED_MAX:
-            self._executions.popitem(last=False)
+        self._executions.put(block_hash, (updates, preview))
 
     # --- Application protocol ----------------------------------------------------------
     def validators_at(self, height: int) -> ValidatorSet:
@@ -104,9 +102,7 @@ class LedgerApplication:
             vset = previous  # unchanged (the usual case): skip re-reading and re-hashing it
         else:
             vset = read_validator_set(self.store.state_reader(height - 1))
-        self._validator_sets[height] = vset
-        while len(self._validator_sets) > VALIDATOR_SETS_CACHED_MAX:
-            self._validator_sets.popitem(last=False)
+        self._validator_sets.put(height, vset)
         return vset
 
     def build_block(self, height: int, round_: int) -> Block:
@@ -177,16 +173,14 @@ class LedgerApplication:
                                  reason="conflicting-commit")
             return False
         certificate.verify(header, self.validators_at(header.height))
-        remembered = self._executions.pop(block.hash, None)
+        remembered = self._executions.pop(block.hash)
         updates, preview = remembered if remembered is not None else self._check(block, check_clock=False)
         # The preview made when the block was built or validated carries the tree
         # writes; the store reuses them if the head has not moved since.
         self.store.append_block(block, certificate, updates, preview)
-        self._recent[header.height] = (block, certificate)
-        while len(self._recent) > RECENT_BLOCKS_CACHED_MAX:
-            self._recent.popitem(last=False)
+        self._recent.put(header.height, (block, certificate))
         for stale in [h for h in self._validator_sets if h <= header.height - VALIDATOR_SETS_CACHED_MAX // 2]:
-            del self._validator_sets[stale]
+            self._validator_sets.discard(stale)
         if self.mempool is not None:
             self.mempool.remove(tx.tx_id for tx in block.txs)
         for listener in self.listeners:

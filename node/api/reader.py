@@ -12,7 +12,6 @@ one consistent height.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 from ledger import statekeys
@@ -21,6 +20,7 @@ from ledger.encoding import decode
 from ledger.errors import StorageError
 from ledger.genesis import Genesis
 from ledger.keys import b64url_encode
+from ledger.lru import BoundedLRU
 from ledger.storage import LedgerStore
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
@@ -39,7 +39,8 @@ class ChainReader:
         # JSON of recent committed headers and certificates by height: a committed
         # height never changes, and every answer about it (each tx of a block waiting
         # for ?wait=commit, state reads, /v1/verify) carries the same anchor.
-        self._anchors: OrderedDict[int, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
+        self._anchors: BoundedLRU[int, tuple[dict[str, Any], dict[str, Any]]] = BoundedLRU(
+            API_ANCHORS_CACHED_MAX)
 
     # --- heights and blocks -----------------------------------------------------
 
@@ -82,9 +83,7 @@ class ChainReader:
             if header is None or certificate is None:
                 raise ApiProblem("unknown-block", f"block {height} is not available on this node")
             cached = (header.to_json(), certificate.to_json())
-            self._anchors[height] = cached
-            while len(self._anchors) > API_ANCHORS_CACHED_MAX:
-                self._anchors.popitem(last=False)
+            self._anchors.put(height, cached)
         header_json, certificate_json = cached
         # Copies, so a caller that edits its answer cannot edit the cache.
         return {"header": dict(header_json),
