@@ -191,6 +191,12 @@ def _map_plan(keys: tuple[str, ...]) -> tuple[tuple[bytes, str], ...]:
     return plan
 
 
+# The memo of _map_plan, a pure function (a key tuple in, an immutable plan out), as
+# functools.lru_cache would be: it is the function's own, and it changes no result.
+# Not a BoundedLRU: it sits on the hottest path of the ledger (every map encoded for
+# hashing or signing, consensus included), where one inline dict lookup is what a
+# hit may cost; maps of one schema share few key sets, so it fills to its bound
+# (ENCODING_MAP_PLANS_MAX) and then stops growing instead of evicting.
 _MAP_PLANS: dict[tuple[str, ...], tuple[tuple[bytes, str], ...]] = {}
 
 
