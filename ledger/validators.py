@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ledger.constants import (
     CERTIFICATES_VERIFIED_MAX,
@@ -23,9 +22,6 @@ from ledger.errors import BlockError, KeyError_
 from ledger.hashing import HashTag, hash_value
 from ledger.keys import ALG_EDDSA, PublicKey
 from ledger.lru import BoundedLRU
-
-if TYPE_CHECKING:
-    from ledger.block import CommitCertificate
 
 _VALIDATOR_FIELDS = frozenset({"name", "jwk", "power", "address", "tls_spki_sha256"})
 
@@ -96,7 +92,8 @@ class ValidatorSet:
     quorum_power: int = field(init=False)
     hash: bytes = field(init=False, repr=False)
     _by_id: dict[str, Validator] = field(init=False, repr=False, compare=False)
-    certified: BoundedLRU[tuple[CommitCertificate, bytes], bool] = field(
+    # (CommitCertificate, header hash): typed loosely, as ledger.block imports this module.
+    certified: BoundedLRU[tuple[object, bytes], bool] = field(
         init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
