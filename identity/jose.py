@@ -251,7 +251,7 @@ def parse(token: str, *, chars_max: int = JWS_CHARS_MAX) -> Jws:
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise FormatError("JWS must have three parts", reason="malformed-jws")
     encoded_header, encoded_payload, encoded_signature = parts
-    cached = _HEADERS.get(encoded_header)
+    cached = _HEADERS.peek(encoded_header)  # oldest out first: a hit need not be marked
     header = _parse_header(encoded_header) if cached is None else dict(cached)
     payload = b64_json(encoded_payload)
     if not isinstance(payload, dict):

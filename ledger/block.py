@@ -211,7 +211,7 @@ class CommitCertificate:
         own ``check_vote`` is always asked.
         """
         remembered = (self, header.hash)
-        if check_vote is None and validators.certified.get(remembered):
+        if check_vote is None and validators.certified.peek(remembered):  # a hit need not be marked
             return
         if validators.hash != header.validator_set_hash:
             raise CertificateError("certificate checked against the wrong validator set",

@@ -3,7 +3,9 @@
 A cache is bounded by a named ``*_MAX`` constant of its package (entries), and
 optionally also by a total weight (``weigh(key, value)``, e.g. bytes) with its own
 named maximum. Once over either bound, the least recently used entries leave
-first; ``get`` and ``put`` make an entry the most recent, ``peek`` does not.
+first; ``get`` and ``put`` make an entry the most recent, ``peek`` does not. A
+memo on a hot path whose hits need not be marked reads with ``peek`` (then the
+oldest entry leaves first), which costs one dict lookup and no Python call.
 
 Safe to share between threads without a lock where there is no weight: every
 step is one operation of the ordered dict (atomic under the GIL), never an

@@ -245,7 +245,7 @@ class Transaction:
         if len(data) > TX_BYTES_MAX:
             raise TransactionError(f"transaction is {len(data)} bytes, limit {TX_BYTES_MAX}", reason="too-large")
         data = bytes(data)
-        known = _PARSED.get(data)
+        known = _PARSED.peek(data)  # oldest out first: a hit need not be marked
         if known is not None:
             return known
         tx = cls._parse(data)
