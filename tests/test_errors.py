@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import subprocess
 import sys
 from types import ModuleType
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from identity import errors as identity_errors
 from identity.http.issuer_service import issuer_status
@@ -16,6 +19,7 @@ from identity.issuer_agent import IssuerLedgerError
 from ledger import errors as ledger_errors
 from ledger.errors import ImiError, LimitError
 from node import errors as node_errors
+from node.api.guard import install_problem_handlers
 from node.api.problems import INTERNAL_DETAIL, ApiProblem, problem_for
 from node.consensus import errors as consensus_errors
 
@@ -160,3 +164,36 @@ def test_the_check_runs_under_python_dash_o() -> None:
               "try:\n    c.check_limits()\nexcept LimitError as e:\n    print(e.reason)\n")
     run = subprocess.run([sys.executable, "-O", "-c", script], check=True, capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "limits-inconsistent"
+
+
+# --- the handlers: one ImiError handler answers every error of ours --------------------------
+def _app_raising(error: Exception, **kwargs: object) -> TestClient:
+    app = FastAPI()
+    install_problem_handlers(app, logging.getLogger("test"), **kwargs)  # type: ignore[arg-type]
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise error
+
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize(("error", "status", "reason", "retry_after"), [
+    (ledger_errors.SignatureError("bad", reason="threshold-not-met"), 422, "threshold-not-met", None),
+    (ledger_errors.StorageError("disk"), 500, "storage-corrupt", None),
+    (node_errors.MempoolFull("full"), 503, "mempool-full", "1"),
+    (ApiProblem("stale-state", "old", status=503), 503, "stale-state", None),
+    (identity_errors.WalletError("leaked"), 500, "internal-error", None),
+])
+def test_the_api_answers_each_error_with_its_problem(
+        error: ImiError, status: int, reason: str, retry_after: str | None) -> None:
+    answer = _app_raising(error).get("/boom")
+    assert answer.status_code == status and answer.json()["reason"] == reason
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers.get("retry-after") == retry_after
+
+
+def test_a_service_names_the_status_of_its_own_errors() -> None:
+    answer = _app_raising(IssuanceRequestError("no such subject", reason="unknown-subject"),
+                          status_of=issuer_status).get("/boom")
+    assert answer.status_code == 404 and answer.json()["detail"] == "no such subject"
