@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from starlette.responses import Response
 
@@ -182,7 +182,7 @@ class Problem:
         )
 
 
-INTERNAL_DETAIL = "the node could not serve this request"
+INTERNAL_DETAIL: Final = "the node could not serve this request"  # the detail of every 500
 
 
 def problem_for(error: ImiError, *, status: int | None = None) -> Problem:
