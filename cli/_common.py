@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from ledger.errors import KeyError_
+from ledger.errors import ImiError, KeyError_
 from ledger.files import write_atomic
 from ledger.keys import PublicKey, SigningKey
 
@@ -69,9 +69,9 @@ def usage(message: str) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
-def refuse(exc: Exception, as_json: bool) -> NoReturn:
+def refuse(exc: ImiError, as_json: bool) -> NoReturn:
     """Exit 1 with an error's own ``reason`` (a library or node refusal)."""
-    fail(str(exc), reason=getattr(exc, "reason", "invalid"), as_json=as_json)
+    fail(str(exc), reason=exc.reason, as_json=as_json)
 
 
 def print_json(value: object) -> None:

@@ -19,14 +19,13 @@ import typer
 
 from cli._common import fail, read_text_file, refuse, usage
 from identity import did as didmod
-from identity.errors import IdentityError
 from identity.ledger_client import NodeClient
 from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists
 from identity.light_client import HttpFetcher, LightClient
 from identity.request import PresentationRequest
 from identity.verifier import VerificationResult, verify_presentation
 from ledger.encoding import Value
-from ledger.errors import LedgerError
+from ledger.errors import ImiError, LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
@@ -57,7 +56,7 @@ def submit(node: str, type_: str, sender: str, payload: dict[str, Value], keys: 
     try:
         tx = client.build(type_, sender, payload, *keys)
         answer = client.submit(build(tx) if build else tx)
-    except (IdentityError, LedgerError) as exc:
+    except ImiError as exc:
         refuse(exc, as_json)
     finally:
         client.close()

@@ -30,7 +30,7 @@ import httpx
 from ledger.block import Block, BlockHeader, CommitCertificate
 from ledger.chain import ChainVerifier
 from ledger.encoding import decode
-from ledger.errors import LedgerError
+from ledger.errors import ImiError, LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import b64url_decode
 from ledger.merkle import verify_consistency
@@ -41,7 +41,7 @@ AUDIT_HTTP_TIMEOUT_S = 30.0
 AUDIT_BLOCK_TXS_FETCH_MAX = 10_000  # a block claiming more ids than this is refused before fetching
 
 
-class AuditError(Exception):
+class AuditError(ImiError):
     """The audit stopped at ``height`` (0: before any block) for a stable ``reason``.
 
     Reasons are ChainVerifier's (``broken-link``, ``bad-certificate-signature``,
@@ -53,9 +53,8 @@ class AuditError(Exception):
     """
 
     def __init__(self, message: str, *, height: int, reason: str) -> None:
-        super().__init__(message)
+        super().__init__(message, reason=reason, context={"height": height})
         self.height = height
-        self.reason = reason
 
 
 class ChainSource(Protocol):

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import httpx
 
+from ledger.constants import require_limits
 from ledger.keys import SigningKey
 from ledger.tx import Transaction
 
@@ -39,7 +40,16 @@ LOAD_TXS_MAX: Final = 10_000_000
 LOAD_FAILOVER_PAUSE_S: Final = 0.05  # after a transport error or 503, before the next URL
 _OVERLOADED = frozenset({"mempool-full", "too-many-waiters", "http-502", "http-503"})
 
-assert LOAD_HTTP_TIMEOUT_S * 1000 > LOAD_WAIT_MS
+
+def check_limits() -> None:
+    """Raise :class:`~ledger.errors.LimitError` if the client would give up before the node
+    answers. Called at import: unlike an ``assert`` it also runs under ``python -O``."""
+    require_limits(__name__, (
+        ("LOAD_HTTP_TIMEOUT_S * 1000 > LOAD_WAIT_MS", LOAD_HTTP_TIMEOUT_S * 1000 > LOAD_WAIT_MS),
+    ))
+
+
+check_limits()
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from cli._common import fail, print_json
 from cli._consortium import init_node_dir
 from ledger.execution import DEVNET_HANDLERS, Handler
 from ledger.keys import b64url_encode
-from node.errors import ConfigError, NodeError
+from node.errors import NodeError
 
 app = typer.Typer(help="Run one validator.", no_args_is_help=True)
 
@@ -115,7 +115,7 @@ def start(
             configure_logging(config.log_level)
         handlers, routers = compose_handlers()
         service = ValidatorService(config, handlers, extra_routers=routers)
-    except (ConfigError, NodeError) as exc:
+    except NodeError as exc:  # ConfigError among them
         fail(str(exc), reason=exc.reason)
     try:
         # uvloop: the event loop (TLS peers, HTTP, timers) in C rather than Python —

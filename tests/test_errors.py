@@ -31,6 +31,7 @@ LIMIT_MODULES = (
     "identity.constants",
     "identity.ledger_constants",
     "identity.issuance",
+    "cli.loadgen",
 )
 
 
@@ -140,6 +141,7 @@ def test_the_shipped_limits_hold(name: str) -> None:
     ("identity.constants", "SALT_BYTES", 8),
     ("identity.ledger_constants", "STATUS_LIST_SIZE_MIN", 9),
     ("identity.issuance", "NONCE_BYTES", 8),
+    ("cli.loadgen", "LOAD_WAIT_MS", 10**6),
 ])
 def test_a_broken_relation_raises_a_limit_error_naming_it(
         monkeypatch: pytest.MonkeyPatch, name: str, constant: str, value: int) -> None:

@@ -54,11 +54,9 @@ from cli.demo.consortium import (
     silent,
     start_consortium,
 )
-from cli.demo.errors import ScenarioError
 from cli.demo.recovery import Recovery, recover_did
 from cli.demo.service import Outcome, StatusChange, ask_and_verify, suspend_then_revoke
-from identity.errors import IdentityError
-from ledger.errors import LedgerError
+from ledger.errors import ImiError
 
 STEPS = ("consortium", "citizen", "verification", "crash", "status", "recovery")
 
@@ -191,7 +189,7 @@ def run_story(directory: Path, workdir: Path, *, narrate: Narrate = silent, wait
     start_s = time.monotonic() - started
     try:
         _run_steps(story, workdir, narrate, fast)
-    except (ScenarioError, IdentityError, LedgerError, httpx.HTTPError, KeyError, ValueError) as exc:
+    except (ImiError, httpx.HTTPError, KeyError, ValueError) as exc:  # ScenarioError among them
         story.error = f"{type(exc).__name__}: {exc}"
     finally:
         if "consortium" in story.timings_s:  # step 1 includes starting the validators
