@@ -5,6 +5,7 @@
     ├── node.errors.NodeError        (its tree in node/errors.py; consensus errors are ledger errors)
     ├── identity.errors.IdentityError  (its tree in identity/errors.py)
     ├── node.api.problems.ApiProblem an answer a route chose, with its HTTP status
+    ├── cli.audit.AuditError, cli.demo.errors.ScenarioError  (the CLI's own)
     └── LedgerError
         ├── EncodingError            bytes or values that are not canonical
         ├── KeyError_                malformed key material or JWK
