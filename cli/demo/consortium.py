@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from cli.demo.errors import ScenarioError
-from cli.demo.issuer_process import IssuerProcess
+from cli.demo.issuer_process import ServiceProcess
 from cli.devnet import Devnet
 from identity.ledger_client import NodeClient
 from ledger.block import BlockHeader, CommitCertificate
@@ -65,7 +65,7 @@ class Consortium:
     apis: dict[str, str]
     writer: str  # the validator transactions go to (never killed in the story)
     wait: Wait = no_wait
-    services: list[IssuerProcess] = field(default_factory=list)  # the agencies' issuer services
+    services: list[ServiceProcess] = field(default_factory=list)  # issuer and verifier services
     _clients: dict[str, NodeClient] = field(default_factory=dict)
 
     @property
@@ -101,11 +101,13 @@ class Consortium:
                     raise ScenarioError("catch-up", f"{name} did not reach height {height} in {timeout_s} s")
                 time.sleep(0.05)
 
-    def close(self) -> None:
-        """Stop the issuer services and close the node clients (the validators keep running)."""
-        for service in self.services:
-            service.stop()
-        self.services.clear()
+    def close(self, *, keep_services: bool = False) -> None:
+        """Stop the issuer and verifier services (unless ``keep_services``) and close the node
+        clients (the validators keep running)."""
+        if not keep_services:
+            for service in self.services:
+                service.stop()
+            self.services.clear()
         for client in self._clients.values():
             client.close()
         self._clients.clear()

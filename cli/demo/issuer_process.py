@@ -41,8 +41,9 @@ LOG_TAIL_CHARS_MAX: Final = 600  # of the service's log, quoted when it failed t
 
 
 @dataclass
-class IssuerProcess:
-    """A running ``imi issue serve`` for the issuer directory ``directory``."""
+class ServiceProcess:
+    """A product service (``imi … serve``) running as its own OS process, logging to
+    ``directory/serve.log``: wait for its health, stop it."""
 
     did: str
     directory: Path
@@ -54,35 +55,27 @@ class IssuerProcess:
     def log_file(self) -> Path:
         return self.directory / "serve.log"
 
-    def records(self) -> list[dict[str, Any]]:
-        """The agency's own records of what it issued (index, vct, subject, anchor, salt)."""
-        return IssuerRecords(IssuerConfig.load(self.directory).records_path).all()
-
     def wait_healthy(self, timeout_s: float = ISSUER_START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
+        what = type(self).__name__
         with httpx.Client(timeout=HEALTH_HTTP_TIMEOUT_S) as http:
             while True:
                 if self.process.poll() is not None:
-                    raise ScenarioError("issuer service", f"{self.url} exited ({self.process.returncode}): "
-                                                          f"{self._log_tail()}")
+                    raise ScenarioError(what, f"{self.url} exited ({self.process.returncode}): {self._log_tail()}")
                 try:
                     if http.get(f"{self.url}/health").status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
-                    raise ScenarioError("issuer service", f"{self.url} not healthy after {timeout_s} s")
+                    raise ScenarioError(what, f"{self.url} not healthy after {timeout_s} s")
                 time.sleep(HEALTH_POLL_S)
 
-    def status(self, action: str, idx: int) -> int:
-        """``POST /v1/issuance/<action>`` as the agency's staff; returns the commit height."""
-        with httpx.Client(timeout=STATUS_HTTP_TIMEOUT_S) as http:
-            response = http.post(f"{self.url}/v1/issuance/{action}", json={"idx": idx},
-                                 headers={"Authorization": f"Bearer {self.admin_token}"})
-        if response.status_code != 200:
-            raise ScenarioError("status", f"issuer {action} answered HTTP {response.status_code}: "
-                                          f"{response.text[:200]}")
-        return int(response.json()["height"])
+    def _log_tail(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-LOG_TAIL_CHARS_MAX:].strip()
+        except OSError:
+            return "(no log)"
 
     def stop(self) -> None:
         """SIGTERM the service's process group, SIGKILL after the grace period; wait for it."""
@@ -94,11 +87,31 @@ class IssuerProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
-    def _log_tail(self) -> str:
-        try:
-            return self.log_file.read_text(errors="replace")[-LOG_TAIL_CHARS_MAX:].strip()
-        except OSError:
-            return "(no log)"
+
+def spawn_service(directory: Path, args: list[str], code_root: Path) -> subprocess.Popen[bytes]:
+    """``python -m cli.main ARGS`` in its own session, output to ``directory/serve.log``."""
+    with open(directory / "serve.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=code_root)
+
+
+@dataclass
+class IssuerProcess(ServiceProcess):
+    """A running ``imi issue serve`` for the issuer directory ``directory``."""
+
+    def records(self) -> list[dict[str, Any]]:
+        """The agency's own records of what it issued (index, vct, subject, anchor, salt)."""
+        return IssuerRecords(IssuerConfig.load(self.directory).records_path).all()
+
+    def status(self, action: str, idx: int) -> int:
+        """``POST /v1/issuance/<action>`` as the agency's staff; returns the commit height."""
+        with httpx.Client(timeout=STATUS_HTTP_TIMEOUT_S) as http:
+            response = http.post(f"{self.url}/v1/issuance/{action}", json={"idx": idx},
+                                 headers={"Authorization": f"Bearer {self.admin_token}"})
+        if response.status_code != 200:
+            raise ScenarioError("status", f"issuer {action} answered HTTP {response.status_code}: "
+                                          f"{response.text[:200]}")
+        return int(response.json()["height"])
 
 
 def _imi(code_root: Path, *args: str) -> None:
@@ -123,13 +136,9 @@ def start_issuer_process(directory: Path, *, did: str, key: SigningKey, list_id:
          "--key", str(directory / "issuer_key.jwk"), "--list-id", list_id,
          "--register", str(directory / "register.json"))
     port = free_ports(1)[0]
-    with open(directory / "serve.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "issue", "serve", "--issuer-dir", str(directory), "--node", node,
-             "--genesis", str(genesis), "--host", LOOPBACK, "--port", str(port),
-             "--admin-token-file", str(directory / "admin_token")],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=code_root)
+    process = spawn_service(directory, ["issue", "serve", "--issuer-dir", str(directory), "--node", node,
+                                        "--genesis", str(genesis), "--host", LOOPBACK, "--port", str(port),
+                                        "--admin-token-file", str(directory / "admin_token")], code_root)
     service = IssuerProcess(did, directory, f"http://{LOOPBACK}:{port}", process, token)
     try:
         service.wait_healthy()
@@ -139,4 +148,4 @@ def start_issuer_process(directory: Path, *, did: str, key: SigningKey, list_id:
     return service
 
 
-__all__ = ["IssuerProcess", "start_issuer_process"]
+__all__ = ["IssuerProcess", "ServiceProcess", "spawn_service", "start_issuer_process"]

@@ -36,8 +36,9 @@ from rich.status import Status
 from rich.table import Table
 
 from cli.demo.agencies import STATUS_LIST_SIZE, Accredited, Agency
-from cli.demo.citizen import Citizen
+from cli.demo.citizen import WALLET_PASSWORD, Citizen
 from cli.demo.consortium import KILLED, Crash, NodeProof
+from cli.demo.counter import CounterOutcome, CounterProcess
 from cli.demo.errors import ScenarioError
 from cli.demo.recovery import Recovery
 from cli.demo.service import SERVICE_AUD, Outcome, StatusChange, service_requests
@@ -193,6 +194,19 @@ class Narrator:
         self.console.print(learned)
         self.console.print(withheld)
 
+    def on_counter(self, counter: CounterOutcome) -> None:
+        lines = [f"{counter.service} — registered on the ledger by the trustees, with the claims it may ask",
+                 "asks ONE question at its counter: a signed OpenID4VP request (DCQL), shown as a QR code:",
+                 f"  {_short(counter.request_uri, 72)}",
+                 ("the citizen's wallet checked the request's signature with the service's DID key and "
+                  "its registration on the ledger, then shared only:")]
+        lines += [f"  • {d['vct'].rsplit('/', 2)[-2]}: {', '.join(d['claims'])}" for d in counter.disclosed]
+        verdict = counter.verdict
+        lines.append("counter's verdict: " + _verdict(bool(verdict.get("valid")), verdict.get("reason")) + "  "
+                     + ", ".join(f"{path} = {_answer(value)}" for path, value in counter.learned.items()))
+        self.console.print(Panel("\n".join(lines), title="OpenID4VP at the counter", title_align="left",
+                                 border_style="cyan"))
+
     def on_crash(self, crash: Crash) -> None:
         self.console.print(f"[red]kill -9[/] {crash.killed} (pid {crash.pid}); still up: {', '.join(crash.alive)}")
         self.console.print(f"the consortium committed again with 3 of 4: height {crash.height_before} → "
@@ -248,8 +262,16 @@ def _kept(console: Console, story: Story) -> None:
     lines = [f"{name}  API {api}   docs {api}/docs" for name, api in story.consortium.apis.items()
              if name != KILLED]
     lines.append(f"{KILLED}  killed in step 4; restart it with: imi devnet restart {KILLED} --dir {directory}")
-    lines.append("(the agencies' issuer services, imi issue serve processes, stopped with the demo)")
     live = next(api for name, api in story.consortium.apis.items() if name != KILLED)
+    for service in story.consortium.services:
+        kind = "counter page" if isinstance(service, CounterProcess) else "issuer service"
+        where = f"{service.url}/counter" if kind == "counter page" else f"{service.url}/docs"
+        lines.append(f"{kind} {where} (pid {service.process.pid}; staff token in {service.directory})")
+    if story.citizen is not None:
+        lines.append(f"wallet app: imi wallet serve --wallet {story.citizen.wallet_path} --node {live} "
+                     f"--genesis {directory / 'genesis.json'}   (demo password {WALLET_PASSWORD!r})")
+    pids = " ".join(str(s.process.pid) for s in story.consortium.services)
+    lines.append(f"stop the services: kill {pids}" if pids else "(no service left running)")
     lines.append(f"audit the chain: imi ledger audit --node {live} --genesis {directory / 'genesis.json'}")
     lines.append(f"stop everything: imi devnet down --dir {directory}   (or .venv/bin/imi …)")
     console.print(Panel("\n".join(lines), title="the consortium is still running", title_align="left"))

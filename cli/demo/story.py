@@ -10,7 +10,10 @@ terminal output:
    commit certificate;
 2. citizen — wallet, did:imi, recovery kit; the agencies' issuer services started as
    ``imi issue serve`` processes; three credentials received (:mod:`cli.demo.citizen`);
-3. verification — the community service's three questions (:mod:`cli.demo.service`);
+3. verification — the community service, registered on the ledger, asks its three questions
+   as one OpenID4VP request at its counter (:mod:`cli.demo.counter`); the wallet checks the
+   request against the ledger and shares only the answers; each answer is also checked by a
+   light client reading one validator and by ``POST /v1/verify`` (:mod:`cli.demo.service`);
 4. crash — ``kill -9`` one validator; the consortium keeps committing;
 5. status — the bureau suspends, then revokes; verification says why it fails;
 6. recovery — the phone is lost; the DID is rotated with the recovery kit's key
@@ -54,6 +57,7 @@ from cli.demo.consortium import (
     silent,
     start_consortium,
 )
+from cli.demo.counter import QUESTION_PATHS, CounterOutcome, ask_at_counter, open_counter
 from cli.demo.recovery import Recovery, recover_did
 from cli.demo.service import Outcome, StatusChange, ask_and_verify, suspend_then_revoke
 from ledger.errors import ImiError
@@ -80,6 +84,7 @@ class Story:
     accredited: Accredited | None = None
     citizen: Citizen | None = None
     verification: Outcome | None = None
+    counter: CounterOutcome | None = None
     crash: Crash | None = None
     after_crash: list[Outcome] = field(default_factory=list)
     status_changes: list[StatusChange] = field(default_factory=list)
@@ -141,6 +146,13 @@ def _check_outcome(outcome: Outcome | None) -> bool:
             and all(outcome.withheld.values()))
 
 
+def _check_counter(counter: CounterOutcome | None) -> bool:
+    expected = {"address.district": "Chancheng", "age_equal_or_over.18": True, "no_criminal_record": True}
+    shared = sorted(path for d in (counter.disclosed if counter else []) for path in d["claims"])
+    return (counter is not None and counter.verdict.get("valid") is True and counter.learned == expected
+            and shared == sorted(".".join(p) for p in QUESTION_PATHS.values()))
+
+
 def _check_crash(story: Story) -> StepCheck:
     crash = story.crash
     ok = (crash is not None and crash.killed not in crash.alive and crash.height_after > crash.height_before
@@ -166,9 +178,10 @@ def _check_recovery(story: Story) -> StepCheck:
 def check_story(story: Story) -> list[StepCheck]:
     """Every step's verdict, in order (a step that did not run is not OK)."""
     return [_check_consortium(story), _check_citizen(story),
-            StepCheck("verification", _check_outcome(story.verification),
-                      "3 answers verified locally (light client, one node) and via POST /v1/verify; "
-                      "only the answers disclosed"),
+            StepCheck("verification", _check_counter(story.counter) and _check_outcome(story.verification),
+                      "a registered service asks over OpenID4VP; the wallet checks it on the ledger; "
+                      "the counter's verdict holds only the 3 answers, also verified by a light client "
+                      "and POST /v1/verify"),
             _check_crash(story), _check_status(story), _check_recovery(story)]
 
 
@@ -194,8 +207,9 @@ def run_story(directory: Path, workdir: Path, *, narrate: Narrate = silent, wait
     finally:
         if "consortium" in story.timings_s:  # step 1 includes starting the validators
             story.timings_s["consortium"] = round(story.timings_s["consortium"] + start_s, 2)
-        story.consortium.close()
-        if not (keep and story.error is None and story.recovery is not None):
+        kept = keep and story.error is None and story.recovery is not None
+        story.consortium.close(keep_services=kept)
+        if not kept:
             with wait("stopping the validators"):
                 story.consortium.net.down()
     return story
@@ -211,6 +225,8 @@ def _run_steps(story: Story, workdir: Path, narrate: Narrate, fast: bool) -> Non
         story.citizen = onboard_citizen(c, [psb, civil], workdir, fast=fast, narrate=narrate)
         narrate("citizen", story.citizen)
     with _timed(story, "verification", narrate):
+        story.counter = ask_at_counter(c, open_counter(c), story.citizen)
+        narrate("counter", story.counter)
         story.verification = ask_and_verify(c, story.citizen.phone(), reader=SERVICE_READER,
                                             remote=REMOTE_VERIFIER)
         narrate("verification", story.verification)
