@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ledger.block import Block
 from ledger.encoding import Value
 from ledger.errors import LedgerError
-from ledger.execution import Executor, Handler, genesis_state
+from ledger.execution import Executor, Handler, chain_handlers, genesis_state
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.kv import LevelKV
@@ -214,7 +214,7 @@ class ValidatorService:
             self._store.initialize(self._genesis, genesis_state(self._genesis))
         elif stored.hash != self._genesis.hash:
             raise ConfigError("the data directory holds another chain", reason="genesis-mismatch")
-        self._executor = Executor(self._genesis.chain_id, handlers)
+        self._executor = Executor(self._genesis.chain_id, chain_handlers(self._genesis, handlers))
         self.mempool = Mempool(
             self._executor,
             state=lambda: self._store.state_reader(),
