@@ -7,7 +7,8 @@
     │   └── FrameError           a frame too large, truncated or not canonical CBOR (remote)
     ├── WalError                 the write-ahead log is unreadable or was tampered with (local)
     ├── MempoolError             a transaction the mempool will not take
-    │   └── MempoolFull          the pool is at MEMPOOL_TXS_MAX
+    │   ├── MempoolFull          the pool is at MEMPOOL_TXS_MAX
+    │   └── SenderQuotaFull      the sender holds MEMPOOL_SENDER_TXS_MAX pending already
     └── SyncError                a peer sent blocks that do not verify (remote)
 
 Remote errors describe peer misbehaviour (drop the connection, log); local ones
@@ -58,6 +59,10 @@ class MempoolFull(MempoolError):
     reason = "mempool-full"
 
 
+class SenderQuotaFull(MempoolError):
+    reason = "sender-quota"
+
+
 class SyncError(NodeError):
     reason = "sync-failed"
 
@@ -69,6 +74,7 @@ __all__ = [
     "MempoolFull",
     "NodeError",
     "PeerRefused",
+    "SenderQuotaFull",
     "SyncError",
     "TransportError",
     "WalError",

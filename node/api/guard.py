@@ -202,7 +202,7 @@ def install_problem_handlers(app: FastAPI, logger: logging.Logger) -> None:
     async def on_node_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NodeError)
         problem = problem_from_node_error(exc)
-        headers = {"retry-after": "1"} if problem.status == 503 else None
+        headers = {"retry-after": "1"} if problem.status in (429, 503) else None
         return problem.response(headers)
 
     async def on_validation(request: Request, exc: Exception) -> Response:

@@ -91,6 +91,7 @@ REASONS: Mapping[str, ReasonInfo] = MappingProxyType({
     "key-too-long": ReasonInfo(422, "State key too long"),
     "mempool-full": ReasonInfo(503, "Node is overloaded, retry later"),
     "mempool-rejected": ReasonInfo(422, "The mempool refused the transaction"),
+    "sender-quota": ReasonInfo(429, "This sender holds its share of the mempool, retry later"),
     "too-many-waiters": ReasonInfo(503, "Too many clients waiting for commits, retry later"),
     # --- waiting and the node ---------------------------------------------------------
     "commit-timeout": ReasonInfo(504, "Not committed within the timeout"),
