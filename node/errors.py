@@ -9,6 +9,7 @@
     ├── MempoolError             a transaction the mempool will not take
     │   ├── MempoolFull          the pool is at MEMPOOL_TXS_MAX
     │   └── SenderQuotaFull      the sender holds MEMPOOL_SENDER_TXS_MAX pending already
+    ├── Overloaded               the API's pool for CPU-heavy requests is full (retry later)
     └── SyncError                a peer sent blocks that do not verify (remote)
 
 Remote errors describe peer misbehaviour (drop the connection, log); local ones
@@ -63,6 +64,10 @@ class SenderQuotaFull(MempoolError):
     reason = "sender-quota"
 
 
+class Overloaded(NodeError):
+    reason = "overloaded"
+
+
 class SyncError(NodeError):
     reason = "sync-failed"
 
@@ -73,6 +78,7 @@ __all__ = [
     "MempoolError",
     "MempoolFull",
     "NodeError",
+    "Overloaded",
     "PeerRefused",
     "SenderQuotaFull",
     "SyncError",

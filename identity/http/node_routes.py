@@ -232,11 +232,13 @@ def verify_router(ctx: ApiContext, *, clock_ms: Callable[[], int] = _wall_ms,
             raise ApiProblem("stale-state", f"this node's head is {age_ms} ms old (limit {freshness_ms})",
                              status=503)
         client = LightClient(ctx.node.genesis, PinnedFetcher(reader, height), freshness_ms=freshness_ms)
-        result = verify_presentation(
+        # The verification proper (signatures, disclosures, state proofs at the pinned
+        # height) runs on the API's CPU pool, off the consensus event loop.
+        result = await ctx.cpu.run(lambda: verify_presentation(
             body.presentation, question,
             issuer_keys=LedgerIssuerKeys(client, clock_ms=lambda: now_ms, keys=prepared),
             holder_keys=LedgerHolderKeys(client, clock_ms=lambda: now_ms, keys=prepared),
-            status=LedgerStatusLists(client), now=now_ms // 1000)
+            status=LedgerStatusLists(client), now=now_ms // 1000))
         return {
             "valid": result.valid,
             "reason": None if result.valid else result.reason,

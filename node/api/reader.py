@@ -5,13 +5,16 @@ interface touches one file. Everything returned is plain JSON (dicts), with
 each answer carrying the header and commit certificate that make it checkable
 by a client holding only the genesis.
 
-Reads are synchronous and run on the event loop thread: the node commits blocks
-on that same thread, so the reads of one request (no ``await`` between them) see
-one consistent height.
+Reads are synchronous. On the event loop thread (where the node commits blocks)
+the reads of one request (no ``await`` between them) see one consistent height;
+proofs built on the API's worker threads (:mod:`node.api.offload`) read at a
+height fixed beforehand, and committed heights never change. The anchor cache
+uses only single dict operations, so it is safe to share with those threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Any
 
@@ -84,7 +87,8 @@ class ChainReader:
             cached = (header.to_json(), certificate.to_json())
             self._anchors[height] = cached
             while len(self._anchors) > API_ANCHORS_CACHED_MAX:
-                self._anchors.popitem(last=False)
+                with contextlib.suppress(KeyError):  # an API worker thread emptied it meanwhile
+                    self._anchors.popitem(last=False)
         header_json, certificate_json = cached
         # Copies, so a caller that edits its answer cannot edit the cache.
         return {"header": dict(header_json),
