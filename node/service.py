@@ -300,7 +300,19 @@ class ValidatorService:
             "bad_frames": self.transport.stats.bad_frames + self.bad_frames,
             "peer_refusals": self.transport.stats.refused,
             "consensus_timings": self.driver.timings.snapshot(),
+            **self._api_status(),
             "pid": os.getpid(),
+        }
+
+    def _api_status(self) -> dict[str, int]:
+        """The API server's connection guards and CPU pool (zero before it serves)."""
+        conns, cpu = self.api_connections, self._api_cpu
+        return {
+            "api_connections_open": conns.open_total if conns is not None else 0,
+            "api_connections_refused": conns.refused_total if conns is not None else 0,
+            "api_request_timeouts": (conns.head_timeouts_total + conns.body_timeouts_total
+                                     if conns is not None else 0),
+            "api_cpu_refused": cpu.refused_total if cpu is not None else 0,
         }
 
     # --- frames --------------------------------------------------------------------------

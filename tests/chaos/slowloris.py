@@ -119,6 +119,15 @@ async def _honest(api: str, genesis: Genesis, until: float, latencies: list[floa
             await asyncio.sleep(HONEST_EVERY_S)
 
 
+async def _node_counters(api: str) -> dict[str, float]:
+    """The attacked node's API guard counters from its /metrics."""
+    wanted = ("imi_api_connections_refused_total", "imi_api_request_timeouts_total")
+    async with client_at(HONEST_ADDRESS, timeout_s=HONEST_ANSWER_S_MAX) as client:
+        text = (await client.get(f"{api}/metrics")).text
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+            if line.split(" ")[0] in wanted}
+
+
 async def _scenario(net: Devnet, quick: bool) -> list[str]:
     genesis = Genesis.loads((net.dir / "genesis.json").read_text())
     target = net.nodes()[0].api
@@ -139,6 +148,7 @@ async def _scenario(net: Devnet, quick: bool) -> list[str]:
     await attack
     stop.set()
     await watching
+    counted = await _node_counters(target)
     longest = max(stats.lifetimes, default=0.0)
     print(f"  {NAME}: {connections} slow connections for {ATTACK_S_QUICK if quick else ATTACK_S:g} s against "
           f"{net.nodes()[0].name}: opened {stats.opened}, refused at once {stats.refused} "
@@ -147,6 +157,7 @@ async def _scenario(net: Devnet, quick: bool) -> list[str]:
     print(f"  {NAME}: other client: {len(latencies)} reads, slowest {max(latencies, default=0):.2f} s "
           f"(bound {HONEST_ANSWER_S_MAX:g} s); {len(commits)} commits, slowest {max(commits, default=0):.2f} s; "
           f"{len(failures)} failed; height +{watch.advanced}, longest stall {watch.longest_stall_s:.1f} s")
+    print(f"  {NAME}: the node's own count (/metrics): {counted}")
     violations = [f"the attacked node failed another client: {failure}" for failure in failures[:5]]
     violations += [f"a read took {t:.1f} s (bound {HONEST_ANSWER_S_MAX:g} s)"
                    for t in latencies if t > HONEST_ANSWER_S_MAX]
