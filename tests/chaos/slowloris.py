@@ -33,7 +33,7 @@ HONEST_ADDRESS = "127.0.0.1"
 SLOW_CONNECTIONS = 600  # attack connections kept open at once, if the node let them (quick: 300)
 SLOW_CONNECTIONS_QUICK = 300
 ATTACK_S = 30.0  # how long the attack lasts (quick: ATTACK_S_QUICK)
-ATTACK_S_QUICK = 15.0
+ATTACK_S_QUICK = 18.0  # longer than ATTACK_LIFETIME_S_MAX, so a connection never cut off shows
 TRICKLE_S = 1.0  # one header byte per connection this often
 REFUSED_PAUSE_S = 1.0  # an attack connection refused at once tries again after this
 HONEST_EVERY_S = 0.5  # another client asks the attacked node this often
@@ -41,7 +41,8 @@ HONEST_ANSWER_S_MAX = 5.0  # bound: each of its requests is answered within this
 HONEST_COMMIT_S_MAX = 20.0  # bound: its transactions (submitted to the attacked node) commit within this
 HEIGHT_STALL_S_MAX = 10.0  # bound: the height never stands still longer than this
 # bound: no attack connection lives longer than the head deadline plus slack for a busy machine
-ATTACK_LIFETIME_S_MAX = API_HEADER_TIMEOUT_S_DEFAULT + 5.0
+ATTACK_LIFETIME_S_MAX = API_HEADER_TIMEOUT_S_DEFAULT + 4.0
+assert ATTACK_LIFETIME_S_MAX < ATTACK_S_QUICK <= ATTACK_S
 
 
 @dataclass
@@ -78,9 +79,9 @@ async def _slow_connection(host: str, port: int, until: float, stats: AttackStat
             pass
         finally:
             writer.close()
+        stats.lifetimes.append(time.monotonic() - opened)  # also of one still open at the end
         if time.monotonic() >= until:
             break
-        stats.lifetimes.append(time.monotonic() - opened)
         if b"too-many-connections" in answer:
             stats.refused += 1
             await asyncio.sleep(REFUSED_PAUSE_S)
