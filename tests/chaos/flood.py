@@ -42,7 +42,8 @@ HONEST_COMMIT_S_MAX = 30.0  # bound: each of the others' transactions commits wi
 HEIGHT_STALL_S_MAX = 10.0  # bound: the height never stands still longer than this
 POOL_TXS_MAX = MEMPOOL_SENDER_TXS_MAX + HONEST_SENDERS * HONEST_TXS_EACH  # bound on any pool
 # Per-client rate limit for this devnet: low enough that the flooder meets it.
-RATE_ENV = {"IMI_API_CLIENT_RATE_PER_S": "3", "IMI_API_CLIENT_BURST": "6"}
+# Each other sender makes HONEST_TXS_EACH requests, so a burst of that many never limits it.
+RATE_ENV = {"IMI_API_CLIENT_RATE_PER_S": "1", "IMI_API_CLIENT_BURST": str(HONEST_TXS_EACH)}
 _NOTE_B64_CHARS = 450  # one test.note in base64url, with its JSON quoting (438 measured)
 assert FLOOD_BATCH_TXS <= API_BATCH_TXS_MAX and FLOOD_BATCH_TXS * _NOTE_B64_CHARS < API_BODY_BYTES_MAX
 
