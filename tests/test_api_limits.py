@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from cli.genesis import free_ports
+from cli._consortium import free_ports
 from node.api.app import create_app
 from node.api.limits import ApiLimits
 from node.api.offload import CpuPool
