@@ -99,8 +99,11 @@ def write_trustee_keys(directory: Path, keys: Sequence[SigningKey]) -> None:
         write_atomic(directory / "trustees" / f"trustee-{i}.jwk", json.dumps(key.to_private_jwk()))
 
 
-def _policy(heartbeat_ms: int | None) -> dict[str, Value]:
+def genesis_policy(*, heartbeat_ms: int | None, self_register_dids: bool) -> dict[str, Value]:
+    """The initial policy: the defaults, the idle block interval, and whether citizens may
+    create their own DID (false: only through an accredited registrar)."""
     policy = dict(DEFAULT_POLICY)
+    policy["self_register_dids"] = self_register_dids
     if heartbeat_ms is not None:
         policy["heartbeat_ms"] = heartbeat_ms
     return policy
@@ -116,11 +119,14 @@ def create_consortium(
     base_port: int | None = None,
     heartbeat_ms: int | None = None,
     hosts: Sequence[str] = (),
+    devnet: bool = False,
+    self_register_dids: bool | None = None,
 ) -> Genesis:
     """Generate keys, certificates, node directories and the genesis under ``directory``.
 
     ``hosts`` (one per validator, e.g. container names) replace the loopback host in
-    each validator's transport address, as its peers dial it.
+    each validator's transport address, as its peers dial it. ``devnet`` admits the
+    devnet-only transaction types; ``self_register_dids`` defaults to ``devnet``.
     """
     if validators < 1 or trustees < 1 or not 1 <= threshold <= trustees:
         raise ValueError("need validators >= 1, trustees >= 1 and 1 <= threshold <= trustees")
@@ -149,7 +155,9 @@ def create_consortium(
         validators=ValidatorSet.of(members),
         trustees=tuple(k.public_key for k in trustee_keys),
         trustee_threshold=threshold,
-        policy=_policy(heartbeat_ms),
+        policy=genesis_policy(heartbeat_ms=heartbeat_ms,
+                              self_register_dids=devnet if self_register_dids is None else self_register_dids),
+        devnet=devnet,
     )
     write_atomic(directory / "genesis.json", genesis.dumps(), mode=PUBLIC_FILE_MODE)
     for member in members:
@@ -167,9 +175,12 @@ def assemble_genesis(
     threshold: int,
     chain_id: str,
     heartbeat_ms: int | None = None,
+    self_register_dids: bool = False,
 ) -> Genesis:
     """Write ``directory/genesis.json`` from public validator entries (``imi node init --json``)
     and public trustee JWKs; no private key is generated or seen (the genesis ceremony).
+    The chain is closed: no devnet-only transaction types, and DIDs only through an
+    accredited registrar unless ``self_register_dids``.
 
     Raises ValueError (unreadable or invalid input) or FileExistsError.
     """
@@ -185,7 +196,8 @@ def assemble_genesis(
     try:
         genesis = Genesis.from_json({
             "chain_id": chain_id, "time_ms": int(time.time() * 1000), "validators": validators,
-            "trustees": trustee_keys, "trustee_threshold": threshold, "policy": _policy(heartbeat_ms),
+            "trustees": trustee_keys, "trustee_threshold": threshold,
+            "policy": genesis_policy(heartbeat_ms=heartbeat_ms, self_register_dids=self_register_dids),
         })
     except BlockError as exc:
         raise ValueError(str(exc)) from exc
@@ -257,6 +269,7 @@ __all__ = [
     "check_name",
     "create_consortium",
     "free_ports",
+    "genesis_policy",
     "init_node_dir",
     "write_node_dir",
     "write_trustee_keys",

@@ -108,7 +108,7 @@ class Devnet:
     def create(self, validators: int = 4, *, heartbeat_ms: int | None = None) -> None:
         if not (self.dir / "genesis.json").exists():
             create_consortium(self.dir, validators=validators, trustees=3, threshold=2,
-                              chain_id="imi-devnet", heartbeat_ms=heartbeat_ms)
+                              chain_id="imi-devnet", heartbeat_ms=heartbeat_ms, devnet=True)
 
     def start(self, name: str, env: dict[str, str] | None = None) -> int:
         """Start one validator process (own session); returns its pid."""

@@ -15,6 +15,12 @@ Private files are written with mode 0600, atomically and durably (:mod:`cli._con
 With ``--entry`` (public validator entries from ``imi node init --json``) and
 ``--trustee-jwk`` (public trustee keys) it writes only ``genesis.json``, from public
 keys: the genesis ceremony of docs/deploy.md.
+
+A chain is closed unless asked otherwise: the devnet-only transaction types need
+``--devnet`` (``imi devnet up`` passes it; the ceremony refuses it), and
+self-registered DIDs (policy ``self_register_dids``) are on for a devnet and off
+otherwise, so a DID is created through an accredited registrar
+(``--self-register-dids`` opens it explicitly).
 """
 
 from __future__ import annotations
@@ -26,10 +32,10 @@ from pathlib import Path
 import typer
 
 from cli._common import fail, print_json
-from cli._consortium import assemble_genesis, create_consortium, write_trustee_keys
+from cli._consortium import assemble_genesis, create_consortium, genesis_policy, write_trustee_keys
 from ledger.errors import LedgerError
 from ledger.files import PUBLIC_FILE_MODE, write_atomic
-from ledger.genesis import DEFAULT_POLICY, Genesis
+from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 
 app = typer.Typer(help="Create a consortium genesis.", no_args_is_help=True)
@@ -53,23 +59,33 @@ def new(
                                        "(imi node init --json); repeat per validator. Needs --trustee-jwk."),
     trustee_jwks: list[Path] = typer.Option([], "--trustee-jwk", help="Ceremony: a trustee's public "
                                             "JWK (imi key public); repeat per trustee. Needs --entry."),
+    devnet: bool = typer.Option(False, "--devnet", help="Admit the devnet-only transaction types "
+                                "(test.note: anyone with a key may write). Not with --entry."),
+    self_register: bool | None = typer.Option(None, "--self-register-dids/--no-self-register-dids",
+                                              help="Policy: citizens may create their own DID "
+                                              "(default: only with --devnet; otherwise through a registrar)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Generate a genesis with validator, TLS and trustee keys, or (--entry, --trustee-jwk)
     assemble one from public keys only."""
     if bool(entries) != bool(trustee_jwks):
         fail("--entry and --trustee-jwk go together", reason="bad-arguments", as_json=as_json)
+    if devnet and entries:
+        fail("--devnet is for local test chains, not the genesis ceremony", reason="bad-arguments",
+             as_json=as_json)
     if threshold > (len(trustee_jwks) or trustees):
         fail(f"threshold {threshold} exceeds {len(trustee_jwks) or trustees} trustees", reason="bad-threshold",
              as_json=as_json)
     try:
         if entries:
             genesis = assemble_genesis(directory, entries=entries, trustee_jwks=trustee_jwks,
-                                       threshold=threshold, chain_id=chain_id, heartbeat_ms=heartbeat_ms)
+                                       threshold=threshold, chain_id=chain_id, heartbeat_ms=heartbeat_ms,
+                                       self_register_dids=bool(self_register))
         else:
             genesis = create_consortium(directory, validators=validators, trustees=trustees,
                                         threshold=threshold, chain_id=chain_id, base_port=base_port,
-                                        heartbeat_ms=heartbeat_ms, hosts=hosts)
+                                        heartbeat_ms=heartbeat_ms, hosts=hosts, devnet=devnet,
+                                        self_register_dids=self_register)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc), reason="bad-arguments", as_json=as_json)
     summary = {
@@ -108,7 +124,8 @@ def assemble(
         genesis = Genesis.from_json({
             "chain_id": chain_id, "time_ms": int(time.time() * 1000), "validators": members,
             "trustees": [k.public_key.to_jwk() for k in trustee_keys],
-            "trustee_threshold": threshold, "policy": dict(DEFAULT_POLICY),
+            "trustee_threshold": threshold,
+            "policy": genesis_policy(heartbeat_ms=None, self_register_dids=False),
         })
         directory.mkdir(parents=True, exist_ok=True)
         write_trustee_keys(directory, trustee_keys)

@@ -4,7 +4,8 @@
 consortium on another host (keys, TLS identity, config) and prints the public
 validator entry to send to whoever assembles the genesis. ``imi node start``
 runs a validator from a node directory. Transaction handlers are composed
-here: the devnet's ``test.note`` plus the identity rules when installed.
+here: the devnet's ``test.note`` plus the identity rules; the service keeps
+``test.note`` only on a chain whose genesis enables it (``ledger.execution.chain_handlers``).
 """
 
 from __future__ import annotations

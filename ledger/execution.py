@@ -5,7 +5,8 @@ same updates on every validator (no clock, no randomness, no IO), which is what
 lets a header carry the state root *after* its block (execute-then-vote).
 
 Transaction types are plugged in as handlers (``type -> Handler``); the node
-knows none of them by name except the devnet's ``test.note``. The identity rules
+knows none of them by name except the devnet's ``test.note``, which exists only
+on a chain whose genesis enables it (:func:`chain_handlers`). The identity rules
 (DIDs, governance, issuers, status lists) are composed in by whoever starts a
 node, so ``node`` does not import ``identity``.
 
@@ -254,15 +255,29 @@ class Executor:
 
 
 DEVNET_HANDLERS: dict[str, Handler] = {"test.note": handle_test_note}
+# Types that exist only on a chain whose genesis sets ``devnet``: anyone holding a fresh
+# key may send them, so a closed (production) ledger must not know them at all.
+DEVNET_TX_TYPES: frozenset[str] = frozenset(DEVNET_HANDLERS)
+
+
+def chain_handlers(genesis: Genesis, handlers: Mapping[str, Handler]) -> dict[str, Handler]:
+    """``handlers`` as the chain of ``genesis`` allows them: without the devnet-only types
+    (:data:`DEVNET_TX_TYPES`) unless the genesis enables them. A node builds its executor
+    from this, so a transaction of such a type is ``unknown-type`` on a closed chain."""
+    if genesis.devnet:
+        return dict(handlers)
+    return {name: handler for name, handler in handlers.items() if name not in DEVNET_TX_TYPES}
 
 __all__ = [
     "DEVNET_HANDLERS",
+    "DEVNET_TX_TYPES",
     "BlockContext",
     "BlockExecution",
     "Executor",
     "Handler",
     "Overlay",
     "StateReader",
+    "chain_handlers",
     "genesis_state",
     "handle_test_note",
     "read_validator_set",

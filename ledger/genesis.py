@@ -3,6 +3,12 @@
 It fixes the chain id, the initial validator set, the trustees (consortium
 governance: k-of-n multi-signature) and the initial policy. Its hash is the
 ``prev_hash`` of block 1, so the whole chain hangs from it.
+
+``devnet`` (default false) admits the devnet-only transaction types
+(:data:`ledger.execution.DEVNET_HANDLERS`, e.g. ``test.note``, which anyone with a
+fresh key may send): ``imi devnet up`` sets it, the genesis ceremony never does.
+The canonical form carries ``devnet`` only when it is true, so a genesis written
+before the field existed keeps its hash and loads as a closed (non-devnet) chain.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class Genesis:
     trustees: tuple[PublicKey, ...]
     trustee_threshold: int
     policy: dict[str, Value]
+    devnet: bool = False
     hash: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -39,10 +46,12 @@ class Genesis:
             raise BlockError("trustee threshold must be within 1..len(trustees)", reason="bad-genesis")
         if len({t.key_id for t in self.trustees}) != len(self.trustees):
             raise BlockError("duplicate trustee keys", reason="bad-genesis")
+        if type(self.devnet) is not bool:
+            raise BlockError("devnet must be true or false", reason="bad-genesis")
         object.__setattr__(self, "hash", hash_value(HashTag.GENESIS, self.to_value()))
 
     def to_value(self) -> dict[str, Value]:
-        return {
+        value: dict[str, Value] = {
             "chain_id": self.chain_id,
             "time_ms": self.time_ms,
             "validators": self.validators.to_value(),
@@ -50,6 +59,9 @@ class Genesis:
             "trustee_threshold": self.trustee_threshold,
             "policy": self.policy,
         }
+        if self.devnet:  # absent when false: genesis files older than the field keep their hash
+            value["devnet"] = True
+        return value
 
     # --- JSON file form -------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -69,6 +81,7 @@ class Genesis:
             "trustees": [t.to_jwk() for t in self.trustees],
             "trustee_threshold": self.trustee_threshold,
             "policy": self.policy,
+            "devnet": self.devnet,
             "hash": self.hash.hex(),
         }
 
@@ -92,6 +105,7 @@ class Genesis:
                 trustees=tuple(PublicKey.from_jwk(t) for t in obj["trustees"]),
                 trustee_threshold=int(obj["trustee_threshold"]),
                 policy=dict(obj.get("policy", DEFAULT_POLICY)),
+                devnet=obj.get("devnet", False),
             )
         except (KeyError, TypeError, ValueError, KeyError_) as exc:
             raise BlockError(f"genesis: {exc}", reason="bad-genesis") from exc

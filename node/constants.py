@@ -45,6 +45,10 @@ FSYNC_SECONDS_BUCKETS: Final = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 
 
 # --- mempool ------------------------------------------------------------------------
 MEMPOOL_TXS_MAX: Final = 20_000
+# One sender's share of the pool: a flood from one sender stops here, and filling the
+# pool takes at least MEMPOOL_TXS_MAX // MEMPOOL_SENDER_TXS_MAX senders (on a closed
+# chain, DIDs made through an accredited registrar).
+MEMPOOL_SENDER_TXS_MAX: Final = 1_000
 MEMPOOL_GOSSIP_BATCH_MAX: Final = 256  # txs in one gossip frame
 MEMPOOL_GOSSIP_DELAY_MS: Final = 5  # coalescing window for gossip
 COMMITTED_WAITERS_MAX: Final = 50_000  # concurrent wait_committed callers
@@ -73,6 +77,7 @@ def check_limits() -> None:
          RECONNECT_BACKOFF_MS_MIN < RECONNECT_BACKOFF_MS_MAX),
         ("STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS", STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS),
         ("MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX", MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX),
+        ("MEMPOOL_TXS_MAX // MEMPOOL_SENDER_TXS_MAX >= 16", MEMPOOL_TXS_MAX // MEMPOOL_SENDER_TXS_MAX >= 16),
         ("BATCH_TXS_MIN <= PROPOSE_BATCH_TXS_MAX", BATCH_TXS_MIN <= PROPOSE_BATCH_TXS_MAX),
         ("VOTE_TIMEOUT_MS <= PROPOSE_TIMEOUT_MS", VOTE_TIMEOUT_MS <= PROPOSE_TIMEOUT_MS),
         ("BLOCK_INTERVAL_MS_MIN <= BLOCK_INTERVAL_MS_DEFAULT < HEARTBEAT_MS_DEFAULT",

@@ -8,7 +8,9 @@
         │   └── FrameError           a frame too large, truncated or not canonical CBOR (remote)
         ├── WalError                 the write-ahead log is unreadable or was tampered with (local)
         ├── MempoolError             a transaction the mempool will not take
-        │   └── MempoolFull          the pool is at MEMPOOL_TXS_MAX
+        │   ├── MempoolFull          the pool is at MEMPOOL_TXS_MAX
+        │   └── SenderQuotaFull      the sender holds MEMPOOL_SENDER_TXS_MAX pending already
+        ├── Overloaded               the API's pool for CPU-heavy requests is full (retry later)
         └── SyncError                a peer sent blocks that do not verify (remote)
 
 Remote errors describe peer misbehaviour (drop the connection, log); local ones
@@ -59,6 +61,14 @@ class MempoolFull(MempoolError):
     reason = "mempool-full"
 
 
+class SenderQuotaFull(MempoolError):
+    reason = "sender-quota"
+
+
+class Overloaded(NodeError):
+    reason = "overloaded"
+
+
 class SyncError(NodeError):
     reason = "sync-failed"
 
@@ -69,7 +79,9 @@ __all__ = [
     "MempoolError",
     "MempoolFull",
     "NodeError",
+    "Overloaded",
     "PeerRefused",
+    "SenderQuotaFull",
     "SyncError",
     "TransportError",
     "WalError",

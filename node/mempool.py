@@ -2,13 +2,15 @@
 
 Admission (:meth:`Mempool.add`) runs, in order: duplicate check (already pending:
 accepted again, idempotently, without re-checking), committed check (replay),
-capacity (``MEMPOOL_TXS_MAX``), then ``Executor.check_tx`` against the latest
+capacity (``MEMPOOL_TXS_MAX``), the sender's quota (``MEMPOOL_SENDER_TXS_MAX``,
+:class:`node.errors.SenderQuotaFull`), then ``Executor.check_tx`` against the latest
 committed state — which covers the stateless checks (shape, chain, signatures),
 expiry at the local clock and the handler's own rules. Rejections raise the
 ledger's typed errors with a stable ``reason``; a full pool raises
 :class:`node.errors.MempoolFull` (the API answers 503, retry later).
 
-Order is arrival order (first come, first proposed). Transactions leave the pool
+Proposals take transactions round-robin over senders, each sender's in arrival
+order (:class:`node.senders.SenderQueues`). Transactions leave the pool
 when committed (:meth:`remove`), when a proposer's execution rejected them, or
 when they expire (:meth:`evict_expired`). Newly admitted local transactions are
 queued for gossip (:meth:`take_gossip`); transactions received by gossip are
@@ -22,8 +24,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ledger.execution import BlockContext, Executor, StateReader
 from ledger.tx import Transaction, refuse_replay
-from node.constants import MEMPOOL_GOSSIP_BATCH_MAX, MEMPOOL_TXS_MAX
-from node.errors import MempoolFull
+from node.constants import MEMPOOL_GOSSIP_BATCH_MAX, MEMPOOL_SENDER_TXS_MAX, MEMPOOL_TXS_MAX
+from node.errors import MempoolFull, SenderQuotaFull
+from node.senders import SenderQueues
 
 
 class Mempool:
@@ -38,10 +41,12 @@ class Mempool:
         "_next_height",
         "_now_ms",
         "_pending",
+        "_senders",
         "_state",
         "admitted_total",
         "capacity",
         "rejected_total",
+        "sender_quota",
     )
 
     def __init__(
@@ -53,6 +58,7 @@ class Mempool:
         is_committed: Callable[[bytes], bool],
         now_ms: Callable[[], int],
         capacity: int = MEMPOOL_TXS_MAX,
+        sender_quota: int = MEMPOOL_SENDER_TXS_MAX,
     ) -> None:
         self._executor = executor
         self._state = state
@@ -66,6 +72,8 @@ class Mempool:
         # low), so evict_expired scans the pool only when one may have expired.
         self._expiry_floor: int | None = None
         self.capacity = capacity
+        self.sender_quota = sender_quota
+        self._senders = SenderQueues()
         self.admitted_total = 0
         self.rejected_total = 0
 
@@ -88,6 +96,7 @@ class Mempool:
             refuse_replay(tx.tx_id, self._is_committed)
             if len(self._pending) >= self.capacity:
                 raise MempoolFull(f"mempool holds {self.capacity} transactions; retry later")
+            self._check_quota(tx)
             ctx = BlockContext(self._executor.chain_id, self._next_height(), self._now_ms(), "")
             self._executor.check_tx(tx, self._state(), ctx, self._is_committed)
         except Exception:
@@ -95,12 +104,22 @@ class Mempool:
             raise
         self._pending[tx.tx_id] = tx
         self._by_bytes[tx.to_bytes()] = tx
+        self._senders.add(tx)
         if self._expiry_floor is None or tx.expires_at_ms < self._expiry_floor:
             self._expiry_floor = tx.expires_at_ms
         self.admitted_total += 1
         if gossip:
             self._gossip.append(tx)
         return True
+
+    def _check_quota(self, tx: Transaction) -> None:
+        if self._senders.count(tx.sender) >= self.sender_quota:
+            raise SenderQuotaFull(f"sender {tx.sender[:80]} already has {self.sender_quota} pending "
+                                  "transactions; retry once some commit")
+
+    def sender_pending(self, sender: str) -> int:
+        """Pending transactions of ``sender`` (at most ``sender_quota``)."""
+        return self._senders.count(sender)
 
     def get(self, tx_id: bytes) -> Transaction | None:
         """The pending transaction with ``tx_id`` (the very object admitted), or None."""
@@ -113,13 +132,9 @@ class Mempool:
         return self._by_bytes.get(data)
 
     def batch(self, count_max: int) -> list[Transaction]:
-        """Up to ``count_max`` pending transactions, oldest first (they stay pending)."""
-        out: list[Transaction] = []
-        for tx in self._pending.values():
-            if len(out) >= count_max:
-                break
-            out.append(tx)
-        return out
+        """Up to ``count_max`` pending transactions, round-robin over senders, each sender's
+        oldest first (they stay pending)."""
+        return self._senders.round_robin(count_max)
 
     def remove(self, tx_ids: Iterable[bytes]) -> None:
         """Drop transactions (committed, or rejected by a proposer's execution)."""
@@ -127,6 +142,7 @@ class Mempool:
             tx = self._pending.pop(tx_id, None)
             if tx is not None:
                 self._by_bytes.pop(tx.to_bytes(), None)
+                self._senders.discard(tx)
 
     def evict_expired(self, now_ms: int) -> int:
         """Drop pending transactions that expired at ``now_ms``; returns how many.

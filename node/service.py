@@ -27,21 +27,22 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger.block import Block
 from ledger.encoding import Value
 from ledger.errors import LedgerError
-from ledger.execution import Executor, Handler, genesis_state
+from ledger.execution import Executor, Handler, chain_handlers, genesis_state
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.kv import LevelKV
 from ledger.storage import LedgerStore
 from ledger.tx import Transaction
 from node import tls
+from node.api.limits import ApiLimits
 from node.application import LedgerApplication
 from node.consensus.errors import MessageError
 from node.consensus.messages import message_from_value, message_to_value
@@ -78,7 +79,6 @@ if TYPE_CHECKING:  # the API is imported only when served (see _start_api)
 log = logging.getLogger("imi.service")
 
 STARTUP_STATUS_WAIT_S = 1.5  # how long a starting node listens for peers' heights before catch-up
-API_KEEP_ALIVE_S = 75  # longer than clients keep idle connections, so they never reuse a closed one
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,8 @@ class NodeConfig:
     certificates, ``data`` directory (IMI_DATA), ``tick_ms`` (IMI_TICK_MS),
     ``heartbeat_ms`` (IMI_HEARTBEAT_MS; default: the genesis policy),
     ``block_interval_ms`` (IMI_BLOCK_INTERVAL_MS), ``log_level``
-    (IMI_LOG_LEVEL). Relative paths are relative to the node directory.
+    (IMI_LOG_LEVEL), and the REST API's limits ``api_*`` (IMI_API_*; see
+    :class:`node.api.limits.ApiLimits`). Relative paths are relative to the node directory.
     """
 
     node_dir: Path
@@ -105,6 +106,7 @@ class NodeConfig:
     heartbeat_ms: int | None = None
     block_interval_ms: int = BLOCK_INTERVAL_MS_DEFAULT
     log_level: str = "INFO"
+    api_limits: ApiLimits = field(default_factory=ApiLimits)
 
     @classmethod
     def load(cls, node_dir: Path, env: Mapping[str, str] | None = None) -> NodeConfig:
@@ -133,6 +135,7 @@ class NodeConfig:
                 block_interval_ms=int(pick("block_interval_ms", "IMI_BLOCK_INTERVAL_MS",
                                            BLOCK_INTERVAL_MS_DEFAULT)),
                 log_level=str(pick("log_level", "IMI_LOG_LEVEL", "INFO")).upper(),
+                api_limits=ApiLimits.from_config(raw, env),
             )
             parse_address(config.listen)
             parse_address(config.api)
@@ -155,27 +158,6 @@ def timeouts_for(tick_ms: int) -> Timeouts:
         precommit_base=ticks(VOTE_TIMEOUT_MS), precommit_delta=ticks(VOTE_TIMEOUT_DELTA_MS),
         commit_ticks=1, rebroadcast_ticks=ticks(REBROADCAST_MS),
     )
-
-
-class _QuietServer:
-    """A uvicorn server that leaves signal handling to the service."""
-
-    @staticmethod
-    def make(app: Any, host: str, port: int) -> Any:
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=1,
-                                timeout_keep_alive=API_KEEP_ALIVE_S,
-                                # The API never reads the client address; X-Forwarded-* parsing
-                                # would only cost a middleware call per request.
-                                proxy_headers=False)
-        return Server(config)
 
 
 class ValidatorService:
@@ -214,7 +196,7 @@ class ValidatorService:
             self._store.initialize(self._genesis, genesis_state(self._genesis))
         elif stored.hash != self._genesis.hash:
             raise ConfigError("the data directory holds another chain", reason="genesis-mismatch")
-        self._executor = Executor(self._genesis.chain_id, handlers)
+        self._executor = Executor(self._genesis.chain_id, chain_handlers(self._genesis, handlers))
         self.mempool = Mempool(
             self._executor,
             state=lambda: self._store.state_reader(),
@@ -249,6 +231,8 @@ class ValidatorService:
         self.running = asyncio.Event()  # set once caught up and in consensus
         self._gossip_scheduled = False
         self.bad_frames = 0
+        self._api_cpu: Any = None  # the API's CpuPool, closed at shutdown
+        self.api_connections: Any = None  # node.api.server.ConnectionStats once serving
 
     # --- NodeView ------------------------------------------------------------------------
     @property
@@ -316,7 +300,19 @@ class ValidatorService:
             "bad_frames": self.transport.stats.bad_frames + self.bad_frames,
             "peer_refusals": self.transport.stats.refused,
             "consensus_timings": self.driver.timings.snapshot(),
+            **self._api_status(),
             "pid": os.getpid(),
+        }
+
+    def _api_status(self) -> dict[str, int]:
+        """The API server's connection guards and CPU pool (zero before it serves)."""
+        conns, cpu = self.api_connections, self._api_cpu
+        return {
+            "api_connections_open": conns.open_total if conns is not None else 0,
+            "api_connections_refused": conns.refused_total if conns is not None else 0,
+            "api_request_timeouts": (conns.head_timeouts_total + conns.body_timeouts_total
+                                     if conns is not None else 0),
+            "api_cpu_refused": cpu.refused_total if cpu is not None else 0,
         }
 
     # --- frames --------------------------------------------------------------------------
@@ -439,8 +435,13 @@ class ValidatorService:
         except ImportError:  # the API module is optional for a bare validator
             log.warning("node.api.app is unavailable; serving no REST API")
             return None
-        app = create_app(self, extra_routers=self._extra_routers)
-        server = _QuietServer.make(app, host, port)
+        from node.api.server import ConnectionStats, make_server
+
+        limits = self.config.api_limits
+        app = create_app(self, extra_routers=self._extra_routers, limits=limits)
+        self._api_cpu = app.state.api.cpu
+        self.api_connections = ConnectionStats()
+        server = make_server(app, host, port, limits, self.api_connections)
         tasks.append(asyncio.create_task(server.serve(), name="api"))
         return server
 
@@ -499,6 +500,8 @@ class ValidatorService:
         if tasks:
             await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
         await self.transport.stop()
+        if self._api_cpu is not None:
+            self._api_cpu.close()
         self._wal.close()
         self._kv.close()
         log.info("%s: stopped at height %d", self.name, height)

@@ -149,7 +149,8 @@ def identity_answer(reader: ChainReader, key: bytes, height: int, kind: str, mis
 
 
 def identity_router(ctx: ApiContext) -> APIRouter:
-    """Reads: DIDs, issuers, credential types, status lists, each with its proof."""
+    """Reads: DIDs, issuers, credential types, status lists, each with its proof (built on
+    the API's CPU pool, off the event loop, at a height fixed before)."""
     router = APIRouter(prefix="/v1", tags=["identity"])
     reader = ctx.reader
 
@@ -165,7 +166,8 @@ def identity_router(ctx: ApiContext) -> APIRouter:
         `height`, optionally a given `version`. `404 did-not-found` carries the absence proof."""
         _check_did(did)
         key = statekeys.did_key(did) if version is None else statekeys.did_version_key(did, version)
-        return identity_answer(reader, key, _height(reader, height), "did", "did-not-found")
+        at = _height(reader, height)
+        return await ctx.cpu.run(lambda: identity_answer(reader, key, at, "did", "did-not-found"))
 
     @router.get("/issuers/{did}", response_model=IssuerResponse, summary="An issuer's accreditation record",
                 responses=problem_responses(400, 404))
@@ -174,8 +176,9 @@ def identity_router(ctx: ApiContext) -> APIRouter:
         """Status (`accredited`, `suspended`, `removed`), name and the credential types (`vcts`)
         it may issue, with the state proof. `404 issuer-not-found` carries the absence proof."""
         _check_did(did)
-        return identity_answer(reader, statekeys.issuer_key(did), _height(reader, height), "issuer",
-                               "issuer-not-found")
+        at = _height(reader, height)
+        return await ctx.cpu.run(lambda: identity_answer(reader, statekeys.issuer_key(did), at, "issuer",
+                                                         "issuer-not-found"))
 
     @router.get("/services/{did}", response_model=ServiceResponse, summary="A registered service (relying party)",
                 responses=problem_responses(400, 404))
@@ -193,7 +196,9 @@ def identity_router(ctx: ApiContext) -> APIRouter:
     async def credential_type(vct: str = Path(description="The vct (a URI or name), URL-encoded."),
                               height: int | None = _HEIGHT_QUERY) -> Any:
         _check_name(vct, "vct", VCT_CHARS_MAX)
-        return identity_answer(reader, statekeys.vct_key(vct), _height(reader, height), "vct", "vct-not-found")
+        at = _height(reader, height)
+        return await ctx.cpu.run(lambda: identity_answer(reader, statekeys.vct_key(vct), at, "vct",
+                                                         "vct-not-found"))
 
     @router.get("/status-lists/{list_id}", response_model=StatusListResponse,
                 summary="A Token Status List (draft-ietf-oauth-status-list)", responses=problem_responses(400, 404))
@@ -202,8 +207,9 @@ def identity_router(ctx: ApiContext) -> APIRouter:
         """`status_list` is `{"bits": 1|2, "lst": base64url(zlib(bytes))}`; the proven value
         holds the uncompressed bytes. Fetching a whole list hides which entry a verifier checks."""
         _check_name(list_id, "list id", STATUS_LIST_ID_CHARS_MAX)
-        return identity_answer(reader, statekeys.status_list_key(list_id), _height(reader, height), "status",
-                               "list-not-found")
+        at = _height(reader, height)
+        return await ctx.cpu.run(lambda: identity_answer(reader, statekeys.status_list_key(list_id), at,
+                                                         "status", "list-not-found"))
 
     return router
 
@@ -232,11 +238,13 @@ def verify_router(ctx: ApiContext, *, clock_ms: Callable[[], int] = _wall_ms,
             raise ApiProblem("stale-state", f"this node's head is {age_ms} ms old (limit {freshness_ms})",
                              status=503)
         client = LightClient(ctx.node.genesis, PinnedFetcher(reader, height), freshness_ms=freshness_ms)
-        result = verify_presentation(
+        # The verification proper (signatures, disclosures, state proofs at the pinned
+        # height) runs on the API's CPU pool, off the consensus event loop.
+        result = await ctx.cpu.run(lambda: verify_presentation(
             body.presentation, question,
             issuer_keys=LedgerIssuerKeys(client, clock_ms=lambda: now_ms, keys=prepared),
             holder_keys=LedgerHolderKeys(client, clock_ms=lambda: now_ms, keys=prepared),
-            status=LedgerStatusLists(client), now=now_ms // 1000)
+            status=LedgerStatusLists(client), now=now_ms // 1000))
         return {
             "valid": result.valid,
             "reason": None if result.valid else result.reason,

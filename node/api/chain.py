@@ -2,7 +2,9 @@
 
 Every answer carries the header and commit certificate it is anchored to, so a
 client holding the genesis can check it against the consortium's signatures
-without trusting this node.
+without trusting this node. Proofs (state, consistency, validator set) are built
+on the API's CPU pool (:class:`node.api.offload.CpuPool`), off the event loop, at
+a height fixed before they leave it.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def chain_router(ctx: ApiContext) -> APIRouter:
         """Value (base64url of canonical CBOR, or null) at `height`, with a proof against that
         header's `state_root` and the header's commit certificate."""
         raw = _state_key(key)
-        return reader.state_json(raw, height if height is not None else head())
+        at = height if height is not None else head()
+        return await ctx.cpu.run(lambda: reader.state_json(raw, at))
 
     @router.get("/proofs/consistency", response_model=ConsistencyResponse, tags=["proofs"],
                 summary="RFC 9162 consistency proof of the transaction log between two heights",
@@ -69,7 +72,8 @@ def chain_router(ctx: ApiContext) -> APIRouter:
         from_height: int = Query(alias="from", ge=1, le=API_HEIGHT_MAX),
         to_height: int | None = Query(None, alias="to", ge=1, le=API_HEIGHT_MAX, description="Default: the head."),
     ) -> Any:
-        return reader.consistency_json(from_height, to_height if to_height is not None else head())
+        to = to_height if to_height is not None else head()
+        return await ctx.cpu.run(lambda: reader.consistency_json(from_height, to))
 
     @router.get("/validators", response_model=ValidatorsResponse, tags=["validators"],
                 summary="The validator set certifying a height, proven at the height before",
@@ -77,7 +81,8 @@ def chain_router(ctx: ApiContext) -> APIRouter:
     async def validators(
         height: int | None = Query(None, ge=1, le=API_HEIGHT_MAX, description="Default: the next height (head + 1)."),
     ) -> Any:
-        return reader.validators_json(height if height is not None else reader.head_height() + 1)
+        at = height if height is not None else reader.head_height() + 1
+        return await ctx.cpu.run(lambda: reader.validators_json(at))
 
     return router
 

@@ -1,4 +1,5 @@
-"""What every router of one app shares: the node, a chain reader, metrics, a logger.
+"""What every router of one app shares: the node, a chain reader, metrics, a logger,
+and the pool for CPU-heavy work.
 
 Built once by :func:`node.api.app.create_app` and handed to each router factory, so
 no router reaches for module-level state. Identity routers (DIDs, issuers,
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter
 
 from node.api.metrics import ApiMetrics
+from node.api.offload import CpuPool
 from node.api.reader import ChainReader
 from node.interfaces import NodeView
 
@@ -25,6 +27,8 @@ class ApiContext:
     reader: ChainReader
     metrics: ApiMetrics
     logger: logging.Logger
+    # CPU-heavy work (verify, proofs) goes here, off the event loop: ``await ctx.cpu.run(fn)``.
+    cpu: CpuPool = field(default_factory=CpuPool)
 
 
 RouterFactory = Callable[[ApiContext], APIRouter]

@@ -192,8 +192,8 @@ def install_problem_handlers(
         problem = problem_for(exc, status=None if status_of is None else status_of(exc))
         if problem.reason == "internal-error" or (problem.status >= 500 and isinstance(exc, LedgerError)):
             logger.error("%s %s: %s (%s)", request.method, request.url.path, exc, exc.reason)
-        # A node that cannot take work now asks the client to retry.
-        headers = {"retry-after": "1"} if problem.status == 503 and isinstance(exc, NodeError) else None
+        # A node that cannot take work now (full, over quota, rate-limited) asks the client to retry.
+        headers = {"retry-after": "1"} if problem.status in (429, 503) and isinstance(exc, NodeError) else None
         return problem.response(headers)
 
     async def on_validation(request: Request, exc: Exception) -> Response:

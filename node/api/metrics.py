@@ -76,6 +76,16 @@ STATUS_METRICS: dict[str, tuple[str, str, bool]] = {
     "peer_refusals": ("imi_peer_refusals",
                       ("Validator connections refused for their TLS key (outside the validator set, "
                       "or not the one it names)"), True),
+    "api_connections_open": ("imi_api_connections_open", "Open connections to this validator's REST API", False),
+    "api_connections_refused": ("imi_api_connections_refused",
+                                ("API connections answered 503 at once: over the total or the per-client "
+                                 "cap (node.api.server)"), True),
+    "api_request_timeouts": ("imi_api_request_timeouts",
+                             "API connections closed because a request head or body was too slow (slowloris)",
+                             True),
+    "api_cpu_refused": ("imi_api_cpu_refused",
+                        "CPU-heavy API requests answered 503 overloaded: the worker pool and its queue were full",
+                        True),
 }
 
 

@@ -225,6 +225,19 @@ class HealthResponse(_Out):
     height: int
 
 
+class ReadyResponse(_Out):
+    """Readiness: whether this node should get traffic now (``GET /ready``)."""
+
+    ready: bool
+    syncing: bool = Field(description="Catching up from peers.")
+    peers_connected: int
+    peers_needed: int = Field(description="Peers that, with this node, make a quorum of the current set.")
+    height: int
+    head_age_ms: int | None = Field(description="Wall clock minus the head's time; null before block 1.")
+    head_age_ms_max: int
+    why: list[str] = Field(description="What is not ready (empty when ready).")
+
+
 __all__ = [
     "BlockResponse",
     "CertificateModel",
@@ -233,6 +246,7 @@ __all__ = [
     "HealthResponse",
     "InclusionProofModel",
     "ProblemModel",
+    "ReadyResponse",
     "StateProofModel",
     "StateResponse",
     "SubmitAccepted",

@@ -1,18 +1,58 @@
-"""Operations: ``/health`` and ``/metrics`` (Prometheus text format)."""
+"""Operations: ``/health`` (liveness), ``/ready`` (readiness) and ``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ledger.execution import read_validator_set
+from node.api.constants import API_READY_HEAD_AGE_HEARTBEATS_MAX, PROBLEM_CONTENT_TYPE
 from node.api.context import ApiContext
-from node.api.models import HealthResponse
+from node.api.models import HealthResponse, ReadyResponse, problem_responses
+from node.api.problems import Problem
+from node.constants import HEARTBEAT_MS_DEFAULT
 
 
-def ops_router(ctx: ApiContext) -> APIRouter:
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def readiness(ctx: ApiContext, now_ms: int) -> dict[str, Any]:
+    """The ``/ready`` answer: not catching up, enough peers connected for this node and
+    them to make a quorum of the current validator set, and a head younger than
+    ``API_READY_HEAD_AGE_HEARTBEATS_MAX`` heartbeats (the chain commits at least one
+    block per heartbeat, so an older head means this node or the chain is stuck)."""
+    status = ctx.node.status()
+    syncing = bool(status.get("syncing", False))
+    peers = int(status.get("peers_connected", 0))
+    store = ctx.node.store
+    validators = read_validator_set(store.state_reader())
+    count = len(validators.validators)
+    quorum = count - (count - 1) // 3  # more than 2/3 of n = 3f + 1 (equal powers)
+    peers_needed = max(0, quorum - 1)
+    heartbeat = ctx.node.genesis.policy.get("heartbeat_ms", HEARTBEAT_MS_DEFAULT)
+    age_max = API_READY_HEAD_AGE_HEARTBEATS_MAX * (heartbeat if type(heartbeat) is int else HEARTBEAT_MS_DEFAULT)
+    head = store.head()
+    age = None if head is None else now_ms - int(head.time_ms)
+    why = []
+    if syncing:
+        why.append("catching up from peers")
+    if peers < peers_needed:
+        why.append(f"{peers} peers connected, {peers_needed} needed for a quorum")
+    if age is None:
+        why.append("no block committed yet")
+    elif age > age_max:
+        why.append(f"head is {age} ms old (limit {age_max})")
+    return {"ready": not why, "syncing": syncing, "peers_connected": peers, "peers_needed": peers_needed,
+            "height": ctx.reader.head_height(), "head_age_ms": age, "head_age_ms_max": age_max, "why": why}
+
+
+def ops_router(ctx: ApiContext, *, clock_ms: Callable[[], int] = _wall_ms) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/health", response_model=HealthResponse, summary="Liveness and height")
@@ -24,6 +64,19 @@ def ops_router(ctx: ApiContext) -> APIRouter:
             "height": ctx.reader.head_height(),
         }
 
+    @router.get("/ready", response_model=ReadyResponse, summary="Readiness: syncing, peers, head age",
+                responses=problem_responses(503))
+    async def ready() -> Any:
+        """`200` when this node should get traffic; otherwise `503 not-ready`, a problem
+        document carrying the same members (`why` says what is missing). Liveness is
+        `/health`: a node that is alive but not ready should be left running."""
+        answer = readiness(ctx, clock_ms())
+        if answer["ready"]:
+            return answer
+        problem = Problem(503, "not-ready", "; ".join(answer["why"]), answer)
+        return JSONResponse(problem.to_json(), status_code=503, media_type=PROBLEM_CONTENT_TYPE,
+                            headers={"retry-after": "1"})
+
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
                 responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
     async def metrics() -> Response:
@@ -32,4 +85,4 @@ def ops_router(ctx: ApiContext) -> APIRouter:
     return router
 
 
-__all__ = ["ops_router"]
+__all__ = ["ops_router", "readiness"]

@@ -97,10 +97,16 @@ REASONS: Mapping[str, ReasonInfo] = MappingProxyType({
     "key-too-long": ReasonInfo(422, "State key too long"),
     "mempool-full": ReasonInfo(503, "Node is overloaded, retry later"),
     "mempool-rejected": ReasonInfo(422, "The mempool refused the transaction"),
+    "sender-quota": ReasonInfo(429, "This sender holds its share of the mempool, retry later"),
     "too-many-waiters": ReasonInfo(503, "Too many clients waiting for commits, retry later"),
     # --- waiting and the node ---------------------------------------------------------
     "commit-timeout": ReasonInfo(504, "Not committed within the timeout"),
     "unavailable": ReasonInfo(503, "Node not ready"),
+    "not-ready": ReasonInfo(503, "Node not ready to serve (syncing, few peers, or a stale head)"),
+    "overloaded": ReasonInfo(503, "Too many CPU-heavy requests in progress, retry later"),
+    "rate-limited": ReasonInfo(429, "Too many requests from this client, retry later"),
+    "too-many-connections": ReasonInfo(503, "Too many open connections, retry later"),
+    "request-timeout": ReasonInfo(408, "Request not received in time"),
     "storage-corrupt": ReasonInfo(500, "Node storage is inconsistent"),
     "internal-error": ReasonInfo(500, "Internal error"),
 })

@@ -5,9 +5,11 @@ interface touches one file. Everything returned is plain JSON (dicts), with
 each answer carrying the header and commit certificate that make it checkable
 by a client holding only the genesis.
 
-Reads are synchronous and run on the event loop thread: the node commits blocks
-on that same thread, so the reads of one request (no ``await`` between them) see
-one consistent height.
+Reads are synchronous. On the event loop thread (where the node commits blocks)
+the reads of one request (no ``await`` between them) see one consistent height;
+proofs built on the API's worker threads (:mod:`node.api.offload`) read at a
+height fixed beforehand, and committed heights never change. The anchor cache
+uses only single dict operations, so it is safe to share with those threads.
 """
 
 from __future__ import annotations
