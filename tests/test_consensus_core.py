@@ -16,9 +16,16 @@ from ledger.encoding import Value
 from ledger.genesis import DEFAULT_POLICY, Genesis
 from ledger.keys import ALG_EDDSA, PublicKey, SigningKey
 from ledger.validators import Validator, ValidatorSet
-from node.consensus.core import Core, Step
+from ledger.tx import Transaction
+from node.consensus.core import DROP_OVER_BUDGET, Core, Step
 from node.consensus.errors import RestoreError
-from node.consensus.limits import FUTURE_HEIGHTS_MAX, FUTURE_MESSAGES_MAX, ROUNDS_AHEAD_MAX
+from node.consensus.limits import (
+    FUTURE_BYTES_MAX,
+    FUTURE_BYTES_PER_SIGNER_MAX,
+    FUTURE_HEIGHTS_MAX,
+    FUTURE_MESSAGES_MAX,
+    ROUNDS_AHEAD_MAX,
+)
 from node.consensus.messages import CommitMessage, Message, Proposal
 from node.consensus.types import CoreConfig, Ready
 from tests.sim.app import Ledger, SharedCaches, SimApp, make_executor
@@ -235,12 +242,70 @@ def test_invalid_messages_are_ignored_and_counted(case: str, reason: str) -> Non
 def test_the_future_height_buffer_is_bounded() -> None:
     cluster = Cluster(4)
     core = cluster.nodes[0].core
-    member = cluster.nodes[1].key
+    members = [n.key for n in cluster.nodes[1:]]
     extra = 5
-    for i in range(FUTURE_MESSAGES_MAX + extra):  # buffered unverified: checked at height 2
-        core.step(Vote(CHAIN, 2, i, PREVOTE, None, member.key_id, bytes(64)))
-    assert len(core._future) == FUTURE_MESSAGES_MAX
+    for i in range(FUTURE_MESSAGES_MAX + extra):  # small signed votes: the count bound binds first
+        member = members[i % len(members)]
+        core.step(_signed_vote(member, 2, i, PREVOTE, None))
+    assert len(core._future.held) == FUTURE_MESSAGES_MAX
     assert core.dropped["buffer-full"] == extra
+
+
+@pytest.mark.parametrize("case", ["vote", "proposal", "commit", "stranger"])
+def test_a_later_heights_message_is_checked_before_it_is_held(case: str) -> None:
+    """Regression (issue 19): forged future-height messages used to be buffered unchecked."""
+    cluster = Cluster(4)
+    cluster.run(40, until=lambda: min(cluster.heights()) >= 1)
+    block, cert = cluster.nodes[0].app.ledger.blocks[0]
+    fresh = Core(CONFIG, _key("observer"), cluster.new_app())  # at height 1
+    member = cluster.nodes[1].key
+    message: Message
+    if case == "vote":
+        message = Vote(CHAIN, 2, 0, PREVOTE, None, member.key_id, bytes(64))
+    elif case == "proposal":
+        message = Proposal(CHAIN, 2, 0, block, -1, member.key_id, bytes(64))
+    elif case == "commit":
+        forged = CommitCertificate(CHAIN, 2, 0, block.hash, cert.signatures)
+        message = CommitMessage(dataclasses.replace(block, header=dataclasses.replace(block.header, height=2)),
+                                forged)
+    else:
+        message = _signed_vote(_key("stranger"), 2, 0, PREVOTE, None)
+    fresh.step(message)
+    assert sum(fresh.dropped.values()) == 1, fresh.dropped  # refused, not held
+    assert fresh._future.held == []
+
+
+def _big_block(cluster: Cluster, proposer: SigningKey, height: int, tx_count: int) -> Block:
+    """A block of ``tx_count`` ~60 KiB transactions (not valid: only held, never executed)."""
+    sender = _key("junk-sender")
+    tx = Transaction.create(chain_id=CHAIN, type="test.note", sender=sender.key_id,
+                            payload={"data": bytes(60_000)}, expires_at_ms=GENESIS_TIME_MS + 60_000).sign(sender)
+    header = cluster.nodes[0].app.ledger.blocks[0][0].header if cluster.nodes[0].app.ledger.blocks else None
+    assert header is not None
+    header = dataclasses.replace(header, height=height, proposer=proposer.key_id, tx_count=tx_count)
+    return Block(header, (tx,) * tx_count)
+
+
+def test_one_signer_holds_at_most_its_byte_share_of_the_future_buffer() -> None:
+    """Regression (issue 19): 25 signed 3.9 MiB junk proposals used to be held (+300 MiB RSS)."""
+    cluster = Cluster(4)
+    cluster.run(40, until=lambda: min(cluster.heights()) >= 1)
+    core = cluster.nodes[0].core
+    byzantine = cluster.nodes[1].key
+    block = _big_block(cluster, byzantine, core.height + 1, 64)  # ~3.9 MiB of transactions
+    sent = 25
+    for round_ in range(sent):
+        core.step(Proposal(CHAIN, core.height + 1, round_, block, -1, byzantine.key_id).signed(byzantine))
+    fits = FUTURE_BYTES_PER_SIGNER_MAX // (64 * 60_000)
+    assert core.dropped.get("over-budget", 0) >= sent - fits, core.dropped
+    held = core._future.owner_bytes.get(byzantine.key_id, 0)
+    assert 0 < held <= FUTURE_BYTES_PER_SIGNER_MAX
+    assert core._future.bytes <= FUTURE_BYTES_MAX
+    assert core.dropped[DROP_OVER_BUDGET] == sent - len(core._future.held)
+    # An honest member's message still finds room.
+    honest = cluster.nodes[2].key
+    core.step(_signed_vote(honest, core.height + 1, 0, PREVOTE, None))
+    assert core._future.owner_bytes.get(honest.key_id, 0) > 0
 
 
 def test_f_plus_one_messages_of_a_higher_round_make_the_core_skip_to_it() -> None:

@@ -66,14 +66,18 @@ from node.consensus.errors import LocalError, RestoreError
 from node.consensus.limits import (
     CATCHUP_BLOCKS_MAX,
     EVIDENCE_PER_HEIGHT_MAX,
+    FUTURE_BYTES_MAX,
+    FUTURE_BYTES_PER_SIGNER_MAX,
     FUTURE_HEIGHTS_MAX,
     FUTURE_MESSAGES_MAX,
+    HELD_MESSAGE_BYTES_MIN,
     HELP_PEERS_MAX,
     PROPOSALS_PER_ROUND_MAX,
     ROUND_MAX,
     ROUNDS_AHEAD_MAX,
     ROUNDS_KEPT_MAX,
     RULE_FIRINGS_PER_EVENT_MAX,
+    SIGNATURE_ENTRY_BYTES_MAX,
     VALUES_PER_VOTER_MAX,
 )
 from node.consensus.messages import CommitMessage, Message, Proposal, SyncRequest
@@ -106,6 +110,10 @@ _TIMER_PROPOSE = "propose"
 _TIMER_PREVOTE = "prevote"
 _TIMER_PRECOMMIT = "precommit"
 _TIMERS = (_TIMER_PROPOSE, _TIMER_PREVOTE, _TIMER_PRECOMMIT)
+
+DROP_OVER_BUDGET = "over-budget"
+"""Drop reason: a signer's future-height messages exceed FUTURE_BYTES_PER_SIGNER_MAX (the
+driver disconnects the peer that sent it)."""
 
 
 def _default_verify(key: PublicKey, signed: Vote | Proposal) -> bool:
@@ -150,6 +158,50 @@ class _Tally:
 
 
 _EMPTY_TALLY = _Tally()
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    message: Message
+    owner: str  # the signer's key id; "" for a commit message (certified by a quorum, no one author)
+    size: int  # bytes it stands for (see _message_bytes)
+
+
+class _FutureBuffer:
+    """Authenticated messages for later heights, bounded in count and in bytes, in all and
+    per signer (TigerBeetle style: a limit on everything a peer can make us hold)."""
+
+    def __init__(self) -> None:
+        self.held: list[_Held] = []
+        self.keys: set[tuple[object, ...]] = set()
+        self.bytes = 0
+        self.owner_bytes: dict[str, int] = {}  # owners are members of the current set: bounded
+
+    def add(self, held: _Held) -> str | None:
+        """Hold ``held``; or the reason it is dropped."""
+        key = _message_key(held.message)
+        if key in self.keys:
+            return "duplicate"
+        owned = self.owner_bytes.get(held.owner, 0)
+        if held.owner and owned + held.size > FUTURE_BYTES_PER_SIGNER_MAX:
+            return DROP_OVER_BUDGET
+        if len(self.held) >= FUTURE_MESSAGES_MAX or self.bytes + held.size > FUTURE_BYTES_MAX:
+            return "buffer-full"
+        self.held.append(held)
+        self.keys.add(key)
+        self.bytes += held.size
+        self.owner_bytes[held.owner] = owned + held.size
+        return None
+
+    def take(self) -> list[_Held]:
+        """Everything held, emptying the buffer."""
+        held = self.held
+        self.held, self.keys, self.bytes, self.owner_bytes = [], set(), 0, {}
+        return held
+
+    def check(self) -> None:
+        assert len(self.held) <= FUTURE_MESSAGES_MAX and self.bytes <= FUTURE_BYTES_MAX
+        assert all(n <= FUTURE_BYTES_PER_SIGNER_MAX for o, n in self.owner_bytes.items() if o)
 
 
 @dataclass(slots=True)
@@ -258,8 +310,7 @@ class Core:
         self._send_out: list[Envelope] = []
         self._committed_out: list[tuple[Block, CommitCertificate]] = []
         self._evidence_out: list[Evidence] = []
-        self._future: list[Message] = []
-        self._future_keys: set[tuple[object, ...]] = set()
+        self._future = _FutureBuffer()
         self._help_at: dict[str, int] = {}
         self._sync_at = -(2**62)
         self._last_decided_at = 0
@@ -612,30 +663,43 @@ class Core:
             self._help(signer, message.height)
 
     def _buffer(self, message: Message, signer: str | None) -> None:
+        """Hold a message of a later height, once its signature (or, for a commit, its
+        certificate) checks against the current set: junk never takes buffer space, and
+        each signer holds at most its byte share (FUTURE_BYTES_PER_SIGNER_MAX)."""
         height = message.height
         if height > self.height + FUTURE_HEIGHTS_MAX:
             self._drop("far-future")
             return self._request_sync(signer)
+        if _message_key(message) not in self._future.keys:  # (a held one was checked already)
+            refused = self._unauthentic(message)
+            if refused is not None:
+                return self._drop(refused)
         # Ask before deduplicating: peers stuck waiting for us re-send the same messages.
         if height >= self.height + 2 or self.now - self._entered_at >= self._half_rebroadcast:
             self._request_sync(signer)
-        key = _message_key(message)
-        if key in self._future_keys:
-            return self._drop("duplicate")
-        if len(self._future) >= FUTURE_MESSAGES_MAX:
-            return self._drop("buffer-full")
-        self._future.append(message)
-        self._future_keys.add(key)
+        dropped = self._future.add(_Held(message, signer or "", _message_bytes(message)))
+        if dropped is not None:
+            self._drop(dropped)
+
+    def _unauthentic(self, message: Message) -> str | None:
+        """Why a later height's message is not from whom it claims (None: it is), checked
+        against the current height's set: a message whose author is not in it is dropped
+        (and sent again later: consensus rebroadcasts, catch-up answers again)."""
+        if isinstance(message, CommitMessage):
+            return None if self._certificate_ok(message.block, message.certificate) else "bad-certificate"
+        signer = message.validator if isinstance(message, Vote) else message.proposer
+        member = self.validators.get(signer)
+        if member is None:
+            return "unknown-signer"
+        return None if self._verify_sig(member.public_key, message) else "bad-signature"
 
     def _replay_future(self) -> None:
-        pending, self._future, self._future_keys = self._future, [], set()
-        for message in pending:
-            height = message.height
+        for held in self._future.take():
+            height = held.message.height
             if height == self.height:
-                self._on_message(message)
+                self._on_message(held.message)
             elif height > self.height:
-                self._future.append(message)
-                self._future_keys.add(_message_key(message))
+                self._future.add(held)
 
     # --------------------------------------------------------- catch-up
     def _help(self, peer: str, from_height: int) -> None:
@@ -938,9 +1002,20 @@ class Core:
         assert (self.valid_round == -1) == (self.valid_block is None)
         assert self.locked_round <= self.valid_round <= self.round
         assert (self.step_ == Step.DECIDED) == (self.decision is not None)
-        assert len(self._future) <= FUTURE_MESSAGES_MAX
+        self._future.check()
         assert len(self._help_at) <= HELP_PEERS_MAX
         assert all(r <= self.round + ROUNDS_AHEAD_MAX for r, _ in self._tallies)
+
+
+def _message_bytes(message: Message) -> int:
+    """Bytes a held message stands for: its transactions' encodings (kept from parsing, so
+    this costs no encoding) plus a fixed envelope and, for a commit, its signatures."""
+    size = HELD_MESSAGE_BYTES_MIN
+    if isinstance(message, Proposal | CommitMessage):
+        size += sum(len(tx.to_bytes()) for tx in message.block.txs)
+    if isinstance(message, CommitMessage):
+        size += SIGNATURE_ENTRY_BYTES_MAX * len(message.certificate.signatures)
+    return size
 
 
 def _message_key(message: Message) -> tuple[object, ...]:
@@ -951,12 +1026,13 @@ def _message_key(message: Message) -> tuple[object, ...]:
         return ("p", message.height, message.round, message.block.hash, message.pol_round,
                 message.proposer, message.signature)
     if isinstance(message, CommitMessage):
-        return ("c", message.height, message.block.hash, message.certificate.round,
-                message.certificate.signatures)
+        # Held only once its certificate verified: one certified block per height is enough.
+        return ("c", message.height)
     return ("s", id(message))
 
 
 __all__ = [
+    "DROP_OVER_BUDGET",
     "REC_DECIDE",
     "REC_HEIGHT",
     "REC_LOCK",

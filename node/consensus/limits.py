@@ -27,6 +27,14 @@ ROUND_MAX: Final = 2**31  # a round number beyond this is malformed
 # --- heights ------------------------------------------------------------------------------
 FUTURE_HEIGHTS_MAX: Final = 8  # messages for height+1 .. height+8 are buffered
 FUTURE_MESSAGES_MAX: Final = 4 * VALIDATORS_MAX * FUTURE_HEIGHTS_MAX
+# Future-height messages are also bounded in bytes (their blocks' transactions plus an
+# envelope), in all and per signer: a Byzantine validator may sign as many well-formed
+# proposals as it likes, but holds at most two full-size ones here. Going past its
+# share is counted as DROP_OVER_BUDGET, which the driver answers by disconnecting it.
+FUTURE_BYTES_PER_SIGNER_MAX: Final = 2 * MESSAGE_BYTES_MAX
+FUTURE_BYTES_MAX: Final = 4 * MESSAGE_BYTES_MAX  # commits from helpers count here too
+HELD_MESSAGE_BYTES_MIN: Final = 1_024  # a held message's envelope and header, beyond its transactions
+SIGNATURE_ENTRY_BYTES_MAX: Final = 256  # one (key id, signature) pair of a certificate
 CATCHUP_BLOCKS_MAX: Final = FUTURE_HEIGHTS_MAX  # commit messages sent per help reply
 HELP_PEERS_MAX: Final = VALIDATORS_MAX  # peers remembered for help rate limiting
 EVIDENCE_PER_HEIGHT_MAX: Final = 2 * VALIDATORS_MAX * (ROUNDS_KEPT_MAX + ROUNDS_AHEAD_MAX)
@@ -45,6 +53,8 @@ def check_limits() -> None:
          CATCHUP_BLOCKS_MAX <= FUTURE_HEIGHTS_MAX),
         ("FUTURE_MESSAGES_MAX >= CATCHUP_BLOCKS_MAX", FUTURE_MESSAGES_MAX >= CATCHUP_BLOCKS_MAX),
         ("ROUNDS_AHEAD_MAX >= 1 and ROUNDS_KEPT_MAX >= 2", ROUNDS_AHEAD_MAX >= 1 and ROUNDS_KEPT_MAX >= 2),
+        ("MESSAGE_BYTES_MAX <= FUTURE_BYTES_PER_SIGNER_MAX < FUTURE_BYTES_MAX",
+         MESSAGE_BYTES_MAX <= FUTURE_BYTES_PER_SIGNER_MAX < FUTURE_BYTES_MAX),
     ))
 
 
@@ -53,8 +63,11 @@ check_limits()
 __all__ = [
     "CATCHUP_BLOCKS_MAX",
     "EVIDENCE_PER_HEIGHT_MAX",
+    "FUTURE_BYTES_MAX",
+    "FUTURE_BYTES_PER_SIGNER_MAX",
     "FUTURE_HEIGHTS_MAX",
     "FUTURE_MESSAGES_MAX",
+    "HELD_MESSAGE_BYTES_MIN",
     "HELP_PEERS_MAX",
     "MESSAGE_BYTES_MAX",
     "MESSAGE_OVERHEAD_BYTES_MAX",
@@ -63,6 +76,7 @@ __all__ = [
     "ROUNDS_KEPT_MAX",
     "ROUND_MAX",
     "RULE_FIRINGS_PER_EVENT_MAX",
+    "SIGNATURE_ENTRY_BYTES_MAX",
     "VALUES_PER_VOTER_MAX",
     "check_limits",
 ]
