@@ -14,6 +14,8 @@ from ledger.constants import BLOCK_TXS_MAX, ENCODING_BYTES_MAX, TX_BYTES_MAX, re
 FRAME_BYTES_MAX: Final = ENCODING_BYTES_MAX  # one length-prefixed CBOR frame
 FRAME_HEADER_BYTES: Final = 4  # big-endian unsigned length
 SEND_QUEUE_FRAMES_MAX: Final = 4_096  # per peer; the oldest frame is dropped when full
+SEND_QUEUE_BYTES_MAX: Final = 4 * ENCODING_BYTES_MAX  # per peer, likewise (a few full proposals)
+PEER_PENALTY_MS: Final = 10_000  # a peer past its budget is disconnected and refused this long
 RECONNECT_BACKOFF_MS_MIN: Final = 50
 RECONNECT_BACKOFF_MS_MAX: Final = 2_000
 CONNECT_TIMEOUT_MS: Final = 2_000
@@ -60,6 +62,10 @@ SYNC_REQUEST_TIMEOUT_MS: Final = 5_000
 RESYNC_LAG_HEIGHTS: Final = 8  # further behind than the core buffers: pause it and catch up
 STATUS_INTERVAL_MS: Final = 500  # how often a validator announces its height
 STATUS_STALE_MS: Final = 5_000  # a peer silent this long no longer counts for catch-up
+# A peer that failed a catch-up (no answer in time, nothing to give, blocks that do not
+# verify) is not asked again for this long, doubling per failure; remembered across catch-ups.
+SYNC_PEER_BACKOFF_MS_MIN: Final = 2_000
+SYNC_PEER_BACKOFF_MS_MAX: Final = 60_000
 
 # --- service --------------------------------------------------------------------------
 WAIT_COMMITTED_S_MAX: Final = 60.0
@@ -75,6 +81,10 @@ def check_limits() -> None:
         ("PROPOSE_BATCH_TXS_MAX <= BLOCK_TXS_MAX", PROPOSE_BATCH_TXS_MAX <= BLOCK_TXS_MAX),
         ("RECONNECT_BACKOFF_MS_MIN < RECONNECT_BACKOFF_MS_MAX",
          RECONNECT_BACKOFF_MS_MIN < RECONNECT_BACKOFF_MS_MAX),
+        ("FRAME_BYTES_MAX <= SEND_QUEUE_BYTES_MAX",  # a queue always takes one frame
+         FRAME_BYTES_MAX <= SEND_QUEUE_BYTES_MAX),
+        ("STATUS_INTERVAL_MS <= SYNC_PEER_BACKOFF_MS_MIN < SYNC_PEER_BACKOFF_MS_MAX",
+         STATUS_INTERVAL_MS <= SYNC_PEER_BACKOFF_MS_MIN < SYNC_PEER_BACKOFF_MS_MAX),
         ("STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS", STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS),
         ("MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX", MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX),
         ("MEMPOOL_TXS_MAX // MEMPOOL_SENDER_TXS_MAX >= 16", MEMPOOL_TXS_MAX // MEMPOOL_SENDER_TXS_MAX >= 16),

@@ -42,6 +42,7 @@ from ledger.block import Vote
 from ledger.encoding import Value
 from ledger.errors import LedgerError
 from node.application import LedgerApplication
+from node.consensus.core import DROP_OVER_BUDGET
 from node.consensus.messages import Message, Proposal
 from node.consensus.types import Envelope, Ready
 from node.constants import (
@@ -106,6 +107,7 @@ class Driver:
         block_interval_ms: int = BLOCK_INTERVAL_MS_DEFAULT,
         batch_txs_min: int = BATCH_TXS_MIN,
         clock: Callable[[], float] = time.monotonic,
+        on_peer_over_budget: Callable[[str], None] | None = None,
     ) -> None:
         self._core_factory = core_factory
         self._wal = wal
@@ -117,6 +119,7 @@ class Driver:
         self._has_work = has_work
         self.block_interval_ms = block_interval_ms
         self.batch_txs_min = batch_txs_min
+        self._on_peer_over_budget = on_peer_over_budget
         self._clock = clock  # the gate's and the timings' time (the tick loop paces itself on the loop's)
         self.timings = ConsensusTimings()
         self._timed_height: int | None = None
@@ -234,7 +237,10 @@ class Driver:
         began_s = self._clock()
         self._handle(self.core.tick(), began_s)
 
-    def step(self, message: Message) -> None:
+    def step(self, message: Message, peer: str | None = None) -> None:
+        """Hand ``message`` (from transport peer ``peer``) to the core. A peer whose message
+        the core refused for going past its byte share (DROP_OVER_BUDGET) is reported to
+        ``on_peer_over_budget``."""
         if self.paused or self.core is None:
             return
         if self._gated and message.height > self._app.height():
@@ -243,7 +249,14 @@ class Driver:
         began_s = self._clock()
         if isinstance(message, Proposal):
             self.timings.proposal(message.height, began_s)
+        over_budget = self._over_budget_drops()
         self._handle(self.core.step(message), began_s)
+        if peer is not None and self._on_peer_over_budget is not None and self._over_budget_drops() > over_budget:
+            self._on_peer_over_budget(peer)
+
+    def _over_budget_drops(self) -> int:
+        dropped = getattr(self.core, "dropped", None)
+        return dropped.get(DROP_OVER_BUDGET, 0) if isinstance(dropped, dict) else 0
 
     def _handle(self, ready: Ready, began_s: float) -> None:
         """Act on ``ready``, which the core returned for a call that began at ``began_s``."""

@@ -9,8 +9,12 @@ Frames between validators (canonical CBOR maps, see :mod:`node.transport`)::
 
     {"t": "c", "m": <consensus message>}        node.consensus.messages wire form
     {"t": "txs", "txs": [<tx bytes>, ...]}      mempool gossip (canonical tx encodings)
-    {"t": "status", "height": h}                every STATUS_INTERVAL_MS
+    {"t": "status", "height": h, "head": [header, cert]}   every STATUS_INTERVAL_MS (node.sync)
     {"t": "sync_req" | "sync_resp", ...}        catch-up (node.sync)
+
+A peer whose future-height consensus messages go past its byte share
+(``FUTURE_BYTES_PER_SIGNER_MAX``, :mod:`node.consensus.limits`) is disconnected
+and refused for ``PEER_PENALTY_MS`` (counted: ``peer_disconnects``).
 
 Configuration: ``node.json`` in the node directory (written by ``imi genesis
 new``), overridden by ``IMI_*`` environment variables (see :class:`NodeConfig`).
@@ -52,6 +56,7 @@ from node.constants import (
     COMMITTED_WAITERS_MAX,
     HEARTBEAT_MS_DEFAULT,
     MEMPOOL_GOSSIP_DELAY_MS,
+    PEER_PENALTY_MS,
     PROPOSE_TIMEOUT_DELTA_MS,
     PROPOSE_TIMEOUT_MS,
     REBROADCAST_MS,
@@ -224,7 +229,8 @@ class ValidatorService:
         self.driver = Driver(core_factory=self._make_core, wal=self._wal, restored=restored, app=self.app,
                              send=self._send_envelope, tick_ms=config.tick_ms, heartbeat_ms=heartbeat,
                              has_work=lambda: len(self.mempool),
-                             block_interval_ms=config.block_interval_ms)
+                             block_interval_ms=config.block_interval_ms,
+                             on_peer_over_budget=self._on_peer_over_budget)
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
         self._waiter_count = 0
         self._stopping: asyncio.Event | None = None
@@ -299,6 +305,9 @@ class ValidatorService:
             "frames_dropped": self.transport.stats.frames_dropped,
             "bad_frames": self.transport.stats.bad_frames + self.bad_frames,
             "peer_refusals": self.transport.stats.refused,
+            "peer_disconnects": self.transport.stats.disconnected,
+            "unproven_height_claims": self.syncer.unproven_claims,
+            "sync_peer_failures": self.syncer.peer_failures,
             "consensus_timings": self.driver.timings.snapshot(),
             **self._api_status(),
             "pid": os.getpid(),
@@ -334,17 +343,23 @@ class ValidatorService:
             except MessageError:
                 self.bad_frames += 1
                 return
-            self.driver.step(message)
+            self.driver.step(message, peer)
         elif kind == "txs":
             self._on_gossip(value.get("txs"))
         elif kind == "status":
-            self.syncer.on_status(peer, value.get("height"))
+            self.syncer.on_status(peer, value.get("height"), value.get("head"))
         elif kind == "sync_req":
             self.syncer.on_request(peer, value.get("from"), value.get("count"))
         elif kind == "sync_resp":
             self.syncer.on_response(peer, value.get("blocks"))
         else:
             self.bad_frames += 1
+
+    def _on_peer_over_budget(self, peer: str) -> None:
+        """``peer`` sent more future-height messages than its byte share: cut it off a while."""
+        log.warning("%s: peer %s went past its buffer budget; disconnecting it for %d ms",
+                    self.name, peer[:8], PEER_PENALTY_MS)
+        self.transport.disconnect(peer, PEER_PENALTY_MS)
 
     def _on_gossip(self, txs: object) -> None:
         if not isinstance(txs, list):
@@ -447,13 +462,13 @@ class ValidatorService:
 
     async def _announce(self) -> None:
         while True:
-            self.transport.broadcast({"t": "status", "height": self._store.height()})
+            self.transport.broadcast(self.syncer.announcement())
             await asyncio.sleep(STATUS_INTERVAL_MS / 1000)
 
     async def _initial_catch_up(self) -> None:
         deadline = time.monotonic() + STARTUP_STATUS_WAIT_S
         peers = len(self._genesis.validators) - 1
-        while time.monotonic() < deadline and len(self.syncer.peer_heights) < peers:
+        while time.monotonic() < deadline and self.syncer.peers_heard < peers:
             await asyncio.sleep(0.05)
         if self.syncer.lag() > 0:
             log.info("%s: catching up from height %d to %d", self.name, self._store.height(),
@@ -479,15 +494,29 @@ class ValidatorService:
         return loaded
 
     async def _watch_lag(self) -> None:
+        """Catch up when a trusted peer (see node.sync) is more than RESYNC_LAG_HEIGHTS ahead.
+        Consensus keeps running until the first fetched block's certificate verified: a
+        peer's claim alone never pauses it."""
         while True:
             await asyncio.sleep(STATUS_INTERVAL_MS / 1000)
             if self.syncer.lag() > RESYNC_LAG_HEIGHTS:
-                log.info("%s: %d heights behind; pausing consensus to catch up", self.name, self.syncer.lag())
-                self.driver.pause()
-                try:
-                    await self.syncer.catch_up()
-                finally:
-                    self.driver.start_core()
+                await self._catch_up_running()
+
+    async def _catch_up_running(self) -> None:
+        paused = False
+
+        def pause() -> None:
+            nonlocal paused
+            log.info("%s: %d heights behind; pausing consensus to apply certified blocks",
+                     self.name, self.syncer.lag())
+            self.driver.pause()
+            paused = True
+
+        try:
+            await self.syncer.catch_up(before_apply=pause)
+        finally:
+            if paused:
+                self.driver.start_core()
                 log.info("%s: rejoined consensus at height %d", self.name, self._store.height() + 1)
 
     async def _shutdown(self, server: Any, tasks: list[asyncio.Task[Any]]) -> None:

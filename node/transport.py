@@ -11,10 +11,13 @@ dial (outbound); anything else is refused and the connection closed. Consensus
 messages are additionally signed by consensus keys, so the transport only
 decides who may talk, not what is true.
 
-Limits: a frame is at most ``FRAME_BYTES_MAX`` bytes; each peer has a bounded
-send queue (``SEND_QUEUE_FRAMES_MAX`` frames, oldest dropped first — consensus
-rebroadcasts, gossip is best effort); reconnection backs off exponentially
-between ``RECONNECT_BACKOFF_MS_MIN`` and ``RECONNECT_BACKOFF_MS_MAX``.
+Limits: a frame is at most ``FRAME_BYTES_MAX`` bytes; each peer has a send
+queue bounded in frames and in bytes (``SEND_QUEUE_FRAMES_MAX``,
+``SEND_QUEUE_BYTES_MAX``; oldest dropped first — consensus rebroadcasts, gossip
+is best effort); reconnection backs off exponentially between
+``RECONNECT_BACKOFF_MS_MIN`` and ``RECONNECT_BACKOFF_MS_MAX``. A peer can be cut
+off for a while (:meth:`Transport.disconnect`): its connections to us are closed
+and refused until then.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from node.constants import (
     HANDSHAKE_TIMEOUT_MS,
     RECONNECT_BACKOFF_MS_MAX,
     RECONNECT_BACKOFF_MS_MIN,
+    SEND_QUEUE_BYTES_MAX,
     SEND_QUEUE_FRAMES_MAX,
 )
 from node.errors import FrameError, PeerRefused
@@ -84,7 +88,8 @@ class _Outbound:
     """One peer we dial: its pinned identity, a bounded queue and the dialling task."""
 
     validator: Validator
-    queue: collections.deque[bytes] = field(default_factory=lambda: collections.deque(maxlen=SEND_QUEUE_FRAMES_MAX))
+    queue: collections.deque[bytes] = field(default_factory=collections.deque)
+    queued_bytes: int = 0  # sum of len(frame) over queue; with its length, kept under the limits
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     connected: bool = False
@@ -99,6 +104,7 @@ class TransportStats:
     frames_dropped: int = 0  # frames dropped from a full send queue (oldest first)
     refused: int = 0  # connections refused for their TLS key (outside the set, or not the pinned one)
     bad_frames: int = 0  # frames that were too large or not canonical CBOR
+    disconnected: int = 0  # peers cut off for going past a budget (Transport.disconnect)
 
 
 class Transport:
@@ -121,7 +127,8 @@ class Transport:
         self._validators = validators
         self._on_frame = on_frame
         self._out: dict[str, _Outbound] = {}
-        self._inbound: set[asyncio.StreamWriter] = set()
+        self._inbound: dict[asyncio.StreamWriter, str] = {}  # accepted connection -> peer key id ("" before auth)
+        self._cut_off: dict[str, float] = {}  # peer key id -> loop time until which it is refused
         self._server: asyncio.base_events.Server | None = None
         self._closing = False
         self.stats = TransportStats()
@@ -185,10 +192,36 @@ class Transport:
         out = self._out.get(to)
         if out is None:
             return
-        if len(out.queue) == out.queue.maxlen:
+        while out.queue and (len(out.queue) >= SEND_QUEUE_FRAMES_MAX
+                             or out.queued_bytes + len(frame) > SEND_QUEUE_BYTES_MAX):
+            out.queued_bytes -= len(out.queue.popleft())
             self.stats.frames_dropped += 1
         out.queue.append(frame)
+        out.queued_bytes += len(frame)
         out.wake.set()
+
+    def queued(self, to: str) -> tuple[int, int]:
+        """(frames, bytes) waiting in the send queue to ``to``."""
+        out = self._out.get(to)
+        return (0, 0) if out is None else (len(out.queue), out.queued_bytes)
+
+    def disconnect(self, peer: str, for_ms: int) -> None:
+        """Close ``peer``'s connections to us and refuse new ones for ``for_ms`` (it went past
+        a budget). What we send it is unaffected: our messages are ours to bound."""
+        self._cut_off[peer] = asyncio.get_running_loop().time() + for_ms / 1000
+        self.stats.disconnected += 1
+        for writer, key_id in list(self._inbound.items()):
+            if key_id == peer:
+                writer.close()
+
+    def _is_cut_off(self, peer: str) -> bool:
+        until = self._cut_off.get(peer)
+        if until is None:
+            return False
+        if asyncio.get_running_loop().time() < until:
+            return True
+        del self._cut_off[peer]
+        return False
 
     def connected_peers(self) -> list[str]:
         return sorted(k for k, o in self._out.items() if o.connected)
@@ -279,6 +312,7 @@ class Transport:
             # frames handed to the socket count as sent.
             frames = list(out.queue)
             out.queue.clear()
+            out.queued_bytes = 0
             writer.write(b"".join(frames))
             self.stats.frames_out += len(frames)
             await writer.drain()
@@ -287,7 +321,7 @@ class Transport:
 
     # --- inbound ----------------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._inbound.add(writer)
+        self._inbound[writer] = ""
         peer_name = "?"
         try:
             spki = peer_spki_sha256(writer.get_extra_info("ssl_object"))
@@ -296,8 +330,11 @@ class Transport:
                 self.stats.refused += 1
                 raise PeerRefused(f"inbound connection from {writer.get_extra_info('peername')} "
                                   f"with a TLS key outside the validator set")
+            if self._is_cut_off(member.key_id):
+                raise PeerRefused(f"{member.name} is cut off for a while (it went past a budget)")
             peer_name = member.name
-            while True:
+            self._inbound[writer] = member.key_id
+            while not self._is_cut_off(member.key_id):  # (frames it sent before the cut are not read)
                 value = await read_frame(reader)
                 self.stats.frames_in += 1
                 try:
@@ -314,7 +351,7 @@ class Transport:
         except asyncio.CancelledError:
             pass  # shutting down: a connection handler has nothing left to clean up
         finally:
-            self._inbound.discard(writer)
+            self._inbound.pop(writer, None)
             writer.close()
 
 

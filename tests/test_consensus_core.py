@@ -15,8 +15,8 @@ from ledger.block import PRECOMMIT, PREVOTE, Block, CommitCertificate, Vote
 from ledger.encoding import Value
 from ledger.genesis import DEFAULT_POLICY, Genesis
 from ledger.keys import ALG_EDDSA, PublicKey, SigningKey
-from ledger.validators import Validator, ValidatorSet
 from ledger.tx import Transaction
+from ledger.validators import Validator, ValidatorSet
 from node.consensus.core import DROP_OVER_BUDGET, Core, Step
 from node.consensus.errors import RestoreError
 from node.consensus.limits import (

@@ -184,3 +184,28 @@ def test_the_wait_timer_opens_the_gate_even_when_it_fires_a_little_early(tmp_pat
         wal.close()
 
     asyncio.run(run())
+
+
+def test_the_peer_of_a_message_refused_for_its_byte_share_is_reported(tmp_path: Path) -> None:
+    """Issue 19: a peer past its future-buffer budget is handed to the service (which cuts it off)."""
+
+    class _BudgetCore(_FakeCore):
+        def __init__(self) -> None:
+            super().__init__([], [])
+            self.dropped: dict[str, int] = {}
+
+        def step(self, message: object) -> Ready:
+            if message == "junk":
+                self.dropped["over-budget"] = self.dropped.get("over-budget", 0) + 1
+            return Ready()
+
+    wal, restored = Wal.open(tmp_path / "wal.log")
+    reported: list[str] = []
+    driver = Driver(core_factory=lambda records: _BudgetCore(), wal=wal, restored=restored,
+                    app=_FakeApp(), send=lambda envelope: None, tick_ms=10,  # type: ignore[arg-type]
+                    heartbeat_ms=1000, has_work=lambda: 0, on_peer_over_budget=reported.append)
+    driver.start_core()
+    driver.step("fine", "honest")
+    driver.step("junk", "byzantine")
+    driver.step("junk")  # no transport peer (in-process): nobody to cut off
+    assert reported == ["byzantine"]

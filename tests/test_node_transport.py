@@ -11,7 +11,7 @@ from cli._consortium import free_ports
 from ledger.keys import SigningKey
 from ledger.validators import Validator, ValidatorSet
 from node import tls
-from node.constants import FRAME_BYTES_MAX, SEND_QUEUE_FRAMES_MAX
+from node.constants import FRAME_BYTES_MAX, SEND_QUEUE_BYTES_MAX, SEND_QUEUE_FRAMES_MAX
 from node.errors import FrameError
 from node.transport import Transport, encode_frame, read_frame
 
@@ -93,6 +93,54 @@ def test_frames_for_an_absent_peer_past_the_queue_limit_are_dropped_and_counted(
             assert ta.stats.frames_out == 0
         finally:
             await ta.stop()
+
+    asyncio.run(run())
+
+
+def test_a_send_queue_is_bounded_in_bytes_too(tmp_path: Path) -> None:
+    """Regression (issue 19): the queue was bounded by count only (4,096 frames of up to 4 MiB)."""
+    a, b = _Identity(tmp_path, "a"), _Identity(tmp_path, "b")
+    vset = ValidatorSet.of([a.validator, b.validator])
+    big = {"junk": bytes(FRAME_BYTES_MAX // 2)}
+
+    async def run() -> None:
+        ta = _transport(a, vset, [a.cert_pem, b.cert_pem], [])
+        await ta.start()  # b never listens
+        try:
+            sent = 4 * SEND_QUEUE_BYTES_MAX // (FRAME_BYTES_MAX // 2)
+            for _ in range(sent):
+                ta.send(b.key.key_id, big)
+            queue = ta._out[b.key.key_id].queue
+            assert 0 < sum(len(frame) for frame in queue) <= SEND_QUEUE_BYTES_MAX
+            assert ta.stats.frames_dropped == sent - len(queue)
+        finally:
+            await ta.stop()
+
+    asyncio.run(run())
+
+
+def test_a_disconnected_peer_is_cut_off_and_refused_for_a_while(tmp_path: Path) -> None:
+    a, b = _Identity(tmp_path, "a"), _Identity(tmp_path, "b")
+    vset = ValidatorSet.of([a.validator, b.validator])
+    trust = [a.cert_pem, b.cert_pem]
+
+    async def run() -> None:
+        inbox_a: list[tuple[str, object]] = []
+        ta, tb = _transport(a, vset, trust, inbox_a), _transport(b, vset, trust, [])
+        await ta.start()
+        await tb.start()
+        try:
+            tb.send(a.key.key_id, {"n": 0})
+            assert await _until(lambda: len(inbox_a) == 1)
+            ta.disconnect(b.key.key_id, 60_000)
+            assert ta.stats.disconnected == 1
+            for number in range(1, 20):
+                tb.send(a.key.key_id, {"n": number})
+                await asyncio.sleep(0.05)
+            assert inbox_a == [(b.key.key_id, {"n": 0})]
+        finally:
+            await ta.stop()
+            await tb.stop()
 
     asyncio.run(run())
 

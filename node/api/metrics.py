@@ -86,6 +86,16 @@ STATUS_METRICS: dict[str, tuple[str, str, bool]] = {
     "api_cpu_refused": ("imi_api_cpu_refused",
                         "CPU-heavy API requests answered 503 overloaded: the worker pool and its queue were full",
                         True),
+    "peer_disconnects": ("imi_peer_disconnects",
+                         ("Validators disconnected (and refused a while) for sending more future-height "
+                          "consensus messages than their byte share"), True),
+    "unproven_height_claims": ("imi_peer_unproven_height_claims",
+                               ("Height announcements above ours without a commit certificate that "
+                                "verifies (believed only up to what more than f of the power claims)"), True),
+    "sync_peer_failures": ("imi_sync_peer_failures",
+                           ("Catch-up requests a peer failed (no answer in time, nothing to give, blocks "
+                            "that do not verify); the peer is then not asked again for a growing backoff"),
+                           True),
 }
 
 

@@ -687,6 +687,8 @@ class Core:
         (and sent again later: consensus rebroadcasts, catch-up answers again)."""
         if isinstance(message, CommitMessage):
             return None if self._certificate_ok(message.block, message.certificate) else "bad-certificate"
+        if not isinstance(message, Vote | Proposal):
+            return "unknown-message"
         signer = message.validator if isinstance(message, Vote) else message.proposer
         member = self.validators.get(signer)
         if member is None:
