@@ -56,6 +56,7 @@ JUNK_TX_PAYLOAD_BYTES = 60_000  # 64 of these: ~3.9 MiB, under one 4 MiB frame
 JUNK_TX_POOL = 4 * JUNK_TXS_PER_BLOCK  # distinct transactions, mixed into blocks (more than a parse memo holds)
 JUNK_FORGED_PER_BURST = 4
 LIED_HEIGHT_JUMP = 50
+DRAIN_WAIT_S_MAX = 1.0  # per junk frame: how long to wait for the send queues to empty
 
 
 class Impostor:
@@ -117,46 +118,53 @@ class Impostor:
             await asyncio.sleep(LIE_INTERVAL_MS / 1000)
 
     # --- junk proposals ---------------------------------------------------------------------
-    def _junk_block(self, height: int) -> Block | None:
-        if self.head is None:
-            return None
+    def _junk_block(self, height: int) -> Block:
         if not self._pool:
             self._pool = [
                 Transaction.create(chain_id=self.genesis.chain_id, type="test.note", sender=self.key.key_id,
                                    payload={"data": os.urandom(JUNK_TX_PAYLOAD_BYTES)},
                                    expires_at_ms=int(time.time() * 1000) + 600_000).sign(self.key)
                 for _ in range(JUNK_TX_POOL)]
-        header = BlockHeader.from_value(self.head[0])
         start = self.sent["junk"] * 7 + height
         txs = tuple(self._pool[(start + i * 3) % len(self._pool)] for i in range(JUNK_TXS_PER_BLOCK))
-        return Block(dataclasses.replace(header, height=height, proposer=self.key.key_id,
-                                         tx_count=len(txs)), txs)
+        vset = self.genesis.validators.hash
+        header = BlockHeader(self.genesis.chain_id, height, 0, os.urandom(32), int(time.time() * 1000),
+                             os.urandom(32), len(txs), os.urandom(32), len(txs), os.urandom(32), vset, vset,
+                             self.key.key_id)
+        return Block(header, txs)
 
-    def junk_burst(self) -> None:
-        """One burst to every peer: signed junk, forged junk, and an oversized frame."""
+    async def junk_burst(self) -> None:
+        """One burst to every peer: signed junk, forged junk, then an oversized frame. Each
+        frame waits for the send queues to drain (they are bounded: a burst queued at once
+        would mostly be dropped here, not delivered)."""
         others = [v.key_id for v in self.genesis.validators.validators if v.key_id != self.key.key_id]
         for number in range(JUNK_PROPOSALS + JUNK_FORGED_PER_BURST):
             height = self.height + 1 + number % FUTURE_HEIGHTS_MAX
             block = self._junk_block(height)
-            if block is None:
-                return
             forged = number >= JUNK_PROPOSALS
             proposer = others[number % len(others)] if forged else self.key.key_id
             proposal = Proposal(self.genesis.chain_id, height, number, block, -1, proposer).signed(self.key)
             self.transport.broadcast({"t": "c", "m": message_to_value(proposal)})  # type: ignore[dict-item]
             self.sent["forged" if forged else "junk"] += 1
+            await self._drained(others)
         oversized = (FRAME_BYTES_MAX + 1).to_bytes(FRAME_HEADER_BYTES, "big") + bytes(64)
         for peer in others:
             self.transport._enqueue(peer, oversized)  # the receiver must drop the connection
             self.sent["oversized"] += 1
 
+    async def _drained(self, peers: list[str]) -> None:
+        deadline = time.monotonic() + DRAIN_WAIT_S_MAX
+        while time.monotonic() < deadline and any(self.transport.queued(p)[0] for p in peers):
+            await asyncio.sleep(0.01)
+
     async def send_junk(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                self.junk_burst()
+                await self.junk_burst()
             except LedgerError as exc:
                 print(f"byzantine: could not build junk: {exc}", flush=True)
+            print(f"byzantine: sent {self.sent}", flush=True)
             await asyncio.sleep(JUNK_INTERVAL_MS / 1000)
 
 
