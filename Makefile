@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test sim soak bench lint clean venv browser
+.PHONY: run test sim soak chaos bench lint clean venv browser
 
 venv: $(STAMP)
 
@@ -37,6 +37,10 @@ sim: $(STAMP)
 
 soak: $(STAMP)
 	$(PY) -m tests.soak --minutes 10
+
+# Real validator processes under attack (issue 19); `make test` runs the quick form.
+chaos: $(STAMP)
+	$(PY) -m tests.chaos
 
 bench: $(STAMP)
 	$(PY) -m bench all

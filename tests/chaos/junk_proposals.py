@@ -27,7 +27,7 @@ VALIDATORS = 4
 SENDER = "v3"
 HEARTBEAT_MS = 500
 WARM_UP_S = 2.0  # before measuring the honest validators' memory baseline
-OBSERVE_S_QUICK = 12.0
+OBSERVE_S_QUICK = 8.0
 OBSERVE_S_FULL = 60.0
 # Each signer may hold 2 full messages (~16 MiB encoded) in the future buffer; parsed, plus
 # one frame being decoded, that is well under this. Before the byte budget, 25 junk

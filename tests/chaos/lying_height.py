@@ -24,7 +24,7 @@ NAME = "lying-height"
 VALIDATORS = 4
 LIAR = "v3"
 HEARTBEAT_MS = 500
-OBSERVE_S_QUICK = 12.0
+OBSERVE_S_QUICK = 8.0
 OBSERVE_S_FULL = 60.0
 # With a heartbeat of 0.5 s and the liar's proposer turns lost to a 2 s propose timeout,
 # honest validators commit about a block a second; a pause waiting on a catch-up request
