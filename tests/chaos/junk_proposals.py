@@ -33,7 +33,7 @@ OBSERVE_S_FULL = 60.0
 # one frame being decoded, that is well under this. Before the byte budget, 25 junk
 # proposals cost about +300 MiB.
 RSS_GROWTH_MIB_MAX = 120.0
-STALL_S_MAX = 6.0  # parsing junk costs honest validators CPU, so a little more than lying-height
+STALL_S_MAX = 7.5  # parsing junk costs honest validators CPU, so a little more than lying-height
 ADVANCE_HEIGHTS_PER_S_MIN = 0.25
 
 

@@ -29,7 +29,7 @@ OBSERVE_S_FULL = 60.0
 # With a heartbeat of 0.5 s and the liar's proposer turns lost to a 2 s propose timeout,
 # honest validators commit about a block a second; a pause waiting on a catch-up request
 # to the liar lasts SYNC_REQUEST_TIMEOUT_MS (5 s).
-STALL_S_MAX = 4.5
+STALL_S_MAX = 6.0
 ADVANCE_HEIGHTS_PER_S_MIN = 0.4
 
 
