@@ -277,13 +277,14 @@ def verify_router(ctx: ApiContext, *, clock_ms: Callable[[], int] = _wall_ms,
 
 
 def _follow_head(client: LightClient, now_ms: int) -> None:
-    """Verify the pinned head, following validator-set changes up to it (bounded per call)."""
+    """Follow validator-set changes up to the pinned head (bounded per call): ``503
+    valset-catching-up`` while more remain. Any other failure is left to the verdict, whose
+    reads meet it again and answer ``valid: false`` with its reason."""
     try:
         client.latest_header(now_ms)
     except LightClientError as exc:
         if exc.reason == "valset-catching-up":
             raise ApiProblem("valset-catching-up", f"{exc}; retry", status=503) from exc
-        raise LedgerError(f"this node's head does not verify: {exc}", reason="storage-corrupt") from exc
 
 
 def _question(data: Mapping[str, Any]) -> PresentationRequest:
