@@ -65,6 +65,9 @@ CLOCK_SKEW_MS: Final = 5_000  # a header may be this far ahead of the client's c
 VALSET_CHANGES_FOLLOW_MAX: Final = 64
 LIGHT_CLIENT_FETCHES_MAX: Final = 4096  # fetches spent following changes in one call
 VALSET_HISTORY_MAX: Final = 4096  # validator sets a light client keeps (the oldest go first)
+# A one-shot client (a command) catches up in rounds of VALSET_CHANGES_FOLLOW_MAX changes,
+# each kept; this many rounds is 65,536 changes before it gives up (refresh the genesis).
+CATCH_UP_ROUNDS_MAX: Final = 1024
 
 # --- relations -----------------------------------------------------------------------
 def check_limits() -> None:

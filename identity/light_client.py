@@ -52,6 +52,7 @@ from identity import did as didmod
 from identity import status_list as sl
 from identity.errors import LightClientError, NotFoundError, StatusListError
 from identity.ledger_constants import (
+    CATCH_UP_ROUNDS_MAX,
     CLOCK_SKEW_MS,
     FRESHNESS_MS_DEFAULT,
     LIGHT_CLIENT_FETCHES_MAX,
@@ -184,6 +185,25 @@ class LightClient:
         obj = self._fetch(lambda: self.fetcher.latest_block())
         header, cert = self._parse_header(obj)
         self._check_fresh(header, now_ms)
+        self._verify_header(header, cert)
+        return header
+
+    def catch_up(self, *, rounds_max: int = CATCH_UP_ROUNDS_MAX) -> BlockHeader:
+        """Follow every validator-set change up to the node's latest certified header, calling
+        again past ``valset-catching-up`` (each round follows at most
+        :data:`VALSET_CHANGES_FOLLOW_MAX` changes and keeps them): for a one-shot client (a
+        command) that must answer now. No freshness check (historical reads need none);
+        returns that header."""
+        for _ in range(rounds_max - 1):
+            try:
+                return self._certified_head()
+            except LightClientError as exc:
+                if exc.reason != "valset-catching-up":
+                    raise
+        return self._certified_head()
+
+    def _certified_head(self) -> BlockHeader:
+        header, cert = self._parse_header(self._fetch(lambda: self.fetcher.latest_block()))
         self._verify_header(header, cert)
         return header
 

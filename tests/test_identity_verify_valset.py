@@ -8,15 +8,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+import cli._ledger_client
+from cli.main import app as cli_app
+from identity.errors import LightClientError
 from identity.http.node_routes import identity_router, verify_router
 from identity.ledger_constants import VALSET_CHANGES_FOLLOW_MAX
-from identity.errors import LightClientError
 from identity.light_client import LightClient, ValidatorSetHistory
 from ledger.keys import SigningKey
 from ledger.validators import Validator
@@ -133,3 +138,20 @@ def test_a_shared_history_is_followed_once_by_concurrent_clients() -> None:
     for t in threads:
         t.join()
     assert errors == [] and len(history) == 7  # genesis + 6 changes, each learned once
+
+
+def test_a_command_line_client_catches_up_through_many_changes(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """`imi did resolve` starts from the genesis in every process: it follows all the changes
+    (in rounds of VALSET_CHANGES_FOLLOW_MAX) before answering, not only the first 64."""
+    scene = build_scene()
+    _change_validator_set(scene, CHANGES)
+    monkeypatch.setattr(cli._ledger_client, "http_client", lambda: TestClient(create_app(scene.node, extra_routers=[
+        identity_router])))
+    (tmp_path / "genesis.json").write_text(scene.node.genesis.dumps())
+    head = scene.node.store.height()  # a historical read: the scene's clock is not the wall clock
+    result = CliRunner().invoke(cli_app, ["did", "resolve", scene.alice.did, "--node", "http://testserver",
+                                          "--genesis", str(tmp_path / "genesis.json"), "--height", str(head),
+                                          "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["didResolutionMetadata"]["height"] == head
