@@ -27,7 +27,9 @@ from typing import Any
 
 import httpx
 
-from cli import scenario as sc
+from cli.demo.agencies import CIVIL_RESIDENCE_VCT, Agency, accredit_agencies, agencies_to_accredit
+from cli.demo.consortium import Consortium
+from cli.demo.errors import ScenarioError
 from cli.devnet import Devnet
 from identity import did as didmod
 from identity.errors import IdentityError
@@ -78,18 +80,18 @@ def _with_power(net: Devnet) -> Genesis:
     return powered
 
 
-def _consortium(net: Devnet, genesis: Genesis) -> sc.Consortium:
+def _consortium(net: Devnet, genesis: Genesis) -> Consortium:
     trustees = [SigningKey.from_private_jwk(json.loads(p.read_text()))
                 for p in sorted((net.dir / "trustees").glob("*.jwk"))]
     apis = {info.name: info.api for info in net.nodes()}
-    return sc.Consortium(net, genesis, trustees, apis, writer=min(apis))
+    return Consortium(net, genesis, trustees, apis, writer=min(apis))
 
 
-def _presentation(agency: sc.Agency, holder: SigningKey, holder_did: str,
+def _presentation(agency: Agency, holder: SigningKey, holder_did: str,
                   request: PresentationRequest) -> str:
     now = int(time.time())
     credential = issue({"given_name": "Mei", "family_name": "Li", "address": {"locality": "Chancheng"}},
-                       issuer_key=agency.key, iss=agency.did, vct=sc.CIVIL_RESIDENCE_VCT,
+                       issuer_key=agency.key, iss=agency.did, vct=CIVIL_RESIDENCE_VCT,
                        holder=HolderBinding(kid=holder_did), iat=now,
                        status={"status_list": {"idx": STATUS_IDX, "uri": status_uri(agency.list_id)}},
                        kid=agency.kid).serialize()
@@ -125,14 +127,14 @@ def run(workdir: Path, *, quick: bool) -> list[str]:
     """The scenario; returns its violations (empty = pass). ``quick`` runs the same count."""
     violations: list[str] = []
     net = Devnet(workdir / "valset-net")
-    c: sc.Consortium | None = None
+    c: Consortium | None = None
     try:
         net.create(VALIDATORS, heartbeat_ms=HEARTBEAT_MS)
         genesis = _with_power(net)
         net.up(VALIDATORS, heartbeat_ms=HEARTBEAT_MS)
         c = _consortium(net, genesis)
-        agency = sc.agencies_to_accredit()[1]  # civil affairs: one credential type, one status list
-        sc.accredit_agencies(c, [agency])
+        agency = agencies_to_accredit()[1]  # civil affairs: one credential type, one status list
+        accredit_agencies(c, [agency])
         holder, holder_next = SigningKey.generate(), SigningKey.generate()
         holder_did = didmod.derive_did(holder.public_key.to_jwk(),
                                        didmod.key_commitment(holder_next.public_key.to_jwk()))
@@ -140,7 +142,7 @@ def run(workdir: Path, *, quick: bool) -> list[str]:
                                             "next_key_commitment": didmod.key_commitment(
                                                 holder_next.public_key.to_jwk())}, holder)
         request = PresentationRequest(nonce="chaos-valset", aud="https://verifier.example",
-                                      vct=frozenset({sc.CIVIL_RESIDENCE_VCT}), claims=("given_name",))
+                                      vct=frozenset({CIVIL_RESIDENCE_VCT}), claims=("given_name",))
         readers = sorted(c.apis)[:2]
         before = [_verify(c.apis[r], _presentation(agency, holder, holder_did, request), request) for r in readers]
         violations += [f"{r}: verification before the changes failed: {v[3]}" for r, v in zip(readers, before,
@@ -169,7 +171,7 @@ def run(workdir: Path, *, quick: bool) -> list[str]:
             if not ok:
                 violations.append(f"{reader}: no valid verdict after {VALSET_CHANGES} validator-set changes "
                                   f"({attempts} requests, {seconds:.1f} s): {last}")
-    except (sc.ScenarioError, httpx.HTTPError, IdentityError, LedgerError, OSError, RuntimeError, ValueError,
+    except (ScenarioError, httpx.HTTPError, IdentityError, LedgerError, OSError, RuntimeError, ValueError,
             KeyError) as exc:  # a step that could not run is a violation, never a crash of the runner
         violations.append(f"scenario failed: {type(exc).__name__}: {exc}")
     finally:
