@@ -75,7 +75,12 @@ def read_genesis(path: Path | None) -> Genesis:
 def verified_client(node: str, genesis: Path | None, freshness_ms: int) -> LightClient:
     if freshness_ms <= 0:
         usage("--freshness-ms must be positive")
-    return LightClient(read_genesis(genesis), HttpFetcher(node, client=http_client()), freshness_ms)
+    client = LightClient(read_genesis(genesis), HttpFetcher(node, client=http_client()), freshness_ms)
+    try:  # a command starts from the genesis: follow every validator-set change now
+        client.catch_up()
+    except ImiError as exc:
+        fail(str(exc), reason=exc.reason)
+    return client
 
 
 def ledger_verdict(presentation: str, request: PresentationRequest, *, node: str, genesis: Path | None,

@@ -161,13 +161,15 @@ def rotate(
 @app.command()
 def deactivate(
     did: str = typer.Argument(...),
-    key: Path = typer.Option(..., "--key", help="Current controller private JWK."),
+    next_key: Path = typer.Option(..., "--next-key", help="The committed next (pre-rotation) private JWK: "
+                                  "as for a rotation, the current key alone cannot deactivate."),
     node: str = NODE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Deactivate a DID for good."""
+    """Deactivate a DID for good (signed by its pre-rotated next key)."""
     check_did_arg(did)
-    answer = submit(node, "did.deactivate", did, {}, [read_signing_key(key, "key")], as_json)
+    nxt = read_signing_key(next_key, "next key")
+    answer = submit(node, "did.deactivate", did, {"jwk": jwk_of(nxt)}, [nxt], as_json)
     _done(as_json, {"ok": True, "did": did, "height": answer.get("height")}, did)
 
 

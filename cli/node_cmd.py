@@ -124,3 +124,45 @@ def start(
         uvloop.run(_serve(service))
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@app.command("wal-repair")
+def wal_repair(
+    directory: Path = typer.Option(..., "--dir", help="Node directory (node.json; the node must be stopped)."),
+    truncate: bool = typer.Option(False, "--truncate", help="Cut the log at the first damage, dropping every "
+                                  "record after it. Without it, only say what would be dropped."),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, wal, damaged, offset, kept, dropped_bytes, "
+                                 "dropped_records, dropped_height_max, truncated}."),
+) -> None:
+    """Diagnose the consensus WAL (data/wal.log) and, with --truncate, cut it at a corrupt record.
+
+    `imi node start` refuses a log whose damage is followed by intact records: they were
+    durable and may record a vote this validator signed. Cutting them is the operator's
+    decision; after it, the validator may not remember votes at the heights they name."""
+    from node.service import NodeConfig
+    from node.wal import repair
+
+    try:
+        path = NodeConfig.load(directory).data_dir / "wal.log"
+        report = repair(path, truncate=truncate)
+    except NodeError as exc:
+        fail(str(exc), reason=exc.reason, as_json=as_json)
+    if as_json:
+        print_json({"ok": not report.damaged or report.applied, "wal": str(path), "damaged": report.damaged,
+                    "offset": report.offset, "kept": report.kept, "dropped_bytes": report.dropped_bytes,
+                    "dropped_records": report.dropped_records, "dropped_height_max": report.dropped_height_max,
+                    "truncated": report.applied})
+    elif not report.damaged:
+        print(f"{path}: intact, {report.kept} records")
+    else:
+        heights = ("" if report.dropped_height_max is None
+                   else f", naming heights up to {report.dropped_height_max}")
+        what = (f"{report.dropped_bytes} bytes from offset {report.offset} "
+                f"({report.dropped_records} intact records{heights}); {report.kept} records before it are kept")
+        if report.applied:
+            print(f"{path}: cut at offset {report.offset}: dropped {what}. The validator may have signed votes "
+                  f"it no longer remembers: restart it once the chain is past those heights.")
+        else:
+            print(f"{path}: damaged at offset {report.offset}; --truncate would drop {what}", file=sys.stderr)
+    if report.damaged and not report.applied:
+        raise typer.Exit(1)

@@ -1,8 +1,10 @@
 """`imi wallet`: the citizen's encrypted wallet.
 
 The wallet file comes from ``--wallet`` (or ``IMI_WALLET``); the password from
-``--password-file``, else ``IMI_WALLET_PASSWORD``, else a prompt. Exit 0 ok,
-1 with ``error [reason]: ...`` on stderr, 2 usage.
+``--password-file``, else ``IMI_WALLET_PASSWORD``, else a prompt. A recovery kit
+(the DID's next key, kept off the phone) is encrypted the same way under its own
+password: ``--kit-password-file``, else ``IMI_KIT_PASSWORD``, else a prompt. Exit 0
+ok, 1 with ``error [reason]: ...`` on stderr, 2 usage.
 """
 
 from __future__ import annotations
@@ -22,16 +24,15 @@ from cli._common import (
     fail,
     print_json,
     read_json_object,
-    read_signing_key,
     read_text_file,
     usage,
-    write_private_key,
 )
 from cli._ledger_client import check_did_arg
 from identity.errors import IdentityError
 from identity.ledger_constants import FRESHNESS_MS_DEFAULT
 from identity.request import PresentationRequest
 from identity.wallet import KdfParams, Wallet
+from ledger.keys import SigningKey
 
 app = typer.Typer(help="The citizen's encrypted wallet.", no_args_is_help=True)
 
@@ -209,6 +210,20 @@ def history(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT
 
 
 # --- ledger-backed: DID keys, issuance from an issuer service (identity.holder) ------------------
+KIT_PASSWORD_OPT = typer.Option(None, "--kit-password-file",
+                                help="File whose first line is the recovery kit's password "
+                                     "(else IMI_KIT_PASSWORD, else a prompt).")
+FAST_KDF_OPT = typer.Option(False, "--insecure-fast-kdf", hidden=True, help="Tests only.")
+
+
+def _kit_password(password_file: Path | None, *, confirm: bool) -> str:
+    if password_file is not None:
+        lines = read_text_file(password_file, "kit password file").splitlines()
+        return lines[0] if lines else ""
+    from_env = os.environ.get("IMI_KIT_PASSWORD")
+    if from_env is not None:
+        return from_env
+    return str(typer.prompt("recovery kit password", hide_input=True, confirmation_prompt=confirm))
 
 
 def _refuse_existing_kit(path: Path, as_json: bool) -> None:
@@ -224,16 +239,25 @@ def did_create(node: str = typer.Option(..., "--node", envvar="IMI_NODE", help="
                                                       "keep it OFF this device."),
                alg: Alg = typer.Option(Alg.ES256, "--alg"),
                wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+               kit_password_file: Path | None = KIT_PASSWORD_OPT, fast_kdf: bool = FAST_KDF_OPT,
                as_json: bool = _json_opt("{ok, did, recovery_kit}")) -> None:
-    """Register a did:imi controlled by a new wallet key; print the DID."""
+    """Register a did:imi controlled by a new wallet key; print the DID. Its next key goes to an
+    encrypted recovery kit (the wallet's format, its own password)."""
     from identity import holder
+    from identity.wallet import write_recovery_kit
 
     _refuse_existing_kit(recovery_kit, as_json)
     opened = _open(wallet, password_file)
+    kit_password = _kit_password(kit_password_file, confirm=True)
+    if not kit_password:
+        fail("the recovery kit password must not be empty", reason="bad-password", as_json=as_json)
     client = _ledger_client.node_client(node)
+    next_key = SigningKey.generate(alg.value)
     try:
-        did, next_key = holder.create_did(opened, client, alg=alg.value)
-        write_private_key(recovery_kit, next_key, what="recovery kit", as_json=as_json)
+        # The kit is written first: a DID whose next key was lost could never rotate again.
+        write_recovery_kit(recovery_kit, kit_password, next_key,
+                           kdf=KdfParams.fastest() if fast_kdf else None)
+        did, _ = holder.create_did(opened, client, alg=alg.value, next_key=next_key)
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason, as_json=as_json)
@@ -247,20 +271,30 @@ def did_rotate(did: str = typer.Argument(...),
                node: str = typer.Option(..., "--node", envvar="IMI_NODE", help="Node API base URL."),
                recovery_kit: Path = typer.Option(..., "--recovery-kit", help="The kit holding the next key."),
                new_recovery_kit: Path = typer.Option(..., "--new-recovery-kit",
-                                                     help="Where to write the new next key."),
+                                                     help="Where to write the new next key (encrypted)."),
                wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+               kit_password_file: Path | None = KIT_PASSWORD_OPT, fast_kdf: bool = FAST_KDF_OPT,
                as_json: bool = _json_opt("{ok, did, key}")) -> None:
-    """Rotate a DID to the kit's next key (also on a new wallet after losing the phone)."""
+    """Rotate a DID to the kit's next key (also on a new wallet after losing the phone); the new
+    kit is encrypted under the same kit password."""
     from identity import holder
+    from identity.wallet import read_recovery_kit, write_recovery_kit
 
     check_did_arg(did)
     _refuse_existing_kit(new_recovery_kit, as_json)
-    next_key = read_signing_key(recovery_kit, "recovery kit")
+    kit_password = _kit_password(kit_password_file, confirm=False)
+    try:
+        next_key = read_recovery_kit(recovery_kit, kit_password)
+    except IdentityError as exc:
+        fail(f"recovery kit {str(recovery_kit)!r}: {exc}", reason=exc.reason, as_json=as_json)
     opened = _open(wallet, password_file)
     client = _ledger_client.node_client(node)
+    new_next = SigningKey.generate(next_key.alg)
     try:
-        new_next = holder.rotate_did(opened, client, did, next_key)
-        write_private_key(new_recovery_kit, new_next, what="recovery kit", as_json=as_json)
+        # The new kit is written first: a DID whose next key was lost could never rotate again.
+        write_recovery_kit(new_recovery_kit, kit_password, new_next,
+                           kdf=KdfParams.fastest() if fast_kdf else None)
+        holder.rotate_did(opened, client, did, next_key, new_next)
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason, as_json=as_json)

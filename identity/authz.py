@@ -19,7 +19,7 @@ did.create          DID     inception key; registrar key if named       sender =
                                                                         registrar co-signs
 did.update          DID     current controller key                      DID active
 did.rotate          DID     next key (revealed in the payload)          DID active; next key matches commitment
-did.deactivate      DID     current controller key                      DID active
+did.deactivate      DID     next key (revealed in the payload)          DID active; next key matches commitment
 did.recover         DID     holder's new key; recovery issuer's key     DID active; policy issuer_recovery;
                                                                         issuer accredited for policy recovery_vct;
                                                                         the DID is not (and never was) an issuer
@@ -28,8 +28,9 @@ vct.publish         issuer  an assertion key of the issuer DID          issuer a
                                                                         owned by another issuer
 anchor.put          issuer  an assertion key of the issuer DID          issuer accredited
 status.create_list  issuer  an assertion key of the issuer DID          issuer accredited
-status.set          issuer  an assertion key of the issuer DID          issuer accredited or suspended; list
-                                                                        owned by the issuer
+status.set          issuer  an assertion key of the issuer DID          issuer accredited, or suspended and
+                                                                        every update revokes; list owned by
+                                                                        the issuer
 ==================  ======  ==========================================  =======================================
 """
 
@@ -41,6 +42,7 @@ from enum import Enum
 from typing import Any
 
 from identity import did as didmod
+from identity.constants import STATUS_INVALID
 from identity.errors import NotFoundTxError, PayloadError, UnauthorizedError
 from identity.governance import (
     ACCREDITED,
@@ -86,6 +88,7 @@ class Condition(Enum):
     VCT_NOT_OWNED_BY_OTHER = "no other issuer has published this vct"
     ISSUER_ACCREDITED = "sender is an accredited issuer"
     ISSUER_NOT_REMOVED = "sender is an accredited or suspended issuer"
+    SUSPENDED_ONLY_REVOKES = "a suspended sender's updates only revoke (status invalid)"
     LIST_OWNED_BY_SENDER = "the status list exists and belongs to the sender"
 
 
@@ -107,7 +110,10 @@ AUTH_TABLE: Mapping[str, AuthRule] = {
     "did.update": AuthRule(Sender.DID, (Signer.CONTROLLER_KEY,), (Condition.DID_ACTIVE,)),
     "did.rotate": AuthRule(Sender.DID, (Signer.NEXT_KEY,),
                            (Condition.DID_ACTIVE, Condition.NEXT_KEY_MATCHES)),
-    "did.deactivate": AuthRule(Sender.DID, (Signer.CONTROLLER_KEY,), (Condition.DID_ACTIVE,)),
+    # Like a rotation, deactivation needs the pre-rotated next key: a thief of the current
+    # key alone must not be able to destroy the DID for good.
+    "did.deactivate": AuthRule(Sender.DID, (Signer.NEXT_KEY,),
+                               (Condition.DID_ACTIVE, Condition.NEXT_KEY_MATCHES)),
     "did.recover": AuthRule(Sender.DID, (Signer.NEW_KEY, Signer.RECOVERY_ISSUER_KEY),
                             (Condition.DID_ACTIVE, Condition.RECOVERY_ALLOWED,
                              Condition.RECOVERY_ISSUER_ACCREDITED, Condition.SUBJECT_NOT_ISSUER)),
@@ -127,7 +133,10 @@ AUTH_TABLE: Mapping[str, AuthRule] = {
                                                   Condition.VCT_NOT_OWNED_BY_OTHER)),
     "anchor.put": AuthRule(Sender.DID, _ISSUER, (Condition.ISSUER_ACCREDITED,)),
     "status.create_list": AuthRule(Sender.DID, _ISSUER, (Condition.ISSUER_ACCREDITED,)),
+    # A suspended issuer keeps the duty to revoke, and nothing else: it must not
+    # reinstate (or newly suspend) entries while its own accreditation is on hold.
     "status.set": AuthRule(Sender.DID, _ISSUER, (Condition.ISSUER_NOT_REMOVED,
+                                                 Condition.SUSPENDED_ONLY_REVOKES,
                                                  Condition.LIST_OWNED_BY_SENDER)),
 }
 
@@ -263,6 +272,15 @@ def _issuer_in(statuses: tuple[str, ...]) -> Callable[[Transaction, Overlay, Any
     return check
 
 
+def _suspended_only_revokes(tx: Transaction, state: Overlay, rec: didmod.DidRecord | None) -> None:
+    if issuer_status(state, tx.sender) != SUSPENDED:
+        return
+    updates = tx.payload.get("updates")
+    if not isinstance(updates, list) or not all(
+            isinstance(u, list) and len(u) == 2 and u[1] == STATUS_INVALID and type(u[1]) is int for u in updates):
+        raise _deny("issuer-suspended", "a suspended issuer may only revoke (set entries to invalid)")
+
+
 def _list_owned(tx: Transaction, state: Overlay, rec: didmod.DidRecord | None) -> None:
     list_id = tx.payload.get("list_id")
     value = state.get_value(statekeys.status_list_key(list_id)) if isinstance(list_id, str) else None
@@ -284,6 +302,7 @@ CONDITION_CHECKS: Mapping[Condition, Callable[[Transaction, Overlay, Any], None]
     Condition.VCT_NOT_OWNED_BY_OTHER: _vct_not_owned,
     Condition.ISSUER_ACCREDITED: _issuer_in((ACCREDITED,)),
     Condition.ISSUER_NOT_REMOVED: _issuer_in((ACCREDITED, SUSPENDED)),
+    Condition.SUSPENDED_ONLY_REVOKES: _suspended_only_revokes,
     Condition.LIST_OWNED_BY_SENDER: _list_owned,
 }
 

@@ -19,7 +19,9 @@ Record (state ``did/<did>``; each version also at ``did/<did>#v<n>``)
     ``{did, version, status, controller_key, keys, next_key_commitment, services,
     created_ms, updated_ms, created_height, updated_height, via, tx}`` — keys are
     ``{id, jwk, purposes}``; ``controller_key`` is the id of the key that signs
-    updates and deactivation. Lifecycle: ``active → deactivated`` (final).
+    updates. Rotation and deactivation are signed by the committed next key (a
+    thief of the current key can neither take the DID nor destroy it). Lifecycle:
+    ``active → deactivated`` (final).
 """
 
 from __future__ import annotations

@@ -26,11 +26,13 @@ from identity.wallet import Wallet
 from ledger.keys import SigningKey
 
 
-def create_did(wallet: Wallet, node: NodeClient, *, alg: str = "EdDSA") -> tuple[str, SigningKey]:
-    """Register a DID for a new wallet key; return ``(did, next_key)``. Raises SubmitError."""
+def create_did(wallet: Wallet, node: NodeClient, *, alg: str = "EdDSA",
+               next_key: SigningKey | None = None) -> tuple[str, SigningKey]:
+    """Register a DID for a new wallet key; return ``(did, next_key)``. Raises SubmitError.
+    Pass ``next_key`` to have it saved in a recovery kit *before* the DID exists."""
     key_id = wallet.new_key(alg)
     key = wallet.signing_key(key_id)
-    next_key = SigningKey.generate(alg)
+    next_key = next_key or SigningKey.generate(alg)
     commitment = didmod.key_commitment(next_key.public_key.to_jwk())
     did = didmod.derive_did(key.public_key.to_jwk(), commitment)
     node.submit(node.build("did.create", did, {"jwk": dict(key.public_key.to_jwk()),
@@ -39,10 +41,12 @@ def create_did(wallet: Wallet, node: NodeClient, *, alg: str = "EdDSA") -> tuple
     return did, next_key
 
 
-def rotate_did(wallet: Wallet, node: NodeClient, did: str, next_key: SigningKey) -> SigningKey:
+def rotate_did(wallet: Wallet, node: NodeClient, did: str, next_key: SigningKey,
+               new_next: SigningKey | None = None) -> SigningKey:
     """``did.rotate`` revealing ``next_key`` (signed by it alone); the wallet then signs for
-    ``did`` with ``next_key``. Returns the new next key (keep it in a new recovery kit)."""
-    new_next = SigningKey.generate(next_key.alg)
+    ``did`` with ``next_key``. Returns the new next key (keep it in a new recovery kit; pass
+    ``new_next`` to have it saved there before the rotation commits)."""
+    new_next = new_next or SigningKey.generate(next_key.alg)
     node.submit(node.build("did.rotate", did, {
         "jwk": dict(next_key.public_key.to_jwk()),
         "next_key_commitment": didmod.key_commitment(new_next.public_key.to_jwk())}, next_key))

@@ -59,8 +59,15 @@ ZLIB_LEVEL: Final = 9  # the draft's examples are zlib level 9
 # --- light client ----------------------------------------------------------------
 FRESHNESS_MS_DEFAULT: Final = 60_000
 CLOCK_SKEW_MS: Final = 5_000  # a header may be this far ahead of the client's clock
-VALSET_CHANGES_FOLLOW_MAX: Final = 64  # validator-set changes followed in one call
+# Following is incremental: one call follows at most this many changes and keeps them;
+# the next call resumes (``valset-catching-up`` in between), so this bounds a call's
+# work, never how many changes a long-lived client can follow.
+VALSET_CHANGES_FOLLOW_MAX: Final = 64
 LIGHT_CLIENT_FETCHES_MAX: Final = 4096  # fetches spent following changes in one call
+VALSET_HISTORY_MAX: Final = 4096  # validator sets a light client keeps (the oldest go first)
+# A one-shot client (a command) catches up in rounds of VALSET_CHANGES_FOLLOW_MAX changes,
+# each kept; this many rounds is 65,536 changes before it gives up (refresh the genesis).
+CATCH_UP_ROUNDS_MAX: Final = 1024
 
 # --- relations -----------------------------------------------------------------------
 def check_limits() -> None:
@@ -74,6 +81,7 @@ def check_limits() -> None:
         ("STATUS_LIST_SIZE_MIN % 8 == 0", STATUS_LIST_SIZE_MIN % 8 == 0),
         ("ANCHOR_SALT_BYTES >= 16", ANCHOR_SALT_BYTES >= 16),
         ("TRUSTEES_MAX <= TX_SIGNATURES_MAX", TRUSTEES_MAX <= TX_SIGNATURES_MAX),
+        ("VALSET_HISTORY_MAX > VALSET_CHANGES_FOLLOW_MAX", VALSET_HISTORY_MAX > VALSET_CHANGES_FOLLOW_MAX),
     ))
 
 

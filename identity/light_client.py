@@ -12,7 +12,12 @@ stable ``reason``) is raised — a wrong answer is never returned as a result:
    ``next_validator_set_hash``, and the set's content is proven from state key
    ``valset/current`` at ``h`` against ``h``'s ``state_root``. Change points are
    found by bisection over heights, so following k changes over n blocks costs
-   O(k log n) fetches;
+   O(k log n) fetches. Following is incremental: one call follows at most
+   :data:`VALSET_CHANGES_FOLLOW_MAX` changes and keeps every change it learned in
+   the client's :class:`ValidatorSetHistory`; a call that stops short raises
+   ``valset-catching-up`` and the next call resumes where it stopped, so any
+   number of changes is followed by a long-lived client (several clients may
+   share one history: it is thread-safe);
 3. the state proof shows ``key → value`` (or absence) under ``header.state_root``
    (:func:`ledger.state.verify_state_proof`);
 4. freshness: for current reads, ``now_ms - header.time_ms <= freshness_ms`` and
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,10 +52,12 @@ from identity import did as didmod
 from identity import status_list as sl
 from identity.errors import LightClientError, NotFoundError, StatusListError
 from identity.ledger_constants import (
+    CATCH_UP_ROUNDS_MAX,
     CLOCK_SKEW_MS,
     FRESHNESS_MS_DEFAULT,
     LIGHT_CLIENT_FETCHES_MAX,
     VALSET_CHANGES_FOLLOW_MAX,
+    VALSET_HISTORY_MAX,
 )
 from ledger import statekeys
 from ledger.block import BlockHeader, CommitCertificate
@@ -111,22 +119,64 @@ def _parse_proof(obj: object) -> Any:
     return StateProof.from_json(obj)
 
 
+class ValidatorSetHistory:
+    """The certified validator sets learned so far: ``(first height it certifies, set)``
+    in height order, the last entry open-ended. Starts from the genesis set.
+
+    Long-lived and shareable: a verifier keeps one for its life and builds cheap
+    :class:`LightClient` objects over it (one per request, say), so a change followed
+    once is never followed again. Thread-safe: readers take an immutable snapshot;
+    one client at a time follows (:attr:`follow_lock`) and appends. At most
+    :data:`VALSET_HISTORY_MAX` entries are kept (the oldest go first; reads at heights
+    before the oldest kept set are then refused with ``valset-history-pruned``).
+    """
+
+    __slots__ = ("_entries", "_lock", "follow_lock")
+
+    def __init__(self, genesis_set: ValidatorSet) -> None:
+        self._entries: tuple[tuple[int, ValidatorSet], ...] = ((1, genesis_set),)
+        self._lock = threading.Lock()
+        self.follow_lock = threading.Lock()  # held by the one client following changes
+
+    def entries(self) -> tuple[tuple[int, ValidatorSet], ...]:
+        """An immutable snapshot (safe to read while another thread appends)."""
+        return self._entries
+
+    def latest(self) -> tuple[int, ValidatorSet]:
+        return self._entries[-1]
+
+    def append(self, start: int, validators: ValidatorSet) -> None:
+        """Record that ``validators`` certifies blocks from ``start`` on (after the last entry)."""
+        with self._lock:
+            if start <= self._entries[-1][0]:
+                raise ValueError("validator-set history must grow in height")
+            self._entries = (self._entries + ((start, validators),))[-VALSET_HISTORY_MAX:]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class LightClient:
     """Verifies answers from one node. Holds the validator sets it has learned, nothing else.
 
     ``freshness_ms`` bounds how old (by header time) a current answer may be.
+    ``history`` is the validator-set history to use and extend (default: a new one
+    from the genesis); pass a shared one to keep what was learned across clients.
     """
 
     def __init__(self, genesis: Genesis, fetcher: Fetcher, freshness_ms: int = FRESHNESS_MS_DEFAULT,
-                 *, proof_verifier: ProofVerifier | None = None) -> None:
+                 *, proof_verifier: ProofVerifier | None = None,
+                 history: ValidatorSetHistory | None = None) -> None:
         if freshness_ms <= 0:
             raise ValueError("freshness_ms must be positive")
         self.genesis = genesis
         self.fetcher = fetcher
         self.freshness_ms = freshness_ms
         self._verify_proof = proof_verifier or _default_proof_verifier()
-        # (first height the set certifies, set); the last entry is open-ended.
-        self._sets: list[tuple[int, ValidatorSet]] = [(1, genesis.validators)]
+        if history is not None and history.entries()[0][0] == 1 and \
+                history.entries()[0][1].hash != genesis.validators.hash:
+            raise ValueError("the validator-set history starts from another genesis")
+        self.history = history if history is not None else ValidatorSetHistory(genesis.validators)
         self._fetches = 0
 
     # --- public reads -------------------------------------------------------------
@@ -135,6 +185,25 @@ class LightClient:
         obj = self._fetch(lambda: self.fetcher.latest_block())
         header, cert = self._parse_header(obj)
         self._check_fresh(header, now_ms)
+        self._verify_header(header, cert)
+        return header
+
+    def catch_up(self, *, rounds_max: int = CATCH_UP_ROUNDS_MAX) -> BlockHeader:
+        """Follow every validator-set change up to the node's latest certified header, calling
+        again past ``valset-catching-up`` (each round follows at most
+        :data:`VALSET_CHANGES_FOLLOW_MAX` changes and keeps them): for a one-shot client (a
+        command) that must answer now. No freshness check (historical reads need none);
+        returns that header."""
+        for _ in range(rounds_max - 1):
+            try:
+                return self._certified_head()
+            except LightClientError as exc:
+                if exc.reason != "valset-catching-up":
+                    raise
+        return self._certified_head()
+
+    def _certified_head(self) -> BlockHeader:
+        header, cert = self._parse_header(self._fetch(lambda: self.fetcher.latest_block()))
         self._verify_header(header, cert)
         return header
 
@@ -284,63 +353,77 @@ class LightClient:
         except LedgerError as exc:
             raise LightClientError(f"certificate does not verify: {exc}", reason=exc.reason) from exc
 
-    def _set_index(self, height: int) -> int:
-        return bisect.bisect_right([h for h, _ in self._sets], height) - 1
-
     def _set_for(self, header: BlockHeader) -> ValidatorSet:
         """The validator set that must certify ``header``, following changes if needed."""
-        i = self._set_index(header.height)
+        entries = self.history.entries()
+        i = bisect.bisect_right([h for h, _ in entries], header.height) - 1
         if i < 0:
+            if entries[0][0] > 1:
+                raise LightClientError(f"validator sets before height {entries[0][0]} are no longer kept",
+                                       reason="valset-history-pruned")
             raise LightClientError("header height before the genesis", reason="bad-height")
-        start, current = self._sets[i]
+        start, current = entries[i]
         if current.hash == header.validator_set_hash:
             return current
-        if i != len(self._sets) - 1:
+        if i != len(entries) - 1:
             raise LightClientError("header is not signed by the set in force at its height",
                                    reason="wrong-validator-set")
-        self._follow(start, header.height, header.validator_set_hash)
-        start, current = self._sets[-1]
+        with self.history.follow_lock:
+            self._follow(header.height, header.validator_set_hash)
+        start, current = self.history.latest()
         if current.hash != header.validator_set_hash or start > header.height:
             raise LightClientError("no certified path to the header's validator set",
                                    reason="wrong-validator-set")
         return current
 
-    def _follow(self, start: int, target: int, target_hash: bytes) -> None:
-        """Learn the certified validator-set changes between ``start`` and ``target``."""
+    def _follow(self, target: int, target_hash: bytes) -> None:
+        """Learn up to :data:`VALSET_CHANGES_FOLLOW_MAX` certified validator-set changes
+        between the latest known set and ``target``; each one is kept in the history at
+        once, so a call that stops short (``valset-catching-up``) loses nothing."""
         budget = self._fetches + LIGHT_CLIENT_FETCHES_MAX
         for _ in range(VALSET_CHANGES_FOLLOW_MAX):
-            lo, current = self._sets[-1]
+            lo, current = self.history.latest()
             if current.hash == target_hash or lo >= target:
                 return
-            hi = target  # invariant: set at lo is `current`; the set at hi differs
-            last: _Answer | None = None
-            while hi - lo > 1:
-                if self._fetches > budget:
-                    raise LightClientError("too many fetches following validator sets",
-                                           reason="valset-follow-limit")
-                mid = (lo + hi) // 2
-                answer = self._valset_answer(mid)
-                if answer.header.validator_set_hash == current.hash:
-                    lo, last = mid, answer
-                else:
-                    hi = mid
-            answer = last if last is not None and last.header.height == lo else self._valset_answer(lo)
-            if answer.header.validator_set_hash != current.hash:
-                raise LightClientError("validator-set history is inconsistent", reason="wrong-validator-set")
-            try:
-                answer.certificate.verify(answer.header, current)
-            except LedgerError as exc:
-                raise LightClientError(f"change header not certified: {exc}", reason=exc.reason) from exc
-            self._check_proof(answer)
-            new = self._decode_set(answer)
-            if new.hash != answer.header.next_validator_set_hash:
-                raise LightClientError("proven validator set differs from next_validator_set_hash",
-                                       reason="wrong-validator-set")
-            if new.hash == current.hash:
-                raise LightClientError("no validator-set change where the node claims one",
-                                       reason="wrong-validator-set")
-            self._sets.append((lo + 1, new))
-        raise LightClientError("too many validator-set changes to follow", reason="valset-follow-limit")
+            start, new = self._next_change(lo, current, target, budget)
+            self.history.append(start, new)
+        lo, current = self.history.latest()
+        if current.hash != target_hash and lo < target:
+            raise LightClientError(f"followed {VALSET_CHANGES_FOLLOW_MAX} validator-set changes up to "
+                                   f"height {lo}; more follow before {target}: ask again to continue",
+                                   reason="valset-catching-up")
+
+    def _next_change(self, lo: int, current: ValidatorSet, target: int, budget: int) -> tuple[int, ValidatorSet]:
+        """The first certified change after ``lo`` (where ``current`` is in force), found by
+        bisection up to ``target`` (where another set is): ``(first height of the new set, set)``."""
+        hi = target  # invariant: set at lo is `current`; the set at hi differs
+        last: _Answer | None = None
+        while hi - lo > 1:
+            if self._fetches > budget:
+                raise LightClientError("too many fetches following validator sets",
+                                       reason="valset-follow-limit")
+            mid = (lo + hi) // 2
+            answer = self._valset_answer(mid)
+            if answer.header.validator_set_hash == current.hash:
+                lo, last = mid, answer
+            else:
+                hi = mid
+        answer = last if last is not None and last.header.height == lo else self._valset_answer(lo)
+        if answer.header.validator_set_hash != current.hash:
+            raise LightClientError("validator-set history is inconsistent", reason="wrong-validator-set")
+        try:
+            answer.certificate.verify(answer.header, current)
+        except LedgerError as exc:
+            raise LightClientError(f"change header not certified: {exc}", reason=exc.reason) from exc
+        self._check_proof(answer)
+        new = self._decode_set(answer)
+        if new.hash != answer.header.next_validator_set_hash:
+            raise LightClientError("proven validator set differs from next_validator_set_hash",
+                                   reason="wrong-validator-set")
+        if new.hash == current.hash:
+            raise LightClientError("no validator-set change where the node claims one",
+                                   reason="wrong-validator-set")
+        return lo + 1, new
 
     def _valset_answer(self, height: int) -> _Answer:
         key = statekeys.VALSET_CURRENT
@@ -401,4 +484,4 @@ class HttpFetcher:
         self._client.close()
 
 
-__all__ = ["Fetcher", "HttpFetcher", "LightClient", "Verified"]
+__all__ = ["Fetcher", "HttpFetcher", "LightClient", "ValidatorSetHistory", "Verified"]

@@ -17,7 +17,7 @@ type                   payload
 did.create             {jwk, next_key_commitment, services?, registrar?}
 did.update             {services?, keys?: [{jwk, purposes}]} (at least one)
 did.rotate             {jwk (the committed next key), next_key_commitment}
-did.deactivate         {}
+did.deactivate         {jwk (the committed next key, which signs)}
 did.recover            {jwk (new key), next_key_commitment, issuer}
 gov.validator_add      {validator: {name, jwk, power, address, tls_spki_sha256}}
 gov.validator_remove   {key_id}
@@ -167,7 +167,7 @@ def did_rotate(tx: Transaction, state: Overlay, ctx: BlockContext, auth: Authori
 
 
 def did_deactivate(tx: Transaction, state: Overlay, ctx: BlockContext, auth: Authorized) -> None:
-    _fields(tx, set())
+    _fields(tx, {"jwk"})
     _write_did(state, _next_version(tx, auth, ctx, "deactivate"))
 
 

@@ -13,6 +13,11 @@ disclosure history — what was shown, to which ``aud``, with which nonce, when.
 
 ``answer`` picks a held credential that can satisfy a request and discloses
 exactly ``request.paths_to_disclose()``; every answer is recorded.
+
+A *recovery kit* (:func:`write_recovery_kit`, :func:`read_recovery_kit`) is a file
+of the same format, under its own password, holding one key only: a DID's
+pre-rotated next key, kept away from the phone. Whoever holds it and its password
+can rotate (or deactivate) the DID, so it is never written in clear.
 Times are integer seconds since the epoch, passed in by the caller.
 """
 
@@ -359,4 +364,27 @@ class Wallet:
                 for h in self._history]
 
 
-__all__ = ["CredentialSummary", "DisclosureRecord", "KdfParams", "Wallet"]
+def write_recovery_kit(path: Path, password: str, next_key: SigningKey, *, kdf: KdfParams | None = None) -> None:
+    """Write ``next_key`` (a DID's pre-rotated key) to a new recovery kit at ``path``,
+    encrypted under ``password`` as a wallet is. Never replaces an existing file."""
+    if path.exists():
+        raise WalletError(f"{path} exists; a recovery kit is never overwritten", reason="file-exists")
+    if not password:
+        raise WalletError("the recovery kit password must not be empty", reason="bad-password")
+    contents: dict[str, Any] = {"keys": {next_key.key_id: next_key.to_private_jwk()}, "credentials": {},
+                                "history": []}
+    Wallet(path, password, kdf or KdfParams(), contents).save()
+
+
+def read_recovery_kit(path: Path, password: str) -> SigningKey:
+    """The next key held by the recovery kit at ``path``; WalletError (no-wallet,
+    bad-wallet, wrong-password, or bad-kit for a wallet that is not a kit) otherwise."""
+    kit = Wallet.open(path, password)
+    keys = kit.key_ids()
+    if len(keys) != 1 or kit.credentials() or kit.dids():
+        raise WalletError(f"{path} is a wallet, not a recovery kit (one key, nothing else)", reason="bad-kit")
+    return kit.signing_key(keys[0])
+
+
+__all__ = ["CredentialSummary", "DisclosureRecord", "KdfParams", "Wallet", "read_recovery_kit",
+           "write_recovery_kit"]

@@ -105,6 +105,10 @@ class DevNode:
         return tx_id in self.mempool
 
     # --- driving -----------------------------------------------------------------
+    def add_validator_key(self, key: SigningKey) -> None:
+        """Hold ``key`` too: it signs blocks while its validator is in the set in force."""
+        self._keys[key.key_id] = key
+
     def commit(self) -> Block:
         """Commit the next block (possibly empty) with the pending transactions a proposer
         takes (up to ``PROPOSE_BATCH_TXS_MAX``; those that fail are dropped), proposed at

@@ -47,6 +47,7 @@ def env(world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("IMI_GENESIS", str(world.write_genesis(tmp_path / "genesis.json")))
     monkeypatch.setenv("IMI_WALLET", str(tmp_path / "wallet.json"))
     monkeypatch.setenv("IMI_WALLET_PASSWORD", "correct horse")
+    monkeypatch.setenv("IMI_KIT_PASSWORD", "battery staple")
     monkeypatch.setenv("IMI_ISSUER", ISSUER_URL)
     monkeypatch.setenv("IMI_ISSUER_ADMIN_TOKEN", ADMIN_TOKEN)
     (tmp_path / "request.json").write_text(json.dumps(REQUEST))
@@ -62,7 +63,7 @@ def imi(*args: str) -> tuple[int, str, str]:
 def citizen(world: World, tmp: Path, kit: str = "kit.jwk") -> tuple[str, str]:
     """A wallet with a registered DID and a DID-bound credential; returns (did, credential id)."""
     assert imi("wallet", "init", "--insecure-fast-kdf")[0] == 0
-    code, out, err = imi("wallet", "did-create", "--recovery-kit", str(tmp / kit))
+    code, out, err = imi("wallet", "did-create", "--recovery-kit", str(tmp / kit), "--insecure-fast-kdf")
     assert code == 0, err
     did = out.strip()
     world.agent.register.put(did, CITIZEN_CLAIMS)  # the agency already knows this citizen
@@ -142,7 +143,7 @@ def test_rotation_keeps_a_did_bound_credential_and_rejects_the_old_key(world: Wo
     credential = before._held(cred_id)[1]["compact"]
 
     code, _, err = imi("wallet", "did-rotate", did, "--recovery-kit", str(env / "kit.jwk"),
-                       "--new-recovery-kit", str(env / "kit2.jwk"))
+                       "--new-recovery-kit", str(env / "kit2.jwk"), "--insecure-fast-kdf")
     assert code == 0, err
     after = Wallet.open(env / "wallet.json", "correct horse")
     assert after.signing_key(did).key_id != old_key.key_id
@@ -176,7 +177,7 @@ def test_a_new_phone_rotates_with_the_recovery_kit(world: World, env: Path) -> N
     (env / "wallet.json").unlink()  # the phone is gone; the recovery kit and a credential copy are not
     assert imi("wallet", "init", "--insecure-fast-kdf")[0] == 0
     code, _, err = imi("wallet", "did-rotate", did, "--recovery-kit", str(env / "kit.jwk"),
-                       "--new-recovery-kit", str(env / "kit2.jwk"), "--json")
+                       "--new-recovery-kit", str(env / "kit2.jwk"), "--insecure-fast-kdf", "--json")
     assert code == 0, err
     assert imi("wallet", "add", "--credential", str(saved))[0] == 0
     code, verdict = verify_local(world, env, present_to_file(env))
@@ -185,6 +186,28 @@ def test_a_new_phone_rotates_with_the_recovery_kit(world: World, env: Path) -> N
     code, _, err = imi("wallet", "did-rotate", did, "--recovery-kit", str(env / "kit2.jwk"),
                        "--new-recovery-kit", str(env / "kit2.jwk"))
     assert code == 1 and "file-exists" in err
+
+
+def test_the_recovery_kit_is_encrypted_under_its_own_password(world: World, env: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kit holds the key that can rotate (or deactivate) the DID: never in clear."""
+    did, _ = citizen(world, env)
+    raw = (env / "kit.jwk").read_text()
+    assert '"d"' not in raw and '"kty"' not in raw  # no JWK member in clear
+    envelope = json.loads(raw)
+    assert envelope.get("format") == "imi-wallet" and set(envelope) == {"format", "version", "kdf", "box"}
+    from identity import did as didmod
+    from identity.wallet import read_recovery_kit
+
+    next_key = read_recovery_kit(env / "kit.jwk", "battery staple")
+    code, out, _ = imi("did", "resolve", did, "--json")  # the DID committed to exactly this key
+    assert code == 0, out
+    commitment = json.loads(out)["didDocumentMetadata"]["nextKeyCommitment"]
+    assert commitment == didmod.key_commitment(next_key.public_key.to_jwk()).hex()
+    monkeypatch.setenv("IMI_KIT_PASSWORD", "wrong")
+    code, _, err = imi("wallet", "did-rotate", did, "--recovery-kit", str(env / "kit.jwk"),
+                       "--new-recovery-kit", str(env / "kit2.jwk"), "--insecure-fast-kdf")
+    assert code == 1 and "[wrong-password]" in err and not (env / "kit2.jwk").exists()
 
 
 def test_recovery_by_the_agency_keeps_the_credential(world: World, env: Path) -> None:

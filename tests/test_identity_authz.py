@@ -173,7 +173,7 @@ def _update(s: Scene, *signers) -> Transaction:
 
 def _deactivated(build: Callable[[Scene], Transaction]) -> Callable[[Scene], Transaction]:
     def wrapped(s: Scene) -> Transaction:
-        s.w.ok(s.w.tx("did.deactivate", s.alice.did, {}, s.alice.key))
+        s.w.ok(s.w.deactivate_tx(s.alice))
         return build(s)
     return wrapped
 
@@ -209,14 +209,18 @@ def _lifecycle_cases() -> list[Case]:
              lambda s: s.w.rotate_tx(s.alice, det_key("alice/2"))),
         Case("rotate-deactivated", "did.rotate", Condition.DID_ACTIVE, "did-deactivated",
              _deactivated(lambda s: s.w.rotate_tx(s.alice, det_key("alice/2")))),
-        Case("deactivate-by-controller", "did.deactivate", Signer.CONTROLLER_KEY, None,
-             lambda s: s.w.tx("did.deactivate", s.alice.did, {}, s.alice.key)),
-        Case("deactivate-by-stranger", "did.deactivate", Signer.CONTROLLER_KEY, "missing-signature",
-             lambda s: s.w.tx("did.deactivate", s.alice.did, {}, attacker)),
+        Case("deactivate-by-next-key", "did.deactivate", Signer.NEXT_KEY, None,
+             lambda s: s.w.deactivate_tx(s.alice)),
+        Case("deactivate-by-current-key-only", "did.deactivate", Signer.NEXT_KEY, "missing-signature",
+             lambda s: s.w.deactivate_tx(s.alice, s.alice.key)),
+        Case("deactivate-matching-commitment", "did.deactivate", Condition.NEXT_KEY_MATCHES, None,
+             lambda s: s.w.deactivate_tx(s.alice)),
+        Case("deactivate-stolen-current-key", "did.deactivate", Condition.NEXT_KEY_MATCHES,
+             "next-key-mismatch", lambda s: s.w.deactivate_tx(s.alice, reveal=s.alice.key)),
         Case("deactivate-active", "did.deactivate", Condition.DID_ACTIVE, None,
-             lambda s: s.w.tx("did.deactivate", s.alice.did, {}, s.alice.key)),
+             lambda s: s.w.deactivate_tx(s.alice)),
         Case("deactivate-twice", "did.deactivate", Condition.DID_ACTIVE, "did-deactivated",
-             _deactivated(lambda s: s.w.tx("did.deactivate", s.alice.did, {}, s.alice.key))),
+             _deactivated(lambda s: s.w.deactivate_tx(s.alice))),
     ]
 
 
@@ -359,6 +363,14 @@ def _issuer_cases() -> list[Case]:
              lambda s: _set(s, signer=s.tax.key)),
         Case("set-by-suspended-issuer-still-revokes", "status.set", Condition.ISSUER_NOT_REMOVED, None,
              _then(suspend("agency"), _set)),
+        Case("set-by-accredited-issuer-reinstates", "status.set", Condition.SUSPENDED_ONLY_REVOKES, None,
+             lambda s: (s.w.ok(_set(s, list_id="agency-1", status=2)), _set(s, list_id="agency-1", status=0))[1]),
+        Case("set-by-suspended-issuer-reinstates", "status.set", Condition.SUSPENDED_ONLY_REVOKES,
+             "issuer-suspended", lambda s: (s.w.ok(_set(s, list_id="agency-1", status=2)),
+                                            gov_move(s, "suspend", s.agency.did),
+                                            _set(s, list_id="agency-1", status=0))[2]),
+        Case("set-by-suspended-issuer-suspends", "status.set", Condition.SUSPENDED_ONLY_REVOKES,
+             "issuer-suspended", _then(suspend("agency"), lambda s: _set(s, list_id="agency-1", status=2))),
         Case("set-by-removed-issuer", "status.set", Condition.ISSUER_NOT_REMOVED, "issuer-not-accredited",
              _then(remove("agency"), _set)),
         Case("set-own-list", "status.set", Condition.LIST_OWNED_BY_SENDER, None, _set),

@@ -121,9 +121,9 @@ def test_rotate_then_old_key_cannot_deactivate(node: MockNode, tmp_path: Path) -
     code, _, err = imi("did", "rotate", did, "--next-key", str(tmp_path / "alice.jwk.next"),
                        "--new-next-key", str(tmp_path / "alice.jwk.next2"))
     assert code == 0, err
-    code, _, err = imi("did", "deactivate", did, "--key", str(tmp_path / "alice.jwk"))
-    assert code == 1 and "missing-signature" in err
-    code, _, err = imi("did", "deactivate", did, "--key", str(tmp_path / "alice.jwk.next"))
+    code, _, err = imi("did", "deactivate", did, "--next-key", str(tmp_path / "alice.jwk.next"))
+    assert code == 1 and "next-key-mismatch" in err  # now the current key: not enough
+    code, _, err = imi("did", "deactivate", did, "--next-key", str(tmp_path / "alice.jwk.next2"))
     assert code == 0, err
 
 

@@ -147,6 +147,13 @@ class World:
         }
         return self.tx("did.rotate", h.did, payload, *(signers or (h.next_key,)))
 
+    def deactivate_tx(self, h: Holder, *signers: SigningKey, reveal: SigningKey | None = None) -> Transaction:
+        """``did.deactivate`` revealing ``reveal`` (default the committed next key), signed by
+        ``signers`` (default that key)."""
+        revealed = reveal or h.next_key
+        return self.tx("did.deactivate", h.did, {"jwk": dict(revealed.public_key.to_jwk())},
+                       *(signers or (revealed,)))
+
     def issuer(self, label: str, vcts: list[str]) -> Holder:
         h = self.new_did(label)
         self.ok(self.gov("gov.issuer_accredit", {"did": h.did, "name": label, "vcts": vcts}))

@@ -53,8 +53,10 @@ def test_create_rotate_resolve_through_the_real_api(node: InProcessNode, tmp_pat
     assert code == 0, err
     code, out, _ = imi("did", "resolve", did, "--version", "1", "--json")
     assert code == 0 and json.loads(out)["didDocumentMetadata"]["versionId"] == "1"
-    code, _, err = imi("did", "deactivate", did, "--key", str(tmp_path / "k.jwk"))
-    assert code == 1 and "missing-signature" in err
+    code, _, err = imi("did", "deactivate", did, "--next-key", str(tmp_path / "k.jwk.next"))
+    assert code == 1 and "next-key-mismatch" in err  # the current key since the rotation
+    code, _, err = imi("did", "deactivate", did, "--next-key", str(tmp_path / "k.jwk.next2"))
+    assert code == 0, err
 
 
 def test_light_client_reads_validator_set_and_absence_from_the_api(node: InProcessNode) -> None:

@@ -57,8 +57,7 @@ def test_rotation_reveals_next_key_and_the_old_key_loses_control() -> None:
     rec = record(w, h.did)
     assert rec["version"] == 2 and rec["controller_key"] == h.key.key_id
     assert rec["next_key_commitment"] == didmod.key_commitment(det_key("alice/2").public_key.to_jwk())
-    deact = w.tx("did.deactivate", h.did, {}, old)
-    assert w.run(deact) == "missing-signature"
+    assert w.run(w.deactivate_tx(h, reveal=old)) == "next-key-mismatch"
     w.ok(w.rotate_tx(h, det_key("alice/3")))  # and again, with the newly committed key
     assert record(w, h.did)["version"] == 3
     assert record(w, h.did, 1)["controller_key"] == old.key_id  # history kept
@@ -73,12 +72,25 @@ def test_stolen_current_key_cannot_take_the_did_when_a_next_key_is_committed() -
     # Nor can it install its key as an extra controlling key: extra keys never control.
     w.ok(w.tx("did.update", h.did, {"keys": [{"jwk": dict(thief.public_key.to_jwk()),
                                               "purposes": ["authentication"]}]}, h.key))
-    assert w.run(w.tx("did.deactivate", h.did, {}, thief)) == "missing-signature"
+    assert w.run(w.deactivate_tx(h, thief, reveal=thief)) == "next-key-mismatch"
     assert w.run(w.rotate_tx(h, det_key("thief/next"), thief, reveal=thief)) == "next-key-mismatch"
     # The holder rotates with the committed next key and the thief is locked out.
     w.ok(w.rotate_tx(h, det_key("alice/2")))
     assert w.run(w.tx("did.update", h.did, {"services": []}, h.inception)) == "missing-signature"
     assert [k["id"] for k in record(w, h.did)["keys"]] == [h.next_key.key_id]  # thief's key dropped
+
+
+def test_a_stolen_current_key_cannot_deactivate_the_did() -> None:
+    """Deactivation is final, so it needs the pre-rotated next key, as a rotation does:
+    the current key alone (all a thief of the phone holds) is refused, however signed."""
+    w = World()
+    h = w.new_did("alice")
+    assert w.run(w.tx("did.deactivate", h.did, {}, h.key)) is not None  # refused
+    assert w.run(w.deactivate_tx(h, h.key, reveal=h.key)) == "next-key-mismatch"
+    assert w.run(w.deactivate_tx(h, h.key)) == "missing-signature"  # names the next key, signs with the current
+    assert record(w, h.did)["status"] == "active"
+    w.ok(w.deactivate_tx(h))  # the holder, with the recovery kit's next key
+    assert record(w, h.did)["status"] == "deactivated"
 
 
 def test_rotation_must_commit_to_a_fresh_next_key() -> None:
@@ -90,7 +102,7 @@ def test_rotation_must_commit_to_a_fresh_next_key() -> None:
 def test_deactivation_is_final() -> None:
     w = World()
     h = w.new_did("alice")
-    w.ok(w.tx("did.deactivate", h.did, {}, h.key))
+    w.ok(w.deactivate_tx(h))
     assert record(w, h.did)["status"] == "deactivated"
     assert didmod.document(record(w, h.did))["verificationMethod"] == []
     assert w.run(w.rotate_tx(h, det_key("alice/2"))) == "did-deactivated"
@@ -137,7 +149,7 @@ def test_recovery_rebinds_the_did_to_the_holders_new_key() -> None:
     assert rec["controller_key"] == new.key_id and [k["id"] for k in rec["keys"]] == [new.key_id]
     assert rec["recovered_by"] == s.agency.did and rec["version"] == old_version + 1
     # the lost keys are dead, the new key controls, and the new commitment works
-    assert s.w.run(s.w.tx("did.deactivate", s.alice.did, {}, s.alice.key)) == "missing-signature"
+    assert s.w.run(s.w.deactivate_tx(s.alice, reveal=s.alice.key)) == "next-key-mismatch"
     assert s.w.run(s.w.rotate_tx(s.alice, det_key("x"))) == "next-key-mismatch"
     s.alice.key, s.alice.next_key = new, det_key("alice/new-next")
     s.w.ok(s.w.rotate_tx(s.alice, det_key("alice/after")))
@@ -258,6 +270,24 @@ def test_status_list_flow_suspend_reinstate_revoke() -> None:
                       a.key)) == "list-exists"
     assert w.run(w.tx("status.create_list", a.did, {"list_id": "b", "bits": 3, "size": 16},
                       a.key)) == "bad-bits"
+
+
+def test_a_suspended_issuer_may_only_revoke() -> None:
+    """While its accreditation is suspended an issuer keeps the duty to revoke, and nothing
+    else: reinstating a suspended entry (or suspending one) is refused."""
+    s = scene()
+    w, a = s.w, s.agency
+    upd = lambda *pairs: w.tx("status.set", a.did, {"list_id": "agency-1",
+                                                    "updates": [list(p) for p in pairs]}, a.key)
+    w.ok(upd((5, 2)))
+    w.ok(w.gov("gov.issuer_suspend", {"did": a.did}))
+    assert w.run(upd((5, 0))) == "issuer-suspended"
+    assert w.run(upd((6, 2))) == "issuer-suspended"
+    assert w.run(upd((7, 1), (5, 0))) == "issuer-suspended"  # one reinstatement spoils the batch
+    assert sl.get_status(w.value(statekeys.status_list_key("agency-1"))["lst"], 2, 5) == 2
+    w.ok(upd((5, 1), (7, 1)))  # revoking still works
+    w.ok(w.gov("gov.issuer_reinstate", {"did": a.did}))
+    w.ok(upd((6, 2)))
 
 
 def test_one_bit_list_rejects_suspension_on_the_ledger() -> None:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from ledger.encoding import encode
 from ledger.errors import ReplayError, SignatureError, TransactionError
 from ledger.execution import DEVNET_HANDLERS, Executor
 from ledger.keys import SigningKey
 from ledger.kv import MemoryKV
 from ledger.tx import Transaction
-from node.errors import MempoolFull
+from node.errors import MempoolFull, WalError
 from node.mempool import Mempool
 from node.wal import Wal
 
@@ -37,6 +38,59 @@ def test_wal_replays_records_in_order_and_cuts_a_torn_tail(tmp_path: Path) -> No
     wal.rewrite([{"vote": 4}])
     wal.close()
     assert Wal.open(path)[1] == [{"vote": 4}]
+
+
+def _damaged_in_the_middle(path: Path) -> tuple[bytes, int]:
+    """A log of three appends whose second record has a flipped bit; (bytes, its offset)."""
+    wal, _ = Wal.open(path)
+    wal.append([{"t": "height", "h": 1}])
+    wal.append([{"t": "vote", "h": 1, "r": 0}])
+    wal.append([{"t": "height", "h": 2}, {"t": "vote", "h": 2, "r": 0}])
+    wal.close()
+    data = bytearray(path.read_bytes())
+    second = 8 + len(encode({"t": "height", "h": 1}))
+    data[second + 8 + 2] ^= 0x01  # inside the second record's body: its checksum fails
+    path.write_bytes(bytes(data))
+    return bytes(data), second
+
+
+def test_wal_refuses_to_open_with_a_corrupt_record_in_the_middle(tmp_path: Path) -> None:
+    """Records after the damage were durable (one may be a signed vote): never dropped silently."""
+    path = tmp_path / "wal.log"
+    data, offset = _damaged_in_the_middle(path)
+    with pytest.raises(WalError) as refused:
+        Wal.open(path)
+    message = str(refused.value)
+    assert refused.value.reason == "wal-corrupt"
+    assert str(path) in message and f"offset {offset}" in message and "imi node wal-repair" in message
+    assert path.read_bytes() == data  # nothing was cut
+
+
+def test_wal_repair_says_what_it_drops_and_cuts_only_when_told(tmp_path: Path) -> None:
+    from node.wal import repair
+
+    path = tmp_path / "wal.log"
+    data, offset = _damaged_in_the_middle(path)
+    looked = repair(path, truncate=False)
+    assert (looked.damaged, looked.offset, looked.kept, looked.applied) == (True, offset, 1, False)
+    assert (looked.dropped_records, looked.dropped_height_max) == (2, 2)  # the third append, intact
+    assert looked.dropped_bytes == len(data) - offset and path.read_bytes() == data
+    cut = repair(path, truncate=True)
+    assert cut.applied and path.stat().st_size == offset
+    assert Wal.open(path)[1] == [{"t": "height", "h": 1}]
+    assert not repair(path, truncate=True).damaged
+
+
+def test_wal_cuts_a_zero_filled_torn_tail(tmp_path: Path) -> None:
+    """A crash can leave the file longer than what was written (zeros): a torn tail, cut."""
+    path = tmp_path / "wal.log"
+    wal, _ = Wal.open(path)
+    wal.append([{"vote": 1}])
+    wal.close()
+    size = path.stat().st_size
+    with open(path, "ab") as handle:
+        handle.write(bytes(4096))
+    assert Wal.open(path)[1] == [{"vote": 1}] and path.stat().st_size == size
 
 
 def _note(key: SigningKey, *, expires_in_ms: int = 60_000, chain: str = CHAIN) -> Transaction:

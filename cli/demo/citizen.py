@@ -26,7 +26,7 @@ from cli.demo.agencies import (
 )
 from cli.demo.consortium import Consortium, Narrate, silent
 from identity.holder import create_did, request_credential
-from identity.wallet import KdfParams, Wallet
+from identity.wallet import KdfParams, Wallet, read_recovery_kit, write_recovery_kit
 from ledger.keys import SigningKey
 
 WALLET_PASSWORD = "correct horse battery staple"  # a demo citizen's password
@@ -72,19 +72,20 @@ class Citizen:
     def phone(self) -> Wallet:
         return Wallet.open(self.wallet_path, WALLET_PASSWORD)
 
-    def kit(self) -> Wallet:
-        return Wallet.open(self.kit_path, KIT_PASSWORD)
+    def kit_key(self) -> SigningKey:
+        """The pre-committed next key, decrypted from the recovery kit."""
+        return read_recovery_kit(self.kit_path, KIT_PASSWORD)
 
 
 def kdf_for(fast: bool) -> KdfParams:
     return KdfParams.fastest() if fast else KdfParams()
 
 
-def new_kit(path: Path, next_key: SigningKey, fast: bool) -> tuple[Path, str]:
-    kit = Wallet.create(path, KIT_PASSWORD, kdf=kdf_for(fast))
-    key_id = kit.import_key(next_key)
-    kit.save()
-    return kit.path, key_id
+def new_kit(path: Path, fast: bool) -> SigningKey:
+    """A new next key, written to an encrypted recovery kit before any transaction names it."""
+    next_key = SigningKey.generate("EdDSA")
+    write_recovery_kit(path, KIT_PASSWORD, next_key, kdf=kdf_for(fast))
+    return next_key
 
 
 def create_citizen(c: Consortium, workdir: Path, *, fast: bool = False) -> Citizen:
@@ -92,10 +93,10 @@ def create_citizen(c: Consortium, workdir: Path, *, fast: bool = False) -> Citiz
     workdir.mkdir(parents=True, exist_ok=True)
     phone = Wallet.create(workdir / "phone-wallet.imi", WALLET_PASSWORD, kdf=kdf_for(fast))
     with c.wait(f"did.create → {c.writer}, waiting for commit"):
-        did, next_key = create_did(phone, c.client())
+        did, next_key = create_did(phone, c.client(), next_key=new_kit(workdir / "recovery-kit.imi", fast))
     phone.save()
-    kit_path, next_id = new_kit(workdir / "recovery-kit.imi", next_key, fast)
-    return Citizen(did, phone.path, workdir / "wallet-backup.imi", kit_path, phone.dids()[did], next_id)
+    return Citizen(did, phone.path, workdir / "wallet-backup.imi", workdir / "recovery-kit.imi", phone.dids()[did],
+                   next_key.key_id)
 
 
 def agency_register(agency: Agency, citizen_did: str) -> dict[str, Any]:

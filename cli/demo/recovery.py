@@ -59,11 +59,12 @@ def restore_and_rotate(c: Consortium, citizen: Citizen, workdir: Path, *, fast: 
     new_path = workdir / "new-phone-wallet.imi"
     shutil.copyfile(citizen.backup_path, new_path)
     new_phone = Wallet.open(new_path, WALLET_PASSWORD)
-    next_key = citizen.kit().signing_key(citizen.next_key_id)
+    next_key = citizen.kit_key()
+    kit_path = workdir / "recovery-kit-2.imi"
     with c.wait(f"did.rotate → {c.writer}, waiting for commit"):
-        new_next = rotate_did(new_phone, c.client(), citizen.did, next_key)
+        new_next = rotate_did(new_phone, c.client(), citizen.did, next_key, new_kit(kit_path, fast))
     new_phone.save()
-    kit_path, new_next_id = new_kit(workdir / "recovery-kit-2.imi", new_next, fast)
+    new_next_id = new_next.key_id
     citizen.wallet_path, citizen.kit_path = new_path, kit_path
     citizen.key_id, citizen.next_key_id = next_key.key_id, new_next_id
     return c.height(c.writer), new_phone, kit_path

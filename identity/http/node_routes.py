@@ -20,6 +20,11 @@ with ``value: null``: a verifiable proof of absence.
 ``POST /v1/verify`` runs :func:`identity.verifier.verify_presentation` with the
 ledger trust adapters (:mod:`identity.ledger_trust`) over a light client that
 reads this node's own store, every read pinned to one committed height. The
+validator sets it has followed live as long as the router (one
+:class:`~identity.light_client.ValidatorSetHistory`, thread-safe), so each request
+follows only the changes committed since the last one; after more than
+:data:`~identity.ledger_constants.VALSET_CHANGES_FOLLOW_MAX` changes at once a
+request answers ``503 valset-catching-up`` and the next one resumes. The
 verdict trusts this node; a verifier that must not runs the same library
 locally against any node (the zero-visit flow).
 """
@@ -56,9 +61,9 @@ from identity.ledger_trust import (
     LedgerIssuerKeys,
     LedgerStatusLists,
 )
-from identity.light_client import LightClient
+from identity.light_client import LightClient, ValidatorSetHistory
 from identity.request import PresentationRequest
-from identity.verifier import verify_presentation
+from identity.verifier import VerificationResult, verify_presentation
 from identity.views import view
 from ledger import statekeys
 from ledger.errors import LedgerError
@@ -83,7 +88,9 @@ List entry, then every RFC 9901 check and the request (claims, predicates, nonce
 
 An invalid presentation is a verdict, not an error: `200` with `valid: false` and a stable
 `reason` (see `identity.verifier`). A malformed body is a 4xx problem. `503 stale-state`
-when this node's head is older than the freshness bound (it is behind or the chain stalls).
+when this node's head is older than the freshness bound (it is behind or the chain stalls);
+`503 valset-catching-up` while the verifier is still following a long run of validator-set
+changes (each request follows a bounded number and keeps them: retry).
 
 This verdict trusts THIS node. A verifier that must not trust any single node runs the same
 checks itself: `identity.light_client.LightClient` over any node (it verifies every answer
@@ -222,6 +229,9 @@ def verify_router(ctx: ApiContext, *, clock_ms: Callable[[], int] = _wall_ms,
     # Keys prepared once for the router's life; every request still reads the ledger
     # (accreditation, DID documents) at its own height.
     prepared = jose.PreparedKeys(PREPARED_KEYS_MAX)
+    # The validator sets followed so far, kept for the router's life: a request follows
+    # only the changes since the last one (never again from the genesis).
+    history = ValidatorSetHistory(ctx.node.genesis.validators)
 
     @router.post("/verify", response_model=VerifyResponse, summary="Verify a presentation against this node's state",
                  description=VERIFY_DESCRIPTION, responses=problem_responses(400, 404, 413, 415, 422, 503),
@@ -237,14 +247,21 @@ def verify_router(ctx: ApiContext, *, clock_ms: Callable[[], int] = _wall_ms,
         if age_ms > freshness_ms:
             raise ApiProblem("stale-state", f"this node's head is {age_ms} ms old (limit {freshness_ms})",
                              status=503)
-        client = LightClient(ctx.node.genesis, PinnedFetcher(reader, height), freshness_ms=freshness_ms)
-        # The verification proper (signatures, disclosures, state proofs at the pinned
-        # height) runs on the API's CPU pool, off the consensus event loop.
-        result = await ctx.cpu.run(lambda: verify_presentation(
-            body.presentation, question,
-            issuer_keys=LedgerIssuerKeys(client, clock_ms=lambda: now_ms, keys=prepared),
-            holder_keys=LedgerHolderKeys(client, clock_ms=lambda: now_ms, keys=prepared),
-            status=LedgerStatusLists(client), now=now_ms // 1000))
+        client = LightClient(ctx.node.genesis, PinnedFetcher(reader, height), freshness_ms=freshness_ms,
+                             history=history)
+
+        def check() -> VerificationResult:
+            _follow_head(client, now_ms)
+            return verify_presentation(
+                body.presentation, question,
+                issuer_keys=LedgerIssuerKeys(client, clock_ms=lambda: now_ms, keys=prepared),
+                holder_keys=LedgerHolderKeys(client, clock_ms=lambda: now_ms, keys=prepared),
+                status=LedgerStatusLists(client), now=now_ms // 1000)
+
+        # Following validator-set changes and the verification proper (signatures,
+        # disclosures, state proofs at the pinned height) run on the API's CPU pool, off the
+        # consensus event loop; the history they share is thread-safe.
+        result = await ctx.cpu.run(check)
         return {
             "valid": result.valid,
             "reason": None if result.valid else result.reason,
@@ -257,6 +274,17 @@ def verify_router(ctx: ApiContext, *, clock_ms: Callable[[], int] = _wall_ms,
         }
 
     return router
+
+
+def _follow_head(client: LightClient, now_ms: int) -> None:
+    """Follow validator-set changes up to the pinned head (bounded per call): ``503
+    valset-catching-up`` while more remain. Any other failure is left to the verdict, whose
+    reads meet it again and answer ``valid: false`` with its reason."""
+    try:
+        client.latest_header(now_ms)
+    except LightClientError as exc:
+        if exc.reason == "valset-catching-up":
+            raise ApiProblem("valset-catching-up", f"{exc}; retry", status=503) from exc
 
 
 def _question(data: Mapping[str, Any]) -> PresentationRequest:
