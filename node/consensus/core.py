@@ -19,6 +19,7 @@ prevote        2f+1 prevote(r, id v) for a valid v — lock (L36)            pre
 prevote        2f+1 prevote(r, nil) (L44)                                  precommit
 prevote        timeout prevote, scheduled at 2f+1 prevotes (L34, L61)      precommit
 any            timeout precommit, scheduled at 2f+1 precommits (L47, L65)  propose (r+1)
+any            2f+1 precommit(r, nil): no value can be decided at r        propose (r+1)
 any            f+1 power of messages of rounds > r (L55)                   propose (r')
 any            2f+1 precommit(r', id v) for a valid v (L49), or a          decided
                commit message with a verifying certificate
@@ -836,6 +837,13 @@ class Core:
         if self.step_ == Step.PREVOTE and prevotes.power >= quorum and ("L34", round_) not in self._fired:
             self._fired.add(("L34", round_))
             self._schedule(_TIMER_PREVOTE, self._timeouts.prevote_base + round_ * self._timeouts.prevote_delta)
+            return True
+        if self._tally(round_, PRECOMMIT).power_for.get(None, 0) >= quorum:
+            # 2f+1 precommitted nil: no value can gather 2f+1 precommits at this round (that
+            # would take f+1 of them equivocating), so the precommit timeout (L47, L65) would
+            # wait for nothing. Moving on early is the timeout expiring at once: rounds and
+            # timeouts bear on liveness only. A dead round-0 proposer cost 500 ms more without it.
+            self._start_round(round_ + 1)
             return True
         if self._tally(round_, PRECOMMIT).power >= quorum and ("L47", round_) not in self._fired:
             self._fired.add(("L47", round_))
