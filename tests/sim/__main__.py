@@ -3,7 +3,9 @@
 Runs seeds S .. S+N-1 (validators alternate 4 and 7 unless given), prints every
 failing seed with the command that replays it, and ends with one summary line::
 
-    sim: N seeds, V violations, H heights committed, M messages, T ticks, X s (Y seeds/s)
+    sim: N seeds, V violations, H heights committed, M messages, T ticks, E equivocations reported
+    (P of proposals), S round-0 turns moved by the proposer rule, D validators down in degraded
+    phases, X s (Y seeds/s)
 
 Exit status 1 on any violation. ``--selftest`` runs worlds with f+1 colluding
 Byzantine validators and exits 0 only if the checker catches a safety violation

@@ -7,7 +7,10 @@ reaches the WAL and nothing is sent) and restarts them from their WAL, and varie
 loss, duplication, delay and replay. Up to f validators are Byzantine, each in one
 mode (:data:`BYZANTINE_MODES`). In the *calm* phase the network heals, every
 honest node is running, and each must commit ``LIVENESS_HEIGHTS`` new heights
-within ``LIVENESS_TICKS_MAX`` ticks.
+within ``LIVENESS_TICKS_MAX`` ticks. In the *degraded* phase the fault budget left
+(f minus the Byzantine validators) crashes honest validators for good: the others
+keep committing, the crashed ones leave the round-0 rotation after the proposer
+window, and once restarted they rejoin it (:meth:`World._run_degraded`).
 
 The selftest world gives f+1 validators a twin each on both sides of a partition:
 the checker must then report an agreement violation.
