@@ -46,7 +46,7 @@ BLOCK_BYTES_MAX: Final = 8 * 1024 * 1024
 VALIDATORS_MAX: Final = 100
 # Proposer choice (ledger.validators): a member whose precommit is in none of the commit
 # certificates carried by the last this-many headers is skipped as the round-0 proposer.
-PROPOSER_WINDOW_HEIGHTS: Final = 8
+PROPOSER_WINDOW_HEIGHTS: Final = 4
 VALIDATOR_NAME_CHARS_MAX: Final = 64
 VALIDATOR_SET_CHANGE_DELAY_HEIGHTS: Final = 2  # a committed change takes effect at h + delay
 VALIDATOR_SETS_PARSED_MAX: Final = 8  # parsed validator sets remembered by their stored bytes

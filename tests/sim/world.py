@@ -54,10 +54,10 @@ TX_RATE = 0.15  # probability per tick that a client submits a transaction
 
 # The degraded phase (after the calm one): every fault budget left (f minus the Byzantine
 # validators) is spent on crashing honest validators for good, then they restart.
-DEGRADED_HEIGHTS = 3 * PROPOSER_WINDOW_HEIGHTS  # heights every running honest node commits with them down
+DEGRADED_HEIGHTS = 24  # heights every running honest node commits with them down
 DEGRADED_TICKS_MAX = 3_000  # ... within this many ticks
 SKIP_AFTER_HEIGHTS = PROPOSER_WINDOW_HEIGHTS + 3  # from then on a crashed validator is never round-0 proposer
-REJOIN_HEIGHTS_MAX = 4 * PROPOSER_WINDOW_HEIGHTS  # a restarted validator is a round-0 proposer again within
+REJOIN_HEIGHTS_MAX = 32  # a restarted validator is a round-0 proposer again within
 REJOIN_TICKS_MAX = 4_000
 SLOW_SEEDS = 0.3  # fraction of seeds where one honest validator's messages all take longer
 SLOW_EXTRA_TICKS = (2, 6)  # its extra delay, drawn once per seed
