@@ -14,6 +14,10 @@ from ledger.constants import BLOCK_TXS_MAX, ENCODING_BYTES_MAX, TX_BYTES_MAX, re
 FRAME_BYTES_MAX: Final = ENCODING_BYTES_MAX  # one length-prefixed CBOR frame
 FRAME_HEADER_BYTES: Final = 4  # big-endian unsigned length
 SEND_QUEUE_FRAMES_MAX: Final = 4_096  # per peer; the oldest frame is dropped when full
+# A peer unreachable this long has its send queue emptied (and again on each failed dial):
+# the frames are stale (consensus re-sends, catch-up fetches blocks), they pin memory, and a
+# restarted peer would first have to read through thousands of them before the current ones.
+SEND_QUEUE_STALE_MS: Final = 5_000
 RECONNECT_BACKOFF_MS_MIN: Final = 50
 RECONNECT_BACKOFF_MS_MAX: Final = 2_000
 CONNECT_TIMEOUT_MS: Final = 2_000

@@ -13,8 +13,10 @@ decides who may talk, not what is true.
 
 Limits: a frame is at most ``FRAME_BYTES_MAX`` bytes; each peer has a bounded
 send queue (``SEND_QUEUE_FRAMES_MAX`` frames, oldest dropped first — consensus
-rebroadcasts, gossip is best effort); reconnection backs off exponentially
-between ``RECONNECT_BACKOFF_MS_MIN`` and ``RECONNECT_BACKOFF_MS_MAX``.
+rebroadcasts, gossip is best effort), emptied once the peer has been unreachable
+for ``SEND_QUEUE_STALE_MS`` (a validator that comes back is not first fed thousands
+of stale frames); reconnection backs off exponentially between
+``RECONNECT_BACKOFF_MS_MIN`` and ``RECONNECT_BACKOFF_MS_MAX``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from node.constants import (
     RECONNECT_BACKOFF_MS_MAX,
     RECONNECT_BACKOFF_MS_MIN,
     SEND_QUEUE_FRAMES_MAX,
+    SEND_QUEUE_STALE_MS,
 )
 from node.errors import FrameError, PeerRefused
 from node.tls import peer_spki_sha256
@@ -96,7 +99,7 @@ class TransportStats:
 
     frames_in: int = 0  # frames read from peers that decoded
     frames_out: int = 0  # frames handed to a peer's socket
-    frames_dropped: int = 0  # frames dropped from a full send queue (oldest first)
+    frames_dropped: int = 0  # dropped from a full send queue (oldest first), or stale (SEND_QUEUE_STALE_MS)
     refused: int = 0  # connections refused for their TLS key (outside the set, or not the pinned one)
     bad_frames: int = 0  # frames that were too large or not canonical CBOR
 
@@ -194,10 +197,17 @@ class Transport:
         return sorted(k for k, o in self._out.items() if o.connected)
 
     # --- outbound -------------------------------------------------------------------------
+    def _drop_stale(self, out: _Outbound, unreachable_since: float) -> None:
+        """Empty the queue of a peer unreachable for SEND_QUEUE_STALE_MS (see there)."""
+        if asyncio.get_running_loop().time() - unreachable_since >= SEND_QUEUE_STALE_MS / 1000 and out.queue:
+            self.stats.frames_dropped += len(out.queue)
+            out.queue.clear()
+
     async def _dial_loop(self, out: _Outbound) -> None:
         backoff_ms = RECONNECT_BACKOFF_MS_MIN
         refused_after_handshake = False  # the last connection ended at once, from the peer's side
         host, port = parse_address(out.validator.address)
+        unreachable_since = asyncio.get_running_loop().time()
         while not self._closing:
             writer: asyncio.StreamWriter | None = None
             lasted = False
@@ -241,9 +251,12 @@ class Transport:
                 if lasted:
                     refused_after_handshake = False
             finally:
+                if out.connected:
+                    unreachable_since = asyncio.get_running_loop().time()
                 out.connected = False
             if writer is not None:
                 writer.close()
+            self._drop_stale(out, unreachable_since)
             await asyncio.sleep(backoff_ms / 1000)
             backoff_ms = min(backoff_ms * 2, RECONNECT_BACKOFF_MS_MAX)
 

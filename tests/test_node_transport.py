@@ -97,6 +97,33 @@ def test_frames_for_an_absent_peer_past_the_queue_limit_are_dropped_and_counted(
     asyncio.run(run())
 
 
+def test_frames_queued_for_a_peer_unreachable_too_long_are_dropped_not_replayed_to_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("node.transport.SEND_QUEUE_STALE_MS", 150)
+    a, b = _Identity(tmp_path, "a"), _Identity(tmp_path, "b")
+    vset = ValidatorSet.of([a.validator, b.validator])
+    trust = [a.cert_pem, b.cert_pem]
+
+    async def run() -> None:
+        ta = _transport(a, vset, trust, [])
+        await ta.start()  # b is down
+        inbox_b: list[tuple[str, object]] = []
+        tb = _transport(b, vset, trust, inbox_b)
+        try:
+            for number in range(10):
+                ta.send(b.key.key_id, {"stale": number})
+            assert await _until(lambda: ta.stats.frames_dropped == 10)
+            await tb.start()  # b is back
+            ta.send(b.key.key_id, {"fresh": 1})
+            assert await _until(lambda: inbox_b)
+            assert inbox_b == [(a.key.key_id, {"fresh": 1})]
+        finally:
+            await ta.stop()
+            await tb.stop()
+
+    asyncio.run(run())
+
+
 def test_peer_with_key_outside_the_set_is_refused(tmp_path: Path) -> None:
     """A trusted certificate whose key is not pinned by the current set is refused both ways,
     and an unknown self-signed certificate fails the handshake."""
