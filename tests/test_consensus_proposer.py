@@ -204,3 +204,14 @@ def test_a_round_whose_proposer_is_dead_ends_at_its_propose_timeout_not_later() 
     assert header.round == 1
     timeouts = SIM_TIMEOUTS
     assert ticks < timeouts.propose_base + timeouts.precommit_base
+
+
+def test_precommits_that_arrive_after_the_quorum_join_the_next_headers_last_commit() -> None:
+    """With all four up a quorum is three: the fourth precommit comes late, and without
+    adding it the slowest validator would drop out of the certificates and the rotation."""
+    cluster = Cluster(4)
+    cluster.run(2_000, until=lambda: min(cluster.heights()) >= 3 * K)
+    headers = [b.header for b, _ in cluster.nodes[0].app.ledger.blocks]
+    assert all(h.last_commit is not None and len(h.last_commit.signers) == 4 for h in headers[1:])
+    assert all(len(cert.signers) == 3 for _, cert in cluster.nodes[0].app.ledger.blocks)  # decided at quorum
+    assert cluster.nodes[0].app.inactive_at(len(headers) + 1) == frozenset()

@@ -527,8 +527,7 @@ class Core:
         if vote.kind not in VOTE_KINDS or not 0 <= vote.round < ROUND_MAX:
             return self._drop("malformed")
         if vote.height != self.height or self.step_ == Step.DECIDED:
-            if self._late_precommit(vote):
-                return None
+            self._late_precommit(vote)
             return self._other_height(vote, vote.validator)
         member = self.validators.get(vote.validator)
         if member is None:
@@ -623,24 +622,20 @@ class Core:
         else:
             self._drop("sync-nothing-to-send")
 
-    def _late_precommit(self, vote: Vote) -> bool:
+    def _late_precommit(self, vote: Vote) -> None:
         """A precommit for the block we decided last that its certificate lacks (it came
         after the quorum): add it, so the next header names every validator that took part.
-        True if the vote was for that block (handled here)."""
+        (The vote is then handled as any message of a past height: counted as dropped.)"""
         last, validators = self._last_commit, self._last_commit_set
         if (last is None or validators is None or vote.kind != PRECOMMIT or vote.height != last.height
-                or vote.round != last.round or vote.block_hash != last.block_hash):
-            return False
+                or vote.round != last.round or vote.block_hash != last.block_hash
+                or vote.validator in last.signers):
+            return
         member = validators.get(vote.validator)
-        if member is None or vote.validator in last.signers:
-            self._drop("duplicate" if member is not None else "unknown-signer")
-            return True
-        if not self._verify_sig(member.public_key, vote):
-            self._drop("bad-signature")
-            return True
+        if member is None or not self._verify_sig(member.public_key, vote):
+            return
         signatures = tuple(sorted((*last.signatures, (vote.validator, vote.signature))))
         self._last_commit = CommitCertificate(last.chain_id, last.height, last.round, last.block_hash, signatures)
-        return True
 
     def _last_commit_for(self) -> CommitCertificate | None:
         """The certificate of block height - 1 for our proposal's header: ours if we decided
