@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from ledger.block import PRECOMMIT, Block, BlockHeader, CommitCertificate, Vote
+from ledger.block import PRECOMMIT, Block, BlockHeader, CommitCertificate, Vote, certify
 from ledger.chain import verify_chain
 from ledger.constants import PROPOSER_WINDOW_HEIGHTS
 from ledger.errors import BlockError
@@ -23,7 +23,7 @@ from node.consensus.core import Core
 from tests import factories
 from tests.sim.world import SIM_TIMEOUTS, run_seed
 from tests.test_consensus_core import Cluster
-from tests.test_node_application import _app, _certificate, _genesis
+from tests.test_node_application import _app, _genesis
 
 K = PROPOSER_WINDOW_HEIGHTS
 
@@ -130,7 +130,7 @@ def test_a_validator_refuses_a_block_whose_last_commit_does_not_verify() -> None
             assert app.validate_block(block)
         if height == 2:
             break
-        cert = _certificate(block, keys[:3])
+        cert = certify(block.header, keys[:3])
         for app in apps.values():
             app.apply_committed(block, cert)
     other = next(a for k, a in apps.items() if k != proposer)
