@@ -33,7 +33,7 @@ VOTE_KINDS = (PREVOTE, PRECOMMIT)
 _HEADER_FIELDS = (
     "v", "chain_id", "height", "round", "prev_hash", "time_ms", "tx_root", "tx_count",
     "log_root", "log_size", "state_root", "validator_set_hash", "next_validator_set_hash",
-    "proposer",
+    "proposer", "last_commit",
 )
 _HASH_FIELDS = frozenset({
     "prev_hash", "tx_root", "log_root", "state_root", "validator_set_hash", "next_validator_set_hash",
@@ -67,6 +67,10 @@ class BlockHeader:
     validator_set_hash: bytes
     next_validator_set_hash: bytes
     proposer: str  # key id of the proposing validator
+    # The proposer's certificate for block height - 1 (None at height 1). Its signer set is
+    # what the proposer rule reads (ValidatorSet.inactive); validators check its signatures
+    # before voting, so a committed header names only real signers.
+    last_commit: CommitCertificate | None = None
     hash: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -75,12 +79,17 @@ class BlockHeader:
                 raise BlockError(f"header.{name} must be {HASH_BYTES} bytes", reason="bad-header")
         if self.height < 1 or self.round < 0 or self.time_ms < 0 or self.tx_count < 0 or self.log_size < 0:
             raise BlockError("header integers out of range", reason="bad-header")
+        last = self.last_commit
+        if last is not None and (last.height != self.height - 1 or last.chain_id != self.chain_id
+                                 or last.block_hash != self.prev_hash):
+            raise BlockError("header.last_commit is not for the previous block", reason="bad-header")
         object.__setattr__(self, "hash", hash_value(HashTag.BLOCK_HEADER, self.to_value()))
 
     def to_value(self) -> dict[str, Value]:
         value: dict[str, Value] = {"v": PROTOCOL_VERSION}
-        for name in _HEADER_FIELDS[1:]:
+        for name in _HEADER_FIELDS[1:-1]:
             value[name] = getattr(self, name)
+        value["last_commit"] = None if self.last_commit is None else self.last_commit.to_value()
         return value
 
     @classmethod
@@ -90,7 +99,9 @@ class BlockHeader:
         if value["v"] != PROTOCOL_VERSION:
             raise BlockError("header: unsupported version", reason="unsupported-version")
         args: dict[str, Any] = {}
-        for name in _HEADER_FIELDS[1:]:
+        last = value["last_commit"]
+        args["last_commit"] = None if last is None else CommitCertificate.from_value(last)
+        for name in _HEADER_FIELDS[1:-1]:
             item = value[name]
             if name in _HASH_FIELDS:
                 ok = isinstance(item, bytes)
@@ -105,9 +116,10 @@ class BlockHeader:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"hash": self.hash.hex()}
-        for name in _HEADER_FIELDS[1:]:
+        for name in _HEADER_FIELDS[1:-1]:
             item = getattr(self, name)
             out[name] = item.hex() if isinstance(item, bytes) else item
+        out["last_commit"] = None if self.last_commit is None else self.last_commit.to_json()
         return out
 
     @classmethod
@@ -117,9 +129,11 @@ class BlockHeader:
             raise BlockError("header must be an object", reason="bad-header")
         value: dict[str, Value] = {"v": PROTOCOL_VERSION}
         try:
-            for name in _HEADER_FIELDS[1:]:
+            for name in _HEADER_FIELDS[1:-1]:
                 item = obj[name]
                 value[name] = bytes.fromhex(item) if name in _HASH_FIELDS else item
+            last = obj.get("last_commit")
+            value["last_commit"] = None if last is None else CommitCertificate.from_json(last).to_value()
         except (KeyError, TypeError, ValueError) as exc:
             raise BlockError(f"header JSON: {exc}", reason="bad-header") from exc
         header = cls.from_value(value)
@@ -187,6 +201,11 @@ class CommitCertificate:
     round: int
     block_hash: bytes
     signatures: tuple[tuple[str, bytes], ...]
+
+    @property
+    def signers(self) -> frozenset[str]:
+        """Key ids of the validators whose precommits this certificate holds."""
+        return frozenset(v for v, _ in self.signatures)
 
     def precommit(self, validator: str, signature: bytes = b"") -> Vote:
         return Vote(self.chain_id, self.height, self.round, PRECOMMIT, self.block_hash, validator, signature)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ledger.block import Block, CommitCertificate
+from ledger.block import Block, BlockHeader, CommitCertificate
+from ledger.constants import PROPOSER_WINDOW_HEIGHTS
 from ledger.errors import BlockError, LedgerError
 from ledger.genesis import Genesis
 from ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash
@@ -70,6 +71,10 @@ class ChainVerifier:
     time_ms: int = field(init=False)
     log: LogFrontier = field(default_factory=LogFrontier)
     validators: ValidatorSet = field(init=False)
+    # The last verified header and its set (to check the next header's last_commit), and
+    # the signer sets the last PROPOSER_WINDOW_HEIGHTS headers carried (the proposer rule).
+    previous: tuple[BlockHeader, ValidatorSet] | None = None
+    recent_signers: list[frozenset[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.head_hash = self.genesis.hash
@@ -92,9 +97,12 @@ class ChainVerifier:
             raise BlockError(f"block {h.height}: time goes backwards", reason="bad-time")
         if h.validator_set_hash != self.validators.hash:
             raise BlockError(f"block {h.height}: unexpected validator set", reason="wrong-validator-set")
-        if h.proposer != self.validators.proposer(h.height, h.round).key_id:
+        inactive = self.validators.inactive(self.recent_signers)
+        if h.proposer != self.validators.proposer(h.height, h.round, inactive).key_id:
             raise BlockError(f"block {h.height}: proposer out of turn", reason="wrong-proposer")
         try:
+            if h.last_commit is not None and self.previous is not None:
+                h.last_commit.verify(*self.previous)
             block.check_body()
             certificate.verify(h, self.validators)
         except BlockError as exc:
@@ -115,6 +123,9 @@ class ChainVerifier:
                 raise BlockError(f"block {h.height}: next validator set unavailable or wrong",
                                  reason="unknown-validator-set")
             next_validators = candidate
+        self.previous = (h, self.validators)
+        signers = frozenset() if h.last_commit is None else h.last_commit.signers
+        self.recent_signers = [*self.recent_signers, signers][-PROPOSER_WINDOW_HEIGHTS:]
         self.height, self.head_hash, self.time_ms = h.height, h.hash, h.time_ms
         self.log, self.validators = log, next_validators
 

@@ -44,6 +44,9 @@ CHAIN_ID_CHARS_MAX: Final = 64
 BLOCK_TXS_MAX: Final = 2_000
 BLOCK_BYTES_MAX: Final = 8 * 1024 * 1024
 VALIDATORS_MAX: Final = 100
+# Proposer choice (ledger.validators): a member whose precommit is in none of the commit
+# certificates carried by the last this-many headers is skipped as the round-0 proposer.
+PROPOSER_WINDOW_HEIGHTS: Final = 4
 VALIDATOR_NAME_CHARS_MAX: Final = 64
 VALIDATOR_SET_CHANGE_DELAY_HEIGHTS: Final = 2  # a committed change takes effect at h + delay
 VALIDATOR_SETS_PARSED_MAX: Final = 8  # parsed validator sets remembered by their stored bytes
@@ -90,6 +93,7 @@ def check_limits() -> None:
         ("STATE_VALUE_BYTES_MAX <= ENCODING_BYTES_MAX", STATE_VALUE_BYTES_MAX <= ENCODING_BYTES_MAX),
         ("BLOCK_BYTES_MAX <= 2 * ENCODING_BYTES_MAX", BLOCK_BYTES_MAX <= 2 * ENCODING_BYTES_MAX),
         ("VALIDATORS_MAX >= 4", VALIDATORS_MAX >= 4),
+        ("PROPOSER_WINDOW_HEIGHTS >= 1", PROPOSER_WINDOW_HEIGHTS >= 1),
         ("STATE_PROOF_NODES_MAX >= 8 * HASH_BYTES", STATE_PROOF_NODES_MAX >= 8 * HASH_BYTES),
     ))
 

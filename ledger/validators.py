@@ -8,12 +8,13 @@ when at most f of n = 3f+1 are faulty.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ledger.constants import (
     CERTIFICATES_VERIFIED_MAX,
     HASH_BYTES,
+    PROPOSER_WINDOW_HEIGHTS,
     VALIDATOR_NAME_CHARS_MAX,
     VALIDATORS_MAX,
 )
@@ -126,9 +127,35 @@ class ValidatorSet:
         """True iff the distinct members among ``key_ids`` hold more than 2/3 of the power."""
         return self.power_of(key_ids) >= self.quorum_power
 
-    def proposer(self, height: int, round_: int) -> Validator:
-        """Deterministic round-robin proposer for (height, round)."""
+    def proposer(self, height: int, round_: int, inactive: Collection[str] = frozenset()) -> Validator:
+        """The proposer of (height, round).
+
+        Round 0 rotates over the members not in ``inactive`` (see :meth:`inactive`);
+        every later round — and round 0 when nobody is left — is the plain rotation
+        ``(height + round) % n`` over all members, so within n rounds every member,
+        hence an honest one, proposes once. ``inactive`` must be computed from
+        committed data only (every honest validator then picks the same proposer).
+        """
+        if round_ == 0 and inactive:
+            active = [v for v in self.validators if v.key_id not in inactive]
+            if active:
+                return active[height % len(active)]
         return self.validators[(height + round_) % len(self.validators)]
+
+    def inactive(self, recent_signers: Sequence[Collection[str]]) -> frozenset[str]:
+        """Members who signed none of ``recent_signers``: the signer sets of the commit
+        certificates carried by the last ``PROPOSER_WINDOW_HEIGHTS`` headers (oldest first;
+        an empty set for a header that carries none). Fewer sets than the window (the
+        chain's first heights) make nobody inactive. Skipped as round-0 proposers only:
+        they keep voting, and rejoin as soon as one certificate in the window holds them.
+        """
+        window = recent_signers[-PROPOSER_WINDOW_HEIGHTS:]
+        if len(window) < PROPOSER_WINDOW_HEIGHTS:
+            return frozenset()
+        seen: set[str] = set()
+        for signers in window:
+            seen.update(signers)
+        return frozenset(v.key_id for v in self.validators if v.key_id not in seen)
 
     def to_value(self) -> list[Value]:
         return [v.to_value() for v in self.validators]
@@ -140,4 +167,11 @@ class ValidatorSet:
         return cls(tuple(Validator.from_value(v) for v in value))
 
 
-__all__ = ["Validator", "ValidatorSet"]
+def proposer_window(height: int) -> range:
+    """The heights of the headers whose ``last_commit`` signer sets decide who is inactive
+    at ``height`` (:meth:`ValidatorSet.inactive`): the last ``PROPOSER_WINDOW_HEIGHTS``
+    committed headers before it, all known once block ``height - 1`` is."""
+    return range(max(1, height - PROPOSER_WINDOW_HEIGHTS), height)
+
+
+__all__ = ["Validator", "ValidatorSet", "proposer_window"]

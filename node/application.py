@@ -25,14 +25,14 @@ import logging
 from collections.abc import Callable
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
-from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX
+from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX, PROPOSER_WINDOW_HEIGHTS
 from ledger.errors import BlockError, LedgerError
 from ledger.execution import BlockContext, Executor, read_validator_set
 from ledger.genesis import Genesis
 from ledger.lru import BoundedLRU
 from ledger.storage import BlockPreview, LedgerStore
 from ledger.tx import Transaction
-from ledger.validators import ValidatorSet
+from ledger.validators import ValidatorSet, proposer_window
 from node.constants import PROPOSE_BATCH_TXS_MAX
 from node.mempool import Mempool
 
@@ -43,6 +43,7 @@ VALIDATOR_SETS_CACHED_MAX = 64
 # Last committed blocks kept decoded: peers a height or two behind ask for them
 # (Core._help) far more often than for anything older.
 RECENT_BLOCKS_CACHED_MAX = 8
+SIGNER_SETS_CACHED_MAX = 4 * PROPOSER_WINDOW_HEIGHTS  # headers' last_commit signer sets, by height
 
 Updates = dict[bytes, bytes | None]
 CommitListener = Callable[[Block], None]
@@ -71,6 +72,7 @@ class LedgerApplication:
         self._built: Block | None = None  # the block object build_block returned last
         self._validator_sets: BoundedLRU[int, ValidatorSet] = BoundedLRU(VALIDATOR_SETS_CACHED_MAX)
         self._recent: BoundedLRU[int, tuple[Block, CommitCertificate]] = BoundedLRU(RECENT_BLOCKS_CACHED_MAX)
+        self._signers: BoundedLRU[int, frozenset[str]] = BoundedLRU(SIGNER_SETS_CACHED_MAX)  # height -> signers
         self.listeners: list[CommitListener] = []
         self.rejected_blocks = 0
 
@@ -105,7 +107,31 @@ class LedgerApplication:
         self._validator_sets.put(height, vset)
         return vset
 
-    def build_block(self, height: int, round_: int) -> Block:
+    def inactive_at(self, height: int) -> frozenset[str]:
+        """Members of ``validators_at(height)`` skipped as its round-0 proposer: those whose
+        precommits none of the last committed headers' ``last_commit`` holds."""
+        recent = []
+        for h in proposer_window(height):
+            signers = self._signers.get(h)
+            if signers is None:
+                header = self.store.header(h)
+                if header is None:
+                    raise BlockError(f"header {h} is not stored", reason="unknown-height")
+                signers = frozenset() if header.last_commit is None else header.last_commit.signers
+                self._signers.put(h, signers)
+            recent.append(signers)
+        return self.validators_at(height).inactive(recent)
+
+    def _last_commit(self, height: int) -> CommitCertificate | None:
+        """Our certificate of block ``height - 1``, which the header of ``height`` carries."""
+        if height == 1:
+            return None
+        found = self.committed_block(height - 1)
+        if found is None:
+            raise BlockError(f"no certificate for block {height - 1}", reason="unknown-height")
+        return found[1]
+
+    def build_block(self, height: int, round_: int, last_commit: CommitCertificate | None = None) -> Block:
         if height != self.store.height() + 1:
             raise BlockError(f"asked to build {height} on head {self.store.height()}", reason="bad-height")
         prev_hash, prev_time = self._prev()
@@ -127,6 +153,7 @@ class LedgerApplication:
             log_root=preview.log_root, log_size=preview.log_size, state_root=preview.state_root,
             validator_set_hash=self.validators_at(height).hash,
             next_validator_set_hash=execution.next_validators.hash, proposer=self.my_key_id,
+            last_commit=last_commit if last_commit is not None else self._last_commit(height),
         )
         block = Block(header, execution.txs)
         self._remember(block.hash, execution.updates, preview)
@@ -199,6 +226,19 @@ class LedgerApplication:
             out.append(pending if pending is not None and (pending is tx or pending == tx) else tx)
         return out
 
+    def _check_last_commit(self, header: BlockHeader) -> None:
+        """The header's certificate of the previous block must verify (its signer set feeds
+        the proposer rule of the heights after it); only block 1 carries none."""
+        last = header.last_commit
+        if header.height == 1:
+            if last is not None:
+                raise BlockError("block 1 carries a last commit", reason="bad-last-commit")
+            return
+        previous = self.store.header(header.height - 1)
+        if last is None or previous is None:
+            raise BlockError("header lacks the previous block's certificate", reason="bad-last-commit")
+        last.verify(previous, self.validators_at(header.height - 1))
+
     def _check(self, block: Block, *, check_clock: bool) -> tuple[Updates, BlockPreview]:
         """Re-execute ``block`` on the head state; return its updates and store preview,
         or raise :class:`BlockError`."""
@@ -213,8 +253,9 @@ class LedgerApplication:
         validators = self.validators_at(h.height)
         if h.validator_set_hash != validators.hash:
             raise BlockError("header names another validator set", reason="wrong-validator-set")
-        if h.proposer != validators.proposer(h.height, h.round).key_id:
+        if h.proposer != validators.proposer(h.height, h.round, self.inactive_at(h.height)).key_id:
             raise BlockError("proposer out of turn", reason="wrong-proposer")
+        self._check_last_commit(h)
         if h.time_ms < prev_time:
             raise BlockError("block time goes backwards", reason="bad-time")
         if check_clock and abs(h.time_ms - self.now_ms()) > BLOCK_TIME_DRIFT_MS_MAX:

@@ -16,6 +16,10 @@ FRAME_HEADER_BYTES: Final = 4  # big-endian unsigned length
 SEND_QUEUE_FRAMES_MAX: Final = 4_096  # per peer; the oldest frame is dropped when full
 SEND_QUEUE_BYTES_MAX: Final = 4 * ENCODING_BYTES_MAX  # per peer, likewise (a few full proposals)
 PEER_PENALTY_MS: Final = 10_000  # a peer past its budget is disconnected and refused this long
+# A peer unreachable this long has its send queue emptied (and again on each failed dial):
+# the frames are stale (consensus re-sends, catch-up fetches blocks), they pin memory, and a
+# restarted peer would first have to read through thousands of them before the current ones.
+SEND_QUEUE_STALE_MS: Final = 5_000
 RECONNECT_BACKOFF_MS_MIN: Final = 50
 RECONNECT_BACKOFF_MS_MAX: Final = 2_000
 CONNECT_TIMEOUT_MS: Final = 2_000

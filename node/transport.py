@@ -14,7 +14,9 @@ decides who may talk, not what is true.
 Limits: a frame is at most ``FRAME_BYTES_MAX`` bytes; each peer has a send
 queue bounded in frames and in bytes (``SEND_QUEUE_FRAMES_MAX``,
 ``SEND_QUEUE_BYTES_MAX``; oldest dropped first — consensus rebroadcasts, gossip
-is best effort); reconnection backs off exponentially between
+is best effort), emptied once the peer has been unreachable for
+``SEND_QUEUE_STALE_MS`` (a validator that comes back is not first fed thousands
+of stale frames); reconnection backs off exponentially between
 ``RECONNECT_BACKOFF_MS_MIN`` and ``RECONNECT_BACKOFF_MS_MAX``. A peer can be cut
 off for a while (:meth:`Transport.disconnect`): its connections to us are closed
 and refused until then.
@@ -42,6 +44,7 @@ from node.constants import (
     RECONNECT_BACKOFF_MS_MIN,
     SEND_QUEUE_BYTES_MAX,
     SEND_QUEUE_FRAMES_MAX,
+    SEND_QUEUE_STALE_MS,
 )
 from node.errors import FrameError, PeerRefused
 from node.tls import peer_spki_sha256
@@ -101,7 +104,7 @@ class TransportStats:
 
     frames_in: int = 0  # frames read from peers that decoded
     frames_out: int = 0  # frames handed to a peer's socket
-    frames_dropped: int = 0  # frames dropped from a full send queue (oldest first)
+    frames_dropped: int = 0  # dropped from a full send queue (oldest first), or stale (SEND_QUEUE_STALE_MS)
     refused: int = 0  # connections refused for their TLS key (outside the set, or not the pinned one)
     bad_frames: int = 0  # frames that were too large or not canonical CBOR
     disconnected: int = 0  # peers cut off for going past a budget (Transport.disconnect)
@@ -227,10 +230,17 @@ class Transport:
         return sorted(k for k, o in self._out.items() if o.connected)
 
     # --- outbound -------------------------------------------------------------------------
+    def _drop_stale(self, out: _Outbound, unreachable_since: float) -> None:
+        """Empty the queue of a peer unreachable for SEND_QUEUE_STALE_MS (see there)."""
+        if asyncio.get_running_loop().time() - unreachable_since >= SEND_QUEUE_STALE_MS / 1000 and out.queue:
+            self.stats.frames_dropped += len(out.queue)
+            out.queue.clear()
+
     async def _dial_loop(self, out: _Outbound) -> None:
         backoff_ms = RECONNECT_BACKOFF_MS_MIN
         refused_after_handshake = False  # the last connection ended at once, from the peer's side
         host, port = parse_address(out.validator.address)
+        unreachable_since = asyncio.get_running_loop().time()
         while not self._closing:
             writer: asyncio.StreamWriter | None = None
             lasted = False
@@ -274,9 +284,12 @@ class Transport:
                 if lasted:
                     refused_after_handshake = False
             finally:
+                if out.connected:
+                    unreachable_since = asyncio.get_running_loop().time()
                 out.connected = False
             if writer is not None:
                 writer.close()
+            self._drop_stale(out, unreachable_since)
             await asyncio.sleep(backoff_ms / 1000)
             backoff_ms = min(backoff_ms * 2, RECONNECT_BACKOFF_MS_MAX)
 

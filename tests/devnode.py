@@ -115,7 +115,7 @@ class DevNode:
         round 0 by the validator whose turn it is."""
         height = self._store.height() + 1
         validators = self.app.validators_at(height)
-        self.app.my_key_id = validators.proposer(height, 0).key_id
+        self.app.my_key_id = validators.proposer(height, 0, self.app.inactive_at(height)).key_id
         block = self.app.build_block(height, 0)
         if not self.app.validate_block(block):
             raise BlockError(f"the dev node's block {height} does not validate", reason="invalid-block")

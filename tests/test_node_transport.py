@@ -275,3 +275,30 @@ def test_frame_limits() -> None:
         asyncio.run(run((0).to_bytes(4, "big")))
     with pytest.raises(FrameError):  # non-canonical: map keys out of order
         asyncio.run(run(b"\x00\x00\x00\x05\xa2\x61b\x01\x61a"))
+
+
+def test_frames_queued_for_a_peer_unreachable_too_long_are_dropped_not_replayed_to_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("node.transport.SEND_QUEUE_STALE_MS", 150)
+    a, b = _Identity(tmp_path, "a"), _Identity(tmp_path, "b")
+    vset = ValidatorSet.of([a.validator, b.validator])
+    trust = [a.cert_pem, b.cert_pem]
+
+    async def run() -> None:
+        ta = _transport(a, vset, trust, [])
+        await ta.start()  # b is down
+        inbox_b: list[tuple[str, object]] = []
+        tb = _transport(b, vset, trust, inbox_b)
+        try:
+            for number in range(10):
+                ta.send(b.key.key_id, {"stale": number})
+            assert await _until(lambda: ta.stats.frames_dropped == 10)
+            await tb.start()  # b is back
+            ta.send(b.key.key_id, {"fresh": 1})
+            assert await _until(lambda: inbox_b)
+            assert inbox_b == [(a.key.key_id, {"fresh": 1})]
+        finally:
+            await ta.stop()
+            await tb.stop()
+
+    asyncio.run(run())

@@ -70,7 +70,8 @@ STATUS_METRICS: dict[str, tuple[str, str, bool]] = {
     "frames_received": ("imi_peer_frames_received", "Frames read from other validators since start", True),
     "frames_sent": ("imi_peer_frames_sent", "Frames written to other validators since start", True),
     "frames_dropped": ("imi_peer_frames_dropped",
-                       "Frames dropped from a full send queue to a slow or absent validator", True),
+                       ("Frames dropped from a full send queue to a slow or absent validator, or "
+                        "queued for one unreachable for SEND_QUEUE_STALE_MS"), True),
     "bad_frames": ("imi_peer_bad_frames",
                    "Frames from validators that were too large, not canonical or not a valid message", True),
     "peer_refusals": ("imi_peer_refusals",

@@ -42,6 +42,21 @@ class ProblemModel(_Out):
 # --- ledger objects ----------------------------------------------------------------
 
 
+class CertificateSignatureModel(_Out):
+    validator: str = Field(description="Key id (JWK thumbprint) of the validator.")
+    sig: str = Field(description="Ed25519 precommit signature, base64url.")
+
+
+class CertificateModel(_Out):
+    """A commit certificate (``CommitCertificate.to_json``)."""
+
+    chain_id: str
+    height: int
+    round: int
+    block_hash: str
+    signatures: list[CertificateSignatureModel]
+
+
 class HeaderModel(_Out):
     """A block header (``BlockHeader.to_json``); ``hash`` is what the certificate signs."""
 
@@ -59,21 +74,9 @@ class HeaderModel(_Out):
     validator_set_hash: str
     next_validator_set_hash: str
     proposer: str
-
-
-class CertificateSignatureModel(_Out):
-    validator: str = Field(description="Key id (JWK thumbprint) of the validator.")
-    sig: str = Field(description="Ed25519 precommit signature, base64url.")
-
-
-class CertificateModel(_Out):
-    """A commit certificate (``CommitCertificate.to_json``)."""
-
-    chain_id: str
-    height: int
-    round: int
-    block_hash: str
-    signatures: list[CertificateSignatureModel]
+    last_commit: CertificateModel | None = Field(
+        description="The proposer's certificate of the previous block (null at height 1); "
+                    "its signers decide who proposes round 0 of the next heights.")
 
 
 class InclusionProofModel(_Out):

@@ -19,6 +19,7 @@ prevote        2f+1 prevote(r, id v) for a valid v — lock (L36)            pre
 prevote        2f+1 prevote(r, nil) (L44)                                  precommit
 prevote        timeout prevote, scheduled at 2f+1 prevotes (L34, L61)      precommit
 any            timeout precommit, scheduled at 2f+1 precommits (L47, L65)  propose (r+1)
+any            2f+1 precommit(r, nil): no value can be decided at r        propose (r+1)
 any            f+1 power of messages of rounds > r (L55)                   propose (r')
 any            2f+1 precommit(r', id v) for a valid v (L49), or a          decided
                commit message with a verifying certificate
@@ -315,6 +316,10 @@ class Core:
         self._sync_at = -(2**62)
         self._last_decided_at = 0
         self._half_rebroadcast = max(1, self._timeouts.rebroadcast_ticks // 2)
+        # Our certificate of the last block we decided, grown by precommits for it that arrive
+        # after its quorum (the next header carries it: its signers feed the proposer rule).
+        self._last_commit: CommitCertificate | None = None
+        self._last_commit_set: ValidatorSet | None = None
         self._declare_height_state()
         state = parse_records(restored or ())
         self._restore(state)
@@ -333,7 +338,7 @@ class Core:
         if self.step_ == Step.DECIDED:
             # The driver applies a decided block before its next call, so only a decision
             # already handed out in an earlier Ready lets us ask validators_at(h + 1).
-            if self.now - self._decided_at >= max(1, self._timeouts.commit_ticks) and not self._committed_out:
+            if self.now - self._decided_at >= self._commit_wait() and not self._committed_out:
                 self._next_height()
         else:
             self._fire_timers()
@@ -341,6 +346,19 @@ class Core:
                 self._rebroadcast()
         self._check_invariants()
         return self._flush()
+
+    def _commit_wait(self) -> int:
+        """Ticks between a decision and the next height: ``commit_ticks`` (late precommits
+        join the certificate meanwhile), or one when we already hold the next height's
+        commit — a node catching up then applies a block per tick, faster than the chain grows."""
+        if any(isinstance(m, CommitMessage) and m.height == self.height + 1 for m in self._future):
+            return 1
+        return max(1, self._timeouts.commit_ticks)
+
+    def proposer(self, round_: int) -> str:
+        """Key id of the proposer of ``round_`` at the current height (``ValidatorSet.proposer``
+        with the height's inactive members, which the application derived from committed blocks)."""
+        return self._proposer_id(round_)
 
     @property
     def is_validator(self) -> bool:
@@ -356,6 +374,7 @@ class Core:
         self._my_power = 0
         self._quorum = 0
         self._skip_power = 0
+        self._inactive: frozenset[str] = frozenset()  # skipped as round-0 proposer (committed data)
         self.locked_round = -1
         self.locked_block: Block | None = None
         self.valid_round = -1
@@ -437,6 +456,7 @@ class Core:
         self._my_power = me.power if me is not None else 0
         self._quorum = validators.quorum_power
         self._skip_power = validators.total_power - self._quorum + 1
+        self._inactive = self._app.inactive_at(height)
         self.locked_round = -1
         self.locked_block = None
         self.valid_round = -1
@@ -496,7 +516,7 @@ class Core:
             if self.valid_block is not None:
                 block, pol_round = self.valid_block, self.valid_round
             else:
-                block, pol_round = self._app.build_block(self.height, self.round), -1
+                block, pol_round = self._app.build_block(self.height, self.round, self._last_commit_for()), -1
             if block.header.height != self.height or block.header.chain_id != self.chain_id:
                 raise LocalError("build_block returned a block for another height or chain",
                                  reason="bad-built-block")
@@ -558,6 +578,7 @@ class Core:
         if vote.kind not in VOTE_KINDS or not 0 <= vote.round < ROUND_MAX:
             return self._drop("malformed")
         if vote.height != self.height or self.step_ == Step.DECIDED:
+            self._late_precommit(vote)
             return self._other_height(vote, vote.validator)
         member = self.validators.get(vote.validator)
         if member is None:
@@ -651,6 +672,27 @@ class Core:
             self._help(request.requester, request.height)
         else:
             self._drop("sync-nothing-to-send")
+
+    def _late_precommit(self, vote: Vote) -> None:
+        """A precommit for the block we decided last that its certificate lacks (it came
+        after the quorum): add it, so the next header names every validator that took part.
+        (The vote is then handled as any message of a past height: counted as dropped.)"""
+        last, validators = self._last_commit, self._last_commit_set
+        if (last is None or validators is None or vote.kind != PRECOMMIT or vote.height != last.height
+                or vote.round != last.round or vote.block_hash != last.block_hash
+                or vote.validator in last.signers):
+            return
+        member = validators.get(vote.validator)
+        if member is None or not self._verify_sig(member.public_key, vote):
+            return
+        signatures = tuple(sorted((*last.signatures, (vote.validator, vote.signature))))
+        self._last_commit = CommitCertificate(last.chain_id, last.height, last.round, last.block_hash, signatures)
+
+    def _last_commit_for(self) -> CommitCertificate | None:
+        """The certificate of block height - 1 for our proposal's header: ours if we decided
+        it (grown by late precommits), else None (the application's stored one)."""
+        last = self._last_commit
+        return last if last is not None and last.height == self.height - 1 else None
 
     def _other_height(self, message: Proposal | Vote, signer: str) -> None:
         if message.height > self.height:
@@ -857,6 +899,13 @@ class Core:
             self._fired.add(("L34", round_))
             self._schedule(_TIMER_PREVOTE, self._timeouts.prevote_base + round_ * self._timeouts.prevote_delta)
             return True
+        if self._tally(round_, PRECOMMIT).power_for.get(None, 0) >= quorum:
+            # 2f+1 precommitted nil: no value can gather 2f+1 precommits at this round (that
+            # would take f+1 of them equivocating), so the precommit timeout (L47, L65) would
+            # wait for nothing. Moving on early is the timeout expiring at once: rounds and
+            # timeouts bear on liveness only. A dead round-0 proposer cost 500 ms more without it.
+            self._start_round(round_ + 1)
+            return True
         if self._tally(round_, PRECOMMIT).power >= quorum and ("L47", round_) not in self._fired:
             self._fired.add(("L47", round_))
             self._schedule(_TIMER_PRECOMMIT,
@@ -915,6 +964,7 @@ class Core:
     def _decide(self, block: Block, cert: CommitCertificate) -> None:
         assert self.decision is None and block.header.height == self.height
         self.decision = (block, cert)
+        self._last_commit, self._last_commit_set = cert, self.validators
         self._set_step(Step.DECIDED)
         self._decided_at = self.now
         self._timers.clear()
@@ -990,7 +1040,8 @@ class Core:
         if found is None:
             if len(self._proposer_ids) > ROUNDS_KEPT_MAX + ROUNDS_AHEAD_MAX:
                 self._proposer_ids.clear()
-            found = self._proposer_ids[round_] = self.validators.proposer(self.height, round_).key_id
+            found = self._proposer_ids[round_] = self.validators.proposer(self.height, round_,
+                                                                           self._inactive).key_id
         return found
 
     def _flush(self) -> Ready:

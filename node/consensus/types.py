@@ -39,6 +39,8 @@ Changes to this contract (issue 3):
 * ``Application.validators_at(h)`` is asked for every h from the first height the
   core runs up to last committed + 1; ``committed_block(h)`` is also used at
   construction to find the first height not yet committed.
+* ``Application.inactive_at(h)`` (asked with ``validators_at(h)``, once per height):
+  the members skipped as round-0 proposer (``ValidatorSet.proposer``'s ``inactive``).
 """
 
 from __future__ import annotations
@@ -61,9 +63,16 @@ class Application(Protocol):
         """The set that certifies block ``height`` (known for last committed height + 1)."""
         ...
 
-    def build_block(self, height: int, round_: int) -> Block:
+    def inactive_at(self, height: int) -> frozenset[str]:
+        """Members of ``validators_at(height)`` skipped as the round-0 proposer of ``height``
+        (``ValidatorSet.inactive`` over the signer sets that the last committed headers'
+        ``last_commit`` certificates hold). Must depend on committed blocks only."""
+        ...
+
+    def build_block(self, height: int, round_: int, last_commit: CommitCertificate | None = None) -> Block:
         """Proposer side: pick transactions, execute them, return a block whose header
-        carries the resulting state root (execute-then-vote)."""
+        carries the resulting state root (execute-then-vote) and, as ``last_commit``, the
+        given certificate of block ``height - 1`` (None: the one stored with it)."""
         ...
 
     def validate_block(self, block: Block) -> bool:

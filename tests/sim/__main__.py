@@ -3,7 +3,9 @@
 Runs seeds S .. S+N-1 (validators alternate 4 and 7 unless given), prints every
 failing seed with the command that replays it, and ends with one summary line::
 
-    sim: N seeds, V violations, H heights committed, M messages, T ticks, X s (Y seeds/s)
+    sim: N seeds, V violations, H heights committed, M messages, T ticks, E equivocations reported
+    (P of proposals), S round-0 turns moved by the proposer rule, D validators down in degraded
+    phases, X s (Y seeds/s)
 
 Exit status 1 on any violation. ``--selftest`` runs worlds with f+1 colluding
 Byzantine validators and exits 0 only if the checker catches a safety violation
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     start = args.seed if args.seed is not None else 0
     jobs = [(s, _validators_for(s, args.validators), args.selftest) for s in range(start, start + count)]
     began = time.perf_counter()
-    violations = heights = messages = ticks = failed = evidence = proposal_evidence = 0
+    violations = heights = messages = ticks = failed = evidence = proposal_evidence = skips = crashes = 0
     for done, result in enumerate(_results(jobs, args.jobs), 1):
         if args.progress and done % args.progress == 0:
             print(f"progress: {done}/{count} seeds, {failed} failing, {time.perf_counter() - began:.0f} s",
@@ -66,10 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         ticks += result.ticks
         evidence += result.evidence
         proposal_evidence += result.proposal_evidence
+        skips += result.skips
+        crashes += result.degraded_crashes
         if args.verbose:
             print(f"seed {result.seed} v={result.validators} modes={','.join(result.modes)} "
                   f"heights={result.heights} ticks={result.ticks} msgs={result.messages} "
-                  f"evidence={result.evidence} (proposals {result.proposal_evidence}) violations={len(result.violations)} digest={result.digest[:16]}")
+                  f"evidence={result.evidence} (proposals {result.proposal_evidence}) skips={result.skips} "
+                  f"down={result.degraded_crashes} violations={len(result.violations)} digest={result.digest[:16]}")
         bad = not result.violations if args.selftest else bool(result.violations)
         if args.selftest:
             violations += len(result.violations)
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  replay: {result.replay_command()}")
     elapsed = time.perf_counter() - began
     print(f"sim: {count} seeds, {violations} violations, {heights} heights committed, {messages} messages, "
-          f"{ticks} ticks, {evidence} equivocations reported ({proposal_evidence} of proposals), {elapsed:.1f} s ({count / elapsed:.2f} seeds/s)"
+          f"{ticks} ticks, {evidence} equivocations reported ({proposal_evidence} of proposals), "
+          f"{skips} round-0 turns moved by the proposer rule, {crashes} validators down in degraded phases, {elapsed:.1f} s ({count / elapsed:.2f} seeds/s)"
           + (f", selftest detected {count - failed}/{count}" if args.selftest else ""))
     return 1 if failed else 0
 

@@ -31,7 +31,7 @@ from ledger.execution import (
 )
 from ledger.genesis import Genesis
 from ledger.tx import Transaction
-from ledger.validators import ValidatorSet
+from ledger.validators import ValidatorSet, proposer_window
 
 BLOCK_MS = 1_000  # simulated block time step: time_ms = genesis time + height * BLOCK_MS
 SIM_BLOCK_TXS_MAX = 4  # the simulated proposer takes at most this many transactions
@@ -65,7 +65,7 @@ class SharedCaches:
 
     executions: dict[bytes, tuple[State, ValidatorSet]] = field(default_factory=dict)
     valsets: dict[bytes, ValidatorSet] = field(default_factory=dict)
-    proposers: dict[tuple[bytes, int, int], str] = field(default_factory=dict)
+    proposers: dict[tuple[bytes, int, int, frozenset[str]], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,7 +109,14 @@ class SimApp:
             found = self.caches.valsets[raw] = ValidatorSet.from_value(decode(raw))
         return found
 
-    def build_block(self, height: int, round_: int) -> Block:
+    def inactive_at(self, height: int) -> frozenset[str]:
+        recent = []
+        for h in proposer_window(height):
+            last = self.ledger.blocks[h - 1][0].header.last_commit
+            recent.append(frozenset() if last is None else last.signers)
+        return self.validators_at(height).inactive(recent)
+
+    def build_block(self, height: int, round_: int, last_commit: CommitCertificate | None = None) -> Block:
         assert height == self.ledger.height + 1
         ctx = self._context(height, round_)
         candidates = [t for t in self.mempool if t.tx_id not in self.ledger.tx_ids][:SIM_BLOCK_TXS_MAX]
@@ -119,7 +126,8 @@ class SimApp:
         if self.bad_tx is not None:
             txs = txs + (self.bad_tx,)
         new_state = self._apply_updates(run)
-        block = Block(self._header(height, round_, txs, new_state, run.next_validators), txs)
+        last = last_commit or (self.ledger.blocks[-1][1] if self.ledger.blocks else None)
+        block = Block(self._header(height, round_, txs, new_state, run.next_validators, last), txs)
         if self.bad_tx is None:
             self.caches.executions[block.hash] = (new_state, run.next_validators)
         return block
@@ -154,10 +162,11 @@ class SimApp:
     # --- internals ---------------------------------------------------------------------
     def _proposer(self, height: int, round_: int) -> str:
         validators = self.validators_at(height)
-        key = (validators.hash, height, round_)
+        inactive = self.inactive_at(height) if round_ == 0 else frozenset()
+        key = (validators.hash, height, round_, inactive)
         found = self.caches.proposers.get(key)
         if found is None:  # a key id is a JWK thumbprint: worth computing once per run
-            found = self.caches.proposers[key] = validators.proposer(height, round_).key_id
+            found = self.caches.proposers[key] = validators.proposer(height, round_, inactive).key_id
         return found
 
     def _context(self, height: int, round_: int) -> BlockContext:
@@ -176,7 +185,9 @@ class SimApp:
             run = self.executor.execute_block(self.ledger.states[-1], block.txs, ctx,
                                               self.ledger.tx_ids.__contains__, strict=True)
             new_state = self._apply_updates(run)
-            expected = self._header(header.height, header.round, run.txs, new_state, run.next_validators)
+            self._check_last_commit(block)
+            expected = self._header(header.height, header.round, run.txs, new_state, run.next_validators,
+                                    header.last_commit)
             if expected != header or expected.hash != header.hash:
                 raise BlockError("header does not re-derive", reason="header-mismatch")
             cached = (new_state, run.next_validators)
@@ -184,6 +195,19 @@ class SimApp:
         elif header.prev_hash != self._prev_hash():
             raise BlockError("block does not extend our chain", reason="wrong-parent")
         return cached
+
+    def _check_last_commit(self, block: Block) -> None:
+        """The proposer's certificate of the previous block (its own choice of signers,
+        so not re-derived) must verify; only block 1 carries none."""
+        last = block.header.last_commit
+        if not self.ledger.blocks:
+            if last is not None:
+                raise BlockError("block 1 carries a last commit", reason="bad-last-commit")
+            return
+        if last is None:
+            raise BlockError("header lacks the previous block's certificate", reason="bad-last-commit")
+        previous = self.ledger.blocks[-1][0].header
+        last.verify(previous, self.validators_at(previous.height))
 
     def _apply_updates(self, run: BlockExecution) -> State:
         state = dict(self.ledger.states[-1])
@@ -198,7 +222,7 @@ class SimApp:
         return self.ledger.blocks[-1][0].hash if self.ledger.blocks else self.ledger.genesis.hash
 
     def _header(self, height: int, round_: int, txs: tuple[Transaction, ...], new_state: State,
-                next_validators: ValidatorSet) -> BlockHeader:
+                next_validators: ValidatorSet, last_commit: CommitCertificate | None) -> BlockHeader:
         prev_log_root = self.ledger.blocks[-1][0].header.log_root if self.ledger.blocks else bytes(32)
         log = hashlib.sha256(prev_log_root + b"".join(t.tx_id for t in txs)).digest()
         validators = self.validators_at(height)
@@ -209,7 +233,7 @@ class SimApp:
             log_root=log, log_size=sum(b.header.tx_count for b, _ in self.ledger.blocks) + len(txs),
             state_root=state_root(new_state), validator_set_hash=validators.hash,
             next_validator_set_hash=next_validators.hash,
-            proposer=self._proposer(height, round_),
+            proposer=self._proposer(height, round_), last_commit=last_commit,
         )
 
 

@@ -8,8 +8,11 @@
 * no honest double-sign — every proposal and vote an honest node sends is
   compared with everything it signed before, across restarts;
 * durability — a node never loses or replaces a block it committed, restarts included;
+* proposer agreement — every honest node computes the same round-0 proposer for a
+  height from its own committed blocks (the rule of ``ValidatorSet.proposer``);
 * liveness — checked by the world: after the final heal every honest node commits
-  new heights within ``LIVENESS_TICKS_MAX``.
+  new heights within ``LIVENESS_TICKS_MAX``; then, in the degraded phase, with up to f
+  validators down, skip and rejoin (see :mod:`tests.sim.world`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Checker:
         self._certs_ok: set[tuple[bytes, bytes]] = set()
         self.evidence = 0
         self.proposal_evidence = 0
+        self._round0: dict[int, str] = {}  # height -> round-0 proposer (first honest node to compute it)
 
     def violation(self, text: str) -> None:
         if len(self.violations) < VIOLATIONS_KEPT_MAX:
@@ -88,6 +92,15 @@ class Checker:
         except LedgerError as exc:
             return str(exc)
         return ""
+
+    def on_round0_proposer(self, node: str, height: int, proposer: str) -> None:
+        """``node`` (honest) computed ``proposer`` as round-0 proposer of ``height`` from its
+        own committed blocks (``ValidatorSet.proposer`` with ``inactive_at``): every honest
+        node, a restarted or catching-up one included, must compute the same."""
+        first = self._round0.setdefault(height, proposer)
+        if first != proposer:
+            self.violation(f"proposer agreement: {node} computed round-0 proposer {proposer[:8]} at height "
+                           f"{height}, another honest node {first[:8]}")
 
     def on_restart(self, node: str, held: list[bytes]) -> None:
         """After a restart ``held`` are the block hashes the node's ledger still has."""

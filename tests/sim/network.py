@@ -30,6 +30,7 @@ class Network:
         self.nodes = nodes
         self.faults = LinkFaults()
         self.blocked: set[tuple[int, int]] = set()  # (src, dst) links that lose everything
+        self.slow: dict[int, int] = {}  # src -> extra ticks of delay on everything it sends
         self._queue: list[tuple[int, int, int, int, object]] = []  # (tick, seq, src, dst, message)
         self._seq = 0
         self._replay_pool: list[object] = []
@@ -63,7 +64,7 @@ class Network:
         if (src, dst) in self.blocked or (f.drop and self.rng.random() < f.drop):
             self.dropped += 1
             return
-        self._push(now + self.rng.randint(f.delay_min, f.delay_max), src, dst, message)
+        self._push(now + self.slow.get(src, 0) + self.rng.randint(f.delay_min, f.delay_max), src, dst, message)
         if f.duplicate and self.rng.random() < f.duplicate:
             self._push(now + self.rng.randint(f.delay_min, f.delay_max * 2), src, dst, message)
         if f.replay and self._replay_pool and self.rng.random() < f.replay:

@@ -7,7 +7,10 @@ reaches the WAL and nothing is sent) and restarts them from their WAL, and varie
 loss, duplication, delay and replay. Up to f validators are Byzantine, each in one
 mode (:data:`BYZANTINE_MODES`). In the *calm* phase the network heals, every
 honest node is running, and each must commit ``LIVENESS_HEIGHTS`` new heights
-within ``LIVENESS_TICKS_MAX`` ticks.
+within ``LIVENESS_TICKS_MAX`` ticks. In the *degraded* phase the fault budget left
+(f minus the Byzantine validators) crashes honest validators for good: the others
+keep committing, the crashed ones leave the round-0 rotation after the proposer
+window, and once restarted they rejoin it (:meth:`World._run_degraded`).
 
 The selftest world gives f+1 validators a twin each on both sides of a partition:
 the checker must then report an agreement violation.
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from ledger.block import PRECOMMIT, PREVOTE, Vote
+from ledger.constants import PROPOSER_WINDOW_HEIGHTS
 from ledger.encoding import Value
 from ledger.errors import LedgerError
 from ledger.genesis import DEFAULT_POLICY, Genesis
@@ -48,12 +52,27 @@ LIVENESS_HEIGHTS = 2
 SELFTEST_TICKS_MAX = 600
 TX_RATE = 0.15  # probability per tick that a client submits a transaction
 
-BYZANTINE_MODES = ("silent", "twins", "amnesia", "forger")
+# The degraded phase (after the calm one): every fault budget left (f minus the Byzantine
+# validators) is spent on crashing honest validators for good, then they restart.
+DEGRADED_HEIGHTS = 24  # heights every running honest node commits with them down
+DEGRADED_TICKS_MAX = 3_000  # ... within this many ticks
+SKIP_AFTER_HEIGHTS = PROPOSER_WINDOW_HEIGHTS + 3  # from then on a crashed validator is never round-0 proposer
+REJOIN_HEIGHTS_MAX = 32  # a restarted validator is a round-0 proposer again within
+REJOIN_TICKS_MAX = 4_000
+SLOW_SEEDS = 0.3  # fraction of seeds where one honest validator's messages all take longer
+SLOW_EXTRA_TICKS = (2, 6)  # its extra delay, drawn once per seed
+FLAKY_HEIGHTS = 0.3  # a flaky validator takes part in this fraction of heights
+
+BYZANTINE_MODES = ("silent", "twins", "amnesia", "forger", "flaky")
+HONEST_MODES = ("honest", "slow")
 # silent  — never sends anything (crashed for good)
 # twins   — two copies with the same key on the network: equivocating proposals, double votes
 # amnesia — restarts every few dozen ticks having forgotten its lock and its votes, then votes again
 # forger  — invalid / impersonated / wrong-chain / far-future signatures, conflicting votes to
 #           different peers, proposals that smuggle an invalid transaction
+# flaky   — games the proposer rule: sends its votes only in some heights (so it stays in the
+#           round-0 rotation) and never proposes (so each of its round-0 turns costs a round)
+# A "slow" validator is honest: everything it sends is delayed SLOW_EXTRA_TICKS more.
 
 
 def _key(index: int) -> SigningKey:
@@ -96,6 +115,8 @@ class Result:
     modes: tuple[str, ...]
     selftest: bool = False
     proposal_evidence: int = 0  # of ``evidence``: pairs of proposals
+    skips: int = 0  # heights whose round-0 proposer the rule moved off the plain rotation
+    degraded_crashes: int = 0  # honest validators crashed for good in the degraded phase
 
     def replay_command(self) -> str:
         extra = " --selftest" if self.selftest else ""
@@ -136,6 +157,8 @@ class World:
             byzantine = rng.randint(0, self.f)
             modes = [rng.choice(BYZANTINE_MODES) for _ in range(byzantine)] + ["honest"] * (self.n - byzantine)
             rng.shuffle(modes)
+            if rng.random() < SLOW_SEEDS:
+                modes[modes.index("honest")] = "slow"
         self.modes = tuple(modes)
         self.nodes: list[SimNode] = []
         for index, (key, mode) in enumerate(zip(keys, modes)):
@@ -145,24 +168,32 @@ class World:
         self.valset_change = not self.selftest and rng.random() < 0.35
         if self.valset_change:
             self._add_node("spare", self.spare_key, "honest")
-            honest = [i for i, m in enumerate(modes) if m == "honest"]
+            honest = [i for i, m in enumerate(modes) if m in HONEST_MODES]
             retiree = keys[rng.choice(honest)]
             members = [v for v in genesis_set.validators if v.key_id != retiree.key_id]
             members.append(_validator(self.spare_key, self.n))
             self.new_set = ValidatorSet.of(members)
             self.valset_tick = rng.randint(5, 80)
         self.net = Network(rng, len(self.nodes))
+        for index, node in enumerate(self.nodes):
+            if node.mode == "slow":
+                self.net.slow[index] = rng.randint(*SLOW_EXTRA_TICKS)
+        self._flaky_heights: dict[tuple[str, int], bool] = {}
+        self.degraded_crashes = 0
         self.by_key: dict[str, list[int]] = {}
         for index, node in enumerate(self.nodes):
             self.by_key.setdefault(node.key_id, []).append(index)
         self.honest_ids = {n.key_id for n in self.nodes if n.honest}
+        self.crashed_ids: set[str] = set()  # honest validators down in the degraded phase
+        self.crashed_at = 0
+        self._skips_seen: set[int] = set()  # heights whose round-0 proposer is not the plain rotation's
         for node in self.nodes:
             if node.mode != "silent":
                 self._start(node)
 
     def _add_node(self, name: str, key: SigningKey, mode: str) -> None:
         ledger = Ledger(self.genesis)
-        node = SimNode(name, key, mode == "honest", mode, ledger, self._app(ledger, mode))
+        node = SimNode(name, key, mode in HONEST_MODES, mode, ledger, self._app(ledger, mode))
         self.nodes.append(node)
 
     def _app(self, ledger: Ledger, mode: str) -> SimApp:
@@ -222,7 +253,8 @@ class World:
         heights = max((n.ledger.height for n in self.nodes if n.honest), default=0)
         return Result(self.seed, self.n, list(self.checker.violations), heights, self.checker.commits,
                       self.net.delivered, self.now, self.checker.evidence, self.trace.hexdigest(),
-                      self.modes, self.selftest, self.checker.proposal_evidence)
+                      self.modes, self.selftest, self.checker.proposal_evidence, len(self._skips_seen),
+                      self.degraded_crashes)
 
     def _run_normal(self) -> None:
         chaos_end = self.rng.randint(CHAOS_TICKS_MIN, CHAOS_TICKS_MAX)
@@ -238,11 +270,64 @@ class World:
         while self.now < deadline:
             self._tick()
             if all(n.ledger.height >= base[n.name] + LIVENESS_HEIGHTS for n in self.nodes if n.honest):
-                return
+                return self._run_degraded()
         late = [f"{n.name}@{n.ledger.height}" for n in self.nodes
                 if n.honest and n.ledger.height < base[n.name] + LIVENESS_HEIGHTS]
-        self.checker.violation(f"liveness: {', '.join(late)} did not commit {LIVENESS_HEIGHTS} new heights "
-                               f"within {LIVENESS_TICKS_MAX} ticks after the network healed")
+        if late:
+            self.checker.violation(f"liveness: {', '.join(late)} did not commit {LIVENESS_HEIGHTS} new heights "
+                                   f"within {LIVENESS_TICKS_MAX} ticks after the network healed")
+
+    def _run_degraded(self) -> None:
+        """Crash honest validators for good (as many as f leaves after the Byzantine ones):
+        the others must keep committing, and once the window has passed no crashed one is
+        ever the round-0 proposer; restarted, each catches up and is back in the round-0
+        rotation (some honest node's inactive_at no longer names it) within REJOIN_HEIGHTS_MAX."""
+        rng = self.rng
+        running = [n for n in self.nodes if n.honest and n.core is not None]
+        members = running[0].core.validators if running and running[0].core is not None else None
+        if members is None:
+            return
+        byzantine = {n.key_id for n in self.nodes if not n.honest and members.get(n.key_id) is not None}
+        candidates = [n for n in running if n.mode == "honest" and members.get(n.key_id) is not None]
+        victims = rng.sample(candidates, min(len(candidates), self.f - len(byzantine)))
+        for node in victims:
+            self._crash(node)
+            node.restart_at = None
+        self.degraded_crashes = len(victims)
+        self.crashed_ids = {n.key_id for n in victims}
+        self.crashed_at = max(n.ledger.height for n in self.nodes if n.honest)
+        if not self._advance(DEGRADED_HEIGHTS, DEGRADED_TICKS_MAX):
+            return self.checker.violation(
+                f"liveness: with {len(victims)} crashed the others did not commit {DEGRADED_HEIGHTS} heights "
+                f"within {DEGRADED_TICKS_MAX} ticks")
+        self.crashed_ids = set()
+        for node in victims:
+            self._start(node)
+        restarted_at = max(n.ledger.height for n in self.nodes if n.honest)
+        deadline = self.now + REJOIN_TICKS_MAX
+        waiting = {n.key_id for n in victims}
+        while waiting and self.now < deadline:
+            self._tick()
+            top = max(self.nodes, key=lambda n: n.ledger.height if n.honest else -1)
+            if top.ledger.height > restarted_at + REJOIN_HEIGHTS_MAX:
+                break
+            waiting -= {k for k in waiting if k not in top.app.inactive_at(top.ledger.height + 1)
+                        and top.ledger.height >= restarted_at + PROPOSER_WINDOW_HEIGHTS}
+        if waiting:
+            names = ", ".join(n.name for n in victims if n.key_id in waiting)
+            self.checker.violation(f"rejoin: {names} not back in the round-0 rotation within "
+                                   f"{REJOIN_HEIGHTS_MAX} heights of its restart")
+
+    def _advance(self, heights: int, ticks: int) -> bool:
+        """Tick until every running honest node committed ``heights`` more; False on timeout."""
+        base = {n.name: n.ledger.height for n in self.nodes if n.honest and n.core is not None}
+        deadline = self.now + ticks
+        while self.now < deadline:
+            self._tick()
+            if all(n.ledger.height >= base[n.name] + heights for n in self.nodes
+                   if n.name in base and n.core is not None):
+                return True
+        return False
 
     def _run_selftest(self) -> None:
         # Side A: honest 0..k-1 and the first twin of each Byzantine; side B the rest.
@@ -299,6 +384,8 @@ class World:
                 self._byzantine_send(index, node, envelope.to, message)
         for block, cert in ready.committed:
             validators = node.app.validators_at(block.header.height)
+            if node.honest and block.header.height == node.ledger.height + 1:
+                self._check_round0(node, block.header.height, validators)
             try:
                 applied = node.app.apply(block, cert)
             except (AssertionError, LedgerError) as exc:
@@ -315,6 +402,18 @@ class World:
                 accused = first.proposer if isinstance(first, Proposal) else first.validator
                 self.checker.on_evidence(accused, accused in self.honest_ids, first, second,
                                          node.core.validators)
+
+    def _check_round0(self, node: SimNode, height: int, validators: ValidatorSet) -> None:
+        proposer = validators.proposer(height, 0, node.app.inactive_at(height)).key_id
+        if height not in self._skips_seen and proposer != validators.proposer(height, 0).key_id:
+            self._skips_seen.add(height)
+        self.checker.on_round0_proposer(node.name, height, proposer)
+        if node.core is not None and node.core.height == height and node.core.proposer(0) != proposer:
+            self.checker.violation(f"proposer rule: {node.name}'s core and application name different "
+                                   f"round-0 proposers at height {height}")
+        if proposer in self.crashed_ids and height >= self.crashed_at + SKIP_AFTER_HEIGHTS:
+            self.checker.violation(f"proposer rule: {proposer[:8]}, crashed since height {self.crashed_at}, "
+                                   f"is still the round-0 proposer of height {height}")
 
     @staticmethod
     def _append_wal(node: SimNode, records: tuple[Value, ...]) -> None:
@@ -337,6 +436,14 @@ class World:
     # --- Byzantine behaviour ------------------------------------------------------------
     def _byzantine_send(self, index: int, node: SimNode, to: str | None, message: object) -> None:
         rng = self.rng
+        if node.mode == "flaky" and isinstance(message, (Vote, Proposal)):
+            if isinstance(message, Proposal):
+                return None
+            key = (node.name, message.height)
+            taking_part = self._flaky_heights.get(key)
+            if taking_part is None:
+                taking_part = self._flaky_heights[key] = rng.random() < FLAKY_HEIGHTS
+            return self._route(index, to, message) if taking_part else None
         if node.mode != "forger" or to is not None:
             return self._route(index, to, message)
         everyone = list(range(len(self.nodes)))
