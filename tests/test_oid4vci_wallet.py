@@ -232,3 +232,29 @@ def test_rate_limiter_keeps_clients_apart() -> None:
     limit = RateLimiter(1.0, 2, clients_max=2)
     assert [limit.allow("a", 0.0) for _ in range(3)] == [True, True, False]
     assert limit.allow("b", 0.0) and limit.allow("a", 1.0)
+
+
+def test_password_prompts_go_to_stderr_not_into_redirected_output(tmp_path: Path) -> None:
+    """`imi wallet … > file` must leave only the answer in the file (issue 17): the prompt
+    goes to the terminal, or to stderr when there is none (a new session has no tty)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("IMI_WALLET_PASSWORD", "IMI_WALLET")}
+    repo = Path(__file__).resolve().parent.parent
+
+    def run(*args: str, stdin: str, name: str = "w") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cli.main", "wallet", *args, "--wallet", str(tmp_path / name)],
+                              input=stdin, capture_output=True, text=True, env=env, cwd=repo, timeout=120,
+                              start_new_session=True, check=False)
+
+    made = run("init", "--insecure-fast-kdf", "--json", stdin="pw\npw\n")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["ok"] is True  # nothing but the answer on stdout
+    assert "wallet password" in made.stderr
+    listed = run("list", "--json", stdin="pw\n")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    differ = run("init", "--insecure-fast-kdf", stdin="a\nb\n", name="other")
+    assert differ.returncode == 1 and differ.stdout == "" and "bad-password" in differ.stderr
+    assert not (tmp_path / "other").exists()
