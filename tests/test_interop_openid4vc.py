@@ -106,3 +106,62 @@ def test_the_openid4vc_ts_client_is_refused_with_a_wrong_pin(issuer: tuple[str, 
                             capture_output=True, text=True, timeout=NODE_SCRIPT_TIMEOUT_S, check=False)
     assert result.returncode == 1 and "invalid_grant" in result.stderr, result.stderr
     assert agent.records.all() == []
+
+
+ISSUER_START_S_MAX = 60
+NODE_ISSUER_STATUS_IDX = 7
+
+
+@pytest.fixture()
+def node_issuer(tmp_path: Path) -> Iterator[tuple[str, str, str, LightClient]]:
+    """A minimal issuer built with the package's Openid4vciIssuer, for an agency accredited on
+    our ledger whose DID document names it: yields (offer URI, PIN, agency DID, light client)."""
+    missing = _node_ready()
+    if missing is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    from cli.genesis import free_ports
+    from identity.ledger_trust import status_uri
+
+    node = InProcessNode()
+    node.executor = Executor(node.genesis.chain_id, {**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
+    node.commit()
+    with serve_in_thread(create_app(node, extra_routers=ROUTERS)) as node_port:
+        node_url = f"http://127.0.0.1:{node_port}"
+        port = free_ports(1)[0]
+        url = f"http://127.0.0.1:{port}"
+        key, did = setup_ledger(node, NodeClient(node_url), url)
+        pin = "271828"
+        config = {"port": port, "credential_issuer": url, "did": did, "kid": f"{did}#{key.key_id}",
+                  "issuer_jwk": key.to_private_jwk(), "vct": VCT, "claims": CITIZEN_CLAIMS, "tx_code": pin,
+                  "status": {"idx": NODE_ISSUER_STATUS_IDX, "uri": status_uri(LIST_ID)}}
+        (tmp_path / "issuer.json").write_text(json.dumps(config))
+        proc = subprocess.Popen(["node", "issuer.mjs", str(tmp_path / "issuer.json")], cwd=INTEROP,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()  # printed once listening
+            assert line, proc.stderr.read() if proc.stderr else "node issuer exited"
+            yield json.loads(line)["offer_uri"], pin, did, LightClient(node.genesis, IdentityHttpFetcher(node_url))
+        finally:
+            proc.kill()
+            proc.wait(timeout=ISSUER_START_S_MAX)
+
+
+def test_our_wallet_receives_from_an_issuer_built_with_the_package(
+        node_issuer: tuple[str, str, str, LightClient], tmp_path: Path) -> None:
+    import httpx
+
+    from identity.oid4vci_client import receive
+    from identity.wallet import KdfParams, Wallet
+
+    offer, pin, did, light = node_issuer
+    wallet = Wallet.create(tmp_path / "w.json", "pw", kdf=KdfParams.fastest())
+    with httpx.Client(timeout=60) as http:
+        (cred_id,) = receive(wallet, offer, http=http, ledger=light, now=int(time.time()), tx_code=pin)
+    shown = wallet.show(cred_id)
+    assert shown["iss"] == did and shown["family_name"] == "Lovelace"
+    assert shown["status"]["status_list"]["idx"] == NODE_ISSUER_STATUS_IDX
+    (record,) = wallet.issuances()
+    assert record["iss"] == did and record["credentials"] == [cred_id]
