@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "ledger": "bench.ledger",
     "verify": "bench.verify",
     "devnet": "bench.devnet",
+    "issue": "bench.issue",
 }
 
 

@@ -180,8 +180,8 @@ def _denied(exc: IssuanceRequestError, error: str = vci.INVALID_PROOF) -> vci.OA
 
 # --- the agent -------------------------------------------------------------------------
 class IssuerAgent:
-    """An accredited issuer over the ledger. Thread-safe: issuance and status changes are
-    serialised (one status-index allocation at a time)."""
+    """An accredited issuer over the ledger. Thread-safe: status-index allocation, signing and
+    recording are serialised; the wait for the anchor's commit is not."""
 
     def __init__(
         self,
@@ -219,6 +219,9 @@ class IssuerAgent:
         self._holder_keys = jose.PreparedKeys(PREPARED_KEYS_MAX)  # DID keys of holders, prepared once
         self._lock = threading.RLock()  # guards the light client, index allocation and records
         self._metadata: tuple[int, dict[str, Any]] | None = None
+        self._chain_id: str | None = None  # read from the node once
+        self._accredited: tuple[int, dict[str, Any]] | None = None
+        self._status_list: dict[str, Any] | None = None
 
     @property
     def kid(self) -> str:
@@ -252,6 +255,12 @@ class IssuerAgent:
         return metadata
 
     def _accreditation(self, now: int) -> dict[str, Any]:
+        """The issuer's accreditation record, read through the light client at most every
+        :data:`METADATA_CACHE_S` (a suspension takes effect here within that time; verifiers
+        check the accreditation themselves on every presentation)."""
+        cached = self._accredited
+        if cached is not None and now - cached[0] < METADATA_CACHE_S:
+            return cached[1]
         try:
             with self._lock:
                 record = self.client.issuer(self.did, now * 1000)
@@ -261,6 +270,7 @@ class IssuerAgent:
             raise IssuerLedgerError(f"cannot read the accreditation: {exc}", reason="ledger-unavailable") from exc
         if record.get("status") != "accredited":
             raise IssuanceError(f"issuer is {record.get('status')}", reason="issuer-not-accredited")
+        self._accredited = (now, record)
         return record
 
     # --- staff: enrolment and offers ---------------------------------------------------------
@@ -426,20 +436,28 @@ class IssuerAgent:
                  "holder_kind": "did" if h.kid is not None else "jwk",
                  "holder": h.kid if h.kid is not None else PublicKey.from_jwk(dict(h.jwk or {})).thumbprint(),
                  "iat": now, "anchor": digest, "salt": salt} for _, idx, digest, salt, h in out])
-            answer = self._submit("anchor.put", {"digests": [bytes.fromhex(d) for _, _, d, _, _ in out]})
+        # the indices are reserved durably: concurrent requests anchor (and wait for the commit)
+        # side by side, and the node puts their anchor.put transactions into one block
+        answer = self._submit("anchor.put", {"digests": [bytes.fromhex(d) for _, _, d, _, _ in out]})
         height = answer.get("height")
         return [IssuedCredential(c, vct, subject, self.list_id, idx, digest, salt,
                                  height if isinstance(height, int) else None, h.to_cnf())
                 for c, idx, digest, salt, h in out]
 
     def _allocate(self, count: int, now: int) -> list[int]:
-        try:
-            record = self.client.status_list(self.list_id, now * 1000)
-        except (LightClientError, KeyError_) as exc:
-            raise IssuerLedgerError(f"cannot read status list {self.list_id}: {exc}",
-                                    reason="ledger-unavailable") from exc
-        if record.get("issuer") != self.did:
-            raise IssuanceError(f"status list {self.list_id} belongs to another issuer", reason="not-list-owner")
+        """``count`` random unused indices; precondition: the lock is held. The list's owner
+        and size never change, so it is read from the ledger once."""
+        record = self._status_list
+        if record is None:
+            try:
+                record = self.client.status_list(self.list_id, now * 1000)
+            except (LightClientError, KeyError_) as exc:
+                raise IssuerLedgerError(f"cannot read status list {self.list_id}: {exc}",
+                                        reason="ledger-unavailable") from exc
+            if record.get("issuer") != self.did:
+                raise IssuanceError(f"status list {self.list_id} belongs to another issuer",
+                                    reason="not-list-owner")
+            self._status_list = record
         used = self.records.used(self.list_id)
         indices: list[int] = []
         try:
@@ -475,7 +493,9 @@ class IssuerAgent:
 
     def _submit(self, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
-            return self.node.submit(self.node.build(type_, self.did, payload, self.key))
+            if self._chain_id is None:
+                self._chain_id = self.node.chain_id()
+            return self.node.submit(self.node.build(type_, self.did, payload, self.key, chain_id=self._chain_id))
         except SubmitError as exc:
             raise IssuerLedgerError(f"{type_}: {exc}", reason=exc.reason) from exc
         except LedgerError as exc:
