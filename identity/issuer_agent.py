@@ -468,6 +468,12 @@ class IssuerAgent:
             raise IssuanceError(str(exc), reason=exc.reason) from exc
         return indices
 
+    def status_fill(self) -> tuple[int, int | None]:
+        """Indices given out, and the list's capacity once it was read (first issuance)."""
+        record = self._status_list
+        capacity = len(record["lst"]) * 8 // int(record["bits"]) if record is not None else None
+        return len(self.records.used(self.list_id)), capacity
+
     # --- status -------------------------------------------------------------------------------
     def set_status(self, idx: int, action: str) -> int | None:
         """``action`` is ``revoke`` (final), ``suspend`` or ``reinstate``; returns the commit height.

@@ -27,6 +27,8 @@ Staff (always ``Authorization: Bearer <admin token>``, compared in constant time
 ``POST /v1/admin/offers``                       ``{subject, vcts, batch?, tx_code?}`` → offer
                                                 URIs (by value and by reference) and the PIN
 ``POST /v1/issuance/{revoke,suspend,reinstate}`` ``{idx}`` → ``status.set`` on the ledger
+``/console``                                    the agency console page
+                                                (:mod:`identity.http.agency_console`)
 ==============================================  ==============================================
 
 Errors of the OAuth endpoints are ``application/json`` with the spec's ``error`` code (and
@@ -58,6 +60,7 @@ from starlette.concurrency import run_in_threadpool
 from identity import oid4vci as vci
 from identity.constants import BATCH_SIZE_MAX, TOKEN_REQUESTS_BURST, TOKEN_REQUESTS_PER_S
 from identity.errors import IdentityError, IssuanceError
+from identity.http.agency_console import install_console
 from identity.issuance import IssuanceRequestError
 from identity.issuer_agent import SUBJECT_CHARS_MAX, IssuerAgent, IssuerLedgerError
 from ledger.errors import ImiError
@@ -294,6 +297,7 @@ def create_issuer_app(
 
     for action in ("revoke", "suspend", "reinstate"):
         status_route(action)
+    install_console(app, issuer, admin_token=admin_token, clock_s=clock_s)
 
     app.add_middleware(CatchAll, logger=log)
     app.add_middleware(BodyLimit, body_bytes_max=ISSUER_BODY_BYTES_MAX)
