@@ -40,7 +40,7 @@ from typing import Final
 import httpx
 
 from cli.devnet import Devnet
-from cli.genesis import free_ports
+from cli._consortium import free_ports
 from identity import did as didmod
 from identity.constants import ISSUER_SERVICE_TYPE, PRE_AUTHORIZED_GRANT
 from identity.issuance import make_proof

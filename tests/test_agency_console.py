@@ -109,7 +109,7 @@ def test_enrol_a_holder_did_from_the_console(world: World) -> None:
 
 @pytest.mark.xdist_group("browser")
 def test_the_console_in_chromium(world: World, tmp_path: Path) -> None:
-    from cli.genesis import free_ports
+    from cli._consortium import free_ports
 
     port = free_ports(1)[0]
     base = f"http://127.0.0.1:{port}"

@@ -29,7 +29,7 @@ from identity.light_client import LightClient
 from identity.request import PresentationRequest
 from identity.rules import IDENTITY_HANDLERS
 from identity.verifier import CnfHolderKeys, check_presentation
-from ledger.execution import DEVNET_HANDLERS, Executor
+from ledger.execution import DEVNET_HANDLERS
 from node.api.app import create_app
 from tests.serving import serve_in_thread
 from tests.test_issuance_world import ADMIN_TOKEN, CITIZEN_CLAIMS, LIST_ID, VCT, setup_ledger
@@ -55,10 +55,9 @@ def issuer() -> Iterator[tuple[str, IssuerAgent, LightClient]]:
         if os.environ.get("CI") == "true":
             pytest.fail(missing)
         pytest.skip(missing)
-    from cli.genesis import free_ports
+    from cli._consortium import free_ports
 
-    node = InProcessNode()
-    node.executor = Executor(node.genesis.chain_id, {**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
+    node = InProcessNode(handlers={**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
     node.commit()
     with serve_in_thread(create_app(node, extra_routers=ROUTERS)) as node_port:
         node_url = f"http://127.0.0.1:{node_port}"
@@ -121,11 +120,10 @@ def node_issuer(tmp_path: Path) -> Iterator[tuple[str, str, str, LightClient]]:
         if os.environ.get("CI") == "true":
             pytest.fail(missing)
         pytest.skip(missing)
-    from cli.genesis import free_ports
+    from cli._consortium import free_ports
     from identity.ledger_trust import status_uri
 
-    node = InProcessNode()
-    node.executor = Executor(node.genesis.chain_id, {**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
+    node = InProcessNode(handlers={**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
     node.commit()
     with serve_in_thread(create_app(node, extra_routers=ROUTERS)) as node_port:
         node_url = f"http://127.0.0.1:{node_port}"
