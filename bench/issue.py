@@ -39,8 +39,8 @@ from typing import Final
 
 import httpx
 
-from cli.devnet import Devnet
 from cli._consortium import free_ports
+from cli.devnet import Devnet
 from identity import did as didmod
 from identity.constants import ISSUER_SERVICE_TYPE, PRE_AUTHORIZED_GRANT
 from identity.issuance import make_proof
