@@ -37,9 +37,14 @@ from urllib.parse import urlsplit
 from identity import did as didmod
 from identity import oid4vci as vci
 from identity.constants import BATCH_SIZE_MAX, ISSUER_SERVICE_TYPE, PRE_AUTHORIZED_GRANT
-from identity.errors import IdentityError, LightClientError, NotFoundError, VerificationError, WalletError
+from identity.errors import (
+    IdentityError,
+    LightClientError,
+    NotFoundError,
+    VerificationError,
+    WalletError,
+)
 from identity.issuance import IssuanceRequestError, make_proof
-
 from identity.ledger_trust import LedgerIssuerKeys, LedgerStatusLists
 from identity.light_client import LightClient
 from identity.request import PresentationRequest
