@@ -468,6 +468,16 @@ class IssuerAgent:
             raise IssuanceError(str(exc), reason=exc.reason) from exc
         return indices
 
+    def credential_status(self, idx: int, now: int) -> int:
+        """The ledger's status code of entry ``idx`` of this issuer's list (light client, under
+        the lock: the light client is shared by the service's threads)."""
+        with self._lock:
+            try:
+                return self.client.status(self.list_id, idx, now * 1000)
+            except (LightClientError, KeyError_) as exc:
+                raise IssuerLedgerError(f"cannot read status list {self.list_id}: {exc}",
+                                        reason="ledger-unavailable") from exc
+
     def status_fill(self) -> tuple[int, int | None]:
         """Indices given out, and the list's capacity once it was read (first issuance)."""
         record = self._status_list

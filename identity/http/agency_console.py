@@ -124,7 +124,7 @@ class _Console:
         issued = []
         for record in self.issuer.records.for_subject(subject):
             try:
-                code: int | None = self.issuer.client.status(record["list_id"], int(record["idx"]), now * 1000)
+                code: int | None = self.issuer.credential_status(int(record["idx"]), now)
             except IdentityError:
                 code = None
             issued.append({"vct": record["vct"], "ref": str(record["anchor"])[:CREDENTIAL_REF_CHARS],
