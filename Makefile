@@ -14,7 +14,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-test: $(STAMP) browser
+INTEROP := tests/interop
+
+# The interop tests drive the npm package @openid4vc/openid4vci (pinned in
+# $(INTEROP)/package-lock.json). Without npm they are skipped (failed under CI=true):
+# install Node 20+ with npm, then `make test` runs `npm ci` here by itself.
+$(INTEROP)/node_modules: $(INTEROP)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd $(INTEROP) && npm ci --no-audit --no-fund; \
+	else echo "npm not found: interop tests will be skipped (install Node 20+ and npm to run them)" >&2; fi
+
+test: $(STAMP) browser $(INTEROP)/node_modules
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # The page tests drive Debian's chromium (Playwright, by its path). Installed here when

@@ -1,10 +1,10 @@
-"""`imi issue`: an agency's issuer service (run beside its validator) and its status actions.
+"""`imi issue`: an agency's issuer service (run beside its validator) and its staff actions.
 
 ``imi issue init`` writes an issuer directory; ``imi issue serve`` serves
-:func:`identity.http.issuer_service.create_issuer_app` for it over one node; ``imi issue
-revoke|suspend|reinstate`` call the running service's admin endpoints (bearer token
-from ``--admin-token-file`` or ``IMI_ISSUER_ADMIN_TOKEN``; without one the service
-accepts loopback clients only).
+:func:`identity.http.issuer_service.create_issuer_app` (OpenID4VCI) for it over one node;
+``imi issue offer|enrol|revoke|suspend|reinstate`` call the running service's staff
+endpoints with the staff bearer token (``--token-file``/``--admin-token-file`` or
+``IMI_ISSUER_ADMIN_TOKEN``; the service has no unauthenticated staff access at all).
 
 Exit 0 ok, 1 refused (``error [reason]: ...``), 2 usage.
 """
@@ -40,7 +40,8 @@ app = typer.Typer(help="An agency's issuer service: serve, revoke, suspend, rein
 
 DIR_OPTION = typer.Option(..., "--issuer-dir", help=f"Directory holding {ISSUER_CONFIG}.")
 ISSUER_OPTION = typer.Option(..., "--issuer", envvar="IMI_ISSUER", help="Issuer service base URL.")
-TOKEN_OPTION = typer.Option(None, "--admin-token-file", help="File whose first line is the admin token.")
+TOKEN_OPTION = typer.Option(None, "--admin-token-file", "--token-file",
+                            help="File whose first line is the staff (admin) token.")
 
 
 def _token(path: Path | None) -> str | None:
@@ -88,29 +89,41 @@ def serve(
     port: int = typer.Option(8700, "--port", min=0, max=65535),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
     admin_token_file: Path | None = TOKEN_OPTION,
+    public_url: str | None = typer.Option(None, "--public-url",
+                                          help="The Credential Issuer Identifier wallets see (behind TLS: "
+                                               "https://...); default http://HOST:PORT. The issuer DID's "
+                                               "document must name it."),
+    trusted_proxy: list[str] = typer.Option([], "--trusted-proxy",
+                                            help="Peer address of a reverse proxy whose X-Forwarded-For is "
+                                                 "believed for rate limits (repeatable; never for auth)."),
     freshness_ms: int = typer.Option(FRESHNESS_MS_DEFAULT, "--freshness-ms", min=1,
                                      help="Reject ledger answers whose header is older than this."),
     as_json: bool = typer.Option(False, "--json", help="Log one JSON object per line (stderr): "
                                  "ts, level, logger, message."),
 ) -> None:
-    """Serve the issuer HTTP API (/v1/issuance/...) for the issuer in DIR, over NODE."""
+    """Serve the issuer (OpenID4VCI endpoints and staff API) for the issuer in DIR, over NODE."""
     chain = read_genesis(genesis)
+    token = _token(admin_token_file)
+    if token is None:
+        usage("--admin-token-file (or IMI_ISSUER_ADMIN_TOKEN) is required: staff are always authenticated")
+    url = (public_url or f"http://{host}:{port}").rstrip("/")
     try:
         config = IssuerConfig.load(issuer_dir)
         fetcher = IdentityHttpFetcher(node, client=_ledger_client.http_client())
         agent = config.agent(NodeClient(node, client=_ledger_client.http_client()),
-                             LightClient(chain, fetcher, freshness_ms))
+                             LightClient(chain, fetcher, freshness_ms), url)
     except ValueError as exc:
         fail(str(exc), reason="bad-issuer-dir")
-    token = _token(admin_token_file)
-    if token is None and host not in ("127.0.0.1", "::1", "localhost"):
-        usage("a non-loopback --host needs --admin-token-file (the status endpoints)")
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
     from identity.http.issuer_service import create_issuer_app
 
-    banner = f"issuer {agent.did} serving on http://{host}:{port} (list {agent.list_id})"
+    try:
+        service = create_issuer_app(agent, admin_token=token, trusted_proxies=frozenset(trusted_proxy))
+    except ValueError as exc:
+        usage(str(exc))
+    banner = f"issuer {agent.did} serving {url} on {host}:{port} (list {agent.list_id})"
     log_config: dict[str, Any] = LOGGING_CONFIG
     if as_json:
         configure_json_logging()
@@ -118,27 +131,75 @@ def serve(
         logging.getLogger("imi.issuer").info("%s", banner)
     else:
         typer.echo(banner, err=True)
-    uvicorn.run(create_issuer_app(agent, admin_token=token), host=host, port=port, log_level="warning",
-                log_config=log_config)
+    # proxy_headers off: uvicorn would otherwise rewrite the peer from X-Forwarded-For
+    uvicorn.run(service, host=host, port=port, log_level="warning", log_config=log_config, proxy_headers=False)
 
 
-def _status(action: str, issuer: str, idx: int, token_file: Path | None, as_json: bool) -> None:
+def _staff_call(issuer: str, path: str, body: dict[str, Any], token_file: Path | None, as_json: bool,
+                what: str) -> dict[str, Any]:
     token = _token(token_file)
-    headers = {"authorization": f"Bearer {token}"} if token else {}
+    if token is None:
+        usage("--token-file (or IMI_ISSUER_ADMIN_TOKEN) is required")
     client = _ledger_client.http_client()
     try:
-        response = client.post(issuer.rstrip("/") + f"/v1/issuance/{action}", json={"idx": idx}, headers=headers)
-        body: Any = response.json()
+        response = client.post(issuer.rstrip("/") + path, json=body, headers={"authorization": f"Bearer {token}"})
+        answer: Any = response.json()
     except ValueError:
         fail(f"issuer answered HTTP {response.status_code} without JSON", reason="issuer-error", as_json=as_json)
     except Exception as exc:  # noqa: BLE001 - transport failures: one line, no traceback
         fail(f"issuer {issuer} unreachable: {exc}", reason="issuer-unavailable", as_json=as_json)
     finally:
         client.close()
-    if response.status_code != 200 or not isinstance(body, dict):
-        reason = str(body.get("reason", "issuer-error")) if isinstance(body, dict) else "issuer-error"
-        detail = str(body.get("detail", "")) if isinstance(body, dict) else ""
-        fail(f"{action} refused (HTTP {response.status_code}): {detail}", reason=reason, as_json=as_json)
+    if response.status_code != 200 or not isinstance(answer, dict):
+        reason = str(answer.get("reason", "issuer-error")) if isinstance(answer, dict) else "issuer-error"
+        detail = str(answer.get("detail", "")) if isinstance(answer, dict) else ""
+        fail(f"{what} refused (HTTP {response.status_code}): {detail}", reason=reason, as_json=as_json)
+    return answer
+
+
+@app.command()
+def offer(
+    subject: str = typer.Option(..., "--subject", help="The agency's subject id (its register)."),
+    vct: list[str] = typer.Option(..., "--vct", help="Credential type to offer (repeatable)."),
+    batch: int = typer.Option(1, "--batch", min=1, max=10, help="Credentials (holder keys) per request."),
+    no_tx_code: bool = typer.Option(False, "--no-tx-code", help="No PIN (only for an enrolled subject)."),
+    issuer: str = ISSUER_OPTION,
+    token_file: Path | None = TOKEN_OPTION,
+    as_json: bool = typer.Option(False, "--json", help='Print {"offer_uri", "tx_code"} (and the offer by '
+                                 "reference, expires_at, enrol)."),
+) -> None:
+    """Staff: a credential offer for SUBJECT (an enrolment offer with a PIN if not enrolled yet)."""
+    answer = _staff_call(issuer, "/v1/admin/offers", {"subject": subject, "vcts": list(vct), "batch": batch,
+                                                      "tx_code": not no_tx_code}, token_file, as_json, "offer")
+    if as_json:
+        print_json({"offer_uri": answer["offer_uri"], "tx_code": answer["tx_code"],
+                    "offer_uri_by_reference": answer["offer_uri_by_reference"],
+                    "expires_at": answer["expires_at"], "enrol": answer["enrol"]})
+    else:
+        typer.echo(answer["offer_uri"])
+        if answer["tx_code"] is not None:
+            typer.echo(f"PIN (tell the holder, not in the QR code): {answer['tx_code']}", err=True)
+
+
+@app.command()
+def enrol(
+    subject: str = typer.Option(..., "--subject", help="The agency's subject id (its register)."),
+    did: str = typer.Option(..., "--holder-did", help="The holder's did:imi, after identity proofing."),
+    issuer: str = ISSUER_OPTION,
+    token_file: Path | None = TOKEN_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Staff: bind SUBJECT to a holder DID (later offers need a proof by that DID)."""
+    check_did_arg(did)
+    answer = _staff_call(issuer, "/v1/admin/enrol", {"subject": subject, "did": did}, token_file, as_json, "enrol")
+    if as_json:
+        print_json({"ok": True, **answer})
+    else:
+        typer.echo(f"{subject} enrolled to {answer['holder']}")
+
+
+def _status(action: str, issuer: str, idx: int, token_file: Path | None, as_json: bool) -> None:
+    body = _staff_call(issuer, f"/v1/issuance/{action}", {"idx": idx}, token_file, as_json, action)
     if as_json:
         print_json({"ok": True, **body})
     else:

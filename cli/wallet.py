@@ -303,31 +303,38 @@ def did_rotate(did: str = typer.Argument(...),
     typer.echo(json.dumps({"ok": True, "did": did, "key": next_key.key_id}) if as_json else did)
 
 
-@app.command("request")
-def request_(issuer: str = typer.Option(..., "--issuer", envvar="IMI_ISSUER", help="Issuer service URL."),
-             vct: str = typer.Option(..., "--vct", help="Credential type to request."),
-             did: str | None = typer.Option(None, "--did", help="Bind to this wallet DID (cnf.kid)."),
-             key: str | None = typer.Option(None, "--key", help="Bind to this wallet key (cnf.jwk)."),
-             subject: str | None = typer.Option(None, "--subject",
-                                                help="Your id at the agency (binding by key)."),
-             wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
-             now: int | None = NOW_OPT, as_json: bool = _json_opt("{ok, id}")) -> None:
-    """Request a credential from an issuer service (nonce, proof of possession); store it."""
-    from identity import holder
+@app.command("receive")
+def receive(offer_uri: str = typer.Argument(..., help="openid-credential-offer://... (QR code or link)."),
+            tx_code: str | None = typer.Option(None, "--tx-code", help="The PIN the agency gave you."),
+            node: str = _ledger_client.NODE_OPTION,
+            genesis: Path | None = _ledger_client.GENESIS_OPTION,
+            did: str | None = typer.Option(None, "--did", help="Bind to this wallet DID (cnf.kid)."),
+            batch: int = typer.Option(1, "--batch", min=1, max=10,
+                                      help="Credentials per type, each bound to its own key (use each once)."),
+            alg: Alg = typer.Option(Alg.ES256, "--alg", help="Algorithm of new holder keys."),
+            wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+            now: int | None = NOW_OPT, as_json: bool = _json_opt("{ok, ids, issuer, credential_issuer}")) -> None:
+    """Receive credentials from an OpenID4VCI offer: the issuer is checked against the ledger
+    before anything is signed, every credential before it is stored."""
+    from identity.oid4vci_client import receive as receive_offer
 
-    if did is not None and key is not None:
-        usage("--did and --key are exclusive")
+    ledger = _verified(node, genesis)
     opened = _open(wallet, password_file)
     http = _ledger_client.http_client()
     try:
-        cred_id = holder.request_credential(opened, issuer, vct, now=_now(now), did=did, key_id=key,
-                                            subject=subject, http=http)
+        ids = receive_offer(opened, offer_uri, http=http, ledger=ledger, now=_now(now), tx_code=tx_code, did=did,
+                            batch=batch, alg=alg.value, allow_http=os.environ.get("IMI_WALLET_ALLOW_HTTP") == "1")
         opened.save()
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason, as_json=as_json)
     finally:
         http.close()
-    typer.echo(json.dumps({"ok": True, "id": cred_id}) if as_json else cred_id)
+    record = opened.issuances()[-1]
+    if as_json:
+        print_json({"ok": True, "ids": ids, "issuer": record["iss"], "credential_issuer": record["credential_issuer"]})
+    else:
+        for cred_id in ids:
+            typer.echo(cred_id)
 
 
 def _verified(node: str, genesis: Path | None) -> Any:

@@ -94,6 +94,29 @@ KDF_MEMLIMIT_MIN: Final = 8 * 1024
 KDF_OPSLIMIT_MAX: Final = 4  # libsodium SENSITIVE
 KDF_MEMLIMIT_MAX: Final = 1024 * 1024 * 1024
 
+# --- OpenID4VCI 1.0 (identity.oid4vci) -----------------------------------------------------
+PRE_AUTHORIZED_GRANT: Final = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
+OFFER_SCHEME: Final = "openid-credential-offer://"
+CREDENTIAL_FORMAT: Final = "dc+sd-jwt"
+OFFER_TTL_S: Final = 600  # a pre-authorized code (and its tx_code) lives this long
+ACCESS_TOKEN_TTL_S: Final = 300
+C_NONCE_TTL_S: Final = 300
+TX_CODE_LENGTH: Final = 6  # numeric PIN handed over out of band
+TX_CODE_ATTEMPTS_MAX: Final = 5  # wrong PINs before the code is burnt
+BATCH_SIZE_MAX: Final = 10  # proofs (holder keys) in one credential request
+OFFERS_MAX: Final = 10_000  # live pre-authorized codes of one issuer
+OFFERS_PER_SUBJECT_MAX: Final = 4  # live codes per subject (a new one beyond drops the oldest)
+ACCESS_TOKENS_MAX: Final = 10_000
+USED_NONCES_MAX: Final = 200_000  # consumed c_nonces remembered until they expire
+RATE_CLIENTS_MAX: Final = 10_000  # clients tracked by a rate limiter (least recent dropped)
+TOKEN_REQUESTS_PER_S: Final = 2  # per client, sustained, at the token endpoint
+TOKEN_REQUESTS_BURST: Final = 10
+OFFER_URI_CHARS_MAX: Final = 8 * 1024
+OFFER_CHARS_MAX: Final = 4 * 1024  # a credential offer's JSON
+CODE_BYTES: Final = 24  # pre-authorized codes, access tokens, offer ids
+METADATA_CACHE_S: Final = 30  # issuer metadata read from the ledger is reused this long
+ISSUER_SERVICE_TYPE: Final = "OpenID4VCICredentialIssuer"  # DID document service naming the endpoint
+
 # --- relations -----------------------------------------------------------------------
 def check_limits() -> None:
     """Raise :class:`~ledger.errors.LimitError` naming every relation between these limits
@@ -116,6 +139,11 @@ def check_limits() -> None:
          KDF_MEMLIMIT_MIN <= KDF_MEMLIMIT_DEFAULT <= KDF_MEMLIMIT_MAX),
         ("WALLET_CREDENTIALS_MAX * PRESENTATION_CHARS_MAX <= 4 * WALLET_BYTES_MAX",
          WALLET_CREDENTIALS_MAX * PRESENTATION_CHARS_MAX <= 4 * WALLET_BYTES_MAX),
+        ("OFFERS_PER_SUBJECT_MAX <= OFFERS_MAX", OFFERS_PER_SUBJECT_MAX <= OFFERS_MAX),
+        ("ACCESS_TOKEN_TTL_S <= OFFER_TTL_S", ACCESS_TOKEN_TTL_S <= OFFER_TTL_S),
+        ("4 <= TX_CODE_LENGTH <= 10", 4 <= TX_CODE_LENGTH <= 10),
+        ("1 <= BATCH_SIZE_MAX <= 100", 1 <= BATCH_SIZE_MAX <= 100),
+        ("TOKEN_REQUESTS_PER_S <= TOKEN_REQUESTS_BURST", TOKEN_REQUESTS_PER_S <= TOKEN_REQUESTS_BURST),
     ))
 
 

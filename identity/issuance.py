@@ -1,25 +1,22 @@
-"""The issuance protocol between a wallet and an issuer service: nonces and proofs of possession.
+"""OpenID4VCI key proofs (``proofs.jwt``): build and check, pure.
 
-Shaped after OpenID4VCI, reduced to what imi needs:
+A wallet proves possession of the key a credential will be bound to with a compact JWS::
 
-1. ``POST /v1/issuance/nonce`` → ``{nonce, expires_at, aud}``: a fresh, single-use nonce.
-2. The holder signs a **proof** (compact JWS) with the key the credential will be bound to::
-
-       header  {"typ": "openid4vci-proof+jwt", "alg": "EdDSA"|"ES256",
-                "jwk": <holder public JWK>}            -- binding by key (cnf.jwk)
-            or {"kid": "did:imi:<suffix>#<key id>"}    -- binding by DID (cnf.kid = the DID)
-       payload {"aud": <issuer DID>, "nonce": <nonce>, "iat": <seconds>}
-
-3. ``POST /v1/issuance/credential {vct, proof, subject?}`` → the SD-JWT VC.
+    header  {"typ": "openid4vci-proof+jwt", "alg": "EdDSA"|"ES256",
+             "jwk": <holder public JWK>}            -- binding by key (cnf.jwk)
+         or {"kid": "did:imi:<suffix>#<key id>"}    -- binding by DID (cnf.kid = the DID)
+    payload {"aud": <Credential Issuer Identifier>, "nonce": <c_nonce>, "iat": <seconds>}
 
 With a DID ``kid`` the key must be the DID's *current* controller key on the ledger
 (read with the light client), and the credential gets ``cnf: {"kid": "<did>"}`` — the bare
 DID, which :class:`identity.ledger_trust.LedgerHolderKeys` resolves to whatever key is
 current when a presentation is checked, so the credential survives ``did.rotate`` and
-``did.recover``.
+``did.recover``. The protocol around the proofs (offers, token, nonces, credential
+endpoint) is :mod:`identity.oid4vci`.
 
-This module is pure: no network, no clock (``now`` is an argument, integer seconds).
-Failures are :class:`IssuanceRequestError` with a stable reason:
+No network, no clock (``now`` is an argument, integer seconds). Failures are
+:class:`IssuanceRequestError` with a stable reason (the issuer answers them as
+``invalid_proof``):
 
 =======================  ==========================================================
 reason                   when
@@ -31,18 +28,11 @@ proof-wrong-aud          ``aud`` is not this issuer
 proof-stale              ``iat`` older than ``PROOF_IAT_WINDOW_S``
 proof-future             ``iat`` more than ``PROOF_SKEW_S`` ahead
 proof-bad-signature      not signed by the key it names
-nonce-unknown            this issuer never gave out that nonce (or forgot it)
-nonce-used               the nonce was already consumed (a replay)
-nonce-expired            the nonce is past its expiry
-too-many-nonces          the bounded nonce store is full of live nonces
 =======================  ==========================================================
 """
 
 from __future__ import annotations
 
-import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -59,11 +49,7 @@ PROOF_TYP: Final = "openid4vci-proof+jwt"
 PROOF_CHARS_MAX: Final = 4 * 1024
 PROOF_IAT_WINDOW_S: Final = 300  # a proof older than this is stale
 PROOF_SKEW_S: Final = 60  # tolerated clock difference for a proof's iat
-NONCE_BYTES: Final = 16
-NONCE_TTL_S_DEFAULT: Final = 300
-NONCES_MAX: Final = 10_000  # live + recently used nonces kept by one issuer
-SUBJECT_CHARS_MAX: Final = 256
-VCT_REQUEST_CHARS_MAX: Final = 256
+
 
 
 def check_limits() -> None:
@@ -71,7 +57,6 @@ def check_limits() -> None:
     that does not hold. Called at import: unlike an ``assert`` it also runs under ``python -O``."""
     require_limits(__name__, (
         ("PROOF_SKEW_S < PROOF_IAT_WINDOW_S", PROOF_SKEW_S < PROOF_IAT_WINDOW_S),
-        ("NONCE_BYTES >= 16", NONCE_BYTES >= 16),
     ))
 
 
@@ -82,66 +67,6 @@ class IssuanceRequestError(IdentityError):
     """Remote: a holder's issuance request that must be refused (reason in the module table)."""
 
     reason = "bad-issuance-request"
-
-
-# --- nonces -----------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Nonce:
-    """A single-use nonce and its expiry (seconds since the epoch)."""
-
-    value: str
-    expires_at: int
-
-
-class NonceStore:
-    """Bounded, thread-safe store of issued nonces; each can be consumed once.
-
-    Consumed nonces are remembered until their expiry so a replay reads ``nonce-used``
-    rather than ``nonce-unknown``. Entries past expiry are dropped on every call.
-    """
-
-    __slots__ = ("_entries", "_lock", "_max", "ttl_s")
-
-    def __init__(self, *, ttl_s: int = NONCE_TTL_S_DEFAULT, entries_max: int = NONCES_MAX) -> None:
-        if ttl_s <= 0 or entries_max <= 0:
-            raise ValueError("ttl_s and entries_max must be positive")
-        self.ttl_s = ttl_s
-        self._max = entries_max
-        # value -> (expires_at, used); insertion order is expiry order (ttl is constant)
-        self._entries: OrderedDict[str, tuple[int, bool]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _purge(self, now: int) -> None:
-        while self._entries:
-            value, (expires_at, _) = next(iter(self._entries.items()))
-            if expires_at > now:
-                break
-            del self._entries[value]
-
-    def issue(self, now: int) -> Nonce:
-        """A fresh nonce valid for ``ttl_s`` seconds from ``now``."""
-        with self._lock:
-            self._purge(now)
-            if len(self._entries) >= self._max:
-                raise IssuanceRequestError("too many outstanding nonces; retry later", reason="too-many-nonces")
-            nonce = Nonce(secrets.token_urlsafe(NONCE_BYTES), now + self.ttl_s)
-            self._entries[nonce.value] = (nonce.expires_at, False)
-            return nonce
-
-    def consume(self, value: str, now: int) -> None:
-        """Mark ``value`` used; raise IssuanceRequestError (nonce-unknown/-used/-expired)."""
-        with self._lock:
-            entry = self._entries.get(value)
-            if entry is None:
-                raise IssuanceRequestError("nonce was not issued by this issuer", reason="nonce-unknown")
-            expires_at, used = entry
-            if used:
-                raise IssuanceRequestError("nonce was already used", reason="nonce-used")
-            if now >= expires_at:
-                del self._entries[value]
-                raise IssuanceRequestError("nonce has expired", reason="nonce-expired")
-            self._entries[value] = (expires_at, True)
-            self._purge(now)
 
 
 # --- proofs -----------------------------------------------------------------------------
@@ -197,7 +122,7 @@ def _holder_key(header: Mapping[str, Any]) -> tuple[PublicKey | None, str | None
 
 def parse_proof(token: object, *, aud: str, now: int) -> Proof:
     """Check a proof's form, ``typ``, ``aud`` and ``iat`` at ``now``; the caller checks the
-    nonce (:class:`NonceStore`) and the signature (:meth:`Proof.verify_with`)."""
+    nonce (:class:`identity.oid4vci.NonceMint`) and the signature (:meth:`Proof.verify_with`)."""
     if not isinstance(token, str):
         raise IssuanceRequestError("proof must be a string", reason="bad-proof")
     try:
@@ -220,11 +145,8 @@ def parse_proof(token: object, *, aud: str, now: int) -> Proof:
 
 
 __all__ = [
-    "NONCE_TTL_S_DEFAULT",
     "PROOF_TYP",
     "IssuanceRequestError",
-    "Nonce",
-    "NonceStore",
     "Proof",
     "check_limits",
     "make_proof",

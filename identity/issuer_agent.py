@@ -1,24 +1,29 @@
-"""An accredited agency's issuer, as a library: issue SD-JWT VCs backed by the ledger.
+"""An accredited agency's issuer, as a library: enrol people, issue SD-JWT VCs over OpenID4VCI.
 
 :class:`IssuerAgent` holds the issuer DID and its assertion key, a
 :class:`~identity.ledger_client.NodeClient` (writes), a
-:class:`~identity.light_client.LightClient` (verified reads), one Token Status List
-and the agency's :class:`Register` (what it already knows about each citizen).
-It is what :mod:`identity.http.issuer_service` serves over HTTP, and what a script or the
-demo calls directly:
+:class:`~identity.light_client.LightClient` (verified reads), one Token Status List, the
+agency's :class:`Register` (what it knows about each subject: claims, keyed by the
+agency's own subject id) and its :class:`~identity.issuer_store.IssuerStore`
+(enrolments and issued records). It is what :mod:`identity.http.issuer_service` serves.
 
-* :meth:`IssuerAgent.new_nonce` / :meth:`IssuerAgent.issue_with_proof` — the holder
-  protocol of :mod:`identity.issuance` (nonce, proof of possession).
-* :meth:`IssuerAgent.issue_to` — issue to a subject with a binding the caller vouches for.
-* :meth:`IssuerAgent.revoke` / :meth:`suspend` / :meth:`reinstate` — ``status.set``.
+The one door. A credential goes only to the holder *enrolled* for a subject:
 
-Issuing one credential: check the issuer's accreditation for the ``vct`` on the ledger,
-pick a random unused index of the status list (herd privacy,
-:func:`identity.status_list.allocate_index`), sign the SD-JWT VC with ``status`` and
-``cnf``, submit ``anchor.put`` with its salted digest (:mod:`identity.anchors`) and wait
-for commit. Only then is the credential handed out. The index and the anchor salt are
-kept in the agency's own records (:class:`IssuerRecords`, optionally a JSON file), never
-on the ledger.
+* **Staff** (authenticated by the service) call :meth:`IssuerAgent.enrol` to bind a subject
+  to a holder (a did:imi, or a key thumbprint), or :meth:`IssuerAgent.create_offer` to
+  make an OpenID4VCI credential offer with a pre-authorized code and a PIN (``tx_code``).
+* A wallet redeems the offer (:meth:`token`, :meth:`new_nonce`, :meth:`credential`). If the
+  subject is not enrolled yet, the offer is an *enrolment* offer (it always carries a PIN):
+  the holder of the request's first proof becomes the enrolled holder. Once enrolled,
+  every credential request for the subject must include a proof by the enrolled holder
+  (the DID's current key, or the enrolled key) — a bare subject id, a fresh key or a
+  public DID gets nothing. Further proofs in the same request (batch issuance) bind one
+  credential each to other keys of the same wallet.
+
+Issuing: check the accreditation for the ``vct`` on the ledger, pick random unused
+indices of the status list (herd privacy), reserve them durably in the store, sign the
+SD-JWT VCs with ``status`` and ``cnf``, submit one ``anchor.put`` with their salted digests
+(:mod:`identity.anchors`) and wait for commit. Only then are the credentials handed out.
 
 Time is an argument everywhere (``now``, integer seconds).
 """
@@ -28,15 +33,18 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
 from identity import did as didmod
 from identity import jose
+from identity import oid4vci as vci
 from identity.anchors import anchor_digest, new_salt
 from identity.constants import (
+    BATCH_SIZE_MAX,
     CREDENTIAL_LIFETIME_S_DEFAULT,
+    METADATA_CACHE_S,
     PREPARED_KEYS_MAX,
     STATUS_INVALID,
     STATUS_SUSPENDED,
@@ -51,18 +59,18 @@ from identity.errors import (
     StatusListError,
     SubmitError,
 )
-from identity.issuance import IssuanceRequestError, Nonce, NonceStore, parse_proof
+from identity.issuance import IssuanceRequestError, parse_proof
+from identity.issuer_store import Enrolment, IssuerStore
 from identity.ledger_client import NodeClient
 from identity.ledger_trust import LedgerHolderKeys, status_uri
 from identity.light_client import LightClient
 from identity.sdjwt import HolderBinding, issue
 from identity.status_list import allocate_index
 from ledger.errors import KeyError_, LedgerError
-from ledger.files import write_atomic
-from ledger.keys import SigningKey
+from ledger.keys import PublicKey, SigningKey
 
 REGISTER_SUBJECTS_MAX: Final = 100_000
-ISSUED_RECORDS_MAX: Final = 1_000_000
+SUBJECT_CHARS_MAX: Final = 256
 STATUS_ACTIONS: Final[Mapping[str, int]] = {
     "revoke": STATUS_INVALID, "suspend": STATUS_SUSPENDED, "reinstate": STATUS_VALID,
 }
@@ -77,25 +85,23 @@ class IssuerLedgerError(IdentityError):
 # --- the agency's register ------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RegisterEntry:
-    """What the agency knows about one citizen: claims per credential type.
+    """What the agency knows about one subject: claims per credential type.
 
     ``claims`` apply to every vct the issuer offers unless ``by_vct`` has an entry for it.
-    ``holder_keys`` (RFC 7638 thumbprints), when non-empty, are the only keys a
-    binding-by-JWK request for this subject may use.
     """
 
     claims: Mapping[str, Any]
     by_vct: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    holder_keys: frozenset[str] = frozenset()
 
     def claims_for(self, vct: str) -> Mapping[str, Any]:
         return self.by_vct.get(vct, self.claims)
 
 
 class Register:
-    """Subject (a holder DID, or the agency's own subject id) → :class:`RegisterEntry`.
+    """Subject (the agency's own subject id, e.g. a file number) → :class:`RegisterEntry`.
 
-    JSON form: ``{"<subject>": {"claims": {...}, "by_vct": {vct: {...}}?, "holder_keys": [..]?}}``.
+    JSON form: ``{"<subject>": {"claims": {...}, "by_vct": {vct: {...}}?}}``. The register
+    says *what* to issue about a subject; *to whom* is the enrolment (:class:`IssuerStore`).
     """
 
     __slots__ = ("_entries",)
@@ -113,15 +119,12 @@ class Register:
         entries: dict[str, RegisterEntry] = {}
         for subject, item in data.items():
             if not isinstance(item, Mapping) or not isinstance(item.get("claims"), Mapping) \
-                    or set(item) - {"claims", "by_vct", "holder_keys"}:
-                raise ValueError(f"register entry {subject!r} must be {{claims, by_vct?, holder_keys?}}")
+                    or set(item) - {"claims", "by_vct"} or not 0 < len(str(subject)) <= SUBJECT_CHARS_MAX:
+                raise ValueError(f"register entry {subject!r} must be {{claims, by_vct?}}")
             by_vct = item.get("by_vct", {})
-            keys = item.get("holder_keys", [])
             if not isinstance(by_vct, Mapping) or not all(isinstance(v, Mapping) for v in by_vct.values()):
                 raise ValueError(f"register entry {subject!r}: by_vct must map vct to claims")
-            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-                raise ValueError(f"register entry {subject!r}: holder_keys must be a list of strings")
-            entries[str(subject)] = RegisterEntry(dict(item["claims"]), dict(by_vct), frozenset(keys))
+            entries[str(subject)] = RegisterEntry(dict(item["claims"]), dict(by_vct))
         return cls(entries)
 
     @classmethod
@@ -134,57 +137,20 @@ class Register:
     def get(self, subject: str) -> RegisterEntry | None:
         return self._entries.get(subject)
 
-    def put(self, subject: str, claims: Mapping[str, Any], *, holder_keys: frozenset[str] = frozenset()) -> None:
-        """Add or replace a subject (e.g. a citizen who just registered a DID)."""
+    def put(self, subject: str, claims: Mapping[str, Any]) -> None:
+        """Add or replace a subject."""
         if subject not in self._entries and len(self._entries) >= REGISTER_SUBJECTS_MAX:
             raise ValueError(f"a register holds at most {REGISTER_SUBJECTS_MAX} subjects")
-        self._entries[subject] = RegisterEntry(dict(claims), {}, holder_keys)
+        self._entries[subject] = RegisterEntry(dict(claims), {})
+
+    def subjects(self) -> list[str]:
+        return sorted(self._entries)
 
     def __contains__(self, subject: object) -> bool:
         return subject in self._entries
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-# --- the agency's records of what it issued -------------------------------------------
-class IssuerRecords:
-    """Used status indices and one record per issued credential (idx, vct, subject, anchor,
-    salt, iat). In memory, or persisted to a JSON file (mode 0600, replaced atomically)."""
-
-    __slots__ = ("_issued", "_path")
-
-    def __init__(self, path: Path | None = None) -> None:
-        self._path = path
-        self._issued: list[dict[str, Any]] = []
-        if path is not None and path.exists():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                self._issued = list(data["issued"])
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"issuer records {str(path)!r} are unreadable: {exc}") from exc
-
-    def used(self, list_id: str) -> set[int]:
-        return {int(r["idx"]) for r in self._issued if r["list_id"] == list_id}
-
-    def add(self, record: dict[str, Any]) -> None:
-        if len(self._issued) >= ISSUED_RECORDS_MAX:
-            raise IssuanceError("issuer records are full", reason="records-full")
-        self._issued.append(record)
-        self._save()
-
-    def all(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._issued]
-
-    def _save(self) -> None:
-        if self._path is None:
-            return
-        try:
-            write_atomic(self._path, json.dumps({"issued": self._issued}))
-        except OSError as exc:
-            self._issued.pop()  # not recorded: the caller must not hand out the credential
-            raise IssuanceError(f"cannot write issuer records: {exc.strerror or exc}",
-                                reason="records-io-error") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,19 +167,21 @@ class IssuedCredential:
     height: int | None
     cnf: Mapping[str, Any]
 
-    def to_json(self) -> dict[str, Any]:
-        return {"credential": self.credential, "vct": self.vct, "status": self.status_claim,
-                "anchor": self.anchor, "anchor_salt": self.anchor_salt, "height": self.height}
-
     @property
     def status_claim(self) -> dict[str, Any]:
         return {"status_list": {"idx": self.idx, "uri": status_uri(self.list_id)}}
 
 
+def _denied(exc: IssuanceRequestError, error: str = vci.INVALID_PROOF) -> vci.OAuthError:
+    out = vci.OAuthError(error, f"{exc} [{exc.reason}]")
+    out.__cause__ = exc
+    return out
+
+
 # --- the agent -------------------------------------------------------------------------
 class IssuerAgent:
-    """An accredited issuer over the ledger. Thread-safe: issuance and status changes are
-    serialised (one status-index allocation at a time)."""
+    """An accredited issuer over the ledger. Thread-safe: status-index allocation, signing and
+    recording are serialised; the wait for the anchor's commit is not."""
 
     def __init__(
         self,
@@ -224,68 +192,214 @@ class IssuerAgent:
         list_id: str,
         register: Register,
         *,
-        records: IssuerRecords | None = None,
+        credential_issuer: str,
+        store: IssuerStore | None = None,
         lifetime_s: int = CREDENTIAL_LIFETIME_S_DEFAULT,
-        nonces: NonceStore | None = None,
+        display: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         if not didmod.is_did(did):
             raise ValueError(f"{did!r} is not a did:imi")
         if lifetime_s <= 0:
             raise ValueError("lifetime_s must be positive")
+        if not credential_issuer.startswith(("https://", "http://")) or credential_issuer.endswith("/"):
+            raise ValueError("credential_issuer must be an http(s) URL without a trailing slash")
         self.did = did
         self.key = key
         self.node = node
         self.client = client
         self.list_id = list_id
         self.register = register
-        self.records = records or IssuerRecords()
+        self.credential_issuer = credential_issuer
+        self.records = store or IssuerStore()
         self.lifetime_s = lifetime_s
-        self.nonces = nonces or NonceStore()
+        self.display = {vct: dict(names) for vct, names in (display or {}).items()}
+        self.offers = vci.OfferBook(credential_issuer)
+        self.tokens = vci.TokenBook()
+        self.nonces = vci.NonceMint()
         self._holder_keys = jose.PreparedKeys(PREPARED_KEYS_MAX)  # DID keys of holders, prepared once
         self._lock = threading.RLock()  # guards the light client, index allocation and records
+        self._metadata: tuple[int, dict[str, Any]] | None = None
+        self._chain_id: str | None = None  # read from the node once
+        self._accredited: tuple[int, dict[str, Any]] | None = None
+        self._status_list: dict[str, Any] | None = None
 
     @property
     def kid(self) -> str:
         """The JOSE ``kid`` of issued credentials: a DID URL of the assertion key."""
         return f"{self.did}#{self.key.key_id}"
 
-    # --- holder protocol ------------------------------------------------------------------
-    def new_nonce(self, now: int) -> Nonce:
+    # --- metadata -------------------------------------------------------------------------
+    def metadata(self, now: int) -> dict[str, Any]:
+        """Credential Issuer metadata from the ledger (accredited vcts and their published
+        definitions), reused for :data:`METADATA_CACHE_S`."""
+        cached = self._metadata
+        if cached is not None and now - cached[0] < METADATA_CACHE_S:
+            return cached[1]
+        record = self._accreditation(now)
+        configurations = {}
+        for vct in record.get("vcts", []):
+            try:
+                with self._lock:
+                    definition = self.client.credential_type(vct, now * 1000)
+            except NotFoundError:
+                continue  # accredited but not published yet: nothing to offer
+            except (LightClientError, KeyError_) as exc:
+                raise IssuerLedgerError(f"cannot read type {vct}: {exc}", reason="ledger-unavailable") from exc
+            names = self.display.get(vct) or {"zh-CN": str(definition["name"]), "en": str(definition["name"])}
+            configurations[vct] = vci.credential_configuration(definition, names, self.key.alg)
+        name = str(record.get("name", self.did))
+        metadata = vci.issuer_metadata(self.credential_issuer, issuer_did=self.did,
+                                       issuer_name=self.display.get("", {"zh-CN": name, "en": name}),
+                                       configurations=configurations)
+        self._metadata = (now, metadata)
+        return metadata
+
+    def _accreditation(self, now: int) -> dict[str, Any]:
+        """The issuer's accreditation record, read through the light client at most every
+        :data:`METADATA_CACHE_S` (a suspension takes effect here within that time; verifiers
+        check the accreditation themselves on every presentation)."""
+        cached = self._accredited
+        if cached is not None and now - cached[0] < METADATA_CACHE_S:
+            return cached[1]
+        try:
+            with self._lock:
+                record = self.client.issuer(self.did, now * 1000)
+        except NotFoundError as exc:
+            raise IssuanceError(f"{self.did} is not an accredited issuer", reason="issuer-not-accredited") from exc
+        except (LightClientError, KeyError_) as exc:
+            raise IssuerLedgerError(f"cannot read the accreditation: {exc}", reason="ledger-unavailable") from exc
+        if record.get("status") != "accredited":
+            raise IssuanceError(f"issuer is {record.get('status')}", reason="issuer-not-accredited")
+        self._accredited = (now, record)
+        return record
+
+    # --- staff: enrolment and offers ---------------------------------------------------------
+    def enrol(self, subject: str, *, did: str | None = None, jwk: Mapping[str, Any] | None = None,
+              now: int) -> Enrolment:
+        """Staff: bind ``subject`` (known to the register) to a holder DID (active on the
+        ledger) or public JWK. Raises IssuanceRequestError (unknown-subject, bad-holder,
+        holder-did-unknown)."""
+        if subject not in self.register:
+            raise IssuanceRequestError("the agency knows no such subject", reason="unknown-subject")
+        if (did is None) == (jwk is None):
+            raise IssuanceRequestError("enrol a holder by exactly one of did or jwk", reason="bad-holder")
+        if did is not None:
+            if not didmod.is_did(did):
+                raise IssuanceRequestError("holder did must be a did:imi", reason="bad-holder")
+            self._resolve_active(did, now)
+            return self.records.enrol(subject, "did", did, via="staff", at=now)
+        try:
+            thumbprint = PublicKey.from_jwk(dict(jwk or {})).thumbprint()
+        except (KeyError_, ValueError, TypeError) as exc:
+            raise IssuanceRequestError(f"holder jwk is not usable: {exc}", reason="bad-holder") from exc
+        return self.records.enrol(subject, "jwk", thumbprint, via="staff", at=now)
+
+    def create_offer(self, subject: str, vcts: list[str], now: int, *, batch: int = 1,
+                     tx_code: bool = True) -> vci.CreatedOffer:
+        """Staff: a credential offer for ``subject``. For a subject not enrolled yet it is an
+        enrolment offer and always carries a PIN. Raises IssuanceRequestError
+        (unknown-subject, vct-not-offered, bad-batch, tx-code-required)."""
+        if subject not in self.register:
+            raise IssuanceRequestError("the agency knows no such subject", reason="unknown-subject")
+        if not 1 <= batch <= BATCH_SIZE_MAX:
+            raise IssuanceRequestError(f"batch must be 1..{BATCH_SIZE_MAX}", reason="bad-batch")
+        offered = self.metadata(now)["credential_configurations_supported"]
+        if not vcts or any(v not in offered for v in vcts):
+            raise IssuanceRequestError("this issuer does not offer that credential type", reason="vct-not-offered")
+        enrol = self.records.enrolment(subject) is None
+        if enrol and not tx_code:
+            raise IssuanceRequestError("an enrolment offer needs a PIN", reason="tx-code-required")
+        grant = vci.Grant(subject, tuple(dict.fromkeys(vcts)), batch, enrol)
+        return self.offers.create(grant, now, tx_code=tx_code)
+
+    # --- wallets: OpenID4VCI --------------------------------------------------------------------
+    def token(self, form: Mapping[str, str], now: int) -> dict[str, Any]:
+        """Token endpoint (pre-authorized code grant): a single-use code (and its PIN) for an
+        access token."""
+        code, tx_code = vci.parse_token_request(form)
+        grant = self.offers.redeem(code, tx_code, now)
+        token = self.tokens.issue(grant, now)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": self.tokens.ttl_s}
+
+    def new_nonce(self, now: int) -> str:
         return self.nonces.issue(now)
 
-    def issue_with_proof(self, vct: str, proof: str, now: int, *, subject: str | None = None) -> IssuedCredential:
-        """Issue ``vct`` to the holder who signed ``proof`` (see :mod:`identity.issuance`).
+    def credential(self, authorization: str | None, body: object, now: int) -> list[IssuedCredential]:
+        """Credential endpoint: one credential per proof in ``proofs.jwt``, for the grant's
+        subject, to the holder keys proven — only if one of them is the enrolled holder
+        (or the grant enrols the first). Raises :class:`~identity.oid4vci.OAuthError`,
+        IssuanceError, IssuerLedgerError."""
+        token = vci.bearer_token(authorization)
+        grant = self.tokens.get(token, now)
+        request = vci.parse_credential_request(body)
+        vct = request.configuration_id
+        if vct not in self.metadata(now)["credential_configurations_supported"]:
+            raise vci.OAuthError(vci.UNKNOWN_CREDENTIAL_CONFIGURATION, "no such credential configuration")
+        if vct not in grant.configuration_ids:
+            raise vci.OAuthError("insufficient_scope", "the access token does not cover this configuration",
+                                 status=403)
+        nonces, holders, bindings = self._check_proofs(request.proofs, now)
+        enrolment = self.records.enrolment(grant.subject)
+        if enrolment is None and not grant.enrol:
+            raise vci.OAuthError(vci.CREDENTIAL_REQUEST_DENIED, "the subject is not enrolled")
+        if enrolment is not None and (enrolment.kind, enrolment.holder) not in holders:
+            raise vci.OAuthError(vci.CREDENTIAL_REQUEST_DENIED,
+                                 "no proof is by the holder enrolled for this subject")
+        for nonce in nonces:
+            self.nonces.consume(nonce, now)
+        if enrolment is None:
+            kind, holder = holders[0]
+            self.records.enrol(grant.subject, kind, holder, via="offer", at=now)
+            self.tokens.update(token, replace(grant, enrol=False))
+        try:  # beyond the offer's batch the issuer issues fewer, for the first proofs (spec §8.3)
+            issued = self._issue(grant.subject, bindings[:grant.batch_max], vct, now)
+        except IssuanceRequestError as exc:  # e.g. the subject left the register
+            raise _denied(exc, vci.CREDENTIAL_REQUEST_DENIED) from exc
+        self.tokens.consume(token)
+        return issued
 
-        Binding by DID: the subject is the DID, the proof key must be its current key, and
-        ``cnf = {"kid": did}``. Binding by JWK: ``subject`` names the register entry (whose
-        ``holder_keys``, if any, must contain the JWK) and ``cnf = {"jwk": ...}``.
-        Raises IssuanceRequestError (the holder's fault), IssuanceError, IssuerLedgerError.
-        """
-        parsed = parse_proof(proof, aud=self.did, now=now)
-        self.nonces.consume(parsed.nonce, now)  # before the signature: a nonce is burnt by any try
-        if parsed.did is not None:
-            if subject is not None and subject != parsed.did:
-                raise IssuanceRequestError("subject must be the proof's DID", reason="subject-mismatch")
-            parsed.verify_with(self._current_did_key(parsed.did, parsed.key_id or "", now))
-            return self.issue_to(parsed.did, HolderBinding(kid=parsed.did), vct, now)
-        assert parsed.jwk is not None
-        parsed.verify_with(jose.PreparedKey(parsed.jwk))
-        if subject is None:
-            raise IssuanceRequestError("binding by JWK needs a subject", reason="unknown-subject")
-        entry = self.register.get(subject)
-        if entry is not None and entry.holder_keys and parsed.jwk.key_id not in entry.holder_keys:
-            raise IssuanceRequestError("this key may not receive credentials for that subject",
-                                       reason="holder-key-not-allowed")
-        return self.issue_to(subject, HolderBinding(jwk=parsed.jwk.to_jwk()), vct, now)
+    def _check_proofs(self, proofs: tuple[str, ...], now: int
+                      ) -> tuple[list[str], list[tuple[str, str]], list[HolderBinding]]:
+        nonces: list[str] = []
+        holders: list[tuple[str, str]] = []
+        bindings: list[HolderBinding] = []
+        for token in proofs:
+            try:
+                parsed = parse_proof(token, aud=self.credential_issuer, now=now)
+            except IssuanceRequestError as exc:
+                raise _denied(exc) from exc
+            self.nonces.check(parsed.nonce, now)
+            try:
+                if parsed.did is not None:
+                    parsed.verify_with(self._current_did_key(parsed.did, parsed.key_id or "", now))
+                    binding = HolderBinding(kid=parsed.did)
+                else:
+                    assert parsed.jwk is not None
+                    parsed.verify_with(jose.PreparedKey(parsed.jwk))
+                    binding = HolderBinding(jwk=parsed.jwk.to_jwk())
+            except IssuanceRequestError as exc:
+                raise _denied(exc) from exc
+            holder = vci.holder_of(parsed)
+            if holder in holders:
+                raise vci.OAuthError(vci.INVALID_PROOF, "each proof of a batch needs its own key")
+            if parsed.nonce not in nonces:  # the proofs of one batch may share a c_nonce
+                nonces.append(parsed.nonce)
+            holders.append(holder)
+            bindings.append(binding)
+        return nonces, holders, bindings
 
-    def _current_did_key(self, did: str, key_id: str, now: int) -> jose.PreparedKey:
-        with self._lock:  # one light client, shared by the service's worker threads
+    def _resolve_active(self, did: str, now: int) -> None:
+        with self._lock:
             try:
                 self.client.resolve_did(did, now * 1000)  # tells "not on the ledger" from "ledger down"
             except NotFoundError as exc:
                 raise IssuanceRequestError(f"{did} is not on the ledger", reason="holder-did-unknown") from exc
             except (LightClientError, KeyError_) as exc:
                 raise IssuerLedgerError(f"cannot resolve {did}: {exc}", reason="ledger-unavailable") from exc
+
+    def _current_did_key(self, did: str, key_id: str, now: int) -> jose.PreparedKey:
+        self._resolve_active(did, now)
+        with self._lock:  # one light client, shared by the service's worker threads
             try:
                 key = LedgerHolderKeys(self.client, clock_ms=lambda: now * 1000,
                                        keys=self._holder_keys).resolve({"kid": did})
@@ -297,54 +411,78 @@ class IssuerAgent:
         return key
 
     # --- issuing ----------------------------------------------------------------------------
-    def issue_to(self, subject: str, holder: HolderBinding, vct: str, now: int) -> IssuedCredential:
-        """Issue ``vct`` with the register's claims of ``subject`` to ``holder`` (trusted by
-        the caller), record it, anchor it on the ledger and wait for commit."""
+    def _issue(self, subject: str, holders: list[HolderBinding], vct: str, now: int) -> list[IssuedCredential]:
+        """Issue ``vct`` with the register's claims of ``subject``, one credential per holder;
+        record them durably, anchor them on the ledger and wait for commit."""
         entry = self.register.get(subject)
         if entry is None:
             raise IssuanceRequestError("the agency knows no such subject", reason="unknown-subject")
-        self._check_accredited(vct, now)
-        with self._lock:
-            idx = self._allocate(now)
-            credential = issue(
-                entry.claims_for(vct), issuer_key=self.key, iss=self.did, vct=vct, holder=holder,
-                iat=now, exp=now + self.lifetime_s, kid=self.kid,
-                status={"status_list": {"idx": idx, "uri": status_uri(self.list_id)}},
-            ).serialize()
-            salt = new_salt()
-            digest = anchor_digest(credential, salt)
-            self.records.add({"list_id": self.list_id, "idx": idx, "vct": vct, "subject": subject,
-                              "iat": now, "anchor": digest.hex(), "salt": salt.hex()})
-            answer = self._submit("anchor.put", {"digests": [digest]})
-        height = answer.get("height")
-        return IssuedCredential(credential, vct, subject, self.list_id, idx, digest.hex(), salt.hex(),
-                                height if isinstance(height, int) else None, holder.to_cnf())
-
-    def _check_accredited(self, vct: str, now: int) -> None:
-        try:
-            with self._lock:
-                record = self.client.issuer(self.did, now * 1000)
-        except NotFoundError as exc:
-            raise IssuanceError(f"{self.did} is not an accredited issuer", reason="issuer-not-accredited") from exc
-        except (LightClientError, KeyError_) as exc:
-            raise IssuerLedgerError(f"cannot read the accreditation: {exc}", reason="ledger-unavailable") from exc
-        if record.get("status") != "accredited":
-            raise IssuanceError(f"issuer is {record.get('status')}", reason="issuer-not-accredited")
+        record = self._accreditation(now)
         if vct not in record.get("vcts", []):
             raise IssuanceRequestError(f"this issuer is not accredited for {vct!r}", reason="vct-not-offered")
+        with self._lock:
+            indices = self._allocate(len(holders), now)
+            out: list[tuple[str, int, str, str, HolderBinding]] = []
+            for idx, holder in zip(indices, holders, strict=True):
+                credential = issue(
+                    entry.claims_for(vct), issuer_key=self.key, iss=self.did, vct=vct, holder=holder,
+                    iat=now, exp=now + self.lifetime_s, kid=self.kid,
+                    status={"status_list": {"idx": idx, "uri": status_uri(self.list_id)}},
+                ).serialize()
+                salt = new_salt()
+                out.append((credential, idx, anchor_digest(credential, salt).hex(), salt.hex(), holder))
+            self.records.add_many([
+                {"list_id": self.list_id, "idx": idx, "vct": vct, "subject": subject,
+                 "holder_kind": "did" if h.kid is not None else "jwk",
+                 "holder": h.kid if h.kid is not None else PublicKey.from_jwk(dict(h.jwk or {})).thumbprint(),
+                 "iat": now, "anchor": digest, "salt": salt} for _, idx, digest, salt, h in out])
+        # the indices are reserved durably: concurrent requests anchor (and wait for the commit)
+        # side by side, and the node puts their anchor.put transactions into one block
+        answer = self._submit("anchor.put", {"digests": [bytes.fromhex(d) for _, _, d, _, _ in out]})
+        height = answer.get("height")
+        return [IssuedCredential(c, vct, subject, self.list_id, idx, digest, salt,
+                                 height if isinstance(height, int) else None, h.to_cnf())
+                for c, idx, digest, salt, h in out]
 
-    def _allocate(self, now: int) -> int:
+    def _allocate(self, count: int, now: int) -> list[int]:
+        """``count`` random unused indices; precondition: the lock is held. The list's owner
+        and size never change, so it is read from the ledger once."""
+        record = self._status_list
+        if record is None:
+            try:
+                record = self.client.status_list(self.list_id, now * 1000)
+            except (LightClientError, KeyError_) as exc:
+                raise IssuerLedgerError(f"cannot read status list {self.list_id}: {exc}",
+                                        reason="ledger-unavailable") from exc
+            if record.get("issuer") != self.did:
+                raise IssuanceError(f"status list {self.list_id} belongs to another issuer",
+                                    reason="not-list-owner")
+            self._status_list = record
+        used = self.records.used(self.list_id)
+        indices: list[int] = []
         try:
-            record = self.client.status_list(self.list_id, now * 1000)
-        except (LightClientError, KeyError_) as exc:
-            raise IssuerLedgerError(f"cannot read status list {self.list_id}: {exc}",
-                                    reason="ledger-unavailable") from exc
-        if record.get("issuer") != self.did:
-            raise IssuanceError(f"status list {self.list_id} belongs to another issuer", reason="not-list-owner")
-        try:
-            return allocate_index(record["lst"], record["bits"], self.records.used(self.list_id))
+            for _ in range(count):
+                indices.append(allocate_index(record["lst"], record["bits"], used))
+                used.add(indices[-1])
         except StatusListError as exc:
             raise IssuanceError(str(exc), reason=exc.reason) from exc
+        return indices
+
+    def credential_status(self, idx: int, now: int) -> int:
+        """The ledger's status code of entry ``idx`` of this issuer's list (light client, under
+        the lock: the light client is shared by the service's threads)."""
+        with self._lock:
+            try:
+                return self.client.status(self.list_id, idx, now * 1000)
+            except (LightClientError, KeyError_) as exc:
+                raise IssuerLedgerError(f"cannot read status list {self.list_id}: {exc}",
+                                        reason="ledger-unavailable") from exc
+
+    def status_fill(self) -> tuple[int, int | None]:
+        """Indices given out, and the list's capacity once it was read (first issuance)."""
+        record = self._status_list
+        capacity = len(record["lst"]) * 8 // int(record["bits"]) if record is not None else None
+        return len(self.records.used(self.list_id)), capacity
 
     # --- status -------------------------------------------------------------------------------
     def set_status(self, idx: int, action: str) -> int | None:
@@ -371,7 +509,9 @@ class IssuerAgent:
 
     def _submit(self, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
-            return self.node.submit(self.node.build(type_, self.did, payload, self.key))
+            if self._chain_id is None:
+                self._chain_id = self.node.chain_id()
+            return self.node.submit(self.node.build(type_, self.did, payload, self.key, chain_id=self._chain_id))
         except SubmitError as exc:
             raise IssuerLedgerError(f"{type_}: {exc}", reason=exc.reason) from exc
         except LedgerError as exc:
@@ -384,16 +524,18 @@ ISSUER_CONFIG: Final = "issuer.json"
 
 @dataclass(frozen=True, slots=True)
 class IssuerConfig:
-    """``<dir>/issuer.json``: ``{did, key, list_id, register, records?, lifetime_s?}``; the
-    file names (``key``: the issuer's private JWK, ``register``, ``records``) are relative
-    to the directory. ``records`` defaults to ``issued.json``."""
+    """``<dir>/issuer.json``: ``{did, key, list_id, register, store?, lifetime_s?, display?}``;
+    the file names (``key``: the issuer's private JWK, ``register``, ``store``) are relative
+    to the directory. ``store`` (SQLite) defaults to ``issuer.sqlite``; ``display`` maps a
+    vct (``""`` for the issuer itself) to names by locale (``zh-CN``, ``en``)."""
 
     did: str
     key_path: Path
     list_id: str
     register_path: Path
-    records_path: Path
+    store_path: Path
     lifetime_s: int = CREDENTIAL_LIFETIME_S_DEFAULT
+    display: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: Path) -> IssuerConfig:
@@ -408,28 +550,33 @@ class IssuerConfig:
         lifetime = data.get("lifetime_s", CREDENTIAL_LIFETIME_S_DEFAULT)
         if not isinstance(lifetime, int) or lifetime <= 0:
             raise ValueError("lifetime_s must be a positive integer")
+        display = data.get("display", {})
+        if not isinstance(display, dict) or not all(
+                isinstance(v, dict) and all(isinstance(n, str) for n in v.values()) for v in display.values()):
+            raise ValueError("display must map a vct to {locale: name}")
         return cls(str(data["did"]), directory / str(data["key"]), str(data["list_id"]),
-                   directory / str(data["register"]), directory / str(data.get("records", "issued.json")),
-                   lifetime)
+                   directory / str(data["register"]), directory / str(data.get("store", "issuer.sqlite")),
+                   lifetime, display)
 
-    def agent(self, node: NodeClient, client: LightClient) -> IssuerAgent:
-        """The agent this directory describes (reads the key and register)."""
+    def agent(self, node: NodeClient, client: LightClient, credential_issuer: str) -> IssuerAgent:
+        """The agent this directory describes (reads the key and register, opens the store)."""
         try:
             key = SigningKey.from_private_jwk(json.loads(self.key_path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError_) as exc:
             raise ValueError(f"cannot read issuer key {str(self.key_path)!r}: {exc}") from exc
         return IssuerAgent(self.did, key, node, client, self.list_id, Register.load(self.register_path),
-                           records=IssuerRecords(self.records_path), lifetime_s=self.lifetime_s)
+                           credential_issuer=credential_issuer, store=IssuerStore(self.store_path),
+                           lifetime_s=self.lifetime_s, display=self.display)
 
 
 __all__ = [
     "ISSUER_CONFIG",
     "STATUS_ACTIONS",
+    "SUBJECT_CHARS_MAX",
     "IssuedCredential",
     "IssuerAgent",
     "IssuerConfig",
     "IssuerLedgerError",
-    "IssuerRecords",
     "Register",
     "RegisterEntry",
 ]

@@ -122,7 +122,7 @@ def _credential_id(compact: str) -> str:
 class Wallet:
     """An open wallet. Changes stay in memory until :meth:`save`."""
 
-    __slots__ = ("_credentials", "_dids", "_history", "_kdf", "_keys", "_password", "path")
+    __slots__ = ("_credentials", "_dids", "_history", "_issuances", "_kdf", "_keys", "_password", "path")
 
     def __init__(self, path: Path, password: str, kdf: KdfParams, contents: dict[str, Any]) -> None:
         self.path = path
@@ -133,6 +133,8 @@ class Wallet:
         self._history: list[dict[str, Any]] = contents["history"]
         # did -> {"key": current key id}; the DID's next key is NOT kept here (recovery kit)
         self._dids: dict[str, dict[str, str]] = contents.get("dids", {})
+        # credentials received: when, from whom, which ids, which holder the issuer enrolled
+        self._issuances: list[dict[str, Any]] = contents.get("issuances", [])
 
     # --- lifecycle ---------------------------------------------------------------------
     @classmethod
@@ -184,7 +186,7 @@ class Wallet:
         (:func:`ledger.files.write_atomic`)."""
         salt = nacl.utils.random(argon2id.SALTBYTES)
         contents = {"keys": self._keys, "credentials": self._credentials, "history": self._history,
-                    "dids": self._dids}
+                    "dids": self._dids, "issuances": self._issuances}
         box = nacl.secret.SecretBox(_box_key(self._password, salt, self._kdf)).encrypt(
             json.dumps(contents, separators=(",", ":")).encode("utf-8")
         )
@@ -300,6 +302,25 @@ class Wallet:
     def remove(self, cred_id: str) -> None:
         self._held(cred_id)
         del self._credentials[cred_id]
+
+    # --- issuances -----------------------------------------------------------------------------
+    def record_issuance(self, *, at: int, iss: str, credential_issuer: str, vct: str, credentials: list[str],
+                        holder: str) -> None:
+        """Remember credentials received from ``iss``; ``holder`` (a key id or DID) is the one
+        that issuer enrolled, proven first in every later request to it."""
+        self._issuances.append({"at": at, "iss": iss, "credential_issuer": credential_issuer, "vct": vct,
+                                "credentials": list(credentials), "holder": holder})
+        del self._issuances[:-WALLET_HISTORY_MAX]
+
+    def issuances(self) -> list[dict[str, Any]]:
+        return [dict(i) for i in self._issuances]
+
+    def holder_for(self, iss: str) -> str | None:
+        """The holder (key id or DID) this wallet first proved to issuer ``iss``, if any."""
+        for record in self._issuances:
+            if record["iss"] == iss and (record["holder"] in self._keys or record["holder"] in self._dids):
+                return str(record["holder"])
+        return None
 
     # --- answering ------------------------------------------------------------------------------
     def candidates(self, request: PresentationRequest, *, now: int) -> list[str]:

@@ -140,7 +140,7 @@ def test_the_shipped_limits_hold(name: str) -> None:
     ("node.consensus.limits", "CATCHUP_BLOCKS_MAX", 10**6),
     ("identity.constants", "SALT_BYTES", 8),
     ("identity.ledger_constants", "STATUS_LIST_SIZE_MIN", 9),
-    ("identity.issuance", "NONCE_BYTES", 8),
+    ("identity.issuance", "PROOF_SKEW_S", 10**6),
     ("cli.loadgen", "LOAD_WAIT_MS", 10**6),
 ])
 def test_a_broken_relation_raises_a_limit_error_naming_it(

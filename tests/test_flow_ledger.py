@@ -50,6 +50,7 @@ def env(world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("IMI_KIT_PASSWORD", "battery staple")
     monkeypatch.setenv("IMI_ISSUER", ISSUER_URL)
     monkeypatch.setenv("IMI_ISSUER_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("IMI_WALLET_ALLOW_HTTP", "1")  # the test issuer is http://issuer.test
     (tmp_path / "request.json").write_text(json.dumps(REQUEST))
     return tmp_path
 
@@ -67,9 +68,17 @@ def citizen(world: World, tmp: Path, kit: str = "kit.jwk") -> tuple[str, str]:
     assert code == 0, err
     did = out.strip()
     world.agent.register.put(did, CITIZEN_CLAIMS)  # the agency already knows this citizen
-    code, out, err = imi("wallet", "request", "--vct", VCT, "--did", did)
+    code, out, err = imi("issue", "offer", "--subject", did, "--vct", VCT, "--json")
     assert code == 0, err
-    return did, out.strip()
+    made = json.loads(out)
+    assert set(made) >= {"offer_uri", "tx_code"} and made["offer_uri"].startswith("openid-credential-offer://")
+    code, out, err = imi("wallet", "receive", made["offer_uri"], "--tx-code", made["tx_code"], "--did", did,
+                         "--json")
+    assert code == 0, err
+    received = json.loads(out)
+    assert received["issuer"] == world.agency_did and received["credential_issuer"] == ISSUER_URL
+    (cred_id,) = received["ids"]
+    return did, cred_id
 
 
 def present_to_file(tmp: Path, name: str = "presentation.txt") -> Path:
@@ -160,14 +169,30 @@ def test_rotation_keeps_a_did_bound_credential_and_rejects_the_old_key(world: Wo
     assert verify_node(world, stale)["reason"] == "kb-bad-signature"
 
     # the issuer refuses a proof by the old key: it is not the DID's current key
-    code, _, err = imi("wallet", "request", "--vct", VCT, "--key", old_key.key_id)
-    assert code == 1 and "unknown-subject" in err  # by key, the agency cannot tell who this is
+    code, out, err = imi("issue", "offer", "--subject", did, "--vct", VCT, "--json")
+    assert code == 0, err
+    made = json.loads(out)
+    other = str(env / "other-wallet.json")
+    assert imi("wallet", "init", "--insecure-fast-kdf", "--wallet", other)[0] == 0
+    code, _, err = imi("wallet", "receive", made["offer_uri"], "--tx-code", made["tx_code"], "--wallet", other)
+    assert code == 1 and "credential_request_denied" in err  # another wallet's key is not the enrolled DID
+    # the citizen's wallet remembers the DID this agency enrolled: it proves with its current key
+    made = json.loads(imi("issue", "offer", "--subject", did, "--vct", VCT, "--json")[1])
+    code, out, err = imi("wallet", "receive", made["offer_uri"], "--tx-code", made["tx_code"], "--json")
+    assert code == 0, err
+    made = json.loads(imi("issue", "offer", "--subject", did, "--vct", VCT, "--json")[1])
     from identity.issuance import make_proof
+    from identity.oid4vci import check_offer, parse_offer_uri
 
-    nonce = world.issuer_http.post("/v1/issuance/nonce").json()["nonce"]
-    proof = make_proof(old_key, aud=world.agency_did, nonce=nonce, iat=int(time.time()), did=did)
-    answer = world.issuer_http.post("/v1/issuance/credential", json={"vct": VCT, "proof": proof})
-    assert answer.status_code == 400 and answer.json()["reason"] == "holder-key-not-current"
+    pre = check_offer(parse_offer_uri(made["offer_uri"])[0]).code
+    token = world.issuer_http.post("/token", data={"grant_type": "urn:ietf:params:oauth:grant-type:pre-authorized_code",
+                                                   "pre-authorized_code": pre, "tx_code": made["tx_code"]})
+    nonce = world.issuer_http.post("/nonce").json()["c_nonce"]
+    proof = make_proof(old_key, aud=ISSUER_URL, nonce=nonce, iat=int(time.time()), did=did)
+    answer = world.issuer_http.post("/credential", json={"credential_configuration_id": VCT, "proofs": {"jwt": [proof]}},
+                                    headers={"authorization": f"Bearer {token.json()['access_token']}"})
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_proof"
+    assert "holder-key-not-current" in answer.json()["error_description"]
 
 
 def test_a_new_phone_rotates_with_the_recovery_kit(world: World, env: Path) -> None:

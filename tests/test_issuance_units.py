@@ -70,14 +70,14 @@ def test_non_jws_proofs_are_bad_proofs() -> None:
 
 
 def test_register_json_shapes() -> None:
-    reg = Register.from_json({"s1": {"claims": {"a": 1}, "by_vct": {"v2": {"b": 2}}, "holder_keys": ["k"]}})
+    reg = Register.from_json({"s1": {"claims": {"a": 1}, "by_vct": {"v2": {"b": 2}}}})
     entry = reg.get("s1")
     assert entry is not None and entry.claims_for("v1") == {"a": 1} and entry.claims_for("v2") == {"b": 2}
     assert "s1" in reg and len(reg) == 1 and reg.get("s2") is None
     reg.put("s2", {"c": 3})
     assert reg.get("s2") is not None
     for bad in ([], {"s": {}}, {"s": {"claims": 1}}, {"s": {"claims": {}, "extra": 1}},
-                {"s": {"claims": {}, "holder_keys": "k"}}, {"s": {"claims": {}, "by_vct": {"v": 1}}}):
+                {"s": {"claims": {}, "holder_keys": ["k"]}}, {"s": {"claims": {}, "by_vct": {"v": 1}}}):
         with pytest.raises(ValueError):
             Register.from_json(bad)  # type: ignore[arg-type]
 

@@ -19,6 +19,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from identity import did as didmod
+from identity.constants import ISSUER_SERVICE_TYPE
 from identity.fetcher import IdentityHttpFetcher
 from identity.http.issuer_service import create_issuer_app
 from identity.http.node_routes import ROUTERS
@@ -97,20 +98,24 @@ def build_world(register: dict[str, Any] | None = None) -> World:
     key, did = setup_ledger(node, nc)
     light = LightClient(node.genesis, IdentityHttpFetcher(NODE_URL, client=node_http))
     reg = Register.from_json(register if register is not None else {"citizen-1": {"claims": CITIZEN_CLAIMS}})
-    agent = IssuerAgent(did, key, nc, light, LIST_ID, reg)
-    issuer_http = TestClient(create_issuer_app(agent, admin_token=ADMIN_TOKEN), base_url=ISSUER_URL,
+    agent = IssuerAgent(did, key, nc, light, LIST_ID, reg, credential_issuer=ISSUER_URL)
+    # one test client is one "client" to the rate limiter: let the world's many tests through
+    issuer_http = TestClient(create_issuer_app(agent, admin_token=ADMIN_TOKEN, token_rate=(1000.0, 1000)),
+                             base_url=ISSUER_URL,
                              raise_server_exceptions=False)
     return World(node, node_http, key, did, agent, issuer_http)
 
 
-def setup_ledger(node: InProcessNode, nc: NodeClient) -> tuple[SigningKey, str]:
-    """The agency's DID, its accreditation (by two trustees) for :data:`VCT` and recovery,
-    the published type and status list :data:`LIST_ID`; returns (agency key, agency DID)."""
+def setup_ledger(node: InProcessNode, nc: NodeClient, issuer_url: str = ISSUER_URL) -> tuple[SigningKey, str]:
+    """The agency's DID (its document naming ``issuer_url`` as its OpenID4VCI endpoint), its
+    accreditation (by two trustees) for :data:`VCT` and recovery, the published type and
+    status list :data:`LIST_ID`; returns (agency key, agency DID)."""
     key, next_key = SigningKey.generate(), SigningKey.generate()
     commitment = didmod.key_commitment(next_key.public_key.to_jwk())
     did = didmod.derive_did(key.public_key.to_jwk(), commitment)
-    nc.submit(nc.build("did.create", did, {"jwk": dict(key.public_key.to_jwk()),
-                                           "next_key_commitment": commitment}, key))
+    nc.submit(nc.build("did.create", did, {"jwk": dict(key.public_key.to_jwk()), "next_key_commitment": commitment,
+                                           "services": [{"id": "oid4vci", "type": ISSUER_SERVICE_TYPE,
+                                                         "endpoint": issuer_url}]}, key))
     nc.submit(nc.build("gov.issuer_accredit", "gov", {"did": did, "name": "Civil Affairs",
                                                       "vcts": [VCT, RECOVERY_VCT]},
                        *node.consortium.trustee_keys[:2]))

@@ -122,13 +122,14 @@ def test_a_wallet_save_fsyncs_the_directory(tmp_path: Path, monkeypatch: pytest.
     assert synced_dirs, "the directory was not fsynced after the rename"
 
 
-def test_issuer_records_are_written_owner_only_and_durably(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from identity.issuer_agent import IssuerRecords
+def test_issuer_records_are_written_owner_only_and_durably(tmp_path: Path) -> None:
+    """The issuer's records live in SQLite (identity/issuer_store.py; a committed transaction
+    is durable, WAL with synchronous=FULL), owner-only; a reopened store sees them."""
+    from identity.issuer_store import IssuerStore
 
-    synced_dirs = _record_directory_fsyncs(monkeypatch)
-    records = IssuerRecords(tmp_path / "issued.json")
-    records.add({"list_id": "l", "idx": 3, "vct": "v", "subject": "s"})
-    assert synced_dirs, "the directory was not fsynced after the rename"
-    assert stat.S_IMODE((tmp_path / "issued.json").stat().st_mode) == 0o600
-    assert IssuerRecords(tmp_path / "issued.json").used("l") == {3}
+    store = IssuerStore(tmp_path / "issuer.sqlite")
+    store.add({"list_id": "l", "idx": 3, "vct": "v", "subject": "s", "holder_kind": "jwk", "holder": "t",
+               "iat": 1, "anchor": "a", "salt": "b"})
+    store.close()
+    assert stat.S_IMODE((tmp_path / "issuer.sqlite").stat().st_mode) == 0o600
+    assert IssuerStore(tmp_path / "issuer.sqlite").used("l") == {3}

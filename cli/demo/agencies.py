@@ -18,6 +18,7 @@ from typing import Any
 from cli.demo.consortium import Consortium
 from cli.demo.issuer_process import IssuerProcess, start_issuer_process
 from identity import did as didmod
+from identity.constants import ISSUER_SERVICE_TYPE
 from ledger.encoding import Value
 from ledger.keys import SigningKey
 
@@ -107,6 +108,9 @@ def start_issuer_service(c: Consortium, agency: Agency, register: Mapping[str, A
                                    code_root=c.net.code_root)
     c.services.append(service)
     agency.service = service
+    # the agency's DID document names its issuer endpoint: what a wallet checks on the ledger
+    c.submit("did.update", agency.did, {"services": [{"id": "oid4vci", "type": ISSUER_SERVICE_TYPE,
+                                                      "endpoint": service.url}]}, agency.key)
     return service
 
 

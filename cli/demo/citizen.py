@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from cli.demo.agencies import (
     CIVIL_RESIDENCE_VCT,
     PSB_IDENTITY_VCT,
@@ -25,7 +27,10 @@ from cli.demo.agencies import (
     start_issuer_service,
 )
 from cli.demo.consortium import Consortium, Narrate, silent
-from identity.holder import create_did, request_credential
+from identity.fetcher import IdentityHttpFetcher
+from identity.holder import create_did
+from identity.light_client import LightClient
+from identity.oid4vci_client import receive as receive_offer
 from identity.wallet import KdfParams, Wallet, read_recovery_kit, write_recovery_kit
 from ledger.keys import SigningKey
 
@@ -107,11 +112,16 @@ def agency_register(agency: Agency, citizen_did: str) -> dict[str, Any]:
 
 
 def receive(c: Consortium, agency: Agency, citizen: Citizen, wallet: Wallet, vct: str) -> HeldCredential:
-    """The issuance protocol over HTTP (nonce, proof of possession of the DID's current key);
-    the agency anchors the credential on the ledger before handing it out."""
+    """Staff make an offer (with a PIN); the wallet receives it over OpenID4VCI (issuer checked
+    on the ledger, proof by the DID's current key); the agency anchors the credential on the
+    ledger before handing it out."""
     assert agency.service is not None
-    with c.wait(f"{agency.name}: issuing {vct.rsplit('/', 2)[-2]} (anchor.put, waiting for commit)"):
-        wallet_id = request_credential(wallet, agency.service.url, vct, now=int(time.time()), did=citizen.did)
+    offer_uri, pin = agency.service.offer(citizen.did, vct)
+    ledger = LightClient(c.genesis, IdentityHttpFetcher(c.apis[c.writer]))
+    with c.wait(f"{agency.name}: issuing {vct.rsplit('/', 2)[-2]} (anchor.put, waiting for commit)"), \
+            httpx.Client(timeout=40.0) as http:
+        (wallet_id,) = receive_offer(wallet, offer_uri, http=http, ledger=ledger, now=int(time.time()),
+                                     tx_code=pin, did=citizen.did)
     status = wallet.show(wallet_id)["status"]["status_list"]
     record = next(r for r in agency.service.records()
                   if r["subject"] == citizen.did and r["vct"] == vct and r["idx"] == status["idx"])

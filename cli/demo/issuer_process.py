@@ -3,8 +3,8 @@ issuer directory, ``imi issue serve`` serves it as its own OS process on a free 
 port, and the demo waits for its ``/health``.
 
 The directory holds the issuer's assertion key (mode 0600), its register (what the agency
-knows about the citizen), the admin token of the staff endpoints (mode 0600), the issued
-records the service keeps (``issued.json``) and the service's log (``serve.log``).
+knows about the citizen), the admin token of the staff endpoints (mode 0600), the issuer's
+store (``issuer.sqlite``: enrolments and issued records) and the service's log (``serve.log``).
 :meth:`IssuerProcess.stop` ends the process (SIGTERM, then SIGKILL after a grace period);
 a process that does not become healthy is stopped before the error is raised.
 """
@@ -27,7 +27,8 @@ import httpx
 
 from cli._consortium import LOOPBACK, free_ports
 from cli.demo.errors import ScenarioError
-from identity.issuer_agent import IssuerConfig, IssuerRecords
+from identity.issuer_agent import IssuerConfig
+from identity.issuer_store import IssuerStore
 from ledger.files import write_atomic
 from ledger.keys import SigningKey
 
@@ -101,7 +102,20 @@ class IssuerProcess(ServiceProcess):
 
     def records(self) -> list[dict[str, Any]]:
         """The agency's own records of what it issued (index, vct, subject, anchor, salt)."""
-        return IssuerRecords(IssuerConfig.load(self.directory).records_path).all()
+        store = IssuerStore(IssuerConfig.load(self.directory).store_path)
+        try:
+            return store.all()
+        finally:
+            store.close()
+
+    def offer(self, subject: str, vct: str) -> tuple[str, str | None]:
+        """``POST /v1/admin/offers`` as the agency's staff: (offer URI, PIN)."""
+        with httpx.Client(timeout=STATUS_HTTP_TIMEOUT_S) as http:
+            response = http.post(f"{self.url}/v1/admin/offers", json={"subject": subject, "vcts": [vct]},
+                                 headers={"Authorization": f"Bearer {self.admin_token}"})
+        if response.status_code != 200:
+            raise ScenarioError("offer", f"issuer answered HTTP {response.status_code}: {response.text[:200]}")
+        return str(response.json()["offer_uri"]), response.json()["tx_code"]
 
     def status(self, action: str, idx: int) -> int:
         """``POST /v1/issuance/<action>`` as the agency's staff; returns the commit height."""

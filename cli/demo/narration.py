@@ -122,7 +122,7 @@ class Narrator:
         for agency in agencies:
             if agency.service is not None:
                 self.console.print(f"issuer service of {agency.name}: imi issue serve (pid "
-                                   f"{agency.service.process.pid}) at {agency.service.url}/v1/issuance/…")
+                                   f"{agency.service.process.pid}) at {agency.service.url} (OpenID4VCI)")
 
     def on_agencies(self, acc: Accredited) -> None:
         self.console.print(f"trustees sign governance with [bold]{acc.trustees_signing} of "

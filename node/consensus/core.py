@@ -351,7 +351,8 @@ class Core:
         """Ticks between a decision and the next height: ``commit_ticks`` (late precommits
         join the certificate meanwhile), or one when we already hold the next height's
         commit — a node catching up then applies a block per tick, faster than the chain grows."""
-        if any(isinstance(m, CommitMessage) and m.height == self.height + 1 for m in self._future):
+        if any(isinstance(h.message, CommitMessage) and h.message.height == self.height + 1
+               for h in self._future.held):
             return 1
         return max(1, self._timeouts.commit_ticks)
 

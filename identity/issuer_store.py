@@ -1,0 +1,150 @@
+"""An issuer's own records, in SQLite: enrolments and issued credentials.
+
+Why SQLite (docs/dependencies.md): it is in the standard library, one issuance is one
+small transaction (a few inserted rows, one fsync in WAL mode with ``synchronous=FULL``)
+instead of a rewrite of every record, and a committed transaction survives ``kill -9``
+of the service. A status index is reserved here (``PRIMARY KEY (list_id, idx)``) and
+committed *before* the credential is signed, so a restarted service never hands out the
+same index twice.
+
+Tables::
+
+    enrolments(subject PRIMARY KEY, holder_kind 'did'|'jwk', holder, via, at)
+    issued(list_id, idx, vct, subject, holder_kind, holder, iat, anchor, salt,
+           PRIMARY KEY (list_id, idx))
+
+``path=None`` keeps everything in memory (tests, the demo). Thread-safe: one connection
+behind a lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from identity.errors import IssuanceError
+
+ISSUED_RECORDS_MAX: Final = 10_000_000
+ENROLMENTS_MAX: Final = 10_000_000
+_SCHEMA: Final = (
+    ("CREATE TABLE IF NOT EXISTS enrolments (subject TEXT PRIMARY KEY, holder_kind TEXT NOT NULL, "
+    "holder TEXT NOT NULL, via TEXT NOT NULL, at INTEGER NOT NULL)"),
+    ("CREATE TABLE IF NOT EXISTS issued (list_id TEXT NOT NULL, idx INTEGER NOT NULL, vct TEXT NOT NULL, "
+    "subject TEXT NOT NULL, holder_kind TEXT NOT NULL, holder TEXT NOT NULL, iat INTEGER NOT NULL, "
+    "anchor TEXT NOT NULL, salt TEXT NOT NULL, PRIMARY KEY (list_id, idx))"),
+    "CREATE INDEX IF NOT EXISTS issued_subject ON issued (subject)",
+)
+_ISSUED_COLUMNS: Final = ("list_id", "idx", "vct", "subject", "holder_kind", "holder", "iat", "anchor", "salt")
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """A subject bound to a holder: ``kind`` ``did`` (a did:imi) or ``jwk`` (a key thumbprint)."""
+
+    subject: str
+    kind: str
+    holder: str
+    via: str
+    at: int
+
+
+class IssuerStore:
+    """Enrolments and issued-credential records (see module doc)."""
+
+    __slots__ = ("_db", "_lock", "_used", "path")
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(":memory:" if path is None else str(path), check_same_thread=False,
+                                       isolation_level=None)
+            if path is not None:
+                path.chmod(0o600)
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+        except (sqlite3.Error, OSError) as exc:
+            raise ValueError(f"issuer store {str(path)!r} is unusable: {exc}") from exc
+        self._lock = threading.Lock()
+        self._used: dict[str, set[int]] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- enrolments ---------------------------------------------------------------------
+    def enrol(self, subject: str, kind: str, holder: str, *, via: str, at: int) -> Enrolment:
+        """Bind ``subject`` to a holder (replacing an earlier binding: staff re-enrolled the person)."""
+        if kind not in ("did", "jwk"):
+            raise ValueError("holder kind is did or jwk")
+        with self._lock:
+            count = self._db.execute("SELECT COUNT(*) FROM enrolments").fetchone()[0]
+            if count >= ENROLMENTS_MAX:
+                raise IssuanceError("enrolments are full", reason="records-full")
+            self._write("INSERT OR REPLACE INTO enrolments VALUES (?, ?, ?, ?, ?)", [(subject, kind, holder, via, at)])
+        return Enrolment(subject, kind, holder, via, at)
+
+    def enrolment(self, subject: str) -> Enrolment | None:
+        with self._lock:
+            row = self._db.execute("SELECT subject, holder_kind, holder, via, at FROM enrolments WHERE subject = ?",
+                                   (subject,)).fetchone()
+        return Enrolment(*row) if row is not None else None
+
+    # --- issued credentials ---------------------------------------------------------------
+    def used(self, list_id: str) -> set[int]:
+        """Indices of ``list_id`` already given out (a copy)."""
+        with self._lock:
+            return set(self._used_locked(list_id))
+
+    def _used_locked(self, list_id: str) -> set[int]:
+        if list_id not in self._used:
+            rows = self._db.execute("SELECT idx FROM issued WHERE list_id = ?", (list_id,)).fetchall()
+            self._used[list_id] = {int(r[0]) for r in rows}
+        return self._used[list_id]
+
+    def add_many(self, records: list[dict[str, Any]]) -> None:
+        """Record issued credentials in one durable transaction; an index already taken or a
+        write failure raises IssuanceError and records nothing (the caller hands out nothing)."""
+        with self._lock:
+            count = self._db.execute("SELECT COUNT(*) FROM issued").fetchone()[0]
+            if count + len(records) > ISSUED_RECORDS_MAX:
+                raise IssuanceError("issuer records are full", reason="records-full")
+            self._write(f"INSERT INTO issued VALUES ({', '.join('?' * len(_ISSUED_COLUMNS))})",
+                        [tuple(r[c] for c in _ISSUED_COLUMNS) for r in records])
+            for r in records:
+                self._used_locked(str(r["list_id"])).add(int(r["idx"]))
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.add_many([record])
+
+    def all(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(_ISSUED_COLUMNS)} FROM issued ORDER BY rowid").fetchall()
+        return [dict(zip(_ISSUED_COLUMNS, row, strict=True)) for row in rows]
+
+    def for_subject(self, subject: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(_ISSUED_COLUMNS)} FROM issued WHERE subject = ? "
+                                    "ORDER BY rowid", (subject,)).fetchall()
+        return [dict(zip(_ISSUED_COLUMNS, row, strict=True)) for row in rows]
+
+    def _write(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        """One transaction; precondition: the lock is held."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(statement, rows)
+            self._db.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            self._db.execute("ROLLBACK")
+            raise IssuanceError(f"record conflicts with an existing one: {exc}", reason="index-taken") from exc
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise IssuanceError(f"cannot write issuer records: {exc}", reason="records-io-error") from exc
+
+
+__all__ = ["ENROLMENTS_MAX", "ISSUED_RECORDS_MAX", "Enrolment", "IssuerStore"]
