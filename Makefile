@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test sim soak bench lint clean venv browser
+.PHONY: run test sim soak bench lint clean venv browser node-deps
 
 venv: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-test: $(STAMP) browser
+test: $(STAMP) browser node-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # The page tests drive Debian's chromium (Playwright, by its path). Installed here when
@@ -27,6 +27,19 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	  else \
 	    echo "no chromium: install Debian's chromium (sudo apt-get install chromium fonts-noto-cjk) for the page tests"; \
+	  fi; }
+
+# The OpenID4VP interop tests drive the npm package @openid4vc/openid4vp (pinned in the
+# lock file). Installed from the lock file when missing; without npm, say what to do (the
+# tests then skip, or fail with CI=true).
+OID4VP_INTEROP := tests/interop/openid4vp
+node-deps:
+	@test -d $(OID4VP_INTEROP)/node_modules || { \
+	  if command -v npm >/dev/null 2>&1; then \
+	    echo "installing the OpenID4VP interop packages (npm ci)"; \
+	    npm ci --prefix $(OID4VP_INTEROP) --no-audit --no-fund; \
+	  else \
+	    echo "no npm: install Node 20+ and npm, then: npm ci --prefix $(OID4VP_INTEROP)"; \
 	  fi; }
 
 run: $(STAMP)

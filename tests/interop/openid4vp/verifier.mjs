@@ -79,7 +79,7 @@ function readBody(req) {
 
 const print = (value) => process.stdout.write(JSON.stringify(value) + '\n')
 const failure = (err) => ({
-  error: err?.errorResponse?.error ?? err?.name ?? 'Error',
+  error: err?.errorResponse?.error ?? err?.constructor?.name ?? 'Error',
   message: String(err?.errorResponse?.error_description ?? err?.message ?? err),
 })
 

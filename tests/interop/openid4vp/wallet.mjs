@@ -99,7 +99,7 @@ main().then(
   (out) => { process.stdout.write(JSON.stringify(out) + '\n') },
   (err) => {
     process.stdout.write(JSON.stringify({
-      error: err?.errorResponse?.error ?? err?.name ?? 'Error',
+      error: err?.errorResponse?.error ?? err?.constructor?.name ?? 'Error',
       message: String(err?.errorResponse?.error_description ?? err?.message ?? err),
       cause: err?.cause ? String(err.cause?.message ?? err.cause) : null,
     }) + '\n')
