@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test sim soak chaos bench lint clean venv browser
+.PHONY: run test sim soak chaos bench lint clean venv browser node-deps
 
 venv: $(STAMP)
 
@@ -23,7 +23,7 @@ $(INTEROP)/node_modules: $(INTEROP)/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then cd $(INTEROP) && npm ci --no-audit --no-fund; \
 	else echo "npm not found: interop tests will be skipped (install Node 20+ and npm to run them)" >&2; fi
 
-test: $(STAMP) browser $(INTEROP)/node_modules
+test: $(STAMP) browser $(INTEROP)/node_modules node-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # The page tests drive Debian's chromium (Playwright, by its path). Installed here when
@@ -38,6 +38,19 @@ browser:
 	    echo "no chromium: install Debian's chromium (sudo apt-get install chromium fonts-noto-cjk) for the page tests"; \
 	  fi; }
 
+# The OpenID4VP interop tests drive the npm package @openid4vc/openid4vp (pinned in the
+# lock file). Installed from the lock file when missing; without npm, say what to do (the
+# tests then skip, or fail with CI=true).
+OID4VP_INTEROP := tests/interop/openid4vp
+node-deps:
+	@test -d $(OID4VP_INTEROP)/node_modules || { \
+	  if command -v npm >/dev/null 2>&1; then \
+	    echo "installing the OpenID4VP interop packages (npm ci)"; \
+	    npm ci --prefix $(OID4VP_INTEROP) --no-audit --no-fund; \
+	  else \
+	    echo "no npm: install Node 20+ and npm, then: npm ci --prefix $(OID4VP_INTEROP)"; \
+	  fi; }
+
 run: $(STAMP)
 	$(PY) -m cli.demo
 
@@ -47,7 +60,7 @@ sim: $(STAMP)
 soak: $(STAMP)
 	$(PY) -m tests.soak --minutes 10
 
-# Real validator processes under attack (issue 19); `make test` runs the quick form.
+# Real validator processes under attack (Byzantine peers, floods, slowloris, kill -9); `make test` runs the quick form.
 chaos: $(STAMP)
 	$(PY) -m tests.chaos
 

@@ -69,8 +69,11 @@ class AuthorizationRequest:
         return self.client_id.removeprefix(CLIENT_ID_PREFIX)
 
     def claims(self) -> dict[str, Any]:
+        # No ``iss``: RFC 9101 makes it optional, OpenID4VP 1.0's own decentralized_identifier
+        # example leaves it out, and wallets that still read it as the pre-1.0 bare DID (the
+        # ``did`` scheme) refuse a request whose ``kid`` does not start with it.
         return {
-            "iss": self.client_id, "aud": REQUEST_OBJECT_AUD, "client_id": self.client_id,
+            "aud": REQUEST_OBJECT_AUD, "client_id": self.client_id,
             "response_type": RESPONSE_TYPE, "response_mode": RESPONSE_MODE,
             "response_uri": self.response_uri, "nonce": self.nonce, "state": self.state,
             "dcql_query": self.dcql_query.to_json(), "iat": self.iat, "exp": self.exp,

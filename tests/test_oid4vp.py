@@ -73,8 +73,11 @@ def test_wallet_answers_with_the_fewest_disclosures_and_the_verifier_learns_only
     uri = oid4vp.authorization_uri(request.client_id, "https://desk.example/v1/requests/abc")
     client_id, request_uri = oid4vp.parse_authorization_uri(uri)
     assert client_id == "decentralized_identifier:" + SERVICE_DID and request_uri.endswith("/abc")
-    opened = oid4vp.open_request(oid4vp.sign_request(request, SERVICE_KEY, KID), client_id=client_id,
-                                 service_key=service_key, now=NOW)
+    request_object = oid4vp.sign_request(request, SERVICE_KEY, KID)
+    # §5.8 static discovery; no iss: wallets reading it as the bare DID refuse a prefixed one
+    payload = jose.parse(request_object).payload
+    assert payload["aud"] == "https://self-issued.me/v2" and "iss" not in payload
+    opened = oid4vp.open_request(request_object, client_id=client_id, service_key=service_key, now=NOW)
     assert opened == request
     token = oid4vp.wallet_answer(wallet, opened, now=NOW, verifier="Community desk")
     assert set(token) == {"pid", "home"}
