@@ -187,3 +187,20 @@ def load_or_create_key(path: Path, what: str) -> SigningKey:
     key = SigningKey.generate()
     write_private_key(path, key, what=what)
     return key
+
+
+def serve_app(app: Any, *, host: str, port: int, banner: str, as_json: bool, logger: str) -> None:
+    """Serve an ASGI ``app`` with uvicorn until stopped: the banner on stderr, or with ``as_json``
+    one JSON log line per event (stderr). Proxy headers are off: uvicorn would otherwise take
+    the client address from ``X-Forwarded-For``, which the services must not trust."""
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config: dict[str, Any] = LOGGING_CONFIG
+    if as_json:
+        configure_json_logging()
+        log_config = uvicorn_json_log_config()
+        logging.getLogger(logger).info("%s", banner)
+    else:
+        print(banner, file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=log_config, proxy_headers=False)

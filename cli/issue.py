@@ -12,7 +12,6 @@ Exit 0 ok, 1 refused (``error [reason]: ...``), 2 usage.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,11 @@ import typer
 
 from cli import _ledger_client
 from cli._common import (
-    configure_json_logging,
     fail,
     print_json,
     read_text_file,
+    serve_app,
     usage,
-    uvicorn_json_log_config,
 )
 from cli._ledger_client import GENESIS_OPTION, JSON_OPTION, NODE_OPTION, check_did_arg, read_genesis
 from identity.fetcher import IdentityHttpFetcher
@@ -114,8 +112,6 @@ def serve(
                              LightClient(chain, fetcher, freshness_ms), url)
     except ValueError as exc:
         fail(str(exc), reason="bad-issuer-dir")
-    import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
 
     from identity.http.issuer_service import create_issuer_app
 
@@ -123,16 +119,8 @@ def serve(
         service = create_issuer_app(agent, admin_token=token, trusted_proxies=frozenset(trusted_proxy))
     except ValueError as exc:
         usage(str(exc))
-    banner = f"issuer {agent.did} serving {url} on {host}:{port} (list {agent.list_id})"
-    log_config: dict[str, Any] = LOGGING_CONFIG
-    if as_json:
-        configure_json_logging()
-        log_config = uvicorn_json_log_config()
-        logging.getLogger("imi.issuer").info("%s", banner)
-    else:
-        typer.echo(banner, err=True)
-    # proxy_headers off: uvicorn would otherwise rewrite the peer from X-Forwarded-For
-    uvicorn.run(service, host=host, port=port, log_level="warning", log_config=log_config, proxy_headers=False)
+    serve_app(service, host=host, port=port, as_json=as_json, logger="imi.issuer",
+              banner=f"issuer {agent.did} serving {url} on {host}:{port} (list {agent.list_id})")
 
 
 def _staff_call(issuer: str, path: str, body: dict[str, Any], token_file: Path | None, as_json: bool,

@@ -12,7 +12,6 @@ an assertion key of that DID. ``request`` and ``result`` are its staff API for s
 
 from __future__ import annotations
 
-import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from cli._common import (
     read_json_object,
     read_signing_key,
     read_text_file,
+    serve_app,
     usage,
     write_private,
 )
@@ -124,7 +124,6 @@ def serve(
                                  "ts, level, logger, message."),
 ) -> None:
     """Serve the verifier service and its counter page (/counter) for the service DID."""
-    import uvicorn
 
     from identity.errors import NotFoundError
     from identity.http.verifier_service import (
@@ -151,16 +150,5 @@ def serve(
 
     config = VerifierConfig(did, signing_key, f"{did}#{signing_key.key_id}", url, token)
     app_ = create_verifier_app(config, registration=registration, verify_one=ledger_verify_one(light))
-    from cli._common import configure_json_logging, uvicorn_json_log_config
-
-    banner = f"verifier for {did} on {url} (counter page {url}/counter)"
-    from uvicorn.config import LOGGING_CONFIG
-
-    log_config: dict[str, Any] = LOGGING_CONFIG
-    if as_json:
-        configure_json_logging()
-        log_config = uvicorn_json_log_config()
-        logging.getLogger("imi").info("%s", banner)
-    else:
-        typer.echo(banner, err=True)
-    uvicorn.run(app_, host=host, port=port, log_level="warning", log_config=log_config)
+    serve_app(app_, host=host, port=port, as_json=as_json, logger="imi.verifier",
+              banner=f"verifier for {did} on {url} (counter page {url}/counter)")

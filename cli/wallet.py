@@ -10,7 +10,6 @@ ok, 1 with ``error [reason]: ...`` on stderr, 2 usage.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from cli._common import (
     print_json,
     read_json_object,
     read_text_file,
+    serve_app,
     usage,
 )
 from cli._ledger_client import check_did_arg
@@ -404,23 +404,11 @@ def serve(
 ) -> None:
     """The wallet as a local web app on http://127.0.0.1:PORT (this device only; unlock it with
     the wallet password in the page)."""
-    import uvicorn
 
     from identity.http.wallet_app import create_wallet_app
 
     if not wallet.is_file():
         fail(f"no wallet at {wallet}", reason="no-wallet")
     app_ = create_wallet_app(wallet, light=_verified(node, genesis), http=_ledger_client.http_client())
-    from cli._common import configure_json_logging, uvicorn_json_log_config
-
-    banner = f"wallet app on http://127.0.0.1:{port}/ (this device only)"
-    from uvicorn.config import LOGGING_CONFIG
-
-    log_config: dict[str, Any] = LOGGING_CONFIG
-    if as_json:
-        configure_json_logging()
-        log_config = uvicorn_json_log_config()
-        logging.getLogger("imi").info("%s", banner)
-    else:
-        typer.echo(banner, err=True)
-    uvicorn.run(app_, host="127.0.0.1", port=port, log_level="warning", log_config=log_config)
+    serve_app(app_, host="127.0.0.1", port=port, as_json=as_json, logger="imi.wallet",
+              banner=f"wallet app on http://127.0.0.1:{port}/ (this device only)")
