@@ -104,3 +104,25 @@ def check_did_arg(did: str) -> str:
     if not didmod.is_did(did):
         usage(f"{did!r} is not a did:imi identifier")
     return did
+
+
+def staff_call(method: str, url: str, token: str, *, service: str, as_json: bool,
+               body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A staff request to an issuer or verifier service (bearer ``token``); its JSON object, or
+    exit 1 with one line: ``<service>-unavailable``, ``<service>-error`` or the service's reason."""
+    client = http_client()
+    try:
+        response = client.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
+        answer: Any = response.json()
+    except ValueError:
+        fail(f"{service} answered HTTP {response.status_code} without JSON", reason=f"{service}-error",
+             as_json=as_json)
+    except Exception as exc:  # noqa: BLE001 - transport failures: one line, no traceback
+        fail(f"{service} {url} unreachable: {exc}", reason=f"{service}-unavailable", as_json=as_json)
+    finally:
+        client.close()
+    if response.status_code != 200 or not isinstance(answer, dict):
+        reason = answer.get("reason", f"{service}-error") if isinstance(answer, dict) else f"{service}-error"
+        detail = answer.get("detail", "") if isinstance(answer, dict) else ""
+        fail(f"{service} refused (HTTP {response.status_code}): {detail}", reason=str(reason), as_json=as_json)
+    return answer

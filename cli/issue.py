@@ -128,21 +128,8 @@ def _staff_call(issuer: str, path: str, body: dict[str, Any], token_file: Path |
     token = _token(token_file)
     if token is None:
         usage("--token-file (or IMI_ISSUER_ADMIN_TOKEN) is required")
-    client = _ledger_client.http_client()
-    try:
-        response = client.post(issuer.rstrip("/") + path, json=body, headers={"authorization": f"Bearer {token}"})
-        answer: Any = response.json()
-    except ValueError:
-        fail(f"issuer answered HTTP {response.status_code} without JSON", reason="issuer-error", as_json=as_json)
-    except Exception as exc:  # noqa: BLE001 - transport failures: one line, no traceback
-        fail(f"issuer {issuer} unreachable: {exc}", reason="issuer-unavailable", as_json=as_json)
-    finally:
-        client.close()
-    if response.status_code != 200 or not isinstance(answer, dict):
-        reason = str(answer.get("reason", "issuer-error")) if isinstance(answer, dict) else "issuer-error"
-        detail = str(answer.get("detail", "")) if isinstance(answer, dict) else ""
-        fail(f"{what} refused (HTTP {response.status_code}): {detail}", reason=reason, as_json=as_json)
-    return answer
+    return _ledger_client.staff_call("POST", issuer.rstrip("/") + path, token, service="issuer",
+                                     as_json=as_json, body=body)
 
 
 @app.command()

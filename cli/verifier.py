@@ -20,7 +20,6 @@ import typer
 
 from cli import _ledger_client
 from cli._common import (
-    fail,
     print_json,
     read_json_object,
     read_signing_key,
@@ -47,21 +46,7 @@ def _token(path: Path) -> str:
 
 
 def _call(method: str, url: str, token: str, as_json: bool, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    client = _ledger_client.http_client()
-    try:
-        response = client.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
-        answer: Any = response.json()
-    except ValueError:
-        fail(f"verifier answered HTTP {response.status_code} without JSON", reason="verifier-error", as_json=as_json)
-    except Exception as exc:  # noqa: BLE001 - transport failures: one line, no traceback
-        fail(f"verifier {url} unreachable: {exc}", reason="verifier-unavailable", as_json=as_json)
-    finally:
-        client.close()
-    if response.status_code != 200 or not isinstance(answer, dict):
-        reason = answer.get("reason", "verifier-error") if isinstance(answer, dict) else "verifier-error"
-        detail = answer.get("detail", "") if isinstance(answer, dict) else ""
-        fail(f"verifier refused (HTTP {response.status_code}): {detail}", reason=str(reason), as_json=as_json)
-    return answer
+    return _ledger_client.staff_call(method, url, token, service="verifier", as_json=as_json, body=body)
 
 
 @app.command()

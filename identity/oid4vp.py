@@ -127,7 +127,7 @@ def parse_authorization_uri(uri: str) -> tuple[str, str]:
         raise Oid4vpError("only request_uri_method get is supported", reason="invalid_request_uri_method")
     if not client_id.startswith(CLIENT_ID_PREFIX):
         raise Oid4vpError("client_id must use the decentralized_identifier prefix", reason="invalid_client")
-    _check_uri(request_uri, "request_uri")
+    check_uri(request_uri, "request_uri")
     return client_id, request_uri
 
 
@@ -177,14 +177,14 @@ def _check_parameters(claims: Mapping[str, Any], client_id: str) -> None:
                           reason="invalid_request")
     if "presentation_definition" in claims or "scope" in claims:
         raise Oid4vpError("the query must be a dcql_query alone", reason="invalid_request")
-    _check_uri(claims.get("response_uri"), "response_uri")
+    check_uri(claims.get("response_uri"), "response_uri")
     for name in ("nonce", "state"):
         value = claims.get(name)
         if not isinstance(value, str) or not 0 < len(value) <= OID4VP_NONCE_CHARS_MAX:
             raise Oid4vpError(f"{name} must be 1..{OID4VP_NONCE_CHARS_MAX} characters", reason="invalid_request")
 
 
-def _check_uri(value: object, name: str) -> None:
+def check_uri(value: object, name: str) -> None:
     """HTTPS, or plain HTTP to a loopback address (a local service, the tests)."""
     if not isinstance(value, str) or len(value) > OID4VP_URI_CHARS_MAX:
         raise Oid4vpError(f"{name} missing or too long", reason="invalid_request")
@@ -365,6 +365,7 @@ __all__ = [
     "Verdict",
     "authorization_uri",
     "check_response",
+    "check_uri",
     "client_id_for",
     "dotted",
     "new_request",

@@ -438,10 +438,11 @@ def _form(content_type: str, body: bytes) -> dict[str, str]:
 
 
 def _check_callback(uri: str) -> None:
-    parts = urllib.parse.urlsplit(uri)
-    loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
-    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
-        raise ApiProblem("bad-callback", "callback_uri must be https (or http on loopback)", status=400)
+    """The same rule as a request's response_uri: https, or plain http to loopback."""
+    try:
+        oid4vp.check_uri(uri, "callback_uri")
+    except Oid4vpError as exc:
+        raise ApiProblem("bad-callback", str(exc), status=400) from exc
 
 
 def _post_callback(uri: str, verdict: Mapping[str, Any]) -> None:
