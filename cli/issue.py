@@ -123,8 +123,8 @@ def serve(
               banner=f"issuer {agent.did} serving {url} on {host}:{port} (list {agent.list_id})")
 
 
-def _staff_call(issuer: str, path: str, body: dict[str, Any], token_file: Path | None, as_json: bool,
-                what: str) -> dict[str, Any]:
+def _staff_call(issuer: str, path: str, body: dict[str, Any], token_file: Path | None,
+                as_json: bool) -> dict[str, Any]:
     token = _token(token_file)
     if token is None:
         usage("--token-file (or IMI_ISSUER_ADMIN_TOKEN) is required")
@@ -145,7 +145,7 @@ def offer(
 ) -> None:
     """Staff: a credential offer for SUBJECT (an enrolment offer with a PIN if not enrolled yet)."""
     answer = _staff_call(issuer, "/v1/admin/offers", {"subject": subject, "vcts": list(vct), "batch": batch,
-                                                      "tx_code": not no_tx_code}, token_file, as_json, "offer")
+                                                      "tx_code": not no_tx_code}, token_file, as_json)
     if as_json:
         print_json({"offer_uri": answer["offer_uri"], "tx_code": answer["tx_code"],
                     "offer_uri_by_reference": answer["offer_uri_by_reference"],
@@ -166,7 +166,7 @@ def enrol(
 ) -> None:
     """Staff: bind SUBJECT to a holder DID (later offers need a proof by that DID)."""
     check_did_arg(did)
-    answer = _staff_call(issuer, "/v1/admin/enrol", {"subject": subject, "did": did}, token_file, as_json, "enrol")
+    answer = _staff_call(issuer, "/v1/admin/enrol", {"subject": subject, "did": did}, token_file, as_json)
     if as_json:
         print_json({"ok": True, **answer})
     else:
@@ -174,7 +174,7 @@ def enrol(
 
 
 def _status(action: str, issuer: str, idx: int, token_file: Path | None, as_json: bool) -> None:
-    body = _staff_call(issuer, f"/v1/issuance/{action}", {"idx": idx}, token_file, as_json, action)
+    body = _staff_call(issuer, f"/v1/issuance/{action}", {"idx": idx}, token_file, as_json)
     if as_json:
         print_json({"ok": True, **body})
     else:
