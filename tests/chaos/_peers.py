@@ -90,6 +90,24 @@ class Progress:
         return 0 if self.first is None else self.last - self.first
 
 
+IMPOSTOR_READY_S_MAX = 40.0  # an impostor is a new process that starts and dials over TLS first
+
+
+def wait_until_counted(net: Devnet, honest: list[str], metric: str, progress: Progress | None = None) -> None:
+    """Until every honest validator's ``metric`` is above 0, at most IMPOSTOR_READY_S_MAX: on a
+    loaded machine the impostor may reach the validators late. With ``progress`` the heights
+    keep being sampled meanwhile. The scenario then judges the counters itself."""
+    deadline = time.monotonic() + IMPOSTOR_READY_S_MAX
+    with httpx.Client(timeout=5.0) as client:
+        while time.monotonic() < deadline:
+            if all(counters(net, n, client).get(metric, 0.0) for n in honest):
+                return
+            if progress is None:
+                time.sleep(0.25)
+            else:
+                progress.watch(net, honest, 1.0)
+
+
 def start_impostor(net: Devnet, name: str, mode: str, seconds: float, log_file: Path) -> subprocess.Popen[bytes]:
     """Stop validator ``name`` and start the Byzantine impostor with its identity."""
     net.kill(name)
@@ -111,4 +129,5 @@ def stop_impostor(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-__all__ = ["Progress", "counters", "heights", "rss_mib", "start_impostor", "stop_impostor"]
+__all__ = ["IMPOSTOR_READY_S_MAX", "Progress", "counters", "heights", "rss_mib", "start_impostor",
+           "stop_impostor", "wait_until_counted"]

@@ -19,7 +19,15 @@ from pathlib import Path
 import httpx
 
 from cli.devnet import Devnet
-from tests.chaos._peers import Progress, counters, rss_mib, start_impostor, stop_impostor
+from tests.chaos._peers import (
+    IMPOSTOR_READY_S_MAX,
+    Progress,
+    counters,
+    rss_mib,
+    start_impostor,
+    stop_impostor,
+    wait_until_counted,
+)
 
 NAME = "junk-proposals"
 
@@ -37,9 +45,6 @@ STALL_S_MAX = 7.5  # parsing junk costs honest validators CPU, so a little more 
 ADVANCE_HEIGHTS_PER_S_MIN = 0.25
 
 
-IMPOSTOR_READY_S_MAX = 40.0
-
-
 def run(workdir: Path, *, quick: bool) -> list[str]:
     observe_s = OBSERVE_S_QUICK if quick else OBSERVE_S_FULL
     net = Devnet(workdir / "devnet")
@@ -55,15 +60,9 @@ def run(workdir: Path, *, quick: bool) -> list[str]:
                                   workdir / "byzantine.log")
         progress = Progress()
         progress.watch(net, honest, observe_s)
-        # The impostor is a new process that must start and dial over TLS; on a loaded machine it
-        # may only reach the validators late in a quick run: wait (bounded) until each cut it off.
-        deadline = time.monotonic() + IMPOSTOR_READY_S_MAX
+        wait_until_counted(net, honest, "imi_peer_disconnects_total", progress)
         with httpx.Client(timeout=5.0) as client:
-            while True:
-                cut = {n: counters(net, n, client).get("imi_peer_disconnects_total", 0.0) for n in honest}
-                if all(cut.values()) or time.monotonic() > deadline:
-                    break
-                progress.watch(net, honest, 1.0)
+            cut = {n: counters(net, n, client).get("imi_peer_disconnects_total", 0.0) for n in honest}
         growth = {n: progress.rss_peak_mib.get(n, 0.0) - baseline[n] for n in honest}
         print(f"{NAME}: honest heights {progress.first} -> {progress.last} in {observe_s:.0f} s, "
               f"longest stall {progress.longest_stall_s:.1f} s; RSS baseline "

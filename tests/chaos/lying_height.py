@@ -17,7 +17,14 @@ from pathlib import Path
 import httpx
 
 from cli.devnet import Devnet
-from tests.chaos._peers import Progress, counters, start_impostor, stop_impostor
+from tests.chaos._peers import (
+    IMPOSTOR_READY_S_MAX,
+    Progress,
+    counters,
+    start_impostor,
+    stop_impostor,
+    wait_until_counted,
+)
 
 NAME = "lying-height"
 
@@ -30,9 +37,6 @@ OBSERVE_S_FULL = 60.0
 # honest validators commit about a block a second; a pause waiting on a catch-up request
 # to the liar lasts SYNC_REQUEST_TIMEOUT_MS (5 s).
 STALL_S_MAX = 6.0
-# The impostor is a new Python process that must start and dial over TLS first; on a loaded
-# 2-core machine that can take longer than the quick observation itself.
-IMPOSTOR_READY_S_MAX = 40.0
 ADVANCE_HEIGHTS_PER_S_MIN = 0.4
 
 
@@ -46,7 +50,7 @@ def run(workdir: Path, *, quick: bool) -> list[str]:
         honest = [n.name for n in net.nodes() if n.name != LIAR]
         impostor = start_impostor(net, LIAR, "lying-height", observe_s + IMPOSTOR_READY_S_MAX + 10,
                                   workdir / "byzantine.log")
-        _wait_for_first_lie(net, honest)
+        wait_until_counted(net, honest, "imi_peer_unproven_height_claims_total")
         progress = Progress()
         progress.watch(net, honest, observe_s)
         with httpx.Client(timeout=5.0) as client:
@@ -68,16 +72,3 @@ def run(workdir: Path, *, quick: bool) -> list[str]:
             stop_impostor(impostor)
         net.down()
     return violations
-
-
-def _wait_for_first_lie(net: Devnet, honest: list[str]) -> None:
-    """Until every honest validator has counted a claim of the impostor (or the bound passes:
-    the check after the run then reports that the attack did not happen)."""
-    import time
-
-    deadline = time.monotonic() + IMPOSTOR_READY_S_MAX
-    with httpx.Client(timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            if all(counters(net, n, client).get("imi_peer_unproven_height_claims_total", 0.0) for n in honest):
-                return
-            time.sleep(0.25)
