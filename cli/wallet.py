@@ -45,6 +45,12 @@ def _json_opt(shape: str) -> Any:
     return typer.Option(False, "--json", help=f"Print {shape}; failures as {{ok: false, reason}}.")
 
 
+def _prompt_secret(label: str, *, confirm: bool) -> str:
+    """A hidden prompt on the terminal, or on stderr when there is none: never on stdout, which
+    may be redirected into the answer's file."""
+    return str(typer.prompt(label, hide_input=True, confirmation_prompt=confirm, err=True))
+
+
 def _password(password_file: Path | None, *, confirm: bool = False) -> str:
     if password_file is not None:
         lines = read_text_file(password_file, "password file").splitlines()
@@ -52,7 +58,7 @@ def _password(password_file: Path | None, *, confirm: bool = False) -> str:
     from_env = os.environ.get("IMI_WALLET_PASSWORD")
     if from_env is not None:
         return from_env
-    return str(typer.prompt("wallet password", hide_input=True, confirmation_prompt=confirm, err=True))
+    return _prompt_secret("wallet password", confirm=confirm)
 
 
 def _open(wallet: Path, password_file: Path | None) -> Wallet:
@@ -223,7 +229,7 @@ def _kit_password(password_file: Path | None, *, confirm: bool) -> str:
     from_env = os.environ.get("IMI_KIT_PASSWORD")
     if from_env is not None:
         return from_env
-    return str(typer.prompt("recovery kit password", hide_input=True, confirmation_prompt=confirm))
+    return _prompt_secret("recovery kit password", confirm=confirm)
 
 
 def _refuse_existing_kit(path: Path, as_json: bool) -> None:

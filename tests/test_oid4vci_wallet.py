@@ -258,3 +258,25 @@ def test_password_prompts_go_to_stderr_not_into_redirected_output(tmp_path: Path
     differ = run("init", "--insecure-fast-kdf", stdin="a\nb\n", name="other")
     assert differ.returncode != 0 and differ.stdout == ""
     assert not (tmp_path / "other").exists()
+
+
+def test_recovery_kit_password_prompt_goes_to_stderr(tmp_path: Path) -> None:
+    """The recovery kit's password prompt follows the same rule as the wallet's: with stdout
+    redirected, only the answer (here a one-line failure: no such kit) reaches it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("IMI_KIT_PASSWORD", "IMI_WALLET")}
+    repo = Path(__file__).resolve().parent.parent
+    rotated = subprocess.run(
+        [sys.executable, "-m", "cli.main", "wallet", "did-rotate", "did:imi:FHdyPpwo2T4moncfqJSuxGBHgSnorCZQEidpQ6sV2gPL",
+         "--node", "http://127.0.0.1:9", "--recovery-kit", str(tmp_path / "missing.kit"),
+         "--new-recovery-kit", str(tmp_path / "new.kit"), "--wallet", str(tmp_path / "w"), "--json"],
+        input="kitpw\n", capture_output=True, text=True, env=env, cwd=repo, timeout=120,
+        start_new_session=True, check=False)
+    assert rotated.returncode == 1
+    answer = json.loads(rotated.stdout)  # nothing but the answer on stdout
+    assert answer["ok"] is False and "recovery kit password" not in rotated.stdout
+    assert "recovery kit password" in rotated.stderr
+    assert not (tmp_path / "new.kit").exists()
