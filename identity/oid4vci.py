@@ -440,6 +440,11 @@ class NonceMint:
                 raise OAuthError(INVALID_NONCE, "c_nonce was already used")
         return expires_at
 
+    def used(self, value: str) -> bool:
+        """Whether ``value`` was consumed and is still remembered (i.e. not yet expired)."""
+        with self._lock:
+            return value in self._used
+
     def consume(self, value: str, now: int) -> None:
         """Check ``value`` and mark it used."""
         expires_at = self.check(value, now)
