@@ -6,9 +6,9 @@ Mounted by :func:`identity.http.issuer_service.create_issuer_app` when the agenc
 =============================================  ===============================================
 ``POST /remote-enrolment``                     start: ``{request_uri: "openid4vp://…",
                                                expires_at}`` (rate-limited per client)
-``GET /remote-enrolment/requests/{state}``     the signed request object
-                                               (``application/oauth-authz-req+jwt``;
-                                               rate-limited per client)
+``GET /remote-enrolment/requests/{state}``     the signed request object of a live,
+                                               unanswered state
+                                               (``application/oauth-authz-req+jwt``)
 ``POST /remote-enrolment/responses``           ``direct_post``: form ``vp_token``, ``state`` →
                                                ``{redirect_uri: "openid-credential-offer://…"}``
 =============================================  ===============================================
@@ -98,8 +98,7 @@ def install_remote_enrolment(app: FastAPI, enrolment: RemoteEnrolment, *, clock_
                             headers=_NO_STORE)
 
     @app.get(PATH + "/requests/{state}", tags=["remote enrolment"], summary="The signed request object")
-    async def request_object(state: str, request: Request) -> Response:
-        limited(request)
+    async def request_object(state: str) -> Response:
         try:
             signed = enrolment.request_object(state, clock_s())
         except Oid4vpError as exc:
