@@ -312,6 +312,22 @@ def test_claims_must_identify_exactly_one_subject(world: World, tmp_path: Path, 
     assert civil_state(world) == before
 
 
+def test_a_citizen_who_declines_shares_nothing_and_is_not_enrolled(world: World, tmp_path: Path) -> None:
+    wallet = new_wallet(tmp_path)
+    at_the_psb_counter(world, wallet, 4)
+    prepared = presenter.prepare(start(world), wallet=wallet, light=world.light(), http=world.route(),
+                                 now_ms=now() * 1000)
+    before = civil_state(world)
+    presenter.decline(prepared, wallet=wallet, http=world.route(), now=now())
+    assert civil_state(world) == before
+    assert [h.disclosed for h in wallet.history()] == [()]
+    # the declined request is closed: an answer sent after it is not taken
+    late = post(world, {"vp_token": json.dumps({"identity0": [id_presentation(wallet, prepared.request)]}),
+                        "state": prepared.request.state})
+    assert late.status_code == 400 and late.json()["reason"] == "response-already-received"
+    assert civil_state(world) == before
+
+
 def test_a_subject_enrolled_to_another_holder_is_not_taken_over(world: World, tmp_path: Path) -> None:
     assert world.civil.http is not None and world.civil.agent is not None
     stranger = SigningKey.generate()
