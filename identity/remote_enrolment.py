@@ -313,9 +313,11 @@ class RemoteEnrolment:
         return found[0]
 
     def _enrol(self, subject: str, kind: str, holder: str, iss: str, now: int) -> Enrolled:
-        vcts = list(self.config.offer or self.issuer.metadata(now)["credential_configurations_supported"])
-        if not vcts:
-            raise Oid4vpError("this agency offers no credential type yet", reason="nothing-to-offer")
+        offered = self.issuer.metadata(now)["credential_configurations_supported"]
+        vcts = list(self.config.offer or offered)
+        if not vcts or any(v not in offered for v in vcts):  # checked before anyone is enrolled
+            raise Oid4vpError("this agency does not offer the configured credential types now",
+                              reason="nothing-to-offer")
         enrolment = self.issuer.records.enrol_first(subject, kind, holder, via=VIA_PREFIX + iss, at=now)
         if (enrolment.kind, enrolment.holder) != (kind, holder):
             raise Oid4vpError("this person is enrolled to another holder here; ask the agency's staff",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from identity.errors import Oid4vpError
 from identity.fetcher import IdentityHttpFetcher
 from identity.http.issuer_service import create_issuer_app
 from identity.http.node_routes import ROUTERS
+from identity.http.remote_enrolment import remote_enrolment_for
 from identity.issuance import IssuanceRequestError
 from identity.issuer_agent import IssuerAgent, Register
 from identity.ledger_client import NodeClient
@@ -403,6 +404,24 @@ def test_an_unregistered_or_suspended_agency_gets_nothing_from_the_wallet(world:
     finally:
         world.gov("gov.service_reinstate", {"did": world.civil.did})
     assert [h.disclosed for h in wallet.history()] == [(), ()]  # two refusals recorded, nothing disclosed
+
+
+def test_an_offer_the_agency_cannot_make_enrols_no_one(world: World, tmp_path: Path) -> None:
+    """A configured type the issuer does not offer (not accredited or not published) is found
+    out before the enrolment is written, not after."""
+    assert world.civil.agent is not None
+    flow = remote_enrolment_for(world.civil.agent, replace(world.config, offer=("urn:imi:not-offered:1",)))
+    wallet = new_wallet(tmp_path)
+    at_the_psb_counter(world, wallet, 3)
+    started = flow.start(now())
+    request = oid4vp.open_request(flow.request_object(started.state, now()), client_id=flow.client_id,
+                                  service_key=LedgerServiceKeys(world.light()), now=now())
+    before = civil_state(world)
+    with pytest.raises(Oid4vpError) as caught:
+        flow.respond({"vp_token": json.dumps({"identity0": [id_presentation(wallet, request)]}),
+                      "state": started.state}, now())
+    assert caught.value.reason == "nothing-to-offer"
+    assert civil_state(world) == before
 
 
 def test_the_wallet_takes_an_offer_only_from_the_agency_that_asked(world: World, tmp_path: Path) -> None:
