@@ -96,14 +96,26 @@ def serve(
                                                  "believed for rate limits (repeatable; never for auth)."),
     freshness_ms: int = typer.Option(FRESHNESS_MS_DEFAULT, "--freshness-ms", min=1,
                                      help="Reject ledger answers whose header is older than this."),
+    remote_enrolment: Path | None = typer.Option(None, "--remote-enrolment",
+                                                 help="JSON file: which agencies' identity credentials prove "
+                                                      "who a person is, and which claims must match the "
+                                                      "register (enables zero-visit enrolment)."),
     as_json: bool = typer.Option(False, "--json", help="Log one JSON object per line (stderr): "
                                  "ts, level, logger, message."),
 ) -> None:
     """Serve the issuer (OpenID4VCI endpoints and staff API) for the issuer in DIR, over NODE."""
+    from identity.remote_enrolment import RemoteEnrolmentConfig
+
     chain = read_genesis(genesis)
     token = _token(admin_token_file)
     if token is None:
         usage("--admin-token-file (or IMI_ISSUER_ADMIN_TOKEN) is required: staff are always authenticated")
+    accepted = None
+    if remote_enrolment is not None:
+        try:
+            accepted = RemoteEnrolmentConfig.load(remote_enrolment)
+        except ValueError as exc:
+            fail(f"--remote-enrolment: {exc}", reason="bad-remote-enrolment")
     url = (public_url or f"http://{host}:{port}").rstrip("/")
     try:
         config = IssuerConfig.load(issuer_dir)
@@ -116,7 +128,8 @@ def serve(
     from identity.http.issuer_service import create_issuer_app
 
     try:
-        service = create_issuer_app(agent, admin_token=token, trusted_proxies=frozenset(trusted_proxy))
+        service = create_issuer_app(agent, admin_token=token, trusted_proxies=frozenset(trusted_proxy),
+                                    remote_enrolment=accepted)
     except ValueError as exc:
         usage(str(exc))
     serve_app(service, host=host, port=port, as_json=as_json, logger="imi.issuer",

@@ -399,6 +399,66 @@ def present(
         print("sent" if agreed else "declined: nothing shared")
 
 
+@app.command("enrol")
+def enrol(
+    uri: str = typer.Argument(..., help="The agency's openid4vp:// enrolment link (from its QR code or page)."),
+    wallet: Path = WALLET_OPT,
+    password_file: Path | None = PASSWORD_OPT,
+    node: str = _ledger_client.NODE_OPTION,
+    genesis: Path | None = _ledger_client.GENESIS_OPTION,
+    yes: bool = typer.Option(False, "--yes", help="Agree without asking (scripts)."),
+    batch: int = typer.Option(1, "--batch", min=1, max=10,
+                              help="Credentials per type, each bound to its own key (use each once)."),
+    lang: str = typer.Option("en", "--lang", help="Language of the agency's name and purpose: en or zh-CN."),
+    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed, sent, ids}"),
+) -> None:
+    """Enrol at an agency without a visit: present the identity credential it asks for (checked
+    against the ledger, with consent), then receive its credentials, bound first to the key that
+    presented. The offer must come from the issuer endpoint of the DID that asked."""
+    from identity import presenter
+    from identity.remote_enrolment_client import enrol as enrol_remotely
+
+    if lang not in ("en", "zh-CN"):
+        usage("--lang must be en or zh-CN")
+    opened = _open(wallet, password_file)
+    light = _verified(node, genesis)
+    http = _ledger_client.http_client()
+    ids: list[str] = []
+    try:
+        try:
+            prepared = presenter.prepare(uri, wallet=opened, light=light, http=http, now_ms=_ledger_client.now_ms())
+        except IdentityError as exc:
+            opened.save()  # the refusal is recorded
+            fail(str(exc), reason=exc.reason, as_json=as_json)
+        summary: dict[str, Any] = {"service": prepared.name(lang), "did": prepared.request.service_did,
+                                   "purpose": prepared.purpose(lang),
+                                   "disclosed": [{"vct": d.vct, "issuer": d.issuer, "claims": list(d.paths)}
+                                                 for d in prepared.disclosures]}
+        typer.echo(f"{summary['service']} ({summary['did']}) asks, to enrol you: {summary['purpose']}", err=True)
+        for item in summary["disclosed"]:
+            typer.echo(f"  share from {item['vct']}: {', '.join(item['claims'])}", err=True)
+        agreed = yes or typer.confirm("share exactly this and enrol?", default=False, err=True)
+        try:
+            if agreed:
+                ids = enrol_remotely(prepared, wallet=opened, http=http, ledger=light, now=_now(None), batch=batch,
+                                     lang=lang, allow_http=os.environ.get("IMI_WALLET_ALLOW_HTTP") == "1")
+            else:
+                presenter.decline(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
+        except IdentityError as exc:
+            fail(str(exc), reason=exc.reason, as_json=as_json)
+        finally:
+            opened.save()
+    finally:
+        http.close()
+    if as_json:
+        print_json({"ok": True, **summary, "sent": agreed, "ids": ids})
+    elif agreed:
+        for cred_id in ids:
+            typer.echo(cred_id)
+    else:
+        print("declined: nothing shared")
+
+
 @app.command("serve")
 def serve(
     wallet: Path = WALLET_OPT,

@@ -117,6 +117,15 @@ CODE_BYTES: Final = 24  # pre-authorized codes, access tokens, offer ids
 METADATA_CACHE_S: Final = 30  # issuer metadata read from the ledger is reused this long
 ISSUER_SERVICE_TYPE: Final = "OpenID4VCICredentialIssuer"  # DID document service naming the endpoint
 
+# --- remote (zero-visit) enrolment (identity.remote_enrolment) ------------------------------
+REMOTE_ENROLMENT_CONFIG_BYTES_MAX: Final = 64 * 1024  # the --remote-enrolment JSON file
+REMOTE_ENROLMENT_SOURCES_MAX: Final = 16  # accepted (issuer, vct) sources
+REMOTE_ENROLMENT_MATCH_FIELDS_MAX: Final = 8  # register fields matched against claims, per vct
+REMOTE_ENROLMENT_REQUEST_TTL_S: Final = 300  # a started enrolment (its request object) lives this long
+REMOTE_ENROLMENT_ANSWERED_MAX: Final = 100_000  # answered requests remembered until they expire
+REMOTE_ENROLMENT_STARTS_PER_S: Final = 1  # per client, sustained, at the public start endpoint
+REMOTE_ENROLMENT_STARTS_BURST: Final = 5
+
 # --- relations -----------------------------------------------------------------------
 def check_limits() -> None:
     """Raise :class:`~ledger.errors.LimitError` naming every relation between these limits
@@ -144,6 +153,15 @@ def check_limits() -> None:
         ("4 <= TX_CODE_LENGTH <= 10", 4 <= TX_CODE_LENGTH <= 10),
         ("1 <= BATCH_SIZE_MAX <= 100", 1 <= BATCH_SIZE_MAX <= 100),
         ("TOKEN_REQUESTS_PER_S <= TOKEN_REQUESTS_BURST", TOKEN_REQUESTS_PER_S <= TOKEN_REQUESTS_BURST),
+        ("REMOTE_ENROLMENT_SOURCES_MAX <= DCQL_CREDENTIALS_MAX", REMOTE_ENROLMENT_SOURCES_MAX <= DCQL_CREDENTIALS_MAX),
+        ("REMOTE_ENROLMENT_SOURCES_MAX <= DCQL_CREDENTIAL_SETS_MAX",
+         REMOTE_ENROLMENT_SOURCES_MAX <= DCQL_CREDENTIAL_SETS_MAX),
+        ("REMOTE_ENROLMENT_MATCH_FIELDS_MAX <= DCQL_CLAIMS_MAX",
+         REMOTE_ENROLMENT_MATCH_FIELDS_MAX <= DCQL_CLAIMS_MAX),
+        ("0 < REMOTE_ENROLMENT_REQUEST_TTL_S <= OID4VP_REQUEST_LIFETIME_S_MAX",
+         0 < REMOTE_ENROLMENT_REQUEST_TTL_S <= OID4VP_REQUEST_LIFETIME_S_MAX),
+        ("REMOTE_ENROLMENT_STARTS_PER_S <= REMOTE_ENROLMENT_STARTS_BURST",
+         REMOTE_ENROLMENT_STARTS_PER_S <= REMOTE_ENROLMENT_STARTS_BURST),
     ))
 
 

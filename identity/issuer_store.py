@@ -88,6 +88,22 @@ class IssuerStore:
             self._write("INSERT OR REPLACE INTO enrolments VALUES (?, ?, ?, ?, ?)", [(subject, kind, holder, via, at)])
         return Enrolment(subject, kind, holder, via, at)
 
+    def enrol_first(self, subject: str, kind: str, holder: str, *, via: str, at: int) -> Enrolment:
+        """Bind ``subject`` to a holder unless it is bound already; returns the binding in
+        force (the caller compares it with what it asked). Check and write are one step."""
+        if kind not in ("did", "jwk"):
+            raise ValueError("holder kind is did or jwk")
+        with self._lock:
+            row = self._db.execute("SELECT subject, holder_kind, holder, via, at FROM enrolments WHERE subject = ?",
+                                   (subject,)).fetchone()
+            if row is not None:
+                return Enrolment(*row)
+            count = self._db.execute("SELECT COUNT(*) FROM enrolments").fetchone()[0]
+            if count >= ENROLMENTS_MAX:
+                raise IssuanceError("enrolments are full", reason="records-full")
+            self._write("INSERT INTO enrolments VALUES (?, ?, ?, ?, ?)", [(subject, kind, holder, via, at)])
+        return Enrolment(subject, kind, holder, via, at)
+
     def enrolment(self, subject: str) -> Enrolment | None:
         with self._lock:
             row = self._db.execute("SELECT subject, holder_kind, holder, via, at FROM enrolments WHERE subject = ?",

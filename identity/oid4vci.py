@@ -63,6 +63,7 @@ from identity.constants import (
 )
 from identity.errors import IssuanceError
 from identity.issuance import PROOF_CHARS_MAX, IssuanceRequestError, Proof
+from ledger.errors import KeyError_
 from ledger.keys import b64url_decode, b64url_encode
 
 TOKEN_PATH: Final = "/token"
@@ -427,7 +428,7 @@ class NonceMint:
         """The nonce's expiry if it is ours and live; ``invalid_nonce`` otherwise."""
         try:
             raw = b64url_decode(value)
-        except (ValueError, TypeError):
+        except (KeyError_, ValueError, TypeError):  # not base64url at all: not ours either
             raw = b""
         body, mac = raw[:-_NONCE_MAC_BYTES], raw[-_NONCE_MAC_BYTES:]
         if len(body) != 8 + _NONCE_RANDOM_BYTES or not hmac.compare_digest(mac, self._mac(body)):
@@ -439,6 +440,11 @@ class NonceMint:
             if value in self._used:
                 raise OAuthError(INVALID_NONCE, "c_nonce was already used")
         return expires_at
+
+    def used(self, value: str) -> bool:
+        """Whether ``value`` was consumed and is still remembered (i.e. not yet expired)."""
+        with self._lock:
+            return value in self._used
 
     def consume(self, value: str, now: int) -> None:
         """Check ``value`` and mark it used."""

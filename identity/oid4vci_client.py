@@ -133,7 +133,12 @@ def trusted_issuer(credential_issuer: str, http: Any, ledger: LightClient, now: 
     return TrustedIssuer(did, credential_issuer, metadata)
 
 
-def _first_holder(wallet: Wallet, issuer_did: str, did: str | None, alg: str) -> tuple[SigningKey, str | None]:
+def _first_holder(wallet: Wallet, issuer_did: str, did: str | None, alg: str,
+                  key_id: str | None = None) -> tuple[SigningKey, str | None]:
+    if key_id is not None:  # the key another door enrolled (remote enrolment)
+        if key_id not in wallet.key_ids():
+            raise WalletError(f"this wallet holds no key {key_id!r}", reason="no-such-key")
+        return wallet.signing_key(key_id), None
     if did is not None:
         if did not in wallet.dids():
             raise WalletError(f"this wallet does not control {did}", reason="no-such-key")
@@ -163,13 +168,18 @@ def _verify(credential: str, issuer: TrustedIssuer, vct: str, cnf: Mapping[str, 
 
 def receive(wallet: Wallet, offer_uri: str, *, http: Any, ledger: LightClient, now: int,
             tx_code: str | None = None, did: str | None = None, batch: int = 1, alg: str = "ES256",
-            allow_http: bool = False) -> list[str]:
+            allow_http: bool = False, key_id: str | None = None, issuer_did: str | None = None) -> list[str]:
     """Receive every credential an offer names (module doc); returns their wallet ids.
-    The wallet changes in memory; the caller saves it."""
+    ``key_id`` (a wallet key) proves first instead of ``did`` or the remembered holder;
+    ``issuer_did``: the offer must come from that DID's issuer endpoint (``issuer-untrusted``
+    otherwise, before anything is signed). The wallet changes in memory; the caller saves it."""
     if not 1 <= batch <= BATCH_SIZE_MAX:
         raise WalletError(f"batch must be 1..{BATCH_SIZE_MAX}", reason="bad-batch")
     offer = resolve_offer(offer_uri, http, allow_http=allow_http)
     issuer = trusted_issuer(offer.credential_issuer, http, ledger, now, allow_http=allow_http)
+    if issuer_did is not None and issuer.did != issuer_did:
+        raise IssuanceRequestError(f"the offer comes from {issuer.did}, not from {issuer_did}",
+                                   reason="issuer-untrusted")
     configurations = issuer.metadata.get("credential_configurations_supported")
     if not isinstance(configurations, dict) or any(c not in configurations for c in offer.configuration_ids):
         raise IssuanceRequestError("the offer names a configuration the issuer does not publish",
@@ -188,16 +198,17 @@ def receive(wallet: Wallet, offer_uri: str, *, http: Any, ledger: LightClient, n
     for config_id in offer.configuration_ids:
         vct = str(configurations[config_id].get("vct", config_id))
         stored += _receive_one(wallet, issuer, config_id, vct, access, http=http, ledger=ledger, now=now,
-                               did=did, batch=batch, alg=alg)
+                               did=did, batch=batch, alg=alg, key_id=key_id)
     return stored
 
 
 def _receive_one(wallet: Wallet, issuer: TrustedIssuer, config_id: str, vct: str, access: str, *, http: Any,
-                 ledger: LightClient, now: int, did: str | None, batch: int, alg: str) -> list[str]:
+                 ledger: LightClient, now: int, did: str | None, batch: int, alg: str,
+                 key_id: str | None = None) -> list[str]:
     nonce = _send(http, "POST", issuer.credential_issuer + vci.NONCE_PATH, "nonce").get("c_nonce")
     if not isinstance(nonce, str):
         raise IssuanceRequestError("nonce answer has no c_nonce", reason="issuer-error")
-    first_key, first_did = _first_holder(wallet, issuer.did, did, alg)
+    first_key, first_did = _first_holder(wallet, issuer.did, did, alg, key_id)
     keys: list[tuple[SigningKey, str | None]] = [(first_key, first_did)]
     keys += [(wallet.signing_key(wallet.new_key(alg)), None) for _ in range(batch - 1)]
     proofs = [make_proof(k, aud=issuer.credential_issuer, nonce=nonce, iat=now, did=d) for k, d in keys]

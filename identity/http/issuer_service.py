@@ -31,6 +31,10 @@ Staff (always ``Authorization: Bearer <admin token>``, compared in constant time
                                                 (:mod:`identity.http.agency_console`)
 ==============================================  ==============================================
 
+With a remote enrolment configuration, wallets may also enrol without a visit by presenting
+another accredited agency's identity credential (``/remote-enrolment``,
+:mod:`identity.http.remote_enrolment`).
+
 Errors of the OAuth endpoints are ``application/json`` with the spec's ``error`` code (and
 ``error_description``); the problem members ``reason`` (the same code), ``status`` and
 ``detail`` ride along. Other errors are RFC 9457 problems built by the node's one mapping
@@ -61,8 +65,10 @@ from identity import oid4vci as vci
 from identity.constants import BATCH_SIZE_MAX, TOKEN_REQUESTS_BURST, TOKEN_REQUESTS_PER_S
 from identity.errors import IdentityError, IssuanceError
 from identity.http.agency_console import install_console
+from identity.http.remote_enrolment import install_remote_enrolment, remote_enrolment_for
 from identity.issuance import IssuanceRequestError
 from identity.issuer_agent import SUBJECT_CHARS_MAX, IssuerAgent, IssuerLedgerError
+from identity.remote_enrolment import RemoteEnrolmentConfig
 from ledger.errors import ImiError
 from node.api.guard import BodyLimit, CatchAll, install_problem_handlers, read_json_body
 from node.api.problems import ApiProblem
@@ -196,11 +202,13 @@ def create_issuer_app(
     logger: logging.Logger | None = None,
     trusted_proxies: frozenset[str] = frozenset(),
     token_rate: tuple[float, int] = (TOKEN_REQUESTS_PER_S, TOKEN_REQUESTS_BURST),
+    remote_enrolment: RemoteEnrolmentConfig | None = None,
 ) -> FastAPI:
     """The issuer service of ``issuer``. ``clock_s`` gives the service's time in seconds
     (tests pass a fixed one); ``admin_token`` (at least :data:`ADMIN_TOKEN_CHARS_MIN`
     characters) guards every staff endpoint; ``token_rate`` is the token endpoint's
-    (requests per second, burst) per client."""
+    (requests per second, burst) per client. With ``remote_enrolment`` the agency also
+    enrols people remotely (:mod:`identity.http.remote_enrolment`)."""
     if not isinstance(admin_token, str) or len(admin_token) < ADMIN_TOKEN_CHARS_MIN:
         raise ValueError(f"the admin token must have at least {ADMIN_TOKEN_CHARS_MIN} characters")
     log = logger or logging.getLogger("imi.issuer")
@@ -298,6 +306,9 @@ def create_issuer_app(
     for action in ("revoke", "suspend", "reinstate"):
         status_route(action)
     install_console(app, issuer, admin_token=admin_token, clock_s=clock_s)
+    if remote_enrolment is not None:
+        install_remote_enrolment(app, remote_enrolment_for(issuer, remote_enrolment), clock_s=clock_s,
+                                 client_of=lambda request: client_key(request, trusted_proxies))
 
     app.add_middleware(CatchAll, logger=log)
     app.add_middleware(BodyLimit, body_bytes_max=ISSUER_BODY_BYTES_MAX)
