@@ -6,7 +6,11 @@ Enrol a demo person by redeeming an offer (the person leaves `subjects`), answer
 verifier's OpenID4VP request for claims of that credential (the verdict holds only the asked
 claims), check that the verifier may ask every claim of every demo type, and finally that
 `devnet down` stops every process even after a `kill -9` of a service, and that `up --demo`
-brings back the same services. The last test stops the devnet: keep it last.
+brings back the same services. The last of those tests stops the devnet: keep it last.
+
+The tests at the top need no process: the registers and the verifier's registration
+against the published types, the subjects read from an issuer's store, and an unreadable
+``demo.json``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from cli._consortium import create_consortium
+from cli.demo.agencies import PSB_IDENTITY_VCT, agencies_to_accredit
+from cli.demo.devnet_demo import VERIFIER_NAME, VERIFIER_PURPOSE, every_claim, unenrolled_subjects
+from cli.demo.people import PEOPLE, register_for
 from cli.devnet import _alive
+from identity import dcql, services
+from identity.issuer_agent import Register
+from identity.issuer_store import IssuerStore
 
 pytestmark = pytest.mark.xdist_group("devnet")
 
@@ -52,6 +63,57 @@ def status(directory: Path) -> dict[str, Any]:
     return answer
 
 
+# --- without processes ---------------------------------------------------------------------------------
+def test_each_register_holds_every_person_with_only_the_claims_the_published_type_lists() -> None:
+    for agency in agencies_to_accredit():
+        register = Register.from_json(register_for(agency))
+        assert len(register) == len(PEOPLE)
+        for subject in register.subjects():
+            entry = register.get(subject)
+            assert entry is not None and set(entry.by_vct) == set(agency.vcts)
+            for vct, claims in entry.by_vct.items():
+                assert claims and set(claims) <= set(agency.vcts[vct]["claims"]), (vct, sorted(claims))
+
+
+def test_the_demo_verifier_is_registered_for_every_claim_and_predicate_member() -> None:
+    agencies = agencies_to_accredit()
+    registration = services.parse_registration({"name": VERIFIER_NAME, "purpose": VERIFIER_PURPOSE,
+                                                "queries": every_claim(agencies)})  # as the ledger checks it
+    allowed = services.allowed_claims(registration)
+    for agency in agencies:
+        for vct, definition in agency.vcts.items():
+            wanted = [(name,) for name in definition["claims"]]
+            wanted += [(name, str(t)) for name, ts in definition.get("predicates", {}).items() for t in ts]
+            assert set(allowed[vct]) == set(wanted), vct
+    assert ("age_equal_or_over", "21") in allowed[PSB_IDENTITY_VCT]
+    asked = dcql.parse_query({"credentials": [{"id": "q", "format": "dc+sd-jwt", "meta": {"vct_values": [PSB_IDENTITY_VCT]},
+                                               "claims": [{"path": ["age_equal_or_over", "20"]}]}]})
+    assert dcql.beyond_registration(asked, allowed)  # a threshold nobody publishes stays refused
+
+
+def test_subjects_are_the_register_minus_the_issuer_stores_enrolments(tmp_path: Path) -> None:
+    (tmp_path / "register.json").write_text(json.dumps({s: {"claims": {"x": 1}} for s in ("a", "b", "c")}))
+    (tmp_path / "issuer.json").write_text(json.dumps({"did": "did:imi:x", "key": "k.jwk", "list_id": "l",
+                                                      "register": "register.json"}))
+    assert unenrolled_subjects(tmp_path) == ["a", "b", "c"]
+    assert not (tmp_path / "issuer.sqlite").exists()  # nothing created by looking
+    store = IssuerStore(tmp_path / "issuer.sqlite")
+    store.enrol("b", "jwk", "thumbprint", via="offer", at=1)
+    store.close()
+    assert unenrolled_subjects(tmp_path) == ["a", "c"]
+
+
+def test_an_unreadable_demo_record_fails_status_in_one_line_and_never_blocks_down(tmp_path: Path) -> None:
+    create_consortium(tmp_path, validators=1, trustees=1, threshold=1, chain_id="imi-demo-test", devnet=True)
+    (tmp_path / "demo.json").write_text("{not json")
+    shown = imi("devnet", "status", "--dir", str(tmp_path), "--json")
+    assert shown.returncode == 1 and json.loads(shown.stdout)["reason"] == "bad-devnet-dir"
+    assert "Traceback" not in shown.stderr
+    stopped = imi_json("devnet", "down", "--dir", str(tmp_path))
+    assert stopped["ok"] is True and stopped["services"] == []
+
+
+# --- one devnet with the demo ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("demo") / "devnet"
