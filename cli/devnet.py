@@ -7,6 +7,10 @@ validator answers ``/health``. ``status``, ``kill`` (SIGKILL, for crash
 tests), ``restart`` and ``down`` act on that directory. Ports are free loopback
 ports chosen at generation time.
 
+``up --demo`` also starts the demo agencies' issuer services and a demo verifier
+(:mod:`cli.demo.devnet_demo`, recorded in ``DIR/demo.json``); ``status`` lists them
+(``agencies``, ``verifiers``) and ``down`` stops them before the validators.
+
 :class:`Devnet` is the same as a Python API, used by the tests, the soak test,
 the benchmark and ``make run``.
 """
@@ -28,12 +32,24 @@ import typer
 
 from cli._common import fail, print_json
 from cli._consortium import create_consortium
+from cli.demo.devnet_demo import (
+    DEMO_FILE,
+    DemoService,
+    DemoServices,
+    set_up,
+    start_again,
+    unenrolled_subjects,
+)
+from cli.demo.setup import Site
+from ledger.errors import ImiError
 from ledger.files import PUBLIC_FILE_MODE, write_atomic
 
 app = typer.Typer(help="A local consortium of validators as OS processes.", no_args_is_help=True)
 
 HEALTH_TIMEOUT_S = 60.0
 STOP_GRACE_S = 5.0
+SERVICE_HEALTH_TIMEOUT_S = 2.0  # one /health probe of a demo service by ``status``
+UP_ERRORS = (RuntimeError, TimeoutError, OSError, ValueError, ImiError)  # what ``up`` reports as one line
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +61,30 @@ class NodeInfo:
     @property
     def log_file(self) -> Path:
         return self.node_dir.parent.parent / "logs" / f"{self.name}.log"
+
+
+def _signal(pid: int, sig: int) -> None:
+    """Send ``sig`` to ``pid``; a process that is already gone is not an error."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _stop_all(pids: list[int]) -> None:
+    """SIGTERM every live pid, SIGKILL those left after the grace period; wait until all are gone."""
+    for pid in pids:
+        if _alive(pid):
+            _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids:
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+    for pid in pids:
+        while _alive(pid):
+            time.sleep(0.02)
 
 
 def _alive(pid: int | None) -> bool:
@@ -127,18 +167,44 @@ class Devnet:
         return process.pid
 
     def up(self, validators: int = 4, *, heartbeat_ms: int | None = None,
-           env: dict[str, str] | None = None, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+           env: dict[str, str] | None = None, timeout_s: float = HEALTH_TIMEOUT_S, demo: bool = False) -> None:
         """Create (if needed) and start every validator; return once all are healthy and
-        each holds a committed block (so ``GET /v1/blocks/latest`` answers on every API)."""
+        each holds a committed block (so ``GET /v1/blocks/latest`` answers on every API).
+        ``demo``: then start the demo services too (:meth:`up_demo`). On failure everything
+        is stopped before the error is raised."""
         self.create(validators, heartbeat_ms=heartbeat_ms)
         try:
             for info in self.nodes():
                 if not _alive(self.pids().get(info.name)):
                     self.start(info.name, env)
             self.wait_healthy(height=1, timeout_s=timeout_s)
+            if demo:
+                self.up_demo()
         except BaseException:
             self.down()
             raise
+
+    def demo(self) -> DemoServices | None:
+        """The demo services recorded in ``DIR/demo.json`` (None: this devnet has no demo)."""
+        return DemoServices.load(self.dir)
+
+    def up_demo(self) -> DemoServices:
+        """Start the demo services over the first validator (running validators required): set
+        the demo up the first time (new agencies and verifier on the chain); later, start again
+        each recorded service that is not running. A first set-up that fails leaves no record."""
+        record = self.demo()
+        if record is None:
+            record = DemoServices()
+            try:
+                set_up(Site(self.dir.resolve(), self.nodes()[0].api, self.code_root), record,
+                       lambda done: done.save(self.dir))
+            except BaseException:
+                (self.dir / DEMO_FILE).unlink(missing_ok=True)
+                raise
+            return record
+        start_again(record, [entry for entry in record.all() if not _alive(entry.pid)], self.code_root,
+                    lambda done: done.save(self.dir))
+        return record
 
     def wait_healthy(self, names: list[str] | None = None, *, height: int = 0,
                      timeout_s: float = HEALTH_TIMEOUT_S) -> None:
@@ -185,25 +251,26 @@ class Devnet:
         return pid
 
     def down(self) -> None:
-        """Stop every validator: SIGTERM, then SIGKILL after a grace period."""
-        pids = self.pids()
-        for pid in pids.values():
-            if _alive(pid):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for pid in pids.values():
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        for pid in pids.values():
-            while _alive(pid):
-                time.sleep(0.02)
+        """Stop the demo services, then every validator: SIGTERM, then SIGKILL after a grace
+        period. A process already gone (``kill -9``) is skipped; an unreadable ``demo.json``
+        does not keep the validators running."""
+        try:
+            record = self.demo()
+        except ValueError:
+            record = None
+        if record is not None:
+            _stop_all([e.pid for e in record.all() if e.pid])
+            for entry in record.all():
+                entry.pid = None
+            record.save(self.dir)
+        _stop_all(list(self.pids().values()))
         if self.pids_file.exists():
             self.pids_file.unlink()
 
     def status(self) -> dict[str, Any]:
-        """Per validator: name, pid, api, up, height, state_root, head hash."""
+        """Per validator: name, pid, api, up, height, state_root, head hash; per demo agency and
+        verifier (see :meth:`_agency_status`): name, URL, DID, staff token file, pid, up.
+        ValueError if ``demo.json`` or an issuer directory is unreadable."""
         nodes = []
         pids = self.pids()
         with httpx.Client(timeout=2.0) as client:
@@ -224,7 +291,29 @@ class Devnet:
                     except (httpx.HTTPError, ValueError, KeyError):
                         pass
                 nodes.append(entry)
-        return {"dir": str(self.dir), "nodes": nodes}
+            record = self.demo()
+            agencies = [] if record is None else [self._agency_status(e, client) for e in record.agencies]
+            verifiers = [] if record is None else [self._verifier_status(e, client) for e in record.verifiers]
+        return {"dir": str(self.dir), "nodes": nodes, "agencies": agencies, "verifiers": verifiers}
+
+    @staticmethod
+    def _service_up(entry: DemoService, client: httpx.Client) -> bool:
+        if not _alive(entry.pid):
+            return False
+        try:
+            return client.get(f"{entry.url}/health", timeout=SERVICE_HEALTH_TIMEOUT_S).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _agency_status(self, entry: DemoService, client: httpx.Client) -> dict[str, Any]:
+        """``subjects``: the register's people not enrolled yet, from the issuer's own store."""
+        return {"name": entry.name, "issuer_url": entry.url, "did": entry.did, "vcts": entry.vcts,
+                "subjects": unenrolled_subjects(Path(entry.directory)), "admin_token_file": entry.admin_token_file,
+                "pid": entry.pid, "up": self._service_up(entry, client)}
+
+    def _verifier_status(self, entry: DemoService, client: httpx.Client) -> dict[str, Any]:
+        return {"name": entry.name, "url": entry.url, "did": entry.did, "admin_token_file": entry.admin_token_file,
+                "pid": entry.pid, "up": self._service_up(entry, client)}
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -233,13 +322,16 @@ def up(
     validators: int = typer.Option(4, "--validators", min=1, max=32, help="Number of validators."),
     directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
     heartbeat_ms: int | None = typer.Option(None, "--heartbeat-ms", min=100, help="Idle block interval."),
+    demo: bool = typer.Option(False, "--demo", help="Also start the demo agencies' issuer services (registers "
+                              "of fictional people) and a demo verifier allowed to ask every demo claim."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
-    """Generate (if needed) and start a local devnet; returns when every validator is healthy and holds a block."""
+    """Generate (if needed) and start a local devnet; returns when every validator is healthy and holds a block
+    (and, with --demo, every demo service answers)."""
     net = Devnet(directory)
     try:
-        net.up(validators, heartbeat_ms=heartbeat_ms)
-    except (RuntimeError, TimeoutError, OSError) as exc:
+        net.up(validators, heartbeat_ms=heartbeat_ms, demo=demo)
+    except UP_ERRORS as exc:
         fail(str(exc), reason="devnet-failed", as_json=as_json)
     _print_status(net, as_json)
 
@@ -247,9 +339,11 @@ def up(
 @app.command("status")
 def status(
     directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
-    as_json: bool = typer.Option(False, "--json", help="JSON with a `nodes` list."),
+    as_json: bool = typer.Option(False, "--json", help="JSON with `nodes`, and the demo's `agencies` "
+                                 "({name, issuer_url, did, vcts, subjects, admin_token_file, pid, up}) and "
+                                 "`verifiers` ({name, url, did, admin_token_file, pid, up})."),
 ) -> None:
-    """Show each validator's pid, API, height and state root."""
+    """Show each validator's pid, API, height and state root, and the demo services (--demo)."""
     if not (directory / "genesis.json").exists():
         fail(f"no devnet in {directory}", reason="not-found", as_json=as_json)
     _print_status(Devnet(directory), as_json)
@@ -300,23 +394,31 @@ def restart(
 @app.command("down")
 def down(
     directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
-    as_json: bool = typer.Option(False, "--json", help="Print {ok, dir, stopped} (names of the validators "
-                                 "that were running)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {ok, dir, stopped, services} (names of the "
+                                 "validators and of the demo services that were running)."),
 ) -> None:
-    """Stop every validator of the devnet (data stays in DIR)."""
+    """Stop the demo services and every validator of the devnet (data stays in DIR)."""
     if not (directory / "genesis.json").exists():
         fail(f"no devnet in {directory}", reason="not-found", as_json=as_json)
     net = Devnet(directory)
     stopped = sorted(name for name, pid in net.pids().items() if _alive(pid))
+    try:
+        record = net.demo()
+    except ValueError:
+        record = None  # down stops the validators all the same
+    services = sorted(e.name for e in (record.all() if record else []) if _alive(e.pid))
     net.down()
     if as_json:
-        print_json({"ok": True, "dir": str(directory), "stopped": stopped})
+        print_json({"ok": True, "dir": str(directory), "stopped": stopped, "services": services})
     else:
         print("devnet stopped")
 
 
 def _print_status(net: Devnet, as_json: bool) -> None:
-    report = net.status()
+    try:
+        report = net.status()
+    except ValueError as exc:
+        fail(str(exc), reason="bad-devnet-dir", as_json=as_json)
     if as_json:
         print_json(report)
         return
@@ -325,6 +427,13 @@ def _print_status(net: Devnet, as_json: bool) -> None:
         root = (entry["state_root"] or "-")[:16]
         print(f"{entry['name']:6} {state:4} pid={entry['pid']} {entry['api']} "
               f"height={entry['height']} state_root={root}")
-    if not all(e["up"] for e in report["nodes"]):
+    for agency in report["agencies"]:
+        print(f"issuer   {'up' if agency['up'] else 'DOWN':4} pid={agency['pid']} {agency['issuer_url']} "
+              f"{agency['name']} ({len(agency['subjects'])} not enrolled) token={agency['admin_token_file']}")
+    for verifier in report["verifiers"]:
+        print(f"verifier {'up' if verifier['up'] else 'DOWN':4} pid={verifier['pid']} {verifier['url']} "
+              f"{verifier['name']} token={verifier['admin_token_file']}")
+    services = report["agencies"] + report["verifiers"]
+    if not all(e["up"] for e in report["nodes"] + services):
         sys.stdout.flush()
         raise typer.Exit(1)

@@ -184,8 +184,9 @@ def test_devnet_kill_of_an_unknown_validator_is_refused(tmp_path: Path) -> None:
 
 
 def test_devnet_down_json_on_a_stopped_devnet(tmp_path: Path) -> None:
-    (tmp_path / "genesis.json").write_text("{}")  # a devnet directory (down reads only its pid file)
-    assert ok_json("devnet", "down", "--dir", str(tmp_path)) == {"ok": True, "dir": str(tmp_path), "stopped": []}
+    (tmp_path / "genesis.json").write_text("{}")  # a devnet directory (down reads only its pid and demo files)
+    assert ok_json("devnet", "down", "--dir", str(tmp_path)) == {"ok": True, "dir": str(tmp_path), "stopped": [],
+                                                                    "services": []}
     code, out, _ = imi("devnet", "down", "--dir", str(tmp_path))
     assert (code, out) == (0, "devnet stopped\n")
 

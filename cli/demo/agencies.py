@@ -1,12 +1,12 @@
-"""The agencies of the story: two bureaus accredited by the trustees, their credential types
-and status lists on the ledger, and their issuer services.
+"""The demo agencies: two bureaus accredited by the trustees, their credential types and status
+lists on the ledger, and their issuer services — for the story of ``make run`` and for
+``imi devnet up --demo`` alike (over any :class:`~cli.demo.setup.DemoLedger`).
 
 :func:`accredit_agencies` — each agency creates its did:imi, the trustees (k of n) accredit
 it, it publishes its credential types and creates a status list.
-:func:`start_issuer_service` — the agency's ``imi issue serve`` process
-(:mod:`cli.demo.issuer_process`) over the writer validator, with the register of what the
-agency knows about the citizen. :func:`set_status` — the agency's staff suspend or revoke
-through that service (a ``status.set`` on the ledger).
+:func:`launch_issuer_service` / :func:`start_issuer_service` — the agency's ``imi issue
+serve`` process (:mod:`cli.demo.issuer_process`) over the site's node, with the agency's
+register; the agency's DID document then names that endpoint.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cli.demo.consortium import Consortium
-from cli.demo.issuer_process import IssuerProcess, start_issuer_process
+from cli.demo.issuer_process import IssuerProcess, launch_issuer_process
+from cli.demo.setup import DemoLedger
 from identity import did as didmod
 from identity.constants import ISSUER_SERVICE_TYPE
 from ledger.encoding import Value
@@ -50,8 +50,12 @@ class Agency:
         return f"{self.did}#{self.key.key_id}"
 
 
-def _new_agency(name: str, vcts: dict[str, dict[str, Any]], list_id: str) -> Agency:
-    return Agency(name, SigningKey.generate(), SigningKey.generate(), vcts, list_id)
+def _new_agency(name: str, vcts: dict[str, dict[str, Any]], list_prefix: str) -> Agency:
+    """A new agency (new keys); its status list id ends with the end of its DID, as list ids are
+    unique on a chain and a rerun on the same devnet accredits new agencies."""
+    agency = Agency(name, SigningKey.generate(), SigningKey.generate(), vcts, "")
+    agency.list_id = f"{list_prefix}-{agency.did[-8:]}"
+    return agency
 
 
 def agencies_to_accredit() -> list[Agency]:
@@ -78,7 +82,7 @@ class Accredited:
     trustees_total: int
 
 
-def accredit_agencies(c: Consortium, agencies: list[Agency] | None = None) -> Accredited:
+def accredit_agencies(c: DemoLedger, agencies: list[Agency] | None = None) -> Accredited:
     """Each agency: did.create, trustees' gov.issuer_accredit, vct.publish per type, status list."""
     agencies = agencies if agencies is not None else agencies_to_accredit()
     tx_ids, heights = [], []
@@ -98,31 +102,29 @@ def accredit_agencies(c: Consortium, agencies: list[Agency] | None = None) -> Ac
 
 
 
-def start_issuer_service(c: Consortium, agency: Agency, register: Mapping[str, Any]) -> IssuerProcess:
-    """The agency's issuer service as an ``imi issue serve`` process (writes to the writer, reads
-    it through a light client rooted in the devnet's genesis); stopped with the consortium
-    (:meth:`Consortium.close`). ``register``: the JSON form of :class:`identity.issuer_agent.Register`."""
-    directory = c.net.dir / "issuers" / f"{agency.list_id}-{agency.did[-8:]}"  # a rerun's agency: a new one
-    service = start_issuer_process(directory, did=agency.did, key=agency.key, list_id=agency.list_id,
-                                   register=register, node=c.apis[c.writer], genesis=c.net.dir / "genesis.json",
-                                   code_root=c.net.code_root)
-    c.services.append(service)
+def launch_issuer_service(ledger: DemoLedger, agency: Agency, register: Mapping[str, Any]) -> IssuerProcess:
+    """The agency's issuer service as an ``imi issue serve`` process in
+    ``DIR/issuers/<list id>`` (writes to the site's node, reads it through a light client
+    rooted in the devnet's genesis), spawned but not waited for; the agency's DID document
+    then names its endpoint (what a wallet checks on the ledger). ``register``: the JSON form
+    of :class:`identity.issuer_agent.Register`."""
+    site = ledger.site
+    service = launch_issuer_process(site.directory / "issuers" / agency.list_id, did=agency.did, key=agency.key,
+                                    list_id=agency.list_id, register=register, node=site.node,
+                                    genesis=site.genesis_file, code_root=site.code_root)
     agency.service = service
-    # the agency's DID document names its issuer endpoint: what a wallet checks on the ledger
-    c.submit("did.update", agency.did, {"services": [{"id": "oid4vci", "type": ISSUER_SERVICE_TYPE,
-                                                      "endpoint": service.url}]}, agency.key)
+    try:
+        ledger.submit("did.update", agency.did, {"services": [{"id": "oid4vci", "type": ISSUER_SERVICE_TYPE,
+                                                               "endpoint": service.url}]}, agency.key)
+    except BaseException:
+        service.stop()
+        raise
     return service
 
 
-def set_status(c: Consortium, agency: Agency, list_id: str, idx: int, action: str, readers: list[str]) -> int:
-    """The agency's staff ``POST /v1/issuance/<action>`` (a ``status.set`` on the ledger);
-    returns the commit height once every reader has it."""
-    assert agency.service is not None
-    with c.wait(f"{agency.name}: {action} {list_id}#{idx}, waiting for commit"):
-        height = agency.service.status(action, idx)
-    for reader in readers:
-        c.wait_height(reader, height)
-    return height
+def start_issuer_service(ledger: DemoLedger, agency: Agency, register: Mapping[str, Any]) -> IssuerProcess:
+    """:func:`launch_issuer_service`, returning once the service answers ``/health``."""
+    return launch_issuer_service(ledger, agency, register).started()
 
 
 __all__ = [
@@ -134,6 +136,6 @@ __all__ = [
     "Agency",
     "accredit_agencies",
     "agencies_to_accredit",
-    "set_status",
+    "launch_issuer_service",
     "start_issuer_service",
 ]

@@ -137,7 +137,7 @@ def onboard_citizen(c: Consortium, agencies: list[Agency], workdir: Path, *, fas
     citizen = create_citizen(c, workdir, fast=fast)
     for agency in agencies:
         with c.wait(f"starting the issuer service of {agency.name}"):
-            start_issuer_service(c, agency, agency_register(agency, citizen.did))
+            c.services.append(start_issuer_service(c, agency, agency_register(agency, citizen.did)))
     narrate("services", agencies)
     phone = citizen.phone()
     for agency in agencies:

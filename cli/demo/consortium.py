@@ -25,6 +25,7 @@ import httpx
 
 from cli.demo.errors import ScenarioError
 from cli.demo.issuer_process import ServiceProcess
+from cli.demo.setup import Site
 from cli.devnet import Devnet
 from identity.ledger_client import NodeClient
 from ledger.block import BlockHeader, CommitCertificate
@@ -71,6 +72,11 @@ class Consortium:
     @property
     def chain_id(self) -> str:
         return self.genesis.chain_id
+
+    @property
+    def site(self) -> Site:
+        """Where the story's services run: under the devnet directory, over the writer."""
+        return Site(self.net.dir, self.apis[self.writer], self.net.code_root)
 
     def client(self, name: str | None = None) -> NodeClient:
         name = name or self.writer

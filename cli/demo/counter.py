@@ -3,7 +3,8 @@ learns only the answer.
 
 :func:`open_counter` gives the community sharing service a did:imi, has the trustees register
 it on the ledger (its names, purpose and the claims it may ask) and starts its verifier service
-the way a deployment runs it: ``imi verifier serve`` as its own OS process.
+the way a deployment runs it: ``imi verifier serve`` as its own OS process
+(:func:`cli.demo.setup.open_verifier`).
 :func:`ask_at_counter` is the zero-visit moment: the counter asks "resident of Chancheng? over
 18? no criminal record?" as ONE DCQL query; the citizen's wallet fetches the signed request,
 checks it with the service's key and registration on the ledger, and answers with the fewest
@@ -12,27 +13,22 @@ disclosures by ``direct_post``; the counter's verdict holds only the answers.
 
 from __future__ import annotations
 
-import json
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 
-from cli._consortium import LOOPBACK, free_ports
 from cli.demo.agencies import CIVIL_RESIDENCE_VCT, PSB_IDENTITY_VCT, PSB_RECORD_VCT
 from cli.demo.citizen import Citizen
 from cli.demo.consortium import SERVICE_READER, Consortium
 from cli.demo.errors import ScenarioError
-from cli.demo.issuer_process import ServiceProcess, spawn_service
-from identity import did as didmod
+from cli.demo.issuer_process import VerifierProcess
+from cli.demo.setup import open_verifier
 from identity import presenter
 from identity.fetcher import IdentityHttpFetcher
 from identity.light_client import LightClient
 from ledger.encoding import Value
-from ledger.files import write_atomic
-from ledger.keys import SigningKey
 
 COUNTER_NAME: Final[dict[str, Value]] = {"en": "Chancheng community sharing service", "zh-CN": "禅城社区共享服务"}
 COUNTER_PURPOSE: Final[dict[str, Value]] = {"en": "Join the community sharing service: residents of Chancheng, adults, "
@@ -44,11 +40,6 @@ QUESTION_PATHS: Final = {CIVIL_RESIDENCE_VCT: ["address", "district"], PSB_IDENT
 PREDICATES: Final = frozenset({PSB_IDENTITY_VCT, PSB_RECORD_VCT})  # asked as yes/no (values: [true])
 VERDICT_TIMEOUT_S: Final = 30.0
 HTTP_TIMEOUT_S: Final = 30.0
-
-
-@dataclass
-class CounterProcess(ServiceProcess):
-    """A running ``imi verifier serve`` for the community service."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,39 +66,17 @@ def dcql_question() -> dict[str, Any]:
     return {"credentials": credentials}
 
 
-def open_counter(c: Consortium) -> CounterProcess:
-    """Create the service's DID, register it on the ledger (trustees), start its verifier."""
-    key, next_key = SigningKey.generate("EdDSA"), SigningKey.generate("EdDSA")
-    jwk: dict[str, Value] = dict(key.public_key.to_jwk())
-    commitment = didmod.key_commitment(next_key.public_key.to_jwk())
-    did = didmod.derive_did(jwk, commitment)
-    directory = c.net.dir / "services" / f"community-{did[-8:]}"  # a rerun's service: a new one
-    directory.mkdir(parents=True, exist_ok=True)
-    c.submit("did.create", did, {"jwk": jwk, "next_key_commitment": commitment}, key)
-    registration: dict[str, Value] = {
-        "did": did, "name": {**COUNTER_NAME}, "purpose": {**COUNTER_PURPOSE},
-        "queries": [{"vct": vct, "claims": [list(path)]} for vct, path in QUESTION_PATHS.items()]}
-    c.gov("gov.service_register", registration)
-    write_atomic(directory / "service_key.jwk", json.dumps(key.to_private_jwk()))
-    token = secrets.token_urlsafe(24)
-    write_atomic(directory / "staff_token", token + "\n")
-    port = free_ports(1)[0]
-    url = f"http://{LOOPBACK}:{port}"
-    process = spawn_service(directory, ["verifier", "serve", "--did", did, "--key", str(directory / "service_key.jwk"),
-                                        "--node", c.apis[SERVICE_READER], "--genesis", str(c.net.dir / "genesis.json"),
-                                        "--host", LOOPBACK, "--port", str(port),
-                                        "--token-file", str(directory / "staff_token")], c.net.code_root)
-    counter = CounterProcess(did, directory, url, process, token)
-    try:
-        counter.wait_healthy()
-    except BaseException:
-        counter.stop()
-        raise
-    c.services.append(counter)
+def open_counter(c: Consortium) -> VerifierProcess:
+    """Create the service's DID, register it on the ledger (trustees), start its verifier
+    (reading the service reader validator)."""
+    counter = open_verifier(c, slug="community", name=COUNTER_NAME, purpose=COUNTER_PURPOSE,
+                            queries=[{"vct": vct, "claims": [list(path)]} for vct, path in QUESTION_PATHS.items()],
+                            node=c.apis[SERVICE_READER])
+    c.services.append(counter.started())
     return counter
 
 
-def ask_at_counter(c: Consortium, counter: CounterProcess, citizen: Citizen) -> CounterOutcome:
+def ask_at_counter(c: Consortium, counter: VerifierProcess, citizen: Citizen) -> CounterOutcome:
     """The counter asks; the wallet checks against the ledger and answers; the counter's verdict."""
     staff = {"Authorization": f"Bearer {counter.admin_token}"}
     with httpx.Client(timeout=HTTP_TIMEOUT_S) as http:
@@ -133,7 +102,7 @@ def ask_at_counter(c: Consortium, counter: CounterProcess, citizen: Citizen) -> 
     return CounterOutcome(prepared.name("en"), request["request_uri"], disclosed, verdict)
 
 
-def _verdict(c: Consortium, http: httpx.Client, counter: CounterProcess, request_id: str,
+def _verdict(c: Consortium, http: httpx.Client, counter: VerifierProcess, request_id: str,
              staff: dict[str, str]) -> dict[str, Any]:
     deadline = time.monotonic() + VERDICT_TIMEOUT_S
     with c.wait("the counter's verdict"):
@@ -146,4 +115,4 @@ def _verdict(c: Consortium, http: httpx.Client, counter: CounterProcess, request
             time.sleep(0.1)
 
 
-__all__ = ["COUNTER_NAME", "CounterOutcome", "CounterProcess", "ask_at_counter", "dcql_question", "open_counter"]
+__all__ = ["COUNTER_NAME", "CounterOutcome", "ask_at_counter", "dcql_question", "open_counter"]

@@ -1,12 +1,19 @@
-"""One agency's issuer service, run as a deployment runs it: ``imi issue init`` writes the
-issuer directory, ``imi issue serve`` serves it as its own OS process on a free loopback
-port, and the demo waits for its ``/health``.
+"""The demo's product services, run as a deployment runs them: each its own OS process (own
+session) on a free loopback port, and the demo waits for its ``/health``.
 
-The directory holds the issuer's assertion key (mode 0600), its register (what the agency
-knows about the citizen), the admin token of the staff endpoints (mode 0600), the issuer's
-store (``issuer.sqlite``: enrolments and issued records) and the service's log (``serve.log``).
-:meth:`IssuerProcess.stop` ends the process (SIGTERM, then SIGKILL after a grace period);
-a process that does not become healthy is stopped before the error is raised.
+* An agency's issuer service: ``imi issue init`` writes the issuer directory, ``imi issue
+  serve`` serves it. The directory holds the issuer's assertion key (mode 0600), its
+  register (what the agency knows about its subjects), the admin token of the staff
+  endpoints (mode 0600), the issuer's store (``issuer.sqlite``: enrolments and issued
+  records) and the service's log (``serve.log``).
+* A registered service's verifier: ``imi verifier serve`` with the service DID's key
+  (``service_key.jwk``, 0600) and its staff token (``staff_token``, 0600).
+
+``launch_*`` spawns without waiting (so several services can start side by side);
+``start_*`` also waits for health. :meth:`ServiceProcess.stop` ends the process (SIGTERM,
+then SIGKILL after a grace period); a process that does not become healthy is stopped
+before the error is raised. ``ServiceProcess.args`` is the service's command line, so it
+can be started again on the same port (``imi devnet up --demo`` after ``down``).
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import httpx
 
@@ -39,6 +46,7 @@ STATUS_HTTP_TIMEOUT_S: Final = 40.0  # a status action waits for its commit
 HEALTH_HTTP_TIMEOUT_S: Final = 2.0  # one /health probe
 HEALTH_POLL_S: Final = 0.1
 LOG_TAIL_CHARS_MAX: Final = 600  # of the service's log, quoted when it failed to start
+TOKEN_FILE: Final = "admin_token"  # the staff bearer token, in the service's directory (0600)
 
 
 @dataclass
@@ -51,6 +59,11 @@ class ServiceProcess:
     url: str
     process: subprocess.Popen[bytes]
     admin_token: str
+    args: list[str] = field(default_factory=list)  # ``imi`` arguments that start it again
+
+    @property
+    def token_file(self) -> Path:
+        return self.directory / TOKEN_FILE
 
     @property
     def log_file(self) -> Path:
@@ -77,6 +90,15 @@ class ServiceProcess:
             return self.log_file.read_text(errors="replace")[-LOG_TAIL_CHARS_MAX:].strip()
         except OSError:
             return "(no log)"
+
+    def started(self) -> Self:
+        """Wait for health; on failure stop the process before the error is raised."""
+        try:
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         """SIGTERM the service's process group, SIGKILL after the grace period; wait for it."""
@@ -136,30 +158,68 @@ def _imi(code_root: Path, *args: str) -> None:
         raise ScenarioError("issuer service", f"imi {' '.join(args[:2])}: {done.stderr.strip()[-300:]}")
 
 
-def start_issuer_process(directory: Path, *, did: str, key: SigningKey, list_id: str,
-                         register: Mapping[str, Any], node: str, genesis: Path,
-                         code_root: Path) -> IssuerProcess:
-    """Write the issuer directory (``imi issue init``), start ``imi issue serve`` over ``node``
-    (trusting ``genesis``) and return once it answers ``/health``."""
+def _new_token(directory: Path) -> str:
+    token = secrets.token_urlsafe(24)
+    write_atomic(directory / TOKEN_FILE, token + "\n")
+    return token
+
+
+def launch_issuer_process(directory: Path, *, did: str, key: SigningKey, list_id: str,
+                          register: Mapping[str, Any], node: str, genesis: Path,
+                          code_root: Path) -> IssuerProcess:
+    """Write the issuer directory (``imi issue init``) and spawn ``imi issue serve`` over ``node``
+    (trusting ``genesis``) on a free loopback port; not waited for (:meth:`ServiceProcess.started`)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_atomic(directory / "issuer_key.jwk", json.dumps(key.to_private_jwk()))
     write_atomic(directory / "register.json", json.dumps(register))
-    token = secrets.token_urlsafe(24)
-    write_atomic(directory / "admin_token", token + "\n")
+    token = _new_token(directory)
     _imi(code_root, "issue", "init", "--issuer-dir", str(directory), "--did", did,
          "--key", str(directory / "issuer_key.jwk"), "--list-id", list_id,
          "--register", str(directory / "register.json"))
     port = free_ports(1)[0]
-    process = spawn_service(directory, ["issue", "serve", "--issuer-dir", str(directory), "--node", node,
-                                        "--genesis", str(genesis), "--host", LOOPBACK, "--port", str(port),
-                                        "--admin-token-file", str(directory / "admin_token")], code_root)
-    service = IssuerProcess(did, directory, f"http://{LOOPBACK}:{port}", process, token)
-    try:
-        service.wait_healthy()
-    except BaseException:
-        service.stop()
-        raise
+    args = ["issue", "serve", "--issuer-dir", str(directory), "--node", node, "--genesis", str(genesis),
+            "--host", LOOPBACK, "--port", str(port), "--admin-token-file", str(directory / TOKEN_FILE)]
+    return IssuerProcess(did, directory, f"http://{LOOPBACK}:{port}", spawn_service(directory, args, code_root),
+                         token, args)
+
+
+def start_issuer_process(directory: Path, *, did: str, key: SigningKey, list_id: str,
+                         register: Mapping[str, Any], node: str, genesis: Path,
+                         code_root: Path) -> IssuerProcess:
+    """:func:`launch_issuer_process`, returning once it answers ``/health``."""
+    service = launch_issuer_process(directory, did=did, key=key, list_id=list_id, register=register, node=node,
+                                    genesis=genesis, code_root=code_root)
+    service.started()
     return service
 
 
-__all__ = ["IssuerProcess", "ServiceProcess", "spawn_service", "start_issuer_process"]
+@dataclass
+class VerifierProcess(ServiceProcess):
+    """A running ``imi verifier serve`` for a registered service (its counter page at ``/counter``)."""
+
+
+def launch_verifier_process(directory: Path, *, did: str, key: SigningKey, node: str, genesis: Path,
+                            code_root: Path) -> VerifierProcess:
+    """Write the service's key and staff token to ``directory`` and spawn ``imi verifier serve``
+    for ``did`` (registered on the ledger) over ``node``; not waited for."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_atomic(directory / "service_key.jwk", json.dumps(key.to_private_jwk()))
+    token = _new_token(directory)
+    port = free_ports(1)[0]
+    args = ["verifier", "serve", "--did", did, "--key", str(directory / "service_key.jwk"), "--node", node,
+            "--genesis", str(genesis), "--host", LOOPBACK, "--port", str(port),
+            "--token-file", str(directory / TOKEN_FILE)]
+    return VerifierProcess(did, directory, f"http://{LOOPBACK}:{port}", spawn_service(directory, args, code_root),
+                           token, args)
+
+
+__all__ = [
+    "TOKEN_FILE",
+    "IssuerProcess",
+    "ServiceProcess",
+    "VerifierProcess",
+    "launch_issuer_process",
+    "launch_verifier_process",
+    "spawn_service",
+    "start_issuer_process",
+]

@@ -38,8 +38,9 @@ from rich.table import Table
 from cli.demo.agencies import STATUS_LIST_SIZE, Accredited, Agency
 from cli.demo.citizen import WALLET_PASSWORD, Citizen
 from cli.demo.consortium import KILLED, Crash, NodeProof
-from cli.demo.counter import CounterOutcome, CounterProcess
+from cli.demo.counter import CounterOutcome
 from cli.demo.errors import ScenarioError
+from cli.demo.issuer_process import VerifierProcess
 from cli.demo.recovery import Recovery
 from cli.demo.service import SERVICE_AUD, Outcome, StatusChange, service_requests
 from cli.demo.story import Story, check_story, run_story
@@ -264,7 +265,7 @@ def _kept(console: Console, story: Story) -> None:
     lines.append(f"{KILLED}  killed in step 4; restart it with: imi devnet restart {KILLED} --dir {directory}")
     live = next(api for name, api in story.consortium.apis.items() if name != KILLED)
     for service in story.consortium.services:
-        kind = "counter page" if isinstance(service, CounterProcess) else "issuer service"
+        kind = "counter page" if isinstance(service, VerifierProcess) else "issuer service"
         where = f"{service.url}/counter" if kind == "counter page" else f"{service.url}/docs"
         lines.append(f"{kind} {where} (pid {service.process.pid}; staff token in {service.directory})")
     if story.citizen is not None:

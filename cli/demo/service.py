@@ -25,7 +25,6 @@ from cli.demo.agencies import (
     PSB_IDENTITY_VCT,
     PSB_RECORD_VCT,
     Agency,
-    set_status,
 )
 from cli.demo.citizen import CITIZEN_CLAIMS, Citizen
 from cli.demo.consortium import Consortium, certified_header
@@ -168,6 +167,16 @@ def ask_and_verify(c: Consortium, wallet: Wallet, *, reader: str, remote: str,
     return Outcome(verdicts, _learned(verdicts), _withheld(verdicts))
 
 
+def set_status(c: Consortium, agency: Agency, list_id: str, idx: int, action: str, readers: list[str]) -> int:
+    """The agency's staff ``POST /v1/issuance/<action>`` (a ``status.set`` on the ledger);
+    returns the commit height once every reader has it."""
+    assert agency.service is not None
+    with c.wait(f"{agency.name}: {action} {list_id}#{idx}, waiting for commit"):
+        height = agency.service.status(action, idx)
+    for reader in readers:
+        c.wait_height(reader, height)
+    return height
+
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
@@ -202,6 +211,7 @@ __all__ = [
     "answer_requests",
     "ask_and_verify",
     "service_requests",
+    "set_status",
     "suspend_then_revoke",
     "verify_locally",
     "verify_remotely",
