@@ -31,7 +31,7 @@ from cli._ledger_client import check_did_arg
 from identity.errors import IdentityError
 from identity.ledger_constants import FRESHNESS_MS_DEFAULT
 from identity.request import PresentationRequest
-from identity.wallet import KdfParams, Wallet
+from identity.wallet import CredentialSummary, KdfParams, Wallet
 from ledger.keys import SigningKey
 
 app = typer.Typer(help="The citizen's encrypted wallet.", no_args_is_help=True)
@@ -153,27 +153,58 @@ def add(credential: Path = typer.Option(..., "--credential", help="File holding 
 @app.command("list")
 def list_(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
           as_json: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
-    """List held credentials (id, type, issuer, claim names)."""
+    """List held credentials (id, type, issuer, claim names, one-time use of its batch)."""
     summaries = _open(wallet, password_file).credentials()
     if as_json:
         typer.echo(json.dumps([{"id": s.id, "iss": s.iss, "vct": s.vct, "iat": s.iat, "exp": s.exp,
-                                "holder_key": s.holder_key, "claims": list(s.claims)} for s in summaries],
-                              indent=2))
+                                "holder_key": s.holder_key, "claims": list(s.claims), **_usage(s)}
+                               for s in summaries], indent=2))
         return
     for s in summaries:
-        typer.echo(f"{s.id}  {s.vct}  {s.iss}  claims: {', '.join(s.claims)}")
+        typer.echo(f"{s.id}  {s.vct}  {s.iss}  claims: {', '.join(s.claims)}  "
+                   f"[{s.usage()}, presented {s.uses}x]")
+
+
+def _usage(summary: CredentialSummary) -> dict[str, Any]:
+    return {"uses": summary.uses, "batch": list(summary.batch), "batch_unused": summary.batch_unused}
 
 
 @app.command("show")
 def show(cred_id: str = typer.Argument(..., help="Credential id (imi wallet list)."), wallet: Path = WALLET_OPT,
-         password_file: Path | None = PASSWORD_OPT, as_json: bool = _json_opt("{ok, id, claims}")) -> None:
-    """Print every claim of one credential (JSON)."""
+         password_file: Path | None = PASSWORD_OPT,
+         as_json: bool = _json_opt("{ok, id, claims, uses, batch, batch_unused}")) -> None:
+    """Print every claim of one credential (JSON); its batch's one-time use goes to stderr."""
+    opened = _open(wallet, password_file)
     try:
-        claims = _open(wallet, password_file).show(cred_id)
+        claims = opened.show(cred_id)
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
-    shown = {"ok": True, "id": cred_id, "claims": claims} if as_json else claims
-    typer.echo(json.dumps(shown, indent=2, sort_keys=True, ensure_ascii=False))
+    summary = next(s for s in opened.credentials() if s.id == cred_id)
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "id": cred_id, "claims": claims, **_usage(summary)}, indent=2,
+                              sort_keys=True, ensure_ascii=False))
+        return
+    typer.echo(json.dumps(claims, indent=2, sort_keys=True, ensure_ascii=False))
+    typer.echo(f"one-time use: {summary.usage()} in its batch; this one presented {summary.uses}x", err=True)
+
+
+@app.command("when-used-up")
+def when_used_up(policy: str | None = typer.Argument(None, help="reuse (answer with the least-used one and "
+                                                                 "say so) or refuse; none: print it."),
+                 wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+                 as_json: bool = _json_opt("{ok, when_used_up}")) -> None:
+    """What answering does once every one-time credential of a batch was presented."""
+    opened = _open(wallet, password_file)
+    if policy is not None:
+        try:
+            opened.set_when_used_up(policy)
+            opened.save()
+        except IdentityError as exc:
+            fail(str(exc), reason=exc.reason, as_json=as_json)
+    if as_json:
+        print_json({"ok": True, "when_used_up": opened.when_used_up})
+    else:
+        typer.echo(opened.when_used_up)
 
 
 @app.command("answer")
