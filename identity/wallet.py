@@ -259,6 +259,13 @@ class Wallet:
     def public_key(self, key_id: str) -> PublicKey:
         return self.signing_key(key_id).public_key
 
+    def forget_key(self, key_id: str) -> None:
+        """Drop a key no credential and no DID uses (e.g. made for a proof the issuer left unanswered)."""
+        in_use = {e["holder_key"] for e in self._credentials.values()} | {d["key"] for d in self._dids.values()}
+        if key_id in in_use:
+            raise WalletError(f"key {key_id!r} is in use", reason="key-in-use")
+        self._keys.pop(key_id, None)
+
     def import_key(self, key: SigningKey) -> str:
         """Add an existing private key (e.g. a DID's next key from its recovery kit); return its id."""
         if key.key_id not in self._keys and len(self._keys) >= WALLET_KEYS_MAX:
@@ -363,15 +370,21 @@ class Wallet:
 
     # --- issuances -----------------------------------------------------------------------------
     def record_issuance(self, *, at: int, iss: str, credential_issuer: str, vct: str, credentials: list[str],
-                        holder: str) -> None:
-        """Remember credentials received from ``iss``; ``holder`` (a key id or DID) is the one
-        that issuer enrolled, proven first in every later request to it."""
+                        holder: str, display: dict[str, str] | None = None) -> None:
+        """Remember credentials received from ``iss`` (one batch); ``holder`` (a key id or DID) is
+        the one that issuer enrolled, proven first in every later request to it; ``display`` the
+        type's names by locale, from the issuer's metadata."""
         self._issuances.append({"at": at, "iss": iss, "credential_issuer": credential_issuer, "vct": vct,
-                                "credentials": list(credentials), "holder": holder})
+                                "credentials": list(credentials), "holder": holder,
+                                "display": dict(display or {})})
         del self._issuances[:-WALLET_HISTORY_MAX]
 
     def issuances(self) -> list[dict[str, Any]]:
         return [dict(i) for i in self._issuances]
+
+    def display_names(self, lang: str) -> dict[str, str]:
+        """vct → its name in ``lang`` as the issuer's metadata gave it (latest issuance wins)."""
+        return {r["vct"]: r["display"][lang] for r in self._issuances if lang in r.get("display", {})}
 
     def holder_for(self, iss: str) -> str | None:
         """The holder (key id or DID) this wallet first proved to issuer ``iss``, if any."""

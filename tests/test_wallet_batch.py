@@ -25,7 +25,7 @@ BATCH = 3
 
 @pytest.fixture(scope="module")
 def world() -> World:
-    return build_world({f"p{i}": {"claims": {"given_name": f"P{i}", "birthdate": "1990-02-03"}} for i in range(4)})
+    return build_world({f"p{i}": {"claims": {"given_name": f"P{i}", "birthdate": "1990-02-03"}} for i in range(5)})
 
 
 def _wallet_with_batch(world: World, tmp_path: Path, subject: str) -> Wallet:
@@ -115,3 +115,14 @@ def test_the_cli_shows_batch_usage_and_the_setting(world: World, tmp_path: Path,
     assert Wallet.open(wallet.path, "pw").when_used_up == "refuse"
     bad = runner.invoke(cli, ["wallet", "when-used-up", "never"])
     assert bad.exit_code == 1 and "bad-setting" in bad.stderr
+
+
+def test_asking_for_more_than_the_offer_keeps_no_idle_keys_and_records_display_names(world: World,
+                                                                                     tmp_path: Path) -> None:
+    offer = world.issuer_http.post("/v1/admin/offers", json={"subject": "p4", "vcts": [VCT], "batch": 2},
+                                   headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+    wallet = world.wallet(tmp_path / "more.json")
+    ids = receive(wallet, offer["offer_uri"], http=world.route(), ledger=world.light_client(),
+                  now=int(time.time()), tx_code=offer["tx_code"], batch=5, allow_http=True)
+    assert len(ids) == 2 and len(wallet.key_ids()) == 2  # the three proofs left unanswered left no key
+    assert wallet.display_names("en") == {VCT: "PID"} and wallet.display_names("zh-CN") == {VCT: "PID"}
