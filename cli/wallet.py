@@ -500,12 +500,15 @@ def serve(
                                  "ts, level, logger, message."),
 ) -> None:
     """The wallet as a local web app on http://127.0.0.1:PORT (this device only; unlock it with
-    the wallet password in the page)."""
+    the wallet password in the page): credentials, receive, answer, history, recovery kit and
+    key rotation (sent to --node)."""
 
     from identity.http.wallet_app import create_wallet_app
 
     if not wallet.is_file():
         fail(f"no wallet at {wallet}", reason="no-wallet")
-    app_ = create_wallet_app(wallet, light=_verified(node, genesis), http=_ledger_client.http_client())
+    app_ = create_wallet_app(wallet, light=_verified(node, genesis), http=_ledger_client.http_client(),
+                             node=_ledger_client.node_client(node),
+                             allow_http=os.environ.get("IMI_WALLET_ALLOW_HTTP") == "1")
     serve_app(app_, host="127.0.0.1", port=port, as_json=as_json, logger="imi.wallet",
               banner=f"wallet app on http://127.0.0.1:{port}/ (this device only)")

@@ -213,6 +213,10 @@ class Wallet:
         contents = json.loads(plain.decode("utf-8"))
         return cls(path, password, kdf, contents)
 
+    def reopen(self) -> Wallet:
+        """This wallet as last saved (changes in memory since are dropped)."""
+        return Wallet.open(self.path, self._password)
+
     def save(self) -> None:
         """Encrypt with a fresh salt and nonce; write owner-only, atomically and durably
         (:func:`ledger.files.write_atomic`)."""

@@ -65,7 +65,7 @@ def test_consent_shows_who_why_and_what_then_sends(world: World) -> None:
     assert world.result(body["id"])["valid"] is True
     history = app.get("/history?lang=en").text
     assert "Community desk" in history and "Aged 18 or over" in history
-    exported = app.get("/history.json").json()
+    exported = app.get("/history.json").json()["shared"]
     assert exported[0]["verifier"] == "Community desk" and exported[0]["disclosed"] == ["age_equal_or_over.18"]
     # the consent cannot be used twice
     again = app.post("/present/answer", content=urllib.parse.urlencode(
@@ -83,7 +83,7 @@ def test_decline_shares_nothing(world: World) -> None:
     app.post("/present/answer", content=urllib.parse.urlencode({"csrf": csrf, "consent": token, "choice": "decline"}),
              headers=FORM)
     assert world.result(body["id"])["reason"] == "access_denied"
-    assert app.get("/history.json").json()[0]["disclosed"] == []
+    assert app.get("/history.json").json()["shared"][0]["disclosed"] == []
 
 
 def test_forms_without_the_csrf_token_are_refused(world: World) -> None:
