@@ -108,3 +108,21 @@ def test_lock_forgets_the_wallet(world: World) -> None:
     csrf = _unlock(app)
     app.post("/lock", content="csrf=" + csrf, headers=FORM)
     assert 'type="password"' in app.get("/").text
+
+
+def test_consent_warns_when_the_one_time_copies_are_used_up(world: World) -> None:
+    app = _app(world)
+    csrf = _unlock(app)
+
+    def consent_page() -> str:
+        uri = world.ask().json()["request_uri"]
+        return app.post("/present?lang=en", content=urllib.parse.urlencode({"csrf": csrf, "uri": uri}),
+                        headers=FORM).text
+
+    first = consent_page()
+    assert "one-time copy" not in first and "PID" in first  # the type's name, not its vct
+    token = first.split('name="consent" value="')[1].split('"')[0]
+    app.post("/present/answer", content=urllib.parse.urlencode({"csrf": csrf, "consent": token, "choice": "agree"}),
+             headers=FORM)
+    assert "every one-time copy of this credential was used" in consent_page()
+    assert "All copies of this batch were used" in app.get("/?lang=en").text

@@ -88,7 +88,8 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "receive_button": "领取",
         "cancel": "取消",
         "received_title": "已领取",
-        "received_hint": "从 {issuer} 领取了 {n} 份证件，每份只用一次，服务之间无法据此关联您。",
+        "received_count": "已领取 {n} 份",
+        "received_hint": "来自 {issuer}。这些是同一证件的一次性副本：每次回应用一份新的，服务之间无法据此关联您。",
         "one_time": "一次性副本：{total} 份中还有 {unused} 份未用",
         "used_up_reuse": "这一批已全部用过：回应时会重复使用一份，服务之间可能因此关联您的回应。请向签发机构再领一批。",
         "used_up_refuse": "这一批已全部用过：钱包将拒绝用它回应，请向签发机构再领一批。",
@@ -104,6 +105,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "recovery_none": "这个钱包还没有数字身份。创建身份时会同时生成恢复包。",
         "kit_password": "恢复包密码（至少 8 个字符）",
         "kit_password2": "再次输入恢复包密码",
+        "kit_password_current": "恢复包的密码",
         "create_kit": "生成恢复包",
         "recovery_have": "您的数字身份",
         "recovery_refresh": "恢复包里的钥匙已登记在账本上。要换一个新的恢复包，请更换钥匙：旧恢复包随之作废，同时得到新的恢复包。",
@@ -128,6 +130,8 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "keys_done_rotate": "钥匙已更换",
         "keys_done_hint": "账本已记录：版本 {version}，区块高度 {height}。",
         "your_did": "您的数字身份",
+        "keys_keep_create": "请把刚下载的恢复包存放在手机以外的地方，并牢记它的密码。",
+        "keys_keep_rotate": "请把新的恢复包存放在手机以外的地方；旧恢复包已作废，可以删除。",
     },
     "en": {
         "lang_name": "English",
@@ -211,8 +215,9 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "receive_button": "Receive",
         "cancel": "Cancel",
         "received_title": "Received",
-        "received_hint": "{n} copies received from {issuer}. Each is used once, so services cannot link your "
-                         "answers by it.",
+        "received_count": "{n} copies received",
+        "received_hint": "From {issuer}. They are one-time copies of one credential: each answer uses a fresh "
+                         "one, so services cannot link your answers by it.",
         "one_time": "One-time copies: {unused} of {total} unused",
         "used_up_reuse": "All copies of this batch were used: answers will reuse one, so services could link them. "
                          "Ask the issuer for a new batch.",
@@ -233,6 +238,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "recovery_none": "This wallet has no digital ID yet. Creating it also makes its recovery kit.",
         "kit_password": "Kit password (8 characters or more)",
         "kit_password2": "Kit password again",
+        "kit_password_current": "The kit's password",
         "create_kit": "Make the recovery kit",
         "recovery_have": "Your digital ID",
         "recovery_refresh": "The key in your kit is committed on the ledger. To get a new kit, change the key: "
@@ -259,6 +265,9 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "keys_done_rotate": "The key is changed",
         "keys_done_hint": "Recorded on the ledger: version {version}, block height {height}.",
         "your_did": "Your digital ID",
+        "keys_keep_create": "Keep the kit you downloaded somewhere other than this phone, and remember its password.",
+        "keys_keep_rotate": "Keep the new kit somewhere other than this phone; the old kit is used up and can be "
+                            "deleted.",
     },
 }
 

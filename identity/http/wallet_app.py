@@ -52,6 +52,7 @@ from identity.http.wallet_session import (
     WalletContext,
     date,
     failed,
+    render,
 )
 from identity.ledger_client import NodeClient
 from identity.light_client import LightClient
@@ -101,7 +102,7 @@ def _session_routes(app: FastAPI, ctx: WalletContext, wallet_path: Path) -> None
     state = ctx.state
 
     def locked_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
-        return pages.render(request, "wallet_unlock.html", error=error, status_code=status_code)
+        return render(request, "wallet_unlock.html", error=error, status_code=status_code)
 
     @app.get("/")
     async def home(request: Request) -> Response:
@@ -109,7 +110,7 @@ def _session_routes(app: FastAPI, ctx: WalletContext, wallet_path: Path) -> None
         if wallet is None:
             return locked_page(request)
         cards = await run_in_threadpool(_cards, ctx, wallet, pages.language(request))
-        return pages.render(request, "wallet_home.html", credentials=cards, csrf=state.csrf,
+        return render(request, "wallet_home.html", credentials=cards, csrf=state.csrf,
                             refuse_when_used_up=wallet.when_used_up != REUSE)
 
     @app.post("/unlock")
@@ -188,7 +189,7 @@ def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
     async def present_form(request: Request) -> Response:
         if ctx.open_wallet(request) is None:
             return RedirectResponse("/", status_code=303)
-        return pages.render(request, "wallet_present.html", csrf=ctx.state.csrf,
+        return render(request, "wallet_present.html", csrf=ctx.state.csrf,
                             uri=request.query_params.get("uri", ""))
 
     @app.post("/present")
@@ -206,7 +207,9 @@ def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
         consent = secrets.token_urlsafe(16)
         ctx.put(consent, prepared)  # one consent at a time
         lang = pages.language(request)
-        return pages.render(request, "wallet_consent.html", csrf=ctx.state.csrf, consent=consent,
+        names = await run_in_threadpool(_type_names, ctx, {d.vct for d in prepared.disclosures}, lang)
+        return render(request, "wallet_consent.html", csrf=ctx.state.csrf, consent=consent,
+                      type_names={**names, **wallet.display_names(lang)},
                             name=prepared.name(lang), purpose=prepared.purpose(lang),
                             did=prepared.request.service_did, disclosures=prepared.disclosures,
                             reused=any(d.reused for d in prepared.disclosures))
@@ -229,7 +232,7 @@ def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
             return failed(request, exc.reason, str(exc), 502, outcome="refused")
         finally:
             await run_in_threadpool(wallet.save)
-        return pages.render(request, "wallet_done.html", outcome="sent" if agreed else "declined",
+        return render(request, "wallet_done.html", outcome="sent" if agreed else "declined",
                             name=prepared.name(lang))
 
 
@@ -243,7 +246,7 @@ def _history_routes(app: FastAPI, ctx: WalletContext) -> None:
                  "refused": h.refused} for h in reversed(wallet.history())]
         lang = pages.language(request)
         received = await run_in_threadpool(_received_rows, ctx, wallet, lang)
-        return pages.render(request, "wallet_history.html", rows=rows, received=received)
+        return render(request, "wallet_history.html", rows=rows, received=received)
 
     @app.get("/history.json")
     async def history_json(request: Request) -> Response:

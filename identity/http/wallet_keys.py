@@ -37,7 +37,7 @@ from identity import did as didmod
 from identity import holder
 from identity.errors import IdentityError, WalletError
 from identity.http import pages
-from identity.http.wallet_session import WalletContext, failed
+from identity.http.wallet_session import WalletContext, failed, render
 from identity.wallet import Wallet, read_recovery_kit, write_recovery_kit
 from ledger.keys import SigningKey
 
@@ -73,7 +73,7 @@ def _recovery_routes(app: FastAPI, ctx: WalletContext) -> None:
         wallet = ctx.open_wallet(request)
         if wallet is None:
             return RedirectResponse("/", status_code=303)
-        return pages.render(request, "wallet_recovery.html", csrf=ctx.state.csrf, dids=wallet.dids(),
+        return render(request, "wallet_recovery.html", csrf=ctx.state.csrf, dids=wallet.dids(),
                             node=ctx.node is not None)
 
     @app.post("/recovery/new")
@@ -100,7 +100,7 @@ def _rotate_routes(app: FastAPI, ctx: WalletContext) -> None:
         wallet = ctx.open_wallet(request)
         if wallet is None:
             return RedirectResponse("/", status_code=303)
-        return pages.render(request, "wallet_rotate.html", csrf=ctx.state.csrf, dids=wallet.dids(),
+        return render(request, "wallet_rotate.html", csrf=ctx.state.csrf, dids=wallet.dids(),
                             node=ctx.node is not None)
 
     @app.post("/rotate")
@@ -149,7 +149,7 @@ def _confirm_routes(app: FastAPI, ctx: WalletContext) -> None:
             result = await run_in_threadpool(_apply, ctx, wallet, pending)
         except IdentityError as exc:
             return failed(request, exc.reason, str(exc), 502)
-        return pages.render(request, "wallet_keys_done.html", kind=pending.kind, **result)
+        return render(request, "wallet_keys_done.html", kind=pending.kind, **result)
 
 
 def _password_problem(password: str, again: str) -> tuple[str, str] | None:
@@ -208,7 +208,7 @@ def _kit_page(request: Request, ctx: WalletContext, pending: PendingKit, token: 
     if token is None:
         token = secrets.token_urlsafe(16)
         ctx.put(token, pending)
-    return pages.render(request, "wallet_kit.html", csrf=ctx.state.csrf, consent=token, kind=pending.kind,
+    return render(request, "wallet_kit.html", csrf=ctx.state.csrf, consent=token, kind=pending.kind,
                         did=pending.did, filename=KIT_FILENAME, not_saved=not_saved,
                         status_code=409 if not_saved else 200)
 

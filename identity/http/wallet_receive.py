@@ -13,6 +13,7 @@ with the issuer's OAuth error code or our stable reason, and nothing is stored.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from identity.constants import BATCH_SIZE_MAX
 from identity.errors import IdentityError
 from identity.http import pages
-from identity.http.wallet_session import WalletContext, failed
+from identity.http.wallet_session import WalletContext, failed, render
 from identity.oid4vci_client import Offered, preview, receive
 from identity.wallet import Wallet
 
@@ -35,7 +36,7 @@ def add_routes(app: FastAPI, ctx: WalletContext) -> None:
     async def receive_form(request: Request) -> Response:
         if ctx.open_wallet(request) is None:
             return RedirectResponse("/", status_code=303)
-        return pages.render(request, "wallet_receive.html", csrf=ctx.state.csrf,
+        return render(request, "wallet_receive.html", csrf=ctx.state.csrf,
                             uri=request.query_params.get("uri", ""))
 
     @app.post("/receive")
@@ -68,8 +69,9 @@ def add_routes(app: FastAPI, ctx: WalletContext) -> None:
             return failed(request, exc.reason, str(exc))
         lang = pages.language(request)
         names = wallet.display_names(lang)
-        received = [{"name": names.get(s.vct, s.vct), "id": s.id} for s in wallet.credentials() if s.id in ids]
-        return pages.render(request, "wallet_received.html", received=received, count=len(ids),
+        counts = Counter(names.get(s.vct, s.vct) for s in wallet.credentials() if s.id in ids)
+        received = [{"name": name, "count": n} for name, n in counts.items()]
+        return render(request, "wallet_received.html", received=received, count=len(ids),
                             issuer=await run_in_threadpool(_issuer_name, ctx, offered))
 
 
@@ -103,7 +105,7 @@ async def _confirm_page(request: Request, ctx: WalletContext, offered: Offered, 
     tx = offered.offer.tx_code
     offers: list[dict[str, Any]] = [{"name": offered.display(c).get(lang) or offered.vct(c), "vct": offered.vct(c)}
                                     for c in offered.offer.configuration_ids]
-    return pages.render(request, "wallet_receive_confirm.html", csrf=ctx.state.csrf, consent=consent,
+    return render(request, "wallet_receive_confirm.html", csrf=ctx.state.csrf, consent=consent,
                         issuer=await run_in_threadpool(_issuer_name, ctx, offered), did=offered.issuer.did,
                         endpoint=offered.issuer.credential_issuer, offers=offers, needs_pin=tx is not None,
                         pin_length=tx.get("length") if tx is not None and isinstance(tx.get("length"), int) else None,

@@ -19,7 +19,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -164,11 +164,23 @@ class WalletContext:
             self.state.pending[token] = item
 
 
+AFTER_POST: Final = {"/unlock": "/", "/present/answer": "/history", "/receive/accept": "/",
+                     "/recovery/new": "/recovery", "/recovery/confirm": "/recovery"}  # a POST's page → a GET page
+
+
+def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> Response:
+    """:func:`pages.render`, whose language link, on a page answering a POST, goes to a page
+    that answers GET (:data:`AFTER_POST`) rather than to a route that would say 405."""
+    if request.method != "GET":
+        context["path"] = AFTER_POST.get(request.url.path, request.url.path)
+    return pages.render(request, template, status_code=status_code, **context)
+
+
 def failed(request: Request, reason: str, detail: str, status_code: int = 400, *,
            outcome: str = "error") -> Response:
     """The friendly error page: a plain sentence, the stable reason, the detail in small print.
     ``outcome`` "refused" says nothing was shared; "error" that nothing was changed."""
-    return pages.render(request, "wallet_done.html", outcome=outcome, reason=reason, detail=detail,
+    return render(request, "wallet_done.html", outcome=outcome, reason=reason, detail=detail,
                         status_code=status_code)
 
 
@@ -182,5 +194,5 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-__all__ = ["FORM", "LOOPBACK_HOSTS", "MULTIPART", "WALLET_COOKIE", "LoopbackOnly", "Refused", "Unlocked",
-           "WalletContext", "date", "failed"]
+__all__ = ["AFTER_POST", "FORM", "LOOPBACK_HOSTS", "MULTIPART", "WALLET_COOKIE", "LoopbackOnly", "Refused", "Unlocked",
+           "WalletContext", "date", "failed", "render"]
