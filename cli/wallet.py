@@ -387,7 +387,7 @@ def present(
     genesis: Path | None = _ledger_client.GENESIS_OPTION,
     yes: bool = typer.Option(False, "--yes", help="Agree without asking (scripts)."),
     lang: str = typer.Option("en", "--lang", help="Language of the service's name and purpose: en or zh-CN."),
-    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed: [{vct, issuer, claims}], sent}"),
+    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed: [{vct, issuer, claims, reused}], sent}"),
 ) -> None:
     """Answer a service's OpenID4VP request: check it against the ledger, show who asks, why and
     exactly what would be shared, ask for consent, then send the fewest disclosures."""
@@ -407,11 +407,14 @@ def present(
             fail(str(exc), reason=exc.reason, as_json=as_json)
         summary: dict[str, Any] = {"service": prepared.name(lang), "did": prepared.request.service_did,
                    "purpose": prepared.purpose(lang),
-                   "disclosed": [{"vct": d.vct, "issuer": d.issuer, "claims": list(d.paths)}
+                   "disclosed": [{"vct": d.vct, "issuer": d.issuer, "claims": list(d.paths), "reused": d.reused}
                                  for d in prepared.disclosures]}
         typer.echo(f"{summary['service']} ({summary['did']}) asks: {summary['purpose']}", err=True)
         for item in summary["disclosed"]:
             typer.echo(f"  share from {item['vct']}: {', '.join(item['claims'])}", err=True)
+            if item["reused"]:
+                typer.echo("  note: every one-time copy of it was presented before; a service that saw "
+                           "it could link this answer (imi wallet when-used-up refuse to refuse instead)", err=True)
         agreed = yes or typer.confirm("share exactly this?", default=False, err=True)
         try:
             if agreed:
