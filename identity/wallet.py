@@ -343,7 +343,10 @@ class Wallet:
     # --- one-time use of a batch -----------------------------------------------------------------
     def uses(self, cred_id: str) -> int:
         """How many times credential ``cred_id`` was presented."""
-        return int(self._held(cred_id)[1].get("uses", 0))
+        entry = self._credentials.get(cred_id)
+        if entry is None:
+            raise WalletError(f"no credential {cred_id!r}", reason="no-such-credential")
+        return int(entry.get("uses", 0))
 
     def _batches(self) -> dict[str, tuple[str, ...]]:
         """Credential id → the ids held of its issuance (a credential added by hand is alone)."""

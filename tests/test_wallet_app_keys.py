@@ -152,3 +152,22 @@ def test_the_rotation_upload_needs_the_csrf_token(world: World, tmp_path: Path) 
     forged = app.post("/rotate", data={"csrf": "forged", "kit_password": "x"},
                       files={"kit": ("kit.json", b"{}", "application/json")})
     assert forged.status_code == 403
+
+
+@pytest.mark.parametrize(("kit", "reason"), [(b"", "no-kit"), (b"not json", "bad-wallet"),
+                                             (b'{"format": "imi-wallet", "version": 1}', "bad-wallet")])
+def test_a_bad_kit_file_gets_a_reason_never_a_500(world: World, tmp_path: Path, kit: bytes, reason: str) -> None:
+    app = _app(world, tmp_path / "w.json")
+    csrf = _csrf(app)
+    ready = _post(app, "/recovery/new", csrf=csrf, kit_password=KIT_PASSWORD, kit_password2=KIT_PASSWORD)
+    consent = _consent(ready.text)
+    app.get(f"/recovery/kit?k={consent}")
+    assert _post(app, "/recovery/confirm", csrf=csrf, consent=consent).status_code == 200
+    page = app.post("/rotate", data={"csrf": csrf, "kit_password": KIT_PASSWORD},
+                    files={"kit": ("kit.json", kit, "application/json")})
+    assert page.status_code == 400 and reason in page.text
+    again = _post(app, "/recovery/new", csrf=csrf, kit_password=KIT_PASSWORD, kit_password2=KIT_PASSWORD)
+    assert again.status_code == 409 and "did-exists" in again.text
+    assert _post(app, "/recovery/confirm", csrf=csrf, consent="unknown").status_code == 200  # back to /recovery
+    no_boundary = app.post("/rotate", content=b"x", headers={"Content-Type": "multipart/form-data"})
+    assert no_boundary.status_code in (400, 403)
