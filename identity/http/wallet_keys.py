@@ -37,14 +37,13 @@ from identity import did as didmod
 from identity import holder
 from identity.errors import IdentityError, WalletError
 from identity.http import pages
+from identity.http.constants import WALLET_KIT_PASSWORD_CHARS_MAX, WALLET_KIT_PASSWORD_CHARS_MIN
 from identity.http.wallet_session import WalletContext, failed, render
 from identity.wallet import Wallet, read_recovery_kit, write_recovery_kit
 from ledger.keys import SigningKey
 
 KIT_FILENAME: Final = "imi-recovery-kit.json"
 KIT_ALG: Final = "ES256"
-KIT_PASSWORD_CHARS_MIN: Final = 8  # the kit is the key to the person's identity
-KIT_PASSWORD_CHARS_MAX: Final = 256
 
 
 @dataclass(slots=True)
@@ -155,8 +154,8 @@ def _confirm_routes(app: FastAPI, ctx: WalletContext) -> None:
 def _password_problem(password: str, again: str) -> tuple[str, str] | None:
     if password != again:
         return "password-mismatch", "the two kit passwords differ"
-    if not KIT_PASSWORD_CHARS_MIN <= len(password) <= KIT_PASSWORD_CHARS_MAX:
-        return "bad-password", f"the kit password needs {KIT_PASSWORD_CHARS_MIN} to {KIT_PASSWORD_CHARS_MAX} characters"
+    if not WALLET_KIT_PASSWORD_CHARS_MIN <= len(password) <= WALLET_KIT_PASSWORD_CHARS_MAX:
+        return "bad-password", f"the kit password needs {WALLET_KIT_PASSWORD_CHARS_MIN} to {WALLET_KIT_PASSWORD_CHARS_MAX} characters"
     return None
 
 

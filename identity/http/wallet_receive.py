@@ -5,7 +5,7 @@
 issuer's metadata, and the ledger, whose DID document of the accredited issuer must name
 that endpoint); nothing is signed before the person agrees on ``POST /receive/accept``,
 which redeems the offer (:func:`identity.oid4vci_client.receive`) for a batch of up to
-:data:`RECEIVE_BATCH` one-time credentials, each bound to its own new key. A wrong PIN,
+:data:`~identity.http.constants.WALLET_RECEIVE_BATCH_MAX` one-time credentials, each bound to its own new key. A wrong PIN,
 an expired offer or an issuer the ledger does not name ends on the friendly error page
 with the issuer's OAuth error code or our stable reason, and nothing is stored.
 """
@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from typing import Any, Final
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from identity.constants import BATCH_SIZE_MAX
 from identity.errors import IdentityError
 from identity.http import pages
+from identity.http.constants import WALLET_RECEIVE_BATCH_MAX, WALLET_TX_CODE_CHARS_MAX
 from identity.http.wallet_session import WalletContext, failed, render
 from identity.oid4vci_client import Offered, preview, receive
 from identity.wallet import Wallet
-
-RECEIVE_BATCH: Final = BATCH_SIZE_MAX  # one-time credentials asked per type; the issuer may give fewer
-TX_CODE_CHARS_MAX: Final = 32
 
 
 def add_routes(app: FastAPI, ctx: WalletContext) -> None:
@@ -62,7 +59,7 @@ def add_routes(app: FastAPI, ctx: WalletContext) -> None:
         offered = ctx.take(fields.get("consent", ""), Offered)
         if offered is None or fields.get("choice") != "agree":
             return RedirectResponse("/" if offered is not None else "/receive", status_code=303)
-        tx_code = fields.get("tx_code", "").strip()[:TX_CODE_CHARS_MAX] or None
+        tx_code = fields.get("tx_code", "").strip()[:WALLET_TX_CODE_CHARS_MAX] or None
         try:
             ids = await run_in_threadpool(_redeem, ctx, wallet, offered, tx_code)
         except IdentityError as exc:
@@ -90,7 +87,7 @@ def _redeem(ctx: WalletContext, wallet: Wallet, offered: Offered, tx_code: str |
 def _batch(offered: Offered) -> int:
     issuance = offered.issuer.metadata.get("batch_credential_issuance")
     size = issuance.get("batch_size") if isinstance(issuance, dict) else None
-    return max(1, min(RECEIVE_BATCH, size)) if isinstance(size, int) else 1
+    return max(1, min(WALLET_RECEIVE_BATCH_MAX, size)) if isinstance(size, int) else 1
 
 
 def _issuer_name(ctx: WalletContext, offered: Offered) -> str:
@@ -112,4 +109,4 @@ async def _confirm_page(request: Request, ctx: WalletContext, offered: Offered, 
                         pin_numeric=tx is None or tx.get("input_mode", "numeric") == "numeric")
 
 
-__all__ = ["RECEIVE_BATCH", "add_routes"]
+__all__ = ["add_routes"]
