@@ -111,7 +111,7 @@ def _session_routes(app: FastAPI, ctx: WalletContext, wallet_path: Path) -> None
             return locked_page(request)
         cards = await run_in_threadpool(_cards, ctx, wallet, pages.language(request))
         return render(request, "wallet_home.html", credentials=cards, csrf=state.csrf,
-                            refuse_when_used_up=wallet.when_used_up != REUSE)
+                      refuse_when_used_up=wallet.when_used_up != REUSE)
 
     @app.post("/unlock")
     async def unlock(request: Request) -> Response:
@@ -190,7 +190,7 @@ def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
         if ctx.open_wallet(request) is None:
             return RedirectResponse("/", status_code=303)
         return render(request, "wallet_present.html", csrf=ctx.state.csrf,
-                            uri=request.query_params.get("uri", ""))
+                      uri=request.query_params.get("uri", ""))
 
     @app.post("/present")
     async def present(request: Request) -> Response:
@@ -210,9 +210,9 @@ def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
         names = await run_in_threadpool(_type_names, ctx, {d.vct for d in prepared.disclosures}, lang)
         return render(request, "wallet_consent.html", csrf=ctx.state.csrf, consent=consent,
                       type_names={**names, **wallet.display_names(lang)},
-                            name=prepared.name(lang), purpose=prepared.purpose(lang),
-                            did=prepared.request.service_did, disclosures=prepared.disclosures,
-                            reused=any(d.reused for d in prepared.disclosures))
+                      name=prepared.name(lang), purpose=prepared.purpose(lang),
+                      did=prepared.request.service_did, disclosures=prepared.disclosures,
+                      reused=any(d.reused for d in prepared.disclosures))
 
     @app.post("/present/answer")
     async def answer(request: Request) -> Response:
@@ -233,7 +233,7 @@ def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
         finally:
             await run_in_threadpool(wallet.save)
         return render(request, "wallet_done.html", outcome="sent" if agreed else "declined",
-                            name=prepared.name(lang))
+                      name=prepared.name(lang))
 
 
 def _history_routes(app: FastAPI, ctx: WalletContext) -> None:

@@ -73,7 +73,7 @@ def _recovery_routes(app: FastAPI, ctx: WalletContext) -> None:
         if wallet is None:
             return RedirectResponse("/", status_code=303)
         return render(request, "wallet_recovery.html", csrf=ctx.state.csrf, dids=wallet.dids(),
-                            node=ctx.node is not None)
+                      node=ctx.node is not None)
 
     @app.post("/recovery/new")
     async def recovery_new(request: Request) -> Response:
@@ -100,7 +100,7 @@ def _rotate_routes(app: FastAPI, ctx: WalletContext) -> None:
         if wallet is None:
             return RedirectResponse("/", status_code=303)
         return render(request, "wallet_rotate.html", csrf=ctx.state.csrf, dids=wallet.dids(),
-                            node=ctx.node is not None)
+                      node=ctx.node is not None)
 
     @app.post("/rotate")
     async def rotate_check(request: Request) -> Response:
@@ -208,8 +208,8 @@ def _kit_page(request: Request, ctx: WalletContext, pending: PendingKit, token: 
         token = secrets.token_urlsafe(16)
         ctx.put(token, pending)
     return render(request, "wallet_kit.html", csrf=ctx.state.csrf, consent=token, kind=pending.kind,
-                        did=pending.did, filename=KIT_FILENAME, not_saved=not_saved,
-                        status_code=409 if not_saved else 200)
+                  did=pending.did, filename=KIT_FILENAME, not_saved=not_saved,
+                  status_code=409 if not_saved else 200)
 
 
 __all__ = ["KIT_FILENAME", "PendingKit", "add_routes"]

@@ -34,7 +34,7 @@ def add_routes(app: FastAPI, ctx: WalletContext) -> None:
         if ctx.open_wallet(request) is None:
             return RedirectResponse("/", status_code=303)
         return render(request, "wallet_receive.html", csrf=ctx.state.csrf,
-                            uri=request.query_params.get("uri", ""))
+                      uri=request.query_params.get("uri", ""))
 
     @app.post("/receive")
     async def receive_check(request: Request) -> Response:
@@ -69,7 +69,7 @@ def add_routes(app: FastAPI, ctx: WalletContext) -> None:
         counts = Counter(names.get(s.vct, s.vct) for s in wallet.credentials() if s.id in ids)
         received = [{"name": name, "count": n} for name, n in counts.items()]
         return render(request, "wallet_received.html", received=received, count=len(ids),
-                            issuer=await run_in_threadpool(_issuer_name, ctx, offered))
+                      issuer=await run_in_threadpool(_issuer_name, ctx, offered))
 
 
 def _redeem(ctx: WalletContext, wallet: Wallet, offered: Offered, tx_code: str | None) -> list[str]:
@@ -103,10 +103,10 @@ async def _confirm_page(request: Request, ctx: WalletContext, offered: Offered, 
     offers: list[dict[str, Any]] = [{"name": offered.display(c).get(lang) or offered.vct(c), "vct": offered.vct(c)}
                                     for c in offered.offer.configuration_ids]
     return render(request, "wallet_receive_confirm.html", csrf=ctx.state.csrf, consent=consent,
-                        issuer=await run_in_threadpool(_issuer_name, ctx, offered), did=offered.issuer.did,
-                        endpoint=offered.issuer.credential_issuer, offers=offers, needs_pin=tx is not None,
-                        pin_length=tx.get("length") if tx is not None and isinstance(tx.get("length"), int) else None,
-                        pin_numeric=tx is None or tx.get("input_mode", "numeric") == "numeric")
+                  issuer=await run_in_threadpool(_issuer_name, ctx, offered), did=offered.issuer.did,
+                  endpoint=offered.issuer.credential_issuer, offers=offers, needs_pin=tx is not None,
+                  pin_length=tx.get("length") if tx is not None and isinstance(tx.get("length"), int) else None,
+                  pin_numeric=tx is None or tx.get("input_mode", "numeric") == "numeric")
 
 
 __all__ = ["add_routes"]
