@@ -31,7 +31,7 @@ from cli._ledger_client import check_did_arg
 from identity.errors import IdentityError
 from identity.ledger_constants import FRESHNESS_MS_DEFAULT
 from identity.request import PresentationRequest
-from identity.wallet import KdfParams, Wallet
+from identity.wallet import CredentialSummary, KdfParams, Wallet
 from ledger.keys import SigningKey
 
 app = typer.Typer(help="The citizen's encrypted wallet.", no_args_is_help=True)
@@ -153,27 +153,58 @@ def add(credential: Path = typer.Option(..., "--credential", help="File holding 
 @app.command("list")
 def list_(wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
           as_json: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
-    """List held credentials (id, type, issuer, claim names)."""
+    """List held credentials (id, type, issuer, claim names, one-time use of its batch)."""
     summaries = _open(wallet, password_file).credentials()
     if as_json:
         typer.echo(json.dumps([{"id": s.id, "iss": s.iss, "vct": s.vct, "iat": s.iat, "exp": s.exp,
-                                "holder_key": s.holder_key, "claims": list(s.claims)} for s in summaries],
-                              indent=2))
+                                "holder_key": s.holder_key, "claims": list(s.claims), **_usage(s)}
+                               for s in summaries], indent=2))
         return
     for s in summaries:
-        typer.echo(f"{s.id}  {s.vct}  {s.iss}  claims: {', '.join(s.claims)}")
+        typer.echo(f"{s.id}  {s.vct}  {s.iss}  claims: {', '.join(s.claims)}  "
+                   f"[{s.usage()}, presented {s.uses}x]")
+
+
+def _usage(summary: CredentialSummary) -> dict[str, Any]:
+    return {"uses": summary.uses, "batch": list(summary.batch), "batch_unused": summary.batch_unused}
 
 
 @app.command("show")
 def show(cred_id: str = typer.Argument(..., help="Credential id (imi wallet list)."), wallet: Path = WALLET_OPT,
-         password_file: Path | None = PASSWORD_OPT, as_json: bool = _json_opt("{ok, id, claims}")) -> None:
-    """Print every claim of one credential (JSON)."""
+         password_file: Path | None = PASSWORD_OPT,
+         as_json: bool = _json_opt("{ok, id, claims, uses, batch, batch_unused}")) -> None:
+    """Print every claim of one credential (JSON); its batch's one-time use goes to stderr."""
+    opened = _open(wallet, password_file)
     try:
-        claims = _open(wallet, password_file).show(cred_id)
+        claims = opened.show(cred_id)
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)
-    shown = {"ok": True, "id": cred_id, "claims": claims} if as_json else claims
-    typer.echo(json.dumps(shown, indent=2, sort_keys=True, ensure_ascii=False))
+    summary = next(s for s in opened.credentials() if s.id == cred_id)
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "id": cred_id, "claims": claims, **_usage(summary)}, indent=2,
+                              sort_keys=True, ensure_ascii=False))
+        return
+    typer.echo(json.dumps(claims, indent=2, sort_keys=True, ensure_ascii=False))
+    typer.echo(f"one-time use: {summary.usage()} in its batch; this one presented {summary.uses}x", err=True)
+
+
+@app.command("when-used-up")
+def when_used_up(policy: str | None = typer.Argument(None, help="reuse (answer with the least-used one and "
+                                                                 "say so) or refuse; none: print it."),
+                 wallet: Path = WALLET_OPT, password_file: Path | None = PASSWORD_OPT,
+                 as_json: bool = _json_opt("{ok, when_used_up}")) -> None:
+    """What answering does once every one-time credential of a batch was presented."""
+    opened = _open(wallet, password_file)
+    if policy is not None:
+        try:
+            opened.set_when_used_up(policy)
+            opened.save()
+        except IdentityError as exc:
+            fail(str(exc), reason=exc.reason, as_json=as_json)
+    if as_json:
+        print_json({"ok": True, "when_used_up": opened.when_used_up})
+    else:
+        typer.echo(opened.when_used_up)
 
 
 @app.command("answer")
@@ -356,7 +387,7 @@ def present(
     genesis: Path | None = _ledger_client.GENESIS_OPTION,
     yes: bool = typer.Option(False, "--yes", help="Agree without asking (scripts)."),
     lang: str = typer.Option("en", "--lang", help="Language of the service's name and purpose: en or zh-CN."),
-    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed: [{vct, issuer, claims}], sent}"),
+    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed: [{vct, issuer, claims, reused}], sent}"),
 ) -> None:
     """Answer a service's OpenID4VP request: check it against the ledger, show who asks, why and
     exactly what would be shared, ask for consent, then send the fewest disclosures."""
@@ -376,11 +407,14 @@ def present(
             fail(str(exc), reason=exc.reason, as_json=as_json)
         summary: dict[str, Any] = {"service": prepared.name(lang), "did": prepared.request.service_did,
                    "purpose": prepared.purpose(lang),
-                   "disclosed": [{"vct": d.vct, "issuer": d.issuer, "claims": list(d.paths)}
+                   "disclosed": [{"vct": d.vct, "issuer": d.issuer, "claims": list(d.paths), "reused": d.reused}
                                  for d in prepared.disclosures]}
         typer.echo(f"{summary['service']} ({summary['did']}) asks: {summary['purpose']}", err=True)
         for item in summary["disclosed"]:
             typer.echo(f"  share from {item['vct']}: {', '.join(item['claims'])}", err=True)
+            if item["reused"]:
+                typer.echo("  note: every one-time copy of it was presented before; a service that saw "
+                           "it could link this answer (imi wallet when-used-up refuse to refuse instead)", err=True)
         agreed = yes or typer.confirm("share exactly this?", default=False, err=True)
         try:
             if agreed:
@@ -469,12 +503,15 @@ def serve(
                                  "ts, level, logger, message."),
 ) -> None:
     """The wallet as a local web app on http://127.0.0.1:PORT (this device only; unlock it with
-    the wallet password in the page)."""
+    the wallet password in the page): credentials, receive, answer, history, recovery kit and
+    key rotation (sent to --node)."""
 
     from identity.http.wallet_app import create_wallet_app
 
     if not wallet.is_file():
         fail(f"no wallet at {wallet}", reason="no-wallet")
-    app_ = create_wallet_app(wallet, light=_verified(node, genesis), http=_ledger_client.http_client())
+    app_ = create_wallet_app(wallet, light=_verified(node, genesis), http=_ledger_client.http_client(),
+                             node=_ledger_client.node_client(node),
+                             allow_http=os.environ.get("IMI_WALLET_ALLOW_HTTP") == "1")
     serve_app(app_, host="127.0.0.1", port=port, as_json=as_json, logger="imi.wallet",
               banner=f"wallet app on http://127.0.0.1:{port}/ (this device only)")

@@ -81,7 +81,7 @@ STATUS_SUSPENDED: Final = 2
 WALLET_FORMAT: Final = "imi-wallet"
 WALLET_VERSION: Final = 1
 WALLET_BYTES_MAX: Final = 16 * 1024 * 1024  # encrypted file on disk
-WALLET_KEYS_MAX: Final = 64
+WALLET_KEYS_MAX: Final = 1_100  # a holder key per credential (one-time batches) + DID and spare keys
 WALLET_CREDENTIALS_MAX: Final = 1_000
 WALLET_HISTORY_MAX: Final = 10_000  # oldest records are dropped beyond this
 # Argon2id limits (libsodium units: opslimit passes, memlimit bytes). A wallet file

@@ -19,6 +19,12 @@ The first proof's holder is the one the agency enrols (or has enrolled): a DID w
 ``did`` is given, else the key this wallet used before with the same issuer, else a new
 key. Further proofs (``batch`` > 1) use fresh keys, one credential each.
 
+:func:`preview` runs steps 1–3 alone (nothing signed, nothing sent but reads) so a person
+can see who the issuer is and what it offers before agreeing; :func:`receive` accepts its
+result. The display names of each credential configuration (zh-CN and en, from the
+issuer's metadata) are recorded with the issuance; holder keys made for proofs the issuer
+answered with no credential (it issues at most the offer's batch) are forgotten.
+
 Transport is an httpx-like client passed in (``get``/``post``). Plain ``http://`` is
 refused except to a loopback host (development) or with ``allow_http`` (tests). Raises
 :class:`~identity.issuance.IssuanceRequestError` (``reason``: the issuer's OAuth error
@@ -54,6 +60,7 @@ from ledger.errors import KeyError_
 from ledger.keys import SigningKey
 
 RESPONSE_BYTES_MAX: Final = 512 * 1024
+DISPLAY_NAME_CHARS_MAX: Final = 200  # a credential type's display name kept in the wallet
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -133,6 +140,44 @@ def trusted_issuer(credential_issuer: str, http: Any, ledger: LightClient, now: 
     return TrustedIssuer(did, credential_issuer, metadata)
 
 
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """An offer and its issuer, checked against the ledger (steps 1–3), not yet redeemed."""
+
+    offer: vci.CredentialOffer
+    issuer: TrustedIssuer
+
+    def configurations(self) -> Mapping[str, Any]:
+        found = self.issuer.metadata.get("credential_configurations_supported")
+        return found if isinstance(found, dict) else {}
+
+    def vct(self, config_id: str) -> str:
+        return str(self.configurations()[config_id].get("vct", config_id))
+
+    def display(self, config_id: str) -> dict[str, str]:
+        """{locale: name} of a configuration, from the metadata's ``display`` (zh-CN, en)."""
+        config = self.configurations().get(config_id, {})
+        meta = config.get("credential_metadata") if isinstance(config.get("credential_metadata"), dict) else config
+        entries = meta.get("display") if isinstance(meta, dict) else None
+        names: dict[str, str] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("locale") in vci.DISPLAY_LOCALES \
+                    and isinstance(entry.get("name"), str):
+                names.setdefault(str(entry["locale"]), entry["name"][:DISPLAY_NAME_CHARS_MAX])
+        return names
+
+
+def preview(offer_uri: str, *, http: Any, ledger: LightClient, now: int, allow_http: bool = False) -> Offered:
+    """Resolve an offer and check its issuer on the ledger (module doc, steps 1–3)."""
+    offer = resolve_offer(offer_uri, http, allow_http=allow_http)
+    issuer = trusted_issuer(offer.credential_issuer, http, ledger, now, allow_http=allow_http)
+    offered = Offered(offer, issuer)
+    if not offered.configurations() or any(c not in offered.configurations() for c in offer.configuration_ids):
+        raise IssuanceRequestError("the offer names a configuration the issuer does not publish",
+                                   reason="bad-offer")
+    return offered
+
+
 def _first_holder(wallet: Wallet, issuer_did: str, did: str | None, alg: str,
                   key_id: str | None = None) -> tuple[SigningKey, str | None]:
     if key_id is not None:  # the key another door enrolled (remote enrolment)
@@ -166,24 +211,22 @@ def _verify(credential: str, issuer: TrustedIssuer, vct: str, cnf: Mapping[str, 
         raise IssuanceRequestError("received credential is bound to another key", reason="credential-invalid")
 
 
-def receive(wallet: Wallet, offer_uri: str, *, http: Any, ledger: LightClient, now: int,
+def receive(wallet: Wallet, offer_uri: str | Offered, *, http: Any, ledger: LightClient, now: int,
             tx_code: str | None = None, did: str | None = None, batch: int = 1, alg: str = "ES256",
             allow_http: bool = False, key_id: str | None = None, issuer_did: str | None = None) -> list[str]:
-    """Receive every credential an offer names (module doc); returns their wallet ids.
+    """Receive every credential an offer (a URI, or its :func:`preview`) names (module doc);
+    returns their wallet ids.
     ``key_id`` (a wallet key) proves first instead of ``did`` or the remembered holder;
     ``issuer_did``: the offer must come from that DID's issuer endpoint (``issuer-untrusted``
     otherwise, before anything is signed). The wallet changes in memory; the caller saves it."""
     if not 1 <= batch <= BATCH_SIZE_MAX:
         raise WalletError(f"batch must be 1..{BATCH_SIZE_MAX}", reason="bad-batch")
-    offer = resolve_offer(offer_uri, http, allow_http=allow_http)
-    issuer = trusted_issuer(offer.credential_issuer, http, ledger, now, allow_http=allow_http)
+    offered = offer_uri if isinstance(offer_uri, Offered) else preview(offer_uri, http=http, ledger=ledger,
+                                                                       now=now, allow_http=allow_http)
+    offer, issuer = offered.offer, offered.issuer
     if issuer_did is not None and issuer.did != issuer_did:
         raise IssuanceRequestError(f"the offer comes from {issuer.did}, not from {issuer_did}",
                                    reason="issuer-untrusted")
-    configurations = issuer.metadata.get("credential_configurations_supported")
-    if not isinstance(configurations, dict) or any(c not in configurations for c in offer.configuration_ids):
-        raise IssuanceRequestError("the offer names a configuration the issuer does not publish",
-                                   reason="bad-offer")
     if offer.tx_code is not None and not tx_code:
         raise IssuanceRequestError("this offer needs the PIN the agency gave you (--tx-code)",
                                    reason="tx-code-required")
@@ -196,15 +239,15 @@ def receive(wallet: Wallet, offer_uri: str, *, http: Any, ledger: LightClient, n
         raise IssuanceRequestError("token answer has no access_token", reason="issuer-error")
     stored: list[str] = []
     for config_id in offer.configuration_ids:
-        vct = str(configurations[config_id].get("vct", config_id))
-        stored += _receive_one(wallet, issuer, config_id, vct, access, http=http, ledger=ledger, now=now,
+        stored += _receive_one(wallet, offered, config_id, access, http=http, ledger=ledger, now=now,
                                did=did, batch=batch, alg=alg, key_id=key_id)
     return stored
 
 
-def _receive_one(wallet: Wallet, issuer: TrustedIssuer, config_id: str, vct: str, access: str, *, http: Any,
+def _receive_one(wallet: Wallet, offered: Offered, config_id: str, access: str, *, http: Any,
                  ledger: LightClient, now: int, did: str | None, batch: int, alg: str,
                  key_id: str | None = None) -> list[str]:
+    issuer, vct = offered.issuer, offered.vct(config_id)
     nonce = _send(http, "POST", issuer.credential_issuer + vci.NONCE_PATH, "nonce").get("c_nonce")
     if not isinstance(nonce, str):
         raise IssuanceRequestError("nonce answer has no c_nonce", reason="issuer-error")
@@ -228,9 +271,12 @@ def _receive_one(wallet: Wallet, issuer: TrustedIssuer, config_id: str, vct: str
         ids = [wallet.add_credential(c, holder_key=h, now=now) for c, h in received]
     except IdentityError as exc:
         raise WalletError(str(exc), reason=exc.reason) from exc
+    for key, _ in keys[len(received):]:  # fresh keys (never the first) the issuer bound nothing to
+        wallet.forget_key(key.key_id)
     wallet.record_issuance(at=now, iss=issuer.did, credential_issuer=issuer.credential_issuer, vct=vct,
-                           credentials=ids, holder=first_did if first_did is not None else first_key.key_id)
+                           credentials=ids, holder=first_did if first_did is not None else first_key.key_id,
+                           display=offered.display(config_id))
     return ids
 
 
-__all__ = ["TrustedIssuer", "receive", "resolve_offer", "trusted_issuer"]
+__all__ = ["Offered", "TrustedIssuer", "preview", "receive", "resolve_offer", "trusted_issuer"]

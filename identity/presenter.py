@@ -11,6 +11,12 @@ A request from a service that is not registered, is suspended, or asks beyond it
 registration is refused by :func:`prepare` (``Oid4vpError`` ``beyond-registration`` /
 ``invalid_client``), and the refusal is recorded in the wallet's history: the person
 can see who tried to ask for more.
+
+Each disclosure names the credential that will answer (:meth:`identity.wallet.Wallet.choose`:
+a one-time credential of its batch never presented before) and whether it was presented
+before (``reused``: every credential of its batch is used up, so this service could link
+this answer to an earlier one — the consent screen says so). With the wallet set to
+``refuse`` in that case, :func:`prepare` refuses (``batch-used-up``, recorded).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 
 from identity import oid4vp, services
 from identity.constants import OID4VP_REQUEST_OBJECT_CHARS_MAX
-from identity.errors import LightClientError, NotFoundError, Oid4vpError
+from identity.errors import LightClientError, NotFoundError, Oid4vpError, WalletError
 from identity.ledger_trust import LedgerServiceKeys
 from identity.light_client import LightClient
 from identity.wallet import Wallet
@@ -35,6 +41,8 @@ class Disclosure:
     vct: str
     issuer: str
     paths: tuple[str, ...]
+    credential: str = ""  # the wallet's id of the credential that will answer
+    reused: bool = False  # that credential was presented before (its batch is used up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +82,23 @@ def prepare(uri: str, *, wallet: Wallet, light: LightClient, http: Any, now_ms: 
         wallet.record_refusal(now_ms // 1000, request.client_id, _name(record), reason, "; ".join(faults))
         raise Oid4vpError("; ".join(faults), reason=reason)
     assert record is not None
-    return Prepared(request, record, _disclosures(wallet, request, now_ms // 1000))
+    try:
+        disclosures = _disclosures(wallet, request, now_ms // 1000)
+    except WalletError as exc:  # the person's setting refuses to reuse a used-up batch
+        wallet.record_refusal(now_ms // 1000, request.client_id, _name(record), exc.reason, str(exc))
+        raise
+    return Prepared(request, record, disclosures)
 
 
 def _disclosures(wallet: Wallet, request: oid4vp.AuthorizationRequest, now: int) -> tuple[Disclosure, ...]:
     chosen: dict[str, Disclosure] = {}
     for item in request.dcql_query.credentials:
         for question in oid4vp.presentation_requests(request, item):
-            ids = wallet.candidates(question, now=now)
-            if ids:
-                summary = wallet.show(ids[0])
+            if wallet.candidates(question, now=now):
+                choice = wallet.choose(question, now=now)
+                summary = wallet.show(choice.credential)
                 chosen[item.id] = Disclosure(item.id, str(summary.get("vct")), str(summary.get("iss")),
-                                             question.paths_to_disclose())
+                                             question.paths_to_disclose(), choice.credential, choice.reused)
                 break
     required = oid4vp.required_query_ids(request.dcql_query, lambda query_id: query_id in chosen)
     return tuple(chosen[query_id] for query_id in required)

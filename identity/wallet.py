@@ -14,6 +14,16 @@ disclosure history — what was shown, to which ``aud``, with which nonce, when.
 ``answer`` picks a held credential that can satisfy a request and discloses
 exactly ``request.paths_to_disclose()``; every answer is recorded.
 
+*One-time credentials.* An issuance of N credentials (a batch: same issuer, type and
+claims, each bound to its own holder key and signed separately) is remembered as one
+issuance record. The wallet counts, per credential, how often it was presented
+(persisted), and answers with a credential never presented before, so two services cannot
+link two answers by holder key or issuer signature. When every credential that could
+answer has been presented, the wallet's setting :data:`WHEN_USED_UP` decides: ``reuse``
+(the default) answers with the least-used one and says so (:meth:`Wallet.choose` returns
+``reused=True``, shown to the person before consent); ``refuse`` refuses
+(``WalletError`` ``batch-used-up``) until a new batch is received.
+
 A *recovery kit* (:func:`write_recovery_kit`, :func:`read_recovery_kit`) is a file
 of the same format, under its own password, holding one key only: a DID's
 pre-rotated next key, kept away from the phone. Whoever holds it and its password
@@ -26,7 +36,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import nacl.exceptions
 import nacl.secret
@@ -75,6 +85,11 @@ class KdfParams:
         return cls(KDF_OPSLIMIT_MIN, KDF_MEMLIMIT_MIN)
 
 
+REUSE: Final = "reuse"
+REFUSE: Final = "refuse"
+WHEN_USED_UP: Final = (REUSE, REFUSE)  # what to do when every one-time credential was presented
+
+
 @dataclass(frozen=True, slots=True)
 class CredentialSummary:
     id: str
@@ -84,6 +99,21 @@ class CredentialSummary:
     exp: int | None
     holder_key: str
     claims: tuple[str, ...]  # top-level claim names the holder can disclose
+    uses: int = 0  # times presented
+    batch: tuple[str, ...] = ()  # ids of the credentials of its issuance still held (itself included)
+    batch_unused: int = 0  # how many of ``batch`` were never presented
+
+    def usage(self) -> str:
+        """E.g. "3 of 10 unused" (of its batch)."""
+        return f"{self.batch_unused} of {len(self.batch)} unused"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The credential an answer will use; ``reused`` when it was presented before."""
+
+    credential: str
+    reused: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +152,8 @@ def _credential_id(compact: str) -> str:
 class Wallet:
     """An open wallet. Changes stay in memory until :meth:`save`."""
 
-    __slots__ = ("_credentials", "_dids", "_history", "_issuances", "_kdf", "_keys", "_password", "path")
+    __slots__ = ("_credentials", "_dids", "_history", "_issuances", "_kdf", "_keys", "_password", "_settings",
+                 "path")
 
     def __init__(self, path: Path, password: str, kdf: KdfParams, contents: dict[str, Any]) -> None:
         self.path = path
@@ -135,6 +166,7 @@ class Wallet:
         self._dids: dict[str, dict[str, str]] = contents.get("dids", {})
         # credentials received: when, from whom, which ids, which holder the issuer enrolled
         self._issuances: list[dict[str, Any]] = contents.get("issuances", [])
+        self._settings: dict[str, str] = contents.get("settings", {})
 
     # --- lifecycle ---------------------------------------------------------------------
     @classmethod
@@ -181,12 +213,16 @@ class Wallet:
         contents = json.loads(plain.decode("utf-8"))
         return cls(path, password, kdf, contents)
 
+    def reopen(self) -> Wallet:
+        """This wallet as last saved (changes in memory since are dropped)."""
+        return Wallet.open(self.path, self._password)
+
     def save(self) -> None:
         """Encrypt with a fresh salt and nonce; write owner-only, atomically and durably
         (:func:`ledger.files.write_atomic`)."""
         salt = nacl.utils.random(argon2id.SALTBYTES)
         contents = {"keys": self._keys, "credentials": self._credentials, "history": self._history,
-                    "dids": self._dids, "issuances": self._issuances}
+                    "dids": self._dids, "issuances": self._issuances, "settings": self._settings}
         box = nacl.secret.SecretBox(_box_key(self._password, salt, self._kdf)).encrypt(
             json.dumps(contents, separators=(",", ":")).encode("utf-8")
         )
@@ -226,6 +262,13 @@ class Wallet:
 
     def public_key(self, key_id: str) -> PublicKey:
         return self.signing_key(key_id).public_key
+
+    def forget_key(self, key_id: str) -> None:
+        """Drop a key no credential and no DID uses (e.g. made for a proof the issuer left unanswered)."""
+        in_use = {e["holder_key"] for e in self._credentials.values()} | {d["key"] for d in self._dids.values()}
+        if key_id in in_use:
+            raise WalletError(f"key {key_id!r} is in use", reason="key-in-use")
+        self._keys.pop(key_id, None)
 
     def import_key(self, key: SigningKey) -> str:
         """Add an existing private key (e.g. a DID's next key from its recovery kit); return its id."""
@@ -281,6 +324,7 @@ class Wallet:
 
     def credentials(self) -> list[CredentialSummary]:
         out = []
+        batches = self._batches()
         for cred_id in sorted(self._credentials):
             held, entry = self._held(cred_id)
             p = held.payload
@@ -292,8 +336,36 @@ class Wallet:
                 p.get("exp") if isinstance(p.get("exp"), int) else None,
                 entry["holder_key"], tuple(sorted(d.name for d in held.disclosures
                                                   if d.name is not None and d.digest in top)),
+                self.uses(cred_id), batches[cred_id], sum(1 for c in batches[cred_id] if not self.uses(c)),
             ))
         return out
+
+    # --- one-time use of a batch -----------------------------------------------------------------
+    def uses(self, cred_id: str) -> int:
+        """How many times credential ``cred_id`` was presented."""
+        entry = self._credentials.get(cred_id)
+        if entry is None:
+            raise WalletError(f"no credential {cred_id!r}", reason="no-such-credential")
+        return int(entry.get("uses", 0))
+
+    def _batches(self) -> dict[str, tuple[str, ...]]:
+        """Credential id → the ids held of its issuance (a credential added by hand is alone)."""
+        out: dict[str, tuple[str, ...]] = {cred_id: (cred_id,) for cred_id in self._credentials}
+        for record in self._issuances:
+            held = tuple(c for c in record["credentials"] if c in self._credentials)
+            for cred_id in held:
+                out[cred_id] = held
+        return out
+
+    @property
+    def when_used_up(self) -> str:
+        """``reuse`` or ``refuse``: what answering does once every fitting credential was presented."""
+        return self._settings.get("when_used_up", REUSE)
+
+    def set_when_used_up(self, policy: str) -> None:
+        if policy not in WHEN_USED_UP:
+            raise WalletError(f"when used up: {' or '.join(WHEN_USED_UP)}", reason="bad-setting")
+        self._settings["when_used_up"] = policy
 
     def show(self, cred_id: str) -> dict[str, Any]:
         """Every claim of a credential, all disclosures applied (for the holder's eyes)."""
@@ -305,15 +377,21 @@ class Wallet:
 
     # --- issuances -----------------------------------------------------------------------------
     def record_issuance(self, *, at: int, iss: str, credential_issuer: str, vct: str, credentials: list[str],
-                        holder: str) -> None:
-        """Remember credentials received from ``iss``; ``holder`` (a key id or DID) is the one
-        that issuer enrolled, proven first in every later request to it."""
+                        holder: str, display: dict[str, str] | None = None) -> None:
+        """Remember credentials received from ``iss`` (one batch); ``holder`` (a key id or DID) is
+        the one that issuer enrolled, proven first in every later request to it; ``display`` the
+        type's names by locale, from the issuer's metadata."""
         self._issuances.append({"at": at, "iss": iss, "credential_issuer": credential_issuer, "vct": vct,
-                                "credentials": list(credentials), "holder": holder})
+                                "credentials": list(credentials), "holder": holder,
+                                "display": dict(display or {})})
         del self._issuances[:-WALLET_HISTORY_MAX]
 
     def issuances(self) -> list[dict[str, Any]]:
         return [dict(i) for i in self._issuances]
+
+    def display_names(self, lang: str) -> dict[str, str]:
+        """vct → its name in ``lang`` as the issuer's metadata gave it (latest issuance wins)."""
+        return {r["vct"]: r["display"][lang] for r in self._issuances if lang in r.get("display", {})}
 
     def holder_for(self, iss: str) -> str | None:
         """The holder (key id or DID) this wallet first proved to issuer ``iss``, if any."""
@@ -324,8 +402,9 @@ class Wallet:
 
     # --- answering ------------------------------------------------------------------------------
     def candidates(self, request: PresentationRequest, *, now: int) -> list[str]:
-        """Ids of credentials that can answer ``request`` at ``now``, newest first."""
-        found: list[tuple[int, str]] = []
+        """Ids of credentials that can answer ``request`` at ``now``: the least presented first
+        (never presented ones before all others), then the newest first."""
+        found: list[tuple[int, int, str]] = []
         for cred_id in self._credentials:
             held, _ = self._held(cred_id)
             p = held.payload
@@ -342,15 +421,14 @@ class Wallet:
                 held.select(request.paths_to_disclose())
             except PresentationError:
                 continue
-            found.append((iat if isinstance(iat, int) else 0, cred_id))
-        return [cred_id for _, cred_id in sorted(found, reverse=True)]
+            found.append((-self.uses(cred_id), iat if isinstance(iat, int) else 0, cred_id))
+        return [cred_id for _, _, cred_id in sorted(found, reverse=True)]
 
-    def answer(self, request: PresentationRequest, *, now: int, credential: str | None = None,
-               verifier: str | None = None) -> str:
-        """A presentation disclosing exactly what ``request`` asks, recorded in the history
-        (with ``verifier``, the service's registered name, when known).
+    def choose(self, request: PresentationRequest, *, now: int, credential: str | None = None) -> Choice:
+        """The credential :meth:`answer` would use (see the module doc, one-time credentials).
 
-        Raises WalletError(no-matching-credential) if nothing held can answer.
+        Raises WalletError(no-matching-credential) if nothing held can answer, or
+        (batch-used-up) if all that can were presented and the setting is ``refuse``.
         """
         choices = self.candidates(request, now=now)
         if credential is not None:
@@ -360,14 +438,29 @@ class Wallet:
             choices = [credential]
         if not choices:
             raise WalletError("no credential can answer this request", reason="no-matching-credential")
-        held, entry = self._held(choices[0])
+        reused = self.uses(choices[0]) > 0
+        if reused and credential is None and self.when_used_up == REFUSE:
+            raise WalletError("every one-time credential that could answer was already presented; "
+                              "receive a new batch from the issuer", reason="batch-used-up")
+        return Choice(choices[0], reused)
+
+    def answer(self, request: PresentationRequest, *, now: int, credential: str | None = None,
+               verifier: str | None = None) -> str:
+        """A presentation disclosing exactly what ``request`` asks, recorded in the history
+        (with ``verifier``, the service's registered name, when known).
+
+        Uses :meth:`choose`'s credential (raising as it does) and counts the use.
+        """
+        chosen = self.choose(request, now=now, credential=credential).credential
+        held, entry = self._held(chosen)
         paths = request.paths_to_disclose()
         try:
             presentation = present(entry["compact"], paths, holder_key=self.signing_key(entry["holder_key"]),
                                    nonce=request.nonce, aud=request.aud, iat=now)
         except IdentityError as exc:
             raise WalletError(str(exc), reason=exc.reason) from exc
-        record = DisclosureRecord(now, request.aud, request.nonce, choices[0],
+        entry["uses"] = int(entry.get("uses", 0)) + 1
+        record = DisclosureRecord(now, request.aud, request.nonce, chosen,
                                   str(held.payload.get("vct")), str(held.payload.get("iss")), paths, verifier)
         self._history.append(record.to_json())
         del self._history[:-WALLET_HISTORY_MAX]
@@ -407,5 +500,5 @@ def read_recovery_kit(path: Path, password: str) -> SigningKey:
     return kit.signing_key(keys[0])
 
 
-__all__ = ["CredentialSummary", "DisclosureRecord", "KdfParams", "Wallet", "read_recovery_kit",
-           "write_recovery_kit"]
+__all__ = ["REFUSE", "REUSE", "WHEN_USED_UP", "Choice", "CredentialSummary", "DisclosureRecord", "KdfParams",
+           "Wallet", "read_recovery_kit", "write_recovery_kit"]

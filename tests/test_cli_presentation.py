@@ -49,7 +49,7 @@ def test_request_present_result_through_the_cli(tmp_path: Path) -> None:
         shown = json.loads(presented.stdout)
         assert shown["service"] == "Community desk" and shown["sent"] is True
         assert shown["disclosed"] == [{"vct": VCT, "issuer": world.scene.agency.did,
-                                       "claims": ["age_equal_or_over.18"]}]
+                                       "claims": ["age_equal_or_over.18"], "reused": False}]
         done = runner.invoke(app, ["verifier", "result", "--verifier", verifier, "--token-file", str(token),
                                    "--id", request["id"], "--json"])
         verdict = json.loads(done.stdout)
@@ -60,6 +60,14 @@ def test_request_present_result_through_the_cli(tmp_path: Path) -> None:
                                     "--wallet", str(world.wallet.path), "--node", f"http://127.0.0.1:{node_port}",
                                     "--genesis", str(genesis)], env=env)
         assert again.exit_code == 1 and json.loads(again.stdout)["reason"] == "request-unavailable"
+        # a new question: the wallet's only credential (a batch of one) was presented, so it is reused, and says so
+        second = json.loads(runner.invoke(app, ["verifier", "request", "--verifier", verifier, "--token-file",
+                                                str(token), "--dcql", str(dcql), "--json"]).stdout)
+        reused = runner.invoke(app, ["wallet", "present", second["request_uri"], "--yes", "--json",
+                                     "--wallet", str(world.wallet.path), "--node", f"http://127.0.0.1:{node_port}",
+                                     "--genesis", str(genesis)], env=env)
+        assert reused.exit_code == 0 and json.loads(reused.stdout)["disclosed"][0]["reused"] is True
+        assert "every one-time copy of it was presented before" in reused.stderr
         # a question beyond the registration: refused, exit 1 with the reason
         dcql.write_text(json.dumps({"credentials": [{"id": "pid", "format": "dc+sd-jwt",
                                                      "meta": {"vct_values": [VCT]},

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from identity import dcql, oid4vp, presenter
-from identity.errors import Oid4vpError
+from identity.errors import Oid4vpError, WalletError
 from tests.test_identity_api_scene import VCT
 from tests.test_verifier_service import QUESTION, World, make_world
 
@@ -25,12 +25,14 @@ def test_prepare_shows_who_asks_why_and_exactly_what_then_send_answers(world: Wo
     prepared = presenter.prepare(body["request_uri"], wallet=world.wallet, light=world.light, http=world.verifier,
                                  now_ms=world.scene.clock())
     assert prepared.name("zh-CN") == "社区服务台" and prepared.purpose("en") == "Age check"
+    (held,) = world.wallet.credentials()
     assert prepared.disclosures == (presenter.Disclosure("pid", VCT, world.scene.agency.did,
-                                                         ("age_equal_or_over.18",)),)
+                                                         ("age_equal_or_over.18",), held.id, reused=False),)
     assert world.wallet.history() == []  # nothing happens before consent
     presenter.send(prepared, wallet=world.wallet, http=world.verifier, now=world.now(), lang="zh-CN")
     assert world.result(body["id"])["valid"] is True
     assert [h.verifier for h in world.wallet.history()] == ["社区服务台"]
+    assert world.wallet.uses(held.id) == 1
 
 
 def test_decline_tells_the_service_no_and_is_recorded(world: World) -> None:
@@ -99,3 +101,21 @@ def test_an_unreachable_request_is_a_clear_error(world: World) -> None:
         presenter.prepare(uri, wallet=world.wallet, light=world.light, http=_Served("", 404),
                           now_ms=world.scene.clock())
     assert err.value.reason == "request-unavailable"
+
+
+def test_a_used_up_credential_is_named_reused_or_refused_per_the_setting(world: World) -> None:
+    """The world's wallet holds one credential (a batch of one): after one answer the next
+    consent says it is reused; with the setting ``refuse`` prepare refuses and records it."""
+    body = world.ask().json()
+    first = presenter.prepare(body["request_uri"], wallet=world.wallet, light=world.light, http=world.verifier,
+                              now_ms=world.scene.clock())
+    presenter.send(first, wallet=world.wallet, http=world.verifier, now=world.now())
+    again = presenter.prepare(world.ask().json()["request_uri"], wallet=world.wallet, light=world.light,
+                              http=world.verifier, now_ms=world.scene.clock())
+    assert [d.reused for d in again.disclosures] == [True]
+    world.wallet.set_when_used_up("refuse")
+    with pytest.raises(WalletError) as info:
+        presenter.prepare(world.ask().json()["request_uri"], wallet=world.wallet, light=world.light,
+                          http=world.verifier, now_ms=world.scene.clock())
+    assert info.value.reason == "batch-used-up"
+    assert world.wallet.history()[-1].refused is not None and world.wallet.history()[-1].disclosed == ()

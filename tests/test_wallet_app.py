@@ -65,7 +65,7 @@ def test_consent_shows_who_why_and_what_then_sends(world: World) -> None:
     assert world.result(body["id"])["valid"] is True
     history = app.get("/history?lang=en").text
     assert "Community desk" in history and "Aged 18 or over" in history
-    exported = app.get("/history.json").json()
+    exported = app.get("/history.json").json()["shared"]
     assert exported[0]["verifier"] == "Community desk" and exported[0]["disclosed"] == ["age_equal_or_over.18"]
     # the consent cannot be used twice
     again = app.post("/present/answer", content=urllib.parse.urlencode(
@@ -83,7 +83,7 @@ def test_decline_shares_nothing(world: World) -> None:
     app.post("/present/answer", content=urllib.parse.urlencode({"csrf": csrf, "consent": token, "choice": "decline"}),
              headers=FORM)
     assert world.result(body["id"])["reason"] == "access_denied"
-    assert app.get("/history.json").json()[0]["disclosed"] == []
+    assert app.get("/history.json").json()["shared"][0]["disclosed"] == []
 
 
 def test_forms_without_the_csrf_token_are_refused(world: World) -> None:
@@ -108,3 +108,21 @@ def test_lock_forgets_the_wallet(world: World) -> None:
     csrf = _unlock(app)
     app.post("/lock", content="csrf=" + csrf, headers=FORM)
     assert 'type="password"' in app.get("/").text
+
+
+def test_consent_warns_when_the_one_time_copies_are_used_up(world: World) -> None:
+    app = _app(world)
+    csrf = _unlock(app)
+
+    def consent_page() -> str:
+        uri = world.ask().json()["request_uri"]
+        return app.post("/present?lang=en", content=urllib.parse.urlencode({"csrf": csrf, "uri": uri}),
+                        headers=FORM).text
+
+    first = consent_page()
+    assert "one-time copy" not in first and "PID" in first  # the type's name, not its vct
+    token = first.split('name="consent" value="')[1].split('"')[0]
+    app.post("/present/answer", content=urllib.parse.urlencode({"csrf": csrf, "consent": token, "choice": "agree"}),
+             headers=FORM)
+    assert "every one-time copy of this credential was used" in consent_page()
+    assert "All copies of this batch were used" in app.get("/?lang=en").text

@@ -53,13 +53,15 @@ def language(request: Request) -> str:
 
 
 def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """The page ``template`` in the request's language, with the security headers."""
+    """The page ``template`` in the request's language, with the security headers. The
+    language link goes to ``path`` (default: this request's path; a page answering a POST
+    names a page that answers GET)."""
     lang = language(request)
     words = MESSAGES[lang]
     other = next(code for code in LANGUAGES if code != lang)
     html = _ENV.get_template(template).render(
         lang=lang, t=words, other_lang=other, label=lambda path: claim_label(path, words),
-        path=request.url.path, **context)
+        **{"path": request.url.path, **context})
     response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="strict")

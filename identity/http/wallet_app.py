@@ -5,81 +5,59 @@ runs on the person's own device, on loopback only, and is unlocked with the wall
 password; the open wallet lives in this process's memory until it is locked.
 
 ==============================  ===========================================================
-``GET /``                       unlock form, or the credentials held (with display names)
+``GET /``                       unlock form, or the credentials held (display names from the
+                                issuer's metadata, else the ledger) and their one-time use
 ``POST /unlock``, ``/lock``     open the wallet with its password / forget it
 ``GET /present``                paste (or scan and paste) an ``openid4vp://`` link
 ``POST /present``               check the request (ledger) and show who asks, why, and exactly
                                 what would be shared → consent
 ``POST /present/answer``        agree (send) or decline
-``GET /history``                what was shared with whom and when; ``/history.json`` exports it
+``GET|POST /receive``,          an ``openid-credential-offer://`` link → the issuer checked on
+``POST /receive/accept``        the ledger, what it offers, the PIN → consent → the new
+                                credentials (:mod:`identity.http.wallet_receive`)
+``GET /recovery``, ``/rotate``  the recovery kit and key rotation of the wallet's did:imi
+  and their POSTs               (:mod:`identity.http.wallet_keys`)
+``GET /history``                what was shared with whom and when, what was received;
+                                ``/history.json`` exports it
 ==============================  ===========================================================
 
-Who may call, and what if they lie: only this device (the client address and the
-``Host`` header must both be loopback, which also defeats DNS rebinding); every state
-change is a POST carrying a CSRF token bound to the session, and the session cookie is
-HttpOnly and SameSite=Strict. A service that lies is refused by
-:mod:`identity.presenter` (signature, registration, what it may ask) before the person
-is even asked.
+Who may call, and what if they lie: see :mod:`identity.http.wallet_session` (loopback
+only, CSRF on every POST). A service that lies is refused by :mod:`identity.presenter`
+(signature, registration, what it may ask), an issuer that is not the one the ledger names
+by :mod:`identity.oid4vci_client`, before the person is even asked.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import secrets
-import threading
 import time
-import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from identity import presenter
 from identity.errors import IdentityError, WalletError
-from identity.http import pages
+from identity.http import pages, wallet_keys, wallet_receive
 from identity.http.constants import WALLET_APP_BODY_BYTES_MAX, WALLET_SESSION_IDLE_S
+from identity.http.wallet_session import (
+    LOOPBACK_HOSTS,
+    WALLET_COOKIE,
+    LoopbackOnly,
+    Refused,
+    WalletContext,
+    date,
+    failed,
+    render,
+)
+from identity.ledger_client import NodeClient
 from identity.light_client import LightClient
-from identity.wallet import Wallet
+from identity.wallet import REUSE, CredentialSummary, KdfParams, Wallet
 from node.api.guard import BodyLimit
-
-WALLET_COOKIE = "imi_wallet"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
-@dataclass(slots=True)
-class _Unlocked:
-    """The one open wallet: its session, CSRF secret, pending consent and last use."""
-
-    wallet: Wallet | None = None
-    session: str = ""
-    csrf: str = ""
-    used_at: float = 0.0
-    pending: dict[str, presenter.Prepared] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class LoopbackOnly:
-    """Refuse (403) any request whose client or ``Host`` is not loopback."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            client = scope.get("client") or ("", 0)
-            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
-            hostname = urllib.parse.urlsplit("//" + host).hostname or ""
-            if client[0] not in LOOPBACK_HOSTS or hostname not in LOOPBACK_HOSTS:
-                response = Response("this wallet answers only on this device", status_code=403)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def create_wallet_app(
@@ -87,84 +65,57 @@ def create_wallet_app(
     *,
     light: LightClient,
     http: Any,
+    node: NodeClient | None = None,
     clock_ms: Callable[[], int] | None = None,
     idle_s: float = WALLET_SESSION_IDLE_S,
+    kit_kdf: KdfParams | None = None,
+    allow_http: bool = False,
 ) -> FastAPI:
-    """The wallet app for the wallet file at ``wallet_path``, checking requests through
-    ``light`` and reaching services with ``http`` (an httpx-like client)."""
-    now_ms = clock_ms or (lambda: int(time.time() * 1000))
-    state = _Unlocked()
+    """The wallet app for the wallet file at ``wallet_path``, checking requests and issuers
+    through ``light``, reaching services and issuers with ``http`` (an httpx-like client) and
+    submitting DID transactions through ``node``. ``kit_kdf``: the recovery kits' KDF cost
+    (tests only; default: the wallet default). ``allow_http``: plain-http issuers (tests)."""
+    ctx = WalletContext(light, http, node, clock_ms or (lambda: int(time.time() * 1000)), idle_s,
+                        kit_kdf=kit_kdf, allow_http=allow_http)
     app = FastAPI(title="imi wallet", docs_url=None, redoc_url=None, openapi_url=None)
 
-    def open_wallet(request: Request) -> Wallet | None:
-        with state.lock:
-            cookie = request.cookies.get(WALLET_COOKIE, "")
-            if state.wallet is None or not hmac.compare_digest(cookie, state.session):
-                return None
-            if time.monotonic() - state.used_at > idle_s:  # idle too long: lock it
-                state.wallet, state.pending = None, {}
-                return None
-            state.used_at = time.monotonic()
-            return state.wallet
-
-    async def form(request: Request, *, check_csrf: bool = True) -> dict[str, str]:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
-            raise _Refused(415)
-        fields = {k: v[0] for k, v in urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"),
-                                                            keep_blank_values=True).items()}
-        if check_csrf and not hmac.compare_digest(fields.get("csrf", ""), state.csrf):
-            raise _Refused(403)
-        return fields
-
-    def type_names(vcts: set[str], lang: str) -> dict[str, str]:
-        """Display names of credential types, as published on the ledger (certified reads)."""
-        out: dict[str, str] = {}
-        for vct in vcts:
-            try:
-                definition = light.credential_type(vct, now_ms())
-            except IdentityError:
-                continue  # unknown or unreachable: the page shows the vct itself
-            name = definition.get("display", {}).get(lang) if isinstance(definition.get("display"), dict) else None
-            out[vct] = str(name or definition.get("name") or vct)
-        return out
-
-    def issuer_names(dids: set[str]) -> dict[str, str]:
-        """Issuers' accredited names, as recorded on the ledger (certified reads)."""
-        out: dict[str, str] = {}
-        for did in dids:
-            try:
-                out[did] = str(light.issuer(did, now_ms()).get("name") or did)
-            except IdentityError:
-                continue
-        return out
-
-    def locked_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
-        return pages.render(request, "wallet_unlock.html", error=error, status_code=status_code)
-
-    @app.exception_handler(_Refused)
+    @app.exception_handler(Refused)
     async def refused(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, _Refused)
+        assert isinstance(exc, Refused)
         return Response("refused", status_code=exc.status)
 
     @app.get("/static/style.css", include_in_schema=False)
     async def style() -> Response:
         return pages.stylesheet()
 
+    _session_routes(app, ctx, wallet_path)
+    _present_routes(app, ctx)
+    wallet_receive.add_routes(app, ctx)
+    wallet_keys.add_routes(app, ctx)
+    _history_routes(app, ctx)
+    app.add_middleware(BodyLimit, body_bytes_max=WALLET_APP_BODY_BYTES_MAX)
+    app.add_middleware(LoopbackOnly)
+    return app
+
+
+def _session_routes(app: FastAPI, ctx: WalletContext, wallet_path: Path) -> None:
+    state = ctx.state
+
+    def locked_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
+        return render(request, "wallet_unlock.html", error=error, status_code=status_code)
+
     @app.get("/")
     async def home(request: Request) -> Response:
-        wallet = open_wallet(request)
+        wallet = ctx.open_wallet(request)
         if wallet is None:
             return locked_page(request)
-        summaries = wallet.credentials()
-        names = await run_in_threadpool(type_names, {c.vct for c in summaries}, pages.language(request))
-        issuers = await run_in_threadpool(issuer_names, {c.iss for c in summaries})
-        held = [{"vct": c.vct, "name": names.get(c.vct), "iss": issuers.get(c.iss, c.iss), "exp": _date(c.exp)}
-                for c in summaries]
-        return pages.render(request, "wallet_home.html", credentials=held, csrf=state.csrf)
+        cards = await run_in_threadpool(_cards, ctx, wallet, pages.language(request))
+        return render(request, "wallet_home.html", credentials=cards, csrf=state.csrf,
+                      refuse_when_used_up=wallet.when_used_up != REUSE)
 
     @app.post("/unlock")
     async def unlock(request: Request) -> Response:
-        fields = await form(request, check_csrf=False)
+        fields = await ctx.form(request, check_csrf=False)
         try:
             wallet = await run_in_threadpool(Wallet.open, wallet_path, fields.get("password", ""))
         except WalletError:
@@ -179,101 +130,141 @@ def create_wallet_app(
 
     @app.post("/lock")
     async def lock(request: Request) -> Response:
-        if open_wallet(request) is not None:
-            await form(request)
+        if ctx.open_wallet(request) is not None:
+            await ctx.form(request)
             with state.lock:
-                state.wallet, state.pending, state.session = None, {}, secrets.token_urlsafe(24)
+                state.forget()
+                state.session = secrets.token_urlsafe(24)
         response = RedirectResponse("/", status_code=303)
         response.delete_cookie(WALLET_COOKIE)
         return response
 
+
+def _cards(ctx: WalletContext, wallet: Wallet, lang: str) -> list[dict[str, Any]]:
+    """One card per batch (an issuance's credentials), with its one-time use."""
+    summaries = wallet.credentials()
+    names = {**_type_names(ctx, {c.vct for c in summaries}, lang), **wallet.display_names(lang)}
+    issuers = _issuer_names(ctx, {c.iss for c in summaries})
+    seen: set[tuple[str, ...]] = set()
+    cards = []
+    for c in summaries:
+        if c.batch in seen:
+            continue
+        seen.add(c.batch)
+        cards.append(_card(c, names, issuers))
+    return cards
+
+
+def _card(c: CredentialSummary, names: dict[str, str], issuers: dict[str, str]) -> dict[str, Any]:
+    return {"vct": c.vct, "name": names.get(c.vct), "iss": issuers.get(c.iss, c.iss), "exp": date(c.exp),
+            "unused": c.batch_unused, "total": len(c.batch)}
+
+
+def _type_names(ctx: WalletContext, vcts: set[str], lang: str) -> dict[str, str]:
+    """Display names of credential types, as published on the ledger (certified reads)."""
+    out: dict[str, str] = {}
+    for vct in vcts:
+        try:
+            definition = ctx.light.credential_type(vct, ctx.now_ms())
+        except IdentityError:
+            continue  # unknown or unreachable: the page shows the vct itself
+        name = definition.get("display", {}).get(lang) if isinstance(definition.get("display"), dict) else None
+        out[vct] = str(name or definition.get("name") or vct)
+    return out
+
+
+def _issuer_names(ctx: WalletContext, dids: set[str]) -> dict[str, str]:
+    """Issuers' accredited names, as recorded on the ledger (certified reads)."""
+    out: dict[str, str] = {}
+    for did in dids:
+        try:
+            out[did] = str(ctx.light.issuer(did, ctx.now_ms()).get("name") or did)
+        except IdentityError:
+            continue
+    return out
+
+
+def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/present")
     async def present_form(request: Request) -> Response:
-        if open_wallet(request) is None:
+        if ctx.open_wallet(request) is None:
             return RedirectResponse("/", status_code=303)
-        return pages.render(request, "wallet_present.html", csrf=state.csrf, uri=request.query_params.get("uri", ""))
+        return render(request, "wallet_present.html", csrf=ctx.state.csrf,
+                      uri=request.query_params.get("uri", ""))
 
     @app.post("/present")
     async def present(request: Request) -> Response:
-        wallet = open_wallet(request)
+        wallet = ctx.open_wallet(request)
         if wallet is None:
             return RedirectResponse("/", status_code=303)
-        fields = await form(request)
+        fields = await ctx.form(request)
         try:
             prepared = await run_in_threadpool(presenter.prepare, fields.get("uri", "").strip(), wallet=wallet,
-                                               light=light, http=http, now_ms=now_ms())
+                                               light=ctx.light, http=ctx.http, now_ms=ctx.now_ms())
         except IdentityError as exc:
             await run_in_threadpool(wallet.save)  # the refusal is in the history
-            return pages.render(request, "wallet_done.html", outcome="refused", reason=exc.reason,
-                                detail=str(exc), status_code=400)
+            return failed(request, exc.reason, str(exc), outcome="refused")
         consent = secrets.token_urlsafe(16)
-        with state.lock:
-            state.pending = {consent: prepared}  # one consent at a time
+        ctx.put(consent, prepared)  # one consent at a time
         lang = pages.language(request)
-        return pages.render(request, "wallet_consent.html", csrf=state.csrf, consent=consent,
-                            name=prepared.name(lang), purpose=prepared.purpose(lang),
-                            did=prepared.request.service_did, disclosures=prepared.disclosures)
+        names = await run_in_threadpool(_type_names, ctx, {d.vct for d in prepared.disclosures}, lang)
+        return render(request, "wallet_consent.html", csrf=ctx.state.csrf, consent=consent,
+                      type_names={**names, **wallet.display_names(lang)},
+                      name=prepared.name(lang), purpose=prepared.purpose(lang),
+                      did=prepared.request.service_did, disclosures=prepared.disclosures,
+                      reused=any(d.reused for d in prepared.disclosures))
 
     @app.post("/present/answer")
     async def answer(request: Request) -> Response:
-        wallet = open_wallet(request)
+        wallet = ctx.open_wallet(request)
         if wallet is None:
             return RedirectResponse("/", status_code=303)
-        fields = await form(request)
-        with state.lock:
-            prepared = state.pending.pop(fields.get("consent", ""), None)
+        fields = await ctx.form(request)
+        prepared = ctx.take(fields.get("consent", ""), presenter.Prepared)
         if prepared is None:
             return RedirectResponse("/present", status_code=303)
         lang = pages.language(request)
         agreed = fields.get("choice") == "agree"
+        step = presenter.send if agreed else presenter.decline
         try:
-            if agreed:
-                await run_in_threadpool(presenter.send, prepared, wallet=wallet, http=http, now=now_ms() // 1000,
-                                        lang=lang)
-            else:
-                await run_in_threadpool(presenter.decline, prepared, wallet=wallet, http=http,
-                                        now=now_ms() // 1000, lang=lang)
+            await run_in_threadpool(step, prepared, wallet=wallet, http=ctx.http, now=ctx.now(), lang=lang)
         except IdentityError as exc:
-            return pages.render(request, "wallet_done.html", outcome="refused", reason=exc.reason,
-                                detail=str(exc), status_code=502)
+            return failed(request, exc.reason, str(exc), 502, outcome="refused")
         finally:
             await run_in_threadpool(wallet.save)
-        return pages.render(request, "wallet_done.html", outcome="sent" if agreed else "declined",
-                            name=prepared.name(lang))
+        return render(request, "wallet_done.html", outcome="sent" if agreed else "declined",
+                      name=prepared.name(lang))
 
+
+def _history_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/history")
     async def history(request: Request) -> Response:
-        wallet = open_wallet(request)
+        wallet = ctx.open_wallet(request)
         if wallet is None:
             return RedirectResponse("/", status_code=303)
-        rows = [{"when": _date(h.at, with_time=True), "to": h.verifier or h.aud, "shared": list(h.disclosed),
+        rows = [{"when": date(h.at, with_time=True), "to": h.verifier or h.aud, "shared": list(h.disclosed),
                  "refused": h.refused} for h in reversed(wallet.history())]
-        return pages.render(request, "wallet_history.html", rows=rows)
+        lang = pages.language(request)
+        received = await run_in_threadpool(_received_rows, ctx, wallet, lang)
+        return render(request, "wallet_history.html", rows=rows, received=received)
 
     @app.get("/history.json")
     async def history_json(request: Request) -> Response:
-        wallet = open_wallet(request)
+        wallet = ctx.open_wallet(request)
         if wallet is None:
             return RedirectResponse("/", status_code=303)
-        body = json.dumps([h.to_json() for h in wallet.history()], ensure_ascii=False, indent=2)
-        return JSONResponse(json.loads(body), headers={
+        body = {"shared": [h.to_json() for h in wallet.history()],
+                "received": [{k: v for k, v in i.items() if k != "holder"} for i in wallet.issuances()]}
+        return JSONResponse(json.loads(json.dumps(body, ensure_ascii=False)), headers={
             "Content-Disposition": 'attachment; filename="imi-history.json"', **pages.SECURITY_HEADERS})
 
-    app.add_middleware(BodyLimit, body_bytes_max=WALLET_APP_BODY_BYTES_MAX)
-    app.add_middleware(LoopbackOnly)
-    return app
 
-
-class _Refused(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-def _date(seconds: int | None, *, with_time: bool = False) -> str:
-    if seconds is None:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d", time.localtime(seconds))
+def _received_rows(ctx: WalletContext, wallet: Wallet, lang: str) -> list[dict[str, Any]]:
+    records = wallet.issuances()
+    issuers = _issuer_names(ctx, {r["iss"] for r in records})
+    return [{"when": date(r["at"], with_time=True), "from": issuers.get(r["iss"], r["iss"]),
+             "what": r.get("display", {}).get(lang) or r["vct"], "count": len(r["credentials"])}
+            for r in reversed(records)]
 
 
 __all__ = ["LOOPBACK_HOSTS", "WALLET_COOKIE", "LoopbackOnly", "create_wallet_app"]
