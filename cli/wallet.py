@@ -378,6 +378,31 @@ def _verified(node: str, genesis: Path | None) -> Any:
     return _ledger_client.verified_client(node, genesis, FRESHNESS_MS_DEFAULT)
 
 
+def _ask_consent(uri: str, opened: Wallet, light: Any, http: Any, *, lang: str, yes: bool, as_json: bool,
+                 asks: str, question: str) -> tuple[Any, dict[str, Any], bool]:
+    """Resolve and check a service's request (a refusal is recorded, then exit 1), show on stderr
+    who asks, why and exactly what would be shared, and ask (``--yes``: agreed). Returns the
+    prepared answer, its summary for ``--json`` and whether the person agreed."""
+    from identity import presenter
+
+    try:
+        prepared = presenter.prepare(uri, wallet=opened, light=light, http=http, now_ms=_ledger_client.now_ms())
+    except IdentityError as exc:
+        opened.save()  # the refusal is recorded
+        fail(str(exc), reason=exc.reason, as_json=as_json)
+    summary: dict[str, Any] = {"service": prepared.name(lang), "did": prepared.request.service_did,
+                               "purpose": prepared.purpose(lang),
+                               "disclosed": [{"vct": d.vct, "issuer": d.issuer, "claims": list(d.paths),
+                                              "reused": d.reused} for d in prepared.disclosures]}
+    typer.echo(f"{summary['service']} ({summary['did']}) {asks}: {summary['purpose']}", err=True)
+    for item in summary["disclosed"]:
+        typer.echo(f"  share from {item['vct']}: {', '.join(item['claims'])}", err=True)
+        if item["reused"]:
+            typer.echo("  note: every one-time copy of it was presented before; a service that saw "
+                       "it could link this answer (imi wallet when-used-up refuse to refuse instead)", err=True)
+    return prepared, summary, yes or typer.confirm(question, default=False, err=True)
+
+
 @app.command("present")
 def present(
     uri: str = typer.Argument(..., help="The service's openid4vp:// link (from its QR code)."),
@@ -399,23 +424,8 @@ def present(
     light = _verified(node, genesis)
     http = _ledger_client.http_client()
     try:
-        try:
-            prepared = presenter.prepare(uri, wallet=opened, light=light, http=http,
-                                         now_ms=_ledger_client.now_ms())
-        except IdentityError as exc:
-            opened.save()  # the refusal is recorded
-            fail(str(exc), reason=exc.reason, as_json=as_json)
-        summary: dict[str, Any] = {"service": prepared.name(lang), "did": prepared.request.service_did,
-                   "purpose": prepared.purpose(lang),
-                   "disclosed": [{"vct": d.vct, "issuer": d.issuer, "claims": list(d.paths), "reused": d.reused}
-                                 for d in prepared.disclosures]}
-        typer.echo(f"{summary['service']} ({summary['did']}) asks: {summary['purpose']}", err=True)
-        for item in summary["disclosed"]:
-            typer.echo(f"  share from {item['vct']}: {', '.join(item['claims'])}", err=True)
-            if item["reused"]:
-                typer.echo("  note: every one-time copy of it was presented before; a service that saw "
-                           "it could link this answer (imi wallet when-used-up refuse to refuse instead)", err=True)
-        agreed = yes or typer.confirm("share exactly this?", default=False, err=True)
+        prepared, summary, agreed = _ask_consent(uri, opened, light, http, lang=lang, yes=yes, as_json=as_json,
+                                                 asks="asks", question="share exactly this?")
         try:
             if agreed:
                 presenter.send(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
@@ -444,7 +454,7 @@ def enrol(
     batch: int = typer.Option(1, "--batch", min=1, max=10,
                               help="Credentials per type, each bound to its own key (use each once)."),
     lang: str = typer.Option("en", "--lang", help="Language of the agency's name and purpose: en or zh-CN."),
-    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed, sent, ids}"),
+    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed: [{vct, issuer, claims, reused}], sent, ids}"),
 ) -> None:
     """Enrol at an agency without a visit: present the identity credential it asks for (checked
     against the ledger, with consent), then receive its credentials, bound first to the key that
@@ -459,19 +469,8 @@ def enrol(
     http = _ledger_client.http_client()
     ids: list[str] = []
     try:
-        try:
-            prepared = presenter.prepare(uri, wallet=opened, light=light, http=http, now_ms=_ledger_client.now_ms())
-        except IdentityError as exc:
-            opened.save()  # the refusal is recorded
-            fail(str(exc), reason=exc.reason, as_json=as_json)
-        summary: dict[str, Any] = {"service": prepared.name(lang), "did": prepared.request.service_did,
-                                   "purpose": prepared.purpose(lang),
-                                   "disclosed": [{"vct": d.vct, "issuer": d.issuer, "claims": list(d.paths)}
-                                                 for d in prepared.disclosures]}
-        typer.echo(f"{summary['service']} ({summary['did']}) asks, to enrol you: {summary['purpose']}", err=True)
-        for item in summary["disclosed"]:
-            typer.echo(f"  share from {item['vct']}: {', '.join(item['claims'])}", err=True)
-        agreed = yes or typer.confirm("share exactly this and enrol?", default=False, err=True)
+        prepared, summary, agreed = _ask_consent(uri, opened, light, http, lang=lang, yes=yes, as_json=as_json,
+                                                 asks="asks, to enrol you", question="share exactly this and enrol?")
         try:
             if agreed:
                 ids = enrol_remotely(prepared, wallet=opened, http=http, ledger=light, now=_now(None), batch=batch,

@@ -523,7 +523,8 @@ def test_imi_wallet_enrol_presents_then_receives(world: World, tmp_path: Path,
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
     assert shown["service"] == "Civil Affairs" and shown["did"] == world.civil.did and shown["sent"] is True
-    assert shown["disclosed"] == [{"vct": ID_VCT, "issuer": world.psb.did, "claims": ["family_name", "national_id"]}]
+    assert shown["disclosed"] == [{"vct": ID_VCT, "issuer": world.psb.did, "claims": ["family_name", "national_id"],
+                                   "reused": False}]
     assert len(shown["ids"]) == 2
     reopened = Wallet.open(wallet.path, "pw")
     assert {s.vct for s in reopened.credentials() if s.id in shown["ids"]} == {RES_VCT}
