@@ -1,4 +1,4 @@
-"""Benchmark: presentations verified per second, end to end through the verifier service.
+r"""Benchmark: presentations verified per second, end to end through the verifier service.
 
 A 4-validator devnet (``cli.devnet.Devnet``: real consensus, LevelDB, mutual TLS), an
 accredited agency with a published type and status list (:func:`bench.issue.agency`), a
@@ -27,10 +27,16 @@ Figures (``python -m bench present [--quick]``):
 * ``present.verifier_cpu_ms_per_verification`` — CPU time (user + system, Linux ``/proc``)
   of the ``imi verifier serve`` process per round: its four HTTP exchanges, the request
   object's signature, the ledger reads and the check;
+* ``present.check_cpu_ms`` — the verifier's own check of one response, per CPU second of
+  this process: the service's function (:func:`~identity.http.verifier_service.ledger_verify_one`
+  under :func:`identity.oid4vp.check_response`) over a light client configured as ``imi
+  verifier serve`` configures it (reads reused for ``VERIFIER_READ_REUSE_MS``), on fresh
+  ``vp_token`` answers for credentials it has not seen, after one warm-up response;
 * ``present.verify_cold_ms`` — ``bench verify``'s cold figure measured in the same run
   (``1000 / verify.ours_per_s``: one presentation with every check, no cache, per CPU
-  second), and ``present.verifier_cpu_vs_verify_cold`` — the ratio of the two (≤ 1: the
-  service costs no more per verification than the bare check did).
+  second); ``present.check_vs_verify_cold`` and ``present.verifier_cpu_vs_verify_cold``
+  divide the two figures above by it (the check must stay ≤ 1; the whole service also
+  pays its four HTTP exchanges and the request object's signature).
 
 Wall-clock rates on a shared machine: everything (validators, verifier, clients) runs on it.
 """
@@ -57,9 +63,11 @@ from bench import issue as issue_bench
 from bench import verify as verify_bench
 from cli._consortium import free_ports
 from cli.devnet import Devnet
+from identity import dcql, oid4vp, services
 from identity import did as didmod
-from identity import oid4vp, services
 from identity.fetcher import IdentityHttpFetcher
+from identity.http.constants import VERIFIER_READ_REUSE_MS, VERIFIER_REQUEST_TTL_S
+from identity.http.verifier_service import ledger_verify_one
 from identity.ledger_client import NodeClient
 from identity.ledger_trust import LedgerServiceKeys, status_uri
 from identity.light_client import LightClient
@@ -71,6 +79,7 @@ from ledger.keys import PublicKey, SigningKey
 CLIENTS: Final = 16
 ROUNDS: Final = 320
 ROUNDS_QUICK: Final = 48
+CHECKS: Final = 201  # responses checked in process (the first is a warm-up)
 WARM_UP_ROUNDS: Final = 4  # light client catch-up, first reads, lazy imports: before the clock
 START_S_MAX: Final = 120
 HTTP_TIMEOUT_S: Final = 120.0
@@ -137,12 +146,12 @@ def _serve(net: Devnet, service: _Service, port: int) -> subprocess.Popen[bytes]
     raise RuntimeError("imi verifier serve did not come up")
 
 
-def _wallets(directory: Path, agency: tuple[SigningKey, str], count: int) -> list[Wallet]:
-    """One wallet per round, each holding one credential of its own (status index = round)."""
+def _wallets(directory: Path, agency: tuple[SigningKey, str], count: int, *, first: int = 0) -> list[Wallet]:
+    """One wallet per round, each holding one credential of its own (status index ``first`` + round)."""
     key, did = agency
     now = int(time.time())
     out: list[Wallet] = []
-    for i in range(count):
+    for i in range(first, first + count):
         wallet = Wallet.create(directory / f"wallet-{i}.json", "bench", kdf=KdfParams.fastest())
         holder = wallet.public_key(wallet.new_key("ES256"))
         credential = issue(dict(issue_bench.CLAIMS), issuer_key=key, iss=did, vct=issue_bench.VCT,
@@ -218,6 +227,30 @@ def _measure(service: _Service, known: _KnownService, wallets: list[Wallet]) -> 
     return len(wallets) / elapsed, latencies, wallet_cpu
 
 
+def _check_cpu_ms(light: LightClient, service: _Service, wallets: list[Wallet]) -> float:
+    """CPU ms of the verifier's check per response (the first, warm-up response not counted)."""
+    verify_one = ledger_verify_one(light)
+    responses = []
+    for wallet in wallets:
+        now = int(time.time())
+        request = oid4vp.new_request(service.did, service.url + "/v1/responses", dcql.parse_query(QUESTION),
+                                     nonce=secrets.token_urlsafe(24), state=secrets.token_urlsafe(24), now=now,
+                                     lifetime_s=VERIFIER_REQUEST_TTL_S)
+        responses.append((request, oid4vp.wallet_answer(wallet, request, now=now)))
+
+    def check(request: oid4vp.AuthorizationRequest, token: dict[str, list[str]]) -> None:
+        now = int(time.time())
+        verdict = oid4vp.check_response(request, token, lambda p, q: verify_one(p, q, now))
+        if not verdict.valid:
+            raise RuntimeError(f"check failed: {verdict.reason} {verdict.detail}")
+
+    check(*responses[0])
+    start = time.process_time()
+    for request, token in responses[1:]:
+        check(request, token)
+    return (time.process_time() - start) * 1000 / (len(responses) - 1)
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -241,13 +274,18 @@ def run(quick: bool) -> dict[str, float]:
             proc = _serve(net, service, port)
             wallets = _wallets(Path(tmp), agency, WARM_UP_ROUNDS + rounds)
             light = LightClient(Genesis.loads((directory / "genesis.json").read_text()),
-                                IdentityHttpFetcher(net.nodes()[0].api), FRESHNESS_MS)
+                                IdentityHttpFetcher(net.nodes()[0].api), FRESHNESS_MS,
+                                reuse_ms=VERIFIER_READ_REUSE_MS)  # as imi verifier serve reads
             light.catch_up()
             known = _KnownService(light, did, f"{did}#{key.key_id}")
             _measure(service, known, wallets[:WARM_UP_ROUNDS])
             cpu_before = issue_bench.cpu_s(proc.pid)
             rate, latencies, wallet_cpu = _measure(service, known, wallets[WARM_UP_ROUNDS:])
             cpu_ms = (issue_bench.cpu_s(proc.pid) - cpu_before) * 1000 / rounds
+            proc.kill()  # the in-process check below runs alone beside the validators
+            proc.wait(timeout=30)
+            proc = None
+            check_ms = _check_cpu_ms(light, service, _wallets(Path(tmp), agency, CHECKS, first=len(wallets)))
         finally:
             if proc is not None:
                 proc.kill()
@@ -259,6 +297,8 @@ def run(quick: bool) -> dict[str, float]:
     figures["present.wallet_cpu_ms_p50"] = round(statistics.median(wallet_cpu) * 1000, 2)
     cold_ms = 1000 / verify_bench.run(quick)["verify.ours_per_s"]  # the same machine, same minute
     figures["present.verify_cold_ms"] = round(cold_ms, 3)
+    figures["present.check_cpu_ms"] = round(check_ms, 3)
+    figures["present.check_vs_verify_cold"] = round(check_ms / cold_ms, 2)
     if cpu_ms > 0:  # /proc present
         figures["present.verifier_cpu_ms_per_verification"] = round(cpu_ms, 2)
         figures["present.verifier_cpu_vs_verify_cold"] = round(cpu_ms / cold_ms, 2)

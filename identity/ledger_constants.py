@@ -64,6 +64,7 @@ CLOCK_SKEW_MS: Final = 5_000  # a header may be this far ahead of the client's c
 # work, never how many changes a long-lived client can follow.
 VALSET_CHANGES_FOLLOW_MAX: Final = 64
 LIGHT_CLIENT_FETCHES_MAX: Final = 4096  # fetches spent following changes in one call
+READ_REUSE_KEYS_MAX: Final = 4096  # state keys whose last read a client with reuse_ms keeps
 VALSET_HISTORY_MAX: Final = 4096  # validator sets a light client keeps (the oldest go first)
 # A one-shot client (a command) catches up in rounds of VALSET_CHANGES_FOLLOW_MAX changes,
 # each kept; this many rounds is 65,536 changes before it gives up (refresh the genesis).
