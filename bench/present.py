@@ -97,6 +97,7 @@ class _Service:
     directory: Path
     url: str
     staff: dict[str, str]
+    question: dict[str, Any]  # the DCQL query staff ask (within the registration)
 
 
 def _register_service(net: Devnet, directory: Path, out: Path) -> tuple[str, SigningKey]:
@@ -180,7 +181,7 @@ class _KnownService:
 
 def _round(http: httpx.Client, service: _Service, known: _KnownService, wallet: Wallet) -> float:
     """One question answered; returns the wallet's CPU seconds. Raises if the verdict is not valid."""
-    made = http.post(service.url + "/v1/requests", json={"dcql_query": QUESTION}, headers=service.staff)
+    made = http.post(service.url + "/v1/requests", json={"dcql_query": service.question}, headers=service.staff)
     if made.status_code != 200:
         raise RuntimeError(f"request refused: HTTP {made.status_code} {made.text[:200]}")
     client_id, request_uri = oid4vp.parse_authorization_uri(made.json()["request_uri"])
@@ -233,7 +234,7 @@ def _check_cpu_ms(light: LightClient, service: _Service, wallets: list[Wallet]) 
     responses = []
     for wallet in wallets:
         now = int(time.time())
-        request = oid4vp.new_request(service.did, service.url + "/v1/responses", dcql.parse_query(QUESTION),
+        request = oid4vp.new_request(service.did, service.url + "/v1/responses", dcql.parse_query(service.question),
                                      nonce=secrets.token_urlsafe(24), state=secrets.token_urlsafe(24), now=now,
                                      lifetime_s=VERIFIER_REQUEST_TTL_S)
         responses.append((request, oid4vp.wallet_answer(wallet, request, now=now)))
@@ -270,7 +271,7 @@ def run(quick: bool) -> dict[str, float]:
             did, key = _register_service(net, directory, Path(tmp) / "service")
             token = (Path(tmp) / "service" / "staff.token").read_text().strip()
             service = _Service(did, key, Path(tmp) / "service", f"http://127.0.0.1:{port}",
-                               {"authorization": f"Bearer {token}"})
+                               {"authorization": f"Bearer {token}"}, QUESTION)
             proc = _serve(net, service, port)
             wallets = _wallets(Path(tmp), agency, WARM_UP_ROUNDS + rounds)
             light = LightClient(Genesis.loads((directory / "genesis.json").read_text()),
