@@ -55,6 +55,7 @@ STATUS_LIST_ID_CHARS_MAX: Final = 96
 STATUS_UPDATES_PER_TX_MAX: Final = 256
 STATUS_LIST_ENCODED_CHARS_MAX: Final = 4 * STATUS_LIST_SIZE_MAX  # base64url of zlib, generous
 ZLIB_LEVEL: Final = 9  # the draft's examples are zlib level 9
+STATUS_ALLOCATE_DRAWS_MAX: Final = 64  # expected random draws for a free index before a scan instead
 
 # --- light client ----------------------------------------------------------------
 FRESHNESS_MS_DEFAULT: Final = 60_000
