@@ -103,10 +103,10 @@ class IssuerStore:
                                    (subject,)).fetchone()
             if row is not None:
                 return Enrolment(*row)
-            count = self._db.execute("SELECT COUNT(*) FROM enrolments").fetchone()[0]
-            if count >= ENROLMENTS_MAX:
+            if self._count_locked("enrolments") >= ENROLMENTS_MAX:
                 raise IssuanceError("enrolments are full", reason="records-full")
             self._write("INSERT INTO enrolments VALUES (?, ?, ?, ?, ?)", [(subject, kind, holder, via, at)])
+            self._counts["enrolments"] += 1
         return Enrolment(subject, kind, holder, via, at)
 
     def enrolment(self, subject: str) -> Enrolment | None:

@@ -168,8 +168,10 @@ def test_issuer_store_choices_and_bounds_survive_a_reopen(tmp_path: Path, monkey
     with pytest.raises(IssuanceError) as err:
         again.add(_issued(8))
     assert err.value.reason == "records-full"
-    again.enrol("b", "jwk", "t", via="staff", at=3)
+    assert again.enrol_first("b", "jwk", "t", via="offer", at=3).holder == "t"
     again.enrol("a", "jwk", "t3", via="staff", at=4)  # replacing a binding is always possible
-    with pytest.raises(IssuanceError) as err:
-        again.enrol("c", "jwk", "t", via="staff", at=5)
-    assert err.value.reason == "records-full"
+    assert again.enrol_first("b", "jwk", "other", via="offer", at=4).holder == "t"  # bound already
+    for enrol in (again.enrol, again.enrol_first):
+        with pytest.raises(IssuanceError) as err:
+            enrol("c", "jwk", "t", via="staff", at=5)
+        assert err.value.reason == "records-full"
