@@ -279,14 +279,15 @@ class LightClient:
         return entry.value[0]
 
     def get_value(self, key: bytes, now_ms: int, *, height: int | None = None) -> Value:
-        """The decoded value at ``key``; :class:`NotFoundError` for a proven absence."""
+        """The decoded value at ``key`` (a record of its own at the top level: the caller may
+        change it); :class:`NotFoundError` for a proven absence."""
         verified = self.get_verified(key, now_ms, height=height)
         if verified.value is None:
             raise NotFoundError(f"{key.decode('utf-8', 'replace')} is provably absent")
         value = self._decoded(verified)
         if not isinstance(value, dict):
             raise LightClientError("certified value has an unexpected shape", reason="malformed-value")
-        return value
+        return dict(value)
 
     def resolve_did(self, did: str, now_ms: int, *, version: int | None = None,
                     height: int | None = None) -> dict[str, Any]:
@@ -358,7 +359,7 @@ class LightClient:
     # --- internals ---------------------------------------------------------------------
     def _record(self, key: bytes, now_ms: int, missing: str) -> dict[str, Any]:
         try:
-            return dict(self.get_value(key, now_ms))  # type: ignore[arg-type]
+            return self.get_value(key, now_ms)  # type: ignore[return-value]
         except NotFoundError as exc:
             raise NotFoundError(str(exc), reason=missing) from exc
 

@@ -467,6 +467,7 @@ def test_a_reused_read_is_decoded_once_and_callers_get_their_own_record(monkeypa
     lc = LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000, reuse_ms=1_000)
     first = lc.issuer(agency.did, now(ch))
     first["status"] = "changed by a caller"
+    lc.get_value(statekeys.issuer_key(agency.did), now(ch))["status"] = "and by another"  # type: ignore[index]
     assert lc.issuer(agency.did, now(ch))["status"] == "accredited"
     assert lc.resolve_did(agency.did, now(ch))["didDocument"]["id"] == agency.did
     assert lc.resolve_did(agency.did, now(ch))["didDocument"]["id"] == agency.did
