@@ -129,9 +129,8 @@ class IssuerStore:
     def choose_unused(self, list_id: str, count: int, choose: Callable[[set[int]], int]) -> list[int]:
         """``count`` distinct indices of ``list_id`` not given out, each ``choose(taken)`` (which
         must return an index not in ``taken``, or raise; a taken one raises IssuanceError
-        ``index-taken``). Nothing is reserved: the caller
-        records them with :meth:`add_many`, which refuses an index taken meanwhile. Costs
-        O(count), not O(indices given out)."""
+        ``index-taken``). Nothing is reserved: the caller records them with :meth:`add_many`,
+        which refuses an index taken meanwhile. Costs O(count), not O(indices given out)."""
         chosen: list[int] = []
         with self._lock:
             taken = self._used_locked(list_id)
