@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "devnet": "bench.devnet",
     "degraded": "bench.degraded",
     "issue": "bench.issue",
+    "present": "bench.present",
 }
 
 

@@ -72,10 +72,13 @@ def read_genesis(path: Path | None) -> Genesis:
         fail(f"genesis {str(path)!r}: {exc}", reason=exc.reason)
 
 
-def verified_client(node: str, genesis: Path | None, freshness_ms: int) -> LightClient:
+def verified_client(node: str, genesis: Path | None, freshness_ms: int, *, reuse_ms: int = 0) -> LightClient:
+    """A light client over ``node``, caught up; ``reuse_ms`` (capped at ``freshness_ms``)
+    answers a current read again for that long (a long-lived service)."""
     if freshness_ms <= 0:
         usage("--freshness-ms must be positive")
-    client = LightClient(read_genesis(genesis), HttpFetcher(node, client=http_client()), freshness_ms)
+    client = LightClient(read_genesis(genesis), HttpFetcher(node, client=http_client()), freshness_ms,
+                         reuse_ms=min(reuse_ms, freshness_ms))
     try:  # a command starts from the genesis: follow every validator-set change now
         client.catch_up()
     except ImiError as exc:

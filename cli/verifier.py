@@ -111,6 +111,7 @@ def serve(
     """Serve the verifier service and its counter page (/counter) for the service DID."""
 
     from identity.errors import NotFoundError
+    from identity.http.constants import VERIFIER_READ_REUSE_MS
     from identity.http.verifier_service import (
         VerifierConfig,
         create_verifier_app,
@@ -125,7 +126,7 @@ def serve(
     url = (public_url or f"http://{host}:{port}").rstrip("/")
     if host not in LOOPBACK and not url.startswith("https://"):
         usage("a non-loopback --host needs an https --public-url (put it behind a TLS proxy)")
-    light = _ledger_client.verified_client(node, genesis, freshness_ms)
+    light = _ledger_client.verified_client(node, genesis, freshness_ms, reuse_ms=VERIFIER_READ_REUSE_MS)
 
     def registration() -> dict[str, Any] | None:
         try:

@@ -458,15 +458,11 @@ class IssuerAgent:
                 raise IssuanceError(f"status list {self.list_id} belongs to another issuer",
                                     reason="not-list-owner")
             self._status_list = record
-        used = self.records.used(self.list_id)
-        indices: list[int] = []
-        try:
-            for _ in range(count):
-                indices.append(allocate_index(record["lst"], record["bits"], used))
-                used.add(indices[-1])
+        lst, bits = record["lst"], record["bits"]
+        try:  # against the store's own set of given-out indices: no copy per request
+            return self.records.choose_unused(self.list_id, count, lambda taken: allocate_index(lst, bits, taken))
         except StatusListError as exc:
             raise IssuanceError(str(exc), reason=exc.reason) from exc
-        return indices
 
     def credential_status(self, idx: int, now: int) -> int:
         """The ledger's status code of entry ``idx`` of this issuer's list (light client, under
@@ -482,7 +478,7 @@ class IssuerAgent:
         """Indices given out, and the list's capacity once it was read (first issuance)."""
         record = self._status_list
         capacity = len(record["lst"]) * 8 // int(record["bits"]) if record is not None else None
-        return len(self.records.used(self.list_id)), capacity
+        return self.records.used_count(self.list_id), capacity
 
     # --- status -------------------------------------------------------------------------------
     def set_status(self, idx: int, action: str) -> int | None:

@@ -14,13 +14,16 @@ Tables::
            PRIMARY KEY (list_id, idx))
 
 ``path=None`` keeps everything in memory (tests, the demo). Thread-safe: one connection
-behind a lock.
+behind a lock. Nothing on the issuing path grows with the number of records: the
+indices given out per list and the row counts (for the ``*_MAX`` bounds) are read from
+the database once and then kept in memory, updated after each committed write.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -54,7 +57,7 @@ class Enrolment:
 class IssuerStore:
     """Enrolments and issued-credential records (see module doc)."""
 
-    __slots__ = ("_db", "_lock", "_used", "path")
+    __slots__ = ("_counts", "_db", "_lock", "_used", "path")
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
@@ -71,6 +74,7 @@ class IssuerStore:
             raise ValueError(f"issuer store {str(path)!r} is unusable: {exc}") from exc
         self._lock = threading.Lock()
         self._used: dict[str, set[int]] = {}
+        self._counts: dict[str, int] = {}  # table -> rows, read once
 
     def close(self) -> None:
         with self._lock:
@@ -82,10 +86,11 @@ class IssuerStore:
         if kind not in ("did", "jwk"):
             raise ValueError("holder kind is did or jwk")
         with self._lock:
-            count = self._db.execute("SELECT COUNT(*) FROM enrolments").fetchone()[0]
-            if count >= ENROLMENTS_MAX:
+            new = self._db.execute("SELECT 1 FROM enrolments WHERE subject = ?", (subject,)).fetchone() is None
+            if new and self._count_locked("enrolments") >= ENROLMENTS_MAX:
                 raise IssuanceError("enrolments are full", reason="records-full")
             self._write("INSERT OR REPLACE INTO enrolments VALUES (?, ?, ?, ?, ?)", [(subject, kind, holder, via, at)])
+            self._counts["enrolments"] += new
         return Enrolment(subject, kind, holder, via, at)
 
     def enrol_first(self, subject: str, kind: str, holder: str, *, via: str, at: int) -> Enrolment:
@@ -98,10 +103,10 @@ class IssuerStore:
                                    (subject,)).fetchone()
             if row is not None:
                 return Enrolment(*row)
-            count = self._db.execute("SELECT COUNT(*) FROM enrolments").fetchone()[0]
-            if count >= ENROLMENTS_MAX:
+            if self._count_locked("enrolments") >= ENROLMENTS_MAX:
                 raise IssuanceError("enrolments are full", reason="records-full")
             self._write("INSERT INTO enrolments VALUES (?, ?, ?, ?, ?)", [(subject, kind, holder, via, at)])
+            self._counts["enrolments"] += 1
         return Enrolment(subject, kind, holder, via, at)
 
     def enrolment(self, subject: str) -> Enrolment | None:
@@ -116,6 +121,35 @@ class IssuerStore:
         with self._lock:
             return set(self._used_locked(list_id))
 
+    def used_count(self, list_id: str) -> int:
+        """How many indices of ``list_id`` were given out."""
+        with self._lock:
+            return len(self._used_locked(list_id))
+
+    def choose_unused(self, list_id: str, count: int, choose: Callable[[set[int]], int]) -> list[int]:
+        """``count`` distinct indices of ``list_id`` not given out, each ``choose(taken)`` (which
+        must return an index not in ``taken``, or raise; a taken one raises IssuanceError
+        ``index-taken``). Nothing is reserved: the caller records them with :meth:`add_many`,
+        which refuses an index taken meanwhile. Costs O(count), not O(indices given out)."""
+        chosen: list[int] = []
+        with self._lock:
+            taken = self._used_locked(list_id)
+            try:
+                for _ in range(count):
+                    index = choose(taken)
+                    if index in taken:  # never by allocate_index; undoing it below would free it
+                        raise IssuanceError(f"index {index} is already given out", reason="index-taken")
+                    taken.add(index)  # so the next choice differs; undone below
+                    chosen.append(index)
+            finally:
+                taken.difference_update(chosen)
+        return chosen
+
+    def _count_locked(self, table: str) -> int:
+        if table not in self._counts:
+            self._counts[table] = int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        return self._counts[table]
+
     def _used_locked(self, list_id: str) -> set[int]:
         if list_id not in self._used:
             rows = self._db.execute("SELECT idx FROM issued WHERE list_id = ?", (list_id,)).fetchall()
@@ -126,11 +160,11 @@ class IssuerStore:
         """Record issued credentials in one durable transaction; an index already taken or a
         write failure raises IssuanceError and records nothing (the caller hands out nothing)."""
         with self._lock:
-            count = self._db.execute("SELECT COUNT(*) FROM issued").fetchone()[0]
-            if count + len(records) > ISSUED_RECORDS_MAX:
+            if self._count_locked("issued") + len(records) > ISSUED_RECORDS_MAX:
                 raise IssuanceError("issuer records are full", reason="records-full")
             self._write(f"INSERT INTO issued VALUES ({', '.join('?' * len(_ISSUED_COLUMNS))})",
                         [tuple(r[c] for c in _ISSUED_COLUMNS) for r in records])
+            self._counts["issued"] += len(records)
             for r in records:
                 self._used_locked(str(r["list_id"])).add(int(r["idx"]))
 

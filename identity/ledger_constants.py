@@ -55,6 +55,7 @@ STATUS_LIST_ID_CHARS_MAX: Final = 96
 STATUS_UPDATES_PER_TX_MAX: Final = 256
 STATUS_LIST_ENCODED_CHARS_MAX: Final = 4 * STATUS_LIST_SIZE_MAX  # base64url of zlib, generous
 ZLIB_LEVEL: Final = 9  # the draft's examples are zlib level 9
+STATUS_ALLOCATE_DRAWS_MAX: Final = 64  # expected random draws for a free index before a scan instead
 
 # --- light client ----------------------------------------------------------------
 FRESHNESS_MS_DEFAULT: Final = 60_000
@@ -64,6 +65,7 @@ CLOCK_SKEW_MS: Final = 5_000  # a header may be this far ahead of the client's c
 # work, never how many changes a long-lived client can follow.
 VALSET_CHANGES_FOLLOW_MAX: Final = 64
 LIGHT_CLIENT_FETCHES_MAX: Final = 4096  # fetches spent following changes in one call
+READ_REUSE_KEYS_MAX: Final = 4096  # state keys whose last read a client with reuse_ms keeps
 VALSET_HISTORY_MAX: Final = 4096  # validator sets a light client keeps (the oldest go first)
 # A one-shot client (a command) catches up in rounds of VALSET_CHANGES_FOLLOW_MAX changes,
 # each kept; this many rounds is 65,536 changes before it gives up (refresh the genesis).

@@ -24,6 +24,16 @@ stable ``reason``) is raised — a wrong answer is never returned as a result:
    the header is not from the future (beyond :data:`CLOCK_SKEW_MS`). Reads at an
    explicit height are historical and skip this check.
 
+A long-lived client that reads the same keys many times a second (a verifier
+service) may pass ``reuse_ms``: a current read that passed every check is then
+answered again, without a fetch, for ``reuse_ms`` after it was made (by the
+caller's ``now_ms``), and only while it still meets the freshness bound above, so
+nothing is accepted that a fresh read from a node lagging by that much would not
+have given. Its decoded value is reused too (callers get a new top-level dict each
+time; nested values are shared and must not be modified). At most
+:data:`READ_REUSE_KEYS_MAX` keys are kept (the least recently read go first). The
+default, 0, reads afresh every time.
+
 Trust assumption (documented weak subjectivity): a validator set that was once in
 power keeps more than two thirds of its power honest; a client that has been
 offline for long should refresh its genesis/trusted set out of band.
@@ -44,6 +54,7 @@ import base64
 import bisect
 import threading
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -56,6 +67,7 @@ from identity.ledger_constants import (
     CLOCK_SKEW_MS,
     FRESHNESS_MS_DEFAULT,
     LIGHT_CLIENT_FETCHES_MAX,
+    READ_REUSE_KEYS_MAX,
     VALSET_CHANGES_FOLLOW_MAX,
     VALSET_HISTORY_MAX,
 )
@@ -96,6 +108,15 @@ class Verified:
             return decode(self.value)
         except LedgerError as exc:
             raise LightClientError(f"certified value is not canonical: {exc}", reason="malformed-value") from exc
+
+
+@dataclass(slots=True)
+class _Kept:
+    """A current read kept for reuse: when it was made (caller's clock), and its value once decoded."""
+
+    read_at: int
+    verified: Verified
+    value: tuple[Value] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,13 +183,17 @@ class LightClient:
     ``freshness_ms`` bounds how old (by header time) a current answer may be.
     ``history`` is the validator-set history to use and extend (default: a new one
     from the genesis); pass a shared one to keep what was learned across clients.
+    ``reuse_ms`` (at most ``freshness_ms``) answers a current read again for that long
+    (module doc).
     """
 
     def __init__(self, genesis: Genesis, fetcher: Fetcher, freshness_ms: int = FRESHNESS_MS_DEFAULT,
                  *, proof_verifier: ProofVerifier | None = None,
-                 history: ValidatorSetHistory | None = None) -> None:
+                 history: ValidatorSetHistory | None = None, reuse_ms: int = 0) -> None:
         if freshness_ms <= 0:
             raise ValueError("freshness_ms must be positive")
+        if not 0 <= reuse_ms <= freshness_ms:
+            raise ValueError("reuse_ms must lie in 0..freshness_ms")
         self.genesis = genesis
         self.fetcher = fetcher
         self.freshness_ms = freshness_ms
@@ -178,6 +203,9 @@ class LightClient:
             raise ValueError("the validator-set history starts from another genesis")
         self.history = history if history is not None else ValidatorSetHistory(genesis.validators)
         self._fetches = 0
+        self.reuse_ms = reuse_ms
+        self._recent: OrderedDict[bytes, _Kept] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     # --- public reads -------------------------------------------------------------
     def latest_header(self, now_ms: int) -> BlockHeader:
@@ -209,22 +237,57 @@ class LightClient:
 
     def get_verified(self, key: bytes, now_ms: int, *, height: int | None = None) -> Verified:
         """Read ``key`` (current, or at ``height``) with every check; absence is ``value=None``."""
+        if height is None and self.reuse_ms:
+            recent = self._reused(key, now_ms)
+            if recent is not None:
+                return recent
         answer = self._answer(self._fetch(lambda: self.fetcher.state(key, height)), key, height)
         if height is None:
             self._check_fresh(answer.header, now_ms)
         self._verify_header(answer.header, answer.certificate)
         self._check_proof(answer)
-        return Verified(key, answer.value, answer.header.height, answer.header.hash, answer.header.time_ms)
+        verified = Verified(key, answer.value, answer.header.height, answer.header.hash, answer.header.time_ms)
+        if height is None and self.reuse_ms:
+            with self._recent_lock:
+                self._recent[key] = _Kept(now_ms, verified)
+                self._recent.move_to_end(key)
+                while len(self._recent) > READ_REUSE_KEYS_MAX:
+                    self._recent.popitem(last=False)
+        return verified
+
+    def _reused(self, key: bytes, now_ms: int) -> Verified | None:
+        """A current read of ``key`` made at most ``reuse_ms`` before ``now_ms`` and still fresh."""
+        with self._recent_lock:
+            entry = self._recent.get(key)
+        if entry is None:
+            return None
+        verified = entry.verified
+        if not 0 <= now_ms - entry.read_at <= self.reuse_ms or now_ms - verified.time_ms > self.freshness_ms:
+            return None
+        return verified
+
+    def _decoded(self, verified: Verified) -> Value:
+        """``verified.decoded()``, decoded once per kept read when reads are reused."""
+        if not self.reuse_ms:
+            return verified.decoded()
+        with self._recent_lock:
+            entry = self._recent.get(verified.key)
+        if entry is None or entry.verified is not verified:
+            return verified.decoded()
+        if entry.value is None:
+            entry.value = (verified.decoded(),)
+        return entry.value[0]
 
     def get_value(self, key: bytes, now_ms: int, *, height: int | None = None) -> Value:
-        """The decoded value at ``key``; :class:`NotFoundError` for a proven absence."""
+        """The decoded value at ``key`` (a record of its own at the top level: the caller may
+        change it); :class:`NotFoundError` for a proven absence."""
         verified = self.get_verified(key, now_ms, height=height)
         if verified.value is None:
             raise NotFoundError(f"{key.decode('utf-8', 'replace')} is provably absent")
-        value = verified.decoded()
+        value = self._decoded(verified)
         if not isinstance(value, dict):
             raise LightClientError("certified value has an unexpected shape", reason="malformed-value")
-        return value
+        return dict(value)
 
     def resolve_did(self, did: str, now_ms: int, *, version: int | None = None,
                     height: int | None = None) -> dict[str, Any]:
@@ -235,7 +298,7 @@ class LightClient:
         verified = self.get_verified(key, now_ms, height=height)
         if verified.value is None:
             raise NotFoundError(f"{did} is not on the ledger", reason="did-not-found")
-        record = verified.decoded()
+        record = self._decoded(verified)
         if not isinstance(record, dict) or record.get("did") != did:
             raise LightClientError("certified DID record is for another DID", reason="malformed-value")
         out = didmod.resolution(record)
@@ -257,16 +320,21 @@ class LightClient:
 
     def status_list(self, list_id: str, now_ms: int) -> dict[str, Any]:
         """A status list record, with its draft ``status_list`` form (``{bits, lst}``) added."""
+        record = self._status_record(list_id, now_ms)
+        record["status_list"] = sl.to_json(record["lst"], record["bits"])
+        return record
+
+    def _status_record(self, list_id: str, now_ms: int) -> dict[str, Any]:
         record = self._record(statekeys.status_list_key(list_id), now_ms, "list-not-found")
         lst, bits = record.get("lst"), record.get("bits")
         if not isinstance(lst, bytes) or not isinstance(bits, int) or bits not in (1, 2):
             raise LightClientError("certified status list has an unexpected shape", reason="malformed-value")
-        record["status_list"] = sl.to_json(lst, bits)
         return record
 
     def status(self, list_id: str, index: int, now_ms: int) -> int:
-        """Status (0 valid, 1 invalid, 2 suspended) of entry ``index`` of a list."""
-        record = self.status_list(list_id, now_ms)
+        """Status (0 valid, 1 invalid, 2 suspended) of entry ``index`` of a list (the list's
+        compressed draft form is not built: a verifier asks this per presentation)."""
+        record = self._status_record(list_id, now_ms)
         if not 0 <= index < record.get("size", 0):
             raise LightClientError(f"index {index} outside the list", reason="index-out-of-range")
         try:
@@ -291,7 +359,7 @@ class LightClient:
     # --- internals ---------------------------------------------------------------------
     def _record(self, key: bytes, now_ms: int, missing: str) -> dict[str, Any]:
         try:
-            return dict(self.get_value(key, now_ms))  # type: ignore[arg-type]
+            return self.get_value(key, now_ms)  # type: ignore[return-value]
         except NotFoundError as exc:
             raise NotFoundError(str(exc), reason=missing) from exc
 

@@ -1,5 +1,6 @@
-"""The benchmark tools' own logic: the fixed-rate setting of the devnet bench and the
-A/B comparison's interval (the benchmarks themselves run with ``make bench``)."""
+"""The benchmark tools' own logic: the fixed-rate setting of the devnet bench, the
+A/B comparison's interval, and one round of the presentation bench against the verifier
+service in process (the benchmarks themselves run with ``make bench``)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,25 @@ def test_the_validator_code_must_be_a_checkout(monkeypatch: pytest.MonkeyPatch, 
     (tmp_path / "cli").mkdir()
     (tmp_path / "cli" / "main.py").write_text("")
     assert _validator_code() == tmp_path
+
+
+def test_a_present_round_goes_through_the_verifier_service_and_must_end_valid(tmp_path: Path) -> None:
+    """``bench present``'s round and in-process check against the verifier service of the
+    service tests (in process, over a real certified ledger): a valid credential gives a
+    verdict; a revoked one makes the round fail instead of being counted."""
+    from bench import present
+    from identity.wallet import KdfParams, Wallet
+    from tests.test_verifier_service import PUBLIC, QUESTION, TOKEN, _credential, make_world
+
+    world = make_world(tmp_path, PUBLIC, wall_clock=True)
+    service = present._Service(world.desk.did, world.desk.key, tmp_path, PUBLIC,
+                               {"authorization": f"Bearer {TOKEN}"}, QUESTION)
+    known = present._KnownService(world.light, world.desk.did, f"{world.desk.did}#{world.desk.key.key_id}")
+    assert present._round(world.verifier, service, known, world.wallet) > 0  # the wallet's CPU seconds
+    assert present._check_cpu_ms(world.light, service, [world.wallet, world.wallet]) > 0
+    revoked = Wallet.create(tmp_path / "revoked.json", "pw", kdf=KdfParams.fastest())
+    revoked.add_credential(_credential(world.scene, revoked, idx=7), now=world.now())
+    with pytest.raises(RuntimeError, match="revoked"):
+        present._round(world.verifier, service, known, revoked)
+    with pytest.raises(RuntimeError, match="revoked"):
+        present._check_cpu_ms(world.light, service, [world.wallet, revoked])

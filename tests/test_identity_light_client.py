@@ -402,3 +402,77 @@ def test_unreachable_node_is_an_error_not_a_crash() -> None:
     with pytest.raises(LightClientError) as err:
         LightClient(ch.c.genesis, Down(ch), 10_000).resolve_did(alice.did, now(ch))
     assert err.value.reason == "node-unavailable"
+
+
+# --- reusing a verified read (reuse_ms) ----------------------------------------------------------
+def test_a_current_read_is_reused_only_within_reuse_ms_and_freshness() -> None:
+    ch, _, agency = populated()
+    fetcher = ChainFetcher(ch)
+    lc = LightClient(ch.c.genesis, fetcher, freshness_ms=10_000, reuse_ms=1_000)
+    t = now(ch)
+    assert lc.status("L1", 7, t) == 1
+    assert fetcher.calls == 1
+    ch.block(ch.tx("status.set", agency.did, {"list_id": "L1", "updates": [[8, 1]]}, agency.key))
+    assert lc.status("L1", 8, t + 1_000) == 0  # within the window: the earlier read, no fetch
+    assert fetcher.calls == 1
+    assert lc.status("L1", 8, t + 1_001) == 1  # past it: read afresh, the change is seen
+    assert fetcher.calls == 2
+    assert lc.status("L1", 8, t) == 1 and fetcher.calls == 3  # a read made "later" is not reused earlier
+    assert lc.status("L1", 8, t) == 1 and fetcher.calls == 3  # ... but again at that instant it is
+    lc.resolve_did(agency.did, t, height=2)
+    lc.resolve_did(agency.did, t, height=2)
+    assert fetcher.calls == 5  # historical reads are never reused
+
+
+def test_a_reused_read_still_meets_the_freshness_bound() -> None:
+    ch, alice, _ = populated()
+    fetcher = ChainFetcher(ch)
+    lc = LightClient(ch.c.genesis, fetcher, freshness_ms=2_000, reuse_ms=2_000)
+    header_time = ch.time(ch.height)
+    lc.resolve_did(alice.did, header_time + 1_500)
+    with pytest.raises(LightClientError) as err:  # within reuse_ms of the read, but the header is too old now
+        lc.resolve_did(alice.did, header_time + 2_500)
+    assert err.value.reason == "stale-header" and fetcher.calls == 2
+
+
+def test_reuse_is_off_by_default_bounded_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    ch, alice, agency = populated()
+    fetcher = ChainFetcher(ch)
+    plain = LightClient(ch.c.genesis, fetcher, freshness_ms=10_000)
+    plain.resolve_did(alice.did, now(ch))
+    plain.resolve_did(alice.did, now(ch))
+    assert fetcher.calls == 2
+    monkeypatch.setattr("identity.light_client.READ_REUSE_KEYS_MAX", 1)
+    lc = LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000, reuse_ms=1_000)
+    lc.resolve_did(alice.did, now(ch))
+    lc.resolve_did(agency.did, now(ch))  # pushes alice's read out
+    assert list(lc._recent) == [statekeys.did_key(agency.did)]
+    for bad in (-1, 10_001):
+        with pytest.raises(ValueError, match="reuse_ms"):
+            LightClient(ch.c.genesis, fetcher, freshness_ms=10_000, reuse_ms=bad)
+
+
+def test_a_reused_read_is_decoded_once_and_callers_get_their_own_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity.light_client import Verified
+
+    ch, _, agency = populated()
+    decodes: list[bytes] = []
+    real = Verified.decoded
+
+    def counting(self: Verified) -> Any:
+        decodes.append(self.key)
+        return real(self)
+
+    monkeypatch.setattr(Verified, "decoded", counting)
+    lc = LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000, reuse_ms=1_000)
+    first = lc.issuer(agency.did, now(ch))
+    first["status"] = "changed by a caller"
+    lc.get_value(statekeys.issuer_key(agency.did), now(ch))["status"] = "and by another"  # type: ignore[index]
+    assert lc.issuer(agency.did, now(ch))["status"] == "accredited"
+    assert lc.resolve_did(agency.did, now(ch))["didDocument"]["id"] == agency.did
+    assert lc.resolve_did(agency.did, now(ch))["didDocument"]["id"] == agency.did
+    assert decodes == [statekeys.issuer_key(agency.did), statekeys.did_key(agency.did)]
+    plain = LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000)
+    plain.issuer(agency.did, now(ch))
+    plain.issuer(agency.did, now(ch))
+    assert len(decodes) == 4  # without reuse every read is decoded

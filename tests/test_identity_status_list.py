@@ -92,6 +92,29 @@ def test_allocate_index_is_random_unused_and_fills_the_list() -> None:
     assert err.value.reason == "list-full"
 
 
+def test_allocate_index_draws_until_nearly_full_and_only_then_scans() -> None:
+    """A half-full list (an enrolment day's ordinary state) is served by random draws over
+    the whole list, not by listing its free entries on every call (O(size) each)."""
+    from identity.ledger_constants import STATUS_ALLOCATE_DRAWS_MAX
+
+    bounds: list[int] = []
+
+    class Counting(random.Random):
+        def randrange(self, *args: int, **kwargs: int) -> int:  # type: ignore[override]
+            bounds.append(args[0])
+            return super().randrange(*args, **kwargs)
+
+    size = 8 * STATUS_ALLOCATE_DRAWS_MAX
+    lst, rng = sl.new_list(size, 1), Counting(3)
+    used = set(range(size - 8))  # exactly 1/STATUS_ALLOCATE_DRAWS_MAX of it free
+    assert sl.allocate_index(lst, 1, used, rng) >= size - 8
+    assert set(bounds) == {size}  # draws over the whole list
+    used.add(size - 8)
+    bounds.clear()
+    assert sl.allocate_index(lst, 1, used, rng) >= size - 7
+    assert bounds == [7]  # fewer free: one draw among the free entries
+
+
 def test_allocate_index_is_not_sequential() -> None:
     rng = random.Random(1)
     lst, used = sl.new_list(1024, 1), set()

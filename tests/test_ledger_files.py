@@ -133,3 +133,45 @@ def test_issuer_records_are_written_owner_only_and_durably(tmp_path: Path) -> No
     store.close()
     assert stat.S_IMODE((tmp_path / "issuer.sqlite").stat().st_mode) == 0o600
     assert IssuerStore(tmp_path / "issuer.sqlite").used("l") == {3}
+
+
+def _issued(idx: int, subject: str = "s") -> dict[str, object]:
+    return {"list_id": "l", "idx": idx, "vct": "v", "subject": subject, "holder_kind": "jwk", "holder": "t",
+            "iat": 1, "anchor": "a", "salt": "b"}
+
+
+def test_issuer_store_choices_and_bounds_survive_a_reopen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Index choice and the *_MAX bounds work from memory kept in step with the database:
+    a choice reserves nothing, never repeats a given-out index, and the row counts a
+    reopened store reads back are the ones the bounds see (a re-enrolment adds no row)."""
+    from identity import issuer_store
+    from identity.errors import IssuanceError
+    from identity.issuer_store import IssuerStore
+
+    store = IssuerStore(tmp_path / "issuer.sqlite")
+    store.add_many([_issued(i) for i in range(6)])
+    picks = iter([7, 6, 9])
+    assert store.choose_unused("l", 3, lambda taken: next(picks)) == [7, 6, 9]
+    assert store.used("l") == set(range(6)) and store.used_count("l") == 6  # nothing reserved
+    with pytest.raises(IssuanceError) as err:  # a chooser that returns a given-out index
+        store.choose_unused("l", 2, lambda taken: 8 if 8 not in taken else 5)
+    assert err.value.reason == "index-taken" and store.used("l") == set(range(6))  # 5 still given out
+    store.enrol("a", "jwk", "t1", via="staff", at=1)
+    store.enrol("a", "jwk", "t2", via="staff", at=2)  # re-enrolled: still one row
+    store.close()
+
+    monkeypatch.setattr(issuer_store, "ISSUED_RECORDS_MAX", 8)
+    monkeypatch.setattr(issuer_store, "ENROLMENTS_MAX", 2)
+    again = IssuerStore(tmp_path / "issuer.sqlite")
+    assert again.used_count("l") == 6 and again.enrolment("a").holder == "t2"  # type: ignore[union-attr]
+    again.add_many([_issued(6), _issued(7)])
+    with pytest.raises(IssuanceError) as err:
+        again.add(_issued(8))
+    assert err.value.reason == "records-full"
+    assert again.enrol_first("b", "jwk", "t", via="offer", at=3).holder == "t"
+    again.enrol("a", "jwk", "t3", via="staff", at=4)  # replacing a binding is always possible
+    assert again.enrol_first("b", "jwk", "other", via="offer", at=4).holder == "t"  # bound already
+    for enrol in (again.enrol, again.enrol_first):
+        with pytest.raises(IssuanceError) as err:
+            enrol("c", "jwk", "t", via="staff", at=5)
+        assert err.value.reason == "records-full"

@@ -9,12 +9,17 @@ from identity.constants import (
     OID4VP_REQUEST_LIFETIME_S_MAX,
     OID4VP_VP_TOKEN_CHARS_MAX,
 )
+from identity.ledger_constants import FRESHNESS_MS_DEFAULT
 
 # --- verifier service (OpenID4VP) -------------------------------------------------------
 VERIFIER_REQUEST_TTL_S: Final = 300  # a request (and its nonce) is good this long
 VERIFIER_REQUESTS_MAX: Final = 10_000  # open requests held at once
 VERIFIER_BODY_BYTES_MAX: Final = OID4VP_VP_TOKEN_CHARS_MAX + 4 * 1024  # form overhead and state
 VERIFIER_CALLBACK_TIMEOUT_S: Final = 5.0
+# A ledger read (issuer DID and accreditation, status list, the service's registration) is
+# answered again for this long instead of fetched and verified per presentation: a
+# revocation or suspension reaches the verdicts at most this much later (milliseconds).
+VERIFIER_READ_REUSE_MS: Final = 1_000
 
 # --- staff sessions of the pages (counter, console) ---------------------------------------
 STAFF_SESSION_TTL_S: Final = 8 * 3600  # one working day
@@ -33,6 +38,8 @@ def check_limits() -> None:
     """Raise ValueError if the limits above contradict each other (runs under ``-O`` too)."""
     if not 0 < VERIFIER_REQUEST_TTL_S <= OID4VP_REQUEST_LIFETIME_S_MAX:
         raise ValueError("VERIFIER_REQUEST_TTL_S must lie within a request object's lifetime")
+    if not 0 <= VERIFIER_READ_REUSE_MS <= FRESHNESS_MS_DEFAULT:
+        raise ValueError("VERIFIER_READ_REUSE_MS must lie within the light client's freshness bound")
     if VERIFIER_BODY_BYTES_MAX < OID4VP_VP_TOKEN_CHARS_MAX:
         raise ValueError("VERIFIER_BODY_BYTES_MAX must hold the largest vp_token")
     if not 1 <= WALLET_RECEIVE_BATCH_MAX <= BATCH_SIZE_MAX:

@@ -465,7 +465,10 @@ def _safe_callback(send: Callable[[str, Mapping[str, Any]], None], uri: str, ver
 def ledger_verify_one(client: Any) -> VerifyOne:
     """The strict verifier (RFC 9901 §7, SD-JWT VC, status) over the ledger through ``client``
     (an :class:`identity.light_client.LightClient`): issuer keys and accreditation, holder
-    keys (``cnf.jwk`` or a did:imi), Token Status Lists, each proven by the light client."""
+    keys (``cnf.jwk`` or a did:imi), Token Status Lists, each proven by the light client.
+    A busy service passes a client that keeps its reads a moment (``LightClient(...,
+    reuse_ms=VERIFIER_READ_REUSE_MS)``, as ``imi verifier serve`` does): otherwise every
+    presentation fetches and verifies three ledger records, under this function's lock."""
     from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists
     from identity.verifier import VerifierCache, verify_presentation
 

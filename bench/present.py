@@ -1,0 +1,308 @@
+r"""Benchmark: presentations verified per second, end to end through the verifier service.
+
+A 4-validator devnet (``cli.devnet.Devnet``: real consensus, LevelDB, mutual TLS), an
+accredited agency with a published type and status list (:func:`bench.issue.agency`), a
+service DID registered by the trustees (``gov.service_register``) to ask for that type's
+``given_name`` and ``age_equal_or_over.18``, and ``imi verifier serve`` as its own process
+(light client reads over the first validator). Before the clock, the agency signs one
+credential per round (distinct, so no verifier cache can recognise a presentation) into
+its own wallet (:class:`identity.wallet.Wallet`), and the wallet side reads the service's
+key and registration from the ledger once (a wallet that has met the service before).
+
+``CLIENTS`` concurrent clients each run rounds of: staff ``POST /v1/requests`` (DCQL) →
+the wallet fetches the request object (``request_uri``), checks its signature and the
+question against the registration (:func:`identity.oid4vp.open_request`,
+:func:`identity.services.may_ask`) and builds the ``vp_token`` as a wallet does
+(:func:`identity.oid4vp.wallet_answer`: a KB-JWT over the chosen disclosures) → ``POST
+/v1/responses`` (``direct_post``) → staff ``GET /v1/requests/{id}``, which must say
+``done`` and ``valid``. The wallet's work is inside the clock (it is part of the latency)
+and its CPU time is also reported on its own.
+
+Figures (``python -m bench present [--quick]``):
+
+* ``present.verifications_per_s`` — verdicts per wall-clock second over all rounds;
+* ``present.latency_ms_p50`` / ``.latency_ms_p99`` — one round, request to verdict;
+* ``present.wallet_cpu_ms_p50`` — the wallet side of one round (thread CPU time in this
+  process: request object check and ``vp_token``);
+* ``present.verifier_cpu_ms_per_verification`` — CPU time (user + system, Linux ``/proc``)
+  of the ``imi verifier serve`` process per round: its four HTTP exchanges, the request
+  object's signature, the ledger reads and the check;
+* ``present.check_cpu_ms`` — the verifier's own check of one response, per CPU second of
+  this process: the service's function (:func:`~identity.http.verifier_service.ledger_verify_one`
+  under :func:`identity.oid4vp.check_response`) over a light client configured as ``imi
+  verifier serve`` configures it (reads reused for ``VERIFIER_READ_REUSE_MS``), on fresh
+  ``vp_token`` answers for credentials it has not seen, after one warm-up response;
+* ``present.verify_cold_ms`` — ``bench verify``'s cold figure measured in the same run
+  (``1000 / verify.ours_per_s``: one presentation with every check, no cache, per CPU
+  second); ``present.check_vs_verify_cold`` and ``present.verifier_cpu_vs_verify_cold``
+  divide the two figures above by it (the check must stay ≤ 1; the whole service also
+  pays its four HTTP exchanges and the request object's signature).
+
+Wall-clock rates on a shared machine: everything (validators, verifier, clients) runs on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+from bench import issue as issue_bench
+from bench import verify as verify_bench
+from cli._consortium import free_ports
+from cli.devnet import Devnet
+from identity import dcql, oid4vp, services
+from identity import did as didmod
+from identity.fetcher import IdentityHttpFetcher
+from identity.http.constants import VERIFIER_READ_REUSE_MS, VERIFIER_REQUEST_TTL_S
+from identity.http.verifier_service import ledger_verify_one
+from identity.ledger_client import NodeClient
+from identity.ledger_trust import LedgerServiceKeys, status_uri
+from identity.light_client import LightClient
+from identity.sdjwt import HolderBinding, issue
+from identity.wallet import KdfParams, Wallet
+from ledger.genesis import Genesis
+from ledger.keys import PublicKey, SigningKey
+
+CLIENTS: Final = 16
+ROUNDS: Final = 320
+ROUNDS_QUICK: Final = 48
+CHECKS: Final = 201  # responses checked in process (the first is a warm-up)
+WARM_UP_ROUNDS: Final = 4  # light client catch-up, first reads, lazy imports: before the clock
+START_S_MAX: Final = 120
+HTTP_TIMEOUT_S: Final = 120.0
+FRESHNESS_MS: Final = 60_000
+QUESTION: Final = {"credentials": [{"id": "pid", "format": "dc+sd-jwt",
+                                    "meta": {"vct_values": [issue_bench.VCT]},
+                                    "claims": [{"path": ["given_name"]},
+                                               {"path": ["age_equal_or_over", "18"], "values": [True]}]}]}
+
+
+@dataclass(frozen=True, slots=True)
+class _Service:
+    did: str
+    key: SigningKey
+    directory: Path
+    url: str
+    staff: dict[str, str]
+    question: dict[str, Any]  # the DCQL query staff ask (within the registration)
+
+
+def _register_service(net: Devnet, directory: Path, out: Path) -> tuple[str, SigningKey]:
+    """A service DID, registered by the trustees to ask the bench type's two claims."""
+    genesis = Genesis.loads((directory / "genesis.json").read_text())
+    trustees = [SigningKey.from_private_jwk(json.loads(p.read_text()))
+                for p in sorted((directory / "trustees").glob("*.jwk"))][: genesis.trustee_threshold]
+    node = NodeClient(net.nodes()[0].api)
+    key, next_key = SigningKey.generate("ES256"), SigningKey.generate("ES256")
+    commitment = didmod.key_commitment(next_key.public_key.to_jwk())
+    did = didmod.derive_did(key.public_key.to_jwk(), commitment)
+    node.submit(node.build("did.create", did, {"jwk": dict(key.public_key.to_jwk()),
+                                               "next_key_commitment": commitment}, key))
+    node.submit(node.build("gov.service_register", "gov", {
+        "did": did, "name": {"en": "Bench desk", "zh-CN": "基准服务台"},
+        "purpose": {"en": "Age check", "zh-CN": "年龄核验"},
+        "queries": [{"vct": issue_bench.VCT, "claims": [["given_name"], ["age_equal_or_over", "18"]]}]},
+        *trustees))
+    node.close()
+    out.mkdir()
+    (out / "service.jwk").write_text(json.dumps(key.to_private_jwk()))
+    (out / "staff.token").write_text(secrets.token_urlsafe(24) + "\n")
+    return did, key
+
+
+def _serve(net: Devnet, service: _Service, port: int) -> subprocess.Popen[bytes]:
+    log_path = service.directory / "verifier.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "verifier", "serve", "--did", service.did,
+         "--key", str(service.directory / "service.jwk"), "--node", net.nodes()[0].api,
+         "--genesis", str(net.dir / "genesis.json"), "--port", str(port),
+         "--token-file", str(service.directory / "staff.token")],
+        stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    log.close()
+    deadline = time.monotonic() + START_S_MAX
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("imi verifier serve exited: " + log_path.read_text()[-2000:])
+        try:
+            if httpx.get(f"{service.url}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("imi verifier serve did not come up")
+
+
+def _wallets(directory: Path, agency: tuple[SigningKey, str], count: int, *, first: int = 0) -> list[Wallet]:
+    """One wallet per round, each holding one credential of its own (status index ``first`` + round)."""
+    key, did = agency
+    now = int(time.time())
+    out: list[Wallet] = []
+    for i in range(first, first + count):
+        wallet = Wallet.create(directory / f"wallet-{i}.json", "bench", kdf=KdfParams.fastest())
+        holder = wallet.public_key(wallet.new_key("ES256"))
+        credential = issue(dict(issue_bench.CLAIMS), issuer_key=key, iss=did, vct=issue_bench.VCT,
+                           holder=HolderBinding.from_key(holder), iat=now - 60,
+                           status={"status_list": {"idx": i, "uri": status_uri(issue_bench.LIST_ID)}},
+                           kid=f"{did}#{key.key_id}").serialize()
+        wallet.add_credential(credential, now=now)
+        out.append(wallet)
+    return out
+
+
+class _KnownService:
+    """The wallet's view of the service, read through the light client once: its key
+    (for the request object's signature) and its registration (what it may ask)."""
+
+    def __init__(self, light: LightClient, did: str, kid: str) -> None:
+        now_ms = int(time.time() * 1000)
+        self.key: PublicKey = LedgerServiceKeys(light, clock_ms=lambda: now_ms)(did, kid)
+        self.record: dict[str, Any] = light.service(did, now_ms)
+
+    def resolve(self, did: str, kid: str) -> PublicKey:
+        if f"{did}#{self.key.key_id}" != kid:
+            raise RuntimeError(f"unexpected request object kid {kid}")
+        return self.key
+
+
+def _round(http: httpx.Client, service: _Service, known: _KnownService, wallet: Wallet) -> float:
+    """One question answered; returns the wallet's CPU seconds. Raises if the verdict is not valid."""
+    made = http.post(service.url + "/v1/requests", json={"dcql_query": service.question}, headers=service.staff)
+    if made.status_code != 200:
+        raise RuntimeError(f"request refused: HTTP {made.status_code} {made.text[:200]}")
+    client_id, request_uri = oid4vp.parse_authorization_uri(made.json()["request_uri"])
+    request_object = http.get(request_uri).text
+    cpu = time.thread_time()
+    now = int(time.time())
+    request = oid4vp.open_request(request_object, client_id=client_id, service_key=known.resolve, now=now)
+    if services.may_ask(known.record, request.dcql_query):
+        raise RuntimeError("the verifier asked beyond its registration")
+    token = oid4vp.wallet_answer(wallet, request, now=now, verifier="Bench desk")
+    cpu = time.thread_time() - cpu
+    posted = http.post(request.response_uri, data={"vp_token": json.dumps(token), "state": request.state})
+    if posted.status_code != 200:
+        raise RuntimeError(f"response refused: HTTP {posted.status_code} {posted.text[:200]}")
+    verdict = http.get(f"{service.url}/v1/requests/{made.json()['id']}", headers=service.staff).json()
+    if verdict.get("state") != "done" or verdict.get("valid") is not True:
+        raise RuntimeError(f"verdict not valid: {verdict}")
+    return cpu
+
+
+def _measure(service: _Service, known: _KnownService, wallets: list[Wallet]) -> tuple[float, list[float], list[float]]:
+    """(verdicts per second, latencies, wallet CPU seconds) over ``wallets`` (one round each)."""
+    latencies: list[float] = []
+    wallet_cpu: list[float] = []
+    done = threading.Lock()
+    clients = [httpx.Client(timeout=HTTP_TIMEOUT_S) for _ in range(CLIENTS)]  # opened before the clock
+
+    def client(c: int) -> None:
+        for i in range(c, len(wallets), CLIENTS):
+            start = time.perf_counter()
+            cpu = _round(clients[c], service, known, wallets[i])
+            with done:
+                latencies.append(time.perf_counter() - start)
+                wallet_cpu.append(cpu)
+
+    try:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            list(pool.map(client, range(CLIENTS)))
+        elapsed = time.perf_counter() - start
+    finally:
+        for http in clients:
+            http.close()
+    return len(wallets) / elapsed, latencies, wallet_cpu
+
+
+def _check_cpu_ms(light: LightClient, service: _Service, wallets: list[Wallet]) -> float:
+    """CPU ms of the verifier's check per response (the first, warm-up response not counted)."""
+    verify_one = ledger_verify_one(light)
+    responses = []
+    for wallet in wallets:
+        now = int(time.time())
+        request = oid4vp.new_request(service.did, service.url + "/v1/responses", dcql.parse_query(service.question),
+                                     nonce=secrets.token_urlsafe(24), state=secrets.token_urlsafe(24), now=now,
+                                     lifetime_s=VERIFIER_REQUEST_TTL_S)
+        responses.append((request, oid4vp.wallet_answer(wallet, request, now=now)))
+
+    def check(request: oid4vp.AuthorizationRequest, token: dict[str, list[str]]) -> None:
+        now = int(time.time())
+        verdict = oid4vp.check_response(request, token, lambda p, q: verify_one(p, q, now))
+        if not verdict.valid:
+            raise RuntimeError(f"check failed: {verdict.reason} {verdict.detail}")
+
+    check(*responses[0])
+    start = time.process_time()
+    for request, token in responses[1:]:
+        check(request, token)
+    return (time.process_time() - start) * 1000 / (len(responses) - 1)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def run(quick: bool) -> dict[str, float]:
+    rounds = ROUNDS_QUICK if quick else ROUNDS
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="imi-bench-present-") as tmp:
+        directory = Path(tmp) / "devnet"
+        net = Devnet(directory, code_root=Path(__file__).resolve().parent.parent)
+        proc = None
+        try:
+            net.up(4)
+            agency = issue_bench.agency(net, directory, "https://issuer.bench.example")
+            port = free_ports(1)[0]
+            did, key = _register_service(net, directory, Path(tmp) / "service")
+            token = (Path(tmp) / "service" / "staff.token").read_text().strip()
+            service = _Service(did, key, Path(tmp) / "service", f"http://127.0.0.1:{port}",
+                               {"authorization": f"Bearer {token}"}, QUESTION)
+            proc = _serve(net, service, port)
+            wallets = _wallets(Path(tmp), agency, WARM_UP_ROUNDS + rounds)
+            light = LightClient(Genesis.loads((directory / "genesis.json").read_text()),
+                                IdentityHttpFetcher(net.nodes()[0].api), FRESHNESS_MS,
+                                reuse_ms=VERIFIER_READ_REUSE_MS)  # as imi verifier serve reads
+            light.catch_up()
+            known = _KnownService(light, did, f"{did}#{key.key_id}")
+            _measure(service, known, wallets[:WARM_UP_ROUNDS])
+            cpu_before = issue_bench.cpu_s(proc.pid)
+            rate, latencies, wallet_cpu = _measure(service, known, wallets[WARM_UP_ROUNDS:])
+            cpu_ms = (issue_bench.cpu_s(proc.pid) - cpu_before) * 1000 / rounds
+            proc.kill()  # the in-process check below runs alone beside the validators
+            proc.wait(timeout=30)
+            proc = None
+            check_ms = _check_cpu_ms(light, service, _wallets(Path(tmp), agency, CHECKS, first=len(wallets)))
+        finally:
+            if proc is not None:
+                proc.kill()
+                proc.wait(timeout=30)
+            net.down()
+    figures["present.verifications_per_s"] = round(rate, 1)
+    figures["present.latency_ms_p50"] = round(statistics.median(latencies) * 1000, 1)
+    figures["present.latency_ms_p99"] = round(_percentile(latencies, 0.99) * 1000, 1)
+    figures["present.wallet_cpu_ms_p50"] = round(statistics.median(wallet_cpu) * 1000, 2)
+    cold_ms = 1000 / verify_bench.run(quick)["verify.ours_per_s"]  # the same machine, same minute
+    figures["present.verify_cold_ms"] = round(cold_ms, 3)
+    figures["present.check_cpu_ms"] = round(check_ms, 3)
+    figures["present.check_vs_verify_cold"] = round(check_ms / cold_ms, 2)
+    if cpu_ms > 0:  # /proc present
+        figures["present.verifier_cpu_ms_per_verification"] = round(cpu_ms, 2)
+        figures["present.verifier_cpu_vs_verify_cold"] = round(cpu_ms / cold_ms, 2)
+    for name in sorted(figures):
+        print(f"{name} {figures[name]}", flush=True)
+    return figures
