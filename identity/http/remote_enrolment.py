@@ -25,7 +25,6 @@ enrolled or offered on any refusal.
 from __future__ import annotations
 
 import time
-import urllib.parse
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -36,7 +35,11 @@ from starlette.concurrency import run_in_threadpool
 from identity import oid4vci as vci
 from identity.constants import REMOTE_ENROLMENT_STARTS_BURST, REMOTE_ENROLMENT_STARTS_PER_S
 from identity.errors import Oid4vpError
-from identity.http.verifier_service import REQUEST_OBJECT_MEDIA_TYPE, ledger_verify_one
+from identity.http.verifier_service import (
+    REQUEST_OBJECT_MEDIA_TYPE,
+    direct_post_form,
+    ledger_verify_one,
+)
 from identity.issuer_agent import IssuerAgent
 from identity.light_client import LightClient
 from identity.remote_enrolment import RemoteEnrolment, RemoteEnrolmentConfig
@@ -63,19 +66,6 @@ def remote_enrolment_for(issuer: IssuerAgent, config: RemoteEnrolmentConfig) -> 
 
 def _problem(exc: Oid4vpError) -> ApiProblem:
     return ApiProblem(exc.reason, str(exc), status=_STATUS_BY_REASON.get(exc.reason, 403))
-
-
-def _form(request: Request, body: bytes) -> dict[str, str]:
-    """A ``direct_post`` body: ``application/x-www-form-urlencoded``, each field once."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        raise ApiProblem("unsupported-media-type", "direct_post is application/x-www-form-urlencoded", status=415)
-    try:
-        fields = urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ApiProblem("invalid_request", "the body is not a form", status=400) from exc
-    if any(len(values) != 1 for values in fields.values()):
-        raise ApiProblem("invalid_request", "each form field must appear once", status=400)
-    return {name: values[0] for name, values in fields.items()}
 
 
 def install_remote_enrolment(app: FastAPI, enrolment: RemoteEnrolment, *, clock_s: Callable[[], int],
@@ -108,7 +98,7 @@ def install_remote_enrolment(app: FastAPI, enrolment: RemoteEnrolment, *, clock_
     @app.post(PATH + "/responses", tags=["remote enrolment"],
               summary="direct_post: the identity credential's vp_token → a credential offer")
     async def response(request: Request) -> JSONResponse:
-        form = _form(request, await request.body())
+        form = direct_post_form(request.headers.get("content-type", ""), await request.body())
         try:
             enrolled = await run_in_threadpool(enrolment.respond, form, clock_s())
         except Oid4vpError as exc:

@@ -242,7 +242,7 @@ def create_verifier_app(
 
     @app.post("/v1/responses", tags=["wallet"], summary="direct_post: the wallet's vp_token")
     async def response(request: Request) -> dict[str, Any]:
-        form = _form(request.headers.get("content-type", ""), await request.body())
+        form = direct_post_form(request.headers.get("content-type", ""), await request.body())
         now = clock_s()
         pending = sessions.claim(form.get("state", ""), now)
         if "error" in form:
@@ -424,8 +424,9 @@ def _query_from_choices(record: Mapping[str, Any], choices: list[str]) -> dcql.D
     return dcql.parse_query({"credentials": credentials})
 
 
-def _form(content_type: str, body: bytes) -> dict[str, str]:
-    """An ``application/x-www-form-urlencoded`` body, each field once; 400 otherwise."""
+def direct_post_form(content_type: str, body: bytes) -> dict[str, str]:
+    """A ``direct_post`` body (OpenID4VP 1.0 §8.2): ``application/x-www-form-urlencoded``, each
+    field once; 415 / 400 problems otherwise. Shared by every OpenID4VP verifier endpoint here."""
     if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
         raise ApiProblem("unsupported-media-type", "direct_post is application/x-www-form-urlencoded", status=415)
     try:
@@ -487,4 +488,4 @@ def ledger_verify_one(client: Any) -> VerifyOne:
 
 
 __all__ = ["REQUEST_OBJECT_MEDIA_TYPE", "CreateRequest", "Sessions", "VerifierConfig", "create_verifier_app",
-           "ledger_verify_one"]
+           "direct_post_form", "ledger_verify_one"]
