@@ -152,13 +152,13 @@ def _held(agency: Agency, wallet: Wallet, wallet_id: str, subject: str) -> HeldC
     return HeldCredential(vct, agency.name, agency.list_id, int(status["idx"]), wallet_id, str(record["anchor"]))
 
 
-def _enrolled(agency: Agency, subject: str, staff_offers: int, shared: tuple[str, ...],
-              held: list[HeldCredential]) -> Enrolled:
+def _enrolled(agency: Agency, subject: str, shared: tuple[str, ...], held: list[HeldCredential]) -> Enrolled:
+    """The agency's own record of the enrolment, and how many offers its staff made."""
     assert agency.service is not None
     enrolment = agency.service.enrolment(subject)
     if enrolment is None:
         raise ScenarioError("enrolment", f"{agency.name} has no enrolment for {subject}")
-    return Enrolled(agency.name, subject, enrolment.holder, enrolment.via, staff_offers, shared,
+    return Enrolled(agency.name, subject, enrolment.holder, enrolment.via, agency.service.offers_made, shared,
                     tuple(h.vct for h in held))
 
 
@@ -178,7 +178,7 @@ def visit_counter(c: Consortium, agency: Agency, citizen: Citizen, wallet: Walle
                                 did=citizen.did)
         held += [_held(agency, wallet, wallet_id, subject) for wallet_id in ids]
     citizen.credentials.update((h.vct, h) for h in held)
-    return _enrolled(agency, subject, len(held), (), held)
+    return _enrolled(agency, subject, (), held)
 
 
 def run_wallet(c: Consortium, citizen: Citizen, *args: str) -> dict[str, Any]:
@@ -219,7 +219,7 @@ def enrol_without_visit(c: Consortium, agency: Agency, citizen: Citizen) -> Enro
     held = [_held(agency, wallet, str(wallet_id), subject) for wallet_id in ids]
     citizen.credentials.update((h.vct, h) for h in held)
     shared = tuple(claim for item in answer.get("disclosed", []) for claim in item.get("claims", []))
-    return _enrolled(agency, subject, 0, shared, held)
+    return _enrolled(agency, subject, shared, held)
 
 
 def onboard_citizen(c: Consortium, agencies: list[Agency], workdir: Path, *, fast: bool = False,

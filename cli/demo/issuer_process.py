@@ -123,7 +123,10 @@ def spawn_service(directory: Path, args: list[str], code_root: Path) -> subproce
 
 @dataclass
 class IssuerProcess(ServiceProcess):
-    """A running ``imi issue serve`` for the issuer directory ``directory``."""
+    """A running ``imi issue serve`` for the issuer directory ``directory``; ``offers_made``
+    counts the staff offers made through :meth:`offer`."""
+
+    offers_made: int = 0
 
     @property
     def remote_enrolment_url(self) -> str | None:
@@ -165,6 +168,7 @@ class IssuerProcess(ServiceProcess):
                                  headers={"Authorization": f"Bearer {self.admin_token}"})
         if response.status_code != 200:
             raise ScenarioError("offer", f"issuer answered HTTP {response.status_code}: {response.text[:200]}")
+        self.offers_made += 1
         return str(response.json()["offer_uri"]), response.json()["tx_code"]
 
     def status(self, action: str, idx: int) -> int:
