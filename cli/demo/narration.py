@@ -42,7 +42,7 @@ from cli.demo.citizen import WALLET_PASSWORD, Citizen, Enrolled
 from cli.demo.consortium import KILLED, Crash, NodeProof
 from cli.demo.counter import CounterOutcome
 from cli.demo.errors import ScenarioError
-from cli.demo.issuer_process import VerifierProcess
+from cli.demo.issuer_process import IssuerProcess, VerifierProcess
 from cli.demo.recovery import Recovery
 from cli.demo.service import SERVICE_AUD, Outcome, StatusChange, service_requests
 from cli.demo.story import Story, check_story, run_story
@@ -295,6 +295,9 @@ def _kept(console: Console, story: Story) -> None:
         kind = "counter page" if isinstance(service, VerifierProcess) else "issuer service"
         where = f"{service.url}/counter" if kind == "counter page" else f"{service.url}/docs"
         lines.append(f"{kind} {where} (pid {service.process.pid}; staff token in {service.directory})")
+        remote = service.remote_enrolment_url if isinstance(service, IssuerProcess) else None
+        if remote:
+            lines.append(f"  enrol without a visit: imi wallet enrol \"$(curl -s -X POST {remote} | jq -r .request_uri)\"")
     if story.citizen is not None:
         lines.append(f"wallet app: imi wallet serve --wallet {story.citizen.wallet_path} --node {live} "
                      f"--genesis {directory / 'genesis.json'}   (demo password {WALLET_PASSWORD!r})")
