@@ -40,6 +40,7 @@ from cli.demo.devnet_demo import (
     start_again,
     unenrolled_subjects,
 )
+from cli.demo.issuer_process import remote_enrolment_url
 from cli.demo.setup import Site
 from ledger.errors import ImiError
 from ledger.files import PUBLIC_FILE_MODE, write_atomic
@@ -306,9 +307,11 @@ class Devnet:
             return False
 
     def _agency_status(self, entry: DemoService, client: httpx.Client) -> dict[str, Any]:
-        """``subjects``: the register's people not enrolled yet, from the issuer's own store."""
+        """``subjects``: the register's people not enrolled yet, from the issuer's own store;
+        ``remote_enrolment_url``: where a wallet starts a zero-visit enrolment (POST), or None."""
         return {"name": entry.name, "issuer_url": entry.url, "did": entry.did, "vcts": entry.vcts,
                 "subjects": unenrolled_subjects(Path(entry.directory)), "admin_token_file": entry.admin_token_file,
+                "remote_enrolment_url": remote_enrolment_url(entry.url, entry.args),
                 "pid": entry.pid, "up": self._service_up(entry, client)}
 
     def _verifier_status(self, entry: DemoService, client: httpx.Client) -> dict[str, Any]:
@@ -340,8 +343,9 @@ def up(
 def status(
     directory: Path = typer.Option(Path("devnet"), "--dir", help="Devnet directory."),
     as_json: bool = typer.Option(False, "--json", help="JSON with `nodes`, and the demo's `agencies` "
-                                 "({name, issuer_url, did, vcts, subjects, admin_token_file, pid, up}) and "
-                                 "`verifiers` ({name, url, did, admin_token_file, pid, up})."),
+                                 "({name, issuer_url, did, vcts, subjects, admin_token_file, "
+                                 "remote_enrolment_url, pid, up}) and `verifiers` ({name, url, did, "
+                                 "admin_token_file, pid, up})."),
 ) -> None:
     """Show each validator's pid, API, height and state root, and the demo services (--demo)."""
     if not (directory / "genesis.json").exists():
@@ -429,7 +433,8 @@ def _print_status(net: Devnet, as_json: bool) -> None:
               f"height={entry['height']} state_root={root}")
     for agency in report["agencies"]:
         print(f"issuer   {'up' if agency['up'] else 'DOWN':4} pid={agency['pid']} {agency['issuer_url']} "
-              f"{agency['name']} ({len(agency['subjects'])} not enrolled) token={agency['admin_token_file']}")
+              f"{agency['name']} ({len(agency['subjects'])} not enrolled) token={agency['admin_token_file']}"
+              + (f" remote-enrolment={agency['remote_enrolment_url']}" if agency["remote_enrolment_url"] else ""))
     for verifier in report["verifiers"]:
         print(f"verifier {'up' if verifier['up'] else 'DOWN':4} pid={verifier['pid']} {verifier['url']} "
               f"{verifier['name']} token={verifier['admin_token_file']}")

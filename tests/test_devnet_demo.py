@@ -4,7 +4,8 @@ One devnet with the demo services for the whole module, driven only as a script 
 it: the `imi` CLI (each call its own process) and the JSON of `imi devnet status --json`.
 Enrol a demo person by redeeming an offer (the person leaves `subjects`), answer the demo
 verifier's OpenID4VP request for claims of that credential (the verdict holds only the asked
-claims), check that the verifier may ask every claim of every demo type, and finally that
+claims), enrol another person once at the bureau and then at civil affairs without a visit
+(`imi wallet enrol` at the agency's `remote_enrolment_url`), check that the verifier may ask every claim of every demo type, and finally that
 `devnet down` stops every process even after a `kill -9` of a service, and that `up --demo`
 brings back the same services. The last of those tests stops the devnet: keep it last.
 
@@ -34,7 +35,7 @@ from cli.demo.devnet_demo import VERIFIER_NAME, VERIFIER_PURPOSE, every_claim, u
 from cli.demo.people import PEOPLE, register_for
 from cli.devnet import _alive
 from identity import dcql, services
-from identity.issuer_agent import Register
+from identity.issuer_agent import IssuerConfig, Register
 from identity.issuer_store import IssuerStore
 
 pytestmark = pytest.mark.xdist_group("devnet")
@@ -148,6 +149,14 @@ def test_status_lists_the_demo_agencies_and_verifier(devnet: Path) -> None:
         assert token.is_file() and oct(token.stat().st_mode & 0o777) == "0o600"
         accredited = httpx.get(f"{report['nodes'][0]['api']}/v1/issuers/{agency['did']}", timeout=10.0).json()["issuer"]
         assert accredited["status"] == "accredited" and sorted(accredited["vcts"]) == sorted(agency["vcts"])
+    # the one door enrols at its counter only; every other agency also without a visit
+    remote = {a["name"]: a["remote_enrolment_url"] for a in report["agencies"]}
+    civil = next(a for a in report["agencies"] if "Civil" in a["name"])
+    assert remote == {"Foshan Public Security Bureau": None,
+                      "Foshan Civil Affairs Bureau": civil["issuer_url"] + "/remote-enrolment"}
+    registration = httpx.get(f"{report['nodes'][0]['api']}/v1/services/{civil['did']}", timeout=10.0)
+    assert registration.status_code == 200, registration.text
+    assert registration.json()["service"]["queries"] == [{"vct": PSB_IDENTITY_VCT, "claims": [["national_id"]]}]
     (verifier,) = report["verifiers"]
     assert VERIFIER_KEYS <= set(verifier) and verifier["up"] is True
     assert oct(Path(verifier["admin_token_file"]).stat().st_mode & 0o777) == "0o600"
@@ -191,6 +200,36 @@ def test_enrol_by_offer_then_answer_the_demo_verifier(devnet: Path, tmp_path: Pa
     assert isinstance(claims[f"age_equal_or_over.{threshold}"], bool) and claims["family_name"]
 
 
+def test_enrol_once_at_the_bureau_then_at_civil_affairs_without_a_visit(devnet: Path, tmp_path: Path) -> None:
+    report = status(devnet)
+    node, genesis = report["nodes"][0]["api"], str(devnet / "genesis.json")
+    psb = next(a for a in report["agencies"] if a["remote_enrolment_url"] is None)
+    civil = next(a for a in report["agencies"] if a["remote_enrolment_url"] is not None)
+    person = next(p for p in PEOPLE if p.national_id == psb["subjects"][-1])  # not the one enrolled above
+    assert person.residence_file in civil["subjects"]
+    offer = imi_json("issue", "offer", "--issuer", psb["issuer_url"], "--token-file", psb["admin_token_file"],
+                     "--subject", person.national_id, "--vct", PSB_IDENTITY_VCT)
+    env = {**PASSWORD_ENV, "IMI_WALLET": str(tmp_path / "wallet.imi")}
+    imi_json("wallet", "init", "--insecure-fast-kdf", env=env)
+    imi_json("wallet", "receive", offer["offer_uri"], "--tx-code", offer["tx_code"], "--node", node,
+             "--genesis", genesis, env=env)
+
+    started = httpx.post(civil["remote_enrolment_url"], timeout=CLI_TIMEOUT_S)
+    assert started.status_code == 200, started.text
+    enrolled = imi_json("wallet", "enrol", started.json()["request_uri"], "--yes", "--node", node,
+                        "--genesis", genesis, env=env)
+    assert enrolled["sent"] is True and enrolled["did"] == civil["did"] and len(enrolled["ids"]) == 1
+    assert [d["claims"] for d in enrolled["disclosed"]] == [["national_id"]]  # nothing more than the match
+    after = next(a for a in status(devnet)["agencies"] if a["did"] == civil["did"])
+    assert after["subjects"] == [s for s in civil["subjects"] if s != person.residence_file]
+    store = IssuerStore(IssuerConfig.load(Path(civil["admin_token_file"]).parent).store_path)
+    try:
+        enrolment = store.enrolment(person.residence_file)
+    finally:
+        store.close()
+    assert enrolment is not None and enrolment.via == f"remote:{psb['did']}"
+
+
 def test_the_demo_verifier_may_ask_every_claim_of_every_demo_type(devnet: Path, tmp_path: Path) -> None:
     report = status(devnet)
     node = report["nodes"][0]["api"]
@@ -225,7 +264,7 @@ def test_down_stops_every_process_even_a_killed_service_and_up_brings_the_demo_b
     again = imi_json("devnet", "up", "--dir", str(devnet), "--demo", timeout=UP_TIMEOUT_S)
     try:
         assert all(e["up"] for e in again["nodes"] + again["agencies"] + again["verifiers"])
-        same = ("name", "did", "issuer_url", "subjects", "admin_token_file")
+        same = ("name", "did", "issuer_url", "subjects", "admin_token_file", "remote_enrolment_url")
         assert [{k: a[k] for k in same} for a in again["agencies"]] == [{k: a[k] for k in same}
                                                                         for a in before["agencies"]]
         assert [(v["did"], v["url"]) for v in again["verifiers"]] == [(verifier["did"], verifier["url"])]

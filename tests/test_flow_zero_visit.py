@@ -3,7 +3,9 @@ with the agencies' issuer services as `imi issue serve` processes.
 
 One run of :func:`cli.demo.story.run_story` (cheapest wallet KDF) feeds every test here;
 each test asserts one step's outcome: the accreditation and a node's answer proven
-against its certificate, the citizen's DID-bound credentials, the minimal-disclosure
+against its certificate, the citizen's DID-bound credentials, the one visit (offers with a
+PIN at the bureau's counter) and the enrolment without a visit at civil affairs (its store's
+enrolment ``via remote:<bureau DID>``, no staff offer there), the minimal-disclosure
 verdicts (local light client and POST /v1/verify) with the withheld claims absent from
 everything the verifier received, the crash of one validator, the status reasons
 ``suspended`` and ``revoked``, and recovery by the pre-committed key.
@@ -21,6 +23,7 @@ import pytest
 
 from cli.demo import agencies, consortium, service
 from cli.demo import story as sc
+from cli.demo.citizen import CITIZEN
 from cli.devnet import _alive
 
 pytestmark = pytest.mark.xdist_group("devnet")
@@ -78,6 +81,29 @@ def test_the_citizen_holds_three_did_bound_credentials(story: sc.Story) -> None:
     for outcome in (story.verification, *story.after_crash):
         assert outcome is not None
         assert {v.disclosed["cnf"]["kid"] for v in outcome.verdicts} == {citizen.did}
+
+
+def test_enrolled_once_at_the_bureau_and_without_a_visit_at_civil_affairs(story: sc.Story) -> None:
+    assert story.accredited is not None and story.citizen is not None
+    psb, civil = story.accredited.agencies
+    assert psb.service is not None and civil.service is not None
+    assert civil.service.remote_enrolment_url is not None and psb.service.remote_enrolment_url is None
+    # the agencies' own stores (they outlive the services): how each came to know the citizen's DID
+    door = psb.service.enrolment(CITIZEN.national_id)
+    remote = civil.service.enrolment(CITIZEN.residence_file)
+    assert door is not None and (door.kind, door.holder, door.via) == ("did", story.citizen.did, "offer")
+    assert remote is not None and (remote.kind, remote.holder) == ("did", story.citizen.did)
+    assert remote.via == f"remote:{psb.did}"
+    # staff made offers (each with a PIN) at the bureau only; civil affairs issued without one
+    assert (psb.service.offers_made, civil.service.offers_made) == (2, 0)
+    assert [(e.agency, e.visit, e.shared) for e in story.citizen.enrolments] == [
+        (psb.name, True, ()), (civil.name, False, ("national_id",))]
+    residence = story.citizen.credentials[agencies.CIVIL_RESIDENCE_VCT]
+    assert [(r["subject"], r["idx"]) for r in civil.service.records()] == [(CITIZEN.residence_file,
+                                                                             residence.status_idx)]
+    # the presented identity claims are compared, never kept
+    kept = b"".join(p.read_bytes() for p in civil.service.directory.glob("issuer.sqlite*"))
+    assert kept and CITIZEN.national_id.encode() not in kept
 
 
 def test_the_service_learns_the_answers_and_nothing_else(story: sc.Story) -> None:

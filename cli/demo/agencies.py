@@ -7,6 +7,11 @@ it, it publishes its credential types and creates a status list.
 :func:`launch_issuer_service` / :func:`start_issuer_service` — the agency's ``imi issue
 serve`` process (:mod:`cli.demo.issuer_process`) over the site's node, with the agency's
 register; the agency's DID document then names that endpoint.
+:func:`remote_enrolment_config` — the one door: every agency but the public security bureau
+accepts the bureau's resident identity credential, presented over OpenID4VP, as the proof of
+who a person is (its register's ``national_id`` must equal the credential's); such an agency
+is registered as a service that may ask exactly that claim (``gov.service_register``) and its
+issuer service runs with ``--remote-enrolment``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from cli.demo.issuer_process import IssuerProcess, launch_issuer_process
 from cli.demo.setup import DemoLedger
 from identity import did as didmod
 from identity.constants import ISSUER_SERVICE_TYPE
+from identity.remote_enrolment import RemoteEnrolmentConfig
 from ledger.encoding import Value
 from ledger.keys import SigningKey
 
@@ -28,6 +34,15 @@ STATUS_BITS = 2  # valid / revoked / suspended
 PSB_IDENTITY_VCT = "https://psb.foshan.gov.example/credentials/identity/v1"
 PSB_RECORD_VCT = "https://psb.foshan.gov.example/credentials/no-criminal-record/v1"
 CIVIL_RESIDENCE_VCT = "https://civil.foshan.gov.example/credentials/residence/v1"
+# Remote enrolment: the register field (of an entry's ``claims``) → the identity credential's claim.
+REMOTE_ENROLMENT_MATCH: dict[str, str] = {"national_id": "national_id"}
+NAMES_ZH: dict[str, str] = {"Foshan Public Security Bureau": "佛山市公安局",
+                            "Foshan Civil Affairs Bureau": "佛山市民政局"}
+ENROLMENT_PURPOSE: dict[str, Value] = {
+    "en": "Enrol you without a visit: the resident identity number on your identity credential is "
+          "checked against our register, then our credentials are issued to your wallet",
+    "zh-CN": "免到场登记：核对您身份凭证上的公民身份号码与本机构登记一致后，向您的钱包签发本机构凭证",
+}
 
 
 @dataclass
@@ -102,16 +117,42 @@ def accredit_agencies(c: DemoLedger, agencies: list[Agency] | None = None) -> Ac
 
 
 
-def launch_issuer_service(ledger: DemoLedger, agency: Agency, register: Mapping[str, Any]) -> IssuerProcess:
+def remote_enrolment_config(agency: Agency, agencies: list[Agency]) -> dict[str, Any] | None:
+    """The ``--remote-enrolment`` configuration of ``agency`` among the demo ``agencies``: accept
+    the resident identity credential of the agency that issues it, matched on the national id,
+    and offer every type ``agency`` publishes; None for the identity issuer itself (the one door)."""
+    identity = next((a for a in agencies if PSB_IDENTITY_VCT in a.vcts), None)
+    if identity is None or identity is agency:
+        return None
+    return {"accept": [{"issuer": identity.did, "vct": PSB_IDENTITY_VCT, "match": dict(REMOTE_ENROLMENT_MATCH)}],
+            "offer": sorted(agency.vcts)}
+
+
+def register_enrolment_service(ledger: DemoLedger, agency: Agency, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trustees register ``agency`` as a service (``gov.service_register``) that may ask
+    exactly the claims its remote enrolment ``config`` matches, so wallets answer it."""
+    queries: list[Value] = [dict(q) for q in RemoteEnrolmentConfig.from_json(config).registration_queries()]
+    return ledger.gov("gov.service_register", {
+        "did": agency.did, "name": {"en": agency.name, "zh-CN": NAMES_ZH.get(agency.name, agency.name)},
+        "purpose": dict(ENROLMENT_PURPOSE), "queries": queries})
+
+
+def launch_issuer_service(ledger: DemoLedger, agency: Agency, register: Mapping[str, Any],
+                          remote_enrolment: Mapping[str, Any] | None = None) -> IssuerProcess:
     """The agency's issuer service as an ``imi issue serve`` process in
     ``DIR/issuers/<list id>`` (writes to the site's node, reads it through a light client
     rooted in the devnet's genesis), spawned but not waited for; the agency's DID document
     then names its endpoint (what a wallet checks on the ledger). ``register``: the JSON form
-    of :class:`identity.issuer_agent.Register`."""
+    of :class:`identity.issuer_agent.Register`. With ``remote_enrolment`` (see
+    :func:`remote_enrolment_config`) the agency is first registered as a service for its
+    claims (:func:`register_enrolment_service`), and the process enrols remotely."""
     site = ledger.site
+    if remote_enrolment is not None:
+        register_enrolment_service(ledger, agency, remote_enrolment)
     service = launch_issuer_process(site.directory / "issuers" / agency.list_id, did=agency.did, key=agency.key,
                                     list_id=agency.list_id, register=register, node=site.node,
-                                    genesis=site.genesis_file, code_root=site.code_root)
+                                    genesis=site.genesis_file, code_root=site.code_root,
+                                    remote_enrolment=remote_enrolment)
     agency.service = service
     try:
         ledger.submit("did.update", agency.did, {"services": [{"id": "oid4vci", "type": ISSUER_SERVICE_TYPE,
@@ -122,20 +163,24 @@ def launch_issuer_service(ledger: DemoLedger, agency: Agency, register: Mapping[
     return service
 
 
-def start_issuer_service(ledger: DemoLedger, agency: Agency, register: Mapping[str, Any]) -> IssuerProcess:
+def start_issuer_service(ledger: DemoLedger, agency: Agency, register: Mapping[str, Any],
+                         remote_enrolment: Mapping[str, Any] | None = None) -> IssuerProcess:
     """:func:`launch_issuer_service`, returning once the service answers ``/health``."""
-    return launch_issuer_service(ledger, agency, register).started()
+    return launch_issuer_service(ledger, agency, register, remote_enrolment).started()
 
 
 __all__ = [
     "CIVIL_RESIDENCE_VCT",
     "PSB_IDENTITY_VCT",
     "PSB_RECORD_VCT",
+    "REMOTE_ENROLMENT_MATCH",
     "STATUS_LIST_SIZE",
     "Accredited",
     "Agency",
     "accredit_agencies",
     "agencies_to_accredit",
     "launch_issuer_service",
+    "register_enrolment_service",
+    "remote_enrolment_config",
     "start_issuer_service",
 ]

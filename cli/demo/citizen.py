@@ -1,21 +1,37 @@
 """The citizen of the story: an encrypted wallet on the phone, a did:imi whose pre-committed
-next key goes to a separate encrypted recovery kit, and three credentials received from the
-agencies' issuer services.
+next key goes to a separate encrypted recovery kit, and three credentials — enrolled ONCE, at
+one door.
 
-:func:`onboard_citizen` — wallet and DID (:func:`identity.holder.create_did`), each agency's
-issuer service started with its register, every credential requested over HTTP (nonce,
-proof of possession of the DID's current key), bound to the DID (``cnf.kid`` = the bare
-DID, so a key rotation keeps them usable) and anchored on the ledger by the issuer; then
-an encrypted backup of the wallet.
+:func:`onboard_citizen` — wallet and DID (:func:`identity.holder.create_did`); each agency's
+issuer service started with its register (fictional people and the citizen, each agency
+keying them by its own subject id); then:
+
+* the one visit (:func:`visit_counter`): at the public security bureau's counter, staff make
+  credential offers for the citizen's resident identity number, each with a PIN; the wallet
+  redeems them over OpenID4VCI, proving possession of the DID's current key, which enrols the
+  DID there and brings both of the bureau's credentials (``cnf.kid`` = the DID, so a key
+  rotation keeps them usable);
+* no visit (:func:`enrol_without_visit`): every other agency (civil affairs) enrols the citizen
+  remotely: its issuer service starts an OpenID4VP request, the wallet — ``imi wallet enrol
+  URI --yes``, a process, as a person's wallet is — presents the bureau's identity credential,
+  the agency matches the national id against its register, enrols the same DID and answers
+  with a credential offer the wallet redeems (no staff, no PIN);
+
+then an encrypted backup of the wallet. Every credential is anchored on the ledger by its
+issuer before it is handed out.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -24,9 +40,12 @@ from cli.demo.agencies import (
     PSB_IDENTITY_VCT,
     PSB_RECORD_VCT,
     Agency,
-    start_issuer_service,
+    launch_issuer_service,
+    remote_enrolment_config,
 )
 from cli.demo.consortium import Consortium, Narrate, silent
+from cli.demo.errors import ScenarioError
+from cli.demo.people import PEOPLE, Person, register_for, subject_id
 from identity.fetcher import IdentityHttpFetcher
 from identity.holder import create_did
 from identity.light_client import LightClient
@@ -34,18 +53,17 @@ from identity.oid4vci_client import receive as receive_offer
 from identity.wallet import KdfParams, Wallet, read_recovery_kit, write_recovery_kit
 from ledger.keys import SigningKey
 
+WALLET_COMMAND_TIMEOUT_S: Final = 120.0  # one `imi wallet …` process, python start-up on a loaded machine included
 WALLET_PASSWORD = "correct horse battery staple"  # a demo citizen's password
 KIT_PASSWORD = "recovery kit passphrase, written on paper"
 
-CITIZEN_CLAIMS: dict[str, dict[str, Any]] = {
-    PSB_IDENTITY_VCT: {"given_name": "Mei", "family_name": "Li", "birthdate": "1990-06-15",
-                       "national_id": "440604199006150021", "nationality": "CN"},
-    PSB_RECORD_VCT: {"no_criminal_record": True, "national_id": "440604199006150021",
-                     "checked_on": "2026-11-01"},
-    CIVIL_RESIDENCE_VCT: {"given_name": "Mei", "family_name": "Li",
-                          "address": {"street_address": "18 Zumiao Road, Room 1203", "district": "Chancheng",
-                                      "city": "Foshan", "province": "Guangdong"}},
-}
+CITIZEN: Final = Person("440604199006150021", "FS-CC-1990-0615-2", "Mei", "Li", "1990-06-15", "Chancheng",
+                        "18 Zumiao Road, Room 1203", True)
+_CITIZEN_TYPES: Final = {PSB_IDENTITY_VCT: ("given_name", "family_name", "birthdate", "national_id", "nationality"),
+                         PSB_RECORD_VCT: ("no_criminal_record", "national_id", "checked_on"),
+                         CIVIL_RESIDENCE_VCT: ("given_name", "family_name", "address")}
+CITIZEN_CLAIMS: Final[dict[str, dict[str, Any]]] = {
+    vct: {name: CITIZEN.claims()[name] for name in names} for vct, names in _CITIZEN_TYPES.items()}
 
 
 @dataclass
@@ -58,6 +76,25 @@ class HeldCredential:
     status_idx: int
     wallet_id: str
     anchor: str  # hex digest put on the ledger by the issuer
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    """How an agency came to know the citizen's wallet: ``via`` as the agency's own store records
+    it (``offer``: a counter offer redeemed with its PIN; ``remote:<issuer DID>``: an identity
+    credential of that issuer presented over OpenID4VP)."""
+
+    agency: str
+    subject: str  # the agency's own id for the citizen
+    holder: str  # whom the agency enrolled: the citizen's DID
+    via: str
+    staff_offers: int  # offers the agency's staff made for the citizen (each with a PIN)
+    shared: tuple[str, ...] = ()  # remote: the claims the wallet disclosed to enrol
+    vcts: tuple[str, ...] = ()  # the credential types then received
+
+    @property
+    def visit(self) -> bool:
+        return self.staff_offers > 0
 
 
 @dataclass
@@ -73,6 +110,7 @@ class Citizen:
     key_id: str  # current controller key (on the phone)
     next_key_id: str  # pre-committed next key (in the kit)
     credentials: dict[str, HeldCredential] = field(default_factory=dict)  # by vct
+    enrolments: list[Enrolled] = field(default_factory=list)  # in order: the one visit, then none
 
     def phone(self) -> Wallet:
         return Wallet.open(self.wallet_path, WALLET_PASSWORD)
@@ -104,59 +142,123 @@ def create_citizen(c: Consortium, workdir: Path, *, fast: bool = False) -> Citiz
                    next_key.key_id)
 
 
-def agency_register(agency: Agency, citizen_did: str) -> dict[str, Any]:
-    """What the agency's records say about the citizen, keyed by the DID it enrolled (the JSON
-    form of :class:`identity.issuer_agent.Register`, as the issuer directory holds it)."""
-    by_vct = {vct: CITIZEN_CLAIMS[vct] for vct in agency.vcts}
-    return {citizen_did: {"claims": {}, "by_vct": by_vct}}
-
-
-def receive(c: Consortium, agency: Agency, citizen: Citizen, wallet: Wallet, vct: str) -> HeldCredential:
-    """Staff make an offer (with a PIN); the wallet receives it over OpenID4VCI (issuer checked
-    on the ledger, proof by the DID's current key); the agency anchors the credential on the
-    ledger before handing it out."""
+def _held(agency: Agency, wallet: Wallet, wallet_id: str, subject: str) -> HeldCredential:
+    """A received credential as the citizen and its issuer know it (the issuer's record of it)."""
     assert agency.service is not None
-    offer_uri, pin = agency.service.offer(citizen.did, vct)
-    ledger = LightClient(c.genesis, IdentityHttpFetcher(c.apis[c.writer]))
-    with c.wait(f"{agency.name}: issuing {vct.rsplit('/', 2)[-2]} (anchor.put, waiting for commit)"), \
-            httpx.Client(timeout=40.0) as http:
-        (wallet_id,) = receive_offer(wallet, offer_uri, http=http, ledger=ledger, now=int(time.time()),
-                                     tx_code=pin, did=citizen.did)
-    status = wallet.show(wallet_id)["status"]["status_list"]
+    shown = wallet.show(wallet_id)
+    vct, status = str(shown["vct"]), shown["status"]["status_list"]
     record = next(r for r in agency.service.records()
-                  if r["subject"] == citizen.did and r["vct"] == vct and r["idx"] == status["idx"])
-    held = HeldCredential(vct, agency.name, agency.list_id, int(status["idx"]), wallet_id, str(record["anchor"]))
-    citizen.credentials[vct] = held
-    return held
+                  if r["subject"] == subject and r["vct"] == vct and r["idx"] == status["idx"])
+    return HeldCredential(vct, agency.name, agency.list_id, int(status["idx"]), wallet_id, str(record["anchor"]))
+
+
+def _enrolled(agency: Agency, subject: str, shared: tuple[str, ...], held: list[HeldCredential]) -> Enrolled:
+    """The agency's own record of the enrolment, and how many offers its staff made."""
+    assert agency.service is not None
+    enrolment = agency.service.enrolment(subject)
+    if enrolment is None:
+        raise ScenarioError("enrolment", f"{agency.name} has no enrolment for {subject}")
+    return Enrolled(agency.name, subject, enrolment.holder, enrolment.via, agency.service.offers_made, shared,
+                    tuple(h.vct for h in held))
+
+
+def visit_counter(c: Consortium, agency: Agency, citizen: Citizen, wallet: Wallet) -> Enrolled:
+    """The one visit: staff make an offer (with a PIN) per type the agency issues; the wallet
+    redeems each over OpenID4VCI (issuer checked on the ledger, proof by the DID's current key)
+    — the first enrols the DID; the agency anchors each credential before handing it out."""
+    assert agency.service is not None
+    subject = subject_id(agency, CITIZEN)
+    ledger = LightClient(c.genesis, IdentityHttpFetcher(c.apis[c.writer]))
+    held: list[HeldCredential] = []
+    for vct in sorted(agency.vcts):  # one access token serves one credential request at our issuer
+        offer_uri, pin = agency.service.offer(subject, [vct])
+        with c.wait(f"{agency.name}: the counter's offer + PIN, redeemed (anchor.put, waiting for commit)"), \
+                httpx.Client(timeout=40.0) as http:
+            ids = receive_offer(wallet, offer_uri, http=http, ledger=ledger, now=int(time.time()), tx_code=pin,
+                                did=citizen.did)
+        held += [_held(agency, wallet, wallet_id, subject) for wallet_id in ids]
+    citizen.credentials.update((h.vct, h) for h in held)
+    return _enrolled(agency, subject, (), held)
+
+
+def run_wallet(c: Consortium, citizen: Citizen, *args: str) -> dict[str, Any]:
+    """``imi wallet ARGS --json`` on the citizen's wallet as its own process (password from the
+    environment, as a person's wallet app holds it); its JSON answer, ScenarioError if it fails."""
+    command = [sys.executable, "-m", "cli.main", "wallet", *args, "--json", "--wallet", str(citizen.wallet_path),
+               "--node", c.apis[c.writer], "--genesis", str(c.site.genesis_file)]
+    env = {**os.environ, "IMI_WALLET_PASSWORD": WALLET_PASSWORD}
+    try:
+        done = subprocess.run(command, cwd=c.site.code_root, env=env, capture_output=True, text=True,
+                              timeout=WALLET_COMMAND_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ScenarioError("wallet", f"imi wallet {args[0]} did not finish in {WALLET_COMMAND_TIMEOUT_S} s") from exc
+    if done.returncode != 0:
+        lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+        raise ScenarioError("wallet", f"imi wallet {args[0]} exited {done.returncode}: {lines[-1]}")
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError as exc:
+        raise ScenarioError("wallet", f"imi wallet {args[0]} printed no JSON: {done.stdout[-200:]}") from exc
+    if not isinstance(answer, dict):
+        raise ScenarioError("wallet", f"imi wallet {args[0]} printed {type(answer).__name__}, not an object")
+    return answer
+
+
+def enrol_without_visit(c: Consortium, agency: Agency, citizen: Citizen) -> Enrolled:
+    """No visit: the agency's issuer service starts an OpenID4VP enrolment request; ``imi wallet
+    enrol URI --yes`` presents the identity credential it asks for and receives the agency's
+    credentials, bound to the same DID. No staff, no PIN."""
+    assert agency.service is not None
+    uri = agency.service.start_remote_enrolment()
+    with c.wait(f"{agency.name}: imi wallet enrol (identity presented over OpenID4VP, then OpenID4VCI)"):
+        answer = run_wallet(c, citizen, "enrol", uri, "--yes")
+    ids = answer.get("ids")
+    if answer.get("sent") is not True or not isinstance(ids, list) or not ids:
+        raise ScenarioError("remote enrolment", f"{agency.name}: the wallet received nothing: {answer}")
+    wallet, subject = citizen.phone(), subject_id(agency, CITIZEN)
+    held = [_held(agency, wallet, str(wallet_id), subject) for wallet_id in ids]
+    citizen.credentials.update((h.vct, h) for h in held)
+    shared = tuple(claim for item in answer.get("disclosed", []) for claim in item.get("claims", []))
+    return _enrolled(agency, subject, shared, held)
 
 
 def onboard_citizen(c: Consortium, agencies: list[Agency], workdir: Path, *, fast: bool = False,
                     narrate: Narrate = silent) -> Citizen:
-    """Step 2: wallet, DID and recovery kit; each agency's issuer service; every credential;
-    then an encrypted backup of the wallet."""
+    """Step 2: wallet, DID and recovery kit; each agency's issuer service; the one visit, then
+    every other agency without a visit; then an encrypted backup of the wallet."""
     citizen = create_citizen(c, workdir, fast=fast)
-    for agency in agencies:
-        with c.wait(f"starting the issuer service of {agency.name}"):
-            c.services.append(start_issuer_service(c, agency, agency_register(agency, citizen.did)))
+    people = (*PEOPLE, CITIZEN)
+    with c.wait("starting the agencies' issuer services"):
+        launched = [launch_issuer_service(c, agency, register_for(agency, people),
+                                          remote_enrolment_config(agency, agencies)) for agency in agencies]
+        c.services.extend(launched)
+        for service in launched:
+            service.started()
     narrate("services", agencies)
+    door = next(agency for agency in agencies if remote_enrolment_config(agency, agencies) is None)
     phone = citizen.phone()
-    for agency in agencies:
-        for vct in agency.vcts:
-            receive(c, agency, citizen, phone, vct)
+    citizen.enrolments.append(visit_counter(c, door, citizen, phone))
     phone.save()
+    narrate("enrolled", citizen.enrolments[-1])
+    for agency in agencies:
+        if agency is not door:
+            citizen.enrolments.append(enrol_without_visit(c, agency, citizen))
+            narrate("enrolled", citizen.enrolments[-1])
     shutil.copyfile(citizen.wallet_path, citizen.backup_path)
     return citizen
 
 
-
 __all__ = [
+    "CITIZEN",
     "CITIZEN_CLAIMS",
     "Citizen",
+    "Enrolled",
     "HeldCredential",
-    "agency_register",
     "create_citizen",
+    "enrol_without_visit",
     "kdf_for",
     "new_kit",
     "onboard_citizen",
-    "receive",
+    "run_wallet",
+    "visit_counter",
 ]

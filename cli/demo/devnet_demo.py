@@ -2,7 +2,10 @@
 
 :func:`set_up` accredits the demo agencies (:mod:`cli.demo.agencies`: did:imi, trustees'
 accreditation, credential types published, status lists), starts each agency's issuer
-service with its register of fictional people (:mod:`cli.demo.people`), and registers a
+service with its register of fictional people (:mod:`cli.demo.people`) — every agency but
+the public security bureau with the same remote enrolment as ``make run`` (it accepts the
+bureau's resident identity credential, matched on the national id, and is registered as a
+service for that claim; :func:`cli.demo.agencies.remote_enrolment_config`) — and registers a
 demo service on the ledger that may ask EVERY claim of every demo credential type
 (predicate members such as ``age_equal_or_over.21`` included, :func:`every_claim`), then
 starts its verifier service. Scripts then drive them with the CLI alone (``imi issue
@@ -11,7 +14,8 @@ offer``, ``imi wallet receive``, ``imi verifier request``, ``imi wallet present`
 What runs is recorded in ``DIR/demo.json`` (:class:`DemoServices`; public: it names token
 *files*, never a token), written as each service is spawned, so ``imi devnet down`` stops
 even the services of an ``up`` that died half way. Each entry keeps the service's command
-line: ``imi devnet up --demo`` on a devnet that has a demo starts the same services again
+line (``--remote-enrolment`` in it gives the agency's ``remote_enrolment_url``):
+``imi devnet up --demo`` on a devnet that has a demo starts the same services again
 (same directories, ports, DIDs, enrolments) instead of accrediting new agencies.
 
 This module does not import :mod:`cli.devnet` (which imports it); liveness of pids and
@@ -26,7 +30,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final
 
-from cli.demo.agencies import Agency, accredit_agencies, agencies_to_accredit, launch_issuer_service
+from cli.demo.agencies import (
+    Agency,
+    accredit_agencies,
+    agencies_to_accredit,
+    launch_issuer_service,
+    remote_enrolment_config,
+)
 from cli.demo.issuer_process import ServiceProcess, spawn_service
 from cli.demo.people import register_for
 from cli.demo.setup import NodeLedger, Site, open_verifier
@@ -117,7 +127,8 @@ def set_up(site: Site, record: DemoServices, save: Callable[[DemoServices], None
     launched: list[ServiceProcess] = []
     try:
         for agency in agencies:
-            issuer = launch_issuer_service(ledger, agency, register_for(agency))
+            issuer = launch_issuer_service(ledger, agency, register_for(agency),
+                                           remote_enrolment_config(agency, agencies))
             launched.append(issuer)
             record.agencies.append(DemoService.of(agency.name, issuer, sorted(agency.vcts)))
             save(record)

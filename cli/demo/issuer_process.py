@@ -34,8 +34,9 @@ import httpx
 
 from cli._consortium import LOOPBACK, free_ports
 from cli.demo.errors import ScenarioError
+from identity.http.remote_enrolment import PATH as REMOTE_ENROLMENT_PATH
 from identity.issuer_agent import IssuerConfig
-from identity.issuer_store import IssuerStore
+from identity.issuer_store import Enrolment, IssuerStore
 from ledger.files import write_atomic
 from ledger.keys import SigningKey
 
@@ -47,6 +48,8 @@ HEALTH_HTTP_TIMEOUT_S: Final = 2.0  # one /health probe
 HEALTH_POLL_S: Final = 0.1
 LOG_TAIL_CHARS_MAX: Final = 600  # of the service's log, quoted when it failed to start
 TOKEN_FILE: Final = "admin_token"  # the staff bearer token, in the service's directory (0600)
+REMOTE_ENROLMENT_FILE: Final = "remote_enrolment.json"  # ``--remote-enrolment``, in the issuer directory
+REMOTE_ENROLMENT_FLAG: Final = "--remote-enrolment"
 
 
 @dataclass
@@ -120,7 +123,27 @@ def spawn_service(directory: Path, args: list[str], code_root: Path) -> subproce
 
 @dataclass
 class IssuerProcess(ServiceProcess):
-    """A running ``imi issue serve`` for the issuer directory ``directory``."""
+    """A running ``imi issue serve`` for the issuer directory ``directory``; ``offers_made``
+    counts the staff offers made through :meth:`offer`."""
+
+    offers_made: int = 0
+
+    @property
+    def remote_enrolment_url(self) -> str | None:
+        """Where a wallet starts a zero-visit enrolment (``POST``), None if the service does not
+        enrol remotely (its command line has no ``--remote-enrolment``)."""
+        return remote_enrolment_url(self.url, self.args)
+
+    def start_remote_enrolment(self) -> str:
+        """``POST /remote-enrolment``, as the citizen's wallet app does: the ``openid4vp://`` URI."""
+        if self.remote_enrolment_url is None:
+            raise ScenarioError("remote enrolment", f"{self.url} does not enrol remotely")
+        with httpx.Client(timeout=STATUS_HTTP_TIMEOUT_S) as http:
+            response = http.post(self.remote_enrolment_url)
+        if response.status_code != 200:
+            raise ScenarioError("remote enrolment", f"issuer answered HTTP {response.status_code}: "
+                                                    f"{response.text[:200]}")
+        return str(response.json()["request_uri"])
 
     def records(self) -> list[dict[str, Any]]:
         """The agency's own records of what it issued (index, vct, subject, anchor, salt)."""
@@ -130,13 +153,22 @@ class IssuerProcess(ServiceProcess):
         finally:
             store.close()
 
-    def offer(self, subject: str, vct: str) -> tuple[str, str | None]:
-        """``POST /v1/admin/offers`` as the agency's staff: (offer URI, PIN)."""
+    def enrolment(self, subject: str) -> Enrolment | None:
+        """The agency's own record of whom it enrolled as ``subject``, and how (``via``)."""
+        store = IssuerStore(IssuerConfig.load(self.directory).store_path)
+        try:
+            return store.enrolment(subject)
+        finally:
+            store.close()
+
+    def offer(self, subject: str, vcts: list[str]) -> tuple[str, str | None]:
+        """``POST /v1/admin/offers`` as the agency's staff, one offer for ``vcts``: (offer URI, PIN)."""
         with httpx.Client(timeout=STATUS_HTTP_TIMEOUT_S) as http:
-            response = http.post(f"{self.url}/v1/admin/offers", json={"subject": subject, "vcts": [vct]},
+            response = http.post(f"{self.url}/v1/admin/offers", json={"subject": subject, "vcts": vcts},
                                  headers={"Authorization": f"Bearer {self.admin_token}"})
         if response.status_code != 200:
             raise ScenarioError("offer", f"issuer answered HTTP {response.status_code}: {response.text[:200]}")
+        self.offers_made += 1
         return str(response.json()["offer_uri"]), response.json()["tx_code"]
 
     def status(self, action: str, idx: int) -> int:
@@ -148,6 +180,11 @@ class IssuerProcess(ServiceProcess):
             raise ScenarioError("status", f"issuer {action} answered HTTP {response.status_code}: "
                                           f"{response.text[:200]}")
         return int(response.json()["height"])
+
+
+def remote_enrolment_url(url: str, args: list[str]) -> str | None:
+    """The remote enrolment endpoint of an issuer service at ``url`` started with ``args``."""
+    return url + REMOTE_ENROLMENT_PATH if REMOTE_ENROLMENT_FLAG in args else None
 
 
 def _imi(code_root: Path, *args: str) -> None:
@@ -165,10 +202,12 @@ def _new_token(directory: Path) -> str:
 
 
 def launch_issuer_process(directory: Path, *, did: str, key: SigningKey, list_id: str,
-                          register: Mapping[str, Any], node: str, genesis: Path,
-                          code_root: Path) -> IssuerProcess:
+                          register: Mapping[str, Any], node: str, genesis: Path, code_root: Path,
+                          remote_enrolment: Mapping[str, Any] | None = None) -> IssuerProcess:
     """Write the issuer directory (``imi issue init``) and spawn ``imi issue serve`` over ``node``
-    (trusting ``genesis``) on a free loopback port; not waited for (:meth:`ServiceProcess.started`)."""
+    (trusting ``genesis``) on a free loopback port; not waited for (:meth:`ServiceProcess.started`).
+    ``remote_enrolment``: the JSON form of :class:`identity.remote_enrolment.RemoteEnrolmentConfig`,
+    written to the directory and served with ``--remote-enrolment``."""
     directory.mkdir(parents=True, exist_ok=True)
     write_atomic(directory / "issuer_key.jwk", json.dumps(key.to_private_jwk()))
     write_atomic(directory / "register.json", json.dumps(register))
@@ -179,6 +218,9 @@ def launch_issuer_process(directory: Path, *, did: str, key: SigningKey, list_id
     port = free_ports(1)[0]
     args = ["issue", "serve", "--issuer-dir", str(directory), "--node", node, "--genesis", str(genesis),
             "--host", LOOPBACK, "--port", str(port), "--admin-token-file", str(directory / TOKEN_FILE)]
+    if remote_enrolment is not None:
+        write_atomic(directory / REMOTE_ENROLMENT_FILE, json.dumps(remote_enrolment))
+        args += [REMOTE_ENROLMENT_FLAG, str(directory / REMOTE_ENROLMENT_FILE)]
     return IssuerProcess(did, directory, f"http://{LOOPBACK}:{port}", spawn_service(directory, args, code_root),
                          token, args)
 
@@ -214,12 +256,14 @@ def launch_verifier_process(directory: Path, *, did: str, key: SigningKey, node:
 
 
 __all__ = [
+    "REMOTE_ENROLMENT_FILE",
     "TOKEN_FILE",
     "IssuerProcess",
     "ServiceProcess",
     "VerifierProcess",
     "launch_issuer_process",
     "launch_verifier_process",
+    "remote_enrolment_url",
     "spawn_service",
     "start_issuer_process",
 ]

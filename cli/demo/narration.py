@@ -7,7 +7,9 @@ then, step by step (:mod:`cli.demo.story` does the work):
 1. trustees (2 of 3) accredit a public security bureau and a civil affairs bureau;
    a transaction read from ONE validator is proven against its commit certificate;
 2. a citizen creates an encrypted wallet, a did:imi with a pre-committed recovery key,
-   and receives three credentials bound to that DID;
+   and enrols ONCE, at the public security bureau's counter (offer + PIN); the civil affairs
+   bureau then issues without a visit (the wallet presents the bureau's identity credential
+   over OpenID4VP); three credentials bound to that DID;
 3. a community service asks "resident of Chancheng? over 18? no criminal record?" and
    learns exactly that — verified by a light client reading one validator, and by
    ``POST /v1/verify`` on another;
@@ -35,12 +37,12 @@ from rich.panel import Panel
 from rich.status import Status
 from rich.table import Table
 
-from cli.demo.agencies import STATUS_LIST_SIZE, Accredited, Agency
-from cli.demo.citizen import WALLET_PASSWORD, Citizen
+from cli.demo.agencies import NAMES_ZH, STATUS_LIST_SIZE, Accredited, Agency
+from cli.demo.citizen import WALLET_PASSWORD, Citizen, Enrolled
 from cli.demo.consortium import KILLED, Crash, NodeProof
 from cli.demo.counter import CounterOutcome
 from cli.demo.errors import ScenarioError
-from cli.demo.issuer_process import VerifierProcess
+from cli.demo.issuer_process import IssuerProcess, VerifierProcess
 from cli.demo.recovery import Recovery
 from cli.demo.service import SERVICE_AUD, Outcome, StatusChange, service_requests
 from cli.demo.story import Story, check_story, run_story
@@ -48,7 +50,7 @@ from ledger.errors import LedgerError
 
 TITLES = {
     "consortium": "1 · The consortium starts; trustees accredit two agencies",
-    "citizen": "2 · A citizen: encrypted wallet, did:imi, recovery kit, three credentials",
+    "citizen": "2 · A citizen: wallet, did:imi, recovery kit; enrolled once at one door, three credentials",
     "verification": "3 · The community sharing service asks three questions",
     "crash": "4 · A validator dies (kill -9); the consortium keeps going",
     "status": "5 · The bureau suspends, then revokes a credential (through its issuer service)",
@@ -122,8 +124,31 @@ class Narrator:
     def on_services(self, agencies: list[Agency]) -> None:
         for agency in agencies:
             if agency.service is not None:
+                remote = agency.service.remote_enrolment_url
                 self.console.print(f"issuer service of {agency.name}: imi issue serve (pid "
-                                   f"{agency.service.process.pid}) at {agency.service.url} (OpenID4VCI)")
+                                   f"{agency.service.process.pid}) at {agency.service.url} (OpenID4VCI"
+                                   + (f"; remote enrolment at {remote}, registered on the ledger as a service "
+                                      "that may ask the resident identity number)" if remote else ")"))
+
+    def on_enrolled(self, enrolled: Enrolled) -> None:
+        types = ", ".join(vct.rsplit("/", 2)[-2] for vct in enrolled.vcts)
+        zh = NAMES_ZH.get(enrolled.agency, enrolled.agency)
+        if enrolled.visit:
+            text = (f"[bold]enrolled once, at the counter of {enrolled.agency}[/]: staff made {enrolled.staff_offers} "
+                    f"offer(s) with a PIN; the wallet redeemed them → {types}\n"
+                    f"[bold]只登记一次：在{zh}柜台[/]，工作人员出示凭证要约和 PIN，钱包领取 → {types}\n"
+                    f"enrolment recorded there: {enrolled.subject} → {_short(enrolled.holder, 30)} via {enrolled.via}")
+            title, style = "the one visit · 唯一一次到场", "yellow"
+        else:
+            text = (f"[bold]{enrolled.agency} issued without a visit[/]: imi wallet enrol presented the resident "
+                    f"identity over OpenID4VP, sharing only {', '.join(enrolled.shared)}; the agency matched it "
+                    f"to its register and offered → {types} (no staff, no PIN)\n"
+                    f"[bold]{zh}免到场签发[/]：钱包以 OpenID4VP 出示居民身份凭证，只披露 {', '.join(enrolled.shared)}；"
+                    f"核对登记后签发 → {types}（无需工作人员，无需 PIN）\n"
+                    f"enrolment recorded there: {enrolled.subject} → {_short(enrolled.holder, 30)} via "
+                    f"{_short(enrolled.via, 30)}")
+            title, style = "no visit · 免到场", "green"
+        self.console.print(Panel(text, title=title, title_align="left", border_style=style))
 
     def on_agencies(self, acc: Accredited) -> None:
         self.console.print(f"trustees sign governance with [bold]{acc.trustees_signing} of "
@@ -157,10 +182,12 @@ class Narrator:
             title="the citizen", title_align="left", border_style="magenta"))
         table = Table(title="credentials received from the issuer services (nonce + proof of possession of "
                             "the DID key; cnf.kid = the DID)", title_justify="left")
-        for column in ("credential type", "issuer", "status entry", "anchor on the ledger"):
+        for column in ("credential type", "issuer", "how", "status entry", "anchor on the ledger"):
             table.add_column(column)
+        visited = {e.agency: e.visit for e in citizen.enrolments}
         for held in citizen.credentials.values():
-            table.add_row(held.vct.rsplit("/", 2)[-2], held.issuer, f"{held.list_id}#{held.status_idx}",
+            how = "counter" if visited.get(held.issuer) else "no visit"
+            table.add_row(held.vct.rsplit("/", 2)[-2], held.issuer, how, f"{held.list_id}#{held.status_idx}",
                           held.anchor[:16] + "…")
         self.console.print(table)
 
@@ -268,6 +295,9 @@ def _kept(console: Console, story: Story) -> None:
         kind = "counter page" if isinstance(service, VerifierProcess) else "issuer service"
         where = f"{service.url}/counter" if kind == "counter page" else f"{service.url}/docs"
         lines.append(f"{kind} {where} (pid {service.process.pid}; staff token in {service.directory})")
+        remote = service.remote_enrolment_url if isinstance(service, IssuerProcess) else None
+        if remote:
+            lines.append(f"  enrol without a visit: imi wallet enrol \"$(curl -s -X POST {remote} | jq -r .request_uri)\"")
     if story.citizen is not None:
         lines.append(f"wallet app: imi wallet serve --wallet {story.citizen.wallet_path} --node {live} "
                      f"--genesis {directory / 'genesis.json'}   (demo password {WALLET_PASSWORD!r})")

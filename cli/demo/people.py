@@ -2,7 +2,8 @@
 address here is made up.
 
 Each agency keys its register by its own subject id: the public security bureau by the
-resident identity number, the civil affairs bureau by its residence file number. A
+resident identity number, the civil affairs bureau by its residence file number, and its
+entry also holds the resident identity number, which remote enrolment matches. A
 register entry holds, per credential type, exactly the claims that type's published
 definition lists (:func:`register_for`), so the issuer issues the type as published. The
 birth dates span the published age thresholds (14 to 65), and one person has a criminal
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from cli.demo.agencies import CIVIL_RESIDENCE_VCT, Agency
+from cli.demo.agencies import CIVIL_RESIDENCE_VCT, REMOTE_ENROLMENT_MATCH, Agency
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +67,17 @@ def subject_id(agency: Agency, person: Person) -> str:
 
 def register_for(agency: Agency, people: tuple[Person, ...] = PEOPLE) -> dict[str, Any]:
     """The agency's register of ``people`` (the JSON form of :class:`identity.issuer_agent.Register`):
-    per subject id, per credential type the agency publishes, the claims its definition lists."""
-    return {subject_id(agency, person): {"claims": {}, "by_vct": {
+    per subject id, per credential type the agency publishes, the claims its definition lists
+    (``by_vct``); and the fields remote enrolment matches, the resident identity number
+    (``claims``, which no type issues from: each type has its ``by_vct`` entry)."""
+    return {subject_id(agency, person): {"claims": _matched(person), "by_vct": {
         vct: _listed(person.claims(), definition) for vct, definition in agency.vcts.items()}}
         for person in people}
+
+
+def _matched(person: Person) -> dict[str, Any]:
+    claims = person.claims()
+    return {field: claims[claim] for field, claim in REMOTE_ENROLMENT_MATCH.items()}
 
 
 def _listed(claims: Mapping[str, Any], definition: Mapping[str, Any]) -> dict[str, Any]:

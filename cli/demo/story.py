@@ -9,7 +9,10 @@ terminal output:
    (:mod:`cli.demo.agencies`); a transaction read from ONE validator proven against its
    commit certificate;
 2. citizen — wallet, did:imi, recovery kit; the agencies' issuer services started as
-   ``imi issue serve`` processes; three credentials received (:mod:`cli.demo.citizen`);
+   ``imi issue serve`` processes; enrolled ONCE, at the public security bureau's counter
+   (offer + PIN: identity and record); the civil affairs bureau then issues the residence
+   credential without a visit (remote enrolment: ``imi wallet enrol`` presents the bureau's
+   identity credential over OpenID4VP) (:mod:`cli.demo.citizen`);
 3. verification — the community service, registered on the ledger, asks its three questions
    as one OpenID4VP request at its counter (:mod:`cli.demo.counter`); the wallet checks the
    request against the ledger and shares only the answers; each answer is also checked by a
@@ -133,10 +136,17 @@ def _check_consortium(story: Story) -> StepCheck:
 
 
 def _check_citizen(story: Story) -> StepCheck:
-    citizen = story.citizen
-    ok = citizen is not None and len(citizen.credentials) == 3
-    return StepCheck("citizen", ok, "encrypted wallet, did:imi with a pre-committed recovery key, "
-                                    "3 DID-bound credentials")
+    citizen, acc = story.citizen, story.accredited
+    ok = citizen is not None and acc is not None and len(citizen.credentials) == 3
+    if ok and citizen is not None and acc is not None:
+        psb = acc.agencies[0]
+        visits = [(e.agency, e.via, e.holder) for e in citizen.enrolments if e.visit]
+        remote = [(e.via, e.holder, e.shared) for e in citizen.enrolments if not e.visit]
+        ok = (visits == [(psb.name, "offer", citizen.did)]
+              and remote == [(f"remote:{psb.did}", citizen.did, ("national_id",))] * (len(acc.agencies) - 1))
+    return StepCheck("citizen", ok, "encrypted wallet, did:imi with a pre-committed recovery key; enrolled once "
+                                    "at the bureau's counter (offer + PIN), civil affairs issues without a "
+                                    "visit (remote enrolment); 3 DID-bound credentials")
 
 
 def _check_outcome(outcome: Outcome | None) -> bool:
