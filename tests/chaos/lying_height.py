@@ -21,6 +21,7 @@ from tests.chaos._peers import (
     IMPOSTOR_READY_S_MAX,
     Progress,
     counters,
+    impostor_failure,
     start_impostor,
     stop_impostor,
     wait_until_counted,
@@ -48,9 +49,9 @@ def run(workdir: Path, *, quick: bool) -> list[str]:
     try:
         net.up(VALIDATORS, heartbeat_ms=HEARTBEAT_MS)
         honest = [n.name for n in net.nodes() if n.name != LIAR]
-        impostor = start_impostor(net, LIAR, "lying-height", observe_s + IMPOSTOR_READY_S_MAX + 10,
-                                  workdir / "byzantine.log")
-        wait_until_counted(net, honest, "imi_peer_unproven_height_claims_total")
+        log_file = workdir / "byzantine.log"
+        impostor = start_impostor(net, LIAR, "lying-height", observe_s + IMPOSTOR_READY_S_MAX + 10, log_file)
+        wait_until_counted(net, honest, "imi_peer_unproven_height_claims_total", impostor=impostor)
         progress = Progress()
         progress.watch(net, honest, observe_s)
         with httpx.Client(timeout=5.0) as client:
@@ -65,6 +66,8 @@ def run(workdir: Path, *, quick: bool) -> list[str]:
         if progress.longest_stall_s > STALL_S_MAX:
             violations.append(f"the chain stood still for {progress.longest_stall_s:.1f} s "
                               f"(at most {STALL_S_MAX} s allowed)")
+        failure = impostor_failure(impostor, log_file)
+        violations += [failure] if failure is not None else []
         violations += [f"{n} never saw the liar's claims (the attack did not happen)"
                        for n, seen in claims.items() if not seen]
     finally:
