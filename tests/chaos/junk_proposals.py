@@ -8,7 +8,7 @@ past the size limit. Each honest validator's resident memory may grow by at
 most ``RSS_GROWTH_MIB_MAX`` over its level before the attack, the lowest honest
 height must never stand still longer than ``STALL_S_MAX`` and must advance, and
 each honest validator must have disconnected the sender for going past its
-byte share (``imi_peer_disconnects``).
+byte share (``imi_peer_disconnects``), and the impostor must still be running at the end.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ reached — bare, with a real certificate of another height, re-numbered, and
 self-certified — and never answers a catch-up request. The three honest
 validators hold the quorum alone, so every pause of one of them stalls the
 chain: the lowest honest height must never stand still longer than
-``STALL_S_MAX`` and must advance by ``ADVANCE_HEIGHTS_MIN`` over the run, and
+``STALL_S_MAX`` and must advance by ``ADVANCE_HEIGHTS_PER_S_MIN`` a second over the run, and
 each honest validator must have counted the lies (``imi_peer_unproven_height_claims``).
+The impostor must still be running at the end: one that died (its log's last line is
+reported) attacked nobody, and the scenario says so rather than judging a calm chain.
 """
 
 from __future__ import annotations
