@@ -42,7 +42,8 @@ class NodeView(Protocol):
         ...
 
     def status(self) -> dict[str, Any]:
-        """Name, height, head hash, state root, peers connected, mempool size, syncing flag."""
+        """Name, key id, height, head hash, state root, peers connected (``peers_connected``,
+        and their key ids ``peers_connected_ids``), mempool size, syncing flag."""
         ...
 
 

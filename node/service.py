@@ -297,6 +297,7 @@ class ValidatorService:
                            else self._store.state.root_at(0).hex()),
             "round": core.round if core is not None else None,
             "peers_connected": len(self.transport.connected_peers()),
+            "peers_connected_ids": self.transport.connected_peers(),  # for /ready's voting power
             "mempool_size": len(self.mempool),
             "syncing": self.syncer.syncing,
             "evidence": self.driver.evidence_count,

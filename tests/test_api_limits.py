@@ -5,6 +5,7 @@ per-client rate limit, the bounded CPU pool, readiness, and their configuration.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import threading
@@ -19,15 +20,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cli._consortium import free_ports
+from ledger.validators import ValidatorSet
 from node.api.app import create_app
 from node.api.limits import ApiLimits
 from node.api.offload import CpuPool
 from node.api.ops import readiness
 from node.api.ratelimit import TokenBuckets
+from node.api.reader import ChainReader
 from node.api.server import ConnectionStats, make_server
 from node.errors import ConfigError, Overloaded
 from node.service import NodeConfig
-from tests.test_node_api_support import InProcessNode
+from tests.factories import Consortium, consortium, note_tx
+from tests.test_node_api_support import InProcessNode, check_inclusion
 
 START_TIMEOUT_S = 10.0
 # Generous margins: the machine is shared and slow; a test never depends on timing luck
@@ -255,17 +259,72 @@ def test_proofs_answer_503_overloaded_when_the_pool_is_full() -> None:
         pool.close()
 
 
+def test_a_transaction_lookup_builds_its_proof_on_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 19): GET /v1/transactions/{id} read, parsed and proved the
+    transaction on the event loop. It runs on the CPU pool (503 overloaded when full); a
+    pending or unknown id is answered without it."""
+    node = InProcessNode(auto_commit=False)
+    expires_ms = int(time.time() * 1000) + 600_000
+    committed, pending = (note_tx(data=b"committed", expires_at_ms=expires_ms),
+                          note_tx(data=b"pending", expires_at_ms=expires_ms))
+    asyncio.run(node.submit(committed))
+    node.commit()
+    asyncio.run(node.submit(pending))
+    app = create_app(node, limits=ApiLimits(cpu_workers=1, cpu_queue_max=0))
+    pool: CpuPool = app.state.api.cpu
+    threads: list[str] = []
+    built = ChainReader.committed_tx_json
+
+    def recording(self: ChainReader, tx_id: bytes, *, with_tx: bool = True) -> dict[str, Any] | None:
+        threads.append(threading.current_thread().name)
+        return built(self, tx_id, with_tx=with_tx)
+
+    monkeypatch.setattr(ChainReader, "committed_tx_json", recording)
+    client = TestClient(app, raise_server_exceptions=False)
+    release = threading.Event()
+    holder = threading.Thread(target=lambda: asyncio.run(pool.run(lambda: release.wait(START_TIMEOUT_S))))
+    holder.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while pool.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        full = client.get(f"/v1/transactions/{committed.tx_id.hex()}")
+        assert full.status_code == 503 and full.json()["reason"] == "overloaded"
+        assert client.get(f"/v1/transactions/{pending.tx_id.hex()}").json()["status"] == "pending"
+        assert client.get("/v1/transactions/" + "0" * 64).json()["reason"] == "unknown-transaction"
+        release.set()
+        holder.join(START_TIMEOUT_S)
+        answer = client.get(f"/v1/transactions/{committed.tx_id.hex()}")
+        assert answer.status_code == 200 and answer.json()["status"] == "committed", answer.text
+        check_inclusion(answer.json())
+        assert threads and all(name.startswith("imi-api-cpu") for name in threads), threads
+    finally:
+        release.set()
+        pool.close()
+
+
 class _StatusNode(InProcessNode):
-    def __init__(self, **status: Any) -> None:
-        super().__init__()
+    def __init__(self, members: Consortium | None = None, **status: Any) -> None:
+        super().__init__(members=members)
         self.extra = status
 
     def status(self) -> dict[str, Any]:
         return {**super().status(), **self.extra}
 
 
+def _ids(node: InProcessNode, *names: str) -> list[str]:
+    return [v.key_id for v in node.consortium.validators.validators if v.name in names]
+
+
+def _link_peers(node: _StatusNode, *names: str) -> None:
+    """The status a validator connected to ``names`` reports (count and key ids)."""
+    node.extra.update(peers_connected=len(names), peers_connected_ids=_ids(node, *names))
+
+
 def test_ready_reports_syncing_peers_and_head_age() -> None:
-    node = _StatusNode(syncing=False, peers_connected=3)
+    node = _StatusNode(syncing=False)
+    node.extra.update(key_id=_ids(node, "v0")[0])
+    _link_peers(node, "v1", "v2", "v3")
     app = create_app(node)
     client = TestClient(app, raise_server_exceptions=False)
     early = client.get("/ready")
@@ -275,15 +334,49 @@ def test_ready_reports_syncing_peers_and_head_age() -> None:
     ready = client.get("/ready")
     assert ready.status_code == 200, ready.text
     body = ready.json()
-    assert body["ready"] is True and body["peers_needed"] == 2 and body["why"] == []
+    assert body["ready"] is True and body["why"] == []
+    assert (body["peers_connected"], body["power_connected"], body["power_needed"], body["power_total"]) == (3, 4, 3, 4)
     ctx = app.state.api
     head_ms = node.store.head().time_ms
     stale = readiness(ctx, head_ms + body["head_age_ms_max"] + 1)
     assert stale["ready"] is False and "old" in stale["why"][0]
-    node.extra.update(syncing=True, peers_connected=1)
+    node.extra.update(syncing=True)
+    _link_peers(node, "v1")
     lagging = client.get("/ready").json()
     assert lagging["syncing"] is True and len(lagging["why"]) == 2
+    assert "hold 2 of 4 voting power, 3 needed" in lagging["why"][1]
     assert client.get("/health").status_code == 200  # alive all the same
+
+
+def _unequal_consortium(powers: list[int]) -> Consortium:
+    """The test consortium with the given voting powers (v0 first)."""
+    base = consortium(len(powers))
+    validators = ValidatorSet.of(dataclasses.replace(v, power=powers[int(v.name[1:])])
+                                 for v in base.validators.validators)
+    genesis = dataclasses.replace(base.genesis, validators=validators)
+    return Consortium(base.keys, validators, base.trustee_keys, genesis)
+
+
+def test_ready_weighs_the_connected_validators_by_voting_power() -> None:
+    """Regression (issue 19): readiness counted peers, as if powers were equal. With v0
+    holding 5 of 8, this node (v1) and the two small validators are 3 of 4 members but
+    only 3 of 8 power: no quorum, not ready; this node and v0 alone are 6 of 8: ready."""
+    node = _StatusNode(_unequal_consortium([5, 1, 1, 1]), syncing=False)
+    node.commit()
+    node.extra.update(key_id=_ids(node, "v1")[0])
+    _link_peers(node, "v2", "v3")
+    client = TestClient(create_app(node), raise_server_exceptions=False)
+    small = client.get("/ready")
+    assert small.status_code == 503, small.text
+    body = small.json()
+    assert (body["peers_connected"], body["power_connected"], body["power_needed"], body["power_total"]) == (2, 3, 6, 8)
+    assert body["why"] == ["this node and 2 connected peers hold 3 of 8 voting power, 6 needed for a quorum"]
+    _link_peers(node, "v0")
+    big = client.get("/ready")
+    assert big.status_code == 200, big.text
+    assert (big.json()["peers_connected"], big.json()["power_connected"]) == (1, 6)
+    node.extra.update(key_id="not-a-member", peers_connected_ids=[*_ids(node, "v1", "v2", "v3"), 7])
+    assert client.get("/ready").json()["power_connected"] == 3  # a non-member holds nothing
 
 
 def _node_dir(tmp_path: Path, **extra: Any) -> Path:

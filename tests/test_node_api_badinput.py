@@ -266,6 +266,9 @@ def test_unexpected_exception_is_a_500_problem_without_traceback() -> None:
     class Exploding:
         """The real store, except that looking up a transaction fails unexpectedly."""
 
+        def tx_position(self, tx_id: bytes) -> tuple[int, int, int]:
+            return (1, 0, 0)  # indexed, so the lookup goes on to the worker that reads it
+
         def tx(self, tx_id: bytes) -> None:
             raise RuntimeError("disk on fire")
 
@@ -349,6 +352,9 @@ def test_a_corrupt_store_is_a_500_problem_that_hides_the_detail() -> None:
     reader = h.client.app.state.api.reader  # type: ignore[attr-defined]
 
     class Corrupt:
+        def tx_position(self, tx_id: bytes) -> tuple[int, int, int]:
+            return (1, 0, 0)
+
         def tx(self, tx_id: bytes) -> None:
             raise StorageError("transaction record deadbeef is malformed")
 

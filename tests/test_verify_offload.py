@@ -1,5 +1,6 @@
-"""POST /v1/verify verifies on the API's CPU pool, off the event loop: a full pool answers
-503 overloaded at once (never queues without bound), and a free one gives the verdict."""
+"""POST /v1/verify verifies, and the identity reads build their state proofs, on the API's
+CPU pool, off the event loop: a full pool answers 503 overloaded at once (never queues
+without bound), and a free one gives the answer."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import functools
 import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
+from identity.http import node_routes
 from identity.http.node_routes import identity_router, verify_router
 from node.api.app import create_app
 from node.api.limits import ApiLimits
 from node.api.offload import CpuPool
-from tests.test_identity_api_scene import REQUEST, build_scene
+from tests.test_identity_api_scene import LIST_ID, REQUEST, VCT, build_scene
 
 WAIT_S = 10.0
 
@@ -49,3 +52,42 @@ def test_verify_runs_on_the_cpu_pool_and_is_refused_when_it_is_full() -> None:
     assert answer.status_code == 200 and answer.json()["valid"] is True, answer.text
     assert threads and threads[0].startswith("imi-api-cpu")
     pool.close()
+
+
+def test_identity_reads_build_their_proofs_on_the_cpu_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 19): state proofs of DIDs, issuers, services, credential types and
+    status lists were built on the event loop that runs consensus."""
+    scene = build_scene()
+    app = create_app(scene.node, limits=ApiLimits(cpu_workers=1, cpu_queue_max=0), extra_routers=[identity_router])
+    pool: CpuPool = app.state.api.cpu
+    client = TestClient(app, raise_server_exceptions=False)
+    threads: list[str] = []
+    answer = node_routes.identity_answer
+
+    def recording(*args: object, **kwargs: object) -> object:
+        threads.append(threading.current_thread().name)
+        return answer(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(node_routes, "identity_answer", recording)
+    paths = {f"/v1/dids/{scene.alice.did}": 200, f"/v1/issuers/{scene.agency.did}": 200,
+             f"/v1/services/{scene.agency.did}": 404, f"/v1/credential-types/{VCT}": 200,
+             f"/v1/status-lists/{LIST_ID}": 200}
+    release = threading.Event()
+    holder = threading.Thread(target=lambda: asyncio.run(pool.run(lambda: release.wait(WAIT_S))))
+    holder.start()
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while pool.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for path in paths:
+            refused = client.get(path)
+            assert refused.status_code == 503 and refused.json()["reason"] == "overloaded", (path, refused.text)
+    finally:
+        release.set()
+        holder.join(WAIT_S)
+    try:
+        for path, status in paths.items():
+            assert client.get(path).status_code == status, path
+        assert len(threads) == len(paths) and all(name.startswith("imi-api-cpu") for name in threads), threads
+    finally:
+        pool.close()

@@ -156,7 +156,7 @@ def identity_answer(reader: ChainReader, key: bytes, height: int, kind: str, mis
 
 
 def identity_router(ctx: ApiContext) -> APIRouter:
-    """Reads: DIDs, issuers, credential types, status lists, each with its proof (built on
+    """Reads: DIDs, issuers, services, credential types, status lists, each with its proof (built on
     the API's CPU pool, off the event loop, at a height fixed before)."""
     router = APIRouter(prefix="/v1", tags=["identity"])
     reader = ctx.reader
@@ -195,8 +195,9 @@ def identity_router(ctx: ApiContext) -> APIRouter:
         the credential types and claims it may ask for, with the state proof. `404
         service-not-found` carries the absence proof. A wallet refuses a request beyond this."""
         _check_did(did)
-        return identity_answer(reader, statekeys.service_key(did), _height(reader, height), "service",
-                               "service-not-found")
+        at = _height(reader, height)
+        return await ctx.cpu.run(lambda: identity_answer(reader, statekeys.service_key(did), at, "service",
+                                                         "service-not-found"))
 
     @router.get("/credential-types/{vct:path}", response_model=CredentialTypeResponse,
                 summary="A published credential type", responses=problem_responses(400, 404))

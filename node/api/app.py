@@ -9,7 +9,7 @@ Routers, one per area, each built by a factory from one :class:`ApiContext`:
 ``/v1/proofs``        RFC 9162 consistency proofs between heights
 ``/v1/validators``    the set certifying a height, with its state proof
 ``/health``           liveness, chain id, height
-``/ready``            readiness: not syncing, a quorum of peers, a fresh head (503 if not)
+``/ready``            readiness: not syncing, a quorum of voting power connected, a fresh head
 ``/metrics``          Prometheus text (a registry private to this app)
 identity              ``/v1/dids``, ``/v1/issuers``, ``/v1/credential-types``,
                       ``/v1/status-lists``, ``POST /v1/verify``: passed in as

@@ -233,8 +233,10 @@ class ReadyResponse(_Out):
 
     ready: bool
     syncing: bool = Field(description="Catching up from peers.")
-    peers_connected: int
-    peers_needed: int = Field(description="Peers that, with this node, make a quorum of the current set.")
+    peers_connected: int = Field(description="Validators of the current set this node is connected to.")
+    power_connected: int = Field(description="Voting power of this node and the validators it is connected to.")
+    power_needed: int = Field(description="Voting power of a quorum of the current set (more than 2/3).")
+    power_total: int = Field(description="Voting power of the current set.")
     height: int
     head_age_ms: int | None = Field(description="Wall clock minus the head's time; null before block 1.")
     head_age_ms_max: int

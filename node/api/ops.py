@@ -23,18 +23,23 @@ def _wall_ms() -> int:
 
 
 def readiness(ctx: ApiContext, now_ms: int) -> dict[str, Any]:
-    """The ``/ready`` answer: not catching up, enough peers connected for this node and
-    them to make a quorum of the current validator set, and a head younger than
-    ``API_READY_HEAD_AGE_HEARTBEATS_MAX`` heartbeats (the chain commits at least one
-    block per heartbeat, so an older head means this node or the chain is stuck)."""
+    """The ``/ready`` answer: not catching up, this node and the validators it is connected
+    to hold more than 2/3 of the current set's voting power (so they can commit without the
+    others; with unequal powers a count of peers says nothing), and a head younger than
+    ``API_READY_HEAD_AGE_HEARTBEATS_MAX`` heartbeats (the chain commits at least one block
+    per heartbeat, so an older head means this node or the chain is stuck).
+
+    Reads ``key_id`` (this node's consensus key) and ``peers_connected_ids`` (the key ids
+    of the validators connected) from :meth:`NodeView.status`; without them nobody is
+    connected."""
     status = ctx.node.status()
     syncing = bool(status.get("syncing", False))
-    peers = int(status.get("peers_connected", 0))
+    connected = _key_ids(status.get("peers_connected_ids"))
+    me = status.get("key_id")
     store = ctx.node.store
     validators = read_validator_set(store.state_reader())
-    count = len(validators.validators)
-    quorum = count - (count - 1) // 3  # more than 2/3 of n = 3f + 1 (equal powers)
-    peers_needed = max(0, quorum - 1)
+    holders = [*connected, *([me] if isinstance(me, str) else [])]
+    power = validators.power_of(holders)
     heartbeat = ctx.node.genesis.policy.get("heartbeat_ms", HEARTBEAT_MS_DEFAULT)
     age_max = API_READY_HEAD_AGE_HEARTBEATS_MAX * (heartbeat if type(heartbeat) is int else HEARTBEAT_MS_DEFAULT)
     head = store.head()
@@ -42,14 +47,21 @@ def readiness(ctx: ApiContext, now_ms: int) -> dict[str, Any]:
     why = []
     if syncing:
         why.append("catching up from peers")
-    if peers < peers_needed:
-        why.append(f"{peers} peers connected, {peers_needed} needed for a quorum")
+    if not validators.has_quorum(holders):
+        why.append(f"this node and {len(connected)} connected peers hold {power} of {validators.total_power} "
+                   f"voting power, {validators.quorum_power} needed for a quorum")
     if age is None:
         why.append("no block committed yet")
     elif age > age_max:
         why.append(f"head is {age} ms old (limit {age_max})")
-    return {"ready": not why, "syncing": syncing, "peers_connected": peers, "peers_needed": peers_needed,
+    return {"ready": not why, "syncing": syncing, "peers_connected": len(connected),
+            "power_connected": power, "power_needed": validators.quorum_power,
+            "power_total": validators.total_power,
             "height": ctx.reader.head_height(), "head_age_ms": age, "head_age_ms_max": age_max, "why": why}
+
+
+def _key_ids(value: object) -> list[str]:
+    return [k for k in value if isinstance(k, str)] if isinstance(value, list) else []
 
 
 def ops_router(ctx: ApiContext, *, clock_ms: Callable[[], int] = _wall_ms) -> APIRouter:

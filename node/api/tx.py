@@ -186,17 +186,25 @@ def transactions_router(ctx: ApiContext) -> APIRouter:
         response_model=TxResponse,
         response_model_exclude_none=True,
         summary="A transaction: committed (with proofs) or pending",
-        responses=problem_responses(400, 404),
+        responses=problem_responses(400, 404, 503),
     )
     async def get_tx(
         tx_id: str = Path(pattern=_TX_ID_PATTERN, description="Transaction id, 64 lowercase hex."),
     ) -> Any:
         """Committed: height, index, the transaction, its inclusion proof in the global log at
-        that height, header and certificate. Pending: only id and status."""
+        that height, header and certificate. Pending: only id and status.
+
+        Reading and parsing the transaction and building its inclusion proof (log nodes read
+        from disk) run on the API's CPU pool, off the event loop that runs consensus (`503
+        overloaded` when it is full); an unknown or pending id is answered on the loop from
+        the index and the mempool, without taking a place in the pool."""
         raw_id = bytes.fromhex(tx_id)
-        committed = ctx.reader.committed_tx_json(raw_id)
-        if committed is not None:
-            return committed
+        if ctx.reader.tx_location(raw_id) is not None:
+            # A committed transaction's height, log index and the header it is proven
+            # against never change: the worker reads what the loop found here.
+            committed = await ctx.cpu.run(lambda: ctx.reader.committed_tx_json(raw_id))
+            if committed is not None:
+                return committed
         if ctx.node.is_pending(raw_id):
             return {"id": tx_id, "status": "pending"}
         raise ApiProblem("unknown-transaction", f"transaction {tx_id} is neither committed nor pending here")

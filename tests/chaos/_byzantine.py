@@ -59,6 +59,44 @@ LIED_HEIGHT_JUMP = 50
 DRAIN_WAIT_S_MAX = 1.0  # per junk frame: how long to wait for the send queues to empty
 
 
+def height_lies(chain_id: str, key: SigningKey, height: int, head: list[Value] | None) -> list[Value]:
+    """Status frames claiming heights nobody reached, given the highest ``height`` an honest
+    peer announced and its ``head`` (``[header, certificate]``, or None before one is heard):
+    a bare number; the real certified head under another height; that header re-numbered,
+    with the real certificate; and re-numbered, "certified" by ``key`` alone.
+
+    The re-numbered header drops ``last_commit`` (the certificate of the block before),
+    which names the real previous height: with it the header would not even parse, and
+    the lie would test the node's parser, not its certificate check. Every frame is built
+    whatever the head holds; a head that is not a header and a certificate yields the bare
+    lie only (an impostor that dies on its first lie attacks nobody)."""
+    frames: list[Value] = [{"t": "status", "height": height + 10**6}]
+    if head is None:
+        return frames
+    far = height + LIED_HEIGHT_JUMP
+    try:
+        header_value, cert_value = head
+        header = BlockHeader.from_value(header_value)
+        CommitCertificate.from_value(cert_value)
+    except (LedgerError, ValueError, TypeError):
+        return frames
+    renumbered = dataclasses.replace(header, height=far, last_commit=None).to_value()
+    frames += [
+        {"t": "status", "height": far, "head": head},
+        {"t": "status", "height": far, "head": [renumbered, cert_value]},
+        {"t": "status", "height": far, "head": [renumbered, _self_certified(key, renumbered)]},
+    ]
+    return frames
+
+
+def _self_certified(key: SigningKey, header_value: Value) -> Value:
+    """A "certificate" of ``header_value`` carrying ``key``'s precommit alone (below quorum)."""
+    header = BlockHeader.from_value(header_value)
+    unsigned = CommitCertificate(header.chain_id, header.height, 0, header.hash, ())
+    signature = key.sign(unsigned.precommit(key.key_id).signing_bytes())
+    return dataclasses.replace(unsigned, signatures=((key.key_id, signature),)).to_value()
+
+
 class Impostor:
     """One validator's identity, speaking the transport to the rest of its devnet."""
 
@@ -89,25 +127,8 @@ class Impostor:
 
     # --- lying about the height -------------------------------------------------------------
     def lies(self) -> list[Value]:
-        """Status frames claiming heights nobody reached."""
-        far = self.height + LIED_HEIGHT_JUMP
-        frames: list[Value] = [{"t": "status", "height": self.height + 10**6}]
-        if self.head is not None:
-            header_value, cert_value = self.head
-            assert isinstance(header_value, dict) and isinstance(cert_value, dict)
-            renumbered = {**header_value, "height": far}
-            frames += [
-                {"t": "status", "height": far, "head": self.head},
-                {"t": "status", "height": far, "head": [renumbered, cert_value]},
-                {"t": "status", "height": far, "head": [renumbered, self._self_certified(renumbered)]},
-            ]
-        return frames
-
-    def _self_certified(self, header_value: dict[str, Value]) -> Value:
-        header = BlockHeader.from_value(header_value)
-        unsigned = CommitCertificate(header.chain_id, header.height, 0, header.hash, ())
-        signature = self.key.sign(unsigned.precommit(self.key.key_id).signing_bytes())
-        return dataclasses.replace(unsigned, signatures=((self.key.key_id, signature),)).to_value()
+        """Status frames claiming heights nobody reached (see :func:`height_lies`)."""
+        return height_lies(self.genesis.chain_id, self.key, self.height, self.head)
 
     async def lie_about_height(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -144,7 +165,7 @@ class Impostor:
             forged = number >= JUNK_PROPOSALS
             proposer = others[number % len(others)] if forged else self.key.key_id
             proposal = Proposal(self.genesis.chain_id, height, number, block, -1, proposer).signed(self.key)
-            self.transport.broadcast({"t": "c", "m": message_to_value(proposal)})  # type: ignore[dict-item]
+            self.transport.broadcast({"t": "c", "m": message_to_value(proposal)})
             self.sent["forged" if forged else "junk"] += 1
             await self._drained(others)
         oversized = (FRAME_BYTES_MAX + 1).to_bytes(FRAME_HEADER_BYTES, "big") + bytes(64)

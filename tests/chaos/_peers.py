@@ -93,19 +93,34 @@ class Progress:
 IMPOSTOR_READY_S_MAX = 40.0  # an impostor is a new process that starts and dials over TLS first
 
 
-def wait_until_counted(net: Devnet, honest: list[str], metric: str, progress: Progress | None = None) -> None:
+def wait_until_counted(net: Devnet, honest: list[str], metric: str, progress: Progress | None = None,
+                       impostor: subprocess.Popen[bytes] | None = None) -> None:
     """Until every honest validator's ``metric`` is above 0, at most IMPOSTOR_READY_S_MAX: on a
     loaded machine the impostor may reach the validators late. With ``progress`` the heights
-    keep being sampled meanwhile. The scenario then judges the counters itself."""
+    keep being sampled meanwhile; with ``impostor`` the wait ends early once that process
+    has exited (it will never be counted). The scenario then judges the counters itself."""
     deadline = time.monotonic() + IMPOSTOR_READY_S_MAX
     with httpx.Client(timeout=5.0) as client:
         while time.monotonic() < deadline:
             if all(counters(net, n, client).get(metric, 0.0) for n in honest):
                 return
+            if impostor is not None and impostor.poll() is not None:
+                return
             if progress is None:
                 time.sleep(0.25)
             else:
                 progress.watch(net, honest, 1.0)
+
+
+def impostor_failure(process: subprocess.Popen[bytes], log_file: Path) -> str | None:
+    """A violation if the impostor exited before it was stopped (it runs longer than any
+    observation): its exit status and the last line of its log. A dead impostor attacks
+    nobody, and without this a scenario could only say that no attack was seen."""
+    if process.poll() is None:
+        return None
+    lines = [line for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
+    last = lines[-1] if lines else "(no output)"
+    return f"the impostor exited early with status {process.returncode}: {last} (see {log_file})"
 
 
 def start_impostor(net: Devnet, name: str, mode: str, seconds: float, log_file: Path) -> subprocess.Popen[bytes]:
@@ -129,5 +144,5 @@ def stop_impostor(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-__all__ = ["IMPOSTOR_READY_S_MAX", "Progress", "counters", "heights", "rss_mib", "start_impostor",
-           "stop_impostor", "wait_until_counted"]
+__all__ = ["IMPOSTOR_READY_S_MAX", "Progress", "counters", "heights", "impostor_failure", "rss_mib",
+           "start_impostor", "stop_impostor", "wait_until_counted"]

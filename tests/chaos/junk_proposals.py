@@ -8,7 +8,7 @@ past the size limit. Each honest validator's resident memory may grow by at
 most ``RSS_GROWTH_MIB_MAX`` over its level before the attack, the lowest honest
 height must never stand still longer than ``STALL_S_MAX`` and must advance, and
 each honest validator must have disconnected the sender for going past its
-byte share (``imi_peer_disconnects``).
+byte share (``imi_peer_disconnects``), and the impostor must still be running at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tests.chaos._peers import (
     IMPOSTOR_READY_S_MAX,
     Progress,
     counters,
+    impostor_failure,
     rss_mib,
     start_impostor,
     stop_impostor,
@@ -56,11 +57,11 @@ def run(workdir: Path, *, quick: bool) -> list[str]:
         time.sleep(WARM_UP_S)
         pids = net.pids()
         baseline = {n: rss_mib(pids[n]) for n in honest}
-        impostor = start_impostor(net, SENDER, "junk-proposals", observe_s + IMPOSTOR_READY_S_MAX + 10,
-                                  workdir / "byzantine.log")
+        log_file = workdir / "byzantine.log"
+        impostor = start_impostor(net, SENDER, "junk-proposals", observe_s + IMPOSTOR_READY_S_MAX + 10, log_file)
         progress = Progress()
         progress.watch(net, honest, observe_s)
-        wait_until_counted(net, honest, "imi_peer_disconnects_total", progress)
+        wait_until_counted(net, honest, "imi_peer_disconnects_total", progress, impostor)
         with httpx.Client(timeout=5.0) as client:
             cut = {n: counters(net, n, client).get("imi_peer_disconnects_total", 0.0) for n in honest}
         growth = {n: progress.rss_peak_mib.get(n, 0.0) - baseline[n] for n in honest}
@@ -77,6 +78,8 @@ def run(workdir: Path, *, quick: bool) -> list[str]:
         if progress.longest_stall_s > STALL_S_MAX:
             violations.append(f"the chain stood still for {progress.longest_stall_s:.1f} s "
                               f"(at most {STALL_S_MAX} s allowed)")
+        failure = impostor_failure(impostor, log_file)
+        violations += [failure] if failure is not None else []
         violations += [f"{n} never disconnected the junk sender" for n, times in cut.items() if not times]
     finally:
         if impostor is not None:
