@@ -10,7 +10,14 @@ from pathlib import Path
 
 import typer
 
-from cli._common import parse_predicates, print_json, read_signing_key, read_text_file, refuse, usage
+from cli._common import (
+    parse_predicates,
+    print_json,
+    read_signing_key,
+    read_text_file,
+    refuse,
+    usage,
+)
 from cli._ledger_client import (
     GENESIS_OPTION,
     JSON_OPTION,

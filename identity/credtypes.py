@@ -151,7 +151,7 @@ class CredentialType:
         """From the ledger's certified record; raises ValueError on a shape the rules never store."""
         vct, issuer, predicates = record.get("vct"), record.get("issuer"), record.get("predicates", {})
         if not isinstance(vct, str) or not isinstance(issuer, str) or not isinstance(predicates, dict):
-            raise ValueError("type definition needs vct, issuer and a predicates map")
+            raise ValueError("type definition needs vct, issuer and a predicates map")  # noqa: TRY004 - one type for a bad shape
         if not all(isinstance(t, list) and all(type(x) is int for x in t) for t in predicates.values()):
             raise ValueError("type definition: predicate thresholds must be integer lists")
         version = record.get("version", 0)

@@ -50,7 +50,6 @@ from identity import did as didmod
 from identity import jose
 from identity import oid4vci as vci
 from identity.anchors import anchor_digest, new_salt
-from identity.credtypes import CredentialType, CredentialTypeCache
 from identity.constants import (
     BATCH_SIZE_MAX,
     CREDENTIAL_LIFETIME_S_DEFAULT,
@@ -61,6 +60,7 @@ from identity.constants import (
     STATUS_SUSPENDED,
     STATUS_VALID,
 )
+from identity.credtypes import CredentialType, CredentialTypeCache
 from identity.errors import (
     IdentityError,
     IssuanceError,

@@ -22,6 +22,7 @@ from identity.presentation import present
 from identity.request import PresentationRequest
 from identity.sdjwt import HolderBinding, issue
 from identity.verifier import VerificationResult, verify_presentation
+from ledger.keys import SigningKey
 from tests.test_identity_helpers import Holder, det_key
 from tests.test_identity_light_client import Chain, ChainFetcher, populated
 
@@ -128,7 +129,7 @@ def signed_by_agency(ch: Chain, alice: Holder, agency: Holder, claims: dict[str,
                  predicates=predicates, disclosable=disclosable).serialize()
 
 
-def verify_paths(ch: Chain, cred: str, key, paths: list[str]) -> VerificationResult:  # noqa: ANN001
+def verify_paths(ch: Chain, cred: str, key: SigningKey, paths: list[str]) -> VerificationResult:
     request = PresentationRequest(nonce="n-1", aud="https://rp.example", vct=frozenset({"imi:pid"}))
     presentation = present(cred, paths, holder_key=key, nonce="n-1", aud="https://rp.example",
                            iat=ch.time(ch.height) // 1000)
