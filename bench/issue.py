@@ -76,7 +76,8 @@ def agency(net: Devnet, directory: Path, issuer_url: str) -> tuple[SigningKey, s
     node.submit(node.build("gov.issuer_accredit", "gov", {"did": did, "name": "Bench agency", "vcts": [VCT]},
                            *trustees))
     claims: list[Value] = [name for name in sorted(CLAIMS)]
-    node.submit(node.build("vct.publish", did, {"vct": VCT, "name": "Bench", "claims": claims}, key))
+    node.submit(node.build("vct.publish", did, {"vct": VCT, "name": "Bench", "claims": claims,
+                                                "predicates": {"age_equal_or_over": [16, 18, 65]}}, key))
     node.submit(node.build("status.create_list", did, {"list_id": LIST_ID, "bits": 2, "size": LIST_SIZE}, key))
     node.close()
     return key, did
