@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from identity.constants import (
@@ -121,11 +121,17 @@ def _names(value: object, field: str) -> frozenset[str]:
     return frozenset(value)
 
 
+_FREE: Final = 0  # a claim that may arrive in any form: listed and disclosable, or kept clear by SD-JWT VC
+_CLEAR: Final = 1  # a listed claim the definition keeps in the clear
+
+
 @dataclass(frozen=True, slots=True)
 class CredentialType:
     """A published definition (``vct/<vct>`` on the ledger), ready to check against.
 
     ``members``: predicate claim → the member names its thresholds allow (``"18"``...).
+    ``kinds``: every claim name a credential may show → ``_FREE``, ``_CLEAR`` or the
+    predicate's allowed members (one lookup per claim when verifying).
     """
 
     vct: str
@@ -135,6 +141,13 @@ class CredentialType:
     predicates: Mapping[str, tuple[int, ...]]
     members: Mapping[str, frozenset[str]]
     version: int = 0
+    kinds: Mapping[str, int | frozenset[str]] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        kinds: dict[str, int | frozenset[str]] = dict.fromkeys(NEVER_DISCLOSABLE_CLAIMS, _FREE)
+        kinds.update((name, _FREE if name in self.disclosable else _CLEAR) for name in self.claims)
+        kinds.update(self.members)
+        object.__setattr__(self, "kinds", kinds)  # derived once; the instance stays frozen
 
     @classmethod
     def of(cls, vct: str, issuer: str, claims: Iterable[str], *, disclosable: Iterable[str] | None = None,
@@ -143,8 +156,8 @@ class CredentialType:
         names = frozenset(claims)
         sd = frozenset(disclosable) if disclosable is not None else names - NEVER_DISCLOSABLE_CLAIMS
         preds = {name: tuple(sorted(set(t))) for name, t in (predicates or {}).items()}
-        return cls(vct, issuer, names, sd, preds,
-                   {name: frozenset(str(t) for t in ts) for name, ts in preds.items()}, version)
+        members = {name: frozenset(str(t) for t in ts) for name, ts in preds.items()}
+        return cls(vct, issuer, names, sd, preds, members, version)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> CredentialType:
@@ -196,23 +209,23 @@ class CredentialType:
         ``not-disclosable-in-type``."""
         if iss != self.issuer:
             raise CredentialTypeError(f"{self.vct} is published by another issuer", reason="vct-other-issuer")
-        members, listed, disclosable = self.members, self.claims, self.disclosable
+        kinds = self.kinds
         for name, value in claims.items():
-            if name in NEVER_DISCLOSABLE_CLAIMS:
+            kind = kinds.get(name)
+            if kind is _FREE:
                 continue
-            allowed = members.get(name)
-            if allowed is not None:
-                if value.__class__ is not dict or not value.keys() <= allowed \
-                        or any(v.__class__ is not bool for v in value.values()):
-                    raise CredentialTypeError(f"{name} carries members the type does not publish",
-                                              reason="not-in-type-definition")
-            elif name not in listed:
+            if kind is None:
                 raise CredentialTypeError(f"claim {name!r} is not in the type definition",
                                           reason="not-in-type-definition")
-            elif name not in disclosable and (name not in payload or payload[name] != value):
-                # a disclosure of the claim, or disclosures inside its value
-                raise CredentialTypeError(f"claim {name!r} is not selectively disclosable in this type",
-                                          reason="not-disclosable-in-type")
+            if kind is _CLEAR:
+                if name not in payload or payload[name] != value:
+                    # a disclosure of the claim, or disclosures inside its value
+                    raise CredentialTypeError(f"claim {name!r} is not selectively disclosable in this type",
+                                              reason="not-disclosable-in-type")
+            elif not isinstance(kind, frozenset) or value.__class__ is not dict or not value.keys() <= kind \
+                    or any(v.__class__ is not bool for v in value.values()):
+                raise CredentialTypeError(f"{name} carries members the type does not publish",
+                                          reason="not-in-type-definition")
 
 
 class CredentialTypeCache:

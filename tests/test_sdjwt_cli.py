@@ -141,9 +141,9 @@ def test_missing_option_is_usage_error() -> None:
 
 
 def test_issue_derives_exactly_the_predicate_thresholds_asked_for(flow: Path) -> None:
-    code, out, err = imi("sdjwt", "present", "--credential", str(flow / "cred.txt"), "--disclose",
-                         "age_equal_or_over.16", "--holder-key", str(flow / "holder.jwk"), "--nonce", "n1",
-                         "--aud", "rp", "--now", str(NOW))
+    code, _, err = imi("sdjwt", "present", "--credential", str(flow / "cred.txt"), "--disclose",
+                       "age_equal_or_over.16", "--holder-key", str(flow / "holder.jwk"), "--nonce", "n1",
+                       "--aud", "rp", "--now", str(NOW))
     assert (code, "claim-not-held") == (1, err.split("[")[1].split("]")[0]), err
     common = ("sdjwt", "issue", "--issuer-key", str(flow / "issuer.jwk"), "--holder-jwk",
               str(flow / "holder.pub.jwk"), "--claims", str(flow / "claims.json"), "--now", str(NOW))
