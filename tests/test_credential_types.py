@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from identity import did as didmod
+from identity.credtypes import CredentialType
 from identity.errors import WalletError
 from identity.issuance import IssuanceRequestError, make_proof
 from identity.ledger_trust import status_uri
@@ -47,6 +48,7 @@ REGISTER = {
     "outside": {"claims": {"given_name": "Eve", "birthdate": "1990-01-01", "criminal_record": "none"}},
     "no-birthdate": {"claims": {"given_name": "Nob"}},
     "changes": {"claims": {"given_name": "Cy", "birthdate": "1990-01-01"}},
+    "lax": {"claims": {"given_name": "Lax", "birthdate": "1990-01-01", "religion": "none"}},
 }
 
 
@@ -234,3 +236,20 @@ def test_an_undisclosable_claim_sent_as_a_disclosure_is_invalid(world: World) ->
     as_typed = forged(world, holder, {"given_name": "Tom", "family_name": "Thumb"}, vct=TEEN_VCT,
                       disclosable={"given_name"})
     assert node_verify(world, presented(as_typed, [], holder, request), request)["valid"]
+
+
+def test_the_wallet_stores_nothing_outside_the_published_type(world: World, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An issuer service that goes by its own idea of the type (here: one more claim) hands out
+    a credential the wallet's check against the ledger refuses before storing it."""
+    lax = CredentialType.of(VCT, world.agency_did, ["given_name", "religion"],
+                            predicates={"age_equal_or_over": list(AGE_THRESHOLDS)})
+    monkeypatch.setattr(world.agent, "credential_type", lambda vct, now: lax)
+    answer = staff_offer(world, "lax")
+    assert answer.status_code == 200, answer.text
+    wallet = Wallet.create(tmp_path / "lax.json", "pw", kdf=KdfParams.fastest())
+    with pytest.raises(IssuanceRequestError) as info:
+        receive(wallet, answer.json()["offer_uri"], http=world.route(), ledger=world.light_client(), now=now(),
+                tx_code=answer.json()["tx_code"], allow_http=True)
+    assert info.value.reason == "credential-invalid" and "'religion' is not in the type" in str(info.value)
+    assert wallet.credentials() == [] and wallet.issuances() == []
