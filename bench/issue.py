@@ -35,7 +35,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import httpx
 
@@ -59,6 +59,7 @@ ROUNDS_QUICK: Final = {1: 32, 10: 8}
 START_S_MAX: Final = 120
 HTTP_TIMEOUT_S: Final = 120.0
 CLAIMS: Final = {"given_name": "Bench", "family_name": "Mark", "birthdate": "1990-01-01"}
+PREDICATES: Final = {"age_equal_or_over": [16, 18, 65]}  # the bench type's, derived from birthdate
 
 
 def agency(net: Devnet, directory: Path, issuer_url: str) -> tuple[SigningKey, str]:
@@ -76,7 +77,8 @@ def agency(net: Devnet, directory: Path, issuer_url: str) -> tuple[SigningKey, s
     node.submit(node.build("gov.issuer_accredit", "gov", {"did": did, "name": "Bench agency", "vcts": [VCT]},
                            *trustees))
     claims: list[Value] = [name for name in sorted(CLAIMS)]
-    node.submit(node.build("vct.publish", did, {"vct": VCT, "name": "Bench", "claims": claims}, key))
+    node.submit(node.build("vct.publish", did, {"vct": VCT, "name": "Bench", "claims": claims,
+                                                "predicates": cast(Value, PREDICATES)}, key))
     node.submit(node.build("status.create_list", did, {"list_id": LIST_ID, "bits": 2, "size": LIST_SIZE}, key))
     node.close()
     return key, did

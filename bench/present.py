@@ -158,7 +158,7 @@ def _wallets(directory: Path, agency: tuple[SigningKey, str], count: int, *, fir
         credential = issue(dict(issue_bench.CLAIMS), issuer_key=key, iss=did, vct=issue_bench.VCT,
                            holder=HolderBinding.from_key(holder), iat=now - 60,
                            status={"status_list": {"idx": i, "uri": status_uri(issue_bench.LIST_ID)}},
-                           kid=f"{did}#{key.key_id}").serialize()
+                           kid=f"{did}#{key.key_id}", predicates=issue_bench.PREDICATES).serialize()
         wallet.add_credential(credential, now=now)
         out.append(wallet)
     return out

@@ -13,7 +13,9 @@ suffixed with the configuration name:
 
 Both sides verify the same presentation (five disclosures, KB-JWT). Ours runs
 every check — strict parsing, issuer key and accreditation, all disclosure
-rules, times, KB-JWT, status from an in-memory (cached) list, and the request —
+rules, the credential against its published type (an in-memory definition, as a
+ledger-backed verifier holds it between reads), times, KB-JWT, status from an
+in-memory (cached) list, and the request —
 with the issuer key parsed once, as a long-lived verifier would. The reference
 (sd-jwt 0.10.4 over jwcrypto) gets its issuer key as an already-built JWK
 object too. Run: ``python -m bench verify [--quick]``.
@@ -56,6 +58,7 @@ from dataclasses import dataclass
 
 from identity import jose
 from identity.constants import SEPARATOR
+from identity.credtypes import CredentialType, KnownCredentialTypes
 from identity.presentation import present
 from identity.request import PresentationRequest
 from identity.sdjwt import HolderBinding, issue
@@ -73,6 +76,9 @@ NONCE, AUD, VCT, URI = "bench-nonce", "https://rp.example", "urn:imi:pid:1", "ht
 # configuration name -> issuer key algorithm; the holder (KB-JWT) key is ES256 in both.
 CONFIGURATIONS = {"es256_issuer": "ES256", "eddsa_issuer": "EdDSA"}
 DEFAULT_CONFIGURATION = "es256_issuer"  # the unsuffixed figures: both signatures ES256
+AGES = {"age_equal_or_over": [16, 18, 65]}
+TYPES = KnownCredentialTypes([CredentialType.of(
+    VCT, "did:imi:issuer", ["given_name", "family_name", "birthdate", "address"], predicates=AGES)])
 
 
 def _per_second(fn: Callable[[], object], seconds: float) -> float:
@@ -110,12 +116,13 @@ def _setup(issuer_alg: str, now: int) -> _Setup:
          "address": {"locality": "London", "country": "GB"}},
         issuer_key=issuer, iss="did:imi:issuer", vct=VCT, holder=HolderBinding.from_key(holder.public_key),
         iat=now - 60, exp=now + 3600, status={"status_list": {"idx": 3, "uri": URI}},
+        predicates=AGES,
     ).serialize()
     presentation = present(credential, ["given_name", "age_equal_or_over.18", "address.locality"],
                            holder_key=holder, nonce=NONCE, aud=AUD, iat=now)
     request = PresentationRequest(nonce=NONCE, aud=AUD, vct=frozenset({VCT}), claims=("given_name",),
                                   predicates=("age_equal_or_over.18",), max_age_s=86_400)
-    issuer_keys = FixedIssuerKey(issuer.public_key, iss="did:imi:issuer", vct=frozenset({VCT}))
+    issuer_keys = FixedIssuerKey(issuer.public_key, iss="did:imi:issuer", vct=frozenset({VCT}), types=TYPES)
     holder_keys = CnfHolderKeys()
     status = InMemoryStatusLists({URI: StatusListSnapshot(bytes(16), now)})
 
@@ -125,7 +132,8 @@ def _setup(issuer_alg: str, now: int) -> _Setup:
         assert result.valid, result.reason
         return result
 
-    memo_keys = FixedIssuerKey(issuer.public_key, iss="did:imi:issuer", vct=frozenset({VCT}), memo_max=1024)
+    memo_keys = FixedIssuerKey(issuer.public_key, iss="did:imi:issuer", vct=frozenset({VCT}), memo_max=1024,
+                               types=TYPES)
     cache = VerifierCache()
 
     def ours_warm() -> object:

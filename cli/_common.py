@@ -69,6 +69,19 @@ def usage(message: str) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
+def parse_predicates(items: list[str]) -> dict[str, list[int]]:
+    """``--predicate NAME=T1,T2`` options (e.g. ``age_equal_or_over=18,21``) as a map; a
+    malformed one is a usage error."""
+    predicates: dict[str, list[int]] = {}
+    for item in items:
+        name, _, thresholds = item.partition("=")
+        try:
+            predicates[name] = [int(t) for t in thresholds.split(",")]
+        except ValueError:
+            usage(f"--predicate must be NAME=INT[,INT...], got {item!r}")
+    return predicates
+
+
 def refuse(exc: ImiError, as_json: bool) -> NoReturn:
     """Exit 1 with an error's own ``reason`` (a library or node refusal)."""
     fail(str(exc), reason=exc.reason, as_json=as_json)

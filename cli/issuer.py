@@ -10,7 +10,14 @@ from pathlib import Path
 
 import typer
 
-from cli._common import print_json, read_signing_key, read_text_file, refuse, usage
+from cli._common import (
+    parse_predicates,
+    print_json,
+    read_signing_key,
+    read_text_file,
+    refuse,
+    usage,
+)
 from cli._ledger_client import (
     GENESIS_OPTION,
     JSON_OPTION,
@@ -61,15 +68,9 @@ def vct_publish(
     payload: dict[str, Value] = {"vct": vct, "name": name, "claims": list(claim)}
     if sd:
         payload["selectively_disclosable"] = list(sd)
-    predicates: dict[str, Value] = {}
-    for item in predicate:
-        pname, _, thresholds = item.partition("=")
-        try:
-            predicates[pname] = [int(t) for t in thresholds.split(",")]
-        except ValueError:
-            usage(f"--predicate must be NAME=INT[,INT...], got {item!r}")
+    predicates = parse_predicates(predicate)
     if predicates:
-        payload["predicates"] = predicates
+        payload["predicates"] = predicates  # type: ignore[assignment]
     _issue("vct.publish", did, key, payload, node, as_json)
 
 

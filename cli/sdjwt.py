@@ -15,6 +15,7 @@ import typer
 
 from cli._common import (
     fail,
+    parse_predicates,
     print_json,
     read_json_object,
     read_public_key,
@@ -49,6 +50,8 @@ def issue(
     holder_jwk: Path = typer.Option(..., "--holder-jwk", help="Holder public JWK file (cnf.jwk)."),
     claims: Path = typer.Option(..., "--claims", help="JSON object of claims; all selectively disclosable."),
     vct: str = typer.Option(VCT_DEFAULT, "--vct", help="Credential type."),
+    predicate: list[str] = typer.Option([], "--predicate", help="NAME=T1,T2: a predicate derived from the "
+                                        "claims, e.g. age_equal_or_over=18,21 (from birthdate)."),
     iss: str | None = typer.Option(None, "--iss", help="Issuer identifier (default: JWK thumbprint URI)."),
     exp: int = typer.Option(CREDENTIAL_LIFETIME_S_DEFAULT, "--exp", min=1, help="Lifetime in seconds."),
     now: int | None = typer.Option(None, "--now", hidden=True, help=NOW_HELP),
@@ -59,12 +62,13 @@ def issue(
     key = read_signing_key(issuer_key, "issuer key")
     holder = read_public_key(holder_jwk, "holder JWK")
     user_claims = read_json_object(claims, "claims file")
+    predicates = parse_predicates(predicate)
     issued_at = _now(now)
     issuer_id = iss if iss is not None else f"urn:ietf:params:oauth:jwk-thumbprint:sha-256:{key.key_id}"
     try:
         credential = issue_credential(
             user_claims, issuer_key=key, iss=issuer_id, vct=vct,
-            holder=HolderBinding.from_key(holder), iat=issued_at, exp=issued_at + exp,
+            holder=HolderBinding.from_key(holder), iat=issued_at, exp=issued_at + exp, predicates=predicates,
         )
     except IdentityError as exc:
         fail(str(exc), reason=exc.reason)

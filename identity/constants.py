@@ -7,6 +7,7 @@ All times are integer seconds since the Unix epoch (``NumericDate``, RFC 7519).
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Final
 
 from ledger.constants import require_limits
@@ -30,9 +31,11 @@ RESERVED_CLAIM_NAMES: Final = frozenset({SD_KEY, ARRAY_DIGEST_KEY})
 SALT_BYTES: Final = 16  # 128 bits, RFC 9901 §9.3
 DECOYS_PER_OBJECT_MIN: Final = 1
 DECOYS_PER_OBJECT_MAX: Final = 3
-AGE_THRESHOLDS: Final = (16, 18, 65)  # age_equal_or_over members derived from birthdate
 AGE_PREDICATE_CLAIM: Final = "age_equal_or_over"
 BIRTHDATE_CLAIM: Final = "birthdate"
+# Predicate claims an issuer can derive, and the claim each is derived from. The members
+# (thresholds) come from the published type definition (identity.credtypes), never from here.
+PREDICATE_SOURCES: Final = MappingProxyType({AGE_PREDICATE_CLAIM: BIRTHDATE_CLAIM})
 CREDENTIAL_LIFETIME_S_DEFAULT: Final = 365 * 24 * 3600
 
 # --- parsing limits (strict verifier) ------------------------------------------------
@@ -66,6 +69,10 @@ OID4VP_REQUEST_LIFETIME_S_MAX: Final = 600  # a request object's exp - iat
 PREPARED_KEYS_MAX: Final = 1024  # public keys a PreparedKeys keeps prepared (by JWK members)
 VERIFIER_CACHE_ENTRIES_MAX: Final = 1024  # each map of a VerifierCache (by exact text)
 JOSE_HEADERS_CACHED_MAX: Final = 256  # parsed JOSE headers remembered by their exact text
+
+# --- credential types read from the ledger (identity.credtypes.CredentialTypeCache) ------
+CREDENTIAL_TYPES_CACHED_MAX: Final = 256  # type definitions an issuer or verifier keeps
+CREDENTIAL_TYPE_CACHE_S: Final = 30  # a cached definition is re-read from the ledger after this
 
 # --- time ----------------------------------------------------------------------------
 CLOCK_SKEW_S: Final = 60  # tolerated clock difference for exp / nbf / iat
@@ -162,6 +169,8 @@ def check_limits() -> None:
          0 < REMOTE_ENROLMENT_REQUEST_TTL_S <= OID4VP_REQUEST_LIFETIME_S_MAX),
         ("REMOTE_ENROLMENT_STARTS_PER_S <= REMOTE_ENROLMENT_STARTS_BURST",
          REMOTE_ENROLMENT_STARTS_PER_S <= REMOTE_ENROLMENT_STARTS_BURST),
+        ("0 < CREDENTIAL_TYPE_CACHE_S <= METADATA_CACHE_S", 0 < CREDENTIAL_TYPE_CACHE_S <= METADATA_CACHE_S),
+        ("CREDENTIAL_TYPES_CACHED_MAX >= 1", CREDENTIAL_TYPES_CACHED_MAX >= 1),
     ))
 
 

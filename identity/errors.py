@@ -18,6 +18,7 @@
             ├── ValidityError         exp / nbf / iat outside the allowed window
             ├── KeyBindingError       KB-JWT missing or failing RFC 9901 §7.3
             ├── StatusError           revoked, suspended, or status unknown/stale
+            ├── CredentialTypeError   the credential does not match its published type
             └── RequestError          valid credential that does not answer the request
 
     ledger.errors.TransactionError
@@ -104,6 +105,13 @@ class StatusError(VerificationError):
     reason = "status-unavailable"
 
 
+class CredentialTypeError(VerificationError):
+    """A credential whose ``vct`` is not published by its issuer, or whose claims, predicate
+    members or disclosures are not what the published definition says (identity.credtypes)."""
+
+    reason = "not-in-type-definition"
+
+
 class DcqlError(IdentityError):
     """A DCQL query (OpenID4VP 1.0 §6) that is malformed or unsupported."""
 
@@ -143,6 +151,7 @@ class PayloadError(IdentityTxError):
 
 
 __all__ = [
+    "CredentialTypeError",
     "DcqlError",
     "DisclosureError",
     "FormatError",

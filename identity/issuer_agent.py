@@ -20,7 +20,15 @@ The one door. A credential goes only to the holder *enrolled* for a subject:
   public DID gets nothing. Further proofs in the same request (batch issuance) bind one
   credential each to other keys of the same wallet.
 
-Issuing: check the accreditation for the ``vct`` on the ledger, pick random unused
+Issuing follows the published credential type (:class:`~identity.credtypes.CredentialType`,
+read through the light client and reused for ``CREDENTIAL_TYPE_CACHE_S``): only a vct whose
+definition this issuer published is offered or issued; the register's record of the subject
+must hold only the type's claims (and the sources of its predicates, e.g. ``birthdate``) —
+checked when staff make an offer and again before a credential request consumes anything;
+the credential carries exactly the listed claims the record holds, disclosable exactly as
+the definition says, and each predicate with exactly its published thresholds.
+
+Then: check the accreditation for the ``vct`` on the ledger, pick random unused
 indices of the status list (herd privacy), reserve them durably in the store, sign the
 SD-JWT VCs with ``status`` and ``cnf``, submit one ``anchor.put`` with their salted digests
 (:mod:`identity.anchors`) and wait for commit. Only then are the credentials handed out.
@@ -30,6 +38,7 @@ Time is an argument everywhere (``now``, integer seconds).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Mapping
@@ -44,12 +53,14 @@ from identity.anchors import anchor_digest, new_salt
 from identity.constants import (
     BATCH_SIZE_MAX,
     CREDENTIAL_LIFETIME_S_DEFAULT,
+    CREDENTIAL_TYPE_CACHE_S,
     METADATA_CACHE_S,
     PREPARED_KEYS_MAX,
     STATUS_INVALID,
     STATUS_SUSPENDED,
     STATUS_VALID,
 )
+from identity.credtypes import CredentialType, CredentialTypeCache
 from identity.errors import (
     IdentityError,
     IssuanceError,
@@ -222,6 +233,7 @@ class IssuerAgent:
         self._chain_id: str | None = None  # read from the node once
         self._accredited: tuple[int, dict[str, Any]] | None = None
         self._status_list: dict[str, Any] | None = None
+        self._types = CredentialTypeCache(ttl_s=CREDENTIAL_TYPE_CACHE_S)
 
     @property
     def kid(self) -> str:
@@ -239,12 +251,11 @@ class IssuerAgent:
         configurations = {}
         for vct in record.get("vcts", []):
             try:
-                with self._lock:
-                    definition = self.client.credential_type(vct, now * 1000)
+                definition = self._read_type(vct, now)
             except NotFoundError:
                 continue  # accredited but not published yet: nothing to offer
-            except (LightClientError, KeyError_) as exc:
-                raise IssuerLedgerError(f"cannot read type {vct}: {exc}", reason="ledger-unavailable") from exc
+            if definition["issuer"] != self.did:
+                continue  # another issuer's definition: not ours to issue
             names = self.display.get(vct) or {"zh-CN": str(definition["name"]), "en": str(definition["name"])}
             configurations[vct] = vci.credential_configuration(definition, names, self.key.alg)
         name = str(record.get("name", self.did))
@@ -253,6 +264,51 @@ class IssuerAgent:
                                        configurations=configurations)
         self._metadata = (now, metadata)
         return metadata
+
+    def _read_type(self, vct: str, now: int) -> dict[str, Any]:
+        """The published definition of ``vct`` as certified on the ledger (and into the type
+        cache: a new version replaces the old one). Raises NotFoundError, IssuerLedgerError."""
+        try:
+            with self._lock:
+                record = self.client.credential_type(vct, now * 1000)
+            self._types.put(CredentialType.from_record(record), now * 1000)
+        except NotFoundError:
+            raise
+        except (LightClientError, KeyError_, ValueError) as exc:
+            raise IssuerLedgerError(f"cannot read type {vct}: {exc}", reason="ledger-unavailable") from exc
+        return record
+
+    def credential_type(self, vct: str, now: int) -> CredentialType:
+        """The definition of ``vct`` this issuer published (cached for ``CREDENTIAL_TYPE_CACHE_S``).
+        Raises IssuanceRequestError (``vct-not-published``, ``vct-other-issuer``), IssuerLedgerError."""
+        found = self._types.get(vct, now * 1000)
+        if found is None:
+            try:
+                self._read_type(vct, now)
+            except NotFoundError as exc:
+                raise IssuanceRequestError(f"{vct!r} is not a published credential type",
+                                           reason="vct-not-published") from exc
+            found = self._types.get(vct, now * 1000)
+            assert found is not None  # just put
+        if found.issuer != self.did:
+            raise IssuanceRequestError(f"{vct!r} is published by another issuer", reason="vct-other-issuer")
+        return found
+
+    def typed_claims(self, subject: str, vct: str, now: int) -> tuple[CredentialType, Mapping[str, Any]]:
+        """The definition of ``vct`` and the register's record of ``subject`` for it, checked
+        against each other. Raises IssuanceRequestError (``unknown-subject``,
+        ``vct-not-published``, ``vct-other-issuer``, ``claims-not-in-type``,
+        ``predicate-not-derivable``, ``predicate-source-missing``, ``bad-predicate-source``)."""
+        entry = self.register.get(subject)
+        if entry is None:
+            raise IssuanceRequestError("the agency knows no such subject", reason="unknown-subject")
+        definition = self.credential_type(vct, now)
+        record = entry.claims_for(vct)
+        try:
+            definition.check_record(record)
+        except IssuanceError as exc:
+            raise IssuanceRequestError(str(exc), reason=exc.reason) from exc
+        return definition, record
 
     def _accreditation(self, now: int) -> dict[str, Any]:
         """The issuer's accreditation record, read through the light client at most every
@@ -306,6 +362,8 @@ class IssuerAgent:
         offered = self.metadata(now)["credential_configurations_supported"]
         if not vcts or any(v not in offered for v in vcts):
             raise IssuanceRequestError("this issuer does not offer that credential type", reason="vct-not-offered")
+        for vct in vcts:  # refused now, at the counter, not later at the wallet
+            self.typed_claims(subject, vct, now)
         enrol = self.records.enrolment(subject) is None
         if enrol and not tx_code:
             raise IssuanceRequestError("an enrolment offer needs a PIN", reason="tx-code-required")
@@ -339,6 +397,10 @@ class IssuerAgent:
             raise vci.OAuthError("insufficient_scope", "the access token does not cover this configuration",
                                  status=403)
         nonces, holders, bindings = self._check_proofs(request.proofs, now)
+        try:  # before anything is consumed or stored: a record the type refuses gets nothing
+            typed = self.typed_claims(grant.subject, vct, now)
+        except IssuanceRequestError as exc:
+            raise _denied(exc, vci.CREDENTIAL_REQUEST_DENIED) from exc
         enrolment = self.records.enrolment(grant.subject)
         if enrolment is None and not grant.enrol:
             raise vci.OAuthError(vci.CREDENTIAL_REQUEST_DENIED, "the subject is not enrolled")
@@ -352,7 +414,7 @@ class IssuerAgent:
             self.records.enrol(grant.subject, kind, holder, via="offer", at=now)
             self.tokens.update(token, replace(grant, enrol=False))
         try:  # beyond the offer's batch the issuer issues fewer, for the first proofs (spec §8.3)
-            issued = self._issue(grant.subject, bindings[:grant.batch_max], vct, now)
+            issued = self._issue(grant.subject, bindings[:grant.batch_max], vct, now, typed)
         except IssuanceRequestError as exc:  # e.g. the subject left the register
             raise _denied(exc, vci.CREDENTIAL_REQUEST_DENIED) from exc
         self.tokens.consume(token)
@@ -411,12 +473,16 @@ class IssuerAgent:
         return key
 
     # --- issuing ----------------------------------------------------------------------------
-    def _issue(self, subject: str, holders: list[HolderBinding], vct: str, now: int) -> list[IssuedCredential]:
-        """Issue ``vct`` with the register's claims of ``subject``, one credential per holder;
-        record them durably, anchor them on the ledger and wait for commit."""
-        entry = self.register.get(subject)
-        if entry is None:
-            raise IssuanceRequestError("the agency knows no such subject", reason="unknown-subject")
+    def _issue(self, subject: str, holders: list[HolderBinding], vct: str, now: int,
+               typed: tuple[CredentialType, Mapping[str, Any]]) -> list[IssuedCredential]:
+        """Issue ``vct`` of the published type with the register's record of ``subject`` (both
+        from :meth:`typed_claims`), one credential per holder; record them durably, anchor
+        them on the ledger and wait for commit."""
+        definition, subject_record = typed
+        try:
+            claims = definition.issuable(subject_record, dt.datetime.fromtimestamp(now, tz=dt.UTC).date())
+        except IssuanceError as exc:
+            raise IssuanceRequestError(str(exc), reason=exc.reason) from exc
         record = self._accreditation(now)
         if vct not in record.get("vcts", []):
             raise IssuanceRequestError(f"this issuer is not accredited for {vct!r}", reason="vct-not-offered")
@@ -425,7 +491,8 @@ class IssuerAgent:
             out: list[tuple[str, int, str, str, HolderBinding]] = []
             for idx, holder in zip(indices, holders, strict=True):
                 credential = issue(
-                    entry.claims_for(vct), issuer_key=self.key, iss=self.did, vct=vct, holder=holder,
+                    claims, issuer_key=self.key, iss=self.did, vct=vct, holder=holder,
+                    disclosable=definition.disclosable_claims,
                     iat=now, exp=now + self.lifetime_s, kid=self.kid,
                     status={"status_list": {"idx": idx, "uri": status_uri(self.list_id)}},
                 ).serialize()

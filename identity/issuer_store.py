@@ -21,6 +21,7 @@ the database once and then kept in memory, updated after each committed write.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -43,6 +44,21 @@ _SCHEMA: Final = (
 _ISSUED_COLUMNS: Final = ("list_id", "idx", "vct", "subject", "holder_kind", "holder", "iat", "anchor", "salt")
 
 
+STORE_FILE_MODE: Final = 0o600  # the store and its -wal/-shm: readable by the service's user only
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only *before* SQLite opens it (an existing one is made
+    0600 too), so no record is ever readable by others, not even between create and chmod.
+    SQLite creates its ``-wal`` and ``-shm`` side files with the database file's permission
+    bits (the umask can only take bits away), so they are 0600 as well. Raises OSError."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, STORE_FILE_MODE)
+    try:
+        os.fchmod(fd, STORE_FILE_MODE)
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True, slots=True)
 class Enrolment:
     """A subject bound to a holder: ``kind`` ``did`` (a did:imi) or ``jwk`` (a key thumbprint)."""
@@ -62,10 +78,11 @@ class IssuerStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         try:
+            if path is not None:
+                _create_private(path)
             self._db = sqlite3.connect(":memory:" if path is None else str(path), check_same_thread=False,
                                        isolation_level=None)
             if path is not None:
-                path.chmod(0o600)
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             for statement in _SCHEMA:
@@ -197,4 +214,4 @@ class IssuerStore:
             raise IssuanceError(f"cannot write issuer records: {exc}", reason="records-io-error") from exc
 
 
-__all__ = ["ENROLMENTS_MAX", "ISSUED_RECORDS_MAX", "Enrolment", "IssuerStore"]
+__all__ = ["ENROLMENTS_MAX", "ISSUED_RECORDS_MAX", "STORE_FILE_MODE", "Enrolment", "IssuerStore"]

@@ -7,7 +7,13 @@ ledger state and never against a single node's word:
 * :class:`LedgerIssuerKeys` — ``iss`` is an issuer's did:imi; the JOSE ``kid`` (a DID
   URL ``did:imi:…#<thumbprint>`` or the bare thumbprint) names one of its
   ``assertionMethod`` keys; the issuer must be *accredited* (not suspended or
-  removed), and the vct list comes from its accreditation.
+  removed), and the vct list comes from its accreditation. The key comes with the
+  published credential types (:class:`LedgerCredentialTypes`), so every credential is
+  also checked against the definition of its ``vct``.
+* :class:`LedgerCredentialTypes` — ``vct/<vct>`` definitions, each reused for
+  ``CREDENTIAL_TYPE_CACHE_S`` from a :class:`~identity.credtypes.CredentialTypeCache`
+  (pass a long-lived one with ``types_cache=``; a resolver built per request and
+  given none reads the definition afresh each time).
 * :class:`LedgerHolderKeys` — ``cnf.kid`` is the holder's did:imi (bare: its current
   controller key, so a credential survives key rotation) or a DID URL naming an
   ``authentication`` key; ``cnf.jwk`` works as in :class:`~identity.verifier.CnfHolderKeys`.
@@ -37,7 +43,9 @@ from typing import Any
 from identity import did as didmod
 from identity import jose
 from identity.constants import PREPARED_KEYS_MAX
+from identity.credtypes import CredentialType, CredentialTypeCache
 from identity.errors import (
+    CredentialTypeError,
     IssuerError,
     KeyBindingError,
     LightClientError,
@@ -72,16 +80,46 @@ def _jwks(document: Mapping[str, Any], purpose: str) -> dict[str, Mapping[str, A
     return out
 
 
-class LedgerIssuerKeys:
-    """:class:`~identity.verifier.IssuerKeyResolver` over the ledger."""
+class LedgerCredentialTypes:
+    """:class:`~identity.verifier.CredentialTypes`: published definitions read through the
+    light client, reused from ``cache`` while fresh."""
 
-    __slots__ = ("_client", "_clock_ms", "_keys")
+    __slots__ = ("_cache", "_client", "_clock_ms")
 
     def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms,
-                 keys: jose.PreparedKeys | None = None) -> None:
+                 cache: CredentialTypeCache | None = None) -> None:
+        self._client = client
+        self._clock_ms = clock_ms
+        self._cache = cache if cache is not None else CredentialTypeCache()
+
+    def definition(self, vct: str) -> CredentialType:
+        now_ms = self._clock_ms()
+        found = self._cache.get(vct, now_ms)
+        if found is not None:
+            return found
+        try:
+            found = CredentialType.from_record(self._client.credential_type(vct, now_ms))
+        except NotFoundError as exc:
+            raise CredentialTypeError(f"{vct[:120]!r} is not a published type", reason="vct-not-published") from exc
+        except (LightClientError, KeyError_, ValueError) as exc:
+            raise CredentialTypeError(f"type {vct[:120]!r} cannot be verified on the ledger: {exc}",
+                                      reason="vct-unavailable") from exc
+        self._cache.put(found, now_ms)
+        return found
+
+
+class LedgerIssuerKeys:
+    """:class:`~identity.verifier.IssuerKeyResolver` over the ledger; the keys it returns
+    come with :class:`LedgerCredentialTypes` (sharing ``types_cache`` if given)."""
+
+    __slots__ = ("_client", "_clock_ms", "_keys", "_types")
+
+    def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms,
+                 keys: jose.PreparedKeys | None = None, types_cache: CredentialTypeCache | None = None) -> None:
         self._client = client
         self._clock_ms = clock_ms
         self._keys = keys if keys is not None else jose.PreparedKeys(PREPARED_KEYS_MAX)
+        self._types = LedgerCredentialTypes(client, clock_ms=clock_ms, cache=types_cache)
 
     def resolve(self, iss: str, header: Mapping[str, Any]) -> IssuerKey:
         if not didmod.is_did(iss):
@@ -108,7 +146,7 @@ class LedgerIssuerKeys:
             key = self._keys.from_jwk(jwk)
         except KeyError_ as exc:
             raise IssuerError(f"{kid!r} is not a usable key: {exc}", reason="unknown-issuer") from exc
-        return IssuerKey(key, frozenset(record.get("vcts", [])))
+        return IssuerKey(key, frozenset(record.get("vcts", [])), self._types)
 
 
 class LedgerServiceKeys:
@@ -203,6 +241,7 @@ class LedgerStatusLists:
 
 __all__ = [
     "STATUS_URI_PREFIX",
+    "LedgerCredentialTypes",
     "LedgerHolderKeys",
     "LedgerIssuerKeys",
     "LedgerServiceKeys",

@@ -110,9 +110,12 @@ def _display(names: Mapping[str, str]) -> list[dict[str, str]]:
 
 def credential_configuration(definition: Mapping[str, Any], display: Mapping[str, str],
                              issuer_alg: str) -> dict[str, Any]:
-    """One ``credential_configurations_supported`` entry for a published vct definition."""
+    """One ``credential_configurations_supported`` entry for a published vct definition: its
+    claims description lists every claim, each predicate claim and each of its published
+    members (``["age_equal_or_over", "21"]``), which is all a credential of the type carries."""
     claims = [{"path": [name]} for name in definition.get("claims", [])]
-    claims += [{"path": [name]} for name in definition.get("predicates", {})]
+    for name, thresholds in sorted(definition.get("predicates", {}).items()):
+        claims += [{"path": [name]}, *({"path": [name, str(t)]} for t in thresholds)]
     metadata: dict[str, Any] = {"display": _display(display)}
     if claims:
         metadata["claims"] = claims

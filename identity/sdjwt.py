@@ -8,9 +8,12 @@ a holder can reveal ``address.locality`` without ``address.street_address``.
 Each object carrying digests also carries decoy digests, and digests are
 sorted, so neither the count nor the order of claims leaks.
 
-A ``birthdate`` (``YYYY-MM-DD``) yields ``age_equal_or_over`` {"16", "18",
-"65": bool}, computed on the UTC day of ``iat``; each threshold is its own
-disclosure so the holder can show only ``"18": true``.
+Predicate claims are derived, never taken as given: ``predicates={"age_equal_or_over":
+[18, 21]}`` (the thresholds a published credential type lists, :mod:`identity.credtypes`)
+turns a ``birthdate`` (``YYYY-MM-DD``) into ``age_equal_or_over`` {"18": bool, "21": bool},
+computed on the UTC day of ``iat``; each threshold is its own disclosure so the holder
+can show only ``"18": true``. ``disclosable`` names the user claims that are selectively
+disclosable (default: all); the others stay in the clear, whole.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import datetime as dt
 import math
 import secrets
 from binascii import a2b_base64, b2a_base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
@@ -27,13 +30,12 @@ from typing import Any
 from identity import jose
 from identity.constants import (
     AGE_PREDICATE_CLAIM,
-    AGE_THRESHOLDS,
     ARRAY_DIGEST_KEY,
-    BIRTHDATE_CLAIM,
     DECOYS_PER_OBJECT_MAX,
     DECOYS_PER_OBJECT_MIN,
     JSON_DEPTH_MAX,
     NEVER_DISCLOSABLE_CLAIMS,
+    PREDICATE_SOURCES,
     RESERVED_CLAIM_NAMES,
     SALT_BYTES,
     SD_ALG,
@@ -238,17 +240,40 @@ def _check_claims(value: Any, path: str, depth: int = 0) -> None:
         raise IssuanceError(f"claim at {path} is not a JSON value")
 
 
-def age_predicates(birthdate: str, on: dt.date) -> dict[str, bool]:
-    """``age_equal_or_over`` for every threshold, for a ``YYYY-MM-DD`` birth date on day ``on``."""
+def age_predicates(birthdate: object, on: dt.date, thresholds: Collection[int]) -> dict[str, bool]:
+    """``age_equal_or_over`` for each of ``thresholds``, for a ``YYYY-MM-DD`` birth date on day ``on``."""
+    if not isinstance(birthdate, str) or len(birthdate) != 10:
+        raise IssuanceError("birthdate must be YYYY-MM-DD", reason="bad-predicate-source")
     try:
         born = dt.date.fromisoformat(birthdate)
-    except (TypeError, ValueError) as exc:
-        raise IssuanceError("birthdate must be YYYY-MM-DD") from exc
-    if len(birthdate) != 10:
-        raise IssuanceError("birthdate must be YYYY-MM-DD")
+    except ValueError as exc:
+        raise IssuanceError("birthdate must be YYYY-MM-DD", reason="bad-predicate-source") from exc
     before_birthday = (on.month, on.day) < (born.month, born.day)
     age = on.year - born.year - (1 if before_birthday else 0)
-    return {str(threshold): age >= threshold for threshold in AGE_THRESHOLDS}
+    return {str(threshold): age >= threshold for threshold in sorted(thresholds)}
+
+
+# predicate claim -> derivation (source value, day, thresholds) -> members
+_DERIVERS: Mapping[str, Callable[[object, dt.date, Collection[int]], dict[str, bool]]] = {
+    AGE_PREDICATE_CLAIM: age_predicates,
+}
+
+
+def derive_predicates(predicates: Mapping[str, Collection[int]], claims: Mapping[str, Any],
+                      on: dt.date) -> dict[str, dict[str, bool]]:
+    """Each predicate claim with exactly the members ``predicates`` lists, derived from its
+    source claim (:data:`~identity.constants.PREDICATE_SOURCES`) in ``claims`` on day ``on``.
+    Raises IssuanceError: ``predicate-not-derivable`` (no known derivation),
+    ``predicate-source-missing`` (e.g. no birthdate), ``bad-predicate-source``."""
+    out: dict[str, dict[str, bool]] = {}
+    for name, thresholds in predicates.items():
+        source = PREDICATE_SOURCES.get(name)
+        if source is None or name not in _DERIVERS:
+            raise IssuanceError(f"no derivation is known for predicate {name!r}", reason="predicate-not-derivable")
+        if source not in claims:
+            raise IssuanceError(f"predicate {name!r} needs the claim {source!r}", reason="predicate-source-missing")
+        out[name] = _DERIVERS[name](claims[source], on, thresholds)
+    return out
 
 
 def issue(
@@ -264,12 +289,16 @@ def issue(
     status: Mapping[str, Any] | None = None,
     kid: str | None = None,
     decoys: bool = True,
-    derive_age: bool = True,
+    predicates: Mapping[str, Collection[int]] | None = None,
+    disclosable: Collection[str] | None = None,
 ) -> Credential:
     """Issue an SD-JWT VC. Times are integer seconds since the epoch.
 
     ``claims`` are the user claims (JSON); they must not name a claim SD-JWT VC
-    keeps in the clear — pass those as arguments. ``kid`` defaults to the
+    keeps in the clear — pass those as arguments. ``predicates`` (claim → thresholds)
+    are derived from ``claims`` (:func:`derive_predicates`) and added, each member its own
+    disclosure. ``disclosable`` (default: every user claim) names the user claims issued
+    as disclosures; the others are issued in the clear. ``kid`` defaults to the
     issuer key's RFC 7638 thumbprint. Raises :class:`IssuanceError`.
     """
     _check_claims(dict(claims), "$")
@@ -279,9 +308,12 @@ def issue(
     if exp is not None and exp <= iat:
         raise IssuanceError("exp must be after iat")
     user = dict(claims)
-    if derive_age and BIRTHDATE_CLAIM in user and AGE_PREDICATE_CLAIM not in user:
-        day = dt.datetime.fromtimestamp(iat, tz=dt.UTC).date()
-        user[AGE_PREDICATE_CLAIM] = age_predicates(user[BIRTHDATE_CLAIM], day)
+    if predicates:
+        given = set(predicates) & set(user)
+        if given:
+            raise IssuanceError(f"predicate claims {sorted(given)} are derived, not given",
+                                reason="predicate-given")
+        user.update(derive_predicates(predicates, user, dt.datetime.fromtimestamp(iat, tz=dt.UTC).date()))
     clear: dict[str, Any] = {"iss": iss, "vct": vct, "iat": iat, "cnf": holder.to_cnf()}
     if exp is not None:
         clear["exp"] = exp
@@ -289,8 +321,11 @@ def issue(
         clear["nbf"] = nbf
     if status is not None:
         clear["status"] = dict(status)
+    keep = set(clear)
+    if disclosable is not None:
+        keep.update(name for name in user if name not in disclosable and name not in (predicates or {}))
     builder = _Builder(decoys)
-    payload = builder.obj({**clear, **user}, keep=frozenset(clear))
+    payload = builder.obj({**clear, **user}, keep=frozenset(keep))
     payload[SD_ALG_KEY] = SD_ALG
     header = {"typ": TYP_SD_JWT_VC, "kid": kid if kid is not None else issuer_key.key_id}
     jws = jose.sign(header, payload, issuer_key)
@@ -303,6 +338,7 @@ __all__ = [
     "HolderBinding",
     "age_predicates",
     "decode_disclosure",
+    "derive_predicates",
     "digest",
     "disclosed_by_digest",
     "issue",

@@ -7,7 +7,11 @@ into a reason code. Time is an argument (``now``, integer seconds), never read
 from a clock. Ledger-backed trust plugs in through three small interfaces:
 :class:`IssuerKeyResolver`, :class:`HolderKeyResolver`, :class:`StatusChecker`;
 offline implementations are :class:`FixedIssuerKey`, :class:`CnfHolderKeys`,
-:class:`NoStatus` and :class:`InMemoryStatusLists`.
+:class:`NoStatus` and :class:`InMemoryStatusLists`. An issuer key may come with the
+published credential types (:class:`CredentialTypes`; on the ledger
+:class:`identity.ledger_trust.LedgerIssuerKeys` always brings them): then the
+credential is also checked against the definition of its ``vct``
+(:meth:`identity.credtypes.CredentialType.check_credential`).
 
 Checks run in this order; the first failure decides the reason.
 
@@ -40,6 +44,13 @@ claim-overwrite             DisclosureError      disclosed name already present 
 non-disclosable-claim       DisclosureError      disclosure of iss/iat/nbf/exp/cnf/vct/status
 unreferenced-disclosure     DisclosureError      a disclosure no digest refers to (RFC 9901 §7.1
                                                  step 5; the reference implementation skips it)
+vct-not-published           CredentialTypeError  (with types) no published definition of ``vct``
+vct-unavailable             CredentialTypeError  (with types) the definition cannot be read/verified
+vct-other-issuer            CredentialTypeError  the definition of ``vct`` is not ``iss``'s
+not-in-type-definition      CredentialTypeError  a claim the definition does not list, or a
+                                                 predicate member (threshold) it does not publish
+not-disclosable-in-type     CredentialTypeError  a claim the definition keeps in the clear came as
+                                                 a disclosure, or with disclosures inside it
 bad-time-claim              ValidityError        ``iat``/``nbf``/``exp`` present but not an integer
 expired                     ValidityError        ``now >= exp + CLOCK_SKEW_S``
 not-yet-valid               ValidityError        ``now + CLOCK_SKEW_S < nbf``
@@ -106,6 +117,7 @@ from identity.constants import (
     TYP_SD_JWT_VC,
     VERIFIER_CACHE_ENTRIES_MAX,
 )
+from identity.credtypes import CredentialType
 from identity.errors import (
     DisclosureError,
     FormatError,
@@ -126,13 +138,22 @@ JsonObject = dict[str, Any]
 
 
 # --- pluggable trust ----------------------------------------------------------------------
+class CredentialTypes(Protocol):
+    def definition(self, vct: str) -> CredentialType:
+        """The published definition of ``vct``; raise CredentialTypeError (vct-not-published,
+        vct-unavailable)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class IssuerKey:
-    """An issuer's verification key and the credential types it is accredited for
-    (``None``: any type — only for offline use with a key the caller trusts fully)."""
+    """An issuer's verification key, the credential types it is accredited for (``None``:
+    any type — only for offline use with a key the caller trusts fully) and where their
+    published definitions come from (``None``: credentials are not checked against one)."""
 
     key: jose.PreparedKey
     vct: frozenset[str] | None
+    types: CredentialTypes | None = None
 
 
 class IssuerKeyResolver(Protocol):
@@ -186,8 +207,9 @@ class FixedIssuerKey:
         vct: frozenset[str] | None = None,
         kid: str | None = None,
         memo_max: int = 0,
+        types: CredentialTypes | None = None,
     ) -> None:
-        self._issuer_key = IssuerKey(jose.PreparedKey(public_key, memo_max=memo_max), vct)
+        self._issuer_key = IssuerKey(jose.PreparedKey(public_key, memo_max=memo_max), vct, types)
         self._iss = iss
         self._kid = kid if kid is not None else public_key.thumbprint()
 
@@ -476,7 +498,7 @@ def _split(presentation: Any) -> tuple[str, list[str], str]:
     return jwt, disclosures, kb
 
 
-def _check_issuer(jws: jose.Jws, issuer_keys: IssuerKeyResolver) -> None:
+def _check_issuer(jws: jose.Jws, issuer_keys: IssuerKeyResolver) -> IssuerKey:
     if jws.header.get("typ") != TYP_SD_JWT_VC:
         raise FormatError(f"typ must be {TYP_SD_JWT_VC}", reason="wrong-typ")
     iss, vct = jws.payload.get("iss"), jws.payload.get("vct")
@@ -490,6 +512,14 @@ def _check_issuer(jws: jose.Jws, issuer_keys: IssuerKeyResolver) -> None:
     sd_alg = jws.payload.get(SD_ALG_KEY, SD_ALG)
     if sd_alg != SD_ALG:
         raise DisclosureError(f"_sd_alg {sd_alg!r} is not supported", reason="unsupported-sd-alg")
+    return issuer
+
+
+def _check_type(issuer: IssuerKey, payload: Mapping[str, Any], claims: JsonObject) -> None:
+    """The credential against the published definition of its ``vct`` (when the issuer
+    key comes with types); ``iss``/``vct`` are strings (checked by :func:`_check_issuer`)."""
+    if issuer.types is not None:
+        issuer.types.definition(payload["vct"]).check_credential(payload["iss"], payload, claims)
 
 
 def _int_claim(payload: Mapping[str, Any], name: str) -> int | None:
@@ -587,11 +617,12 @@ def check_presentation(
             checked = cache.checked(presentation[:cut])
     if checked is not None:
         jws, kb_token, expected_sd_hash = checked.jws, presentation[cut:], checked.sd_hash
-        _check_issuer(jws, issuer_keys)
+        issuer = _check_issuer(jws, issuer_keys)
         claims: JsonObject = marshal.loads(checked.claims)
     else:
-        jws, claims, kb_token, expected_sd_hash = _check_sd_jwt(presentation, issuer_keys, cache)
+        jws, issuer, claims, kb_token, expected_sd_hash = _check_sd_jwt(presentation, issuer_keys, cache)
     payload = jws.payload
+    _check_type(issuer, payload, claims)
     _check_times(payload, now)
     if kb_token:
         _check_key_binding(kb_token, expected_sd_hash, payload, holder_keys, request, now)
@@ -604,8 +635,8 @@ def check_presentation(
 
 def _check_sd_jwt(
     presentation: str, issuer_keys: IssuerKeyResolver, cache: VerifierCache | None
-) -> tuple[jose.Jws, JsonObject, str, str]:
-    """Parse, check the issuer and apply the disclosures: ``(jws, claims, kb_token,
+) -> tuple[jose.Jws, IssuerKey, JsonObject, str, str]:
+    """Parse, check the issuer and apply the disclosures: ``(jws, issuer, claims, kb_token,
     sd_hash)``. With a cache, the pure result is remembered for the SD-JWT text."""
     jwt, encoded, kb_token = _split(presentation)
     # digest → (name, value); every disclosure is decoded (and may fail) before a
@@ -613,11 +644,11 @@ def _check_sd_jwt(
     pending: dict[str, tuple[str | None, Any]]
     if cache is None:
         jws = jose.parse(jwt, chars_max=JWS_CHARS_MAX)
-        _check_issuer(jws, issuer_keys)
+        issuer = _check_issuer(jws, issuer_keys)
         pending = disclosed_by_digest(encoded)
     else:
         jws = cache.jws(jwt)
-        _check_issuer(jws, issuer_keys)
+        issuer = _check_issuer(jws, issuer_keys)
         pending = {}
         for e in encoded:
             disclosure = cache.disclosure(e)
@@ -629,7 +660,7 @@ def _check_sd_jwt(
     expected_sd_hash = sd_hash(sd_jwt)
     if cache is not None:
         cache.put_checked(sd_jwt, _Checked(jws, marshal.dumps(claims, _CLAIMS_MARSHAL_VERSION), expected_sd_hash))
-    return jws, claims, kb_token, expected_sd_hash
+    return jws, issuer, claims, kb_token, expected_sd_hash
 
 
 def verify_presentation(
@@ -658,6 +689,7 @@ def verify_presentation(
 __all__ = [
     "CnfHolderKeys",
     "CredentialStatus",
+    "CredentialTypes",
     "FixedIssuerKey",
     "HolderKeyResolver",
     "InMemoryStatusLists",

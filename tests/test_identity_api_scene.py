@@ -77,7 +77,8 @@ class Scene:
         return issue(claims or {"given_name": "Alice", "birthdate": "1990-01-01"}, issuer_key=self.agency.key,
                      iss=self.agency.did, vct=VCT, holder=HolderBinding(kid=self.alice.did),
                      iat=self.clock.now_ms // 1000, status={"status_list": {"idx": idx, "uri": status_uri(LIST_ID)}},
-                     kid=f"{self.agency.did}#{self.agency.key.key_id}").serialize()
+                     kid=f"{self.agency.did}#{self.agency.key.key_id}",
+                     predicates={"age_equal_or_over": [18]}).serialize()  # as the type publishes
 
     def presentation(self, credential: str, key: SigningKey | None = None) -> str:
         return present(credential, REQUEST.paths_to_disclose(), holder_key=key or self.alice.key,

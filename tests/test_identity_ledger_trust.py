@@ -5,13 +5,24 @@ rotate and see the verdict follow the ledger."""
 
 from __future__ import annotations
 
+import pytest
+
 from identity import did as didmod
-from identity.ledger_trust import LedgerHolderKeys, LedgerIssuerKeys, LedgerStatusLists, status_uri
+from identity.credtypes import CredentialTypeCache
+from identity.errors import CredentialTypeError
+from identity.ledger_trust import (
+    LedgerCredentialTypes,
+    LedgerHolderKeys,
+    LedgerIssuerKeys,
+    LedgerStatusLists,
+    status_uri,
+)
 from identity.light_client import LightClient
 from identity.presentation import present
 from identity.request import PresentationRequest
 from identity.sdjwt import HolderBinding, issue
 from identity.verifier import VerificationResult, verify_presentation
+from ledger.keys import SigningKey
 from tests.test_identity_helpers import Holder, det_key
 from tests.test_identity_light_client import Chain, ChainFetcher, populated
 
@@ -25,7 +36,7 @@ def setup() -> tuple[Chain, Holder, Holder, str]:
     cred = issue({"given_name": "Alice", "birthdate": "1990-01-01"}, issuer_key=agency.key, iss=agency.did,
                  vct="imi:pid", holder=HolderBinding(kid=alice.did), iat=iat,
                  status={"status_list": {"idx": 3, "uri": status_uri("L1")}},
-                 kid=f"{agency.did}#{agency.key.key_id}")
+                 kid=f"{agency.did}#{agency.key.key_id}", predicates={"age_equal_or_over": [18]})
     return ch, alice, agency, cred.serialize()
 
 
@@ -77,7 +88,8 @@ def test_credential_from_an_issuer_unknown_to_the_ledger_is_rejected() -> None:
     stranger = det_key("stranger")
     stranger_did = didmod.derive_did(stranger.public_key.to_jwk(), bytes(32))
     forged = issue({"given_name": "Alice", "birthdate": "1990-01-01"}, issuer_key=stranger, iss=stranger_did, vct="imi:pid",
-                   holder=HolderBinding(kid=alice.did), iat=ch.time(ch.height) // 1000).serialize()
+                   holder=HolderBinding(kid=alice.did), iat=ch.time(ch.height) // 1000,
+                   predicates={"age_equal_or_over": [18]}).serialize()
     assert verify(ch, presented(ch, forged, alice.key)).reason == "unknown-issuer"
 
 
@@ -105,3 +117,86 @@ def test_prepared_keys_are_shared_but_the_ledger_is_read_every_time() -> None:
                                  holder_keys=holder_keys, status=LedgerStatusLists(issuer_keys._client),
                                  now=now_ms // 1000)
     assert result.reason == "issuer-not-accredited"
+
+
+# --- the credential against its published type (vct/imi:pid: given_name, age_equal_or_over [18]) ----
+def signed_by_agency(ch: Chain, alice: Holder, agency: Holder, claims: dict[str, object], *,
+                     vct: str = "imi:pid", predicates: dict[str, list[int]] | None = None,
+                     disclosable: set[str] | None = None) -> str:
+    """What the agency's key signs when someone holding it ignores the published type."""
+    return issue(claims, issuer_key=agency.key, iss=agency.did, vct=vct, holder=HolderBinding(kid=alice.did),
+                 iat=ch.time(ch.height) // 1000, kid=f"{agency.did}#{agency.key.key_id}",
+                 predicates=predicates, disclosable=disclosable).serialize()
+
+
+def verify_paths(ch: Chain, cred: str, key: SigningKey, paths: list[str]) -> VerificationResult:
+    request = PresentationRequest(nonce="n-1", aud="https://rp.example", vct=frozenset({"imi:pid"}))
+    presentation = present(cred, paths, holder_key=key, nonce="n-1", aud="https://rp.example",
+                           iat=ch.time(ch.height) // 1000)
+    now_ms = ch.time(ch.height) + 500
+    client = LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000)
+    return verify_presentation(presentation, request, issuer_keys=LedgerIssuerKeys(client, clock_ms=lambda: now_ms),
+                               holder_keys=LedgerHolderKeys(client, clock_ms=lambda: now_ms),
+                               status=LedgerStatusLists(client), now=now_ms // 1000)
+
+
+def test_a_forged_claim_outside_the_type_is_invalid() -> None:
+    ch, alice, agency = populated()
+    forged = signed_by_agency(ch, alice, agency, {"given_name": "Alice", "criminal_record": "none"})
+    assert verify_paths(ch, forged, alice.key, ["given_name"]).valid  # undisclosed: the verifier never sees it
+    result = verify_paths(ch, forged, alice.key, ["given_name", "criminal_record"])
+    assert (result.valid, result.reason) == (False, "not-in-type-definition"), result
+
+
+def test_a_predicate_member_the_type_does_not_publish_is_invalid() -> None:
+    ch, alice, agency = populated()
+    forged = signed_by_agency(ch, alice, agency, {"birthdate": "1990-01-01"},
+                              predicates={"age_equal_or_over": [18, 21]})
+    assert verify_paths(ch, forged, alice.key, ["age_equal_or_over.18"]).valid
+    assert verify_paths(ch, forged, alice.key, ["age_equal_or_over.21"]).reason == "not-in-type-definition"
+
+
+def test_a_claim_the_type_keeps_in_the_clear_must_not_come_as_a_disclosure() -> None:
+    ch, alice, agency = populated()
+    ch.block(ch.tx("vct.publish", agency.did, {"vct": "imi:pid", "name": "PID", "claims": ["family_name", "given_name"],
+                                               "selectively_disclosable": ["given_name"]}, agency.key))
+    as_typed = signed_by_agency(ch, alice, agency, {"given_name": "Alice", "family_name": "Liddell"},
+                                disclosable={"given_name"})
+    assert verify_paths(ch, as_typed, alice.key, ["given_name"]).valid
+    forged = signed_by_agency(ch, alice, agency, {"given_name": "Alice", "family_name": "Liddell"})
+    assert verify_paths(ch, forged, alice.key, ["family_name"]).reason == "not-disclosable-in-type"
+    nested = signed_by_agency(ch, alice, agency, {"family_name": {"first": "Lid", "second": "dell"}},
+                              disclosable=set())
+    assert verify_paths(ch, nested, alice.key, []).valid  # whole, in the clear
+    inside = signed_by_agency(ch, alice, agency, {"family_name": {"first": "Lid", "second": "dell"}},
+                              disclosable={"family_name"})
+    assert verify_paths(ch, inside, alice.key, ["family_name"]).reason == "not-disclosable-in-type"
+
+
+def test_a_vct_that_is_not_published_or_published_by_another_issuer_is_invalid() -> None:
+    ch, alice, agency = populated()
+    ch.block(ch.gov("gov.issuer_accredit", {"did": agency.did, "name": "Agency", "vcts": ["imi:pid", "imi:tax"]}))
+    unpublished = signed_by_agency(ch, alice, agency, {"given_name": "Alice"}, vct="imi:tax")
+    assert verify_paths(ch, unpublished, alice.key, ["given_name"]).reason == "vct-not-published"
+    # alice is no issuer of imi:pid: the definition on the ledger is the agency's
+    client = LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000)
+    now_ms = ch.time(ch.height) + 500
+    definition = LedgerCredentialTypes(client, clock_ms=lambda: now_ms).definition("imi:pid")
+    assert definition.issuer == agency.did and definition.members == {"age_equal_or_over": frozenset({"18"})}
+    with pytest.raises(CredentialTypeError) as other:
+        definition.check_credential(alice.did, {}, {})
+    assert other.value.reason == "vct-other-issuer"
+
+
+def test_type_definitions_are_reused_within_the_ttl_then_read_again() -> None:
+    ch, _, agency = populated()
+    now_ms = [ch.time(ch.height) + 500]
+    client = LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000_000)
+    types = LedgerCredentialTypes(client, clock_ms=lambda: now_ms[0], cache=CredentialTypeCache(ttl_s=30))
+    assert types.definition("imi:pid").members["age_equal_or_over"] == {"18"}
+    ch.block(ch.tx("vct.publish", agency.did, {"vct": "imi:pid", "name": "PID", "claims": ["given_name"],
+                                               "predicates": {"age_equal_or_over": [18, 21]}}, agency.key))
+    now_ms[0] += 29_000
+    assert types.definition("imi:pid").members["age_equal_or_over"] == {"18"}  # cached
+    now_ms[0] += 1_000
+    assert types.definition("imi:pid").members["age_equal_or_over"] == {"18", "21"}  # version 2 read

@@ -162,12 +162,13 @@ def _devnet_flow(net: Devnet) -> tuple[str, bytes]:
                                           "next_key_commitment": didmod.key_commitment(nxt.public_key.to_jwk())},
                key)
     submit("gov.issuer_accredit", "gov", {"did": agency, "name": "Agency", "vcts": [VCT]}, *trustees)
-    submit("vct.publish", agency, {"vct": VCT, "name": "PID", "claims": ["given_name"]}, agency_key)
+    submit("vct.publish", agency, {"vct": VCT, "name": "PID", "claims": sorted(CLAIMS),
+                                   "predicates": {"age_equal_or_over": [18]}}, agency_key)
     submit("status.create_list", agency, {"list_id": LIST_ID, "bits": 2, "size": 64}, agency_key)
     now = int(time.time())
     credential = issue(CLAIMS, issuer_key=agency_key, iss=agency, vct=VCT, holder=HolderBinding(kid=dids["alice"]),
                        iat=now, status={"status_list": {"idx": IDX, "uri": status_uri(LIST_ID)}},
-                       kid=f"{agency}#{agency_key.key_id}").serialize()
+                       kid=f"{agency}#{agency_key.key_id}", predicates={"age_equal_or_over": [18]}).serialize()
     digest = anchor_digest(credential, new_salt())
     submit("anchor.put", agency, {"digests": [digest]}, agency_key)
     verdicts = []

@@ -104,3 +104,40 @@ def test_issue_init_writes_a_loadable_directory(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "not a did:imi" in bad.stderr
     missing = runner.invoke(app, [*args[:7], str(tmp_path / "nope.jwk"), *args[8:]])
     assert missing.exit_code == 2 and "not a file" in missing.stderr
+
+
+def test_the_issuer_store_is_private_from_the_moment_it_exists(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQLite file exists, mode 0600, before SQLite opens it (no window between create and
+    chmod), and its -wal/-shm side files are 0600 too — under a umask that would allow anything."""
+    import os
+    import sqlite3
+    import stat
+
+    from identity import issuer_store
+    from identity.issuer_store import STORE_FILE_MODE, IssuerStore
+
+    modes_at_open: list[int] = []
+    real_connect = sqlite3.connect
+
+    def connect(database: str, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        modes_at_open.append(stat.S_IMODE(os.stat(database).st_mode))  # FileNotFoundError if SQLite creates it
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(issuer_store.sqlite3, "connect", connect)
+    (tmp_path / "old.sqlite").write_bytes(b"")
+    (tmp_path / "old.sqlite").chmod(0o644)
+    previous = os.umask(0)
+    try:
+        store = IssuerStore(tmp_path / "issuer.sqlite")
+        store.enrol("s1", "did", "did:imi:x", via="staff", at=1)
+        store.add({"list_id": "L", "idx": 1, "vct": "v", "subject": "s1", "holder_kind": "did",
+                   "holder": "did:imi:x", "iat": 1, "anchor": "00", "salt": "00"})
+        IssuerStore(tmp_path / "old.sqlite").close()
+    finally:
+        os.umask(previous)
+    assert modes_at_open == [STORE_FILE_MODE, STORE_FILE_MODE] == [0o600, 0o600]
+    files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir() if p.name.startswith("issuer")}
+    assert files == {"issuer.sqlite": 0o600, "issuer.sqlite-wal": 0o600, "issuer.sqlite-shm": 0o600}
+    assert stat.S_IMODE((tmp_path / "old.sqlite").stat().st_mode) == 0o600
+    store.close()

@@ -39,6 +39,7 @@ VCT = "urn:imi:pid:1"
 RECOVERY_VCT = "imi:recovery"  # identity.ledger_constants.RECOVERY_VCT_DEFAULT
 LIST_ID = "pid-1"
 ADMIN_TOKEN = "s3cret-admin"
+AGE_THRESHOLDS = (14, 16, 18, 21, 65)  # as the demo's identity type publishes them
 CITIZEN_CLAIMS = {"given_name": "Ada", "family_name": "Lovelace", "birthdate": "1990-12-10",
                   "address": {"locality": "London", "street_address": "12 St James's Square"}}
 
@@ -120,7 +121,7 @@ def setup_ledger(node: InProcessNode, nc: NodeClient, issuer_url: str = ISSUER_U
                                                       "vcts": [VCT, RECOVERY_VCT]},
                        *node.consortium.trustee_keys[:2]))
     nc.submit(nc.build("vct.publish", did, {"vct": VCT, "name": "PID", "claims": sorted(CITIZEN_CLAIMS),
-                                            "predicates": {"age_equal_or_over": [16, 18, 65]}}, key))
+                                            "predicates": {"age_equal_or_over": list(AGE_THRESHOLDS)}}, key))
     nc.submit(nc.build("status.create_list", did, {"list_id": LIST_ID, "bits": 2, "size": 1024}, key))
     return key, did
 
@@ -135,5 +136,5 @@ def issuer_dir(key: SigningKey, did: str, directory: Path, register: dict[str, A
     return directory
 
 
-__all__ = ["ADMIN_TOKEN", "CITIZEN_CLAIMS", "ISSUER_URL", "LIST_ID", "NODE_URL", "VCT", "World", "build_world",
+__all__ = ["ADMIN_TOKEN", "AGE_THRESHOLDS", "CITIZEN_CLAIMS", "ISSUER_URL", "LIST_ID", "NODE_URL", "VCT", "World", "build_world",
            "issuer_dir", "setup_ledger"]

@@ -44,11 +44,13 @@ def service_key(did: str, kid: str) -> PublicKey:
 @pytest.fixture()
 def wallet(tmp_path: Path) -> Wallet:
     w = Wallet.create(tmp_path / "w.json", "pw", kdf=KdfParams.fastest())
-    for vct, claims in ((PID, {"given_name": "Ada", "birthdate": "1990-12-10"}),
-                        (RESIDENCE, {"address": {"locality": "Chancheng", "street": "1 Road"}})):
+    for vct, claims, predicates in (
+            (PID, {"given_name": "Ada", "birthdate": "1990-12-10"}, {"age_equal_or_over": [16, 18, 65]}),
+            (RESIDENCE, {"address": {"locality": "Chancheng", "street": "1 Road"}}, None)):
         key_id = w.new_key("ES256")
         compact = issue(claims, issuer_key=ISSUER, iss="did:imi:agency", vct=vct,
-                        holder=HolderBinding.from_key(w.public_key(key_id)), iat=NOW - 10, exp=NOW + 3600)
+                        holder=HolderBinding.from_key(w.public_key(key_id)), iat=NOW - 10, exp=NOW + 3600,
+                        predicates=predicates)
         w.add_credential(compact.serialize(), now=NOW)
     return w
 

@@ -297,7 +297,9 @@ def test_an_identity_from_an_agency_not_accepted_is_refused(world: World, tmp_pa
                        kid=f"{other.did}#{other.key.key_id}").serialize()
     wallet.add_credential(credential, now=now())
     before = civil_state(world)
-    assert refused(world, wallet) == "issuer-not-trusted"
+    # ID_VCT's published definition is the PSB's: another agency's credential of that type is
+    # invalid before civil affairs' list of accepted issuers is even consulted
+    assert refused(world, wallet) == "vct-other-issuer"
     assert civil_state(world) == before
 
 

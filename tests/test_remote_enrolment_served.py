@@ -82,8 +82,10 @@ def test_a_citizen_enrols_at_an_issue_serve_process_without_a_visit(node: tuple[
     directory = tmp_path / "civil"
     directory.mkdir()
     (directory / "issuer.jwk").write_text(json.dumps(civil.key.to_private_jwk()))
+    # the record holds the number remote enrolment matches on; the residence type gets only its claims
     (directory / "register.json").write_text(json.dumps({"civ-3": {"claims": {
-        "national_id": national_id(3), "family_name": "Li", "locality": "Chancheng"}}}))
+        "national_id": national_id(3), "family_name": "Li", "locality": "Chancheng"},
+        "by_vct": {RES_VCT: {"family_name": "Li", "locality": "Chancheng"}}}}))
     (directory / "issuer.json").write_text(json.dumps({"did": civil.did, "key": "issuer.jwk", "list_id": "civ-1",
                                                        "register": "register.json"}))
     (tmp_path / "remote.json").write_text(json.dumps(remote))

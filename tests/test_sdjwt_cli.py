@@ -34,7 +34,8 @@ def flow(tmp_path: Path) -> Path:
         {"given_name": "Ada", "birthdate": "1990-12-10", "address": {"locality": "London", "street": "x"}}))
     code, out, err = imi("sdjwt", "issue", "--issuer-key", str(tmp_path / "issuer.jwk"),
                          "--holder-jwk", str(tmp_path / "holder.pub.jwk"), "--claims", str(tmp_path / "claims.json"),
-                         "--vct", "urn:imi:pid:1", "--iss", "did:imi:ca", "--exp", "3600", "--now", str(NOW))
+                         "--vct", "urn:imi:pid:1", "--iss", "did:imi:ca", "--exp", "3600", "--now", str(NOW),
+                         "--predicate", "age_equal_or_over=18,21")
     assert code == 0, err
     (tmp_path / "cred.txt").write_text(out)
     code, out, err = imi("sdjwt", "present", "--credential", str(tmp_path / "cred.txt"),
@@ -137,3 +138,15 @@ def test_missing_file_and_unheld_claim_exit_1(flow: Path) -> None:
 
 def test_missing_option_is_usage_error() -> None:
     assert imi("sdjwt", "verify", "--nonce", "n")[0] == 2
+
+
+def test_issue_derives_exactly_the_predicate_thresholds_asked_for(flow: Path) -> None:
+    code, _, err = imi("sdjwt", "present", "--credential", str(flow / "cred.txt"), "--disclose",
+                       "age_equal_or_over.16", "--holder-key", str(flow / "holder.jwk"), "--nonce", "n1",
+                       "--aud", "rp", "--now", str(NOW))
+    assert (code, "claim-not-held") == (1, err.split("[")[1].split("]")[0]), err
+    common = ("sdjwt", "issue", "--issuer-key", str(flow / "issuer.jwk"), "--holder-jwk",
+              str(flow / "holder.pub.jwk"), "--claims", str(flow / "claims.json"), "--now", str(NOW))
+    assert imi(*common, "--predicate", "age_equal_or_over=eighteen")[0] == 2
+    code, _, err = imi(*common, "--predicate", "height_over=150")
+    assert code == 1 and "[predicate-not-derivable]" in err

@@ -59,6 +59,7 @@ def our_credential(issuer: SigningKey, holder: SigningKey, now: int) -> str:
     return issue(
         CLAIMS, issuer_key=issuer, iss=ISS, vct=VCT,
         holder=HolderBinding.from_key(holder.public_key), iat=now - 60, exp=now + 3600,
+        predicates={"age_equal_or_over": [16, 18, 65]},
     ).serialize()
 
 

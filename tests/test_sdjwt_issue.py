@@ -24,9 +24,11 @@ CLAIMS: dict[str, Any] = {
     "address": {"locality": "London", "street_address": "1 Square"},
     "nationalities": ["GB", "IT"],
 }
+AGES = {"age_equal_or_over": [16, 18, 65]}  # the thresholds a type would publish
 
 
 def make(issuer: SigningKey, holder: SigningKey, **kw: Any) -> str:
+    kw.setdefault("predicates", AGES)
     return issue(CLAIMS, issuer_key=issuer, iss="did:imi:i", vct="urn:imi:pid:1",
                  holder=HolderBinding.from_key(holder.public_key), iat=NOW, exp=NOW + 3600, **kw).serialize()
 
@@ -92,13 +94,46 @@ def test_no_decoys_when_disabled(keys: tuple[SigningKey, SigningKey]) -> None:
     ],
 )
 def test_age_predicates_turn_on_the_birthday(birthdate: str, on: str, expected: dict[str, bool]) -> None:
-    assert age_predicates(birthdate, dt.date.fromisoformat(on)) == expected
+    assert age_predicates(birthdate, dt.date.fromisoformat(on), (65, 16, 18)) == expected
 
 
-@pytest.mark.parametrize("bad", ["01/01/2000", "2000-13-01", "20000101", ""])
-def test_bad_birthdate_is_refused(bad: str) -> None:
-    with pytest.raises(IssuanceError):
-        age_predicates(bad, dt.date(2026, 1, 1))
+def test_age_predicates_have_exactly_the_thresholds_given() -> None:
+    assert age_predicates("2005-06-01", dt.date(2026, 6, 1), (14, 21)) == {"14": True, "21": True}
+    assert age_predicates("2005-06-02", dt.date(2026, 6, 1), (21,)) == {"21": False}
+
+
+@pytest.mark.parametrize("bad", ["01/01/2000", "2000-13-01", "20000101", "", 20000101])
+def test_bad_birthdate_is_refused(bad: Any) -> None:
+    with pytest.raises(IssuanceError) as info:
+        age_predicates(bad, dt.date(2026, 1, 1), (18,))
+    assert info.value.reason == "bad-predicate-source"
+
+
+def test_no_predicate_is_derived_unless_asked(keys: tuple[SigningKey, SigningKey]) -> None:
+    held = HeldCredential.parse(make(*keys, predicates=None))
+    assert "age_equal_or_over" not in held.claims() and held.claims()["birthdate"] == "2008-01-01"
+
+
+@pytest.mark.parametrize(("claims", "predicates", "reason"), [
+    ({"given_name": "Ada"}, {"age_equal_or_over": [18]}, "predicate-source-missing"),
+    ({"birthdate": "2000-01-01"}, {"height_over": [150]}, "predicate-not-derivable"),
+    ({"birthdate": "2000-01-01", "age_equal_or_over": {"18": True}}, {"age_equal_or_over": [18]},
+     "predicate-given"),
+])
+def test_predicates_that_cannot_be_derived_are_refused(claims: dict[str, Any], predicates: dict[str, list[int]],
+                                                       reason: str, keys: tuple[SigningKey, SigningKey]) -> None:
+    issuer, holder = keys
+    with pytest.raises(IssuanceError) as info:
+        issue(claims, issuer_key=issuer, iss="i", vct="v", holder=HolderBinding.from_key(holder.public_key),
+              iat=NOW, predicates=predicates)
+    assert info.value.reason == reason
+
+
+def test_claims_not_disclosable_stay_whole_in_the_clear(keys: tuple[SigningKey, SigningKey]) -> None:
+    held = HeldCredential.parse(make(*keys, disclosable={"given_name"}))
+    assert held.payload["address"] == CLAIMS["address"] and held.payload["birthdate"] == "2008-01-01"
+    names = {d.name for d in held.disclosures}
+    assert names == {"given_name", "age_equal_or_over", "16", "18", "65"}  # predicates: always disclosable
 
 
 @pytest.mark.parametrize("claims", [{"_sd": 1}, {"a": {"...": 1}}, {"vct": "x"}, {"cnf": {}}, {"a": {1, 2}}])

@@ -62,6 +62,7 @@ def _setup(alg: str) -> tuple[SigningKey, SigningKey, str]:
         {"given_name": "Ada", "birthdate": "1990-12-10", "address": {"locality": "London", "country": "GB"}},
         issuer_key=issuer, iss="did:imi:issuer", vct=VCT, holder=HolderBinding.from_key(holder.public_key),
         iat=NOW - 60, exp=NOW + 3600, status={"status_list": {"idx": 3, "uri": URI}},
+        predicates={"age_equal_or_over": [18]},
     ).serialize()
     return issuer, holder, credential
 

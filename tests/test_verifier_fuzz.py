@@ -36,6 +36,7 @@ def world() -> tuple[str, FixedIssuerKey, InMemoryStatusLists]:
         {"given_name": "Ada", "birthdate": "1990-01-01", "address": {"locality": "L"}, "list": [1, {"a": 2}]},
         issuer_key=issuer, iss="did:imi:i", vct="urn:v", holder=HolderBinding.from_key(holder.public_key),
         iat=NOW, exp=NOW + 3600, status={"status_list": {"idx": 0, "uri": "u"}},
+        predicates={"age_equal_or_over": [16, 18, 65]},
     ).serialize()
     presentation = present(cred, ["given_name", "age_equal_or_over.18", "address.locality", "list.1.a"],
                            holder_key=holder, nonce="n", aud="a", iat=NOW)

@@ -73,7 +73,7 @@ def _credential(s: Scene, wallet: Wallet, idx: int) -> str:
     return issue({"given_name": "Alice", "birthdate": "1990-01-01"}, issuer_key=s.agency.key, iss=s.agency.did,
                  vct=VCT, holder=HolderBinding.from_key(wallet.public_key(key_id)), iat=s.clock.now_ms // 1000,
                  status={"status_list": {"idx": idx, "uri": status_uri(LIST_ID)}},
-                 kid=f"{s.agency.did}#{s.agency.key.key_id}").serialize()
+                 kid=f"{s.agency.did}#{s.agency.key.key_id}", predicates={"age_equal_or_over": [18]}).serialize()
 
 
 @pytest.fixture()

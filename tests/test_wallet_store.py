@@ -25,7 +25,8 @@ CLAIMS = {"given_name": "Ada", "birthdate": "1990-12-10", "address": {"locality"
 
 def credential_for(wallet: Wallet, key_id: str, vct: str = "urn:imi:pid:1", exp: int = NOW + 3600) -> str:
     return issue(CLAIMS, issuer_key=ISSUER, iss="did:imi:ca", vct=vct,
-                 holder=HolderBinding.from_key(wallet.public_key(key_id)), iat=NOW - 10, exp=exp).serialize()
+                 holder=HolderBinding.from_key(wallet.public_key(key_id)), iat=NOW - 10, exp=exp,
+                 predicates={"age_equal_or_over": [16, 18, 65]}).serialize()
 
 
 @pytest.fixture()

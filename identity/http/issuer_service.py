@@ -88,6 +88,13 @@ _STATUS_BY_REASON: Final[dict[str, int]] = {
     "not-list-owner": 503,
     "records-full": 503,
     "index-taken": 503,
+    # the register's record does not fit the published credential type (identity.credtypes)
+    "claims-not-in-type": 422,
+    "predicate-not-derivable": 422,
+    "predicate-source-missing": 422,
+    "bad-predicate-source": 422,
+    "vct-not-published": 409,
+    "vct-other-issuer": 409,
 }
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 

@@ -81,6 +81,7 @@ def credential(**overrides: Any) -> str:
         "issuer_key": ISSUER, "iss": ISS, "vct": VCT, "holder": HolderBinding.from_key(HOLDER.public_key),
         "iat": NOW - DAY, "exp": NOW + 365 * DAY,
         "status": {"status_list": {"idx": 0, "uri": STATUS_URI}},
+        "predicates": {"age_equal_or_over": [16, 18, 65]},  # the thresholds the vectors were made with
     }
     claims = overrides.pop("claims", CLAIMS)
     args.update(overrides)
