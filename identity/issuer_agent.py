@@ -42,7 +42,7 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -394,8 +394,8 @@ class IssuerAgent:
         if vct not in self.metadata(now)["credential_configurations_supported"]:
             raise vci.OAuthError(vci.UNKNOWN_CREDENTIAL_CONFIGURATION, "no such credential configuration")
         if vct not in grant.configuration_ids:
-            raise vci.OAuthError("insufficient_scope", "the access token does not cover this configuration",
-                                 status=403)
+            raise vci.OAuthError(vci.INSUFFICIENT_SCOPE, "the access token does not cover this configuration "
+                                 "(or it was issued under this token already)", status=403)
         nonces, holders, bindings = self._check_proofs(request.proofs, now)
         try:  # before anything is consumed or stored: a record the type refuses gets nothing
             typed = self.typed_claims(grant.subject, vct, now)
@@ -407,18 +407,20 @@ class IssuerAgent:
         if enrolment is not None and (enrolment.kind, enrolment.holder) not in holders:
             raise vci.OAuthError(vci.CREDENTIAL_REQUEST_DENIED,
                                  "no proof is by the holder enrolled for this subject")
+        taken = self.tokens.take(token, vct, now)  # once per configuration, even for racing requests
         for nonce in nonces:
             self.nonces.consume(nonce, now)
         if enrolment is None:
             kind, holder = holders[0]
             self.records.enrol(grant.subject, kind, holder, via="offer", at=now)
-            self.tokens.update(token, replace(grant, enrol=False))
+            self.tokens.mark_enrolled(token)
         try:  # beyond the offer's batch the issuer issues fewer, for the first proofs (spec §8.3)
-            issued = self._issue(grant.subject, bindings[:grant.batch_max], vct, now, typed)
-        except IssuanceRequestError as exc:  # e.g. the subject left the register
-            raise _denied(exc, vci.CREDENTIAL_REQUEST_DENIED) from exc
-        self.tokens.consume(token)
-        return issued
+            return self._issue(grant.subject, bindings[:grant.batch_max], vct, now, typed)
+        except Exception as exc:  # nothing handed out (e.g. the ledger unreachable): may be asked again
+            self.tokens.give_back(token, vct, taken, now)
+            if isinstance(exc, IssuanceRequestError):  # e.g. the subject left the register
+                raise _denied(exc, vci.CREDENTIAL_REQUEST_DENIED) from exc
+            raise
 
     def _check_proofs(self, proofs: tuple[str, ...], now: int
                       ) -> tuple[list[str], list[tuple[str, str]], list[HolderBinding]]:

@@ -37,7 +37,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -81,6 +81,7 @@ INVALID_REQUEST: Final = "invalid_request"
 INVALID_GRANT: Final = "invalid_grant"
 UNSUPPORTED_GRANT_TYPE: Final = "unsupported_grant_type"
 INVALID_TOKEN: Final = "invalid_token"
+INSUFFICIENT_SCOPE: Final = "insufficient_scope"  # RFC 6750 §3.1
 INVALID_CREDENTIAL_REQUEST: Final = "invalid_credential_request"
 UNKNOWN_CREDENTIAL_CONFIGURATION: Final = "unknown_credential_configuration"
 INVALID_PROOF: Final = "invalid_proof"
@@ -379,14 +380,46 @@ class TokenBook:
                 raise OAuthError(INVALID_TOKEN, "the access token is unknown, used or expired", status=401)
             return entry[0]
 
-    def update(self, token: str, grant: Grant) -> None:
+    def take(self, token: str, configuration_id: str, now: int) -> tuple[Grant, int]:
+        """Atomically spend ``configuration_id`` of a live token: one access token redeems each
+        configuration its offer names once (OpenID4VCI 1.0 lets one token cover every
+        configuration of the offer); the token is gone with its last. Returns the grant as it
+        was and its expiry, for :meth:`give_back`. ``invalid_token`` (401) for a dead token,
+        ``insufficient_scope`` (403) for a configuration it does not cover (or no longer)."""
         with self._lock:
-            if token in self._tokens:
-                self._tokens[token] = (grant, self._tokens[token][1])
+            entry = self._tokens.get(token)
+            if entry is None or entry[1] <= now:
+                raise OAuthError(INVALID_TOKEN, "the access token is unknown, used or expired", status=401)
+            grant, expires = entry
+            if configuration_id not in grant.configuration_ids:
+                raise OAuthError(INSUFFICIENT_SCOPE, "the access token does not cover this configuration "
+                                 "(or it was issued under this token already)", status=403)
+            left = tuple(c for c in grant.configuration_ids if c != configuration_id)
+            if left:
+                self._tokens[token] = (replace(grant, configuration_ids=left), expires)
+            else:
+                del self._tokens[token]
+            return grant, expires
 
-    def consume(self, token: str) -> None:
+    def give_back(self, token: str, configuration_id: str, taken: tuple[Grant, int], now: int) -> None:
+        """Undo :meth:`take` when the issuer failed on its side (ledger unreachable, subject left
+        the register): the configuration may be asked for again while the token lives."""
+        grant, expires = taken
+        if expires <= now:
+            return
         with self._lock:
-            self._tokens.pop(token, None)
+            entry = self._tokens.get(token)
+            current = entry[0] if entry is not None else replace(grant, configuration_ids=())
+            if configuration_id not in current.configuration_ids:
+                current = replace(current, configuration_ids=(*current.configuration_ids, configuration_id))
+            self._tokens[token] = (current, expires)
+
+    def mark_enrolled(self, token: str) -> None:
+        """The token's enrolment happened: later requests under it need the enrolled holder."""
+        with self._lock:
+            entry = self._tokens.get(token)
+            if entry is not None:
+                self._tokens[token] = (replace(entry[0], enrol=False), entry[1])
 
 
 def bearer_token(authorization: str | None) -> str:

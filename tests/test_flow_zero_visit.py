@@ -94,8 +94,9 @@ def test_enrolled_once_at_the_bureau_and_without_a_visit_at_civil_affairs(story:
     assert door is not None and (door.kind, door.holder, door.via) == ("did", story.citizen.did, "offer")
     assert remote is not None and (remote.kind, remote.holder) == ("did", story.citizen.did)
     assert remote.via == f"remote:{psb.did}"
-    # staff made offers (each with a PIN) at the bureau only; civil affairs issued without one
-    assert (psb.service.offers_made, civil.service.offers_made) == (2, 0)
+    # staff made one offer (with a PIN, both of the bureau's types) at the bureau only; civil
+    # affairs issued without one
+    assert (psb.service.offers_made, civil.service.offers_made) == (1, 0)
     assert [(e.agency, e.visit, e.shared) for e in story.citizen.enrolments] == [
         (psb.name, True, ()), (civil.name, False, ("national_id",))]
     residence = story.citizen.credentials[agencies.CIVIL_RESIDENCE_VCT]

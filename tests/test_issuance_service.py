@@ -172,6 +172,30 @@ def test_the_same_key_twice_in_a_batch_is_refused(world: World) -> None:
     assert issued_count(world) == before
 
 
+def test_one_access_token_redeems_each_offered_type_once() -> None:
+    """OpenID4VCI 1.0: one access token covers every configuration of its offer — each may be
+    asked for once; a second ask, or a type the offer did not name, is insufficient_scope."""
+    second = "urn:imi:test:residence:1"
+    w = build_world({"both": {"claims": {"given_name": "Both", "birthdate": "1990-12-10"}}})
+    w.gov("gov.issuer_accredit", {"did": w.agency_did, "name": "Civil Affairs", "vcts": [VCT, second]})
+    nc = w.node_client()
+    nc.submit(nc.build("vct.publish", w.agency_did, {"vct": second, "name": "Residence", "claims": ["birthdate", "given_name"]},
+                       w.agency_key))
+    made = w.issuer_http.post("/v1/admin/offers", json={"subject": "both", "vcts": [VCT, second], "tx_code": True},
+                              headers=ADMIN)
+    assert made.status_code == 200, made.text
+    bearer = access(w, made.json())
+    key = SigningKey.generate("ES256")
+    first = credential(w, bearer, [proof(w, key)], config=second)
+    assert first.status_code == 200, first.text
+    assert HeldCredential.parse(first.json()["credentials"][0]["credential"]).payload["vct"] == second
+    assert error(credential(w, bearer, [proof(w, key)], config=second), 403) == "insufficient_scope"
+    other = credential(w, bearer, [proof(w, key)])
+    assert other.status_code == 200, other.text  # the offer's other type, same token
+    assert error(credential(w, bearer, [proof(w, key)]), 401) == "invalid_token"  # spent with its last type
+    assert len(w.agent.records.for_subject("both")) == 2
+
+
 def test_an_offer_by_reference_resolves_once(world: World) -> None:
     made = offer(world, "citizen-4")
     _, reference = parse_offer_uri(made["offer_uri_by_reference"])

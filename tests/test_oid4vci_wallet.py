@@ -21,6 +21,7 @@ from identity.oid4vci import (
     OAuthError,
     OfferBook,
     RateLimiter,
+    TokenBook,
     check_offer,
     offer_uri,
     offer_uri_by_reference,
@@ -280,3 +281,27 @@ def test_recovery_kit_password_prompt_goes_to_stderr(tmp_path: Path) -> None:
     assert answer["ok"] is False and "recovery kit password" not in rotated.stdout
     assert "recovery kit password" in rotated.stderr
     assert not (tmp_path / "new.kit").exists()
+
+
+def test_an_access_token_spends_each_configuration_once_and_gives_back_on_failure() -> None:
+    book = TokenBook(ttl_s=60)
+    token = book.issue(Grant("s", ("a", "b"), 1, True), 0)
+    taken = book.take(token, "a", 1)
+    assert taken == (Grant("s", ("a", "b"), 1, True), 60)
+    with pytest.raises(OAuthError) as again:
+        book.take(token, "a", 2)  # a racing second request for the same type gets nothing
+    assert (again.value.reason, again.value.status) == ("insufficient_scope", 403)
+    book.mark_enrolled(token)
+    book.give_back(token, "a", taken, 3)  # the issuer failed on its side: "a" may be asked again
+    assert book.get(token, 3) == Grant("s", ("b", "a"), 1, False)
+    book.take(token, "a", 4)
+    last = book.take(token, "b", 4)
+    with pytest.raises(OAuthError) as gone:
+        book.get(token, 5)
+    assert gone.value.reason == "invalid_token"
+    book.give_back(token, "b", last, 5)  # also after its last type was spent
+    assert book.get(token, 5).configuration_ids == ("b",)
+    book.take(token, "b", 6)
+    book.give_back(token, "b", last, 61)  # never beyond the token's life
+    with pytest.raises(OAuthError):
+        book.get(token, 61)

@@ -7,8 +7,8 @@ issuer service started with its register (fictional people and the citizen, each
 keying them by its own subject id); then:
 
 * the one visit (:func:`visit_counter`): at the public security bureau's counter, staff make
-  credential offers for the citizen's resident identity number, each with a PIN; the wallet
-  redeems them over OpenID4VCI, proving possession of the DID's current key, which enrols the
+  one credential offer for the citizen's resident identity number, with a PIN; the wallet
+  redeems it over OpenID4VCI, proving possession of the DID's current key, which enrols the
   DID there and brings both of the bureau's credentials (``cnf.kid`` = the DID, so a key
   rotation keeps them usable);
 * no visit (:func:`enrol_without_visit`): every other agency (civil affairs) enrols the citizen
@@ -163,20 +163,19 @@ def _enrolled(agency: Agency, subject: str, shared: tuple[str, ...], held: list[
 
 
 def visit_counter(c: Consortium, agency: Agency, citizen: Citizen, wallet: Wallet) -> Enrolled:
-    """The one visit: staff make an offer (with a PIN) per type the agency issues; the wallet
-    redeems each over OpenID4VCI (issuer checked on the ledger, proof by the DID's current key)
-    — the first enrols the DID; the agency anchors each credential before handing it out."""
+    """The one visit: staff make one offer (with a PIN) for every type the agency issues; the
+    wallet redeems it over OpenID4VCI (issuer checked on the ledger, proof by the DID's current
+    key; one access token, one credential request per type) — which enrols the DID; the agency
+    anchors each credential before handing it out."""
     assert agency.service is not None
     subject = subject_id(agency, CITIZEN)
     ledger = LightClient(c.genesis, IdentityHttpFetcher(c.apis[c.writer]))
-    held: list[HeldCredential] = []
-    for vct in sorted(agency.vcts):  # one access token serves one credential request at our issuer
-        offer_uri, pin = agency.service.offer(subject, [vct])
-        with c.wait(f"{agency.name}: the counter's offer + PIN, redeemed (anchor.put, waiting for commit)"), \
-                httpx.Client(timeout=40.0) as http:
-            ids = receive_offer(wallet, offer_uri, http=http, ledger=ledger, now=int(time.time()), tx_code=pin,
-                                did=citizen.did)
-        held += [_held(agency, wallet, wallet_id, subject) for wallet_id in ids]
+    offer_uri, pin = agency.service.offer(subject, sorted(agency.vcts))
+    with c.wait(f"{agency.name}: the counter's offer + PIN, redeemed (anchor.put, waiting for commit)"), \
+            httpx.Client(timeout=40.0) as http:
+        ids = receive_offer(wallet, offer_uri, http=http, ledger=ledger, now=int(time.time()), tx_code=pin,
+                            did=citizen.did)
+    held = [_held(agency, wallet, wallet_id, subject) for wallet_id in ids]
     citizen.credentials.update((h.vct, h) for h in held)
     return _enrolled(agency, subject, (), held)
 
