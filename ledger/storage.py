@@ -122,6 +122,13 @@ class LedgerStore:
         self._head = (value[0], value[1])
         return self._head
 
+    def reread_head(self) -> None:
+        """Forget the head kept in memory: another store over the same KV appended blocks
+        (a catching-up validator stages many blocks in one and writes them at once)."""
+        self._head = _UNREAD
+        self._head_view = None
+        self._head_header = None
+
     def height(self) -> int:
         """Height of the last stored block (0 before block 1)."""
         pointer = self.head_pointer()

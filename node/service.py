@@ -352,7 +352,7 @@ class ValidatorService:
         elif kind == "sync_req":
             self.syncer.on_request(peer, value.get("from"), value.get("count"))
         elif kind == "sync_resp":
-            self.syncer.on_response(peer, value.get("blocks"))
+            self.syncer.on_response(peer, value.get("blocks"), value.get("from"))
         else:
             self.bad_frames += 1
 
