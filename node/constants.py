@@ -73,8 +73,11 @@ SYNC_PEER_REQUESTS_IN_FLIGHT_MAX: Final = 2  # ... to one peer (it answers while
 SYNC_RESPONSES_AHEAD_MAX: Final = 8
 SYNC_BYTES_AHEAD_MAX: Final = (SYNC_RESPONSES_AHEAD_MAX + 1) * FRAME_BYTES_MAX
 # Fetched blocks applied in one atomic store write (node.staging): at most this many
-# blocks, and the batch closes after the block that takes its staged writes past the bytes.
+# blocks, the batch closes after the block that takes it to SYNC_BATCH_TXS_MAX transactions
+# (applying holds the event loop: about 0.25 ms per transaction, so well under a second),
+# and after the block that takes its staged writes past the bytes.
 SYNC_BATCH_BLOCKS_MAX: Final = 256
+SYNC_BATCH_TXS_MAX: Final = 2_000
 SYNC_BATCH_STAGED_BYTES_MAX: Final = 64 * 1024 * 1024
 SYNC_REQUEST_TIMEOUT_MS: Final = 5_000
 RESYNC_LAG_HEIGHTS: Final = 8  # further behind than the core buffers: pause it and catch up

@@ -300,6 +300,11 @@ class ValidatorService:
             "peers_connected_ids": self.transport.connected_peers(),  # for /ready's voting power
             "mempool_size": len(self.mempool),
             "syncing": self.syncer.syncing,
+            "sync_target_height": self.syncer.target_height,
+            "sync_blocks_applied": self.syncer.blocks_synced,
+            "sync_txs_applied": self.syncer.txs_synced,
+            "sync_blocks_per_s": round(self.syncer.blocks_per_s, 1),
+            "sync_tx_per_s": round(self.syncer.tx_per_s, 1),
             "evidence": self.driver.evidence_count,
             "frames_received": self.transport.stats.frames_in,
             "frames_sent": self.transport.stats.frames_out,

@@ -48,6 +48,7 @@ from node.application import LedgerApplication
 from node.constants import (
     STATUS_STALE_MS,
     SYNC_BATCH_BLOCKS_MAX,
+    SYNC_BATCH_TXS_MAX,
     SYNC_BLOCKS_PER_REQUEST_MAX,
     SYNC_PEER_BACKOFF_MS_MAX,
     SYNC_PEER_BACKOFF_MS_MIN,
@@ -89,7 +90,7 @@ class _Request:
     start: int
     count: int
     future: asyncio.Future[list[Value]]
-    deadline: float  # event loop time
+    waited_s: float = 0.0  # time spent waiting for answers since it was sent (not applying blocks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +183,12 @@ class _Plan:
             del self.held[fetched.answer]
 
     def run_from(self, height: int) -> list[_Fetched]:
+        """Fetched blocks from ``height`` on, consecutive, up to one batch's bounds."""
         run: list[_Fetched] = []
-        while len(run) < SYNC_BATCH_BLOCKS_MAX and height + len(run) in self.fetched:
+        txs = 0
+        while len(run) < SYNC_BATCH_BLOCKS_MAX and txs < SYNC_BATCH_TXS_MAX and height + len(run) in self.fetched:
             run.append(self.fetched[height + len(run)])
+            txs += len(run[-1].block.txs)
         return run
 
     def give_back_all_of(self, peer: str) -> None:
@@ -235,6 +239,7 @@ class Syncer:
         self.syncing = False
         self.target_height = 0  # the highest trusted height the current (or last) catch-up aimed at
         self.blocks_synced = 0  # blocks stored by catch-up since start
+        self.txs_synced = 0  # ... and their transactions
         self.unproven_claims = 0  # status claims above our height without a verifying certificate
         self.peer_failures = 0  # catch-up requests a peer failed (timeout, empty, bad blocks)
 
@@ -436,22 +441,26 @@ class Syncer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Value]] = loop.create_future()
         self._waiting.setdefault(peer, {})[start] = future
-        plan.flying.append(_Request(peer, start, count, future, loop.time() + SYNC_REQUEST_TIMEOUT_MS / 1000))
+        plan.flying.append(_Request(peer, start, count, future))
         plan.asked_at[peer] = next(plan.asks)
         self._send(peer, {"t": "sync_req", "from": start, "count": count})
 
     async def _settle(self, plan: _Plan) -> None:
-        """Wait for the first answer or request deadline; take every answer in, fail every
-        peer past its deadline (its range goes back to be asked of another)."""
+        """Wait for the first answer or request timeout; take every answer in, fail every
+        peer past its timeout (its range goes back to be asked of another). Only time spent
+        waiting here counts towards a timeout: while we apply a batch, answers queue unread."""
         loop = asyncio.get_running_loop()
-        timeout = max(0.0, min(r.deadline for r in plan.flying) - loop.time())
-        await asyncio.wait([r.future for r in plan.flying], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        now = loop.time()
+        limit_s = SYNC_REQUEST_TIMEOUT_MS / 1000
+        began = loop.time()
+        await asyncio.wait([r.future for r in plan.flying], return_when=asyncio.FIRST_COMPLETED,
+                           timeout=max(0.0, min(limit_s - r.waited_s for r in plan.flying)))
+        waited_s = loop.time() - began
         for request in list(plan.flying):
+            request.waited_s += waited_s
             if request.future.done():
                 plan.flying.remove(request)
                 self._received(plan, request, request.future.result())
-            elif now >= request.deadline:
+            elif request.waited_s >= limit_s:
                 plan.flying.remove(request)
                 self._waiting.get(request.peer, {}).pop(request.start, None)
                 plan.give_back(request.start, request.count)
@@ -498,6 +507,7 @@ class Syncer:
         stored = run[: self._app.height() - height]
         self._progress.add(stored)
         self.blocks_synced += len(stored)
+        self.txs_synced += sum(len(f.block.txs) for f in stored)
         for fetched in run[:consumed]:
             plan.release(fetched)
             self._backoff.pop(fetched.peer, None)  # its blocks applied: forgiven
