@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX, PROPOSER_WINDOW_HEIGHTS
+from ledger.encoding import Canonical, Value
 from ledger.errors import BlockError, LedgerError
 from ledger.execution import BlockContext, Executor, read_validator_set
 from ledger.genesis import Genesis
@@ -181,6 +182,18 @@ class LedgerApplication:
         if block is None or certificate is None:
             return None
         return block, certificate
+
+    def committed_block_wire(self, height: int) -> tuple[Canonical, Value] | None:
+        """Block ``height`` and its certificate as catch-up sends them (the block encoded,
+        its transactions not parsed), or None if not stored."""
+        recent = self._recent.get(height)
+        if recent is not None:
+            return recent[0].canonical(), recent[1].to_value()
+        block = self.store.block_canonical(height)
+        certificate = self.store.certificate(height)
+        if block is None or certificate is None:
+            return None
+        return block, certificate.to_value()
 
     # --- committing ------------------------------------------------------------------------
     def apply_committed(self, block: Block, certificate: CommitCertificate) -> bool:

@@ -323,11 +323,11 @@ class Syncer:
         blocks: list[Value] = []
         budget = SYNC_RESPONSE_BYTES_MAX
         for height in range(start, start + min(count, SYNC_BLOCKS_PER_REQUEST_MAX)):
-            found = self._app.committed_block(height)
+            found = self._app.committed_block_wire(height)
             if found is None:
                 break
-            pair: Value = [found[0].canonical(), found[1].to_value()]
-            budget -= len(found[0].canonical().data)
+            pair: Value = [found[0], found[1]]
+            budget -= len(found[0].data)
             if budget < 0 and blocks:
                 break
             blocks.append(pair)
@@ -474,6 +474,9 @@ class Syncer:
             self._fail(request.peer, str(exc))
             return
         plan.hold(request.peer, pairs)
+        claim = self._claims.get(request.peer)
+        if claim is not None:  # an answer is news of the peer: its claim stays live while it serves us
+            self._claims[request.peer] = _Claim(claim.height, claim.proven, self._clock())
         if len(pairs) < request.count:  # the answer's byte budget ran out: ask for the rest again
             plan.give_back(request.start + len(pairs), request.count - len(pairs))
 

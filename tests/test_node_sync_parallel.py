@@ -262,3 +262,14 @@ def test_a_batch_is_one_write_and_a_bad_block_stores_only_those_before_it() -> N
     rest = [p for p in pairs[3:] if p is not None]
     assert behind.apply_certified(rest) == (3, None)
     _same_chain(behind, chain.ahead)
+
+
+def test_blocks_are_served_as_their_canonical_bytes_without_parsing_transactions() -> None:
+    chain = _Chain(3)
+    store = chain.ahead.store
+    for height in (1, 2, 3):
+        block = store.block(height)
+        wire = store.block_canonical(height)
+        assert block is not None and wire is not None
+        assert wire.data == block.canonical().data and wire.depth == block.canonical().depth
+    assert store.block_canonical(4) is None and store.block_canonical(0) is None
