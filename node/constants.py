@@ -78,6 +78,9 @@ SYNC_BYTES_AHEAD_MAX: Final = (SYNC_RESPONSES_AHEAD_MAX + 1) * FRAME_BYTES_MAX
 # and after the block that takes its staged writes past the bytes.
 SYNC_BATCH_BLOCKS_MAX: Final = 256
 SYNC_BATCH_TXS_MAX: Final = 2_000
+# Threads that check fetched transactions' signatures while the event loop applies earlier
+# blocks (the checks run in C without the GIL): catch-up then uses a second core.
+SYNC_VERIFY_THREADS: Final = 1
 SYNC_BATCH_STAGED_BYTES_MAX: Final = 64 * 1024 * 1024
 SYNC_REQUEST_TIMEOUT_MS: Final = 5_000
 RESYNC_LAG_HEIGHTS: Final = 8  # further behind than the core buffers: pause it and catch up

@@ -535,6 +535,7 @@ class ValidatorService:
         if tasks:
             await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
         await self.transport.stop()
+        self.syncer.close()
         if self._api_cpu is not None:
             self._api_cpu.close()
         self._wal.close()

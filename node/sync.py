@@ -39,11 +39,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ledger.block import Block, BlockHeader, CommitCertificate
 from ledger.encoding import Value
 from ledger.errors import LedgerError
+from ledger.tx import Transaction
 from node.application import LedgerApplication
 from node.constants import (
     STATUS_STALE_MS,
@@ -57,6 +59,7 @@ from node.constants import (
     SYNC_REQUESTS_IN_FLIGHT_MAX,
     SYNC_RESPONSE_BYTES_MAX,
     SYNC_RESPONSES_AHEAD_MAX,
+    SYNC_VERIFY_THREADS,
 )
 from node.errors import SyncError
 
@@ -198,6 +201,17 @@ class _Plan:
             self.give_back(height, 1)
 
 
+def _check_signatures(txs: list[Transaction], chain_id: str) -> None:
+    """Run each transaction's stateless checks (its signatures) ahead of execution, on a
+    worker thread: a pass is remembered on the transaction object, so execution does not
+    verify it again; a failure is left for execution to find and report."""
+    for tx in txs:
+        try:
+            tx.check_stateless(chain_id)
+        except LedgerError:
+            continue
+
+
 def _decoded(blocks: list[Value], start: int, count: int) -> list[tuple[Block, CommitCertificate]]:
     """The ``[block, certificate]`` pairs of an answer to a request for ``count`` blocks
     from ``start``: at least one, at most ``count``, of heights ``start, start + 1, ...``
@@ -236,6 +250,7 @@ class Syncer:
         self._waiting: dict[str, dict[int, asyncio.Future[list[Value]]]] = {}  # peer -> start -> answer
         self._announced: tuple[int, Value] | None = None
         self._progress = _Progress(clock())
+        self._verifier: ThreadPoolExecutor | None = None  # started by the first catch-up
         self.syncing = False
         self.target_height = 0  # the highest trusted height the current (or last) catch-up aimed at
         self.blocks_synced = 0  # blocks stored by catch-up since start
@@ -474,11 +489,29 @@ class Syncer:
             self._fail(request.peer, str(exc))
             return
         plan.hold(request.peer, pairs)
+        self._verify_ahead(pairs)
         claim = self._claims.get(request.peer)
         if claim is not None:  # an answer is news of the peer: its claim stays live while it serves us
             self._claims[request.peer] = _Claim(claim.height, claim.proven, self._clock())
         if len(pairs) < request.count:  # the answer's byte budget ran out: ask for the rest again
             plan.give_back(request.start + len(pairs), request.count - len(pairs))
+
+    def _verify_ahead(self, pairs: list[tuple[Block, CommitCertificate]]) -> None:
+        """Start checking the transactions' signatures of fetched blocks on the verifier
+        thread, while this one applies earlier blocks (signature checks release the GIL)."""
+        txs = [tx for block, _ in pairs for tx in block.txs]
+        if not txs:
+            return
+        if self._verifier is None:
+            self._verifier = ThreadPoolExecutor(SYNC_VERIFY_THREADS, thread_name_prefix="imi-sync-verify")
+        asyncio.get_running_loop().run_in_executor(self._verifier, _check_signatures, txs,
+                                                   self._app.genesis.chain_id)
+
+    def close(self) -> None:
+        """Stop the verifier thread (if one started); pending checks are dropped."""
+        if self._verifier is not None:
+            self._verifier.shutdown(wait=False, cancel_futures=True)
+            self._verifier = None
 
     def _apply_fetched(self, plan: _Plan, first: Callable[[], None] | None) -> Callable[[], None] | None:
         """Store every run of fetched blocks that follows our head, a batch at a time; a
