@@ -273,3 +273,48 @@ def test_blocks_are_served_as_their_canonical_bytes_without_parsing_transactions
         assert block is not None and wire is not None
         assert wire.data == block.canonical().data and wire.depth == block.canonical().depth
     assert store.block_canonical(4) is None and store.block_canonical(0) is None
+
+
+@pytest.mark.usefixtures("small_ranges")
+def test_a_transaction_with_a_bad_signature_in_a_certified_header_is_refused_despite_checks_ahead() -> None:
+    """The signatures are checked ahead on a worker thread; a failure there must not be taken
+    for a pass. A tx's id leaves its signatures out, so a forged signature keeps the header
+    (and its certificate) valid: only the strict re-execution can refuse the block."""
+    from ledger.encoding import decode, encode
+
+    chain = _Chain(6)
+    behind = chain.fresh()
+
+    def forge_signature(blocks: list[Value]) -> None:
+        txs = blocks[0][0]["txs"]  # type: ignore[index,call-overload]
+        tx = decode(txs[0])
+        assert isinstance(tx, dict) and isinstance(tx["sigs"], list)
+        sig = tx["sigs"][0]
+        assert isinstance(sig, dict) and isinstance(sig["sig"], bytes)
+        sig["sig"] = bytes([sig["sig"][0] ^ 1]) + sig["sig"][1:]
+        txs[0] = encode(tx)
+
+    net = _Net(chain, behind, ["forger", "honest"], tamper={"forger": forge_signature})
+    assert asyncio.run(net.client.catch_up()) == 6
+    _same_chain(behind, chain.ahead)
+    assert net.client.backing_off("forger") and net.client.peer_failures >= 1
+    net.client.close()
+
+
+def test_checks_ahead_remember_only_passes() -> None:
+    from ledger.encoding import decode, encode
+    from ledger.errors import SignatureError
+    from node.sync import _check_signatures
+
+    good = _note(1)
+    value = decode(good.to_bytes())
+    assert isinstance(value, dict) and isinstance(value["sigs"], list) and isinstance(value["sigs"][0], dict)
+    raw_sig = value["sigs"][0]["sig"]
+    assert isinstance(raw_sig, bytes)
+    value["sigs"][0]["sig"] = bytes([raw_sig[0] ^ 1]) + raw_sig[1:]
+    forged = Transaction.from_bytes(encode(value))
+    assert forged.tx_id == good.tx_id  # the id leaves signatures out
+    _check_signatures([good, forged], CHAIN)
+    good.check_stateless(CHAIN)  # remembered: no error, nothing to redo
+    with pytest.raises(SignatureError):
+        forged.check_stateless(CHAIN)  # a failure ahead is not remembered as a pass
