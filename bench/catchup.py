@@ -23,7 +23,8 @@ Figures (``name value`` lines):
   while the validator was away, and how many of them needed a round beyond 0;
   ``catchup.load_late_round_s`` — the block-time gaps before those heights, of
   ``catchup.load_heights_s`` in all (what a dead validator still costs after the
-  proposer rule: the figure behind the unreachable-proposer decision, docs/consensus.md).
+  proposer rule: the figure behind the unreachable-proposer decision, docs/consensus.md);
+  ``catchup.load_round_max`` — the highest round any of them needed.
 
 Validators and the load client share this machine's cores.
 """
@@ -84,14 +85,15 @@ def _settled_head(client: httpx.Client, apis: list[str]) -> int:
         time.sleep(POLL_S)
 
 
-def _late_rounds(client: httpx.Client, api: str, first: int, last: int) -> tuple[int, float, float]:
+def _late_rounds(client: httpx.Client, api: str, first: int, last: int) -> tuple[int, float, float, int]:
     """Of heights ``first .. last``: how many were decided after round 0, the seconds
-    between their block and the one before, and the seconds the heights took in all."""
+    between their block and the one before, the seconds the heights took in all, and the
+    highest round."""
     headers = {h: _header(client, api, h) for h in range(max(1, first - 1), last + 1)}
     late = [h for h in range(first, last + 1) if headers[h]["round"] > 0 and h - 1 in headers]
     late_s = sum(headers[h]["time_ms"] - headers[h - 1]["time_ms"] for h in late) / 1000
     total_s = (headers[last]["time_ms"] - headers[min(headers)]["time_ms"]) / 1000
-    return len(late), late_s, total_s
+    return len(late), late_s, total_s, max(headers[h]["round"] for h in range(first, last + 1))
 
 
 def _node_tx_per_s(client: httpx.Client, api: str) -> float:
@@ -124,7 +126,7 @@ def _measure(net: Devnet, txs: int) -> dict[str, float]:
         caught_txs = (_header(client, apis[0], head)["log_size"]
                       - (_header(client, apis[0], from_height)["log_size"] if from_height > 0 else 0))
         node_rate = _node_tx_per_s(client, victim.api)
-        late, late_s, heights_s = _late_rounds(client, apis[0], from_height + 1, head)
+        late, late_s, heights_s, round_max = _late_rounds(client, apis[0], from_height + 1, head)
     commit_rate = committed / load_s if load_s > 0 else 0.0
     rate = caught_txs / seconds
     return {
@@ -141,6 +143,7 @@ def _measure(net: Devnet, txs: int) -> dict[str, float]:
         "load_late_round_heights": float(late),
         "load_late_round_s": round(late_s, 2),
         "load_heights_s": round(heights_s, 2),
+        "load_round_max": float(round_max),
     }
 
 
