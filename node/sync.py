@@ -5,7 +5,8 @@ keys, and no API address is needed)::
 
     {"t": "status", "height": h, "head": [header, cert]}  every STATUS_INTERVAL_MS
     {"t": "sync_req",  "from": h, "count": n}           ask for blocks h .. h+n-1
-    {"t": "sync_resp", "blocks": [[block, cert], ...]}  at most n, at most half a frame
+    {"t": "sync_resp", "from": h, "blocks": [[block, cert], ...]}
+                                  at most n, up to SYNC_RESPONSE_BYTES_MAX (one bigger block alone)
 
 **A peer's height is believed only with proof.** A status claim above our own
 height counts only if it carries the claimed head header with a commit
@@ -20,14 +21,22 @@ answer or blocks that do not verify put the peer on a backoff
 (``SYNC_PEER_BACKOFF_MS_MIN`` doubling to ``SYNC_PEER_BACKOFF_MS_MAX``) that
 outlives one catch-up; a peer whose blocks applied is forgiven.
 
-:meth:`Syncer.catch_up` repeatedly asks the highest trusted peer for the next
-blocks and applies each through :meth:`LedgerApplication.apply_committed`, which
-verifies the commit certificate against the validator set the chain names for
-that height, re-executes the block strictly and checks every root before one
-atomic write. ``before_apply`` is called once, when the first block's
-certificate has verified and just before it is applied: a running validator
-pauses consensus there (see :mod:`node.service`), so it never pauses on a
-peer's word, only with certified blocks in hand. Progress is logged.
+:meth:`Syncer.catch_up` cuts the missing heights into ranges and asks several
+trusted peers at once (``SYNC_REQUESTS_IN_FLIGHT_MAX`` in all,
+``SYNC_PEER_REQUESTS_IN_FLIGHT_MAX`` per peer), holding at most
+``SYNC_RESPONSES_AHEAD_MAX`` requests and unapplied answers (plus the range of our
+next height), so at most ``SYNC_BYTES_AHEAD_MAX`` bytes of blocks. Answers come in
+any order; a short answer has the rest of its range asked again. Consecutive
+fetched blocks are applied in batches by :meth:`LedgerApplication.apply_certified`:
+each certificate verified once against the validator set the chain names for its
+height (a set changed inside the batch included), strict re-execution, every root
+checked, ONE atomic write per batch. The transactions' signatures are checked
+ahead on a worker thread. ``before_apply`` is called once, when the first block's
+certificate has verified and just before anything is stored: a running validator
+pauses consensus there (see :mod:`node.service`), so it never pauses on a peer's
+word, only with certified blocks in hand. A range lost to a silent or bad peer is
+asked again of another. Progress is logged and counted (``target_height``,
+``blocks_synced``, ``txs_synced``, ``blocks_per_s``, ``tx_per_s``).
 """
 
 from __future__ import annotations
