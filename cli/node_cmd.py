@@ -174,8 +174,9 @@ STATUS_TIMEOUT_S = 10.0
 @app.command("status")
 def status(
     url: str = typer.Option("http://127.0.0.1:8080", "--url", help="The validator's API base URL."),
-    as_json: bool = typer.Option(False, "--json", help="Print its /ready answer: {ready, syncing, height, "
-                                 "sync_target_height, sync_blocks_per_s, sync_tx_per_s, peers_connected, power_connected, power_needed, why}."),
+    as_json: bool = typer.Option(False, "--json", help="Print its /ready answer: {ok, ready, syncing, "
+                                 "height, sync_target_height, sync_blocks_per_s, sync_tx_per_s, "
+                                 "peers_connected, power_connected, power_needed, why}."),
 ) -> None:
     """Show a running validator's state: ready or not (and why), height, and its catch-up
     progress (height of target, blocks and transactions per second) while it syncs.
