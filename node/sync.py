@@ -74,7 +74,7 @@ from node.errors import SyncError
 
 log = logging.getLogger("imi.sync")
 
-SYNC_ROUNDS_MAX = 100_000  # requests in one catch-up; bounds a peer that keeps claiming more
+SYNC_ROUNDS_MAX = 100_000  # waits for answers in one catch-up; bounds a peer that keeps claiming more
 
 
 @dataclass(frozen=True, slots=True)
