@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "verify": "bench.verify",
     "devnet": "bench.devnet",
     "degraded": "bench.degraded",
+    "catchup": "bench.catchup",
     "issue": "bench.issue",
     "present": "bench.present",
 }

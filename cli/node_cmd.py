@@ -166,3 +166,49 @@ def wal_repair(
             print(f"{path}: damaged at offset {report.offset}; --truncate would drop {what}", file=sys.stderr)
     if report.damaged and not report.applied:
         raise typer.Exit(1)
+
+
+STATUS_TIMEOUT_S = 10.0
+
+
+@app.command("status")
+def status(
+    url: str = typer.Option("http://127.0.0.1:8080", "--url", help="The validator's API base URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print its /ready answer: {ok, ready, syncing, "
+                                 "height, sync_target_height, sync_blocks_per_s, sync_tx_per_s, "
+                                 "peers_connected, power_connected, power_needed, why}."),
+) -> None:
+    """Show a running validator's state: ready or not (and why), height, and its catch-up
+    progress (height of target, blocks and transactions per second) while it syncs.
+    Exit 0 when ready, 1 when not ready or unreachable."""
+    import httpx
+
+    try:
+        answer = httpx.get(f"{url.rstrip('/')}/ready", timeout=STATUS_TIMEOUT_S)
+        report = answer.json()
+        report = {key: report[key] for key in ("ready", "syncing", "height", "sync_target_height",
+                                              "sync_blocks_per_s", "sync_tx_per_s", "peers_connected",
+                                              "power_connected", "power_needed", "why")}
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {url}: {exc}", reason="unreachable", as_json=as_json)
+    except (ValueError, KeyError, TypeError):
+        fail(f"{url}/ready did not answer as a validator does", reason="bad-answer", as_json=as_json)
+    if as_json:
+        print_json({"ok": bool(report["ready"]), **({} if report["ready"] else {"reason": "not-ready"}), **report})
+    else:
+        print(_status_line(report))
+    if not report["ready"]:
+        raise typer.Exit(1)
+
+
+def _status_line(report: dict[str, Any]) -> str:
+    height, target = report["height"], report["sync_target_height"]
+    if report["syncing"]:
+        state = (f"syncing: height {height} of {target}, {report['sync_blocks_per_s']} blocks/s, "
+                 f"{report['sync_tx_per_s']} tx/s")
+    else:
+        state = f"{'ready' if report['ready'] else 'not ready'}: height {height}"
+    peers = (f"peers {report['peers_connected']}, voting power {report['power_connected']} "
+             f"(quorum {report['power_needed']})")
+    why = "" if report["ready"] or not report["why"] else " — " + "; ".join(report["why"])
+    return f"{state}; {peers}{why}"

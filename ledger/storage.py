@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ledger.block import Block, BlockHeader, CommitCertificate
-from ledger.encoding import decode, encode
+from ledger.encoding import Canonical, Value, decode, encode, nesting_depth
 from ledger.errors import BlockError, ProofError, ReplayError, StorageError
 from ledger.genesis import Genesis
 from ledger.kv import KV, WriteBatch
@@ -121,6 +121,13 @@ class LedgerStore:
             raise StorageError("head pointer is malformed")
         self._head = (value[0], value[1])
         return self._head
+
+    def reread_head(self) -> None:
+        """Forget the head kept in memory: another store over the same KV appended blocks
+        (a catching-up validator stages many blocks in one and writes them at once)."""
+        self._head = _UNREAD
+        self._head_view = None
+        self._head_header = None
 
     def height(self) -> int:
         """Height of the last stored block (0 before block 1)."""
@@ -269,6 +276,25 @@ class LedgerStore:
                 raise StorageError(f"transaction of block {height} is missing")
             txs.append(record.tx)
         return Block(header, tuple(txs))
+
+    def block_canonical(self, height: int) -> Canonical | None:
+        """Block ``height`` encoded as :meth:`Block.canonical` gives it, without parsing its
+        transactions (each is its stored bytes): what catch-up serves, many blocks at a time."""
+        raw_header = self.kv.get(_height_key(PREFIX_HEADER, height)) if 0 < height < 2**64 else None
+        raw_body = self.kv.get(_height_key(PREFIX_BODY, height)) if raw_header is not None else None
+        if raw_header is None or raw_body is None:
+            return None
+        tx_ids = decode(raw_body)
+        if not isinstance(tx_ids, list):
+            raise StorageError(f"body of block {height} is malformed")
+        txs: list[Value] = []
+        for tx_id in tx_ids:
+            found = self._tx_record(tx_id) if isinstance(tx_id, bytes) else None
+            if found is None:
+                raise StorageError(f"transaction of block {height} is missing")
+            txs.append(found[1])
+        value: Value = {"header": decode(raw_header), "txs": txs}
+        return Canonical(encode(value), nesting_depth(value))
 
     def height_of(self, block_hash: bytes) -> int | None:
         """Height of the stored block with ``block_hash``, or None."""

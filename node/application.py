@@ -10,10 +10,12 @@
   block strictly and accepts it only if every header field is reproduced
   exactly and its time is within ``BLOCK_TIME_DRIFT_MS_MAX`` of our clock.
 * :meth:`LedgerApplication.apply_committed` — the driver's path for decided
-  blocks (and catch-up's, and the in-process dev node's): verify the commit
-  certificate against the set named for that height, reuse (or redo) the
-  execution, and store the block in one atomic batch
-  (``LedgerStore.append_block``). Idempotent for heights already stored.
+  blocks (and the in-process dev node's): verify the commit certificate against
+  the set named for that height, reuse (or redo) the execution, and store the
+  block in one atomic batch (``LedgerStore.append_block``). Idempotent for
+  heights already stored.
+* :meth:`LedgerApplication.apply_certified` — catch-up's path: the same checks
+  for many consecutive blocks, stored with ONE atomic write (:mod:`node.staging`).
 
 Executions are cached by block hash between validation and commit (bounded by
 ``EXECUTIONS_CACHED_MAX``) so a block is normally executed once per validator.
@@ -22,10 +24,11 @@ Executions are cached by block hash between validation and commit (bounded by
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.constants import BLOCK_TIME_DRIFT_MS_MAX, PROPOSER_WINDOW_HEIGHTS
+from ledger.encoding import Canonical, Value
 from ledger.errors import BlockError, LedgerError
 from ledger.execution import BlockContext, Executor, read_validator_set
 from ledger.genesis import Genesis
@@ -33,8 +36,9 @@ from ledger.lru import BoundedLRU
 from ledger.storage import BlockPreview, LedgerStore
 from ledger.tx import Transaction
 from ledger.validators import ValidatorSet, proposer_window
-from node.constants import PROPOSE_BATCH_TXS_MAX
+from node.constants import PROPOSE_BATCH_TXS_MAX, SYNC_BATCH_STAGED_BYTES_MAX
 from node.mempool import Mempool
+from node.staging import StagedKV
 
 log = logging.getLogger("imi.app")
 
@@ -179,6 +183,18 @@ class LedgerApplication:
             return None
         return block, certificate
 
+    def committed_block_wire(self, height: int) -> tuple[Canonical, Value] | None:
+        """Block ``height`` and its certificate as catch-up sends them (the block encoded,
+        its transactions not parsed), or None if not stored."""
+        recent = self._recent.get(height)
+        if recent is not None:
+            return recent[0].canonical(), recent[1].to_value()
+        block = self.store.block_canonical(height)
+        certificate = self.store.certificate(height)
+        if block is None or certificate is None:
+            return None
+        return block, certificate.to_value()
+
     # --- committing ------------------------------------------------------------------------
     def apply_committed(self, block: Block, certificate: CommitCertificate) -> bool:
         """Verify and store a decided block; False if that height is already stored.
@@ -191,28 +207,87 @@ class LedgerApplication:
         peer's forged certificate); the store only re-checks that the certificate
         names the header (see :meth:`LedgerStore.append_block`).
         """
-        header = block.header
-        stored = self.store.height()
-        if header.height <= stored:
-            existing = self.store.header(header.height)
-            if existing is None or existing.hash != header.hash:
-                raise BlockError(f"a different block {header.height} is committed here",
-                                 reason="conflicting-commit")
+        if self._stored_already(block.header):
             return False
-        certificate.verify(header, self.validators_at(header.height))
-        remembered = self._executions.pop(block.hash)
-        updates, preview = remembered if remembered is not None else self._check(block, check_clock=False)
+        certificate.verify(block.header, self.validators_at(block.header.height))
+        updates, preview = self._execution_of(block)
         # The preview made when the block was built or validated carries the tree
         # writes; the store reuses them if the head has not moved since.
         self.store.append_block(block, certificate, updates, preview)
-        self._recent.put(header.height, (block, certificate))
-        for stale in [h for h in self._validator_sets if h <= header.height - VALIDATOR_SETS_CACHED_MAX // 2]:
+        self._stored(block, certificate)
+        return True
+
+    def apply_certified(self, pairs: Sequence[tuple[Block, CommitCertificate]], *,
+                        staged_bytes_max: int = SYNC_BATCH_STAGED_BYTES_MAX,
+                        before_store: Callable[[], None] | None = None) -> tuple[int, LedgerError | None]:
+        """Catch-up's path: verify and store consecutive decided blocks in ONE atomic write.
+
+        Every block gets what :meth:`apply_committed` gives one: its certificate verified
+        once, against the set the chain names for its height (the blocks staged before it
+        included, so a set changed inside the batch is followed), strict re-execution and
+        every root checked. They are appended to a store over a :class:`StagedKV` and then
+        flushed with one write of the real KV: a crash before or during that write leaves
+        the store at its previous head. Stops at the first block that does not check (the
+        blocks before it are stored) and after the block that takes the staged writes
+        past ``staged_bytes_max``. ``before_store`` is called once, after the first new
+        block's certificate verified and before anything is written.
+
+        Returns (blocks consumed: stored, or held already; the error that stopped it).
+        """
+        main, staged = self.store, StagedKV(self.store.kv)
+        done: list[tuple[Block, CommitCertificate]] = []
+        consumed, error = 0, None
+        self.store = LedgerStore(staged)  # validators_at, _check and the rest read the staged chain
+        try:
+            for block, certificate in pairs:
+                try:
+                    if not self._stored_already(block.header):
+                        certificate.verify(block.header, self.validators_at(block.header.height))
+                        if before_store is not None:
+                            before_store()
+                            before_store = None
+                        updates, preview = self._execution_of(block)
+                        self.store.append_block(block, certificate, updates, preview)
+                        done.append((block, certificate))
+                except LedgerError as exc:
+                    error = exc
+                    break
+                consumed += 1
+                if staged.staged_bytes >= staged_bytes_max:
+                    break
+        finally:
+            self.store = main
+        if done:
+            staged.flush()
+            main.reread_head()
+            for block, certificate in done:
+                self._stored(block, certificate)
+        return consumed, error
+
+    def _stored_already(self, header: BlockHeader) -> bool:
+        """True if block ``header.height`` is stored (this very block: else BlockError)."""
+        if header.height > self.store.height():
+            return False
+        existing = self.store.header(header.height)
+        if existing is None or existing.hash != header.hash:
+            raise BlockError(f"a different block {header.height} is committed here", reason="conflicting-commit")
+        return True
+
+    def _execution_of(self, block: Block) -> tuple[Updates, BlockPreview]:
+        """The block's updates and store preview: remembered from its validation, or re-executed."""
+        remembered = self._executions.pop(block.hash)
+        return remembered if remembered is not None else self._check(block, check_clock=False)
+
+    def _stored(self, block: Block, certificate: CommitCertificate) -> None:
+        """After ``block`` is written: caches, the mempool, and the listeners."""
+        height = block.header.height
+        self._recent.put(height, (block, certificate))
+        for stale in [h for h in self._validator_sets if h <= height - VALIDATOR_SETS_CACHED_MAX // 2]:
             self._validator_sets.discard(stale)
         if self.mempool is not None:
             self.mempool.remove(tx.tx_id for tx in block.txs)
         for listener in self.listeners:
             listener(block)
-        return True
 
     def _admitted(self, txs: tuple[Transaction, ...]) -> list[Transaction]:
         """``txs`` with each one replaced by the mempool's object when equal in every field

@@ -62,6 +62,26 @@ PROPOSE_BATCH_TXS_MAX: Final = 500  # pure-Python execution: ~1 ms per tx per va
 
 # --- catch-up -------------------------------------------------------------------------
 SYNC_BLOCKS_PER_REQUEST_MAX: Final = 64
+# An answer to a sync request holds blocks up to this many bytes (a single larger block
+# still goes alone): small answers spread a range over several peers and keep memory low.
+SYNC_RESPONSE_BYTES_MAX: Final = 1024 * 1024
+SYNC_REQUESTS_IN_FLIGHT_MAX: Final = 6  # catch-up requests outstanding, over all peers
+SYNC_PEER_REQUESTS_IN_FLIGHT_MAX: Final = 2  # ... to one peer (it answers while the last answer travels)
+# Requests in flight plus answers received and not yet applied. The range holding our next
+# height may go one past it (else answers of later ranges could starve it), so at most
+# SYNC_BYTES_AHEAD_MAX bytes of blocks are held or on their way: every answer is one frame.
+SYNC_RESPONSES_AHEAD_MAX: Final = 8
+SYNC_BYTES_AHEAD_MAX: Final = (SYNC_RESPONSES_AHEAD_MAX + 1) * FRAME_BYTES_MAX
+# Fetched blocks applied in one atomic store write (node.staging): at most this many
+# blocks, the batch closes after the block that takes it to SYNC_BATCH_TXS_MAX transactions
+# (applying holds the event loop: about 0.25 ms per transaction, so well under a second),
+# and after the block that takes its staged writes past the bytes.
+SYNC_BATCH_BLOCKS_MAX: Final = 256
+SYNC_BATCH_TXS_MAX: Final = 2_000
+# Threads that check fetched transactions' signatures while the event loop applies earlier
+# blocks (the checks run in C without the GIL): catch-up then uses a second core.
+SYNC_VERIFY_THREADS: Final = 1
+SYNC_BATCH_STAGED_BYTES_MAX: Final = 64 * 1024 * 1024
 SYNC_REQUEST_TIMEOUT_MS: Final = 5_000
 RESYNC_LAG_HEIGHTS: Final = 8  # further behind than the core buffers: pause it and catch up
 STATUS_INTERVAL_MS: Final = 500  # how often a validator announces its height
@@ -90,6 +110,11 @@ def check_limits() -> None:
         ("STATUS_INTERVAL_MS <= SYNC_PEER_BACKOFF_MS_MIN < SYNC_PEER_BACKOFF_MS_MAX",
          STATUS_INTERVAL_MS <= SYNC_PEER_BACKOFF_MS_MIN < SYNC_PEER_BACKOFF_MS_MAX),
         ("STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS", STATUS_STALE_MS > 2 * STATUS_INTERVAL_MS),
+        ("SYNC_PEER_REQUESTS_IN_FLIGHT_MAX <= SYNC_REQUESTS_IN_FLIGHT_MAX < SYNC_RESPONSES_AHEAD_MAX",
+         SYNC_PEER_REQUESTS_IN_FLIGHT_MAX <= SYNC_REQUESTS_IN_FLIGHT_MAX < SYNC_RESPONSES_AHEAD_MAX),
+        ("SYNC_RESPONSE_BYTES_MAX <= FRAME_BYTES_MAX // 2", SYNC_RESPONSE_BYTES_MAX <= FRAME_BYTES_MAX // 2),
+        ("SYNC_BYTES_AHEAD_MAX <= 64 * 1024 * 1024", SYNC_BYTES_AHEAD_MAX <= 64 * 1024 * 1024),
+        ("1 <= SYNC_BATCH_BLOCKS_MAX", 1 <= SYNC_BATCH_BLOCKS_MAX),
         ("MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX", MEMPOOL_TXS_MAX >= 4 * BLOCK_TXS_MAX),
         ("MEMPOOL_TXS_MAX // MEMPOOL_SENDER_TXS_MAX >= 16", MEMPOOL_TXS_MAX // MEMPOOL_SENDER_TXS_MAX >= 16),
         ("BATCH_TXS_MIN <= PROPOSE_BATCH_TXS_MAX", BATCH_TXS_MIN <= PROPOSE_BATCH_TXS_MAX),

@@ -300,6 +300,11 @@ class ValidatorService:
             "peers_connected_ids": self.transport.connected_peers(),  # for /ready's voting power
             "mempool_size": len(self.mempool),
             "syncing": self.syncer.syncing,
+            "sync_target_height": self.syncer.target_height,
+            "sync_blocks_applied": self.syncer.blocks_synced,
+            "sync_txs_applied": self.syncer.txs_synced,
+            "sync_blocks_per_s": round(self.syncer.blocks_per_s, 1),
+            "sync_tx_per_s": round(self.syncer.tx_per_s, 1),
             "evidence": self.driver.evidence_count,
             "frames_received": self.transport.stats.frames_in,
             "frames_sent": self.transport.stats.frames_out,
@@ -352,7 +357,7 @@ class ValidatorService:
         elif kind == "sync_req":
             self.syncer.on_request(peer, value.get("from"), value.get("count"))
         elif kind == "sync_resp":
-            self.syncer.on_response(peer, value.get("blocks"))
+            self.syncer.on_response(peer, value.get("blocks"), value.get("from"))
         else:
             self.bad_frames += 1
 
@@ -530,6 +535,7 @@ class ValidatorService:
         if tasks:
             await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
         await self.transport.stop()
+        self.syncer.close()
         if self._api_cpu is not None:
             self._api_cpu.close()
         self._wal.close()

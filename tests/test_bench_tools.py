@@ -65,3 +65,20 @@ def test_a_present_round_goes_through_the_verifier_service_and_must_end_valid(tm
         present._round(world.verifier, service, known, revoked)
     with pytest.raises(RuntimeError, match="revoked"):
         present._check_cpu_ms(world.light, service, [world.wallet, revoked])
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("devnet")
+def test_bench_catchup_quick_prints_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    """The smoke form of ``python -m bench catchup``: a real devnet, one validator away
+    while the others commit LOAD_TXS_QUICK transactions, then caught up."""
+    from bench import catchup
+
+    figures = catchup.run(quick=True)
+    printed = dict(line.split(" ") for line in capsys.readouterr().out.splitlines())
+    assert printed == {name: str(value) for name, value in figures.items()}
+    assert figures["catchup.txs"] >= catchup.LOAD_TXS_QUICK
+    assert figures["catchup.to_height"] > figures["catchup.from_height"] >= 1
+    assert figures["catchup.tx_per_s"] > 0 and figures["catchup.commit_tx_per_s"] > 0
+    ratio = figures["catchup.tx_per_s"] / figures["catchup.commit_tx_per_s"]
+    assert abs(figures["catchup.ratio_vs_commit"] - ratio) < 0.01

@@ -454,3 +454,31 @@ def test_an_observer_follows_the_chain_without_signing() -> None:
     cluster.run(60, until=lambda: app.ledger.height >= 2)
     assert app.ledger.height >= 2
     assert not [m for m in observer.sent if isinstance(m, (Vote, Proposal))]
+
+
+def test_a_held_commit_of_the_next_height_shortens_the_commit_wait_to_one_tick() -> None:
+    """The commit-wait path that reads the future buffer (``Core._commit_wait``): a node that
+    already holds the next height's commit moves on after one tick, not ``commit_ticks``.
+    (A merge once broke that line, ``_FutureBuffer`` not iterable, with no test reaching it.)"""
+    assert SIM_TIMEOUTS.commit_ticks > 1  # else one tick proves nothing
+    cluster = Cluster(4)
+    cluster.run(80, until=lambda: min(cluster.heights()) >= 2)
+    (block1, cert1), (block2, cert2) = cluster.nodes[0].app.ledger.blocks[:2]
+
+    def decided_first(hold_next: bool) -> Core:
+        app = cluster.new_app()
+        core = Core(CONFIG, _key("catching-up observer"), app)
+        ready = core.step(CommitMessage(block1, cert1))
+        assert ready.committed == ((block1, cert1),) and core.step_ == Step.DECIDED
+        app.apply(block1, cert1)
+        if hold_next:
+            assert core.step(CommitMessage(block2, cert2)).committed == ()  # held for height 2
+        return core
+
+    waiting = decided_first(hold_next=False)
+    waiting.tick()
+    assert waiting.height == 1  # nothing held: the full commit wait
+    holding = decided_first(hold_next=True)
+    ready = holding.tick()
+    assert holding.height == 2
+    assert ready.committed == ((block2, cert2),)  # the held commit decided height 2 at once

@@ -64,6 +64,15 @@ STATUS_METRICS: dict[str, tuple[str, str, bool]] = {
     "round": ("imi_consensus_round",
               "Consensus round at the current height (above 0: a proposer was slow or down)", False),
     "syncing": ("imi_syncing", "1 while catching up from peers, else 0", False),
+    "sync_target_height": ("imi_sync_target_height",
+                           "The highest trusted peer height the current (or last) catch-up aimed at", False),
+    "sync_blocks_applied": ("imi_sync_blocks_applied", "Blocks fetched, verified and stored by catch-up since start",
+                            True),
+    "sync_txs_applied": ("imi_sync_txs_applied", "Transactions of the blocks catch-up stored since start", True),
+    "sync_blocks_per_s": ("imi_sync_blocks_per_s",
+                          "Blocks stored per second by the current (or last) catch-up, over its whole time", False),
+    "sync_tx_per_s": ("imi_sync_tx_per_s",
+                      "Transactions stored per second by the current (or last) catch-up, over its whole time", False),
     "evidence": ("imi_consensus_evidence",
                  ("Equivocations (two signed votes or proposals for one step by one validator) seen "
                   "since start; each is also logged"), True),
@@ -147,7 +156,7 @@ class NodeStatusCollector:
             value = status.get(field)
             if isinstance(value, bool):
                 value = int(value)
-            if not isinstance(value, int):
+            if not isinstance(value, int | float):
                 continue
             family = CounterMetricFamily(name, help_text) if counter else GaugeMetricFamily(name, help_text)
             family.add_metric([], float(value))

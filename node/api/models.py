@@ -241,6 +241,10 @@ class ReadyResponse(_Out):
     head_age_ms: int | None = Field(description="Wall clock minus the head's time; null before block 1.")
     head_age_ms_max: int
     why: list[str] = Field(description="What is not ready (empty when ready).")
+    sync_target_height: int = Field(description="The highest trusted peer height the current (or last) "
+                                    "catch-up aimed at (0 if none ran).")
+    sync_blocks_per_s: float = Field(description="Blocks stored per second by the current (or last) catch-up.")
+    sync_tx_per_s: float = Field(description="Transactions stored per second by the current (or last) catch-up.")
 
 
 __all__ = [

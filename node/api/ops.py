@@ -57,7 +57,10 @@ def readiness(ctx: ApiContext, now_ms: int) -> dict[str, Any]:
     return {"ready": not why, "syncing": syncing, "peers_connected": len(connected),
             "power_connected": power, "power_needed": validators.quorum_power,
             "power_total": validators.total_power,
-            "height": ctx.reader.head_height(), "head_age_ms": age, "head_age_ms_max": age_max, "why": why}
+            "height": ctx.reader.head_height(), "head_age_ms": age, "head_age_ms_max": age_max, "why": why,
+            "sync_target_height": int(status.get("sync_target_height", 0)),
+            "sync_blocks_per_s": float(status.get("sync_blocks_per_s", 0.0)),
+            "sync_tx_per_s": float(status.get("sync_tx_per_s", 0.0))}
 
 
 def _key_ids(value: object) -> list[str]:
