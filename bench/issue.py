@@ -62,20 +62,32 @@ CLAIMS: Final = {"given_name": "Bench", "family_name": "Mark", "birthdate": "199
 PREDICATES: Final = {"age_equal_or_over": [16, 18, 65]}  # the bench type's, derived from birthdate
 
 
-def agency(net: Devnet, directory: Path, issuer_url: str) -> tuple[SigningKey, str]:
-    """The agency: DID naming ``issuer_url``, accreditation by two trustees, type, status list."""
+def trustees(directory: Path) -> list[SigningKey]:
+    """As many of the devnet's trustee keys (``imi devnet`` writes them) as governance needs."""
     genesis = Genesis.loads((directory / "genesis.json").read_text())
-    trustees = [SigningKey.from_private_jwk(json.loads(p.read_text()))
-                for p in sorted((directory / "trustees").glob("*.jwk"))][: genesis.trustee_threshold]
-    node = NodeClient(net.nodes()[0].api)
+    return [SigningKey.from_private_jwk(json.loads(p.read_text()))
+            for p in sorted((directory / "trustees").glob("*.jwk"))][: genesis.trustee_threshold]
+
+
+def create_did(node: NodeClient, services: list[Value] | None = None) -> tuple[SigningKey, str]:
+    """A new did:imi (ES256, its next key committed and thrown away: a bench never rotates)
+    on the ledger, naming ``services`` if any; returns (key, DID)."""
     key, next_key = SigningKey.generate("ES256"), SigningKey.generate("ES256")
     commitment = didmod.key_commitment(next_key.public_key.to_jwk())
     did = didmod.derive_did(key.public_key.to_jwk(), commitment)
-    node.submit(node.build("did.create", did, {
-        "jwk": dict(key.public_key.to_jwk()), "next_key_commitment": commitment,
-        "services": [{"id": "oid4vci", "type": ISSUER_SERVICE_TYPE, "endpoint": issuer_url}]}, key))
+    document: dict[str, Value] = {"jwk": dict(key.public_key.to_jwk()), "next_key_commitment": commitment}
+    if services:
+        document["services"] = services
+    node.submit(node.build("did.create", did, document, key))
+    return key, did
+
+
+def agency(net: Devnet, directory: Path, issuer_url: str) -> tuple[SigningKey, str]:
+    """The agency: DID naming ``issuer_url``, accreditation by two trustees, type, status list."""
+    node = NodeClient(net.nodes()[0].api)
+    key, did = create_did(node, [{"id": "oid4vci", "type": ISSUER_SERVICE_TYPE, "endpoint": issuer_url}])
     node.submit(node.build("gov.issuer_accredit", "gov", {"did": did, "name": "Bench agency", "vcts": [VCT]},
-                           *trustees))
+                           *trustees(directory)))
     claims: list[Value] = [name for name in sorted(CLAIMS)]
     node.submit(node.build("vct.publish", did, {"vct": VCT, "name": "Bench", "claims": claims,
                                                 "predicates": cast(Value, PREDICATES)}, key))

@@ -64,7 +64,6 @@ from bench import verify as verify_bench
 from cli._consortium import free_ports
 from cli.devnet import Devnet
 from identity import dcql, oid4vp, services
-from identity import did as didmod
 from identity.fetcher import IdentityHttpFetcher
 from identity.http.constants import VERIFIER_READ_REUSE_MS, VERIFIER_REQUEST_TTL_S
 from identity.http.verifier_service import ledger_verify_one
@@ -102,20 +101,13 @@ class _Service:
 
 def _register_service(net: Devnet, directory: Path, out: Path) -> tuple[str, SigningKey]:
     """A service DID, registered by the trustees to ask the bench type's two claims."""
-    genesis = Genesis.loads((directory / "genesis.json").read_text())
-    trustees = [SigningKey.from_private_jwk(json.loads(p.read_text()))
-                for p in sorted((directory / "trustees").glob("*.jwk"))][: genesis.trustee_threshold]
     node = NodeClient(net.nodes()[0].api)
-    key, next_key = SigningKey.generate("ES256"), SigningKey.generate("ES256")
-    commitment = didmod.key_commitment(next_key.public_key.to_jwk())
-    did = didmod.derive_did(key.public_key.to_jwk(), commitment)
-    node.submit(node.build("did.create", did, {"jwk": dict(key.public_key.to_jwk()),
-                                               "next_key_commitment": commitment}, key))
+    key, did = issue_bench.create_did(node)
     node.submit(node.build("gov.service_register", "gov", {
         "did": did, "name": {"en": "Bench desk", "zh-CN": "基准服务台"},
         "purpose": {"en": "Age check", "zh-CN": "年龄核验"},
         "queries": [{"vct": issue_bench.VCT, "claims": [["given_name"], ["age_equal_or_over", "18"]]}]},
-        *trustees))
+        *issue_bench.trustees(directory)))
     node.close()
     out.mkdir()
     (out / "service.jwk").write_text(json.dumps(key.to_private_jwk()))
