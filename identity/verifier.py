@@ -129,7 +129,7 @@ from identity.errors import (
 )
 from identity.presentation import sd_hash
 from identity.request import PresentationRequest, check_answer
-from identity.sdjwt import Disclosure, disclosed_by_digest
+from identity.sdjwt import disclosed_by_digest
 from ledger.errors import KeyError_
 from ledger.keys import PublicKey
 from ledger.lru import BoundedLRU
@@ -311,42 +311,26 @@ class _Checked:
 
 
 class VerifierCache:
-    """Bounded memo of what pure checks made of exact text, for a long-lived verifier
-    that sees the same credential presented again (a daily login).
-
-    Three maps, each keyed by exact text: parsed issuer JWTs, decoded disclosures,
-    and — for an SD-JWT (the presentation up to its last ``~``) whose disclosures
-    were all applied — the disclosed claims and its ``sd_hash``. These are pure
-    functions of the text, so a hit returns what the checks would compute. What
-    depends on anything else runs on every call: the issuer key is resolved and
-    its accreditation checked, the issuer signature checked (with
-    ``FixedIssuerKey(memo_max=)`` a signature seen valid before is not
-    re-computed), then times against ``now``, the whole KB-JWT (parsed, signature
-    computed, nonce/aud/iat/sd_hash), status and the request. Failures are never
-    cached. ``entries_max`` bounds each map (memory ≤ entries_max ×
-    (JWS_CHARS_MAX + DISCLOSURE_CHARS_MAX + 2 × PRESENTATION_CHARS_MAX)).
+    """Bounded memo of what the pure checks made of an exact SD-JWT text (the
+    presentation up to its last ``~``), for a long-lived verifier that sees the same
+    credential presented again (a daily login): the parsed issuer JWT, the disclosed
+    claims (every disclosure rule passed) and its ``sd_hash``. These are pure
+    functions of the text, so a hit returns what the checks would compute. A miss
+    runs the checks as without a cache (nothing else is kept on the way: a verifier
+    whose every presentation is new — one-time credentials of a batch — pays only
+    the one entry it keeps). What depends on anything else runs on every call: the
+    issuer key is resolved and its accreditation checked, the issuer signature
+    checked (with ``FixedIssuerKey(memo_max=)`` a signature seen valid before is not
+    re-computed), then the type definition, times against ``now``, the whole KB-JWT
+    (parsed, signature computed, nonce/aud/iat/sd_hash), status and the request.
+    Failures are never cached. ``entries_max`` bounds the map (memory ≤ entries_max ×
+    (JWS_CHARS_MAX + 2 × PRESENTATION_CHARS_MAX)).
     """
 
-    __slots__ = ("_checked", "_disclosures", "_jws")
+    __slots__ = ("_checked",)
 
     def __init__(self, entries_max: int = VERIFIER_CACHE_ENTRIES_MAX) -> None:
-        self._jws: BoundedLRU[str, jose.Jws] = BoundedLRU(entries_max)
-        self._disclosures: BoundedLRU[str, Disclosure] = BoundedLRU(entries_max)
         self._checked: BoundedLRU[str, _Checked] = BoundedLRU(entries_max)
-
-    def jws(self, token: str) -> jose.Jws:
-        parsed = self._jws.get(token)
-        if parsed is None:
-            parsed = jose.parse(token, chars_max=JWS_CHARS_MAX)
-            self._jws.put(token, parsed)
-        return parsed
-
-    def disclosure(self, encoded: str) -> Disclosure:
-        decoded = self._disclosures.get(encoded)
-        if decoded is None:
-            decoded = Disclosure.decode(encoded)
-            self._disclosures.put(encoded, decoded)
-        return decoded
 
     def checked(self, sd_jwt: str) -> _Checked | None:
         return self._checked.get(sd_jwt)
@@ -639,20 +623,11 @@ def _check_sd_jwt(
     """Parse, check the issuer and apply the disclosures: ``(jws, issuer, claims, kb_token,
     sd_hash)``. With a cache, the pure result is remembered for the SD-JWT text."""
     jwt, encoded, kb_token = _split(presentation)
+    jws = jose.parse(jwt, chars_max=JWS_CHARS_MAX)
+    issuer = _check_issuer(jws, issuer_keys)
     # digest → (name, value); every disclosure is decoded (and may fail) before a
     # repeated one is reported, as the reason table orders it.
-    pending: dict[str, tuple[str | None, Any]]
-    if cache is None:
-        jws = jose.parse(jwt, chars_max=JWS_CHARS_MAX)
-        issuer = _check_issuer(jws, issuer_keys)
-        pending = disclosed_by_digest(encoded)
-    else:
-        jws = cache.jws(jwt)
-        issuer = _check_issuer(jws, issuer_keys)
-        pending = {}
-        for e in encoded:
-            disclosure = cache.disclosure(e)
-            pending[disclosure.digest] = (disclosure.name, disclosure.value)
+    pending = disclosed_by_digest(encoded)
     if len(pending) != len(encoded):
         raise DisclosureError("disclosure presented twice", reason="duplicate-disclosure")
     claims = _Processor(pending).run(jws.payload)

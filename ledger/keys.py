@@ -11,7 +11,6 @@ recipes above this layer turn ``False`` into one opaque, typed error.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -78,14 +77,23 @@ class PublicKey:
 
     alg: str
     raw: bytes
-    # Derived once: key ids are looked up for every signature on hot paths, and a
-    # P-256 key's library object (parsing the point costs about as much as a check).
-    key_id: str = field(init=False, repr=False, compare=False)
+    # A P-256 key's library object, built (and the point validated) at construction.
     _ec: ec.EllipticCurvePublicKey | None = field(init=False, default=None, repr=False, compare=False)
+    # The key id, computed when first asked and then kept: a verifier that meets a new
+    # holder key per presentation (one-time credentials) never asks for it.
+    _key_id: str | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check()
-        object.__setattr__(self, "key_id", self.thumbprint())
+
+    @property
+    def key_id(self) -> str:
+        """The RFC 7638 thumbprint (:meth:`thumbprint`), computed once."""
+        key_id = self._key_id
+        if key_id is None:
+            key_id = self.thumbprint()
+            object.__setattr__(self, "_key_id", key_id)  # the same value whichever thread wins
+        return key_id
 
     def _check(self) -> None:
         if self.alg == ALG_EDDSA:
@@ -159,12 +167,13 @@ class PublicKey:
 
     def thumbprint(self) -> str:
         """RFC 7638 JWK thumbprint (SHA-256, base64url) — our key id."""
-        members = self.to_jwk()
+        # What json.dumps(self.to_jwk(), sort_keys=True, separators=(",", ":")) gives,
+        # built directly: the members sort as crv, kty, x, y and base64url needs no escaping.
         if self.alg == ALG_EDDSA:
-            # What json.dumps(sort_keys) gives: base64url needs no escaping.
-            canonical = '{"crv":"Ed25519","kty":"OKP","x":"' + members["x"] + '"}'
+            canonical = '{"crv":"Ed25519","kty":"OKP","x":"' + b64url_encode(self.raw) + '"}'
         else:
-            canonical = json.dumps(members, sort_keys=True, separators=(",", ":"))
+            canonical = ('{"crv":"P-256","kty":"EC","x":"' + b64url_encode(self.raw[1:33])
+                         + '","y":"' + b64url_encode(self.raw[33:65]) + '"}')
         return b64url_encode(sha256(canonical.encode("ascii")))
 
 

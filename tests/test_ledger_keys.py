@@ -102,3 +102,27 @@ def test_threshold_needs_k_distinct_valid_signatures_from_the_authorised_set() -
     with pytest.raises(SignatureError):
         verify_threshold(message, {keys[0].key_id: sigs[keys[1].key_id], keys[1].key_id: sigs[keys[1].key_id]},
                          authorised, 2)
+
+
+@pytest.mark.parametrize("alg", [ALG_EDDSA, ALG_ES256])
+def test_key_id_is_the_rfc7638_thumbprint_of_the_required_members(alg: str) -> None:
+    import hashlib
+    import json
+
+    for _ in range(20):
+        public = SigningKey.generate(alg).public_key
+        # RFC 7638 §3: the required members, sorted, no whitespace, SHA-256, base64url
+        canonical = json.dumps(public.to_jwk(), sort_keys=True, separators=(",", ":")).encode("ascii")
+        expected = b64url_encode(hashlib.sha256(canonical).digest())
+        parsed = PublicKey.from_jwk(public.to_jwk())
+        assert parsed.thumbprint() == expected
+        assert parsed.key_id == expected and parsed.key_id is parsed.key_id  # computed once, then kept
+        assert parsed == public and hash(parsed) == hash(public)
+
+
+def test_an_es256_key_off_the_curve_is_refused_when_parsed() -> None:
+    jwk = SigningKey.generate(ALG_ES256).public_key.to_jwk()
+    y = bytearray(b64url_decode(jwk["y"]))
+    y[-1] ^= 1  # (x, y') is not on P-256
+    with pytest.raises(KeyError_, match="invalid P-256 point"):
+        PublicKey.from_jwk(dict(jwk, y=b64url_encode(bytes(y))))

@@ -208,3 +208,15 @@ def test_disclosed_by_digest_is_decode_disclosure_one_by_one(encoded: list[str])
     except DisclosureError as exc:
         got = exc.reason
     assert got == _one_by_one(encoded)
+
+
+def test_a_miss_keeps_one_entry_and_its_claims_are_not_the_callers() -> None:
+    issuer, holder, credential = _setup("ES256")
+    keys = FixedIssuerKey(issuer.public_key, vct=frozenset({VCT}))
+    cache = VerifierCache()
+    first = _verify(_present(credential, holder), keys, cache)
+    assert first.valid and first.claims is not None
+    assert list(cache._checked) == [_present(credential, holder).rsplit("~", 1)[0] + "~"]
+    first.claims["given_name"] = "Eve"  # the miss's own claims: not the kept ones
+    again = _verify(_present(credential, holder, iat=NOW - 1), keys, cache)
+    assert again.valid and again.claims is not None and again.claims["given_name"] == "Ada"
