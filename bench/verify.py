@@ -81,7 +81,7 @@ TYPES = KnownCredentialTypes([CredentialType.of(
     VCT, "did:imi:issuer", ["given_name", "family_name", "birthdate", "address"], predicates=AGES)])
 
 
-def _per_second(fn: Callable[[], object], seconds: float) -> float:
+def per_second(fn: Callable[[], object], seconds: float) -> float:
     """Calls per second of this process's CPU time (``process_time``), so other
     processes on a shared machine do not count against either side."""
     fn()  # warm caches and lazy imports outside the timed loop
@@ -162,6 +162,12 @@ def _setup(issuer_alg: str, now: int) -> _Setup:
     return _Setup(ours, ours_warm, reference, signatures)
 
 
+def cold_verification(now: int) -> Callable[[], object]:
+    """The cold verification of the default configuration (``verify.ours_per_s``), for
+    benchmarks that compare against it in their own rounds (``bench present``)."""
+    return _setup(CONFIGURATIONS[DEFAULT_CONFIGURATION], now).ours
+
+
 def run(quick: bool) -> dict[str, float]:
     now = int(time.time())
     setups = {name: _setup(alg, now) for name, alg in CONFIGURATIONS.items()}
@@ -176,9 +182,9 @@ def run(quick: bool) -> dict[str, float]:
     for _ in range(rounds):
         for name, setup in setups.items():
             got = samples[name]
-            ours, reference = _per_second(setup.ours, seconds), _per_second(setup.reference, seconds)
-            warm = _per_second(setup.ours_warm, seconds)
-            signatures = _per_second(setup.signatures, seconds)
+            ours, reference = per_second(setup.ours, seconds), per_second(setup.reference, seconds)
+            warm = per_second(setup.ours_warm, seconds)
+            signatures = per_second(setup.signatures, seconds)
             got["ceiling"].append(signatures / reference)
             got["ours"].append(ours)
             got["reference"].append(reference)
