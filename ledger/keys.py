@@ -11,6 +11,7 @@ recipes above this layer turn ``False`` into one opaque, typed error.
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -40,20 +41,38 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+# base64url → standard alphabet in one C pass; "+", "/" and "=" are not base64url, so they
+# become "*", which the strict standard decoder refuses.
+_URL_TO_STD = bytes.maketrans(b"-_+/=", b"+/***")
+_PADDING = (b"", b"", b"==", b"=")  # by len % 4 (1 is refused before)
+_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The last characters whose bits beyond the final byte are zero, by len % 4: canonical.
+_CANONICAL_LAST = {
+    2: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if not i & 0x0F),
+    3: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if not i & 0x03),
+}
+
+
 def b64url_decode(text: str) -> bytes:
-    """Strict base64url without padding; raises :class:`KeyError_` on anything else."""
+    """Strict base64url without padding; raises :class:`KeyError_` on anything else
+    (padding, another alphabet, a length no encoding has, set bits after the last byte).
+    Checks the alphabet and the unused bits directly rather than re-encoding."""
     if not isinstance(text, str) or "=" in text:
         raise KeyError_("base64url value must be an unpadded string")
+    rest = len(text) % 4
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, TypeError) as exc:
+        if rest == 1:
+            raise ValueError("no base64url text has this length")
+        raw = binascii.a2b_base64(text.encode("ascii").translate(_URL_TO_STD) + _PADDING[rest], strict_mode=True)
+    except ValueError as exc:  # binascii.Error and UnicodeEncodeError are ValueErrors
         raise KeyError_("invalid base64url") from exc
-    if b64url_encode(raw) != text:
+    if rest and text[-1] not in _CANONICAL_LAST[rest]:
         raise KeyError_("non-canonical base64url")
     return raw
 
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_P256 = ec.SECP256R1()
 
 
 def der_signature(signature: bytes) -> bytes:
@@ -101,7 +120,7 @@ class PublicKey:
                 raise KeyError_("Ed25519 public key must be 32 bytes")
         elif self.alg == ALG_ES256:
             try:
-                object.__setattr__(self, "_ec", ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self.raw))
+                object.__setattr__(self, "_ec", ec.EllipticCurvePublicKey.from_encoded_point(_P256, self.raw))
             except ValueError as exc:
                 raise KeyError_("invalid P-256 point") from exc
             if len(self.raw) != 65:
