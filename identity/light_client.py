@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import marshal
 import threading
 import urllib.parse
 from collections import OrderedDict
@@ -79,8 +78,6 @@ from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.validators import ValidatorSet
 
-# marshal format 2 has no back-references: every load builds a tree that shares nothing
-_MARSHAL_VERSION = 2
 ProofVerifier = Callable[[bytes, bytes, "bytes | None", Any], None]
 
 
@@ -115,14 +112,11 @@ class Verified:
 
 @dataclass(slots=True)
 class _Kept:
-    """A current read kept for reuse: when it was made (caller's clock), its value once
-    decoded, and (for a DID record) its resolution result once built, in ``marshal``
-    form so that every caller gets a tree of its own."""
+    """A current read kept for reuse: when it was made (caller's clock), and its value once decoded."""
 
     read_at: int
     verified: Verified
     value: tuple[Value] | None = None
-    resolution: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,18 +266,13 @@ class LightClient:
             return None
         return verified
 
-    def _kept(self, verified: Verified) -> _Kept | None:
-        """The kept entry of ``verified`` (None when reads are not reused or it was replaced)."""
-        if not self.reuse_ms:
-            return None
-        with self._recent_lock:
-            entry = self._recent.get(verified.key)
-        return entry if entry is not None and entry.verified is verified else None
-
     def _decoded(self, verified: Verified) -> Value:
         """``verified.decoded()``, decoded once per kept read when reads are reused."""
-        entry = self._kept(verified)
-        if entry is None:
+        if not self.reuse_ms:
+            return verified.decoded()
+        with self._recent_lock:
+            entry = self._recent.get(verified.key)
+        if entry is None or entry.verified is not verified:
             return verified.decoded()
         if entry.value is None:
             entry.value = (verified.decoded(),)
@@ -309,22 +298,12 @@ class LightClient:
         verified = self.get_verified(key, now_ms, height=height)
         if verified.value is None:
             raise NotFoundError(f"{did} is not on the ledger", reason="did-not-found")
-        entry = self._kept(verified)
-        if entry is not None and entry.resolution is not None:
-            # built and checked from this very read before; loaded as a new tree (~2x cheaper than building)
-            kept: dict[str, Any] = marshal.loads(entry.resolution)
-            return kept
         record = self._decoded(verified)
         if not isinstance(record, dict) or record.get("did") != did:
             raise LightClientError("certified DID record is for another DID", reason="malformed-value")
         out = didmod.resolution(record)
         out["didResolutionMetadata"] = {"height": verified.height, "block_hash": verified.block_hash.hex(),
                                         "block_time_ms": verified.time_ms}
-        if entry is not None:
-            try:
-                entry.resolution = marshal.dumps(out, _MARSHAL_VERSION)
-            except ValueError:  # a value marshal cannot hold: built afresh each time
-                entry.resolution = None
         return out
 
     def issuer(self, did: str, now_ms: int) -> dict[str, Any]:

@@ -476,29 +476,3 @@ def test_a_reused_read_is_decoded_once_and_callers_get_their_own_record(monkeypa
     plain.issuer(agency.did, now(ch))
     plain.issuer(agency.did, now(ch))
     assert len(decodes) == 4  # without reuse every read is decoded
-
-
-def test_a_reused_did_read_is_resolved_once_and_every_caller_gets_a_tree_of_its_own(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from identity import did as didmod
-
-    ch, _, agency = populated()
-    built: list[str] = []
-    real = didmod.resolution
-
-    def counting(record: Any) -> Any:
-        built.append(record["did"])
-        return real(record)
-
-    monkeypatch.setattr(didmod, "resolution", counting)
-    lc = LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000, reuse_ms=1_000)
-    t = now(ch)
-    first = lc.resolve_did(agency.did, t)
-    expected = copy.deepcopy(first)
-    first["didDocument"]["verificationMethod"][0]["publicKeyJwk"]["x"] = "changed by a caller"
-    first["didDocumentMetadata"]["deactivated"] = True
-    first["didResolutionMetadata"]["height"] = -1
-    again = lc.resolve_did(agency.did, t + 1)
-    assert again == expected and again["didDocument"] is not first["didDocument"]
-    assert built == [agency.did]  # the second answer came from the kept read's resolution
-    assert lc.resolve_did(agency.did, t + 1_001) == expected and built == [agency.did, agency.did]  # read afresh
