@@ -39,7 +39,8 @@ Python overhead would reach.
 Warm: the same credential presented again to a long-lived verifier.
 ``VerifierCache`` remembers what the pure checks made of the exact SD-JWT text
 (the presentation up to its last ``~``): the parsed issuer JWT, the disclosed
-claims (every disclosure rule passed) and its ``sd_hash``. Everything that
+claims (every disclosure rule passed) and its ``sd_hash`` (kept from the text's
+second sighting: the warm-up call and the first timed one). Everything that
 depends on anything but that text still runs on every call: the issuer key is
 resolved, the issuer signature checked — ``FixedIssuerKey(memo_max=)`` answers
 from a bounded memo of (signing input, signature) pairs that verified under
