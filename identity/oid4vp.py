@@ -38,7 +38,7 @@ from identity.constants import (
     OID4VP_VP_TOKEN_CHARS_MAX,
 )
 from identity.errors import DcqlError, FormatError, Oid4vpError
-from identity.request import PresentationRequest
+from identity.request import PresentationRequest, lookup
 from ledger.keys import PublicKey
 
 SCHEME = "openid4vp"
@@ -197,9 +197,9 @@ def check_uri(value: object, name: str) -> None:
 # --- from DCQL to the strict verifier's question ---------------------------------------------------
 def dotted(path: dcql.ClaimPath) -> str:
     """A claims path pointer as the wallet's and verifier's dotted path (no nulls)."""
-    if any(element is None for element in path):
+    if None in path:  # elements are str, int or None, and only None equals None
         raise Oid4vpError("claims paths with null are not supported", reason="unsupported-path")
-    return ".".join(str(element) for element in path)
+    return ".".join(map(str, path))
 
 
 def presentation_requests(request: AuthorizationRequest, query: dcql.CredentialQuery) -> list[PresentationRequest]:
@@ -349,8 +349,6 @@ def _verify_against_options(request: AuthorizationRequest, item: dcql.Credential
 def _asked(claims: Mapping[str, Any], question: PresentationRequest) -> dict[str, Any]:
     """Only the requested paths of the verified claims (dotted path -> value), plus the type
     and issuer: what the service is told, never what else happened to be disclosed."""
-    from identity.request import lookup
-
     out: dict[str, Any] = {"vct": claims.get("vct"), "iss": claims.get("iss")}
     for path in question.paths_to_disclose():
         out[path] = lookup(claims, path)

@@ -129,7 +129,7 @@ from identity.errors import (
 )
 from identity.presentation import sd_hash
 from identity.request import PresentationRequest, check_answer
-from identity.sdjwt import Disclosure, disclosed_by_digest
+from identity.sdjwt import disclosed_by_digest
 from ledger.errors import KeyError_
 from ledger.keys import PublicKey
 from ledger.lru import BoundedLRU
@@ -311,45 +311,41 @@ class _Checked:
 
 
 class VerifierCache:
-    """Bounded memo of what pure checks made of exact text, for a long-lived verifier
-    that sees the same credential presented again (a daily login).
+    """Bounded memo of what the pure checks made of an exact SD-JWT text (the
+    presentation up to its last ``~``), for a long-lived verifier that sees the same
+    credential presented again (a daily login): the parsed issuer JWT, the disclosed
+    claims (every disclosure rule passed) and its ``sd_hash``. These are pure
+    functions of the text, so a hit returns what the checks would compute.
 
-    Three maps, each keyed by exact text: parsed issuer JWTs, decoded disclosures,
-    and — for an SD-JWT (the presentation up to its last ``~``) whose disclosures
-    were all applied — the disclosed claims and its ``sd_hash``. These are pure
-    functions of the text, so a hit returns what the checks would compute. What
-    depends on anything else runs on every call: the issuer key is resolved and
-    its accreditation checked, the issuer signature checked (with
+    A miss runs the checks exactly as without a cache. An SD-JWT is kept from its
+    second sighting on: the first only notes its ``sd_hash`` (a 43-character digest
+    of the text), so a verifier whose every presentation is new — one-time
+    credentials of a batch — never pays for copying claims it will not see again.
+    What depends on anything but the text runs on every call: the issuer key is
+    resolved and its accreditation checked, the issuer signature checked (with
     ``FixedIssuerKey(memo_max=)`` a signature seen valid before is not
-    re-computed), then times against ``now``, the whole KB-JWT (parsed, signature
-    computed, nonce/aud/iat/sd_hash), status and the request. Failures are never
-    cached. ``entries_max`` bounds each map (memory ≤ entries_max ×
-    (JWS_CHARS_MAX + DISCLOSURE_CHARS_MAX + 2 × PRESENTATION_CHARS_MAX)).
+    re-computed), then the type definition, times against ``now``, the whole KB-JWT
+    (parsed, signature computed, nonce/aud/iat/sd_hash), status and the request.
+    Failures are never cached or noted. ``entries_max`` bounds each of the two maps
+    (memory ≤ entries_max × (JWS_CHARS_MAX + 2 × PRESENTATION_CHARS_MAX + 43)).
     """
 
-    __slots__ = ("_checked", "_disclosures", "_jws")
+    __slots__ = ("_checked", "_seen")
 
     def __init__(self, entries_max: int = VERIFIER_CACHE_ENTRIES_MAX) -> None:
-        self._jws: BoundedLRU[str, jose.Jws] = BoundedLRU(entries_max)
-        self._disclosures: BoundedLRU[str, Disclosure] = BoundedLRU(entries_max)
         self._checked: BoundedLRU[str, _Checked] = BoundedLRU(entries_max)
-
-    def jws(self, token: str) -> jose.Jws:
-        parsed = self._jws.get(token)
-        if parsed is None:
-            parsed = jose.parse(token, chars_max=JWS_CHARS_MAX)
-            self._jws.put(token, parsed)
-        return parsed
-
-    def disclosure(self, encoded: str) -> Disclosure:
-        decoded = self._disclosures.get(encoded)
-        if decoded is None:
-            decoded = Disclosure.decode(encoded)
-            self._disclosures.put(encoded, decoded)
-        return decoded
+        self._seen: BoundedLRU[str, bool] = BoundedLRU(entries_max)  # sd_hash of SD-JWTs seen once
 
     def checked(self, sd_jwt: str) -> _Checked | None:
         return self._checked.get(sd_jwt)
+
+    def seen_before(self, sd_hash: str) -> bool:
+        """Whether an SD-JWT with this ``sd_hash`` passed the checks before (then it is
+        worth keeping); otherwise note it, and say no."""
+        if self._seen.pop(sd_hash) is not None:
+            return True
+        self._seen.put(sd_hash, True)
+        return False
 
     def put_checked(self, sd_jwt: str, checked: _Checked) -> None:
         self._checked.put(sd_jwt, checked)
@@ -637,28 +633,20 @@ def _check_sd_jwt(
     presentation: str, issuer_keys: IssuerKeyResolver, cache: VerifierCache | None
 ) -> tuple[jose.Jws, IssuerKey, JsonObject, str, str]:
     """Parse, check the issuer and apply the disclosures: ``(jws, issuer, claims, kb_token,
-    sd_hash)``. With a cache, the pure result is remembered for the SD-JWT text."""
+    sd_hash)``. With a cache, the pure result is remembered for the SD-JWT text (from its
+    second sighting)."""
     jwt, encoded, kb_token = _split(presentation)
+    jws = jose.parse(jwt, chars_max=JWS_CHARS_MAX)
+    issuer = _check_issuer(jws, issuer_keys)
     # digest → (name, value); every disclosure is decoded (and may fail) before a
     # repeated one is reported, as the reason table orders it.
-    pending: dict[str, tuple[str | None, Any]]
-    if cache is None:
-        jws = jose.parse(jwt, chars_max=JWS_CHARS_MAX)
-        issuer = _check_issuer(jws, issuer_keys)
-        pending = disclosed_by_digest(encoded)
-    else:
-        jws = cache.jws(jwt)
-        issuer = _check_issuer(jws, issuer_keys)
-        pending = {}
-        for e in encoded:
-            disclosure = cache.disclosure(e)
-            pending[disclosure.digest] = (disclosure.name, disclosure.value)
+    pending = disclosed_by_digest(encoded)
     if len(pending) != len(encoded):
         raise DisclosureError("disclosure presented twice", reason="duplicate-disclosure")
     claims = _Processor(pending).run(jws.payload)
     sd_jwt = presentation[: len(presentation) - len(kb_token)]
     expected_sd_hash = sd_hash(sd_jwt)
-    if cache is not None:
+    if cache is not None and cache.seen_before(expected_sd_hash):
         cache.put_checked(sd_jwt, _Checked(jws, marshal.dumps(claims, _CLAIMS_MARSHAL_VERSION), expected_sd_hash))
     return jws, issuer, claims, kb_token, expected_sd_hash
 

@@ -11,7 +11,7 @@ recipes above this layer turn ``False`` into one opaque, typed error.
 from __future__ import annotations
 
 import base64
-import json
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -41,20 +41,38 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+# base64url → standard alphabet in one C pass; "+", "/" and "=" are not base64url, so they
+# become "*", which the strict standard decoder refuses.
+_URL_TO_STD = bytes.maketrans(b"-_+/=", b"+/***")
+_PADDING = (b"", b"", b"==", b"=")  # by len % 4 (1 is refused before)
+_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The last characters whose bits beyond the final byte are zero, by len % 4: canonical.
+_CANONICAL_LAST = {
+    2: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if not i & 0x0F),
+    3: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if not i & 0x03),
+}
+
+
 def b64url_decode(text: str) -> bytes:
-    """Strict base64url without padding; raises :class:`KeyError_` on anything else."""
+    """Strict base64url without padding; raises :class:`KeyError_` on anything else
+    (padding, another alphabet, a length no encoding has, set bits after the last byte).
+    Checks the alphabet and the unused bits directly rather than re-encoding."""
     if not isinstance(text, str) or "=" in text:
         raise KeyError_("base64url value must be an unpadded string")
+    rest = len(text) % 4
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, TypeError) as exc:
+        if rest == 1:
+            raise ValueError("no base64url text has this length")
+        raw = binascii.a2b_base64(text.encode("ascii").translate(_URL_TO_STD) + _PADDING[rest], strict_mode=True)
+    except ValueError as exc:  # binascii.Error and UnicodeEncodeError are ValueErrors
         raise KeyError_("invalid base64url") from exc
-    if b64url_encode(raw) != text:
+    if rest and text[-1] not in _CANONICAL_LAST[rest]:
         raise KeyError_("non-canonical base64url")
     return raw
 
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_P256 = ec.SECP256R1()
 
 
 def der_signature(signature: bytes) -> bytes:
@@ -78,14 +96,23 @@ class PublicKey:
 
     alg: str
     raw: bytes
-    # Derived once: key ids are looked up for every signature on hot paths, and a
-    # P-256 key's library object (parsing the point costs about as much as a check).
-    key_id: str = field(init=False, repr=False, compare=False)
+    # A P-256 key's library object, built (and the point validated) at construction.
     _ec: ec.EllipticCurvePublicKey | None = field(init=False, default=None, repr=False, compare=False)
+    # The key id, computed when first asked and then kept: a verifier that meets a new
+    # holder key per presentation (one-time credentials) never asks for it.
+    _key_id: str | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check()
-        object.__setattr__(self, "key_id", self.thumbprint())
+
+    @property
+    def key_id(self) -> str:
+        """The RFC 7638 thumbprint (:meth:`thumbprint`), computed once."""
+        key_id = self._key_id
+        if key_id is None:
+            key_id = self.thumbprint()
+            object.__setattr__(self, "_key_id", key_id)  # the same value whichever thread wins
+        return key_id
 
     def _check(self) -> None:
         if self.alg == ALG_EDDSA:
@@ -93,7 +120,7 @@ class PublicKey:
                 raise KeyError_("Ed25519 public key must be 32 bytes")
         elif self.alg == ALG_ES256:
             try:
-                object.__setattr__(self, "_ec", ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self.raw))
+                object.__setattr__(self, "_ec", ec.EllipticCurvePublicKey.from_encoded_point(_P256, self.raw))
             except ValueError as exc:
                 raise KeyError_("invalid P-256 point") from exc
             if len(self.raw) != 65:
@@ -159,12 +186,13 @@ class PublicKey:
 
     def thumbprint(self) -> str:
         """RFC 7638 JWK thumbprint (SHA-256, base64url) — our key id."""
-        members = self.to_jwk()
+        # What json.dumps(self.to_jwk(), sort_keys=True, separators=(",", ":")) gives,
+        # built directly: the members sort as crv, kty, x, y and base64url needs no escaping.
         if self.alg == ALG_EDDSA:
-            # What json.dumps(sort_keys) gives: base64url needs no escaping.
-            canonical = '{"crv":"Ed25519","kty":"OKP","x":"' + members["x"] + '"}'
+            canonical = '{"crv":"Ed25519","kty":"OKP","x":"' + b64url_encode(self.raw) + '"}'
         else:
-            canonical = json.dumps(members, sort_keys=True, separators=(",", ":"))
+            canonical = ('{"crv":"P-256","kty":"EC","x":"' + b64url_encode(self.raw[1:33])
+                         + '","y":"' + b64url_encode(self.raw[33:65]) + '"}')
         return b64url_encode(sha256(canonical.encode("ascii")))
 
 

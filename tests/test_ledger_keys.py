@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.errors import KeyError_, SignatureError
 from ledger.keys import (
@@ -102,3 +104,52 @@ def test_threshold_needs_k_distinct_valid_signatures_from_the_authorised_set() -
     with pytest.raises(SignatureError):
         verify_threshold(message, {keys[0].key_id: sigs[keys[1].key_id], keys[1].key_id: sigs[keys[1].key_id]},
                          authorised, 2)
+
+
+@pytest.mark.parametrize("alg", [ALG_EDDSA, ALG_ES256])
+def test_key_id_is_the_rfc7638_thumbprint_of_the_required_members(alg: str) -> None:
+    import hashlib
+    import json
+
+    for _ in range(20):
+        public = SigningKey.generate(alg).public_key
+        # RFC 7638 §3: the required members, sorted, no whitespace, SHA-256, base64url
+        canonical = json.dumps(public.to_jwk(), sort_keys=True, separators=(",", ":")).encode("ascii")
+        expected = b64url_encode(hashlib.sha256(canonical).digest())
+        parsed = PublicKey.from_jwk(public.to_jwk())
+        assert parsed.thumbprint() == expected
+        assert parsed.key_id == expected and parsed.key_id is parsed.key_id  # computed once, then kept
+        assert parsed == public and hash(parsed) == hash(public)
+
+
+def test_an_es256_key_off_the_curve_is_refused_when_parsed() -> None:
+    jwk = SigningKey.generate(ALG_ES256).public_key.to_jwk()
+    y = bytearray(b64url_decode(jwk["y"]))
+    y[-1] ^= 1  # (x, y') is not on P-256
+    with pytest.raises(KeyError_, match="invalid P-256 point"):
+        PublicKey.from_jwk(dict(jwk, y=b64url_encode(bytes(y))))
+
+
+def _b64url_decode_by_reencoding(text: str) -> bytes | None:
+    """The definition: decode leniently, then the text must be the canonical unpadded encoding."""
+    import base64
+
+    if "=" in text:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        return None
+    return raw if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") == text else None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.text(alphabet="AQgwBC09-_+/=Zz .\né", max_size=12),
+                 st.binary(max_size=40).map(lambda b: b64url_encode(b))))
+def test_base64url_decoding_accepts_exactly_the_canonical_encodings(text: str) -> None:
+    expected = _b64url_decode_by_reencoding(text)
+    if expected is None:
+        with pytest.raises(KeyError_):
+            b64url_decode(text)
+    else:
+        assert b64url_decode(text) == expected

@@ -91,10 +91,13 @@ def test_generator_reproduces_every_verdict(tmp_path: Path) -> None:
 
 
 def test_parse_cache_never_changes_a_verdict() -> None:
-    # One cache shared by every case, each verified twice: hits must give the same
-    # reason as a cold parse, including for cases whose issuer JWT a valid case shares.
+    # One cache shared by every case, each verified three times in a row (noted, kept,
+    # then a hit) and all of them again: hits must give the same reason as a cold parse,
+    # including for cases whose issuer JWT a valid case shares.
     cache, issuer_keys = VerifierCache(entries_max=8), _issuer_keys(memo_max=4)
     for _ in range(2):
         for case in CASES:
-            result = _verify(case, cache=cache, issuer_keys=issuer_keys)
-            assert result.reason == case["reason"], case["name"]
+            for _sighting in range(3):
+                result = _verify(case, cache=cache, issuer_keys=issuer_keys)
+                assert result.reason == case["reason"], case["name"]
+    assert cache._checked  # the valid cases were hits

@@ -85,6 +85,8 @@ def test_a_cache_hit_runs_every_check_that_depends_on_more_than_the_text(alg: st
     presentation = _present(credential, holder)
     resolver = _Switchable(jose.PreparedKey(issuer.public_key, memo_max=4))
     cache = VerifierCache(entries_max=4)
+    assert _verify(presentation, resolver, cache).valid
+    assert not cache._checked  # the first sighting is only noted
     first = _verify(presentation, resolver, cache)
     assert first.valid, first.reason
     assert len(cache._checked) == 1
@@ -132,6 +134,7 @@ def test_the_cache_never_keeps_a_failure() -> None:
     assert _verify(twice, right, cache).reason == "duplicate-disclosure"
     assert _verify(twice, right, cache).reason == "duplicate-disclosure"
     assert not cache._checked
+    assert _verify(presentation, right, cache).valid and not cache._checked
     assert _verify(presentation, right, cache).valid
     assert len(cache._checked) == 1
 
@@ -143,8 +146,8 @@ def test_the_checked_map_is_bounded() -> None:
     for paths in (["given_name"], ["age_equal_or_over.18"], ["address.locality"]):
         presentation = present(credential, [*paths, "given_name", "age_equal_or_over.18"],
                                holder_key=holder, nonce=NONCE, aud=AUD, iat=NOW)
-        assert _verify(presentation, keys, cache).valid
-    assert len(cache._checked) == 2
+        assert _verify(presentation, keys, cache).valid and _verify(presentation, keys, cache).valid
+    assert len(cache._checked) == 2 and len(cache._seen) == 0
 
 
 def test_parsed_headers_are_not_shared() -> None:
@@ -208,3 +211,24 @@ def test_disclosed_by_digest_is_decode_disclosure_one_by_one(encoded: list[str])
     except DisclosureError as exc:
         got = exc.reason
     assert got == _one_by_one(encoded)
+
+
+def test_an_sd_jwt_is_kept_from_its_second_sighting_and_its_claims_are_not_the_callers() -> None:
+    issuer, holder, credential = _setup("ES256")
+    keys = FixedIssuerKey(issuer.public_key, vct=frozenset({VCT}))
+    cache = VerifierCache(entries_max=2)
+    sd_jwt = _present(credential, holder).rsplit("~", 1)[0] + "~"
+    first = _verify(_present(credential, holder), keys, cache)
+    assert first.valid and first.claims is not None
+    assert not cache._checked and len(cache._seen) == 1  # one-time credentials stop here
+    first.claims["given_name"] = "Eve"  # the miss's own claims
+    second = _verify(_present(credential, holder, iat=NOW - 1), keys, cache)  # same SD-JWT, new KB-JWT
+    assert second.valid and second.claims is not None and second.claims["given_name"] == "Ada"
+    assert list(cache._checked) == [sd_jwt] and not cache._seen
+    second.claims["given_name"] = "Mallory"  # the kept claims are a copy too
+    third = _verify(_present(credential, holder, iat=NOW - 2), keys, cache)
+    assert third.valid and third.claims is not None and third.claims["given_name"] == "Ada"
+    for i in range(3):  # the notes are bounded as the entries are
+        other = _setup("ES256")
+        assert _verify(_present(other[2], other[1]), FixedIssuerKey(other[0].public_key), cache).valid
+    assert len(cache._seen) == 2
