@@ -41,7 +41,13 @@ Figures (``python -m bench present [--quick]``):
   rounds); ``present.check_vs_verify_cold`` is the median of the per-round ratios (the
   check must stay ≤ 1) and ``present.verifier_cpu_vs_verify_cold`` divides the service
   process's CPU per round by the cold figure (the whole service also pays its four HTTP
-  exchanges and the request object's signature).
+  exchanges and the request object's signature);
+* ``present.verify_cold_fresh_ms`` — the same cold verification over as many distinct
+  presentations as the check sees in a round, each its own credential and holder key,
+  each verified once (:func:`bench.verify.cold_fresh_ms`): the cold figure re-presents
+  one presentation, whose key and text stay in memory; ``present.check_vs_verify_cold_fresh``
+  divides the check by it, so what remains is the service's own work (OpenID4VP, ledger
+  trust) rather than meeting new credentials.
 
 Wall-clock rates on a shared machine: everything (validators, verifier, clients) runs on it.
 """
@@ -269,7 +275,7 @@ def _check_cpu_ms(light: LightClient, service: _Service, wallets: list[Wallet]) 
 
 
 def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet],
-                   rounds: int) -> tuple[float, float, float]:
+                   rounds: int) -> tuple[float, float, float, float, float]:
     """(check ms, cold ms, check / cold), medians over ``rounds``. Each round checks
     :data:`CHECKS_PER_ROUND` fresh responses, then runs ``bench verify``'s cold function
     for :data:`COLD_S` CPU seconds, back to back, so load from other processes hits both
@@ -280,12 +286,18 @@ def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet],
     checks: list[float] = []
     colds: list[float] = []
     ratios: list[float] = []
+    fresh: list[float] = []
+    fresh_ratios: list[float] = []
     for r in range(rounds):
         checks.append(check(wallets[1 + r * CHECKS_PER_ROUND: 1 + (r + 1) * CHECKS_PER_ROUND]))
         gc.collect()  # as before the check: each side starts from a collected heap
         colds.append(1000 / verify_bench.per_second(cold, COLD_S))
         ratios.append(checks[-1] / colds[-1])
-    return statistics.median(checks), statistics.median(colds), statistics.median(ratios)
+        gc.collect()
+        fresh.append(verify_bench.cold_fresh_ms(int(time.time()), CHECKS_PER_ROUND))
+        fresh_ratios.append(checks[-1] / fresh[-1])
+    return (statistics.median(checks), statistics.median(colds), statistics.median(ratios),
+            statistics.median(fresh), statistics.median(fresh_ratios))
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -323,7 +335,7 @@ def run(quick: bool) -> dict[str, float]:
             proc.wait(timeout=30)
             proc = None
             check_rounds = CHECK_ROUNDS_QUICK if quick else CHECK_ROUNDS
-            check_ms, cold_ms, check_vs_cold = _check_vs_cold(
+            check_ms, cold_ms, check_vs_cold, fresh_ms, check_vs_fresh = _check_vs_cold(
                 light, service, _wallets(Path(tmp), agency, 1 + check_rounds * CHECKS_PER_ROUND, first=len(wallets)),
                 check_rounds)
         finally:
@@ -338,6 +350,8 @@ def run(quick: bool) -> dict[str, float]:
     figures["present.verify_cold_ms"] = round(cold_ms, 3)
     figures["present.check_cpu_ms"] = round(check_ms, 3)
     figures["present.check_vs_verify_cold"] = round(check_vs_cold, 2)
+    figures["present.verify_cold_fresh_ms"] = round(fresh_ms, 3)
+    figures["present.check_vs_verify_cold_fresh"] = round(check_vs_fresh, 2)
     if cpu_ms > 0:  # /proc present
         figures["present.verifier_cpu_ms_per_verification"] = round(cpu_ms, 2)
         figures["present.verifier_cpu_vs_verify_cold"] = round(cpu_ms / cold_ms, 2)
