@@ -10,13 +10,8 @@ part of a batch).
 
 from __future__ import annotations
 
-import os
 import random
-import select
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,12 +27,12 @@ from tests.test_storage_support import (
     check_nothing_beyond_head,
     next_block,
     random_updates,
+    run_until_killed,
     stored_chain,
 )
 
 BATCH_BLOCKS = 5
 KILLS = 12
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _kv(pairs: dict[bytes, bytes]) -> MemoryKV:
@@ -107,39 +102,6 @@ def _child(directory: str, seed: int) -> None:
         print(f"committed {base.height()}", flush=True)
 
 
-def _run_until_killed(directory: Path, seed: int, delay_s: float) -> int:
-    """Start the child, SIGKILL it ``delay_s`` after it opened the store; the highest
-    height it reported flushed."""
-    child = subprocess.Popen([sys.executable, "-m", "tests.test_node_staging", str(directory), str(seed)],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert child.stdout is not None
-    acknowledged, buffer, deadline = 0, b"", None
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            timeout = 30.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([child.stdout], [], [], timeout)
-            if not ready:
-                assert deadline is not None, "child did not start"
-                continue
-            chunk = os.read(child.stdout.fileno(), 65536)
-            assert chunk, "child exited early"
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if line == b"ready":
-                    deadline = time.monotonic() + delay_s
-                elif line.startswith(b"committed "):
-                    acknowledged = int(line.split()[1])
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
-    for line in buffer.split(b"\n"):
-        if line.startswith(b"committed "):
-            acknowledged = max(acknowledged, int(line.split()[1]))
-    return acknowledged
-
-
 @pytest.mark.slow
 def test_sigkill_during_batched_writes_leaves_the_store_at_a_batch_boundary(tmp_path: Path) -> None:
     directory = tmp_path / "ledger"
@@ -150,7 +112,7 @@ def test_sigkill_during_batched_writes_leaves_the_store_at_a_batch_boundary(tmp_
     rng = random.Random(20261206)
     heights = []
     for round_ in range(KILLS):
-        acknowledged = _run_until_killed(directory, seed=round_, delay_s=rng.uniform(0.0, 0.4))
+        acknowledged = run_until_killed("tests.test_node_staging", directory, seed=round_, delay_s=rng.uniform(0.0, 0.4))
         reopened = LedgerStore(LevelKV(directory))  # runs the integrity check
         try:
             height = reopened.height()

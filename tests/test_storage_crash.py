@@ -10,13 +10,7 @@ every height the child reported as committed survived.
 
 from __future__ import annotations
 
-import os
 import random
-import select
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,55 +22,11 @@ from tests import factories
 from tests.test_storage_support import (
     GENESIS_STATE,
     check_nothing_beyond_head,
+    run_until_killed,
     stored_chain,
 )
 
 KILLS = 24
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _run_until_killed(directory: Path, seed: int, delay_s: float) -> int:
-    """Start the child, SIGKILL it ``delay_s`` after it opened the store; return the
-    highest height it reported as committed (0 if none)."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.test_storage_support", str(directory), str(seed)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    assert child.stdout is not None
-    acknowledged = 0
-    buffer = b""
-    deadline: float | None = None
-    try:
-        while True:
-            timeout = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([child.stdout], [], [], timeout)
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            if not ready:
-                assert deadline is not None, "child did not start"
-                continue
-            chunk = os.read(child.stdout.fileno(), 65536)
-            if not chunk:
-                _, err = child.communicate()
-                raise AssertionError(f"child exited early: {err.decode(errors='replace')}")
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if line == b"ready" and deadline is None:
-                    deadline = time.monotonic() + delay_s
-                elif line.startswith(b"committed "):
-                    acknowledged = int(line.split()[1])
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
-        if child.stderr is not None:
-            child.stderr.close()
-    # Lines written before the kill but not yet read still count as acknowledged.
-    for line in buffer.split(b"\n"):
-        if line.startswith(b"committed "):
-            acknowledged = max(acknowledged, int(line.split()[1]))
-    return acknowledged
 
 
 @pytest.mark.slow
@@ -89,7 +39,7 @@ def test_sigkill_during_appends_never_leaves_a_partial_block(tmp_path: Path) -> 
     rng = random.Random(20261126)
     heights = []
     for round_ in range(KILLS):
-        acknowledged = _run_until_killed(directory, seed=round_, delay_s=rng.uniform(0.0, 0.25))
+        acknowledged = run_until_killed("tests.test_storage_support", directory, seed=round_, delay_s=rng.uniform(0.0, 0.25))
         reopened = LedgerStore(LevelKV(directory))  # runs the integrity check
         try:
             head = reopened.head()

@@ -7,9 +7,15 @@ each committed height (flushed) so the parent knows what was acknowledged.
 
 from __future__ import annotations
 
+import os
 import random
+import select
+import signal
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.chain import verify_chain
@@ -19,6 +25,48 @@ from ledger.tx import Transaction
 from tests import factories
 
 GENESIS_STATE = {b"gov/policy": b"genesis policy", b"note/seed": b"0"}
+REPO = Path(__file__).resolve().parent.parent
+CHILD_START_S_MAX = 30.0  # a child must say "ready" within this (python start-up on a loaded machine)
+
+
+def run_until_killed(module: str, directory: Path, seed: int, delay_s: float) -> int:
+    """Start ``python -m module DIR SEED`` (a child that opens a store, prints ``ready``, then
+    ``committed H`` after each flushed height), SIGKILL it ``delay_s`` after ``ready``; return
+    the highest height it reported (0 if none), lines read after the kill included."""
+    child = subprocess.Popen([sys.executable, "-m", module, str(directory), str(seed)], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "PYTHONHASHSEED": "0"})
+    assert child.stdout is not None
+    acknowledged, buffer = 0, b""
+    deadline: float | None = None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            timeout = CHILD_START_S_MAX if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([child.stdout], [], [], timeout)
+            if not ready:
+                assert deadline is not None, "child did not start"
+                continue
+            chunk = os.read(child.stdout.fileno(), 65536)
+            if not chunk:
+                _, err = child.communicate()
+                raise AssertionError(f"child exited early: {err.decode(errors='replace')}")
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line == b"ready" and deadline is None:
+                    deadline = time.monotonic() + delay_s
+                elif line.startswith(b"committed "):
+                    acknowledged = int(line.split()[1])
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        if child.stderr is not None:
+            child.stderr.close()
+    for line in buffer.split(b"\n"):  # written before the kill, not yet read: acknowledged too
+        if line.startswith(b"committed "):
+            acknowledged = max(acknowledged, int(line.split()[1]))
+    return acknowledged
 
 
 @dataclass
