@@ -251,14 +251,15 @@ class Holder(Protocol):
     def candidates(self, request: PresentationRequest, *, now: int) -> list[str]: ...
 
     def answer(self, request: PresentationRequest, *, now: int, credential: str | None = None,
-               verifier: str | None = None) -> str: ...
+               verifier: str | None = None, verifier_names: Mapping[str, str] | None = None) -> str: ...
 
 
-def wallet_answer(holder: Holder, request: AuthorizationRequest, *, now: int,
-                  verifier: str | None = None) -> dict[str, list[str]]:
+def wallet_answer(holder: Holder, request: AuthorizationRequest, *, now: int, verifier: str | None = None,
+                  verifier_names: Mapping[str, str] | None = None) -> dict[str, list[str]]:
     """The ``vp_token`` for ``request``: for each credential query the wallet must answer
     (:func:`required_query_ids`), one presentation disclosing only the first ``claim_sets``
-    option it can meet. ``verifier`` (the service's registered name) goes to the history.
+    option it can meet. ``verifier`` (the service's registered name) and ``verifier_names``
+    (that name per language) go to the history.
     Raises :class:`Oid4vpError` (``access_denied``) when the wallet cannot answer."""
     query = request.dcql_query
     chosen: dict[str, PresentationRequest] = {}
@@ -269,7 +270,8 @@ def wallet_answer(holder: Holder, request: AuthorizationRequest, *, now: int,
                 break
     token: dict[str, list[str]] = {}
     for query_id in required_query_ids(query, lambda query_id: query_id in chosen):
-        token[query_id] = [holder.answer(chosen[query_id], now=now, verifier=verifier)]
+        token[query_id] = [holder.answer(chosen[query_id], now=now, verifier=verifier,
+                                         verifier_names=verifier_names)]
     return token
 
 

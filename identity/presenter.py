@@ -56,6 +56,11 @@ class Prepared:
     def name(self, lang: str) -> str:
         return str(self.service.get("name", {}).get(lang) or self.request.service_did)
 
+    @property
+    def names(self) -> dict[str, str]:
+        """The service's registered name in each language."""
+        return _names(self.service) or {}
+
     def purpose(self, lang: str) -> str:
         return str(self.service.get("purpose", {}).get(lang, ""))
 
@@ -79,13 +84,15 @@ def prepare(uri: str, *, wallet: Wallet, light: LightClient, http: Any, now_ms: 
     if faults:
         reason = "beyond-registration" if record is not None and record.get("status") == services.REGISTERED \
             else "invalid_client"
-        wallet.record_refusal(now_ms // 1000, request.client_id, _name(record), reason, "; ".join(faults))
+        wallet.record_refusal(now_ms // 1000, request.client_id, _name(record), reason, "; ".join(faults),
+                              verifier_names=_names(record))
         raise Oid4vpError("; ".join(faults), reason=reason)
     assert record is not None
     try:
         disclosures = _disclosures(wallet, request, now_ms // 1000)
     except WalletError as exc:  # the person's setting refuses to reuse a used-up batch
-        wallet.record_refusal(now_ms // 1000, request.client_id, _name(record), exc.reason, str(exc))
+        wallet.record_refusal(now_ms // 1000, request.client_id, _name(record), exc.reason, str(exc),
+                              verifier_names=_names(record))
         raise
     return Prepared(request, record, disclosures)
 
@@ -107,21 +114,27 @@ def _disclosures(wallet: Wallet, request: oid4vp.AuthorizationRequest, now: int)
 def send(prepared: Prepared, *, wallet: Wallet, http: Any, now: int, lang: str = "en") -> dict[str, Any]:
     """Answer (the person agreed): the ``vp_token`` posted to the service, recorded with its
     registered name. Returns the service's answer body. The caller saves the wallet."""
-    token = oid4vp.wallet_answer(wallet, prepared.request, now=now, verifier=prepared.name(lang))
+    token = oid4vp.wallet_answer(wallet, prepared.request, now=now, verifier=prepared.name(lang),
+                                 verifier_names=prepared.names)
     return _post(http, prepared.request, {"vp_token": json.dumps(token), "state": prepared.request.state})
 
 
 def decline(prepared: Prepared, *, wallet: Wallet, http: Any, now: int, lang: str = "en") -> None:
     """Tell the service no (``error=access_denied``) and record it."""
-    wallet.record_refusal(now, prepared.request.client_id, prepared.name(lang), "declined", "the person said no")
+    wallet.record_refusal(now, prepared.request.client_id, prepared.name(lang), "declined", "the person said no",
+                          verifier_names=prepared.names)
     _post(http, prepared.request, {"error": "access_denied", "state": prepared.request.state})
 
 
 def _name(record: dict[str, Any] | None) -> str | None:
-    if record is None:
-        return None
-    names = record.get("name")
-    return str(names.get("en")) if isinstance(names, dict) else None
+    names = _names(record)
+    return None if names is None else names.get("en")
+
+
+def _names(record: dict[str, Any] | None) -> dict[str, str] | None:
+    """A registration's name per language (``{"en": …, "zh-CN": …}``), if it has one."""
+    names = None if record is None else record.get("name")
+    return {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else None
 
 
 def _fetch(http: Any, url: str) -> str:

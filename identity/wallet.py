@@ -34,6 +34,7 @@ Times are integer seconds since the epoch, passed in by the caller.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -129,11 +130,19 @@ class DisclosureRecord:
     disclosed: tuple[str, ...]
     verifier: str | None = None  # the service's registered name, when the ledger named it
     refused: str | None = None  # why nothing was disclosed (a refused or declined request)
+    verifier_names: Mapping[str, str] | None = None  # that name in each language registered
 
     def to_json(self) -> dict[str, Any]:
         return {"at": self.at, "aud": self.aud, "nonce": self.nonce, "credential": self.credential,
                 "vct": self.vct, "iss": self.iss, "disclosed": list(self.disclosed),
-                "verifier": self.verifier, "refused": self.refused}
+                "verifier": self.verifier, "refused": self.refused,
+                "verifier_names": None if self.verifier_names is None else dict(self.verifier_names)}
+
+    def verifier_name(self, lang: str) -> str:
+        """Whom it went to, for a page in ``lang``: the registered name in that language, else
+        the name shown at consent, else the service's client id."""
+        names = self.verifier_names or {}
+        return names.get(lang) or self.verifier or self.aud
 
 
 def _box_key(password: str, salt: bytes, kdf: KdfParams) -> bytes:
@@ -445,9 +454,10 @@ class Wallet:
         return Choice(choices[0], reused)
 
     def answer(self, request: PresentationRequest, *, now: int, credential: str | None = None,
-               verifier: str | None = None) -> str:
+               verifier: str | None = None, verifier_names: Mapping[str, str] | None = None) -> str:
         """A presentation disclosing exactly what ``request`` asks, recorded in the history
-        (with ``verifier``, the service's registered name, when known).
+        (with ``verifier``, the service's registered name, and ``verifier_names``, that name in
+        each registered language, when known).
 
         Uses :meth:`choose`'s credential (raising as it does) and counts the use.
         """
@@ -461,20 +471,23 @@ class Wallet:
             raise WalletError(str(exc), reason=exc.reason) from exc
         entry["uses"] = int(entry.get("uses", 0)) + 1
         record = DisclosureRecord(now, request.aud, request.nonce, chosen,
-                                  str(held.payload.get("vct")), str(held.payload.get("iss")), paths, verifier)
+                                  str(held.payload.get("vct")), str(held.payload.get("iss")), paths, verifier,
+                                  verifier_names=verifier_names)
         self._history.append(record.to_json())
         del self._history[:-WALLET_HISTORY_MAX]
         return presentation
 
-    def record_refusal(self, at: int, aud: str, verifier: str | None, reason: str, detail: str) -> None:
+    def record_refusal(self, at: int, aud: str, verifier: str | None, reason: str, detail: str, *,
+                       verifier_names: Mapping[str, str] | None = None) -> None:
         """Remember a request that was refused or declined: nothing was disclosed."""
-        record = DisclosureRecord(at, aud, "", "", "", "", (), verifier, f"{reason}: {detail}"[:512])
+        record = DisclosureRecord(at, aud, "", "", "", "", (), verifier, f"{reason}: {detail}"[:512],
+                                  verifier_names)
         self._history.append(record.to_json())
         del self._history[:-WALLET_HISTORY_MAX]
 
     def history(self) -> list[DisclosureRecord]:
         return [DisclosureRecord(h["at"], h["aud"], h["nonce"], h["credential"], h["vct"], h["iss"],
-                                 tuple(h["disclosed"]), h.get("verifier"), h.get("refused"))
+                                 tuple(h["disclosed"]), h.get("verifier"), h.get("refused"), h.get("verifier_names"))
                 for h in self._history]
 
 

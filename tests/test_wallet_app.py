@@ -67,6 +67,7 @@ def test_consent_shows_who_why_and_what_then_sends(world: World) -> None:
     assert "Community desk" in history and "Aged 18 or over" in history
     exported = app.get("/history.json").json()["shared"]
     assert exported[0]["verifier"] == "Community desk" and exported[0]["disclosed"] == ["age_equal_or_over.18"]
+    assert exported[0]["verifier_names"] == {"en": "Community desk", "zh-CN": "社区服务台"}
     # the consent cannot be used twice
     again = app.post("/present/answer", content=urllib.parse.urlencode(
         {"csrf": csrf, "consent": token, "choice": "agree"}), headers=FORM, follow_redirects=False)
@@ -126,3 +127,20 @@ def test_consent_warns_when_the_one_time_copies_are_used_up(world: World) -> Non
              headers=FORM)
     assert "every one-time copy of this credential was used" in consent_page()
     assert "All copies of this batch were used" in app.get("/?lang=en").text
+
+
+def test_the_history_names_the_service_in_the_pages_language(world: World) -> None:
+    """Consent given on an English page; the history read in Chinese names the service by
+    its registered Chinese name (and the other way round)."""
+    app = _app(world)
+    csrf = _unlock(app)
+    for lang in ("en", "zh-CN"):
+        body = world.ask().json()
+        consent = app.post(f"/present?lang={lang}",
+                           content=urllib.parse.urlencode({"csrf": csrf, "uri": body["request_uri"]}), headers=FORM)
+        token = consent.text.split('name="consent" value="')[1].split('"')[0]
+        app.post(f"/present/answer?lang={lang}", content=urllib.parse.urlencode(
+            {"csrf": csrf, "consent": token, "choice": "agree"}), headers=FORM)
+    chinese, english = app.get("/history?lang=zh-CN").text, app.get("/history?lang=en").text
+    assert chinese.count("社区服务台") == 2 and "Community desk" not in chinese
+    assert english.count("Community desk") == 2 and "社区服务台" not in english

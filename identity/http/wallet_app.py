@@ -242,9 +242,9 @@ def _history_routes(app: FastAPI, ctx: WalletContext) -> None:
         wallet = ctx.open_wallet(request)
         if wallet is None:
             return RedirectResponse("/", status_code=303)
-        rows = [{"when": date(h.at, with_time=True), "to": h.verifier or h.aud, "shared": list(h.disclosed),
-                 "refused": h.refused} for h in reversed(wallet.history())]
         lang = pages.language(request)
+        rows = [{"when": date(h.at, with_time=True), "to": h.verifier_name(lang), "shared": list(h.disclosed),
+                 "refused": h.refused} for h in reversed(wallet.history())]
         received = await run_in_threadpool(_received_rows, ctx, wallet, lang)
         return render(request, "wallet_history.html", rows=rows, received=received)
 
