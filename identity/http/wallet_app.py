@@ -47,6 +47,7 @@ from identity.http.constants import WALLET_APP_BODY_BYTES_MAX, WALLET_SESSION_ID
 from identity.http.wallet_session import (
     LOOPBACK_HOSTS,
     WALLET_COOKIE,
+    Locked,
     LoopbackOnly,
     Refused,
     WalletContext,
@@ -83,6 +84,10 @@ def create_wallet_app(
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused)
         return Response("refused", status_code=exc.status)
+
+    @app.exception_handler(Locked)
+    async def locked(request: Request, exc: Exception) -> Response:
+        return RedirectResponse("/", status_code=303)
 
     @app.get("/static/style.css", include_in_schema=False)
     async def style() -> Response:
@@ -187,16 +192,13 @@ def _issuer_names(ctx: WalletContext, dids: set[str]) -> dict[str, str]:
 def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/present")
     async def present_form(request: Request) -> Response:
-        if ctx.open_wallet(request) is None:
-            return RedirectResponse("/", status_code=303)
+        ctx.require_wallet(request)
         return render(request, "wallet_present.html", csrf=ctx.state.csrf,
                       uri=request.query_params.get("uri", ""))
 
     @app.post("/present")
     async def present(request: Request) -> Response:
-        wallet = ctx.open_wallet(request)
-        if wallet is None:
-            return RedirectResponse("/", status_code=303)
+        wallet = ctx.require_wallet(request)
         fields = await ctx.form(request)
         try:
             prepared = await run_in_threadpool(presenter.prepare, fields.get("uri", "").strip(), wallet=wallet,
@@ -216,9 +218,7 @@ def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
 
     @app.post("/present/answer")
     async def answer(request: Request) -> Response:
-        wallet = ctx.open_wallet(request)
-        if wallet is None:
-            return RedirectResponse("/", status_code=303)
+        wallet = ctx.require_wallet(request)
         fields = await ctx.form(request)
         prepared = ctx.take(fields.get("consent", ""), presenter.Prepared)
         if prepared is None:
@@ -239,9 +239,7 @@ def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
 def _history_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/history")
     async def history(request: Request) -> Response:
-        wallet = ctx.open_wallet(request)
-        if wallet is None:
-            return RedirectResponse("/", status_code=303)
+        wallet = ctx.require_wallet(request)
         lang = pages.language(request)
         rows = [{"when": date(h.at, with_time=True), "to": h.verifier_name(lang), "shared": list(h.disclosed),
                  "refused": h.refused} for h in reversed(wallet.history())]
@@ -250,9 +248,7 @@ def _history_routes(app: FastAPI, ctx: WalletContext) -> None:
 
     @app.get("/history.json")
     async def history_json(request: Request) -> Response:
-        wallet = ctx.open_wallet(request)
-        if wallet is None:
-            return RedirectResponse("/", status_code=303)
+        wallet = ctx.require_wallet(request)
         body = {"shared": [h.to_json() for h in wallet.history()],
                 "received": [{k: v for k, v in i.items() if k != "holder"} for i in wallet.issuances()]}
         return JSONResponse(json.loads(json.dumps(body, ensure_ascii=False)), headers={

@@ -69,17 +69,13 @@ def add_routes(app: FastAPI, ctx: WalletContext) -> None:
 def _recovery_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/recovery")
     async def recovery(request: Request) -> Response:
-        wallet = ctx.open_wallet(request)
-        if wallet is None:
-            return RedirectResponse("/", status_code=303)
+        wallet = ctx.require_wallet(request)
         return render(request, "wallet_recovery.html", csrf=ctx.state.csrf, dids=wallet.dids(),
                       node=ctx.node is not None)
 
     @app.post("/recovery/new")
     async def recovery_new(request: Request) -> Response:
-        wallet = ctx.open_wallet(request)
-        if wallet is None:
-            return RedirectResponse("/", status_code=303)
+        wallet = ctx.require_wallet(request)
         fields = await ctx.form(request)
         if wallet.dids():
             return failed(request, "did-exists", "this wallet already has its ID; rotate its key to get a new kit",
@@ -96,17 +92,13 @@ def _recovery_routes(app: FastAPI, ctx: WalletContext) -> None:
 def _rotate_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/rotate")
     async def rotate_form(request: Request) -> Response:
-        wallet = ctx.open_wallet(request)
-        if wallet is None:
-            return RedirectResponse("/", status_code=303)
+        wallet = ctx.require_wallet(request)
         return render(request, "wallet_rotate.html", csrf=ctx.state.csrf, dids=wallet.dids(),
                       node=ctx.node is not None)
 
     @app.post("/rotate")
     async def rotate_check(request: Request) -> Response:
-        wallet = ctx.open_wallet(request)
-        if wallet is None:
-            return RedirectResponse("/", status_code=303)
+        wallet = ctx.require_wallet(request)
         fields = await ctx.multipart(request)
         did = fields.get("did", b"").decode("utf-8", "replace") or next(iter(wallet.dids()), "")
         if did not in wallet.dids():
@@ -122,8 +114,7 @@ def _rotate_routes(app: FastAPI, ctx: WalletContext) -> None:
 def _confirm_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/recovery/kit")
     async def download(request: Request) -> Response:
-        if ctx.open_wallet(request) is None:
-            return RedirectResponse("/", status_code=303)
+        ctx.require_wallet(request)
         pending = ctx.state.pending.get(request.query_params.get("k", ""))
         if not isinstance(pending, PendingKit):
             return RedirectResponse("/recovery", status_code=303)
@@ -133,9 +124,7 @@ def _confirm_routes(app: FastAPI, ctx: WalletContext) -> None:
 
     @app.post("/recovery/confirm")
     async def confirm(request: Request) -> Response:
-        wallet = ctx.open_wallet(request)
-        if wallet is None:
-            return RedirectResponse("/", status_code=303)
+        wallet = ctx.require_wallet(request)
         fields = await ctx.form(request)
         token = fields.get("consent", "")
         pending = ctx.state.pending.get(token)

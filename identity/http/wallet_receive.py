@@ -31,15 +31,13 @@ from identity.wallet import Wallet
 def add_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/receive")
     async def receive_form(request: Request) -> Response:
-        if ctx.open_wallet(request) is None:
-            return RedirectResponse("/", status_code=303)
+        ctx.require_wallet(request)
         return render(request, "wallet_receive.html", csrf=ctx.state.csrf,
                       uri=request.query_params.get("uri", ""))
 
     @app.post("/receive")
     async def receive_check(request: Request) -> Response:
-        if ctx.open_wallet(request) is None:
-            return RedirectResponse("/", status_code=303)
+        ctx.require_wallet(request)
         fields = await ctx.form(request)
         try:
             offered = await run_in_threadpool(preview, fields.get("uri", "").strip(), http=ctx.http,
@@ -52,9 +50,7 @@ def add_routes(app: FastAPI, ctx: WalletContext) -> None:
 
     @app.post("/receive/accept")
     async def receive_accept(request: Request) -> Response:
-        wallet = ctx.open_wallet(request)
-        if wallet is None:
-            return RedirectResponse("/", status_code=303)
+        wallet = ctx.require_wallet(request)
         fields = await ctx.form(request)
         offered = ctx.take(fields.get("consent", ""), Offered)
         if offered is None or fields.get("choice") != "agree":

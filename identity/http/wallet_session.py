@@ -61,6 +61,11 @@ class Refused(Exception):
         self.status = status
 
 
+class Locked(Exception):
+    """The request carries no open wallet's session (never unlocked, locked, or idle too
+    long): the app answers with the unlock page (303 to ``/``)."""
+
+
 class LoopbackOnly:
     """Refuse (403) any request whose client or ``Host`` is not loopback."""
 
@@ -109,6 +114,13 @@ class WalletContext:
                 return None
             state.used_at = time.monotonic()
             return state.wallet
+
+    def require_wallet(self, request: Request) -> Wallet:
+        """:meth:`open_wallet`, or :class:`Locked` (the app sends the person to unlock)."""
+        wallet = self.open_wallet(request)
+        if wallet is None:
+            raise Locked()
+        return wallet
 
     async def form(self, request: Request, *, check_csrf: bool = True) -> dict[str, str]:
         """The urlencoded form of a POST; Refused(415) for another type, (403) without the token."""
