@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
@@ -403,6 +404,26 @@ def _ask_consent(uri: str, opened: Wallet, light: Any, http: Any, *, lang: str, 
     return prepared, summary, yes or typer.confirm(question, default=False, err=True)
 
 
+_T = TypeVar("_T")
+
+
+def _send_or_decline(prepared: Any, opened: Wallet, http: Any, *, agreed: bool, lang: str, as_json: bool,
+                     send: Callable[[], _T]) -> _T | None:
+    """``send()`` if the person agreed, else tell the service no; either way the wallet is saved
+    (its history records it); a failure exits 1 with one line."""
+    from identity import presenter
+
+    try:
+        if agreed:
+            return send()
+        presenter.decline(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
+        return None
+    except IdentityError as exc:
+        fail(str(exc), reason=exc.reason, as_json=as_json)
+    finally:
+        opened.save()
+
+
 @app.command("present")
 def present(
     uri: str = typer.Argument(..., help="The service's openid4vp:// link (from its QR code)."),
@@ -426,15 +447,8 @@ def present(
     try:
         prepared, summary, agreed = _ask_consent(uri, opened, light, http, lang=lang, yes=yes, as_json=as_json,
                                                  asks="asks", question="share exactly this?")
-        try:
-            if agreed:
-                presenter.send(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
-            else:
-                presenter.decline(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
-        except IdentityError as exc:
-            fail(str(exc), reason=exc.reason, as_json=as_json)
-        finally:
-            opened.save()
+        _send_or_decline(prepared, opened, http, agreed=agreed, lang=lang, as_json=as_json,
+                         send=lambda: presenter.send(prepared, wallet=opened, http=http, now=_now(None), lang=lang))
     finally:
         http.close()
     if as_json:
@@ -459,7 +473,6 @@ def enrol(
     """Enrol at an agency without a visit: present the identity credential it asks for (checked
     against the ledger, with consent), then receive its credentials, bound first to the key that
     presented. The offer must come from the issuer endpoint of the DID that asked."""
-    from identity import presenter
     from identity.remote_enrolment_client import enrol as enrol_remotely
 
     if lang not in ("en", "zh-CN"):
@@ -471,16 +484,10 @@ def enrol(
     try:
         prepared, summary, agreed = _ask_consent(uri, opened, light, http, lang=lang, yes=yes, as_json=as_json,
                                                  asks="asks, to enrol you", question="share exactly this and enrol?")
-        try:
-            if agreed:
-                ids = enrol_remotely(prepared, wallet=opened, http=http, ledger=light, now=_now(None), batch=batch,
-                                     lang=lang, allow_http=os.environ.get("IMI_WALLET_ALLOW_HTTP") == "1")
-            else:
-                presenter.decline(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
-        except IdentityError as exc:
-            fail(str(exc), reason=exc.reason, as_json=as_json)
-        finally:
-            opened.save()
+        ids = _send_or_decline(
+            prepared, opened, http, agreed=agreed, lang=lang, as_json=as_json,
+            send=lambda: enrol_remotely(prepared, wallet=opened, http=http, ledger=light, now=_now(None), batch=batch,
+                                        lang=lang, allow_http=os.environ.get("IMI_WALLET_ALLOW_HTTP") == "1")) or []
     finally:
         http.close()
     if as_json:
