@@ -41,7 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -75,6 +75,7 @@ from identity.issuer_store import Enrolment, IssuerStore
 from identity.ledger_client import NodeClient
 from identity.ledger_trust import LedgerHolderKeys, status_uri
 from identity.light_client import LightClient
+from identity.request import lookup
 from identity.sdjwt import HolderBinding, issue
 from identity.status_list import allocate_index
 from ledger.errors import KeyError_, LedgerError
@@ -108,6 +109,12 @@ class RegisterEntry:
         return self.by_vct.get(vct, self.claims)
 
 
+def _typed(value: object) -> object:
+    """A register value as an index key: strings and integers with their type, anything else
+    (absent, nested, boolean) as one key no question asks for."""
+    return (type(value).__name__, value) if type(value) in (str, int) else None
+
+
 class Register:
     """Subject (the agency's own subject id, e.g. a file number) → :class:`RegisterEntry`.
 
@@ -115,12 +122,15 @@ class Register:
     says *what* to issue about a subject; *to whom* is the enrolment (:class:`IssuerStore`).
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "_indexes", "_lock")
 
     def __init__(self, entries: Mapping[str, RegisterEntry]) -> None:
         if len(entries) > REGISTER_SUBJECTS_MAX:
             raise ValueError(f"a register holds at most {REGISTER_SUBJECTS_MAX} subjects")
         self._entries = dict(entries)
+        # (dotted paths) -> (their typed values) -> subjects; built on first use, dropped on put
+        self._indexes: dict[tuple[str, ...], dict[tuple[object, ...], list[str]]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Register:
@@ -150,9 +160,28 @@ class Register:
 
     def put(self, subject: str, claims: Mapping[str, Any]) -> None:
         """Add or replace a subject."""
-        if subject not in self._entries and len(self._entries) >= REGISTER_SUBJECTS_MAX:
-            raise ValueError(f"a register holds at most {REGISTER_SUBJECTS_MAX} subjects")
-        self._entries[subject] = RegisterEntry(dict(claims), {})
+        with self._lock:
+            if subject not in self._entries and len(self._entries) >= REGISTER_SUBJECTS_MAX:
+                raise ValueError(f"a register holds at most {REGISTER_SUBJECTS_MAX} subjects")
+            self._entries[subject] = RegisterEntry(dict(claims), {})
+            self._indexes.clear()
+
+    def find(self, wanted: Sequence[tuple[str, object]]) -> list[str]:
+        """The subjects whose claim at each dotted path equals its wanted value (same type:
+        the string "1" is not the number 1). One index per set of paths, built on first use
+        (not a scan of the register per question) and dropped when the register changes."""
+        paths, key = tuple(path for path, _ in wanted), tuple(_typed(value) for _, value in wanted)
+        if None in key:  # only strings and integers identify anyone
+            return []
+        with self._lock:
+            index = self._indexes.get(paths)
+            if index is None:
+                index = {}
+                for subject, entry in self._entries.items():
+                    values = tuple(_typed(lookup(entry.claims, path)) for path in paths)
+                    index.setdefault(values, []).append(subject)
+                self._indexes[paths] = index
+            return sorted(index.get(key, []))
 
     def subjects(self) -> list[str]:
         return sorted(self._entries)

@@ -73,7 +73,7 @@ from identity.constants import (
 from identity.errors import Oid4vpError
 from identity.issuer_agent import IssuerAgent
 from identity.issuer_store import Enrolment
-from identity.request import PresentationRequest, lookup
+from identity.request import PresentationRequest
 from ledger.errors import KeyError_
 from ledger.keys import PublicKey, b64url_encode
 
@@ -298,12 +298,7 @@ class RemoteEnrolment:
         wanted = [(field, claims.get(claim)) for field, claim in source.match]
         if not all(type(v) in (str, int) for _, v in wanted):
             raise Oid4vpError("a matched claim is not a string or number", reason="no-matching-subject")
-        register = self.issuer.register
-        found: list[str] = []
-        for subject in register.subjects():
-            entry = register.get(subject)
-            if entry is not None and all(_same(lookup(entry.claims, field), value) for field, value in wanted):
-                found.append(subject)
+        found = self.issuer.register.find(wanted)
         if not found:
             raise Oid4vpError("the presented identity matches no one in this agency's register",
                               reason="no-matching-subject")
@@ -325,10 +320,6 @@ class RemoteEnrolment:
         made = self.issuer.create_offer(subject, vcts, now, batch=self.config.batch, tx_code=False)
         reference = self.issuer.credential_issuer + vci.OFFER_PATH + made.offer_id
         return Enrolled(enrolment, vci.offer_uri_by_reference(reference), made.offer_id)
-
-
-def _same(registered: Any, presented: Any) -> bool:
-    return type(registered) is type(presented) and registered == presented
 
 
 def _holder(cnf: Mapping[str, Any]) -> tuple[str, str]:

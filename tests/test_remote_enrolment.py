@@ -534,3 +534,18 @@ def test_imi_wallet_enrol_presents_then_receives(world: World, tmp_path: Path,
     again = CliRunner().invoke(imi_app, args, env=env)
     assert again.exit_code == 1 and json.loads(again.stdout)["reason"] == "request-unavailable"
     assert len(Wallet.open(wallet.path, "pw").credentials()) == len(reopened.credentials())
+
+
+def test_the_register_finds_subjects_by_typed_values_and_forgets_its_index_on_change() -> None:
+    register = Register.from_json({
+        "a": {"claims": {"national_id": "110", "address": {"district": "Chancheng"}}},
+        "b": {"claims": {"national_id": 110}},
+        "c": {"claims": {"national_id": "110", "address": {"district": "Nanhai"}}},
+        "d": {"claims": {"given_name": "No id"}}})
+    assert register.find([("national_id", "110")]) == ["a", "c"]
+    assert register.find([("national_id", 110)]) == ["b"]  # the number is not the string
+    assert register.find([("national_id", "110"), ("address.district", "Nanhai")]) == ["c"]
+    assert register.find([("national_id", None)]) == []  # absent never matches absent
+    assert register.find([("national_id", True)]) == []
+    register.put("e", {"national_id": "110"})
+    assert register.find([("national_id", "110")]) == ["a", "c", "e"]  # the index was rebuilt
