@@ -76,6 +76,7 @@ from bench import issue as issue_bench
 from bench import verify as verify_bench
 from cli._consortium import free_ports
 from cli.devnet import Devnet
+from cli.loadgen import percentile
 from identity import dcql, oid4vp, services
 from identity.fetcher import IdentityHttpFetcher
 from identity.http.constants import VERIFIER_READ_REUSE_MS, VERIFIER_REQUEST_TTL_S
@@ -301,11 +302,6 @@ def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet],
             statistics.median(fresh), statistics.median(fresh_ratios))
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def run(quick: bool) -> dict[str, float]:
     rounds = ROUNDS_QUICK if quick else ROUNDS
     figures: dict[str, float] = {}
@@ -347,7 +343,7 @@ def run(quick: bool) -> dict[str, float]:
             net.down()
     figures["present.verifications_per_s"] = round(rate, 1)
     figures["present.latency_ms_p50"] = round(statistics.median(latencies) * 1000, 1)
-    figures["present.latency_ms_p99"] = round(_percentile(latencies, 0.99) * 1000, 1)
+    figures["present.latency_ms_p99"] = round(percentile(latencies, 0.99) * 1000, 1)
     figures["present.wallet_cpu_ms_p50"] = round(statistics.median(wallet_cpu) * 1000, 2)
     figures["present.verify_cold_ms"] = round(cold_ms, 3)
     figures["present.check_cpu_ms"] = round(check_ms, 3)
