@@ -20,7 +20,6 @@ no clock: ``now`` is an argument, integer seconds, or float seconds for rate lim
   until they expire, to make each single-use.
 * **Credential request** — :func:`parse_credential_request` (``credential_configuration_id``,
   ``proofs.jwt``) and :func:`holder_of` (who a proof binds to).
-* :class:`RateLimiter` — a token bucket per client, with a bounded client table.
 
 Errors are :class:`OAuthError`: ``reason`` is the OAuth / OpenID4VCI error code of the spec
 (``invalid_grant``, ``invalid_token``, ``invalid_proof``, ``invalid_nonce``,
@@ -56,7 +55,6 @@ from identity.constants import (
     OFFERS_MAX,
     OFFERS_PER_SUBJECT_MAX,
     PRE_AUTHORIZED_GRANT,
-    RATE_CLIENTS_MAX,
     TX_CODE_ATTEMPTS_MAX,
     TX_CODE_LENGTH,
     USED_NONCES_MAX,
@@ -532,28 +530,6 @@ def holder_of(proof: Proof) -> tuple[str, str]:
 
 
 # --- rate limits ------------------------------------------------------------------------------
-class RateLimiter:
-    """A token bucket per client (``rate_per_s`` sustained, ``burst`` at once); the client
-    table keeps the ``clients_max`` most recent. Thread-safe; ``now`` in float seconds."""
-
-    __slots__ = ("_buckets", "_burst", "_lock", "_max", "_rate")
-
-    def __init__(self, rate_per_s: float, burst: int, *, clients_max: int = RATE_CLIENTS_MAX) -> None:
-        self._rate, self._burst, self._max = rate_per_s, burst, clients_max
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def allow(self, client: str, now: float) -> bool:
-        with self._lock:
-            tokens, last = self._buckets.pop(client, (float(self._burst), now))
-            tokens = min(float(self._burst), tokens + (now - last) * self._rate)
-            allowed = tokens >= 1.0
-            self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
-            while len(self._buckets) > self._max:
-                self._buckets.popitem(last=False)
-            return allowed
-
-
 __all__ = [
     "AS_METADATA_PATH",
     "CREDENTIAL_PATH",
@@ -578,7 +554,6 @@ __all__ = [
     "NonceMint",
     "OAuthError",
     "OfferBook",
-    "RateLimiter",
     "TokenBook",
     "authorization_server_metadata",
     "bearer_token",

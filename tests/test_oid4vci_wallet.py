@@ -20,7 +20,6 @@ from identity.oid4vci import (
     NonceMint,
     OAuthError,
     OfferBook,
-    RateLimiter,
     TokenBook,
     check_offer,
     offer_uri,
@@ -29,6 +28,7 @@ from identity.oid4vci import (
 )
 from identity.oid4vci_client import receive
 from identity.wallet import Wallet
+from ledger.buckets import TokenBuckets
 from tests.test_issuance_world import ADMIN_TOKEN, ISSUER_URL, VCT, World, build_world
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -230,7 +230,7 @@ def test_offer_book_is_bounded_per_subject_and_codes_are_single_use() -> None:
 
 
 def test_rate_limiter_keeps_clients_apart() -> None:
-    limit = RateLimiter(1.0, 2, clients_max=2)
+    limit = TokenBuckets(1.0, 2, clients_max=2)
     assert [limit.allow("a", 0.0) for _ in range(3)] == [True, True, False]
     assert limit.allow("b", 0.0) and limit.allow("a", 1.0)
 

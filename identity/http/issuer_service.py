@@ -62,13 +62,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from identity import oid4vci as vci
-from identity.constants import BATCH_SIZE_MAX, TOKEN_REQUESTS_BURST, TOKEN_REQUESTS_PER_S
+from identity.constants import (
+    BATCH_SIZE_MAX,
+    RATE_CLIENTS_MAX,
+    TOKEN_REQUESTS_BURST,
+    TOKEN_REQUESTS_PER_S,
+)
 from identity.errors import IdentityError, IssuanceError
 from identity.http.agency_console import install_console
 from identity.http.remote_enrolment import install_remote_enrolment, remote_enrolment_for
 from identity.issuance import IssuanceRequestError
 from identity.issuer_agent import SUBJECT_CHARS_MAX, IssuerAgent, IssuerLedgerError
 from identity.remote_enrolment import RemoteEnrolmentConfig
+from ledger.buckets import TokenBuckets
 from ledger.errors import ImiError
 from node.api.guard import BodyLimit, CatchAll, install_problem_handlers, read_json_body
 from node.api.problems import ApiProblem
@@ -220,7 +226,7 @@ def create_issuer_app(
         raise ValueError(f"the admin token must have at least {ADMIN_TOKEN_CHARS_MIN} characters")
     log = logger or logging.getLogger("imi.issuer")
     expected = _digest(f"Bearer {admin_token}")
-    token_limit = vci.RateLimiter(*token_rate)
+    token_limit = TokenBuckets(*token_rate, clients_max=RATE_CLIENTS_MAX)
     app = FastAPI(title="imi issuer service", version="1",
                   description="OpenID4VCI 1.0 issuer of an accredited agency over the imi ledger "
                               "(offers, pre-authorized code, nonce, credential; enrolment and status "

@@ -32,8 +32,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from identity import oid4vci as vci
-from identity.constants import REMOTE_ENROLMENT_STARTS_BURST, REMOTE_ENROLMENT_STARTS_PER_S
+from identity.constants import (
+    RATE_CLIENTS_MAX,
+    REMOTE_ENROLMENT_STARTS_BURST,
+    REMOTE_ENROLMENT_STARTS_PER_S,
+)
 from identity.errors import Oid4vpError
 from identity.http.verifier_service import (
     REQUEST_OBJECT_MEDIA_TYPE,
@@ -43,6 +46,7 @@ from identity.http.verifier_service import (
 from identity.issuer_agent import IssuerAgent
 from identity.light_client import LightClient
 from identity.remote_enrolment import RemoteEnrolment, RemoteEnrolmentConfig
+from ledger.buckets import TokenBuckets
 from node.api.problems import ApiProblem
 
 PATH: Final = "/remote-enrolment"
@@ -74,7 +78,7 @@ def install_remote_enrolment(app: FastAPI, enrolment: RemoteEnrolment, *, clock_
                                                         REMOTE_ENROLMENT_STARTS_BURST)) -> None:
     """Add the routes above to ``app``; ``client_of`` names a request's client for the rate
     limit (the issuer service's rule: the TCP peer, or a trusted proxy's X-Forwarded-For)."""
-    limit = vci.RateLimiter(*rate)
+    limit = TokenBuckets(*rate, clients_max=RATE_CLIENTS_MAX)
 
     def limited(request: Request) -> None:
         if not limit.allow(client_of(request), time.monotonic()):

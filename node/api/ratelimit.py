@@ -13,52 +13,24 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ledger.buckets import TokenBuckets
 from node.api.constants import API_CLIENTS_TRACKED_MAX, PROBLEM_CONTENT_TYPE
 from node.api.problems import problem_bytes
 
 UNCOUNTED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
-class TokenBuckets:
-    """Token buckets by client key; ``take`` answers 0 (allowed) or seconds to wait."""
-
-    __slots__ = ("_buckets", "_clients_max", "burst", "rate_per_s")
-
-    def __init__(self, rate_per_s: float, burst: int, clients_max: int = API_CLIENTS_TRACKED_MAX) -> None:
-        self.rate_per_s = rate_per_s
-        self.burst = burst
-        self._clients_max = clients_max
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
-
-    def take(self, client: str, now_s: float) -> float:
-        tokens, at = self._buckets.pop(client, (float(self.burst), now_s))
-        tokens = min(float(self.burst), tokens + (now_s - at) * self.rate_per_s)
-        wait_s = 0.0
-        if tokens >= 1.0:
-            tokens -= 1.0
-        else:
-            wait_s = (1.0 - tokens) / self.rate_per_s
-        self._buckets[client] = (tokens, now_s)  # most recently seen last
-        while len(self._buckets) > self._clients_max:
-            self._buckets.popitem(last=False)
-        return wait_s
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-
 class ClientRateLimit:
-    """ASGI middleware applying :class:`TokenBuckets` to every HTTP request but monitoring."""
+    """ASGI middleware applying :class:`~ledger.buckets.TokenBuckets` to every HTTP request but monitoring."""
 
     def __init__(self, app: ASGIApp, rate_per_s: float, burst: int,
                  clock_s: Callable[[], float] = time.monotonic) -> None:
         self.app = app
-        self.buckets = TokenBuckets(rate_per_s, burst)
+        self.buckets = TokenBuckets(rate_per_s, burst, clients_max=API_CLIENTS_TRACKED_MAX)
         self.clock_s = clock_s
         self.limited_total = 0
 
