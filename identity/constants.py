@@ -69,6 +69,7 @@ OID4VP_REQUEST_LIFETIME_S_MAX: Final = 600  # a request object's exp - iat
 PREPARED_KEYS_MAX: Final = 1024  # public keys a PreparedKeys keeps prepared (by JWK members)
 VERIFIER_CACHE_ENTRIES_MAX: Final = 1024  # each map of a VerifierCache (by exact text)
 JOSE_HEADERS_CACHED_MAX: Final = 256  # parsed JOSE headers remembered by their exact text
+ISSUER_RESOLUTIONS_KEPT_MAX: Final = 256  # (issuer, kid) resolutions kept with the ledger reads they came from
 
 # --- credential types read from the ledger (identity.credtypes.CredentialTypeCache) ------
 CREDENTIAL_TYPES_CACHED_MAX: Final = 256  # type definitions an issuer or verifier keeps

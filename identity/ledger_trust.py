@@ -27,7 +27,12 @@ fixed one); status checks use the verifier's ``now`` (seconds).
 Every resolution reads the ledger afresh (accreditation, DID documents and keys
 can change at any height); only the preparation of a key — point validation,
 thumbprint, the library key object — is remembered, in a bounded
-:class:`~identity.jose.PreparedKeys` keyed by the JWK's members. Each resolver owns
+:class:`~identity.jose.PreparedKeys` keyed by the JWK's members. With a light client
+that keeps its current reads a moment (``reuse_ms``), :class:`LedgerIssuerKeys` also
+keeps each issuer key it resolved together with the two reads it came from (the
+accreditation record and the DID record) and answers again from it only while the
+light client answers with those very reads: the result is a pure function of them and
+the ``kid``, so a new read of either means a new resolution. Each resolver owns
 one (``PREPARED_KEYS_MAX`` keys) unless its caller passes a longer-lived one
 (``keys=``): resolvers are cheap to build per request, and a service that builds
 them per request passes the cache it keeps for its life (the node's ``/v1/verify``,
@@ -42,7 +47,7 @@ from typing import Any
 
 from identity import did as didmod
 from identity import jose
-from identity.constants import PREPARED_KEYS_MAX
+from identity.constants import ISSUER_RESOLUTIONS_KEPT_MAX, PREPARED_KEYS_MAX
 from identity.credtypes import CredentialType, CredentialTypeCache
 from identity.errors import (
     CredentialTypeError,
@@ -53,10 +58,12 @@ from identity.errors import (
     Oid4vpError,
     StatusError,
 )
-from identity.light_client import LightClient
+from identity.light_client import LightClient, Verified
 from identity.verifier import CnfHolderKeys, CredentialStatus, IssuerKey, StatusReference
+from ledger import statekeys
 from ledger.errors import KeyError_
 from ledger.keys import PublicKey
+from ledger.lru import BoundedLRU
 
 STATUS_URI_PREFIX = "urn:imi:status:"
 
@@ -112,7 +119,7 @@ class LedgerIssuerKeys:
     """:class:`~identity.verifier.IssuerKeyResolver` over the ledger; the keys it returns
     come with :class:`LedgerCredentialTypes` (sharing ``types_cache`` if given)."""
 
-    __slots__ = ("_client", "_clock_ms", "_keys", "_types")
+    __slots__ = ("_client", "_clock_ms", "_keys", "_resolved", "_types")
 
     def __init__(self, client: LightClient, *, clock_ms: Callable[[], int] = _wall_ms,
                  keys: jose.PreparedKeys | None = None, types_cache: CredentialTypeCache | None = None) -> None:
@@ -120,14 +127,28 @@ class LedgerIssuerKeys:
         self._clock_ms = clock_ms
         self._keys = keys if keys is not None else jose.PreparedKeys(PREPARED_KEYS_MAX)
         self._types = LedgerCredentialTypes(client, clock_ms=clock_ms, cache=types_cache)
+        # (iss, kid) -> (accreditation read, DID read, the key resolved from exactly those)
+        self._resolved: BoundedLRU[tuple[str, str], tuple[Verified, Verified, IssuerKey]] = \
+            BoundedLRU(ISSUER_RESOLUTIONS_KEPT_MAX)
 
     def resolve(self, iss: str, header: Mapping[str, Any]) -> IssuerKey:
         if not didmod.is_did(iss):
             raise IssuerError(f"issuer {iss[:80]!r} is not a did:imi", reason="unknown-issuer")
+        kid = header.get("kid")
         now_ms = self._clock_ms()
+        client = self._client
         try:
-            record = self._client.issuer(iss, now_ms)
-            document = self._client.resolve_did(iss, now_ms)["didDocument"]
+            accreditation = client.get_verified(statekeys.issuer_key(iss), now_ms)
+            did_read = client.get_verified(statekeys.did_key(iss), now_ms)
+        except (LightClientError, KeyError_) as exc:
+            raise IssuerError(f"issuer {iss} cannot be verified on the ledger: {exc}",
+                              reason="unknown-issuer") from exc
+        kept = self._resolved.get((iss, kid)) if isinstance(kid, str) else None
+        if kept is not None and kept[0] is accreditation and kept[1] is did_read:
+            return kept[2]
+        try:
+            record = client.record(accreditation, "issuer-not-found")
+            document = client.did_resolution(did_read, iss)["didDocument"]
         except NotFoundError as exc:
             raise IssuerError(f"{iss} is not an accredited issuer", reason="unknown-issuer") from exc
         except (LightClientError, KeyError_) as exc:
@@ -135,7 +156,6 @@ class LedgerIssuerKeys:
                               reason="unknown-issuer") from exc
         if record.get("status") != "accredited":
             raise IssuerError(f"issuer {iss} is {record.get('status')}", reason="issuer-not-accredited")
-        kid = header.get("kid")
         if not isinstance(kid, str):
             raise IssuerError("issuer JWT has no kid", reason="unknown-issuer")
         fragment = kid.split("#", 1)[1] if kid.startswith(iss + "#") else kid
@@ -146,7 +166,10 @@ class LedgerIssuerKeys:
             key = self._keys.from_jwk(jwk)
         except KeyError_ as exc:
             raise IssuerError(f"{kid!r} is not a usable key: {exc}", reason="unknown-issuer") from exc
-        return IssuerKey(key, frozenset(record.get("vcts", [])), self._types)
+        found = IssuerKey(key, frozenset(record.get("vcts", [])), self._types)
+        if client.reuse_ms:  # reads are kept a moment: the same reads may come again
+            self._resolved.put((iss, kid), (accreditation, did_read, found))
+        return found
 
 
 class LedgerServiceKeys:

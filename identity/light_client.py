@@ -281,13 +281,7 @@ class LightClient:
     def get_value(self, key: bytes, now_ms: int, *, height: int | None = None) -> Value:
         """The decoded value at ``key`` (a record of its own at the top level: the caller may
         change it); :class:`NotFoundError` for a proven absence."""
-        verified = self.get_verified(key, now_ms, height=height)
-        if verified.value is None:
-            raise NotFoundError(f"{key.decode('utf-8', 'replace')} is provably absent")
-        value = self._decoded(verified)
-        if not isinstance(value, dict):
-            raise LightClientError("certified value has an unexpected shape", reason="malformed-value")
-        return dict(value)
+        return self.record(self.get_verified(key, now_ms, height=height), NotFoundError.reason)
 
     def resolve_did(self, did: str, now_ms: int, *, version: int | None = None,
                     height: int | None = None) -> dict[str, Any]:
@@ -295,7 +289,11 @@ class LightClient:
         if not didmod.is_did(did):
             raise LightClientError(f"{did!r} is not a did:imi", reason="bad-did")
         key = statekeys.did_key(did) if version is None else statekeys.did_version_key(did, version)
-        verified = self.get_verified(key, now_ms, height=height)
+        return self.did_resolution(self.get_verified(key, now_ms, height=height), did)
+
+    def did_resolution(self, verified: Verified, did: str) -> dict[str, Any]:
+        """The DID resolution result of ``did`` from a verified read of its record (as
+        :meth:`resolve_did` returns it; a new object on every call)."""
         if verified.value is None:
             raise NotFoundError(f"{did} is not on the ledger", reason="did-not-found")
         record = self._decoded(verified)
@@ -305,6 +303,16 @@ class LightClient:
         out["didResolutionMetadata"] = {"height": verified.height, "block_hash": verified.block_hash.hex(),
                                         "block_time_ms": verified.time_ms}
         return out
+
+    def record(self, verified: Verified, missing: str) -> dict[str, Any]:
+        """The record in a verified read (a copy at the top level: the caller may change it);
+        :class:`NotFoundError` with reason ``missing`` for a proven absence."""
+        if verified.value is None:
+            raise NotFoundError(f"{verified.key.decode('utf-8', 'replace')} is provably absent", reason=missing)
+        value = self._decoded(verified)
+        if not isinstance(value, dict):
+            raise LightClientError("certified value has an unexpected shape", reason="malformed-value")
+        return dict(value)
 
     def issuer(self, did: str, now_ms: int) -> dict[str, Any]:
         """The accreditation record of ``did`` (status, name, vcts)."""
@@ -358,10 +366,7 @@ class LightClient:
 
     # --- internals ---------------------------------------------------------------------
     def _record(self, key: bytes, now_ms: int, missing: str) -> dict[str, Any]:
-        try:
-            return self.get_value(key, now_ms)  # type: ignore[return-value]
-        except NotFoundError as exc:
-            raise NotFoundError(str(exc), reason=missing) from exc
+        return self.record(self.get_verified(key, now_ms), missing)
 
     def _fetch(self, call: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
         self._fetches += 1

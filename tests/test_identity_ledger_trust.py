@@ -9,7 +9,7 @@ import pytest
 
 from identity import did as didmod
 from identity.credtypes import CredentialTypeCache
-from identity.errors import CredentialTypeError
+from identity.errors import CredentialTypeError, IssuerError
 from identity.ledger_trust import (
     LedgerCredentialTypes,
     LedgerHolderKeys,
@@ -117,6 +117,46 @@ def test_prepared_keys_are_shared_but_the_ledger_is_read_every_time() -> None:
                                  holder_keys=holder_keys, status=LedgerStatusLists(issuer_keys._client),
                                  now=now_ms // 1000)
     assert result.reason == "issuer-not-accredited"
+
+
+def test_an_issuer_key_is_resolved_again_only_when_a_read_it_came_from_is_new(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With kept reads (reuse_ms), the resolution is kept with the two reads it came from:
+    the same reads give the same IssuerKey without building the DID document again; a new
+    read of the accreditation (a suspension) or of the DID document is seen at once."""
+    from identity import did as didmodule
+
+    ch, _, agency, _ = setup()
+    builds: list[str] = []
+    real = didmodule.resolution
+
+    def counting(record: dict) -> dict:
+        builds.append(record["did"])
+        return real(record)
+
+    monkeypatch.setattr(didmodule, "resolution", counting)
+    client = LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000, reuse_ms=1_000)
+    now_ms = [ch.time(ch.height) + 500]
+    keys = LedgerIssuerKeys(client, clock_ms=lambda: now_ms[0])
+    header = {"kid": f"{agency.did}#{agency.key.key_id}"}
+    first = keys.resolve(agency.did, header)
+    assert keys.resolve(agency.did, header) is first and builds == [agency.did]
+    with pytest.raises(IssuerError) as err:  # another kid: resolved on its own, not from the kept one
+        keys.resolve(agency.did, {"kid": f"{agency.did}#other"})
+    assert err.value.reason == "unknown-issuer"
+    ch.block(ch.gov("gov.issuer_suspend", {"did": agency.did}))
+    assert keys.resolve(agency.did, header) is first  # within reuse_ms: the reads are the same
+    now_ms[0] += 1_001  # past reuse_ms: both records read afresh, the suspension is seen
+    with pytest.raises(IssuerError) as err:
+        keys.resolve(agency.did, header)
+    assert err.value.reason == "issuer-not-accredited"
+    ch.block(ch.gov("gov.issuer_reinstate", {"did": agency.did}))
+    now_ms[0] += 1_001
+    again = keys.resolve(agency.did, header)
+    assert again is not first and again.key.public_key == agency.key.public_key
+    plain = LedgerIssuerKeys(LightClient(ch.c.genesis, ChainFetcher(ch), freshness_ms=10_000),
+                             clock_ms=lambda: now_ms[0])
+    assert plain.resolve(agency.did, header) is not plain.resolve(agency.did, header)  # no kept reads: none kept
+    assert len(plain._resolved) == 0
 
 
 # --- the credential against its published type (vct/imi:pid: given_name, age_equal_or_over [18]) ----
