@@ -278,10 +278,11 @@ def _checker(light: LightClient, service: _Service) -> Check:
 
 
 def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet],
-                   rounds: int) -> tuple[float, float, float, float, float, float]:
+                   rounds: int) -> tuple[float, ...]:
     """(check ms, cold ms, check / cold, cold over fresh presentations ms, check / that,
-    that / cold), medians over ``rounds``. Each round checks :data:`CHECKS_PER_ROUND` fresh responses (the
-    first untimed), then runs ``bench verify``'s cold function
+    that / cold, new holder key µs, new text µs), medians over ``rounds``. Each round
+    checks :data:`CHECKS_PER_ROUND` fresh responses (the first untimed), then runs
+    ``bench verify``'s cold function
     for :data:`COLD_S` CPU seconds, back to back, so load from other processes hits both
     alike; the ratio is taken within a round (as ``bench verify`` takes its own)."""
     check = _checker(light, service)
@@ -293,6 +294,7 @@ def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet],
     fresh: list[float] = []
     fresh_ratios: list[float] = []
     floor_ratios: list[float] = []
+    splits: list[tuple[float, float]] = []
     for r in range(rounds):
         first = WARM_UP_CHECKS + r * CHECKS_PER_ROUND
         checks.append(check(wallets[first: first + CHECKS_PER_ROUND]))
@@ -303,8 +305,10 @@ def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet],
         fresh.append(verify_bench.cold_fresh_ms(int(time.time()), CHECKS_PER_ROUND))
         fresh_ratios.append(checks[-1] / fresh[-1])
         floor_ratios.append(fresh[-1] / colds[-1])
+        splits.append(verify_bench.fresh_split_us(int(time.time()), CHECKS_PER_ROUND))
     return (statistics.median(checks), statistics.median(colds), statistics.median(ratios),
-            statistics.median(fresh), statistics.median(fresh_ratios), statistics.median(floor_ratios))
+            statistics.median(fresh), statistics.median(fresh_ratios), statistics.median(floor_ratios),
+            statistics.median(key for key, _ in splits), statistics.median(text for _, text in splits))
 
 
 def run(quick: bool) -> dict[str, float]:
@@ -337,7 +341,7 @@ def run(quick: bool) -> dict[str, float]:
             proc.wait(timeout=30)
             proc = None
             check_rounds = CHECK_ROUNDS_QUICK if quick else CHECK_ROUNDS
-            check_ms, cold_ms, check_vs_cold, fresh_ms, check_vs_fresh, fresh_vs_cold = _check_vs_cold(
+            check_ms, cold_ms, check_vs_cold, fresh_ms, check_vs_fresh, fresh_vs_cold, key_us, text_us = _check_vs_cold(
                 light, service, _wallets(Path(tmp), agency, WARM_UP_CHECKS + check_rounds * CHECKS_PER_ROUND,
                                         first=len(wallets)),
                 check_rounds)
@@ -356,6 +360,8 @@ def run(quick: bool) -> dict[str, float]:
     figures["present.verify_cold_fresh_ms"] = round(fresh_ms, 3)
     figures["present.check_vs_verify_cold_fresh"] = round(check_vs_fresh, 2)
     figures["present.verify_cold_fresh_vs_cold"] = round(fresh_vs_cold, 2)
+    figures["present.fresh_holder_key_us"] = round(key_us, 1)
+    figures["present.fresh_text_us"] = round(text_us, 1)
     if cpu_ms > 0:  # /proc present
         figures["present.verifier_cpu_ms_per_verification"] = round(cpu_ms, 2)
         figures["present.verifier_cpu_vs_verify_cold"] = round(cpu_ms / cold_ms, 2)
