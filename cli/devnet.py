@@ -32,6 +32,7 @@ import typer
 
 from cli._common import fail, print_json
 from cli._consortium import create_consortium
+from cli._processes import is_recorded_process, process_identity
 from cli.demo.devnet_demo import (
     DEMO_FILE,
     DemoService,
@@ -88,6 +89,13 @@ def _stop_all(pids: list[int]) -> None:
             time.sleep(0.02)
 
 
+def _service_pid(entry: DemoService) -> int | None:
+    """A demo service's recorded pid, None if it has none or the pid now names another process."""
+    if entry.pid and is_recorded_process(entry.pid, entry.identity):
+        return entry.pid
+    return None
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -137,13 +145,31 @@ class Devnet:
                 return info
         raise KeyError(name)
 
-    def pids(self) -> dict[str, int]:
+    def _recorded(self) -> dict[str, tuple[int, str | None]]:
+        """``pids.json``: name -> (pid, process identity or None; :mod:`cli._processes`).
+        A file written before identities were recorded maps names to bare pids."""
         if not self.pids_file.exists():
             return {}
-        return {k: int(v) for k, v in json.loads(self.pids_file.read_text()).items()}
+        out: dict[str, tuple[int, str | None]] = {}
+        for name, entry in json.loads(self.pids_file.read_text()).items():
+            if isinstance(entry, dict):
+                identity = entry.get("identity")
+                out[name] = (int(entry["pid"]), identity if isinstance(identity, str) else None)
+            else:
+                out[name] = (int(entry), None)
+        return out
 
-    def _save_pids(self, pids: dict[str, int]) -> None:
-        write_atomic(self.pids_file, json.dumps(pids, indent=2, sort_keys=True), mode=PUBLIC_FILE_MODE)
+    def pids(self) -> dict[str, int]:
+        """The recorded validator pids, leaving out any whose pid now names another process
+        (the validator ended and the pid was reused): those are gone, never to be signalled."""
+        return {name: pid for name, (pid, identity) in self._recorded().items()
+                if is_recorded_process(pid, identity)}
+
+    def _record_pid(self, name: str, pid: int) -> None:
+        recorded = self._recorded()
+        recorded[name] = (pid, process_identity(pid))
+        text = json.dumps({n: {"pid": p, "identity": i} for n, (p, i) in recorded.items()}, indent=2, sort_keys=True)
+        write_atomic(self.pids_file, text, mode=PUBLIC_FILE_MODE)
 
     # --- lifecycle -------------------------------------------------------------------
     def create(self, validators: int = 4, *, heartbeat_ms: int | None = None) -> None:
@@ -162,9 +188,7 @@ class Devnet:
                 start_new_session=True, env={**os.environ, **(env or {})},
                 cwd=str(self.code_root),
             )
-        pids = self.pids()
-        pids[name] = process.pid
-        self._save_pids(pids)
+        self._record_pid(name, process.pid)
         return process.pid
 
     def up(self, validators: int = 4, *, heartbeat_ms: int | None = None,
@@ -203,7 +227,7 @@ class Devnet:
                 (self.dir / DEMO_FILE).unlink(missing_ok=True)
                 raise
             return record
-        start_again(record, [entry for entry in record.all() if not _alive(entry.pid)], self.code_root,
+        start_again(record, [entry for entry in record.all() if not _alive(_service_pid(entry))], self.code_root,
                     lambda done: done.save(self.dir))
         return record
 
@@ -260,9 +284,9 @@ class Devnet:
         except ValueError:
             record = None
         if record is not None:
-            _stop_all([e.pid for e in record.all() if e.pid])
+            _stop_all([pid for pid in map(_service_pid, record.all()) if pid])
             for entry in record.all():
-                entry.pid = None
+                entry.pid = entry.identity = None
             record.save(self.dir)
         _stop_all(list(self.pids().values()))
         if self.pids_file.exists():
@@ -299,7 +323,7 @@ class Devnet:
 
     @staticmethod
     def _service_up(entry: DemoService, client: httpx.Client) -> bool:
-        if not _alive(entry.pid):
+        if not _alive(_service_pid(entry)):
             return False
         try:
             return client.get(f"{entry.url}/health", timeout=SERVICE_HEALTH_TIMEOUT_S).status_code == 200
@@ -410,7 +434,7 @@ def down(
         record = net.demo()
     except ValueError:
         record = None  # down stops the validators all the same
-    services = sorted(e.name for e in (record.all() if record else []) if _alive(e.pid))
+    services = sorted(e.name for e in (record.all() if record else []) if _alive(_service_pid(e)))
     net.down()
     if as_json:
         print_json({"ok": True, "dir": str(directory), "stopped": stopped, "services": services})

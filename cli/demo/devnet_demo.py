@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final
 
+from cli._processes import process_identity
 from cli.demo.agencies import (
     Agency,
     accredit_agencies,
@@ -57,7 +58,9 @@ VERIFIER_PURPOSE: Final[dict[str, Value]] = {
 @dataclass
 class DemoService:
     """One demo service as ``demo.json`` records it. ``args``: its ``imi`` command line;
-    ``pid``: its process while running (None once stopped); ``vcts``: an issuer's types."""
+    ``pid``: its process while running (None once stopped), ``identity``: that process's
+    identity (:func:`cli._processes.process_identity`: a pid reused by another program is
+    not this service); ``vcts``: an issuer's types."""
 
     name: str
     did: str
@@ -67,11 +70,13 @@ class DemoService:
     args: list[str]
     pid: int | None = None
     vcts: list[str] = field(default_factory=list)
+    identity: str | None = None
 
     @classmethod
     def of(cls, name: str, service: ServiceProcess, vcts: list[str] | None = None) -> DemoService:
         return cls(name, service.did, service.url, str(service.directory.resolve()),
-                   str(service.token_file.resolve()), list(service.args), service.process.pid, vcts or [])
+                   str(service.token_file.resolve()), list(service.args), service.process.pid, vcts or [],
+                   process_identity(service.process.pid))
 
 
 @dataclass
@@ -158,6 +163,7 @@ def start_again(record: DemoServices, entries: list[DemoService], code_root: Pat
             spawned.append(ServiceProcess(entry.did, directory, entry.url, spawn_service(directory, entry.args, code_root),
                                           "", entry.args))
             entry.pid = spawned[-1].process.pid
+            entry.identity = process_identity(entry.pid)
             save(record)
         for service in spawned:
             service.started()
@@ -165,7 +171,7 @@ def start_again(record: DemoServices, entries: list[DemoService], code_root: Pat
         for service in spawned:
             service.stop()
         for entry in entries:
-            entry.pid = None
+            entry.pid = entry.identity = None
         save(record)
         raise
 
