@@ -475,10 +475,12 @@ class NonceMint:
                 raise OAuthError(INVALID_NONCE, "c_nonce was already used")
         return expires_at
 
-    def used(self, value: str) -> bool:
-        """Whether ``value`` was consumed and is still remembered (i.e. not yet expired)."""
+    def used(self, value: str, now: int) -> bool:
+        """Whether ``value`` was consumed and has not expired at ``now`` (an expired one is
+        no longer live, whether it was used or not)."""
         with self._lock:
-            return value in self._used
+            expires_at = self._used.get(value)
+        return expires_at is not None and expires_at > now
 
     def consume(self, value: str, now: int) -> None:
         """Check ``value`` and mark it used."""

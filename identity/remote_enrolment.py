@@ -250,7 +250,7 @@ class RemoteEnrolment:
         return oid4vp.sign_request(self._request(state, now), self.issuer.key, self.issuer.kid)
 
     def _request(self, state: str, now: int) -> oid4vp.AuthorizationRequest:
-        if self._states.used(state):
+        if self._states.used(state, now):
             raise Oid4vpError("this enrolment request was already answered", reason="response-already-received")
         try:
             expires_at = self._states.check(state, now)

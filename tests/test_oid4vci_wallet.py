@@ -214,6 +214,17 @@ def test_nonces_are_ours_fresh_and_single_use() -> None:
     mint.consume(mint.issue(300), 300)  # the old ones expired
 
 
+def test_a_spent_nonce_counts_as_used_only_while_it_is_live() -> None:
+    """An answered remote-enrolment state is "already answered" until it expires, and then
+    simply not live (``unknown-state``), even before the spent set is next purged."""
+    mint = NonceMint(ttl_s=10)
+    nonce = mint.issue(100)
+    assert not mint.used(nonce, 101)
+    mint.consume(nonce, 101)
+    assert mint.used(nonce, 109)
+    assert not mint.used(nonce, 110)  # expired at 110: no longer live, used or not
+
+
 def test_offer_book_is_bounded_per_subject_and_codes_are_single_use() -> None:
     book = OfferBook("https://issuer.example", ttl_s=60)
     grant = Grant("s", (VCT,), 1, True)
