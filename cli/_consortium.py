@@ -17,6 +17,7 @@ name, so it is a safe word, never a path.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import socket
@@ -37,6 +38,11 @@ from node import tls
 
 LOOPBACK: Final = "127.0.0.1"
 PORT_MAX: Final = 65_535
+# Free ports are picked below the kernel's ephemeral range (where connect() takes its source
+# ports), so no outgoing connection can take a picked port before its server binds it.
+PICKED_PORT_LOW: Final = 10_000
+EPHEMERAL_RANGE_FILE: Final = "/proc/sys/net/ipv4/ip_local_port_range"
+PICK_ATTEMPTS_MAX: Final = 2_000
 HOST_CHARS_MAX: Final = 253  # a DNS name's longest text form
 # A validator name: a letter or digit, then letters, digits, '.', '_' or '-' (no '/', no '..').
 _NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{VALIDATOR_NAME_CHARS_MAX - 1}}}")
@@ -62,11 +68,37 @@ def check_address(address: str, option: str) -> str:
     return address
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback TCP ports (held open together while picking)."""
-    sockets = []
+def _ephemeral_low() -> int | None:
+    """The first port of the kernel's ephemeral range; None where it cannot be read."""
     try:
-        for _ in range(count):
+        with open(EPHEMERAL_RANGE_FILE) as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback TCP ports (held open together while picking).
+
+    Where the kernel's ephemeral range is known (Linux), they are picked at random below it
+    (from :data:`PICKED_PORT_LOW`): the ports a devnet's validators and services bind seconds
+    later cannot meanwhile become the source port of some outgoing connection, which any
+    port the kernel hands out for ``bind(0)`` can. Elsewhere, the kernel picks."""
+    low, high = PICKED_PORT_LOW, _ephemeral_low()
+    sockets: list[socket.socket] = []
+    try:
+        if high is not None and high - low >= 4 * count:
+            for port in random.sample(range(low, high), min(high - low, PICK_ATTEMPTS_MAX)):
+                if len(sockets) == count:
+                    break
+                s = socket.socket()
+                try:
+                    s.bind((LOOPBACK, port))
+                except OSError:
+                    s.close()
+                    continue
+                sockets.append(s)
+        while len(sockets) < count:
             s = socket.socket()
             s.bind((LOOPBACK, 0))
             sockets.append(s)

@@ -5,7 +5,8 @@ starts every validator as its own process (own session, log file
 ``DIR/logs/<name>.log``), writes ``DIR/pids.json`` and returns once every
 validator answers ``/health``. ``status``, ``kill`` (SIGKILL, for crash
 tests), ``restart`` and ``down`` act on that directory. Ports are free loopback
-ports chosen at generation time.
+ports chosen at generation time, below the kernel's ephemeral range where it is known
+(:func:`cli._consortium.free_ports`).
 
 ``up --demo`` also starts the demo agencies' issuer services and a demo verifier
 (:mod:`cli.demo.devnet_demo`, recorded in ``DIR/demo.json``); ``status`` lists them

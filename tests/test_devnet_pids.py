@@ -1,4 +1,5 @@
-"""`imi devnet` never signals a recorded pid that now names another process.
+"""`imi devnet` never signals a recorded pid that now names another process, and picks
+ports no outgoing connection can take before its servers bind them.
 
 After a validator or demo service ends (a reboot, a kill -9) the kernel may give its pid to
 an unrelated program. pids.json and demo.json keep each pid with its process's identity
@@ -83,3 +84,30 @@ def test_down_leaves_a_stranger_with_a_recorded_service_pid_alone(
     DemoServices([], [service(process_identity(stranger.pid))]).save(tmp_path)
     net.down()
     assert stranger.wait(timeout=15) is not None
+
+
+@linux_only
+def test_free_ports_are_picked_below_the_ephemeral_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ports a devnet binds seconds later are outside the range connect() takes source ports
+    from, so no outgoing connection can take one meanwhile; a port in use is skipped."""
+    import socket
+
+    from cli import _consortium
+    from cli._consortium import PICKED_PORT_LOW, _ephemeral_low, free_ports
+
+    high = _ephemeral_low()
+    assert high is not None
+    for _ in range(20):
+        ports = free_ports(8)
+        assert len(set(ports)) == 8 and all(PICKED_PORT_LOW <= p < high for p in ports)
+    held = socket.socket()
+    held.bind(("127.0.0.1", free_ports(1)[0]))
+    held.listen()
+    taken = held.getsockname()[1]
+    real_sample = _consortium.random.sample
+    monkeypatch.setattr(_consortium.random, "sample", lambda seq, k: [taken, *real_sample(seq, k - 1)])
+    try:  # the busy port comes up first and is passed over
+        ports = free_ports(4)
+        assert taken not in ports and len(set(ports)) == 4 and all(PICKED_PORT_LOW <= p < high for p in ports)
+    finally:
+        held.close()
