@@ -80,14 +80,15 @@ from bench import verify as verify_bench
 from cli._consortium import free_ports
 from cli.devnet import Devnet
 from cli.loadgen import percentile
-from identity import dcql, oid4vp, services
+from identity import dcql, jose, oid4vp, services
 from identity.fetcher import IdentityHttpFetcher
 from identity.http.constants import VERIFIER_READ_REUSE_MS, VERIFIER_REQUEST_TTL_S
 from identity.http.verifier_service import ledger_verify_one
 from identity.ledger_client import NodeClient
-from identity.ledger_trust import LedgerServiceKeys, status_uri
+from identity.ledger_trust import LedgerIssuerKeys, LedgerServiceKeys, LedgerStatusLists, status_uri
 from identity.light_client import LightClient
 from identity.sdjwt import HolderBinding, issue
+from identity.verifier import StatusReference
 from identity.wallet import KdfParams, Wallet
 from ledger.genesis import Genesis
 from ledger.keys import PublicKey, SigningKey
@@ -100,6 +101,7 @@ CHECK_ROUNDS_QUICK: Final = 5
 CHECKS_PER_ROUND: Final = 60  # fresh responses per round: the first renews the kept reads, untimed
 WARM_UP_CHECKS: Final = 2  # responses checked once before the first round (first reads, lazy imports)
 COLD_S: Final = 0.2  # CPU seconds of bench verify's cold function per round
+PART_CALLS: Final = 2_000  # calls per round timing each part of the service's own work
 WARM_UP_ROUNDS: Final = 4  # light client catch-up, first reads, lazy imports: before the clock
 START_S_MAX: Final = 120
 HTTP_TIMEOUT_S: Final = 120.0
@@ -277,10 +279,42 @@ def _checker(light: LightClient, service: _Service) -> Check:
     return run
 
 
+def _service_parts_us(light: LightClient, service: _Service, wallet: Wallet) -> tuple[float, float, float]:
+    """CPU µs per call of (issuer resolution, status lookup, OpenID4VP layer) for one
+    response of ``wallet``, each called :data:`PART_CALLS` times after one untimed call
+    (which renews the light client's kept reads, as the check's first response does)."""
+    now = int(time.time())
+    request = oid4vp.new_request(service.did, service.url + "/v1/responses", dcql.parse_query(service.question),
+                                 nonce=secrets.token_urlsafe(24), state=secrets.token_urlsafe(24), now=now,
+                                 lifetime_s=VERIFIER_REQUEST_TTL_S)
+    token = oid4vp.wallet_answer(wallet, request, now=now)
+    presentation = next(iter(token.values()))[0]
+    question = oid4vp.presentation_requests(request, request.dcql_query.credentials[0])[0]
+    result = ledger_verify_one(light)(presentation, question, now)
+    if not result.valid:
+        raise RuntimeError(f"check failed: {result.reason} {result.detail}")
+    jws = jose.parse(presentation.split("~", 1)[0])
+    entry = jws.payload["status"]["status_list"]
+    reference = StatusReference(entry["idx"], entry["uri"])
+    issuer_keys, status = LedgerIssuerKeys(light, clock_ms=lambda: now * 1000), LedgerStatusLists(light)
+
+    def per_call_us(part: Callable[[], object]) -> float:
+        part()
+        start = time.process_time()
+        for _ in range(PART_CALLS):
+            part()
+        return (time.process_time() - start) * 1e6 / PART_CALLS
+
+    return (per_call_us(lambda: issuer_keys.resolve(jws.payload["iss"], jws.header)),
+            per_call_us(lambda: status.check(reference, now=now)),
+            per_call_us(lambda: oid4vp.check_response(request, token, lambda p, q: result)))
+
+
 def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet],
                    rounds: int) -> tuple[float, ...]:
     """(check ms, cold ms, check / cold, cold over fresh presentations ms, check / that,
-    that / cold, new holder key µs, new text µs), medians over ``rounds``. Each round
+    that / cold, new holder key µs, new text µs, issuer resolution µs, status lookup µs,
+    OpenID4VP layer µs), medians over ``rounds``. Each round
     checks :data:`CHECKS_PER_ROUND` fresh responses (the first untimed), then runs
     ``bench verify``'s cold function
     for :data:`COLD_S` CPU seconds, back to back, so load from other processes hits both
@@ -295,6 +329,7 @@ def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet],
     fresh_ratios: list[float] = []
     floor_ratios: list[float] = []
     splits: list[tuple[float, float]] = []
+    parts: list[tuple[float, float, float]] = []
     for r in range(rounds):
         first = WARM_UP_CHECKS + r * CHECKS_PER_ROUND
         checks.append(check(wallets[first: first + CHECKS_PER_ROUND]))
@@ -306,9 +341,11 @@ def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet],
         fresh_ratios.append(checks[-1] / fresh[-1])
         floor_ratios.append(fresh[-1] / colds[-1])
         splits.append(verify_bench.fresh_split_us(int(time.time()), CHECKS_PER_ROUND))
+        parts.append(_service_parts_us(light, service, wallets[WARM_UP_CHECKS + rounds * CHECKS_PER_ROUND + r]))
     return (statistics.median(checks), statistics.median(colds), statistics.median(ratios),
             statistics.median(fresh), statistics.median(fresh_ratios), statistics.median(floor_ratios),
-            statistics.median(key for key, _ in splits), statistics.median(text for _, text in splits))
+            statistics.median(key for key, _ in splits), statistics.median(text for _, text in splits),
+            *(statistics.median(column) for column in zip(*parts, strict=True)))
 
 
 def run(quick: bool) -> dict[str, float]:
@@ -341,8 +378,9 @@ def run(quick: bool) -> dict[str, float]:
             proc.wait(timeout=30)
             proc = None
             check_rounds = CHECK_ROUNDS_QUICK if quick else CHECK_ROUNDS
-            check_ms, cold_ms, check_vs_cold, fresh_ms, check_vs_fresh, fresh_vs_cold, key_us, text_us = _check_vs_cold(
-                light, service, _wallets(Path(tmp), agency, WARM_UP_CHECKS + check_rounds * CHECKS_PER_ROUND,
+            (check_ms, cold_ms, check_vs_cold, fresh_ms, check_vs_fresh, fresh_vs_cold, key_us, text_us,
+             issuer_us, status_us, oid4vp_us) = _check_vs_cold(
+                light, service, _wallets(Path(tmp), agency, WARM_UP_CHECKS + check_rounds * (CHECKS_PER_ROUND + 1),
                                         first=len(wallets)),
                 check_rounds)
         finally:
@@ -362,6 +400,9 @@ def run(quick: bool) -> dict[str, float]:
     figures["present.verify_cold_fresh_vs_cold"] = round(fresh_vs_cold, 2)
     figures["present.fresh_holder_key_us"] = round(key_us, 1)
     figures["present.fresh_text_us"] = round(text_us, 1)
+    figures["present.issuer_resolution_us"] = round(issuer_us, 1)
+    figures["present.status_lookup_us"] = round(status_us, 1)
+    figures["present.oid4vp_layer_us"] = round(oid4vp_us, 1)
     if cpu_ms > 0:  # /proc present
         figures["present.verifier_cpu_ms_per_verification"] = round(cpu_ms, 2)
         figures["present.verifier_cpu_vs_verify_cold"] = round(cpu_ms / cold_ms, 2)
