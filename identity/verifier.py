@@ -299,15 +299,20 @@ class InMemoryStatusLists:
 _CLAIMS_MARSHAL_VERSION: Final = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Checked:
     """One SD-JWT (issuer JWT and disclosures, without KB-JWT) whose pure checks all
     passed: parsing, every disclosure rule, and the digests. ``claims`` is the
-    ``marshal`` form of the disclosed claims, so each hit gets its own copy."""
+    ``marshal`` form of the disclosed claims, so each hit gets its own copy.
+    ``typed``: the credential type definition (the very object) it last passed against;
+    the type check is a pure function of the text and the definition, so a hit with the
+    same definition object skips it, and a new definition (a new read, a new version) is
+    checked afresh. The only field ever set after creation."""
 
     jws: jose.Jws
     claims: bytes
     sd_hash: str
+    typed: object = None
 
 
 class VerifierCache:
@@ -324,7 +329,9 @@ class VerifierCache:
     What depends on anything but the text runs on every call: the issuer key is
     resolved and its accreditation checked, the issuer signature checked (with
     ``FixedIssuerKey(memo_max=)`` a signature seen valid before is not
-    re-computed), then the type definition, times against ``now``, the whole KB-JWT
+    re-computed), then the type definition (read every time; the check against it is
+    skipped only when this text passed against that very definition object before),
+    times against ``now``, the whole KB-JWT
     (parsed, signature computed, nonce/aud/iat/sd_hash), status and the request.
     Failures are never cached or noted. ``entries_max`` bounds each of the two maps
     (memory ≤ entries_max × (JWS_CHARS_MAX + 2 × PRESENTATION_CHARS_MAX + 43)).
@@ -618,7 +625,13 @@ def check_presentation(
     else:
         jws, issuer, claims, kb_token, expected_sd_hash = _check_sd_jwt(presentation, issuer_keys, cache)
     payload = jws.payload
-    _check_type(issuer, payload, claims)
+    if checked is None:
+        _check_type(issuer, payload, claims)
+    elif issuer.types is not None:
+        definition = issuer.types.definition(payload["vct"])
+        if checked.typed is not definition:
+            definition.check_credential(payload["iss"], payload, claims)
+            checked.typed = definition
     _check_times(payload, now)
     if kb_token:
         _check_key_binding(kb_token, expected_sd_hash, payload, holder_keys, request, now)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from identity import jose
+from identity.credtypes import CredentialType
 from identity.errors import IssuerError
 from identity.presentation import present
 from identity.request import PresentationRequest
@@ -118,6 +119,49 @@ def test_a_cache_hit_runs_every_check_that_depends_on_more_than_the_text(alg: st
     assert _verify(stolen, resolver, cache).reason == "kb-bad-signature"
     assert _verify(presentation + "é", resolver, cache).reason == "malformed-compact"
     assert len(cache._checked) == 1  # one SD-JWT text throughout
+
+
+class _SwitchableTypes:
+    """Credential type definitions the test replaces between verifications, as a new read
+    or a new version of ``vct/<vct>`` replaces a ledger-backed verifier's definition."""
+
+    def __init__(self, definition: CredentialType) -> None:
+        self.current = definition
+        self.checks = 0
+
+    def definition(self, vct: str) -> CredentialType:
+        return self.current
+
+
+def test_a_cache_hit_checks_the_type_once_per_definition_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The type check is a pure function of the SD-JWT text and the definition: a hit
+    against the definition it passed before skips it; any other definition object — even
+    an equal one, a new read — is checked afresh, and one that refuses the credential wins."""
+    issuer, holder, credential = _setup("ES256")
+    presentation = _present(credential, holder)
+    every = ["given_name", "birthdate", "address"]
+    types = _SwitchableTypes(CredentialType.of(VCT, "did:imi:issuer", every, predicates={"age_equal_or_over": [18]}))
+    resolver = _Switchable(jose.PreparedKey(issuer.public_key))
+    resolver.answer = IssuerKey(resolver.answer.key, frozenset({VCT}), types)  # type: ignore[union-attr]
+    real = CredentialType.check_credential
+
+    def counting(self: CredentialType, *args: Any) -> None:
+        types.checks += 1
+        real(self, *args)
+
+    monkeypatch.setattr(CredentialType, "check_credential", counting)
+    cache = VerifierCache(entries_max=4)
+    for _ in range(4):  # noted, kept, then two hits
+        assert _verify(presentation, resolver, cache).valid
+    assert types.checks == 3  # the second hit skipped it
+    types.current = CredentialType.of(VCT, "did:imi:issuer", every, predicates={"age_equal_or_over": [18]})
+    assert _verify(presentation, resolver, cache).valid and types.checks == 4  # an equal but new definition
+    types.current = CredentialType.of(VCT, "did:imi:issuer", ["given_name", "birthdate"],
+                                      predicates={"age_equal_or_over": [18]})  # a version without address
+    assert _verify(presentation, resolver, cache).reason == "not-in-type-definition"
+    assert _verify(presentation, resolver, cache).reason == "not-in-type-definition"  # never remembered as passed
+    types.current = CredentialType.of(VCT, "did:imi:other", every, predicates={"age_equal_or_over": [18]})
+    assert _verify(presentation, resolver, cache).reason == "vct-other-issuer"
 
 
 def test_the_cache_never_keeps_a_failure() -> None:
