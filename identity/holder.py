@@ -2,7 +2,8 @@
 
 * :func:`create_did` — a new did:imi controlled by a fresh wallet key, with a pre-rotation
   next key that is returned (to be written to a recovery kit, away from the phone) and
-  never stored in the wallet.
+  never stored in the wallet; :func:`register_did` is its ledger step for any key (an
+  agency's, a service's).
 * :func:`rotate_did` — ``did.rotate`` with the next key from the recovery kit: it becomes
   the wallet's current key for the DID, and a new next key is returned for a new kit.
   After losing the phone: a new wallet + the recovery kit is enough.
@@ -18,7 +19,22 @@ from __future__ import annotations
 from identity import did as didmod
 from identity.ledger_client import NodeClient
 from identity.wallet import Wallet
+from ledger.encoding import Value
 from ledger.keys import SigningKey
+
+
+def register_did(node: NodeClient, key: SigningKey, *, next_key: SigningKey | None = None,
+                 services: list[Value] | None = None) -> tuple[str, SigningKey]:
+    """``did.create`` for ``key``, committing to ``next_key`` (default: a new key of the same
+    algorithm) and naming ``services`` if any; return ``(did, next_key)``. Raises SubmitError."""
+    next_key = next_key or SigningKey.generate(key.alg)
+    commitment = didmod.key_commitment(next_key.public_key.to_jwk())
+    did = didmod.derive_did(key.public_key.to_jwk(), commitment)
+    document: dict[str, Value] = {"jwk": dict(key.public_key.to_jwk()), "next_key_commitment": commitment}
+    if services:
+        document["services"] = services
+    node.submit(node.build("did.create", did, document, key))
+    return did, next_key
 
 
 def create_did(wallet: Wallet, node: NodeClient, *, alg: str = "EdDSA",
@@ -26,12 +42,7 @@ def create_did(wallet: Wallet, node: NodeClient, *, alg: str = "EdDSA",
     """Register a DID for a new wallet key; return ``(did, next_key)``. Raises SubmitError.
     Pass ``next_key`` to have it saved in a recovery kit *before* the DID exists."""
     key_id = wallet.new_key(alg)
-    key = wallet.signing_key(key_id)
-    next_key = next_key or SigningKey.generate(alg)
-    commitment = didmod.key_commitment(next_key.public_key.to_jwk())
-    did = didmod.derive_did(key.public_key.to_jwk(), commitment)
-    node.submit(node.build("did.create", did, {"jwk": dict(key.public_key.to_jwk()),
-                                               "next_key_commitment": commitment}, key))
+    did, next_key = register_did(node, wallet.signing_key(key_id), next_key=next_key)
     wallet.set_did(did, key_id)
     return did, next_key
 
@@ -49,4 +60,4 @@ def rotate_did(wallet: Wallet, node: NodeClient, did: str, next_key: SigningKey,
     return new_next
 
 
-__all__ = ["create_did", "rotate_did"]
+__all__ = ["create_did", "register_did", "rotate_did"]

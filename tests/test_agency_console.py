@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from identity import did as didmod
+from identity.holder import register_did
 from identity.http.agency_console import WORDS
 from identity.http.i18n import LANGUAGES
 from identity.oid4vci_client import receive
@@ -93,12 +93,7 @@ def test_offer_issue_and_revoke_by_subject(world: World, tmp_path: Path) -> None
 
 
 def test_enrol_a_holder_did_from_the_console(world: World) -> None:
-    key, next_key = SigningKey.generate(), SigningKey.generate()
-    commitment = didmod.key_commitment(next_key.public_key.to_jwk())
-    did = didmod.derive_did(key.public_key.to_jwk(), commitment)
-    nc = world.node_client()
-    nc.submit(nc.build("did.create", did, {"jwk": dict(key.public_key.to_jwk()), "next_key_commitment": commitment},
-                       key))
+    did, _ = register_did(world.node_client(), SigningKey.generate())
     http = signed_in(world)
     page = http.get("/console/subjects/file-2?lang=en").text
     done = http.post("/console/subjects/file-2/enrol", data={"csrf": csrf(page), "did": did})

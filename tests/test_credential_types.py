@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from identity import did as didmod
 from identity.credtypes import CredentialType
 from identity.errors import WalletError
+from identity.holder import register_did
 from identity.issuance import IssuanceRequestError, make_proof
 from identity.ledger_trust import status_uri
 from identity.oid4vci import check_offer, parse_offer_uri
@@ -53,13 +53,8 @@ REGISTER = {
 
 
 def _new_did(world: World) -> tuple[str, SigningKey]:
-    key, next_key = SigningKey.generate(), SigningKey.generate()
-    commitment = didmod.key_commitment(next_key.public_key.to_jwk())
-    did = didmod.derive_did(key.public_key.to_jwk(), commitment)
-    nc = world.node_client()
-    nc.submit(nc.build("did.create", did, {"jwk": dict(key.public_key.to_jwk()), "next_key_commitment": commitment},
-                       key))
-    return did, key
+    key = SigningKey.generate()
+    return register_did(world.node_client(), key)[0], key
 
 
 @pytest.fixture(scope="module")

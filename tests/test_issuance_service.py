@@ -15,10 +15,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from identity import did as didmod
 from identity import jose
 from identity.anchors import anchor_digest
 from identity.constants import PRE_AUTHORIZED_GRANT, TOKEN_REQUESTS_BURST
+from identity.holder import register_did
 from identity.http.issuer_service import create_issuer_app
 from identity.issuance import PROOF_TYP, make_proof
 from identity.ledger_trust import status_uri
@@ -95,13 +95,8 @@ def issued_count(world: World) -> int:
 
 def holder_did(world: World) -> tuple[str, SigningKey]:
     """A citizen's DID on the ledger (public: anyone can read it)."""
-    key, next_key = SigningKey.generate(), SigningKey.generate()
-    commitment = didmod.key_commitment(next_key.public_key.to_jwk())
-    did = didmod.derive_did(key.public_key.to_jwk(), commitment)
-    nc = world.node_client()
-    nc.submit(nc.build("did.create", did, {"jwk": dict(key.public_key.to_jwk()), "next_key_commitment": commitment},
-                       key))
-    return did, key
+    key = SigningKey.generate()
+    return register_did(world.node_client(), key)[0], key
 
 
 # --- metadata -------------------------------------------------------------------------------
