@@ -32,15 +32,14 @@ Validators and the load client share this machine's cores.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 from typing import Final
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.devnet import SATURATION_BATCH_TXS, _saturate
+from bench.harness import running_devnet
 from cli.devnet import Devnet
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
@@ -148,13 +147,8 @@ def _measure(net: Devnet, txs: int) -> dict[str, float]:
 
 
 def run(quick: bool) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="imi-bench-catchup-") as tmp:
-        net = Devnet(Path(tmp) / "devnet")
-        try:
-            net.up(4)
-            result = _measure(net, LOAD_TXS_QUICK if quick else LOAD_TXS)
-        finally:
-            net.down()
+    with running_devnet("imi-bench-catchup-") as (_, net):
+        result = _measure(net, LOAD_TXS_QUICK if quick else LOAD_TXS)
     figures = {f"catchup.{name}": value for name, value in result.items()}
     for name in sorted(figures):
         print(f"{name} {figures[name]}", flush=True)

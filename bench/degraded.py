@@ -16,11 +16,9 @@ healthy), ``healthy_latency_ms_p50`` / ``_p99``, ``latency_ms_p50`` / ``_p99`` a
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
 from typing import Final
 
-from cli.devnet import Devnet
+from bench.harness import running_devnet
 from cli.loadgen import LoadResult, run_load
 
 LOAD_CONCURRENCY: Final = 32
@@ -37,20 +35,15 @@ def _load(url: str, txs: int) -> LoadResult:
 
 
 def _scenario(validators: int, killed: int, txs: int, warmup_txs: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="imi-bench-degraded-") as tmp:
-        net = Devnet(Path(tmp) / "devnet")
-        try:
-            net.up(validators)
-            nodes = net.nodes()
-            url = nodes[0].api
-            _load(url, warmup_txs)
-            healthy = _load(url, txs)
-            for info in nodes[-killed:]:
-                net.kill(info.name)
-            _load(url, warmup_txs)
-            degraded = _load(url, txs)
-        finally:
-            net.down()
+    with running_devnet("imi-bench-degraded-", validators) as (_, net):
+        nodes = net.nodes()
+        url = nodes[0].api
+        _load(url, warmup_txs)
+        healthy = _load(url, txs)
+        for info in nodes[-killed:]:
+            net.kill(info.name)
+        _load(url, warmup_txs)
+        degraded = _load(url, txs)
     healthy_p50 = healthy.latency_ms(0.50)
     return {
         "healthy_tx_per_s": round(healthy.tx_per_s, 1),

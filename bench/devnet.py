@@ -54,13 +54,13 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.harness import running_devnet
 from cli.devnet import Devnet
 from cli.loadgen import note_transaction, percentile
 from ledger.genesis import Genesis
@@ -381,18 +381,13 @@ def run(quick: bool) -> dict[str, float]:
     latency_txs = 400 if quick else 6_000  # full: ~8 s at half rate: a few LevelDB compactions, not one by chance
     rate = _fixed_rate()
     code_root = _validator_code()
-    with tempfile.TemporaryDirectory(prefix="imi-bench-devnet-") as tmp:
-        net = Devnet(Path(tmp) / "devnet", code_root=code_root)
-        try:
-            net.up(4)
-            chain_id = Genesis.loads((net.dir / "genesis.json").read_text()).chain_id
-            if rate is not None:
-                at_rate = _at_rate(net, chain_id, rate, latency_txs)
-            else:
-                batched = _workload(net, chain_id, SATURATION_BATCH_TXS, saturation_txs, latency_txs)
-                single = _workload(net, chain_id, 1, saturation_txs, latency_txs)
-        finally:
-            net.down()
+    with running_devnet("imi-bench-devnet-", code_root=code_root) as (_, net):
+        chain_id = Genesis.loads((net.dir / "genesis.json").read_text()).chain_id
+        if rate is not None:
+            at_rate = _at_rate(net, chain_id, rate, latency_txs)
+        else:
+            batched = _workload(net, chain_id, SATURATION_BATCH_TXS, saturation_txs, latency_txs)
+            single = _workload(net, chain_id, 1, saturation_txs, latency_txs)
     if rate is not None:
         figures = {f"devnet.at_rate.{name}": value for name, value in at_rate.items()}
     else:

@@ -30,8 +30,6 @@ import os
 import secrets
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,10 +37,12 @@ from typing import Final, cast
 
 import httpx
 
+from bench.harness import CODE_ROOT, running_devnet
 from cli._consortium import free_ports
+from cli.demo.issuer_process import spawn_service, wait_for_health
 from cli.devnet import Devnet
-from identity import did as didmod
 from identity.constants import ISSUER_SERVICE_TYPE, PRE_AUTHORIZED_GRANT
+from identity.holder import register_did
 from identity.issuance import make_proof
 from identity.ledger_client import NodeClient
 from identity.oid4vci import check_offer, parse_offer_uri
@@ -69,23 +69,11 @@ def trustees(directory: Path) -> list[SigningKey]:
             for p in sorted((directory / "trustees").glob("*.jwk"))][: genesis.trustee_threshold]
 
 
-def create_did(node: NodeClient, services: list[Value] | None = None) -> tuple[SigningKey, str]:
-    """A new did:imi (ES256, its next key committed and thrown away: a bench never rotates)
-    on the ledger, naming ``services`` if any; returns (key, DID)."""
-    key, next_key = SigningKey.generate("ES256"), SigningKey.generate("ES256")
-    commitment = didmod.key_commitment(next_key.public_key.to_jwk())
-    did = didmod.derive_did(key.public_key.to_jwk(), commitment)
-    document: dict[str, Value] = {"jwk": dict(key.public_key.to_jwk()), "next_key_commitment": commitment}
-    if services:
-        document["services"] = services
-    node.submit(node.build("did.create", did, document, key))
-    return key, did
-
-
 def agency(net: Devnet, directory: Path, issuer_url: str) -> tuple[SigningKey, str]:
     """The agency: DID naming ``issuer_url``, accreditation by two trustees, type, status list."""
     node = NodeClient(net.nodes()[0].api)
-    key, did = create_did(node, [{"id": "oid4vci", "type": ISSUER_SERVICE_TYPE, "endpoint": issuer_url}])
+    key = SigningKey.generate("ES256")
+    did, _ = register_did(node, key, services=[{"id": "oid4vci", "type": ISSUER_SERVICE_TYPE, "endpoint": issuer_url}])
     node.submit(node.build("gov.issuer_accredit", "gov", {"did": did, "name": "Bench agency", "vcts": [VCT]},
                            *trustees(directory)))
     claims: list[Value] = [name for name in sorted(CLAIMS)]
@@ -108,26 +96,19 @@ def _issuer_dir(directory: Path, key: SigningKey, did: str, subjects: int) -> Pa
 
 
 def _serve(net: Devnet, issuer: Path, port: int) -> subprocess.Popen[bytes]:
-    directory = issuer.parent
-    log = open(directory / "issuer.log", "ab")  # noqa: SIM115 - the child keeps it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "issue", "serve", "--issuer-dir", str(issuer), "--node",
-         net.nodes()[0].api, "--genesis", str(net.dir / "genesis.json"), "--port", str(port),
-         "--admin-token-file", str(issuer / "staff.token"), "--trusted-proxy", "127.0.0.1"],
-        stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    log.close()
-    deadline = time.monotonic() + START_S_MAX
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("imi issue serve exited: " + (directory / "issuer.log").read_text()[-2000:])
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("imi issue serve did not come up")
+    """``imi issue serve`` for ``issuer`` as its own process (log: ``serve.log`` beside it),
+    returned once it answers ``/health``."""
+    proc = spawn_service(issuer.parent, [
+        "issue", "serve", "--issuer-dir", str(issuer), "--node", net.nodes()[0].api,
+        "--genesis", str(net.dir / "genesis.json"), "--port", str(port),
+        "--admin-token-file", str(issuer / "staff.token"), "--trusted-proxy", "127.0.0.1"], CODE_ROOT)
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", proc, log_file=issuer.parent / "serve.log",
+                        timeout_s=START_S_MAX, what="imi issue serve")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
 
 
 def _round(http: httpx.Client, url: str, staff: dict[str, str], subject: str, keys: list[SigningKey]) -> int:
@@ -187,17 +168,15 @@ def _measure(url: str, staff: dict[str, str], batch: int, rounds: int, first: in
 def run(quick: bool) -> dict[str, float]:
     rounds = ROUNDS_QUICK if quick else ROUNDS
     figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="imi-bench-issue-") as tmp:
-        directory = Path(tmp) / "devnet"
-        net = Devnet(directory, code_root=Path(__file__).resolve().parent.parent)
+    with running_devnet("imi-bench-issue-") as (tmp, net):
+        directory = net.dir
         proc = None
         try:
-            net.up(4)
             port = free_ports(1)[0]
             url = f"http://127.0.0.1:{port}"
             key, did = agency(net, directory, url)
             total = sum(rounds.values())
-            issuer = _issuer_dir(Path(tmp), key, did, total + 1)
+            issuer = _issuer_dir(tmp, key, did, total + 1)
             proc = _serve(net, issuer, port)
             staff = {"authorization": f"Bearer {(issuer / 'staff.token').read_text().strip()}"}
             with httpx.Client(timeout=HTTP_TIMEOUT_S) as http:  # warm-up: metadata, light client
@@ -216,7 +195,6 @@ def run(quick: bool) -> dict[str, float]:
             if proc is not None:
                 proc.kill()
                 proc.wait(timeout=30)
-            net.down()
     for name in sorted(figures):
         print(f"{name} {figures[name]}", flush=True)
     return figures

@@ -44,7 +44,7 @@ Figures (``python -m bench present [--quick]``):
   exchanges and the request object's signature);
 * ``present.verify_cold_fresh_ms`` — the same cold verification over as many distinct
   presentations as the check sees in a round, each its own credential and holder key,
-  each verified once (:func:`bench.verify.cold_fresh_ms`): the cold figure re-presents
+  each verified once (:func:`bench.verify.fresh_costs`): the cold figure re-presents
   one presentation, whose key and text stay in memory; ``present.check_vs_verify_cold_fresh``
   divides the check by it, so what remains is the service's own work (OpenID4VP, ledger
   trust) rather than meeting new credentials; ``present.verify_cold_fresh_vs_cold`` divides
@@ -59,12 +59,9 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import secrets
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -77,11 +74,14 @@ import httpx
 
 from bench import issue as issue_bench
 from bench import verify as verify_bench
+from bench.harness import CODE_ROOT, running_devnet
 from cli._consortium import free_ports
+from cli.demo.issuer_process import spawn_service, wait_for_health
 from cli.devnet import Devnet
 from cli.loadgen import percentile
 from identity import dcql, jose, oid4vp, services
 from identity.fetcher import IdentityHttpFetcher
+from identity.holder import register_did
 from identity.http.constants import VERIFIER_READ_REUSE_MS, VERIFIER_REQUEST_TTL_S
 from identity.http.verifier_service import ledger_verify_one
 from identity.ledger_client import NodeClient
@@ -125,7 +125,8 @@ class _Service:
 def _register_service(net: Devnet, directory: Path, out: Path) -> tuple[str, SigningKey]:
     """A service DID, registered by the trustees to ask the bench type's two claims."""
     node = NodeClient(net.nodes()[0].api)
-    key, did = issue_bench.create_did(node)
+    key = SigningKey.generate("ES256")
+    did, _ = register_did(node, key)
     node.submit(node.build("gov.service_register", "gov", {
         "did": did, "name": {"en": "Bench desk", "zh-CN": "基准服务台"},
         "purpose": {"en": "Age check", "zh-CN": "年龄核验"},
@@ -139,27 +140,19 @@ def _register_service(net: Devnet, directory: Path, out: Path) -> tuple[str, Sig
 
 
 def _serve(net: Devnet, service: _Service, port: int) -> subprocess.Popen[bytes]:
-    log_path = service.directory / "verifier.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "verifier", "serve", "--did", service.did,
-         "--key", str(service.directory / "service.jwk"), "--node", net.nodes()[0].api,
-         "--genesis", str(net.dir / "genesis.json"), "--port", str(port),
-         "--token-file", str(service.directory / "staff.token")],
-        stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    log.close()
-    deadline = time.monotonic() + START_S_MAX
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("imi verifier serve exited: " + log_path.read_text()[-2000:])
-        try:
-            if httpx.get(f"{service.url}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("imi verifier serve did not come up")
+    """``imi verifier serve`` as its own process (log: ``serve.log`` in the service's
+    directory), returned once it answers ``/health``."""
+    proc = spawn_service(service.directory, [
+        "verifier", "serve", "--did", service.did, "--key", str(service.directory / "service.jwk"),
+        "--node", net.nodes()[0].api, "--genesis", str(net.dir / "genesis.json"), "--port", str(port),
+        "--token-file", str(service.directory / "staff.token")], CODE_ROOT)
+    try:
+        wait_for_health(service.url, proc, log_file=service.directory / "serve.log", timeout_s=START_S_MAX,
+                        what="imi verifier serve")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
 
 
 def _wallets(directory: Path, agency: tuple[SigningKey, str], count: int, *, first: int = 0) -> list[Wallet]:
@@ -310,61 +303,58 @@ def _service_parts_us(light: LightClient, service: _Service, wallet: Wallet) -> 
             per_call_us(lambda: oid4vp.check_response(request, token, lambda p, q: result)))
 
 
-def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet],
-                   rounds: int) -> tuple[float, ...]:
-    """(check ms, cold ms, check / cold, cold over fresh presentations ms, check / that,
-    that / cold, new holder key µs, new text µs, issuer resolution µs, status lookup µs,
-    OpenID4VP layer µs), medians over ``rounds``. Each round
-    checks :data:`CHECKS_PER_ROUND` fresh responses (the first untimed), then runs
-    ``bench verify``'s cold function
-    for :data:`COLD_S` CPU seconds, back to back, so load from other processes hits both
-    alike; the ratio is taken within a round (as ``bench verify`` takes its own)."""
+# figure -> digits it is rounded to, for the in-process check's figures (keys of _check_vs_cold)
+CHECK_FIGURES: Final = {
+    "check_cpu_ms": 3, "verify_cold_ms": 3, "check_vs_verify_cold": 2, "verify_cold_fresh_ms": 3,
+    "check_vs_verify_cold_fresh": 2, "verify_cold_fresh_vs_cold": 2, "fresh_holder_key_us": 1,
+    "fresh_text_us": 1, "issuer_resolution_us": 1, "status_lookup_us": 1, "oid4vp_layer_us": 1,
+}
+
+
+def _check_vs_cold(light: LightClient, service: _Service, wallets: list[Wallet], rounds: int) -> dict[str, float]:
+    """The figures of :data:`CHECK_FIGURES` (without the ``present.`` prefix), each the median
+    over ``rounds``. Each round checks :data:`CHECKS_PER_ROUND` fresh responses (the first
+    untimed), then runs ``bench verify``'s cold function for :data:`COLD_S` CPU seconds, back
+    to back, so load from other processes hits both alike; ratios are taken within a round
+    (as ``bench verify`` takes its own)."""
     check = _checker(light, service)
     check(wallets[:WARM_UP_CHECKS])  # warm-up: first reads, lazy imports
     cold = verify_bench.cold_verification(int(time.time()))
-    checks: list[float] = []
-    colds: list[float] = []
-    ratios: list[float] = []
-    fresh: list[float] = []
-    fresh_ratios: list[float] = []
-    floor_ratios: list[float] = []
-    splits: list[tuple[float, float]] = []
-    parts: list[tuple[float, float, float]] = []
+    samples: dict[str, list[float]] = {name: [] for name in CHECK_FIGURES}
     for r in range(rounds):
         first = WARM_UP_CHECKS + r * CHECKS_PER_ROUND
-        checks.append(check(wallets[first: first + CHECKS_PER_ROUND]))
+        check_ms = check(wallets[first: first + CHECKS_PER_ROUND])
         gc.collect()  # as before the check: each side starts from a collected heap
-        colds.append(1000 / verify_bench.per_second(cold, COLD_S))
-        ratios.append(checks[-1] / colds[-1])
+        cold_ms = 1000 / verify_bench.per_second(cold, COLD_S)
         gc.collect()
-        fresh.append(verify_bench.cold_fresh_ms(int(time.time()), CHECKS_PER_ROUND))
-        fresh_ratios.append(checks[-1] / fresh[-1])
-        floor_ratios.append(fresh[-1] / colds[-1])
-        splits.append(verify_bench.fresh_split_us(int(time.time()), CHECKS_PER_ROUND))
-        parts.append(_service_parts_us(light, service, wallets[WARM_UP_CHECKS + rounds * CHECKS_PER_ROUND + r]))
-    return (statistics.median(checks), statistics.median(colds), statistics.median(ratios),
-            statistics.median(fresh), statistics.median(fresh_ratios), statistics.median(floor_ratios),
-            statistics.median(key for key, _ in splits), statistics.median(text for _, text in splits),
-            *(statistics.median(column) for column in zip(*parts, strict=True)))
+        fresh_ms, key_us, text_us = verify_bench.fresh_costs(int(time.time()), CHECKS_PER_ROUND)
+        issuer_us, status_us, oid4vp_us = _service_parts_us(
+            light, service, wallets[WARM_UP_CHECKS + rounds * CHECKS_PER_ROUND + r])
+        for name, value in (("check_cpu_ms", check_ms), ("verify_cold_ms", cold_ms),
+                            ("check_vs_verify_cold", check_ms / cold_ms), ("verify_cold_fresh_ms", fresh_ms),
+                            ("check_vs_verify_cold_fresh", check_ms / fresh_ms),
+                            ("verify_cold_fresh_vs_cold", fresh_ms / cold_ms), ("fresh_holder_key_us", key_us),
+                            ("fresh_text_us", text_us), ("issuer_resolution_us", issuer_us),
+                            ("status_lookup_us", status_us), ("oid4vp_layer_us", oid4vp_us)):
+            samples[name].append(value)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def run(quick: bool) -> dict[str, float]:
     rounds = ROUNDS_QUICK if quick else ROUNDS
     figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="imi-bench-present-") as tmp:
-        directory = Path(tmp) / "devnet"
-        net = Devnet(directory, code_root=Path(__file__).resolve().parent.parent)
+    with running_devnet("imi-bench-present-") as (tmp, net):
+        directory = net.dir
         proc = None
         try:
-            net.up(4)
             agency = issue_bench.agency(net, directory, "https://issuer.bench.example")
             port = free_ports(1)[0]
-            did, key = _register_service(net, directory, Path(tmp) / "service")
-            token = (Path(tmp) / "service" / "staff.token").read_text().strip()
-            service = _Service(did, key, Path(tmp) / "service", f"http://127.0.0.1:{port}",
+            did, key = _register_service(net, directory, tmp / "service")
+            token = (tmp / "service" / "staff.token").read_text().strip()
+            service = _Service(did, key, tmp / "service", f"http://127.0.0.1:{port}",
                                {"authorization": f"Bearer {token}"}, QUESTION)
             proc = _serve(net, service, port)
-            wallets = _wallets(Path(tmp), agency, WARM_UP_ROUNDS + rounds)
+            wallets = _wallets(tmp, agency, WARM_UP_ROUNDS + rounds)
             light = LightClient(Genesis.loads((directory / "genesis.json").read_text()),
                                 IdentityHttpFetcher(net.nodes()[0].api), FRESHNESS_MS,
                                 reuse_ms=VERIFIER_READ_REUSE_MS)  # as imi verifier serve reads
@@ -378,34 +368,22 @@ def run(quick: bool) -> dict[str, float]:
             proc.wait(timeout=30)
             proc = None
             check_rounds = CHECK_ROUNDS_QUICK if quick else CHECK_ROUNDS
-            (check_ms, cold_ms, check_vs_cold, fresh_ms, check_vs_fresh, fresh_vs_cold, key_us, text_us,
-             issuer_us, status_us, oid4vp_us) = _check_vs_cold(
-                light, service, _wallets(Path(tmp), agency, WARM_UP_CHECKS + check_rounds * (CHECKS_PER_ROUND + 1),
+            checked = _check_vs_cold(
+                light, service, _wallets(tmp, agency, WARM_UP_CHECKS + check_rounds * (CHECKS_PER_ROUND + 1),
                                         first=len(wallets)),
                 check_rounds)
         finally:
             if proc is not None:
                 proc.kill()
                 proc.wait(timeout=30)
-            net.down()
     figures["present.verifications_per_s"] = round(rate, 1)
     figures["present.latency_ms_p50"] = round(statistics.median(latencies) * 1000, 1)
     figures["present.latency_ms_p99"] = round(percentile(latencies, 0.99) * 1000, 1)
     figures["present.wallet_cpu_ms_p50"] = round(statistics.median(wallet_cpu) * 1000, 2)
-    figures["present.verify_cold_ms"] = round(cold_ms, 3)
-    figures["present.check_cpu_ms"] = round(check_ms, 3)
-    figures["present.check_vs_verify_cold"] = round(check_vs_cold, 2)
-    figures["present.verify_cold_fresh_ms"] = round(fresh_ms, 3)
-    figures["present.check_vs_verify_cold_fresh"] = round(check_vs_fresh, 2)
-    figures["present.verify_cold_fresh_vs_cold"] = round(fresh_vs_cold, 2)
-    figures["present.fresh_holder_key_us"] = round(key_us, 1)
-    figures["present.fresh_text_us"] = round(text_us, 1)
-    figures["present.issuer_resolution_us"] = round(issuer_us, 1)
-    figures["present.status_lookup_us"] = round(status_us, 1)
-    figures["present.oid4vp_layer_us"] = round(oid4vp_us, 1)
+    figures.update({f"present.{name}": round(checked[name], digits) for name, digits in CHECK_FIGURES.items()})
     if cpu_ms > 0:  # /proc present
         figures["present.verifier_cpu_ms_per_verification"] = round(cpu_ms, 2)
-        figures["present.verifier_cpu_vs_verify_cold"] = round(cpu_ms / cold_ms, 2)
+        figures["present.verifier_cpu_vs_verify_cold"] = round(cpu_ms / checked["verify_cold_ms"], 2)
     for name in sorted(figures):
         print(f"{name} {figures[name]}", flush=True)
     return figures

@@ -57,6 +57,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from identity import jose
 from identity.constants import SEPARATOR
@@ -180,29 +181,22 @@ def cold_verification(now: int) -> Callable[[], object]:
     return _setup(CONFIGURATIONS[DEFAULT_CONFIGURATION], now).ours
 
 
-def cold_fresh_ms(now: int, count: int) -> float:
+class FreshCosts(NamedTuple):
+    """The cold verification as a verifier meets one-time credentials (:func:`fresh_costs`)."""
+
+    cold_fresh_ms: float  # per presentation never seen, each with its own credential and holder key
+    holder_key_us: float  # of that: preparing the new holder key
+    text_us: float  # of that: text never verified before
+
+
+def fresh_costs(now: int, count: int) -> FreshCosts:
     """The cold verification of the default configuration over ``count`` distinct
     presentations — each its own credential and holder key, as one-time credentials of a
-    batch reach a verifier — each verified once: CPU ms per verification (building them is
-    not timed). ``verify.ours_per_s`` re-presents one presentation, so its holder key and
-    text are always already in memory; this is the same check as a verifier meets them."""
-    issuer = SigningKey.generate(CONFIGURATIONS[DEFAULT_CONFIGURATION])
-    presentations = [_presentation(issuer, SigningKey.generate("ES256"), now) for _ in range(count)]
-    request, issuer_keys, holder_keys, status = _verifier(issuer, now)
-    start = time.process_time()
-    for presentation in presentations:
-        result = verify_presentation(presentation, request, issuer_keys=issuer_keys,
-                                     holder_keys=holder_keys, status=status, now=now)
-        assert result.valid, result.reason
-    return (time.process_time() - start) * 1000 / count
-
-
-def fresh_split_us(now: int, count: int) -> tuple[float, float]:
-    """What meeting a new presentation adds to the cold verification, in CPU µs each:
-    ``(new holder key, new text)``. Three passes over ``count`` presentations each (each
-    its own credential and holder key): fresh texts with fresh holder keys (as
-    :func:`cold_fresh_ms`), other fresh texts whose holder keys were prepared beforehand,
-    and one presentation re-presented with its key prepared (as the cold figure)."""
+    batch reach a verifier — each verified once (building them is not timed), and what that
+    adds to the cold figure, split. ``verify.ours_per_s`` re-presents one presentation, so
+    its holder key stays prepared and its text in memory. Three passes of ``count`` each:
+    fresh texts with fresh holder keys, other fresh texts whose holder keys were prepared
+    beforehand, and one presentation re-presented with its key prepared (as the cold figure)."""
     issuer = SigningKey.generate(CONFIGURATIONS[DEFAULT_CONFIGURATION])
     holders = [SigningKey.generate("ES256") for _ in range(2 * count)]
     presentations = [_presentation(issuer, holder, now) for holder in holders]
@@ -211,7 +205,7 @@ def fresh_split_us(now: int, count: int) -> tuple[float, float]:
     for holder in holders[count:]:
         prepared_keys.resolve({"jwk": holder.public_key.to_jwk()})
 
-    def per_call(texts: list[str], holder_keys: CnfHolderKeys) -> float:
+    def per_call_us(texts: list[str], holder_keys: CnfHolderKeys) -> float:
         gc.collect()
         start = time.process_time()
         for presentation in texts:
@@ -220,10 +214,10 @@ def fresh_split_us(now: int, count: int) -> tuple[float, float]:
             assert result.valid, result.reason
         return (time.process_time() - start) * 1e6 / len(texts)
 
-    fresh = per_call(presentations[:count], fresh_keys)
-    keys_prepared = per_call(presentations[count:], prepared_keys)
-    repeated = per_call([presentations[count]] * count, prepared_keys)
-    return fresh - keys_prepared, keys_prepared - repeated
+    fresh = per_call_us(presentations[:count], fresh_keys)
+    keys_prepared = per_call_us(presentations[count:], prepared_keys)
+    repeated = per_call_us([presentations[count]] * count, prepared_keys)
+    return FreshCosts(fresh / 1000, fresh - keys_prepared, keys_prepared - repeated)
 
 
 def run(quick: bool) -> dict[str, float]:

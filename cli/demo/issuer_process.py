@@ -73,26 +73,8 @@ class ServiceProcess:
         return self.directory / "serve.log"
 
     def wait_healthy(self, timeout_s: float = ISSUER_START_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        what = type(self).__name__
-        with httpx.Client(timeout=HEALTH_HTTP_TIMEOUT_S) as http:
-            while True:
-                if self.process.poll() is not None:
-                    raise ScenarioError(what, f"{self.url} exited ({self.process.returncode}): {self._log_tail()}")
-                try:
-                    if http.get(f"{self.url}/health").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise ScenarioError(what, f"{self.url} not healthy after {timeout_s} s")
-                time.sleep(HEALTH_POLL_S)
-
-    def _log_tail(self) -> str:
-        try:
-            return self.log_file.read_text(errors="replace")[-LOG_TAIL_CHARS_MAX:].strip()
-        except OSError:
-            return "(no log)"
+        wait_for_health(self.url, self.process, log_file=self.log_file, timeout_s=timeout_s,
+                        what=type(self).__name__)
 
     def started(self) -> Self:
         """Wait for health; on failure stop the process before the error is raised."""
@@ -112,6 +94,34 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+def wait_for_health(url: str, process: subprocess.Popen[bytes], *, log_file: Path | None = None,
+                    timeout_s: float = ISSUER_START_TIMEOUT_S, what: str = "service") -> None:
+    """Return once ``url/health`` answers 200; :class:`ScenarioError` if ``process`` exits first
+    (quoting the tail of ``log_file``) or ``timeout_s`` passes. The process is left as it is."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=HEALTH_HTTP_TIMEOUT_S) as http:
+        while True:
+            if process.poll() is not None:
+                raise ScenarioError(what, f"{url} exited ({process.returncode}): {_log_tail(log_file)}")
+            try:
+                if http.get(f"{url}/health").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise ScenarioError(what, f"{url} not healthy after {timeout_s} s")
+            time.sleep(HEALTH_POLL_S)
+
+
+def _log_tail(log_file: Path | None) -> str:
+    if log_file is None:
+        return "(no log)"
+    try:
+        return log_file.read_text(errors="replace")[-LOG_TAIL_CHARS_MAX:].strip()
+    except OSError:
+        return "(no log)"
 
 
 def spawn_service(directory: Path, args: list[str], code_root: Path) -> subprocess.Popen[bytes]:
