@@ -11,6 +11,11 @@ from typing import Any
 import uvicorn
 
 from cli._consortium import free_ports
+from identity.http.node_routes import ROUTERS
+from identity.rules import IDENTITY_HANDLERS
+from ledger.execution import DEVNET_HANDLERS
+from node.api.app import create_app
+from tests.test_node_api_support import InProcessNode
 
 START_TIMEOUT_S = 10.0
 
@@ -32,3 +37,13 @@ def serve_in_thread(app: Any, port: int | None = None) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(timeout=START_TIMEOUT_S)
+
+
+@contextmanager
+def served_identity_node() -> Iterator[tuple[str, InProcessNode]]:
+    """An in-process node with the identity transactions and routes, past its first block,
+    served on a free loopback port: yields (its URL, the node)."""
+    node = InProcessNode(handlers={**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
+    node.commit()
+    with serve_in_thread(create_app(node, extra_routers=ROUTERS)) as port:
+        yield f"http://127.0.0.1:{port}", node

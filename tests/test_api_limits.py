@@ -31,7 +31,7 @@ from node.api.server import ConnectionStats, make_server
 from node.errors import ConfigError, Overloaded
 from node.service import NodeConfig
 from tests.factories import Consortium, consortium, note_tx
-from tests.test_node_api_support import InProcessNode, check_inclusion
+from tests.test_node_api_support import InProcessNode, check_inclusion, cpu_pool_held
 
 START_TIMEOUT_S = 10.0
 # Generous margins: the machine is shared and slow; a test never depends on timing luck
@@ -239,23 +239,15 @@ def test_proofs_answer_503_overloaded_when_the_pool_is_full() -> None:
     node = InProcessNode()
     node.commit()
     app = create_app(node, limits=ApiLimits(cpu_workers=1, cpu_queue_max=0))
-    release = threading.Event()
     pool: CpuPool = app.state.api.cpu
-    holder = threading.Thread(target=lambda: asyncio.run(pool.run(lambda: release.wait(START_TIMEOUT_S))))
-    holder.start()
+    client = TestClient(app, raise_server_exceptions=False)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while pool.in_flight == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        client = TestClient(app, raise_server_exceptions=False)
-        answer = client.get("/v1/state/valset/current")
-        assert answer.status_code == 503 and answer.json()["reason"] == "overloaded"
-        assert answer.headers["retry-after"] == "1"
-        release.set()
-        holder.join(START_TIMEOUT_S)
+        with cpu_pool_held(pool, START_TIMEOUT_S):
+            answer = client.get("/v1/state/valset/current")
+            assert answer.status_code == 503 and answer.json()["reason"] == "overloaded"
+            assert answer.headers["retry-after"] == "1"
         assert client.get("/v1/state/valset/current").status_code == 200
     finally:
-        release.set()
         pool.close()
 
 
@@ -281,25 +273,17 @@ def test_a_transaction_lookup_builds_its_proof_on_the_pool(monkeypatch: pytest.M
 
     monkeypatch.setattr(ChainReader, "committed_tx_json", recording)
     client = TestClient(app, raise_server_exceptions=False)
-    release = threading.Event()
-    holder = threading.Thread(target=lambda: asyncio.run(pool.run(lambda: release.wait(START_TIMEOUT_S))))
-    holder.start()
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while pool.in_flight == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        full = client.get(f"/v1/transactions/{committed.tx_id.hex()}")
-        assert full.status_code == 503 and full.json()["reason"] == "overloaded"
-        assert client.get(f"/v1/transactions/{pending.tx_id.hex()}").json()["status"] == "pending"
-        assert client.get("/v1/transactions/" + "0" * 64).json()["reason"] == "unknown-transaction"
-        release.set()
-        holder.join(START_TIMEOUT_S)
+        with cpu_pool_held(pool, START_TIMEOUT_S):
+            full = client.get(f"/v1/transactions/{committed.tx_id.hex()}")
+            assert full.status_code == 503 and full.json()["reason"] == "overloaded"
+            assert client.get(f"/v1/transactions/{pending.tx_id.hex()}").json()["status"] == "pending"
+            assert client.get("/v1/transactions/" + "0" * 64).json()["reason"] == "unknown-transaction"
         answer = client.get(f"/v1/transactions/{committed.tx_id.hex()}")
         assert answer.status_code == 200 and answer.json()["status"] == "committed", answer.text
         check_inclusion(answer.json())
         assert threads and all(name.startswith("imi-api-cpu") for name in threads), threads
     finally:
-        release.set()
         pool.close()
 
 

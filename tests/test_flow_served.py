@@ -20,20 +20,17 @@ import pytest
 from typer.testing import CliRunner
 
 from cli._consortium import free_ports
+from cli.demo.issuer_process import wait_for_health
 from cli.main import app
 from identity.fetcher import IdentityHttpFetcher
-from identity.http.node_routes import ROUTERS
 from identity.issuer_store import IssuerStore
 from identity.ledger_client import NodeClient
 from identity.light_client import LightClient
 from identity.oid4vci_client import receive
 from identity.presentation import HeldCredential
 from identity.request import PresentationRequest
-from identity.rules import IDENTITY_HANDLERS
 from identity.wallet import KdfParams, Wallet
-from ledger.execution import DEVNET_HANDLERS
-from node.api.app import create_app
-from tests.serving import serve_in_thread
+from tests.serving import served_identity_node
 from tests.test_issuance_world import ADMIN_TOKEN, CITIZEN_CLAIMS, VCT, issuer_dir, setup_ledger
 from tests.test_node_api_support import InProcessNode
 
@@ -46,23 +43,8 @@ BATCH = 3
 
 @pytest.fixture()
 def node_url() -> Iterator[tuple[str, InProcessNode]]:
-    node = InProcessNode(handlers={**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
-    node.commit()
-    with serve_in_thread(create_app(node, extra_routers=ROUTERS)) as port:
-        yield f"http://127.0.0.1:{port}", node
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_S_MAX
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "imi issue serve exited early"
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("issuer service did not come up")
+    with served_identity_node() as served:
+        yield served
 
 
 class Served:
@@ -89,7 +71,7 @@ class Served:
              "--admin-token-file", str(self.tmp / "admin.token")],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        _wait_healthy(self.issuer_url, self.proc)
+        wait_for_health(self.issuer_url, self.proc, timeout_s=START_S_MAX, what="imi issue serve")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None or self.proc.poll() is not None:

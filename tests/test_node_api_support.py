@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from ledger.execution import DEVNET_HANDLERS, Handler
 from ledger.kv import KV
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
+from node.api.offload import CpuPool
 from tests.devnode import DevNode
 from tests.factories import Consortium, consortium
 
@@ -44,3 +49,26 @@ def check_consistency(body: dict[str, Any]) -> None:
 
 
 __all__ = ["InProcessNode", "check_consistency", "check_inclusion"]
+
+
+@contextmanager
+def cpu_pool_held(pool: CpuPool, timeout_s: float, *, on_worker: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """The API's CPU pool kept busy for the block (one job holding a worker; with one worker
+    and no queue, the pool is full): ``on_worker`` runs first on the worker's thread. The job
+    ends, and its thread is joined, on leaving the block."""
+    release = threading.Event()
+
+    def occupy() -> None:
+        on_worker()
+        release.wait(timeout_s)
+
+    holder = threading.Thread(target=lambda: asyncio.run(pool.run(occupy)))
+    holder.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while pool.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield
+    finally:
+        release.set()
+        holder.join(timeout_s)

@@ -25,6 +25,7 @@ from tests.test_storage_support import (
     GENESIS_STATE,
     Chain,
     check_nothing_beyond_head,
+    initialized_ledger,
     next_block,
     random_updates,
     run_until_killed,
@@ -105,10 +106,7 @@ def _child(directory: str, seed: int) -> None:
 @pytest.mark.slow
 def test_sigkill_during_batched_writes_leaves_the_store_at_a_batch_boundary(tmp_path: Path) -> None:
     directory = tmp_path / "ledger"
-    consortium = factories.consortium()
-    store = LedgerStore(LevelKV(directory))
-    store.initialize(consortium.genesis, GENESIS_STATE)
-    store.kv.close()
+    genesis = initialized_ledger(directory)
     rng = random.Random(20261206)
     heights = []
     for round_ in range(KILLS):
@@ -118,7 +116,7 @@ def test_sigkill_during_batched_writes_leaves_the_store_at_a_batch_boundary(tmp_
             height = reopened.height()
             assert height >= acknowledged, f"round {round_}: flushed block {acknowledged} lost"
             assert height % BATCH_BLOCKS == 0, f"round {round_}: height {height} is inside a batch"
-            verifier = verify_chain(consortium.genesis, stored_chain(reopened))
+            verifier = verify_chain(genesis, stored_chain(reopened))
             assert verifier.height == height
             check_nothing_beyond_head(reopened)
         finally:

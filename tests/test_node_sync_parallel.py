@@ -15,7 +15,6 @@ from ledger.errors import CertificateError
 from ledger.execution import genesis_state
 from ledger.genesis import DEFAULT_POLICY, Genesis
 from ledger.keys import SigningKey
-from ledger.kv import MemoryKV, WriteBatch
 from ledger.storage import LedgerStore
 from ledger.tx import Transaction
 from ledger.validators import Validator, ValidatorSet
@@ -24,6 +23,7 @@ from node.application import LedgerApplication
 from node.mempool import Mempool
 from node.sync import Syncer
 from tests.sim.app import VALSET_TX_TYPE, make_executor
+from tests.test_storage_ledger import CountingKV
 
 CHAIN = "sync-parallel-test"
 
@@ -37,20 +37,8 @@ def _members(keys: list[SigningKey]) -> ValidatorSet:
                            for i, k in enumerate(keys))
 
 
-class _CountingKV(MemoryKV):
-    """Counts the atomic writes it receives."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes = 0
-
-    def write(self, batch: WriteBatch) -> None:
-        self.writes += 1
-        super().write(batch)
-
-
 def _app(genesis: Genesis, trustee: SigningKey) -> LedgerApplication:
-    store = LedgerStore(_CountingKV())
+    store = LedgerStore(CountingKV())
     store.initialize(genesis, genesis_state(genesis))
     executor = make_executor(CHAIN, trustee.key_id)
     pool = Mempool(executor, state=lambda: store.state_reader(), next_height=lambda: store.height() + 1,
@@ -244,7 +232,7 @@ def test_a_batch_is_one_write_and_a_bad_block_stores_only_those_before_it() -> N
     chain = _Chain(6)
     behind = chain.fresh()
     kv = behind.store.kv
-    assert isinstance(kv, _CountingKV)
+    assert isinstance(kv, CountingKV)
     writes_before = kv.writes
     pairs = [chain.ahead.committed_block(h) for h in range(1, 7)]
     assert all(p is not None for p in pairs)

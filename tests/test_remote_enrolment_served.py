@@ -18,21 +18,18 @@ import pytest
 from typer.testing import CliRunner
 
 from cli._consortium import free_ports
+from cli.demo.issuer_process import wait_for_health
 from cli.main import app
 from identity.fetcher import IdentityHttpFetcher
 from identity.http.issuer_service import create_issuer_app
-from identity.http.node_routes import ROUTERS
 from identity.issuer_agent import IssuerAgent, Register
 from identity.issuer_store import IssuerStore
 from identity.ledger_client import NodeClient
 from identity.light_client import LightClient
 from identity.oid4vci_client import receive
 from identity.remote_enrolment import RemoteEnrolmentConfig
-from identity.rules import IDENTITY_HANDLERS
 from identity.wallet import KdfParams, Wallet
-from ledger.execution import DEVNET_HANDLERS
-from node.api.app import create_app
-from tests.serving import serve_in_thread
+from tests.serving import serve_in_thread, served_identity_node
 from tests.test_node_api_support import InProcessNode
 from tests.test_remote_enrolment import ID_CLAIMS, ID_VCT, RES_VCT, TOKEN, _agency, national_id
 
@@ -41,25 +38,10 @@ REPO = Path(__file__).resolve().parent.parent
 START_S_MAX = 60
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_S_MAX
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"imi issue serve exited early: {log.read_text()[-2000:]}"
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("issuer service did not come up")
-
-
 @pytest.fixture()
 def node() -> Iterator[tuple[str, InProcessNode]]:
-    devnode = InProcessNode(handlers={**DEVNET_HANDLERS, **IDENTITY_HANDLERS})
-    devnode.commit()
-    with serve_in_thread(create_app(devnode, extra_routers=ROUTERS)) as port:
-        yield f"http://127.0.0.1:{port}", devnode
+    with served_identity_node() as served:
+        yield served
 
 
 def test_a_citizen_enrols_at_an_issue_serve_process_without_a_visit(node: tuple[str, InProcessNode],
@@ -101,7 +83,7 @@ def test_a_citizen_enrols_at_an_issue_serve_process_without_a_visit(node: tuple[
             cwd=REPO, env={k: v for k, v in os.environ.items() if k != "IMI_ISSUER_ADMIN_TOKEN"},
             stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_healthy(civil_url, proc, log)
+        wait_for_health(civil_url, proc, log_file=log, timeout_s=START_S_MAX, what="imi issue serve")
         psb.agent = IssuerAgent(psb.did, psb.key, nc, LightClient(devnode.genesis, IdentityHttpFetcher(node_url)),
                                 "psb-1", Register.from_json({"psb-3": {"claims": {
                                     "national_id": national_id(3), "family_name": "Li", "given_name": "Mei",

@@ -18,10 +18,9 @@ import pytest
 from ledger.chain import verify_chain
 from ledger.kv import LevelKV
 from ledger.storage import LedgerStore
-from tests import factories
 from tests.test_storage_support import (
-    GENESIS_STATE,
     check_nothing_beyond_head,
+    initialized_ledger,
     run_until_killed,
     stored_chain,
 )
@@ -32,10 +31,7 @@ KILLS = 24
 @pytest.mark.slow
 def test_sigkill_during_appends_never_leaves_a_partial_block(tmp_path: Path) -> None:
     directory = tmp_path / "ledger"
-    consortium = factories.consortium()
-    store = LedgerStore(LevelKV(directory))
-    store.initialize(consortium.genesis, GENESIS_STATE)
-    store.kv.close()
+    genesis = initialized_ledger(directory)
     rng = random.Random(20261126)
     heights = []
     for round_ in range(KILLS):
@@ -45,7 +41,7 @@ def test_sigkill_during_appends_never_leaves_a_partial_block(tmp_path: Path) -> 
             head = reopened.head()
             height = 0 if head is None else head.height
             assert height >= acknowledged, f"round {round_}: acknowledged block {acknowledged} lost"
-            verifier = verify_chain(consortium.genesis, stored_chain(reopened))
+            verifier = verify_chain(genesis, stored_chain(reopened))
             assert verifier.height == height
             if head is not None:
                 assert verifier.head_hash == head.hash

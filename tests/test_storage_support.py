@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ledger.block import Block, BlockHeader, CommitCertificate, merkle_root
 from ledger.chain import verify_chain
+from ledger.genesis import Genesis
 from ledger.kv import KV, LevelKV, MemoryKV
 from ledger.storage import PREFIX_HEADER, PREFIX_TX, LedgerStore
 from ledger.tx import Transaction
@@ -27,6 +28,16 @@ from tests import factories
 GENESIS_STATE = {b"gov/policy": b"genesis policy", b"note/seed": b"0"}
 REPO = Path(__file__).resolve().parent.parent
 CHILD_START_S_MAX = 30.0  # a child must say "ready" within this (python start-up on a loaded machine)
+
+
+def initialized_ledger(directory: Path) -> Genesis:
+    """A LevelDB ledger store at ``directory`` holding the test consortium's genesis, closed;
+    returns that genesis."""
+    genesis = factories.consortium().genesis
+    store = LedgerStore(LevelKV(directory))
+    store.initialize(genesis, GENESIS_STATE)
+    store.kv.close()
+    return genesis
 
 
 def run_until_killed(module: str, directory: Path, seed: int, delay_s: float) -> int:

@@ -4,10 +4,8 @@ without bound), and a free one gives the answer."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +16,7 @@ from node.api.app import create_app
 from node.api.limits import ApiLimits
 from node.api.offload import CpuPool
 from tests.test_identity_api_scene import LIST_ID, REQUEST, VCT, build_scene
+from tests.test_node_api_support import cpu_pool_held
 
 WAIT_S = 10.0
 
@@ -30,24 +29,10 @@ def test_verify_runs_on_the_cpu_pool_and_is_refused_when_it_is_full() -> None:
     client = TestClient(app, raise_server_exceptions=False)
     body = {"presentation": scene.presentation(scene.credential()), "request": REQUEST.to_json()}
     threads: list[str] = []
-    release = threading.Event()
-
-    def occupy() -> None:
-        threads.append(threading.current_thread().name)
-        release.wait(WAIT_S)
-
-    holder = threading.Thread(target=lambda: asyncio.run(pool.run(occupy)))
-    holder.start()
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while pool.in_flight == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+    with cpu_pool_held(pool, WAIT_S, on_worker=lambda: threads.append(threading.current_thread().name)):
         refused = client.post("/v1/verify", json=body)
         assert refused.status_code == 503 and refused.json()["reason"] == "overloaded"
         assert refused.headers["retry-after"] == "1"
-    finally:
-        release.set()
-        holder.join(WAIT_S)
     answer = client.post("/v1/verify", json=body)
     assert answer.status_code == 200 and answer.json()["valid"] is True, answer.text
     assert threads and threads[0].startswith("imi-api-cpu")
@@ -72,19 +57,10 @@ def test_identity_reads_build_their_proofs_on_the_cpu_pool(monkeypatch: pytest.M
     paths = {f"/v1/dids/{scene.alice.did}": 200, f"/v1/issuers/{scene.agency.did}": 200,
              f"/v1/services/{scene.agency.did}": 404, f"/v1/credential-types/{VCT}": 200,
              f"/v1/status-lists/{LIST_ID}": 200}
-    release = threading.Event()
-    holder = threading.Thread(target=lambda: asyncio.run(pool.run(lambda: release.wait(WAIT_S))))
-    holder.start()
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while pool.in_flight == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+    with cpu_pool_held(pool, WAIT_S):
         for path in paths:
             refused = client.get(path)
             assert refused.status_code == 503 and refused.json()["reason"] == "overloaded", (path, refused.text)
-    finally:
-        release.set()
-        holder.join(WAIT_S)
     try:
         for path, status in paths.items():
             assert client.get(path).status_code == status, path
