@@ -405,38 +405,18 @@ def _ask_consent(uri: str, opened: Wallet, light: Any, http: Any, *, lang: str, 
 
 
 _T = TypeVar("_T")
+YES_OPT = typer.Option(False, "--yes", help="Agree without asking (scripts).")
+LANG_OPT = typer.Option("en", "--lang", help="Language of the asker's name and purpose: en or zh-CN.")
 
 
-def _send_or_decline(prepared: Any, opened: Wallet, http: Any, *, agreed: bool, lang: str, as_json: bool,
-                     send: Callable[[], _T]) -> _T | None:
-    """``send()`` if the person agreed, else tell the service no; either way the wallet is saved
-    (its history records it); a failure exits 1 with one line."""
-    from identity import presenter
-
-    try:
-        if agreed:
-            return send()
-        presenter.decline(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
-        return None
-    except IdentityError as exc:
-        fail(str(exc), reason=exc.reason, as_json=as_json)
-    finally:
-        opened.save()
-
-
-@app.command("present")
-def present(
-    uri: str = typer.Argument(..., help="The service's openid4vp:// link (from its QR code)."),
-    wallet: Path = WALLET_OPT,
-    password_file: Path | None = PASSWORD_OPT,
-    node: str = _ledger_client.NODE_OPTION,
-    genesis: Path | None = _ledger_client.GENESIS_OPTION,
-    yes: bool = typer.Option(False, "--yes", help="Agree without asking (scripts)."),
-    lang: str = typer.Option("en", "--lang", help="Language of the service's name and purpose: en or zh-CN."),
-    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed: [{vct, issuer, claims, reused}], sent}"),
-) -> None:
-    """Answer a service's OpenID4VP request: check it against the ledger, show who asks, why and
-    exactly what would be shared, ask for consent, then send the fewest disclosures."""
+def _with_consent(uri: str, wallet: Path, password_file: Path | None, node: str, genesis: Path | None, *,
+                  yes: bool, lang: str, as_json: bool, asks: str, question: str,
+                  send: Callable[[Any, Wallet, Any, Any], _T]) -> tuple[dict[str, Any], bool, _T | None]:
+    """Answer an OpenID4VP request at ``uri``: check it against the ledger and ask
+    (:func:`_ask_consent`); if the person agreed, ``send(prepared, wallet, http, light)``,
+    otherwise tell the service no. Either way the wallet is saved (its history records it); a
+    failure exits 1 with one line. Returns (the summary for ``--json``, agreed, what send
+    returned or None)."""
     from identity import presenter
 
     if lang not in ("en", "zh-CN"):
@@ -446,11 +426,40 @@ def present(
     http = _ledger_client.http_client()
     try:
         prepared, summary, agreed = _ask_consent(uri, opened, light, http, lang=lang, yes=yes, as_json=as_json,
-                                                 asks="asks", question="share exactly this?")
-        _send_or_decline(prepared, opened, http, agreed=agreed, lang=lang, as_json=as_json,
-                         send=lambda: presenter.send(prepared, wallet=opened, http=http, now=_now(None), lang=lang))
+                                                 asks=asks, question=question)
+        try:
+            if not agreed:
+                presenter.decline(prepared, wallet=opened, http=http, now=_now(None), lang=lang)
+                return summary, False, None
+            return summary, True, send(prepared, opened, http, light)
+        except IdentityError as exc:
+            fail(str(exc), reason=exc.reason, as_json=as_json)
+        finally:
+            opened.save()
     finally:
         http.close()
+
+
+@app.command("present")
+def present(
+    uri: str = typer.Argument(..., help="The service's openid4vp:// link (from its QR code)."),
+    wallet: Path = WALLET_OPT,
+    password_file: Path | None = PASSWORD_OPT,
+    node: str = _ledger_client.NODE_OPTION,
+    genesis: Path | None = _ledger_client.GENESIS_OPTION,
+    yes: bool = YES_OPT,
+    lang: str = LANG_OPT,
+    as_json: bool = _json_opt("{ok, service, did, purpose, disclosed: [{vct, issuer, claims, reused}], sent}"),
+) -> None:
+    """Answer a service's OpenID4VP request: check it against the ledger, show who asks, why and
+    exactly what would be shared, ask for consent, then send the fewest disclosures."""
+    from identity import presenter
+
+    summary, agreed, _ = _with_consent(
+        uri, wallet, password_file, node, genesis, yes=yes, lang=lang, as_json=as_json, asks="asks",
+        question="share exactly this?",
+        send=lambda prepared, opened, http, _light: presenter.send(prepared, wallet=opened, http=http,
+                                                                   now=_now(None), lang=lang))
     if as_json:
         print_json({"ok": True, **summary, "sent": agreed})
     else:
@@ -464,10 +473,10 @@ def enrol(
     password_file: Path | None = PASSWORD_OPT,
     node: str = _ledger_client.NODE_OPTION,
     genesis: Path | None = _ledger_client.GENESIS_OPTION,
-    yes: bool = typer.Option(False, "--yes", help="Agree without asking (scripts)."),
+    yes: bool = YES_OPT,
     batch: int = typer.Option(1, "--batch", min=1, max=10,
                               help="Credentials per type, each bound to its own key (use each once)."),
-    lang: str = typer.Option("en", "--lang", help="Language of the agency's name and purpose: en or zh-CN."),
+    lang: str = LANG_OPT,
     as_json: bool = _json_opt("{ok, service, did, purpose, disclosed: [{vct, issuer, claims, reused}], sent, ids}"),
 ) -> None:
     """Enrol at an agency without a visit: present the identity credential it asks for (checked
@@ -475,21 +484,14 @@ def enrol(
     presented. The offer must come from the issuer endpoint of the DID that asked."""
     from identity.remote_enrolment_client import enrol as enrol_remotely
 
-    if lang not in ("en", "zh-CN"):
-        usage("--lang must be en or zh-CN")
-    opened = _open(wallet, password_file)
-    light = _verified(node, genesis)
-    http = _ledger_client.http_client()
-    ids: list[str] = []
-    try:
-        prepared, summary, agreed = _ask_consent(uri, opened, light, http, lang=lang, yes=yes, as_json=as_json,
-                                                 asks="asks, to enrol you", question="share exactly this and enrol?")
-        ids = _send_or_decline(
-            prepared, opened, http, agreed=agreed, lang=lang, as_json=as_json,
-            send=lambda: enrol_remotely(prepared, wallet=opened, http=http, ledger=light, now=_now(None), batch=batch,
-                                        lang=lang, allow_http=os.environ.get("IMI_WALLET_ALLOW_HTTP") == "1")) or []
-    finally:
-        http.close()
+    allow_http = os.environ.get("IMI_WALLET_ALLOW_HTTP") == "1"
+    summary, agreed, received = _with_consent(
+        uri, wallet, password_file, node, genesis, yes=yes, lang=lang, as_json=as_json, asks="asks, to enrol you",
+        question="share exactly this and enrol?",
+        send=lambda prepared, opened, http, light: enrol_remotely(prepared, wallet=opened, http=http, ledger=light,
+                                                                  now=_now(None), batch=batch, lang=lang,
+                                                                  allow_http=allow_http))
+    ids = received or []
     if as_json:
         print_json({"ok": True, **summary, "sent": agreed, "ids": ids})
     elif agreed:

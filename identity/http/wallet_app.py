@@ -193,8 +193,7 @@ def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/present")
     async def present_form(request: Request) -> Response:
         ctx.require_wallet(request)
-        return render(request, "wallet_present.html", csrf=ctx.state.csrf,
-                      uri=request.query_params.get("uri", ""))
+        return ctx.form_page(request, "wallet_present.html", uri=request.query_params.get("uri", ""))
 
     @app.post("/present")
     async def present(request: Request) -> Response:
@@ -210,11 +209,11 @@ def _present_routes(app: FastAPI, ctx: WalletContext) -> None:
         ctx.put(consent, prepared)  # one consent at a time
         lang = pages.language(request)
         names = await run_in_threadpool(_type_names, ctx, {d.vct for d in prepared.disclosures}, lang)
-        return render(request, "wallet_consent.html", csrf=ctx.state.csrf, consent=consent,
-                      type_names={**names, **wallet.display_names(lang)},
-                      name=prepared.name(lang), purpose=prepared.purpose(lang),
-                      did=prepared.request.service_did, disclosures=prepared.disclosures,
-                      reused=any(d.reused for d in prepared.disclosures))
+        return ctx.form_page(request, "wallet_consent.html", consent=consent,
+                             type_names={**names, **wallet.display_names(lang)},
+                             name=prepared.name(lang), purpose=prepared.purpose(lang),
+                             did=prepared.request.service_did, disclosures=prepared.disclosures,
+                             reused=any(d.reused for d in prepared.disclosures))
 
     @app.post("/present/answer")
     async def answer(request: Request) -> Response:

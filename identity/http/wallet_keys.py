@@ -66,12 +66,15 @@ def add_routes(app: FastAPI, ctx: WalletContext) -> None:
     _confirm_routes(app, ctx)
 
 
+def _keys_form(request: Request, ctx: WalletContext, template: str) -> Response:
+    """The recovery-kit or rotation form: the wallet's DIDs, and whether a node is there to send to."""
+    return ctx.form_page(request, template, dids=ctx.require_wallet(request).dids(), node=ctx.node is not None)
+
+
 def _recovery_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/recovery")
     async def recovery(request: Request) -> Response:
-        wallet = ctx.require_wallet(request)
-        return render(request, "wallet_recovery.html", csrf=ctx.state.csrf, dids=wallet.dids(),
-                      node=ctx.node is not None)
+        return _keys_form(request, ctx, "wallet_recovery.html")
 
     @app.post("/recovery/new")
     async def recovery_new(request: Request) -> Response:
@@ -92,9 +95,7 @@ def _recovery_routes(app: FastAPI, ctx: WalletContext) -> None:
 def _rotate_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/rotate")
     async def rotate_form(request: Request) -> Response:
-        wallet = ctx.require_wallet(request)
-        return render(request, "wallet_rotate.html", csrf=ctx.state.csrf, dids=wallet.dids(),
-                      node=ctx.node is not None)
+        return _keys_form(request, ctx, "wallet_rotate.html")
 
     @app.post("/rotate")
     async def rotate_check(request: Request) -> Response:
@@ -196,9 +197,9 @@ def _kit_page(request: Request, ctx: WalletContext, pending: PendingKit, token: 
     if token is None:
         token = secrets.token_urlsafe(16)
         ctx.put(token, pending)
-    return render(request, "wallet_kit.html", csrf=ctx.state.csrf, consent=token, kind=pending.kind,
-                  did=pending.did, filename=KIT_FILENAME, not_saved=not_saved,
-                  status_code=409 if not_saved else 200)
+    return ctx.form_page(request, "wallet_kit.html", consent=token, kind=pending.kind,
+                         did=pending.did, filename=KIT_FILENAME, not_saved=not_saved,
+                         status_code=409 if not_saved else 200)
 
 
 __all__ = ["KIT_FILENAME", "PendingKit", "add_routes"]

@@ -32,8 +32,7 @@ def add_routes(app: FastAPI, ctx: WalletContext) -> None:
     @app.get("/receive")
     async def receive_form(request: Request) -> Response:
         ctx.require_wallet(request)
-        return render(request, "wallet_receive.html", csrf=ctx.state.csrf,
-                      uri=request.query_params.get("uri", ""))
+        return ctx.form_page(request, "wallet_receive.html", uri=request.query_params.get("uri", ""))
 
     @app.post("/receive")
     async def receive_check(request: Request) -> Response:
@@ -98,11 +97,11 @@ async def _confirm_page(request: Request, ctx: WalletContext, offered: Offered, 
     tx = offered.offer.tx_code
     offers: list[dict[str, Any]] = [{"name": offered.display(c).get(lang) or offered.vct(c), "vct": offered.vct(c)}
                                     for c in offered.offer.configuration_ids]
-    return render(request, "wallet_receive_confirm.html", csrf=ctx.state.csrf, consent=consent,
-                  issuer=await run_in_threadpool(_issuer_name, ctx, offered), did=offered.issuer.did,
-                  endpoint=offered.issuer.credential_issuer, offers=offers, needs_pin=tx is not None,
-                  pin_length=tx.get("length") if tx is not None and isinstance(tx.get("length"), int) else None,
-                  pin_numeric=tx is None or tx.get("input_mode", "numeric") == "numeric")
+    return ctx.form_page(request, "wallet_receive_confirm.html", consent=consent,
+                         issuer=await run_in_threadpool(_issuer_name, ctx, offered), did=offered.issuer.did,
+                         endpoint=offered.issuer.credential_issuer, offers=offers, needs_pin=tx is not None,
+                         pin_length=tx.get("length") if tx is not None and isinstance(tx.get("length"), int) else None,
+                         pin_numeric=tx is None or tx.get("input_mode", "numeric") == "numeric")
 
 
 __all__ = ["add_routes"]

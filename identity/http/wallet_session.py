@@ -122,6 +122,10 @@ class WalletContext:
             raise Locked()
         return wallet
 
+    def form_page(self, request: Request, template: str, *, status_code: int = 200, **context: Any) -> Response:
+        """:func:`render` of a page that posts a form: the session's CSRF token goes in."""
+        return render(request, template, status_code=status_code, csrf=self.state.csrf, **context)
+
     async def form(self, request: Request, *, check_csrf: bool = True) -> dict[str, str]:
         """The urlencoded form of a POST; Refused(415) for another type, (403) without the token."""
         if _media_type(request) != FORM:
