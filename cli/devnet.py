@@ -148,16 +148,19 @@ class Devnet:
 
     def _recorded(self) -> dict[str, tuple[int, str | None]]:
         """``pids.json``: name -> (pid, process identity or None; :mod:`cli._processes`).
-        A file written before identities were recorded maps names to bare pids."""
+        A file written before identities were recorded maps names to bare pids. ValueError
+        if the file is not one of those."""
         if not self.pids_file.exists():
             return {}
         out: dict[str, tuple[int, str | None]] = {}
-        for name, entry in json.loads(self.pids_file.read_text()).items():
-            if isinstance(entry, dict):
-                identity = entry.get("identity")
-                out[name] = (int(entry["pid"]), identity if isinstance(identity, str) else None)
-            else:
-                out[name] = (int(entry), None)
+        try:
+            for name, entry in json.loads(self.pids_file.read_text()).items():
+                pid, identity = (entry["pid"], entry.get("identity")) if isinstance(entry, dict) else (entry, None)
+                if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+                    raise ValueError(f"pid of {name!r} is not a positive integer")
+                out[name] = (pid, identity if isinstance(identity, str) else None)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{self.pids_file}: not a pids file ({exc})") from exc
         return out
 
     def pids(self) -> dict[str, int]:
@@ -393,6 +396,8 @@ def kill(
         net.kill(name)
     except KeyError:
         fail(f"no validator {name} in {directory}", reason="not-found")
+    except ValueError as exc:
+        fail(str(exc), reason="bad-devnet-dir")
     if as_json:
         print_json({"ok": True, "name": name, "pid": pid, "was_running": was_running})
     else:
@@ -414,6 +419,8 @@ def restart(
         fail(f"no validator {name} in {directory}", reason="not-found")
     except (RuntimeError, TimeoutError, OSError) as exc:
         fail(str(exc), reason="devnet-failed")
+    except ValueError as exc:
+        fail(str(exc), reason="bad-devnet-dir")
     if as_json:
         print_json({"ok": True, "name": name, "pid": pid, "api": info.api})
     else:
@@ -430,7 +437,10 @@ def down(
     if not (directory / "genesis.json").exists():
         fail(f"no devnet in {directory}", reason="not-found", as_json=as_json)
     net = Devnet(directory)
-    stopped = sorted(name for name, pid in net.pids().items() if _alive(pid))
+    try:
+        stopped = sorted(name for name, pid in net.pids().items() if _alive(pid))
+    except ValueError as exc:
+        fail(str(exc), reason="bad-devnet-dir", as_json=as_json)
     try:
         record = net.demo()
     except ValueError:

@@ -111,3 +111,18 @@ def test_free_ports_are_picked_below_the_ephemeral_range(monkeypatch: pytest.Mon
         assert taken not in ports and len(set(ports)) == 4 and all(PICKED_PORT_LOW <= p < high for p in ports)
     finally:
         held.close()
+
+
+@pytest.mark.parametrize("text", ["not json", "[]", '{"v0": "12"}', '{"v0": {"identity": "x"}}', '{"v0": -3}'])
+def test_a_pids_file_that_is_not_one_is_an_error_of_one_line(tmp_path: Path, text: str) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    (tmp_path / "genesis.json").write_text("{}")
+    (tmp_path / "pids.json").write_text(text)
+    for command in (["devnet", "down"], ["devnet", "status"]):
+        result = CliRunner().invoke(app, [*command, "--dir", str(tmp_path)])
+        assert result.exit_code == 1, (command, result.output)
+        assert "Traceback" not in result.output and "pids.json" in result.output, (command, result.output)
+    assert (tmp_path / "pids.json").read_text() == text  # nothing rewritten
