@@ -236,9 +236,10 @@ def test_verify_json_verdict_carries_ok(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_an_unanticipated_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
     (tmp_path / "genesis.json").write_text("{}")
-    (tmp_path / "pids.json").write_text("not json")  # devnet down has no answer for a corrupt pid file
+    (tmp_path / "validators" / "v0").mkdir(parents=True)  # devnet status has no answer for a node.json
+    (tmp_path / "validators" / "v0" / "node.json").write_text('{"name": "v0"}')  # without its api address
     for extra, stream in (([], "stderr"), (["--json"], "stdout")):
-        done = subprocess.run([sys.executable, "-m", "cli.main", "devnet", "down", "--dir", str(tmp_path), *extra],
+        done = subprocess.run([sys.executable, "-m", "cli.main", "devnet", "status", "--dir", str(tmp_path), *extra],
                               check=False, capture_output=True, text=True, cwd=REPO, timeout=60,
                               env={k: v for k, v in os.environ.items() if k != "IMI_TRACEBACK"})
         assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
