@@ -13,17 +13,29 @@ identity is treated as gone. Where ``/proc`` is not there (not Linux) the identi
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _STARTTIME_FIELD = 22  # of /proc/<pid>/stat (1-based), counted after the ")" of the command name
 
 
+@functools.cache
+def _boot_id() -> str | None:
+    """This boot's id, read once (it cannot change while this process runs)."""
+    try:
+        return _BOOT_ID.read_text().strip()
+    except OSError:
+        return None
+
+
 def process_identity(pid: int) -> str | None:
     """``"<boot id>/<start time in ticks>"`` of the running process ``pid``; None if it
     cannot be read (the process is gone, or there is no ``/proc``)."""
+    boot = _boot_id()
+    if boot is None:
+        return None
     try:
-        boot = _BOOT_ID.read_text().strip()
         with open(f"/proc/{pid}/stat") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
         return f"{boot}/{int(fields[_STARTTIME_FIELD - 3])}"
